@@ -1,0 +1,20 @@
+#pragma once
+// Everything adx offers, in one include.
+#include <adx/core/error.hpp>
+#include <adx/core/options.hpp>
+#include <adx/core/progress.hpp>
+#include <adx/core/runtime.hpp>
+#include <adx/data/data.hpp>
+#include <adx/data/loaders.hpp>
+#include <adx/data/transforms.hpp>
+#include <adx/detectors/detector.hpp>
+#include <adx/detectors/reconstruction/autoencoder.hpp>
+#include <adx/detectors/reconstruction/conv_autoencoder.hpp>
+#include <adx/detectors/reconstruction/denoising_autoencoder.hpp>
+#include <adx/detectors/reconstruction/sparse_autoencoder.hpp>
+#include <adx/detectors/reconstruction/vae.hpp>
+#include <adx/detectors/registry.hpp>
+#include <adx/io/model_file.hpp>
+#include <adx/metrics/metrics.hpp>
+#include <adx/threshold/threshold.hpp>
+#include <adx/train/trainer.hpp>

@@ -1,0 +1,30 @@
+#pragma once
+// File loaders. Each returns a CPU tensor; failures are adx::IoError naming
+// the file and what was wrong with it.
+#include <ATen/core/Tensor.h>
+
+#include <string>
+
+namespace adx {
+
+/// Reads an IDX file (the MNIST family), plain or gzip-compressed. Returns the
+/// stored dtype (uint8 for images and labels) and shape, e.g. N x 28 x 28.
+at::Tensor load_idx(const std::string& path);
+
+struct CsvOptions {
+  char delimiter = ',';
+  /// -1: detect (a first row with any non-numeric cell is a header), 0: none, 1: present.
+  int header = -1;
+};
+
+/// Reads a numeric CSV file into an N x D float32 tensor. A cell that is not a
+/// number, or a row of the wrong length, is an error naming line and column.
+at::Tensor load_csv(const std::string& path, const CsvOptions& options = {});
+
+/// Reads a .npy file (float32, float64 or uint8, C order, little endian).
+at::Tensor load_npy(const std::string& path);
+
+/// Writes a .npy file (float32, float64 or uint8) atomically.
+void save_npy(const std::string& path, const at::Tensor& tensor);
+
+}  // namespace adx

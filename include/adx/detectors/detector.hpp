@@ -1,0 +1,156 @@
+#pragma once
+// The detector interface shared by every modality:
+//   fit(train) -> score(data) -> predict(data), calibrate, save; adx::load reads any saved detector.
+// A detector implements a handful of hooks (build, fit, score, state); the base
+// class does validation, preprocessing, device and thread handling, hold-out
+// calibration of the threshold and persistence, so no detector repeats them.
+#include <adx/core/error.hpp>
+#include <adx/core/options.hpp>
+#include <adx/core/progress.hpp>
+#include <adx/core/runtime.hpp>
+#include <adx/data/data.hpp>
+#include <adx/data/transforms.hpp>
+#include <adx/io/model_file.hpp>
+#include <adx/threshold/threshold.hpp>
+
+#include <torch/torch.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace adx {
+
+/// Device, threads, seed and the hold-out split; nested in every detector's options as "runtime".
+struct RuntimeOptions {
+  ADX_OPTIONS_STRUCT;
+  /// "cpu", "cuda" or "cuda:N"; the model and every tensor it makes live there.
+  ADX_ARG(std::string, device) = "cpu";
+  /// Intra-op threads (0 = all hardware threads).
+  ADX_ARG(int64_t, threads) = 0;
+  /// Seed of every random choice in fit; equal seeds give equal models on CPU.
+  ADX_ARG(int64_t, seed) = 0;
+  /// Fraction of the training data held out for early stopping and threshold calibration.
+  ADX_ARG(double, validation_fraction) = 0.1;
+  /// Items per forward pass when scoring.
+  ADX_ARG(int64_t, score_batch_size) = 2048;
+
+ public:
+  template <class V>
+  void visit(V& v) {
+    v("device", device_);
+    v("threads", threads_);
+    v("seed", seed_);
+    v("validation_fraction", validation_fraction_);
+    v("score_batch_size", score_batch_size_);
+  }
+};
+
+/// Result of score(): higher means more anomalous.
+struct Scores {
+  torch::Tensor per_item;   ///< N scores (float32, CPU)
+  torch::Tensor pixel_map;  ///< optional dense map (N x 1 x H x W for images)
+  std::vector<double> to_vector() const;
+};
+
+class Detector {
+ public:
+  virtual ~Detector() = default;
+
+  /// Registry name, also the type tag in model files.
+  virtual std::string type() const = 0;
+  /// Options as key/value pairs (what a model file stores).
+  virtual OptionMap options_map() const = 0;
+  /// Which input kinds the detector accepts.
+  virtual std::vector<Modality> modalities() const = 0;
+
+  /// Learns from normal data. Holds out runtime.validation_fraction of it for
+  /// early stopping and for calibrating the threshold.
+  void fit(const Data& train);
+  /// Learns from `train`; `validation` (normal data) drives early stopping and calibration.
+  void fit(const Data& train, const Data& validation);
+
+  /// Anomaly scores (higher = more anomalous).
+  Scores score(const Data& data);
+  /// True where score > threshold. Throws if not fitted or not calibrated.
+  torch::Tensor predict(const Data& data);
+
+  /// Sets the threshold from held-out normal data with the options' policy.
+  void calibrate(const Data& normal);
+  /// Sets the threshold that maximises F1 on labelled data (1 = anomaly).
+  void calibrate(const Data& data, const std::vector<int>& labels);
+  void set_threshold(double threshold);
+  double threshold() const;
+  bool fitted() const { return fitted_; }
+  bool calibrated() const { return calibrated_; }
+
+  /// Writes the detector to one file, atomically.
+  void save(const std::string& path) const;
+  /// Restores fitted state from a model file (used by adx::load).
+  void restore(const ModelFile& file);
+
+  /// Receives one report per training epoch.
+  void set_progress(ProgressCallback callback) { progress_ = std::move(callback); }
+  /// Shape of one item seen in fit (empty before fit).
+  const std::vector<int64_t>& item_shape() const { return item_shape_; }
+  torch::Device device() const { return torch::Device(runtime().device()); }
+
+ protected:
+  virtual const RuntimeOptions& runtime() const = 0;
+  virtual const ThresholdOptions& threshold_options() const = 0;
+  virtual Preprocess preprocess() const = 0;
+
+  /// Creates the model for items of `item_shape` on device().
+  virtual void build(const std::vector<int64_t>& item_shape, Modality modality) = 0;
+  /// Trains on preprocessed data already on device(); `validation` may be empty.
+  virtual void fit_model(const Data& train, const Data& validation) = 0;
+  /// Scores one preprocessed chunk on device(); returns N scores (and optionally a map).
+  virtual Scores score_model(const Data& data) = 0;
+  /// The module whose parameters and buffers are the fitted state (nullptr: none).
+  virtual torch::nn::Module* model() { return nullptr; }
+  /// Fitted state outside the module.
+  virtual void save_extra(TensorMap& /*state*/) const {}
+  virtual void load_extra(const TensorMap& /*state*/) {}
+  /// Scoring needs autograd (e.g. latent search); default scoring runs without it.
+  virtual bool score_needs_grad() const { return false; }
+
+  const ProgressCallback& progress() const { return progress_; }
+
+ private:
+  void fit_impl(const Data& train, const Data* validation);
+  void check_input(const Data& data, const char* what, bool at_fit) const;
+  Data prepare(const Data& data) const;
+  Scores score_prepared(const Data& prepared);
+  void calibrate_prepared(const Data& prepared_normal);
+
+  bool fitted_ = false;
+  bool calibrated_ = false;
+  double threshold_ = 0.0;
+  std::vector<int64_t> item_shape_;
+  Modality modality_ = Modality::Tabular;
+  Transform transform_;
+  ProgressCallback progress_;
+};
+
+/// Base for detectors with an options struct `Options` that nests `runtime`,
+/// `threshold` and has `preprocess`.
+template <class Options>
+class DetectorWithOptions : public Detector {
+ public:
+  explicit DetectorWithOptions(Options options) : options_(std::move(options)) {}
+  const Options& options() const { return options_; }
+  OptionMap options_map() const override { return to_option_map(options_); }
+
+ protected:
+  const RuntimeOptions& runtime() const override { return options_.runtime(); }
+  const ThresholdOptions& threshold_options() const override { return options_.threshold(); }
+  Preprocess preprocess() const override { return options_.preprocess(); }
+  Options options_;
+};
+
+/// Copies a module's parameters and buffers into `state` under `prefix`.
+void module_state(torch::nn::Module& module, TensorMap& state, const std::string& prefix);
+/// Loads parameters and buffers from `state`; a missing or misshapen entry is IoError naming it.
+void load_module_state(torch::nn::Module& module, const TensorMap& state, const std::string& prefix);
+
+}  // namespace adx

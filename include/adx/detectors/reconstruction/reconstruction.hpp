@@ -1,0 +1,49 @@
+#pragma once
+// Shared core of the reconstruction family: train a module to reproduce
+// normal data with the shared training loop, score = per-item mean squared error.
+#include <adx/detectors/detector.hpp>
+#include <adx/train/trainer.hpp>
+
+namespace adx {
+
+/// Mean squared error per item over all remaining dimensions.
+inline torch::Tensor per_item_mse(const torch::Tensor& reconstruction, const torch::Tensor& target) {
+  return (reconstruction - target).pow(2).reshape({target.size(0), -1}).mean(1);
+}
+
+/// `Net` is a module holder whose forward(x) returns a reconstruction of x.
+template <class Options, class Net>
+class ReconstructionDetector : public DetectorWithOptions<Options> {
+ public:
+  using DetectorWithOptions<Options>::DetectorWithOptions;
+  /// The trained network (empty before fit or load).
+  const Net& net() const { return net_; }
+
+ protected:
+  /// Creates the network for one item shape.
+  virtual Net make_net(const std::vector<int64_t>& item_shape) = 0;
+  /// Training loss of a batch; the default is the mean reconstruction error.
+  virtual torch::Tensor loss(const torch::Tensor& x, bool /*training*/) {
+    return per_item_mse(net_->forward(x), x).mean();
+  }
+
+  void build(const std::vector<int64_t>& item_shape, Modality) override {
+    net_ = make_net(item_shape);
+    net_->to(this->device());
+  }
+  void fit_model(const Data& train, const Data& validation) override {
+    train_module(*net_, train.x, validation.x, this->options_.train(),
+                 [this](const torch::Tensor& x, bool training) { return loss(x, training); }, this->progress(),
+                 this->type());
+  }
+  Scores score_model(const Data& data) override {
+    Scores s;
+    s.per_item = per_item_mse(net_->forward(data.x), data.x);
+    return s;
+  }
+  torch::nn::Module* model() override { return net_.is_empty() ? nullptr : net_.ptr().get(); }
+
+  Net net_{nullptr};
+};
+
+}  // namespace adx

@@ -1,0 +1,202 @@
+#pragma once
+// Variational autoencoder (Kingma & Welling 2014) trained on the beta-ELBO,
+// with a Gaussian decoder whose per-feature variance is learned. Four scores:
+//   reconstruction_probability  -mean_l log p(x | z_l), z_l ~ q(z|x) (An & Cho 2015)
+//   elbo                        -ELBO (Monte Carlo reconstruction term + KL)
+//   kl                          KL(q(z|x) || N(0, I))
+//   latent_mahalanobis          Mahalanobis distance of mu(x) to the training codes
+#include <adx/detectors/reconstruction/reconstruction.hpp>
+#include <adx/nn/mlp.hpp>
+
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <cmath>
+
+namespace adx {
+
+enum class VaeScore { ReconstructionProbability, Elbo, Kl, LatentMahalanobis };
+ADX_ENUM_NAMES(VaeScore, {VaeScore::ReconstructionProbability, "reconstruction_probability"},
+               {VaeScore::Elbo, "elbo"}, {VaeScore::Kl, "kl"},
+               {VaeScore::LatentMahalanobis, "latent_mahalanobis"});
+
+struct VaeOptions {
+  ADX_OPTIONS_STRUCT;
+  /// Hidden widths of the encoder; the decoder mirrors them.
+  ADX_ARG(std::vector<int64_t>, hidden) = std::vector<int64_t>{256, 128};
+  /// Latent dimension.
+  ADX_ARG(int64_t, latent) = 16;
+  /// Weight of the KL term in the ELBO.
+  ADX_ARG(double, beta) = 1.0;
+  ADX_ARG(bool, batch_norm) = true;
+  ADX_ARG(double, dropout) = 0.0;
+  /// Which score score() returns.
+  ADX_ARG(VaeScore, score) = VaeScore::ReconstructionProbability;
+  /// Monte Carlo samples for the reconstruction-probability and ELBO scores.
+  ADX_ARG(int64_t, mc_samples) = 10;
+  /// Lower bound of the decoder's log standard deviation (keeps the likelihood finite).
+  ADX_ARG(double, min_log_sigma) = -3.0;
+  ADX_ARG(Preprocess, preprocess) = Preprocess::MinMax;
+  ADX_ARG(TrainOptions, train) = TrainOptions().weight_decay(0.0);
+  ADX_ARG(ThresholdOptions, threshold) = ThresholdOptions();
+  ADX_ARG(RuntimeOptions, runtime) = RuntimeOptions();
+
+ public:
+  template <class V>
+  void visit(V& v) {
+    v("hidden", hidden_);
+    v("latent", latent_);
+    v("beta", beta_);
+    v("batch_norm", batch_norm_);
+    v("dropout", dropout_);
+    v("score", score_);
+    v("mc_samples", mc_samples_);
+    v("min_log_sigma", min_log_sigma_);
+    v("preprocess", preprocess_);
+    v("train", train_);
+    v("threshold", threshold_);
+    v("runtime", runtime_);
+  }
+};
+
+class VaeNetImpl : public torch::nn::Module {
+ public:
+  VaeNetImpl(int64_t in_features, const VaeOptions& o) : min_log_sigma_(o.min_log_sigma()) {
+    const int64_t enc_out = o.hidden().empty() ? in_features : o.hidden().back();
+    std::vector<int64_t> enc_hidden(o.hidden().begin(), o.hidden().end());
+    if (!enc_hidden.empty()) enc_hidden.pop_back();
+    // The encoder's last hidden layer feeds both heads.
+    encoder = register_module(
+        "encoder", nn::make_mlp({in_features, enc_hidden, enc_out, o.batch_norm(), o.dropout()}));
+    mu_head = register_module("mu_head", torch::nn::Linear(enc_out, o.latent()));
+    logvar_head = register_module("logvar_head", torch::nn::Linear(enc_out, o.latent()));
+    std::vector<int64_t> reversed(o.hidden().rbegin(), o.hidden().rend());
+    decoder = register_module("decoder",
+                              nn::make_mlp({o.latent(), reversed, in_features, o.batch_norm(), o.dropout()}));
+    log_sigma = register_parameter("log_sigma", torch::zeros({in_features}));
+    latent_mean = register_buffer("latent_mean", torch::zeros({o.latent()}));
+    latent_precision = register_buffer("latent_precision", torch::eye(o.latent()));
+  }
+
+  /// mu and log-variance of q(z | x) for flattened items.
+  std::pair<torch::Tensor, torch::Tensor> encode(const torch::Tensor& x) {
+    auto h = torch::relu(encoder->forward(x.reshape({x.size(0), -1})));
+    return {mu_head->forward(h), logvar_head->forward(h).clamp(-10.0, 10.0)};
+  }
+  torch::Tensor decode(const torch::Tensor& z) { return decoder->forward(z); }
+  /// Deterministic reconstruction: the decoder mean at z = mu(x).
+  torch::Tensor forward(const torch::Tensor& x) { return decode(encode(x).first).reshape(x.sizes()); }
+  torch::Tensor decoder_log_sigma() { return log_sigma.clamp_min(min_log_sigma_); }
+
+  /// -log N(x; mean, sigma^2) summed over features, per item.
+  torch::Tensor nll(const torch::Tensor& x_flat, const torch::Tensor& mean) {
+    const auto ls = decoder_log_sigma();
+    return (0.5 * ((x_flat - mean) * torch::exp(-ls)).pow(2) + ls + 0.5 * std::log(2 * M_PI)).sum(-1);
+  }
+  static torch::Tensor kl(const torch::Tensor& mu, const torch::Tensor& logvar) {
+    return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(-1);
+  }
+
+  torch::nn::Sequential encoder{nullptr}, decoder{nullptr};
+  torch::nn::Linear mu_head{nullptr}, logvar_head{nullptr};
+  torch::Tensor log_sigma, latent_mean, latent_precision;
+
+ private:
+  double min_log_sigma_;
+};
+TORCH_MODULE(VaeNet);
+
+class Vae : public ReconstructionDetector<VaeOptions, VaeNet> {
+ public:
+  using Options = VaeOptions;
+  explicit Vae(Options options = Options()) : ReconstructionDetector(std::move(options)) {
+    ADX_CHECK_AS(OptionError, options_.latent() > 0, "latent must be > 0, got {}", options_.latent());
+    ADX_CHECK_AS(OptionError, options_.beta() >= 0, "beta must be >= 0, got {}", options_.beta());
+    ADX_CHECK_AS(OptionError, options_.mc_samples() >= 1, "mc_samples must be >= 1, got {}",
+                 options_.mc_samples());
+  }
+  std::string type() const override { return "vae"; }
+  std::vector<Modality> modalities() const override { return {Modality::Tabular, Modality::Image}; }
+
+  /// Scores with a chosen criterion, whatever options().score() says.
+  Scores score_with(const Data& data, VaeScore criterion) {
+    const auto saved = options_.score();
+    options_.score(criterion);
+    try {
+      auto s = score(data);
+      options_.score(saved);
+      return s;
+    } catch (...) {
+      options_.score(saved);
+      throw;
+    }
+  }
+
+ protected:
+  VaeNet make_net(const std::vector<int64_t>& item_shape) override {
+    return VaeNet(nn::numel_of(item_shape), options_);
+  }
+
+  /// Negative beta-ELBO per item averaged over the batch, with one reparameterised sample.
+  torch::Tensor loss(const torch::Tensor& x, bool) override {
+    const auto flat = x.reshape({x.size(0), -1});
+    auto [mu, logvar] = net_->encode(flat);
+    const auto z = mu + torch::exp(0.5 * logvar) * torch::randn_like(mu);
+    return (net_->nll(flat, net_->decode(z)) + options_.beta() * VaeNetImpl::kl(mu, logvar)).mean();
+  }
+
+  void fit_model(const Data& train, const Data& validation) override {
+    ReconstructionDetector::fit_model(train, validation);
+    fit_latent_gaussian(train.x);
+  }
+
+  Scores score_model(const Data& data) override {
+    const auto flat = data.x.reshape({data.x.size(0), -1});
+    auto [mu, logvar] = net_->encode(flat);
+    Scores s;
+    switch (options_.score()) {
+      case VaeScore::Kl: s.per_item = VaeNetImpl::kl(mu, logvar); break;
+      case VaeScore::LatentMahalanobis: {
+        const auto d = mu - net_->latent_mean;
+        s.per_item = (d.matmul(net_->latent_precision) * d).sum(1);
+        break;
+      }
+      case VaeScore::ReconstructionProbability:
+      case VaeScore::Elbo: {
+        // Fixed-seed noise on the CPU generator: repeatable scores on any device.
+        auto gen = at::detail::createCPUGenerator(static_cast<uint64_t>(options_.runtime().seed()));
+        torch::Tensor total = torch::zeros({flat.size(0)}, flat.options());
+        for (int64_t l = 0; l < options_.mc_samples(); ++l) {
+          const auto eps = at::randn(mu.sizes(), gen, torch::TensorOptions().dtype(mu.scalar_type())).to(mu.device());
+          const auto z = mu + torch::exp(0.5 * logvar) * eps;
+          total += net_->nll(flat, net_->decode(z));
+        }
+        s.per_item = total / static_cast<double>(options_.mc_samples());
+        if (options_.score() == VaeScore::Elbo) s.per_item = s.per_item + options_.beta() * VaeNetImpl::kl(mu, logvar);
+        break;
+      }
+    }
+    return s;
+  }
+
+ private:
+  // Gaussian of the training codes mu(x), kept in module buffers so the model file carries it.
+  void fit_latent_gaussian(const torch::Tensor& x) {
+    torch::NoGradGuard no_grad;
+    net_->eval();
+    std::vector<torch::Tensor> mus;
+    const int64_t chunk = std::max<int64_t>(1, options_.runtime().score_batch_size());
+    for (int64_t b = 0; b < x.size(0); b += chunk)
+      mus.push_back(net_->encode(x.slice(0, b, std::min(x.size(0), b + chunk))).first.to(torch::kFloat64));
+    const auto m = torch::cat(mus);
+    const auto mean = m.mean(0);
+    const auto centered = m - mean;
+    auto cov = centered.t().matmul(centered) / std::max<int64_t>(1, m.size(0) - 1);
+    // Ridge relative to the average variance keeps the inverse well conditioned.
+    const double ridge = 1e-6 + 1e-3 * cov.diagonal().mean().item<double>();
+    cov = cov + ridge * torch::eye(cov.size(0), cov.options());
+    net_->latent_mean.copy_(mean.to(torch::kFloat32));
+    net_->latent_precision.copy_(torch::linalg_inv(cov).to(torch::kFloat32));
+  }
+};
+
+}  // namespace adx

@@ -1,0 +1,41 @@
+#pragma once
+// The adx model file: one file per trained detector.
+//
+//   "ADXMODEL"  magic (8 bytes)
+//   u32         format version
+//   u64         body length, then the body:
+//     str       type tag (the registry name)
+//     u32 n, then n x (str key, str value)       options
+//     u32 m, then m x (str name, u8 dtype, u8 rank, i64 dims[rank], u64 nbytes, bytes)
+//   u64         FNV-1a checksum of the body
+//
+// Strings are u32 length + bytes; numbers little endian. Writes go to a temp
+// file that is renamed into place, so a reader never sees a partial model.
+#include <adx/core/options.hpp>
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <map>
+#include <string>
+
+namespace adx {
+
+using TensorMap = std::map<std::string, at::Tensor>;
+
+inline constexpr uint32_t kModelFormatVersion = 1;
+
+struct ModelFile {
+  std::string type;
+  uint32_t format_version = kModelFormatVersion;
+  OptionMap options;
+  TensorMap tensors;  ///< fitted preprocessing, threshold, weights, buffers, memory banks
+};
+
+/// Writes atomically (temp file + rename). Tensors are stored from the CPU.
+void write_model_file(const std::string& path, const ModelFile& model);
+
+/// Reads and verifies a model file; foreign, truncated, corrupt or newer files are IoError.
+ModelFile read_model_file(const std::string& path);
+
+}  // namespace adx

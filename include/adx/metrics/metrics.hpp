@@ -1,0 +1,40 @@
+#pragma once
+// Detection metrics on per-item scores (higher = more anomalous) and binary
+// labels (1 = anomaly). Exact, with ties handled the way scikit-learn handles
+// them: tied scores form one threshold step. Light header: no LibTorch.
+#include <cstdint>
+#include <vector>
+
+namespace adx::metrics {
+
+/// Area under the ROC curve (trapezoidal over distinct thresholds), as sklearn.roc_auc_score.
+double roc_auc(const std::vector<int>& labels, const std::vector<double>& scores);
+
+/// Average precision, sum over thresholds of (R_n - R_{n-1}) * P_n, as sklearn.average_precision_score.
+double average_precision(const std::vector<int>& labels, const std::vector<double>& scores);
+
+struct PrecisionRecallF1 {
+  double precision = 0.0;
+  double recall = 0.0;
+  double f1 = 0.0;
+  int64_t true_positives = 0;
+  int64_t false_positives = 0;
+  int64_t false_negatives = 0;
+};
+
+/// Precision, recall and F1 when items with score > threshold are called anomalous.
+/// Precision is 0 when nothing is flagged (sklearn's zero_division=0).
+PrecisionRecallF1 precision_recall_f1(const std::vector<int>& labels, const std::vector<double>& scores,
+                                      double threshold);
+
+struct BestF1 {
+  double f1 = 0.0;
+  double precision = 0.0;
+  double recall = 0.0;
+  double threshold = 0.0;  ///< flag items with score > threshold to reach this F1
+};
+
+/// Best F1 over every distinct threshold (the points of sklearn's precision_recall_curve).
+BestF1 best_f1(const std::vector<int>& labels, const std::vector<double>& scores);
+
+}  // namespace adx::metrics

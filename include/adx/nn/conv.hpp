@@ -1,0 +1,48 @@
+#pragma once
+// Shared building blocks: strided convolutional encoders and mirrored decoders for images.
+#include <torch/torch.h>
+
+#include <vector>
+
+namespace adx::nn {
+
+/// Conv(3x3, stride 2) -> [BatchNorm] -> LeakyReLU(0.2) per entry of `channels`; halves H and W each time.
+inline torch::nn::Sequential make_conv_encoder(int64_t in_channels, const std::vector<int64_t>& channels,
+                                               bool batch_norm = true, bool bias = true) {
+  torch::nn::Sequential seq;
+  int64_t c = in_channels;
+  for (int64_t out : channels) {
+    seq->push_back(torch::nn::Conv2d(torch::nn::Conv2dOptions(c, out, 3).stride(2).padding(1).bias(bias)));
+    if (batch_norm) seq->push_back(torch::nn::BatchNorm2d(torch::nn::BatchNorm2dOptions(out).affine(bias)));
+    seq->push_back(torch::nn::LeakyReLU(torch::nn::LeakyReLUOptions().negative_slope(0.2)));
+    c = out;
+  }
+  return seq;
+}
+
+/// Mirror of make_conv_encoder: ConvTranspose(3x3, stride 2) doubling H and W, ending in `out_channels`
+/// with no activation on the output.
+inline torch::nn::Sequential make_conv_decoder(const std::vector<int64_t>& channels, int64_t out_channels,
+                                               bool batch_norm = true) {
+  torch::nn::Sequential seq;
+  for (size_t i = channels.size(); i-- > 0;) {
+    const int64_t in = channels[i];
+    const bool last = i == 0;
+    const int64_t out = last ? out_channels : channels[i - 1];
+    seq->push_back(torch::nn::ConvTranspose2d(
+        torch::nn::ConvTranspose2dOptions(in, out, 3).stride(2).padding(1).output_padding(1)));
+    if (!last) {
+      if (batch_norm) seq->push_back(torch::nn::BatchNorm2d(out));
+      seq->push_back(torch::nn::LeakyReLU(torch::nn::LeakyReLUOptions().negative_slope(0.2)));
+    }
+  }
+  return seq;
+}
+
+/// Spatial size after `levels` stride-2 convolutions with padding 1.
+inline int64_t downsampled(int64_t size, size_t levels) {
+  for (size_t i = 0; i < levels; ++i) size = (size - 1) / 2 + 1;
+  return size;
+}
+
+}  // namespace adx::nn

@@ -1,0 +1,108 @@
+#pragma once
+// The one training loop of adx. Every gradient-trained detector supplies only
+// its loss on a batch; epochs, batching, shuffling, optimiser, learning-rate
+// schedule, gradient clipping, early stopping and progress live here.
+#include <adx/core/options.hpp>
+#include <adx/core/progress.hpp>
+
+#include <torch/torch.h>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace adx {
+
+enum class OptimizerKind { Adam, AdamW };
+ADX_ENUM_NAMES(OptimizerKind, {OptimizerKind::Adam, "adam"}, {OptimizerKind::AdamW, "adamw"});
+
+enum class LrSchedule { Constant, Step, Cosine };
+ADX_ENUM_NAMES(LrSchedule, {LrSchedule::Constant, "constant"}, {LrSchedule::Step, "step"},
+               {LrSchedule::Cosine, "cosine"});
+
+struct TrainOptions {
+  ADX_OPTIONS_STRUCT;
+  /// Maximum number of passes over the training data.
+  ADX_ARG(int64_t, epochs) = 50;
+  /// Items per gradient step.
+  ADX_ARG(int64_t, batch_size) = 256;
+  /// Reshuffle the training data every epoch.
+  ADX_ARG(bool, shuffle) = true;
+  /// Adam (L2 penalty in the gradient) or AdamW (decoupled weight decay).
+  ADX_ARG(OptimizerKind, optimizer) = OptimizerKind::Adam;
+  /// Initial learning rate.
+  ADX_ARG(double, lr) = 1e-3;
+  /// Weight decay.
+  ADX_ARG(double, weight_decay) = 1e-5;
+  /// Adam's beta1 (GANs use 0.5).
+  ADX_ARG(double, beta1) = 0.9;
+  /// Adam's beta2.
+  ADX_ARG(double, beta2) = 0.999;
+  /// Learning-rate schedule over the epochs.
+  ADX_ARG(LrSchedule, lr_schedule) = LrSchedule::Constant;
+  /// Step schedule: epochs between decays.
+  ADX_ARG(int64_t, lr_step) = 30;
+  /// Step schedule: decay factor.
+  ADX_ARG(double, lr_gamma) = 0.1;
+  /// Early stopping: epochs without validation improvement before stopping (0 = off).
+  ADX_ARG(int64_t, patience) = 10;
+  /// Early stopping: smallest decrease of the validation loss that counts as improvement.
+  ADX_ARG(double, min_delta) = 0.0;
+  /// Clip the global gradient norm to this value (0 = off).
+  ADX_ARG(double, grad_clip) = 0.0;
+
+ public:
+  template <class V>
+  void visit(V& v) {
+    v("epochs", epochs_);
+    v("batch_size", batch_size_);
+    v("shuffle", shuffle_);
+    v("optimizer", optimizer_);
+    v("lr", lr_);
+    v("weight_decay", weight_decay_);
+    v("beta1", beta1_);
+    v("beta2", beta2_);
+    v("lr_schedule", lr_schedule_);
+    v("lr_step", lr_step_);
+    v("lr_gamma", lr_gamma_);
+    v("patience", patience_);
+    v("min_delta", min_delta_);
+    v("grad_clip", grad_clip_);
+  }
+};
+
+/// Loss of one batch. `training` is false during validation (no noise, no dropout).
+using BatchLoss = std::function<torch::Tensor(const torch::Tensor& batch, bool training)>;
+
+struct TrainResult {
+  int64_t epochs_run = 0;
+  int64_t best_epoch = 0;
+  double best_val_loss = -1.0;
+  std::vector<double> train_losses;
+  std::vector<double> val_losses;
+  bool stopped_early = false;
+};
+
+/// Creates the optimiser the options ask for over `parameters`.
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(const std::vector<torch::Tensor>& parameters,
+                                                        const TrainOptions& options);
+
+/// Learning rate of `epoch` (0-based) under the options' schedule.
+double scheduled_lr(const TrainOptions& options, int64_t epoch);
+
+/// Sets the learning rate of every parameter group of an Adam/AdamW optimiser.
+void set_learning_rate(torch::optim::Optimizer& optimizer, double lr);
+
+/// Trains `module` on `train_x` (rows are items) with the loss `loss`. With a
+/// non-empty `val_x` it tracks the validation loss, stops early after
+/// `patience` epochs without improvement and restores the best state.
+/// A non-finite loss stops training with adx::TrainingError.
+TrainResult train_module(torch::nn::Module& module, const torch::Tensor& train_x, const torch::Tensor& val_x,
+                         const TrainOptions& options, const BatchLoss& loss,
+                         const ProgressCallback& progress = nullptr, const std::string& stage = "train");
+
+/// Copies of all parameters and buffers, for restoring a best state.
+std::vector<torch::Tensor> snapshot_state(torch::nn::Module& module);
+void restore_state(torch::nn::Module& module, const std::vector<torch::Tensor>& state);
+
+}  // namespace adx

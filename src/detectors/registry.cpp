@@ -1,0 +1,95 @@
+#include <adx/detectors/reconstruction/autoencoder.hpp>
+#include <adx/detectors/reconstruction/conv_autoencoder.hpp>
+#include <adx/detectors/reconstruction/denoising_autoencoder.hpp>
+#include <adx/detectors/reconstruction/sparse_autoencoder.hpp>
+#include <adx/detectors/reconstruction/vae.hpp>
+#include <adx/detectors/registry.hpp>
+
+#include <map>
+#include <mutex>
+
+namespace adx {
+namespace {
+
+struct Entry {
+  DetectorFactory factory;
+  std::string description;
+};
+
+// The explicit table of built-in detectors.
+std::map<std::string, Entry> builtin_detectors() {
+  return {
+      {"autoencoder", {factory_for<AutoEncoder>(), "MLP autoencoder, score = reconstruction MSE"}},
+      {"denoising_autoencoder",
+       {factory_for<DenoisingAutoEncoder>(), "autoencoder trained to undo Gaussian/masking/dropout noise"}},
+      {"sparse_autoencoder", {factory_for<SparseAutoEncoder>(), "autoencoder with a KL sparsity penalty"}},
+      {"conv_autoencoder", {factory_for<ConvAutoEncoder>(), "convolutional autoencoder for images"}},
+      {"vae", {factory_for<Vae>(), "variational autoencoder (beta-ELBO), four scores"}},
+  };
+}
+
+std::mutex& table_mutex() {
+  static std::mutex m;
+  return m;
+}
+
+std::map<std::string, Entry>& table() {
+  static std::map<std::string, Entry> t = builtin_detectors();
+  return t;
+}
+
+}  // namespace
+
+void register_detector(const std::string& name, DetectorFactory factory, const std::string& description) {
+  ADX_CHECK_AS(OptionError, !name.empty(), "detector name must not be empty");
+  ADX_CHECK_AS(OptionError, factory != nullptr, "detector '{}' registered without a factory", name);
+  std::lock_guard<std::mutex> lock(table_mutex());
+  table()[name] = {std::move(factory), description};
+}
+
+std::vector<std::string> detector_names() {
+  std::lock_guard<std::mutex> lock(table_mutex());
+  std::vector<std::string> names;
+  for (const auto& kv : table()) names.push_back(kv.first);
+  return names;
+}
+
+std::vector<DetectorInfo> detector_infos() {
+  std::lock_guard<std::mutex> lock(table_mutex());
+  std::vector<DetectorInfo> infos;
+  for (const auto& kv : table()) infos.push_back({kv.first, kv.second.description});
+  return infos;
+}
+
+std::unique_ptr<Detector> make_detector(const std::string& name, const OptionMap& options) {
+  DetectorFactory factory;
+  {
+    std::lock_guard<std::mutex> lock(table_mutex());
+    auto it = table().find(name);
+    if (it == table().end()) {
+      std::string known;
+      for (const auto& kv : table()) known += (known.empty() ? "" : ", ") + kv.first;
+      throw OptionError(fmt::format("unknown detector '{}'; known detectors: {}", name, known));
+    }
+    factory = it->second.factory;
+  }
+  auto detector = factory(options);
+  ADX_CHECK_AS(OptionError, detector && detector->type() == name,
+               "factory for '{}' made a detector of type '{}'", name, detector ? detector->type() : "null");
+  return detector;
+}
+
+std::unique_ptr<Detector> load(const std::string& path, const std::string& device) {
+  ModelFile file = read_model_file(path);
+  if (!device.empty()) file.options["runtime.device"] = device;
+  std::unique_ptr<Detector> detector;
+  try {
+    detector = make_detector(file.type, file.options);
+  } catch (const OptionError& e) {
+    throw IoError(fmt::format("model file '{}' cannot be rebuilt: {}", path, e.what()));
+  }
+  detector->restore(file);
+  return detector;
+}
+
+}  // namespace adx

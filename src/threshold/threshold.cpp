@@ -1,0 +1,156 @@
+#include <adx/metrics/metrics.hpp>
+#include <adx/threshold/threshold.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+
+namespace adx {
+namespace {
+
+void check_scores(const std::vector<double>& scores, int64_t needed, const char* what) {
+  ADX_CHECK_AS(ValueError, static_cast<int64_t>(scores.size()) >= needed,
+               "{} calibration needs at least {} normal scores, got {}", what, needed, scores.size());
+  for (size_t i = 0; i < scores.size(); ++i)
+    ADX_CHECK_AS(ValueError, std::isfinite(scores[i]), "calibration score at index {} is not finite ({})", i,
+                 scores[i]);
+}
+
+// Profile log-likelihood of the GPD at x = gamma / sigma (Grimshaw's reduction).
+double gpd_profile_loglik(const std::vector<double>& y, double x) {
+  const double n = static_cast<double>(y.size());
+  if (std::abs(x) < 1e-12) {
+    const double sigma = std::accumulate(y.begin(), y.end(), 0.0) / n;
+    return -n * std::log(sigma) - n;
+  }
+  double sum_log = 0.0;
+  for (double v : y) {
+    const double t = 1.0 + x * v;
+    if (t <= 0) return -std::numeric_limits<double>::infinity();
+    sum_log += std::log(t);
+  }
+  const double gamma = sum_log / n;
+  const double sigma = gamma / x;
+  if (!(sigma > 0)) return -std::numeric_limits<double>::infinity();
+  return -n * std::log(sigma) - (1.0 + 1.0 / gamma) * sum_log;
+}
+
+}  // namespace
+
+int64_t min_calibration_samples(const ThresholdOptions& options) {
+  switch (options.policy()) {
+    case ThresholdPolicy::MeanStd: return 2;
+    case ThresholdPolicy::Percentile: return 10;
+    case ThresholdPolicy::Contamination: return 10;
+    case ThresholdPolicy::BestF1: return 2;
+    case ThresholdPolicy::Pot:
+      // At least 10 peaks above the initial level.
+      return static_cast<int64_t>(std::ceil(10.0 / (1.0 - options.pot_level())));
+  }
+  return 2;
+}
+
+double quantile(std::vector<double> values, double q) {
+  ADX_CHECK_AS(ValueError, !values.empty(), "quantile of an empty set");
+  ADX_CHECK_AS(ValueError, q >= 0.0 && q <= 1.0, "quantile level must be in [0, 1], got {}", q);
+  std::sort(values.begin(), values.end());
+  const double pos = q * static_cast<double>(values.size() - 1);
+  const size_t lo = static_cast<size_t>(std::floor(pos));
+  const size_t hi = std::min(lo + 1, values.size() - 1);
+  return values[lo] + (pos - static_cast<double>(lo)) * (values[hi] - values[lo]);
+}
+
+GpdFit fit_generalized_pareto(const std::vector<double>& y) {
+  ADX_CHECK_AS(ValueError, y.size() >= 3, "GPD fit needs at least 3 excesses, got {}", y.size());
+  const double ymax = *std::max_element(y.begin(), y.end());
+  const double ymin = std::max(*std::min_element(y.begin(), y.end()), 1e-12);
+  const double ymean = std::accumulate(y.begin(), y.end(), 0.0) / static_cast<double>(y.size());
+  ADX_CHECK_AS(ValueError, ymax > 0, "GPD fit needs positive excesses");
+  // Grimshaw: the MLE lies at x = gamma/sigma in (-1/ymax, 2(ymean-ymin)/ymin^2). Scan the
+  // profile likelihood on a grid of each side, then refine the best cell by golden section.
+  const double lo = -1.0 / ymax + 1e-9 / ymax;
+  const double hi = std::max(2.0 * (ymean - ymin) / (ymin * ymin), 1e-6);
+  std::vector<double> grid;
+  constexpr int steps = 400;
+  for (int i = 0; i <= steps; ++i) grid.push_back(lo + (0.0 - lo) * i / steps);
+  for (int i = 1; i <= steps; ++i) grid.push_back(std::expm1(std::log1p(hi) * i / steps));
+  size_t best = 0;
+  double best_ll = -std::numeric_limits<double>::infinity();
+  for (size_t i = 0; i < grid.size(); ++i) {
+    const double ll = gpd_profile_loglik(y, grid[i]);
+    if (ll > best_ll) best_ll = ll, best = i;
+  }
+  double a = grid[best > 0 ? best - 1 : 0], b = grid[std::min(best + 1, grid.size() - 1)];
+  const double ratio = (std::sqrt(5.0) - 1.0) / 2.0;
+  for (int it = 0; it < 100; ++it) {
+    const double c = b - ratio * (b - a), d = a + ratio * (b - a);
+    if (gpd_profile_loglik(y, c) > gpd_profile_loglik(y, d)) b = d;
+    else a = c;
+  }
+  double x = 0.5 * (a + b);
+  if (gpd_profile_loglik(y, x) < best_ll) x = grid[best];
+  GpdFit fit;
+  if (std::abs(x) < 1e-12) {
+    fit.shape = 0.0;
+    fit.scale = ymean;
+  } else {
+    double sum_log = 0.0;
+    for (double v : y) sum_log += std::log1p(x * v);
+    fit.shape = sum_log / static_cast<double>(y.size());
+    fit.scale = fit.shape / x;
+  }
+  return fit;
+}
+
+double pot_threshold(const std::vector<double>& scores, double risk, double level) {
+  ADX_CHECK_AS(ValueError, risk > 0 && risk < 1, "POT risk must be in (0, 1), got {}", risk);
+  ADX_CHECK_AS(ValueError, level > 0 && level < 1, "POT level must be in (0, 1), got {}", level);
+  const double t = quantile(scores, level);
+  std::vector<double> excesses;
+  for (double s : scores)
+    if (s > t) excesses.push_back(s - t);
+  ADX_CHECK_AS(ValueError, excesses.size() >= 3,
+               "POT found only {} scores above its initial level {} (quantile {}); use more data", excesses.size(),
+               t, level);
+  const double n = static_cast<double>(scores.size());
+  const double nt = static_cast<double>(excesses.size());
+  const double r = risk * n / nt;
+  // The risk must lie inside the tail, otherwise the initial level already covers it.
+  if (r >= 1.0) return quantile(scores, 1.0 - risk);
+  const GpdFit fit = fit_generalized_pareto(excesses);
+  if (std::abs(fit.shape) < 1e-9) return t - fit.scale * std::log(r);
+  return t + fit.scale / fit.shape * (std::pow(r, -fit.shape) - 1.0);
+}
+
+double fit_threshold(const std::vector<double>& scores, const ThresholdOptions& o) {
+  const char* name = EnumNames<ThresholdPolicy>::table()[static_cast<size_t>(o.policy())].second;
+  check_scores(scores, min_calibration_samples(o), name);
+  switch (o.policy()) {
+    case ThresholdPolicy::MeanStd: {
+      const double n = static_cast<double>(scores.size());
+      const double mean = std::accumulate(scores.begin(), scores.end(), 0.0) / n;
+      double var = 0.0;
+      for (double s : scores) var += (s - mean) * (s - mean);
+      return mean + o.k() * std::sqrt(var / (n - 1.0));
+    }
+    case ThresholdPolicy::Percentile:
+      ADX_CHECK_AS(OptionError, o.percentile() > 0 && o.percentile() < 100,
+                   "percentile must be in (0, 100), got {}", o.percentile());
+      return quantile(scores, o.percentile() / 100.0);
+    case ThresholdPolicy::Contamination:
+      ADX_CHECK_AS(OptionError, o.contamination() > 0 && o.contamination() <= 0.5,
+                   "contamination must be in (0, 0.5], got {}", o.contamination());
+      return quantile(scores, 1.0 - o.contamination());
+    case ThresholdPolicy::Pot: return pot_threshold(scores, o.risk(), o.pot_level());
+    case ThresholdPolicy::BestF1:
+      throw OptionError("the best_f1 threshold needs labelled calibration data; call calibrate with labels");
+  }
+  throw OptionError("unknown threshold policy");
+}
+
+double best_f1_threshold(const std::vector<int>& labels, const std::vector<double>& scores) {
+  return metrics::best_f1(labels, scores).threshold;
+}
+
+}  // namespace adx

@@ -1,0 +1,148 @@
+#include <adx/core/error.hpp>
+#include <adx/train/trainer.hpp>
+
+#include <chrono>
+#include <cmath>
+
+namespace adx {
+
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(const std::vector<torch::Tensor>& parameters,
+                                                        const TrainOptions& o) {
+  ADX_CHECK_AS(OptionError, o.lr() > 0, "learning rate must be > 0, got {}", o.lr());
+  ADX_CHECK_AS(OptionError, o.weight_decay() >= 0, "weight decay must be >= 0, got {}", o.weight_decay());
+  if (o.optimizer() == OptimizerKind::AdamW)
+    return std::make_unique<torch::optim::AdamW>(
+        parameters,
+        torch::optim::AdamWOptions(o.lr()).weight_decay(o.weight_decay()).betas({o.beta1(), o.beta2()}));
+  return std::make_unique<torch::optim::Adam>(
+      parameters, torch::optim::AdamOptions(o.lr()).weight_decay(o.weight_decay()).betas({o.beta1(), o.beta2()}));
+}
+
+double scheduled_lr(const TrainOptions& o, int64_t epoch) {
+  switch (o.lr_schedule()) {
+    case LrSchedule::Constant: return o.lr();
+    case LrSchedule::Step:
+      return o.lr() * std::pow(o.lr_gamma(), static_cast<double>(epoch / std::max<int64_t>(1, o.lr_step())));
+    case LrSchedule::Cosine:
+      return o.lr() * 0.5 * (1.0 + std::cos(M_PI * static_cast<double>(epoch) / static_cast<double>(o.epochs())));
+  }
+  return o.lr();
+}
+
+void set_learning_rate(torch::optim::Optimizer& optimizer, double lr) {
+  for (auto& group : optimizer.param_groups()) group.options().set_lr(lr);
+}
+
+std::vector<torch::Tensor> snapshot_state(torch::nn::Module& module) {
+  std::vector<torch::Tensor> state;
+  for (const auto& p : module.parameters()) state.push_back(p.detach().clone());
+  for (const auto& b : module.buffers()) state.push_back(b.detach().clone());
+  return state;
+}
+
+void restore_state(torch::nn::Module& module, const std::vector<torch::Tensor>& state) {
+  torch::NoGradGuard no_grad;
+  size_t i = 0;
+  for (auto& p : module.parameters()) p.copy_(state.at(i++));
+  for (auto& b : module.buffers()) b.copy_(state.at(i++));
+}
+
+namespace {
+
+double mean_loss_over(const torch::Tensor& x, int64_t batch_size, const BatchLoss& loss) {
+  torch::NoGradGuard no_grad;
+  torch::Tensor total = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat64).device(x.device()));
+  const int64_t n = x.size(0);
+  for (int64_t begin = 0; begin < n; begin += batch_size) {
+    const auto batch = x.slice(0, begin, std::min(n, begin + batch_size));
+    total += loss(batch, false).detach().to(torch::kFloat64) * batch.size(0);
+  }
+  return total.item<double>() / static_cast<double>(n);
+}
+
+}  // namespace
+
+TrainResult train_module(torch::nn::Module& module, const torch::Tensor& train_x, const torch::Tensor& val_x,
+                         const TrainOptions& o, const BatchLoss& loss, const ProgressCallback& progress,
+                         const std::string& stage) {
+  ADX_CHECK_AS(OptionError, o.epochs() >= 1, "epochs must be >= 1, got {}", o.epochs());
+  ADX_CHECK_AS(OptionError, o.batch_size() >= 1, "batch_size must be >= 1, got {}", o.batch_size());
+  ADX_CHECK_AS(ShapeError, train_x.size(0) >= 2, "training needs at least 2 items, got {}", train_x.size(0));
+  auto optimizer = make_optimizer(module.parameters(), o);
+  const bool validate = val_x.defined() && val_x.size(0) > 0;
+  const int64_t n = train_x.size(0);
+  const int64_t batch_size = std::min(o.batch_size(), n);
+  TrainResult result;
+  std::vector<torch::Tensor> best_state;
+  double best = std::numeric_limits<double>::infinity();
+  int64_t since_best = 0;
+
+  for (int64_t epoch = 0; epoch < o.epochs(); ++epoch) {
+    const auto start = std::chrono::steady_clock::now();
+    const double lr = scheduled_lr(o, epoch);
+    set_learning_rate(*optimizer, lr);
+    module.train();
+    const auto order = o.shuffle() ? torch::randperm(n, torch::TensorOptions().dtype(torch::kLong))
+                                   : torch::arange(n, torch::TensorOptions().dtype(torch::kLong));
+    const auto shuffled = o.shuffle() ? train_x.index_select(0, order.to(train_x.device())) : train_x;
+    torch::Tensor total = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat64).device(train_x.device()));
+    int64_t seen = 0;
+    for (int64_t begin = 0; begin < n; begin += batch_size) {
+      const int64_t end = std::min(n, begin + batch_size);
+      // A trailing batch of one item breaks batch statistics; it joins the next epoch's shuffle.
+      if (end - begin < 2) continue;
+      const auto batch = shuffled.slice(0, begin, end);
+      optimizer->zero_grad();
+      auto value = loss(batch, true);
+      value.backward();
+      if (o.grad_clip() > 0) torch::nn::utils::clip_grad_norm_(module.parameters(), o.grad_clip());
+      optimizer->step();
+      total += value.detach().to(torch::kFloat64) * (end - begin);
+      seen += end - begin;
+    }
+    const double train_loss = total.item<double>() / static_cast<double>(std::max<int64_t>(1, seen));
+    if (!std::isfinite(train_loss))
+      throw TrainingError(fmt::format("{}: training loss became {} in epoch {}; lower the learning rate "
+                                      "(now {}) or check the input scaling",
+                                      stage, train_loss, epoch + 1, lr));
+    result.train_losses.push_back(train_loss);
+    EpochReport report;
+    report.epoch = epoch + 1;
+    report.epochs = o.epochs();
+    report.train_loss = train_loss;
+    report.learning_rate = lr;
+    report.stage = stage;
+    if (validate) {
+      module.eval();
+      const double val_loss = mean_loss_over(val_x, std::max<int64_t>(batch_size, 1024), loss);
+      result.val_losses.push_back(val_loss);
+      report.val_loss = val_loss;
+      if (std::isfinite(val_loss) && val_loss < best - o.min_delta()) {
+        best = val_loss;
+        result.best_epoch = epoch + 1;
+        best_state = snapshot_state(module);
+        since_best = 0;
+        report.improved = true;
+      } else {
+        ++since_best;
+      }
+    }
+    result.epochs_run = epoch + 1;
+    const bool stop = validate && o.patience() > 0 && since_best >= o.patience();
+    report.last = stop || epoch + 1 == o.epochs();
+    report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (progress) progress(report);
+    if (stop) {
+      result.stopped_early = true;
+      break;
+    }
+  }
+  if (validate && !best_state.empty()) {
+    restore_state(module, best_state);
+    result.best_val_loss = best;
+  }
+  module.eval();
+  return result;
+}
+
+}  // namespace adx
