@@ -76,6 +76,25 @@ at::Tensor load_idx(const std::string& path) {
   return out;
 }
 
+LabeledImages load_mnist_split(const std::string& folder, const std::string& split) {
+  auto find = [&](const std::string& stem) {
+    for (const std::string& candidate : {folder + "/" + stem + ".gz", folder + "/" + stem}) {
+      std::ifstream probe(candidate);
+      if (probe.good()) return candidate;
+    }
+    throw IoError(fmt::format("no '{}' or '{}.gz' in '{}'", stem, stem, folder));
+  };
+  const auto images = load_idx(find(split + "-images-idx3-ubyte"));
+  const auto labels = load_idx(find(split + "-labels-idx1-ubyte"));
+  ADX_CHECK_AS(IoError, images.dim() == 3 && labels.dim() == 1 && images.size(0) == labels.size(0),
+               "'{}' split '{}': images {} and labels {} do not match", folder, split,
+               c10::str(images.sizes()), c10::str(labels.sizes()));
+  LabeledImages out;
+  out.images = images.to(torch::kFloat32).div_(255.0).unsqueeze(1);
+  out.labels = labels.to(torch::kLong);
+  return out;
+}
+
 at::Tensor load_csv(const std::string& path, const CsvOptions& options) {
   std::ifstream in(path);
   ADX_CHECK_AS(IoError, in.good(), "cannot open CSV file '{}': {}", path, std::strerror(errno));

@@ -1,0 +1,49 @@
+#pragma once
+// The one-vs-rest protocol on an MNIST-family data set: train on the
+// training images of one class, score the whole test set, and report AUROC
+// with that class as normal and every other class as anomalous.
+#include <adx/adx.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+namespace adx::examples {
+
+struct ClassResult {
+  int64_t normal_class = 0;
+  double auroc = 0.0;
+  double average_precision = 0.0;
+  double train_seconds = 0.0;
+  double score_items_per_second = 0.0;
+  int64_t epochs_run = 0;
+};
+
+inline ClassResult run_one_vs_rest(const std::string& detector, const OptionMap& options,
+                                   const LabeledImages& train, const LabeledImages& test, int64_t normal_class,
+                                   Modality modality, bool progress = false) {
+  using clock = std::chrono::steady_clock;
+  const auto normal = train.images.index({train.labels == normal_class});
+  auto as_data = [&](const torch::Tensor& x) {
+    return modality == Modality::Image ? Data::images(x) : Data::tabular(x.reshape({x.size(0), -1}));
+  };
+  auto model = make_detector(detector, options);
+  if (progress) model->set_progress(terminal_progress_bar());
+  ClassResult r;
+  r.normal_class = normal_class;
+  auto t0 = clock::now();
+  model->fit(as_data(normal));
+  r.train_seconds = std::chrono::duration<double>(clock::now() - t0).count();
+  t0 = clock::now();
+  const auto scores = model->score(as_data(test.images)).to_vector();
+  const double score_seconds = std::chrono::duration<double>(clock::now() - t0).count();
+  r.score_items_per_second = static_cast<double>(test.images.size(0)) / score_seconds;
+  const auto labels_t = (test.labels != normal_class).to(torch::kInt32).contiguous();
+  const std::vector<int> labels(labels_t.data_ptr<int>(), labels_t.data_ptr<int>() + labels_t.numel());
+  r.auroc = metrics::roc_auc(labels, scores);
+  r.average_precision = metrics::average_precision(labels, scores);
+  return r;
+}
+
+}  // namespace adx::examples

@@ -1,0 +1,224 @@
+// Every detector: beats chance on easy data, save -> load gives identical
+// scores, seeds make training repeatable, and bad input is a clear error.
+#include "test_helpers.hpp"
+
+#include <catch2/catch.hpp>
+
+using adx::Data;
+using adx::test::temp_path;
+
+namespace {
+
+// Small, fast settings shared by the detector tests.
+adx::OptionMap quick(int epochs, adx::OptionMap extra = {}) {
+  adx::OptionMap o{{"train.epochs", std::to_string(epochs)}, {"train.batch_size", "64"},
+                   {"runtime.threads", "2"}, {"runtime.seed", "7"}};
+  for (auto& kv : extra) o[kv.first] = kv.second;
+  return o;
+}
+
+struct Case {
+  std::string name;
+  adx::OptionMap options;
+  bool images;
+};
+
+std::vector<Case> cases() {
+  return {
+      {"autoencoder", quick(40, {{"bottleneck", "3"}}), false},
+      {"denoising_autoencoder", quick(40, {{"bottleneck", "3"}, {"noise_level", "0.05"}}), false},
+      {"sparse_autoencoder", quick(40, {{"bottleneck", "8"}}), false},
+      {"vae", quick(40, {{"latent", "3"}}), false},
+      {"conv_autoencoder", quick(15, {{"channels", "8,16"}, {"latent", "8"}}), true},
+      {"autoencoder", quick(20, {{"bottleneck", "8"}}), true},
+  };
+}
+
+Data as_data(const torch::Tensor& x, bool images) { return images ? Data::images(x) : Data::tabular(x); }
+
+}  // namespace
+
+TEST_CASE("every detector beats chance clearly and reloads to identical scores", "[detectors]") {
+  for (const auto& c : cases()) {
+    DYNAMIC_SECTION(c.name << (c.images ? " on images" : " on tabular data")) {
+      const auto data = c.images ? adx::test::easy_images() : adx::test::easy_tabular();
+      auto detector = adx::make_detector(c.name, c.options);
+      detector->fit(as_data(data.train, c.images));
+      REQUIRE(detector->fitted());
+      REQUIRE(detector->calibrated());  // calibrated on the held-out 10%
+      const auto scores = detector->score(as_data(data.test, c.images));
+      const double auroc = adx::metrics::roc_auc(data.labels, scores.to_vector());
+      INFO(c.name << " AUROC " << auroc);
+      REQUIRE(auroc > 0.9);
+
+      const auto path = temp_path(c.name + ".adx");
+      detector->save(path);
+      auto loaded = adx::load(path);
+      REQUIRE(loaded->type() == c.name);
+      REQUIRE(loaded->threshold() == detector->threshold());
+      const auto again = loaded->score(as_data(data.test, c.images));
+      REQUIRE(torch::equal(again.per_item, scores.per_item));
+      REQUIRE(torch::equal(loaded->predict(as_data(data.test, c.images)),
+                           detector->predict(as_data(data.test, c.images))));
+    }
+  }
+}
+
+TEST_CASE("VAE offers four scores, each useful", "[detectors][vae]") {
+  const auto data = adx::test::easy_tabular();
+  auto opts = adx::from_option_map<adx::VaeOptions>(quick(40, {{"latent", "3"}}));
+  adx::Vae model(opts);
+  model.fit(Data::tabular(data.train));
+  for (auto criterion : {adx::VaeScore::ReconstructionProbability, adx::VaeScore::Elbo, adx::VaeScore::Kl,
+                         adx::VaeScore::LatentMahalanobis}) {
+    const auto s = model.score_with(Data::tabular(data.test), criterion).to_vector();
+    const double auroc = adx::metrics::roc_auc(data.labels, s);
+    INFO(adx::detail::option_to_string(criterion) << " AUROC " << auroc);
+    REQUIRE(auroc > 0.75);
+  }
+  // Monte Carlo scores are repeatable.
+  REQUIRE(torch::equal(model.score(Data::tabular(data.test)).per_item, model.score(Data::tabular(data.test)).per_item));
+}
+
+TEST_CASE("the same seed gives the same model; another seed a different one", "[detectors][seed]") {
+  const auto data = adx::test::easy_tabular(300, 50, 10);
+  auto fit_scores = [&](const char* seed) {
+    auto d = adx::make_detector("autoencoder", quick(5, {{"runtime.seed", seed}}));
+    d->fit(Data::tabular(data.train));
+    return d->score(Data::tabular(data.test)).per_item;
+  };
+  const auto a = fit_scores("11"), b = fit_scores("11"), c = fit_scores("12");
+  REQUIRE(torch::equal(a, b));
+  REQUIRE_FALSE(torch::equal(a, c));
+}
+
+TEST_CASE("thresholds: predict flags above the calibrated threshold", "[detectors][threshold]") {
+  const auto data = adx::test::easy_tabular();
+  auto d = adx::make_detector("autoencoder", quick(30, {{"bottleneck", "3"}, {"threshold.policy", "mean_std"},
+                                                        {"threshold.k", "3"}}));
+  d->fit(Data::tabular(data.train));
+  const auto flags = d->predict(Data::tabular(data.test));
+  const auto s = d->score(Data::tabular(data.test)).per_item;
+  REQUIRE(torch::equal(flags, s > d->threshold()));
+  // Most anomalies flagged, few normal items.
+  const auto f = flags.to(torch::kInt32);
+  REQUIRE(f.slice(0, 200).sum().item<int>() > 40);
+  REQUIRE(f.slice(0, 0, 200).sum().item<int>() < 20);
+  // Calibration on labelled data maximises F1.
+  d->calibrate(Data::tabular(data.test), data.labels);
+  const auto best = adx::metrics::best_f1(data.labels, d->score(Data::tabular(data.test)).to_vector());
+  REQUIRE(adx::metrics::precision_recall_f1(data.labels, d->score(Data::tabular(data.test)).to_vector(),
+                                            d->threshold()).f1 == Approx(best.f1));
+  d->set_threshold(1e9);
+  REQUIRE(d->predict(Data::tabular(data.test)).sum().item<int>() == 0);
+}
+
+TEST_CASE("early stopping restores the best epoch and the progress callback sees every epoch", "[train]") {
+  const auto data = adx::test::easy_tabular(300, 10, 5);
+  auto d = adx::make_detector("autoencoder", quick(200, {{"train.patience", "3"}, {"train.lr", "0.05"}}));
+  std::vector<adx::EpochReport> reports;
+  d->set_progress([&](const adx::EpochReport& r) { reports.push_back(r); });
+  d->fit(Data::tabular(data.train));
+  REQUIRE(!reports.empty());
+  REQUIRE(reports.size() < 200);  // stopped early
+  REQUIRE(reports.back().last);
+  double best = 1e30;
+  for (const auto& r : reports) best = std::min(best, r.val_loss);
+  // The last three epochs did not improve on the best one.
+  for (size_t i = reports.size() - 3; i < reports.size(); ++i) REQUIRE_FALSE(reports[i].improved);
+  REQUIRE(best < reports.front().val_loss);
+}
+
+TEST_CASE("bad input is an adx::Error that names the problem", "[detectors][errors]") {
+  const auto data = adx::test::easy_tabular(200, 10, 5);
+  auto d = adx::make_detector("autoencoder", quick(2));
+
+  REQUIRE_THROWS_AS(d->score(Data::tabular(data.test)), adx::NotFittedError);
+  REQUIRE_THROWS_WITH(d->predict(Data::tabular(data.test)), Catch::Contains("before fit"));
+  REQUIRE_THROWS_WITH(d->save(temp_path("unfitted.adx")), Catch::Contains("before fit"));
+  REQUIRE_THROWS_WITH(d->fit(Data::tabular(torch::empty({0, 16}))), Catch::Contains("empty"));
+  auto nan = data.train.clone();
+  nan[5][2] = NAN;
+  REQUIRE_THROWS_WITH(d->fit(Data::tabular(nan)), Catch::Contains("non-finite") && Catch::Contains("item 5"));
+  auto inf = data.train.clone();
+  inf[0][0] = INFINITY;
+  REQUIRE_THROWS_AS(d->fit(Data::tabular(inf)), adx::ValueError);
+
+  d->fit(Data::tabular(data.train));
+  REQUIRE_THROWS_WITH(d->score(Data::tabular(torch::ones({4, 10}))),
+                      Catch::Contains("[16]") && Catch::Contains("[10]"));
+  REQUIRE_THROWS_WITH(d->score(Data::images(torch::ones({4, 1, 4, 4}))), Catch::Contains("fitted on tabular"));
+  auto bad_score = data.test.clone();
+  bad_score[1][1] = NAN;
+  REQUIRE_THROWS_AS(d->score(Data::tabular(bad_score)), adx::ValueError);
+  REQUIRE_THROWS_WITH(d->calibrate(Data::tabular(data.test.slice(0, 0, 3))),
+                      Catch::Contains("at least 10") && Catch::Contains("got 3"));
+
+  REQUIRE_THROWS_WITH(adx::make_detector("patchcorr"),
+                      Catch::Contains("unknown detector 'patchcorr'") && Catch::Contains("autoencoder"));
+  REQUIRE_THROWS_WITH(adx::make_detector("autoencoder", {{"epochs", "3"}}),
+                      Catch::Contains("unknown option") && Catch::Contains("train.epochs"));
+  REQUIRE_THROWS_WITH(adx::make_detector("denoising_autoencoder", {{"noise", "none"}}),
+                      Catch::Contains("needs input noise"));
+  REQUIRE_THROWS_WITH(adx::make_detector("autoencoder", {{"runtime.device", "tpu"}})->fit(Data::tabular(data.train)),
+                      Catch::Contains("tpu"));
+
+  auto conv = adx::make_detector("conv_autoencoder", quick(1));
+  REQUIRE_THROWS_WITH(conv->fit(Data::tabular(data.train)),
+                      Catch::Contains("conv_autoencoder accepts image data") && Catch::Contains("tabular"));
+
+  // Diverging training stops with an error instead of leaving NaN weights behind.
+  auto diverging = adx::make_detector("autoencoder", quick(2, {{"preprocess", "none"}}));
+  REQUIRE_THROWS_AS(diverging->fit(Data::tabular(data.train * 1e30)), adx::TrainingError);
+  REQUIRE_FALSE(diverging->fitted());
+}
+
+TEST_CASE("corrupt and foreign model files are rejected by adx::load", "[io][errors]") {
+  const auto data = adx::test::easy_tabular(200, 10, 5);
+  auto d = adx::make_detector("autoencoder", quick(1));
+  d->fit(Data::tabular(data.train));
+  const auto path = temp_path("ae_for_corruption.adx");
+  d->save(path);
+  adx::ModelFile file = adx::read_model_file(path);
+
+  auto foreign = file;
+  foreign.type = "unheard_of";
+  adx::write_model_file(temp_path("foreign.adx"), foreign);
+  REQUIRE_THROWS_WITH(adx::load(temp_path("foreign.adx")), Catch::Contains("unknown detector 'unheard_of'"));
+
+  auto missing = file;
+  missing.tensors.erase("model.encoder.0.weight");
+  adx::write_model_file(temp_path("missing.adx"), missing);
+  REQUIRE_THROWS_WITH(adx::load(temp_path("missing.adx")), Catch::Contains("model.encoder.0.weight"));
+
+  auto reshaped = file;
+  reshaped.options["hidden"] = "32,8";
+  adx::write_model_file(temp_path("reshaped.adx"), reshaped);
+  REQUIRE_THROWS_WITH(adx::load(temp_path("reshaped.adx")), Catch::Contains("shape"));
+
+  REQUIRE_THROWS_AS(adx::load(temp_path("does_not_exist.adx")), adx::IoError);
+}
+
+TEST_CASE("models load onto a requested device and refuse an absent one", "[io][device]") {
+  const auto data = adx::test::easy_tabular(200, 10, 5);
+  auto d = adx::make_detector("vae", quick(2));
+  d->fit(Data::tabular(data.train));
+  d->save(temp_path("vae_device.adx"));
+  auto cpu = adx::load(temp_path("vae_device.adx"), "cpu");
+  REQUIRE(cpu->device().is_cpu());
+  if (!adx::cuda_available()) {
+    REQUIRE_THROWS_WITH(adx::load(temp_path("vae_device.adx"), "cuda"), Catch::Contains("no CUDA device"));
+  } else {
+    auto gpu = adx::load(temp_path("vae_device.adx"), "cuda");
+    REQUIRE(gpu->device().is_cuda());
+    const auto a = cpu->score(Data::tabular(data.test)).per_item;
+    const auto b = gpu->score(Data::tabular(data.test)).per_item;
+    REQUIRE(torch::allclose(a, b, 1e-3, 1e-3));
+  }
+}
+
+TEST_CASE("the registry lists every built-in detector", "[registry]") {
+  const auto names = adx::detector_names();
+  for (const char* n : {"autoencoder", "denoising_autoencoder", "sparse_autoencoder", "conv_autoencoder", "vae"})
+    REQUIRE(std::find(names.begin(), names.end(), n) != names.end());
+}

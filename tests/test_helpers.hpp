@@ -1,0 +1,57 @@
+#pragma once
+// Shared helpers of the test programs: temp paths and small synthetic data sets.
+#include <adx/adx.hpp>
+
+#include <cstdlib>
+#include <string>
+
+namespace adx::test {
+
+inline std::string temp_path(const std::string& name) {
+  const char* dir = std::getenv("ADX_TEST_TMP");
+  return std::string(dir ? dir : "/tmp") + "/" + name;
+}
+
+/// Tabular: normal items lie near a 3-dimensional subspace of R^16; anomalies do not.
+struct Easy {
+  torch::Tensor train, test;
+  std::vector<int> labels;
+};
+
+inline Easy easy_tabular(int64_t n_train = 600, int64_t n_normal_test = 200, int64_t n_anomalies = 50) {
+  torch::manual_seed(123);
+  const auto basis = torch::randn({3, 16});
+  auto normal = [&](int64_t n) { return torch::randn({n, 3}).matmul(basis) + 0.05 * torch::randn({n, 16}); };
+  Easy e;
+  e.train = normal(n_train);
+  const auto anomalies = 1.5 * torch::randn({n_anomalies, 16});
+  e.test = torch::cat({normal(n_normal_test), anomalies});
+  e.labels.assign(static_cast<size_t>(n_normal_test), 0);
+  e.labels.resize(static_cast<size_t>(n_normal_test + n_anomalies), 1);
+  return e;
+}
+
+/// Images 1 x 16 x 16: normal = horizontal sine stripes of random phase; anomalies = a bright square blob
+/// pasted onto a normal image.
+inline Easy easy_images(int64_t n_train = 400, int64_t n_normal_test = 100, int64_t n_anomalies = 40) {
+  torch::manual_seed(321);
+  const auto rows = torch::arange(16, torch::kFloat32).reshape({1, 1, 16, 1});
+  auto normal = [&](int64_t n) {
+    const auto phase = torch::rand({n, 1, 1, 1}) * 6.283f;
+    return (0.5 + 0.4 * torch::sin(rows * 0.8 + phase)).expand({n, 1, 16, 16}).contiguous() +
+           0.02 * torch::randn({n, 1, 16, 16});
+  };
+  Easy e;
+  e.train = normal(n_train);
+  auto anomalies = normal(n_anomalies);
+  for (int64_t i = 0; i < n_anomalies; ++i) {
+    const int64_t r = (i * 5) % 10, c = (i * 3) % 10;
+    anomalies.index_put_({i, 0, torch::indexing::Slice(r, r + 5), torch::indexing::Slice(c, c + 5)}, 1.0);
+  }
+  e.test = torch::cat({normal(n_normal_test), anomalies});
+  e.labels.assign(static_cast<size_t>(n_normal_test), 0);
+  e.labels.resize(static_cast<size_t>(n_normal_test + n_anomalies), 1);
+  return e;
+}
+
+}  // namespace adx::test

@@ -1,0 +1,181 @@
+// Metrics and thresholds against values worked out by hand (see the comments).
+#include <adx/core/error.hpp>
+#include <adx/core/options.hpp>
+#include <adx/metrics/metrics.hpp>
+#include <adx/threshold/threshold.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <cmath>
+
+using adx::metrics::average_precision;
+using adx::metrics::best_f1;
+using adx::metrics::precision_recall_f1;
+using adx::metrics::roc_auc;
+
+TEST_CASE("AUROC on a small example worked by hand", "[metrics]") {
+  // Positives {0.35, 0.8}, negatives {0.1, 0.4}: of the 4 pairs, 3 rank the positive higher.
+  REQUIRE(roc_auc({0, 0, 1, 1}, {0.1, 0.4, 0.35, 0.8}) == Approx(0.75));
+  // Perfect and reversed rankings.
+  REQUIRE(roc_auc({0, 0, 1}, {0.1, 0.2, 0.3}) == Approx(1.0));
+  REQUIRE(roc_auc({1, 0, 0}, {0.1, 0.2, 0.3}) == Approx(0.0));
+}
+
+TEST_CASE("AUROC counts a tied pair as one half", "[metrics]") {
+  // Positives {0.5, 0.9}, negatives {0.5, 0.2}: pairs 0.5~0.5 (1/2), 0.5>0.2, 0.9>0.5, 0.9>0.2 -> 3.5 / 4.
+  REQUIRE(roc_auc({0, 1, 0, 1}, {0.5, 0.5, 0.2, 0.9}) == Approx(0.875));
+  // Everything tied: chance.
+  REQUIRE(roc_auc({0, 1, 0, 1}, {1, 1, 1, 1}) == Approx(0.5));
+}
+
+TEST_CASE("average precision as scikit-learn defines it", "[metrics]") {
+  // Thresholds 0.8: P=1 R=.5; 0.4: P=.5 R=.5; 0.35: P=2/3 R=1; 0.1: P=.5 R=1.
+  // AP = .5*1 + 0*.5 + .5*(2/3) + 0 = 0.8333.
+  REQUIRE(average_precision({0, 0, 1, 1}, {0.1, 0.4, 0.35, 0.8}) == Approx(0.5 + 0.5 * 2.0 / 3.0));
+  // With a tie: 0.9: P=1 R=.5; 0.5 (one positive, one negative): P=2/3 R=1; 0.2: no recall gain.
+  REQUIRE(average_precision({0, 1, 0, 1}, {0.5, 0.5, 0.2, 0.9}) == Approx(0.5 + 0.5 * 2.0 / 3.0));
+  // All tied: AP equals the positive rate.
+  REQUIRE(average_precision({0, 1, 0, 0}, {3, 3, 3, 3}) == Approx(0.25));
+}
+
+TEST_CASE("precision, recall and F1 at a threshold", "[metrics]") {
+  // score > 0.3 flags 0.4 (normal), 0.35 and 0.8 (anomalies): TP 2, FP 1, FN 0.
+  const auto r = precision_recall_f1({0, 0, 1, 1}, {0.1, 0.4, 0.35, 0.8}, 0.3);
+  REQUIRE(r.true_positives == 2);
+  REQUIRE(r.false_positives == 1);
+  REQUIRE(r.false_negatives == 0);
+  REQUIRE(r.precision == Approx(2.0 / 3.0));
+  REQUIRE(r.recall == Approx(1.0));
+  REQUIRE(r.f1 == Approx(0.8));
+  // A score equal to the threshold is not flagged; nothing flagged gives precision 0.
+  const auto none = precision_recall_f1({0, 1}, {0.2, 0.5}, 0.5);
+  REQUIRE(none.precision == 0.0);
+  REQUIRE(none.f1 == 0.0);
+}
+
+TEST_CASE("best F1 picks the best step and a threshold that reproduces it", "[metrics]") {
+  // F1 per step: 0.8 -> 2/3, 0.4 -> 1/2, 0.35 -> 0.8, 0.1 -> 2/3. Best 0.8 when flagging >= 0.35.
+  const std::vector<int> labels{0, 0, 1, 1};
+  const std::vector<double> scores{0.1, 0.4, 0.35, 0.8};
+  const auto b = best_f1(labels, scores);
+  REQUIRE(b.f1 == Approx(0.8));
+  REQUIRE(b.precision == Approx(2.0 / 3.0));
+  REQUIRE(b.recall == Approx(1.0));
+  REQUIRE(b.threshold == Approx(0.225));
+  REQUIRE(precision_recall_f1(labels, scores, b.threshold).f1 == Approx(b.f1));
+}
+
+TEST_CASE("metrics reject bad input with a clear error", "[metrics][errors]") {
+  REQUIRE_THROWS_WITH(roc_auc({1, 1}, {0.1, 0.2}), Catch::Contains("single class"));
+  REQUIRE_THROWS_WITH(average_precision({0, 0}, {0.1, 0.2}), Catch::Contains("single class"));
+  REQUIRE_THROWS_WITH(roc_auc({0, 1}, {0.1}), Catch::Contains("2 labels but 1 scores"));
+  REQUIRE_THROWS_WITH(roc_auc({}, {}), Catch::Contains("empty"));
+  REQUIRE_THROWS_WITH(roc_auc({0, 2}, {0.1, 0.2}), Catch::Contains("label 2"));
+  REQUIRE_THROWS_WITH(roc_auc({0, 1}, {0.1, NAN}), Catch::Contains("not finite"));
+  REQUIRE_THROWS_AS(roc_auc({1, 1}, {0.1, 0.2}), adx::ValueError);
+}
+
+TEST_CASE("mean + k std, percentile and contamination thresholds", "[threshold]") {
+  // 1..5: mean 3, sample std sqrt(2.5).
+  REQUIRE(adx::fit_threshold({1, 2, 3, 4, 5}, adx::ThresholdOptions().policy(adx::ThresholdPolicy::MeanStd).k(2)) ==
+          Approx(3 + 2 * std::sqrt(2.5)));
+  // 1..11, 90th percentile with linear interpolation: position 9 -> 10.
+  std::vector<double> eleven;
+  for (int i = 1; i <= 11; ++i) eleven.push_back(i);
+  REQUIRE(adx::fit_threshold(eleven, adx::ThresholdOptions().policy(adx::ThresholdPolicy::Percentile).percentile(90)) ==
+          Approx(10.0));
+  // 95th percentile: position 9.5 -> 10.5.
+  REQUIRE(adx::quantile(eleven, 0.95) == Approx(10.5));
+  // Contamination 0.1 = quantile 0.9.
+  REQUIRE(adx::fit_threshold(eleven,
+                             adx::ThresholdOptions().policy(adx::ThresholdPolicy::Contamination).contamination(0.1)) ==
+          Approx(10.0));
+}
+
+TEST_CASE("threshold calibration with too few samples is an error", "[threshold][errors]") {
+  REQUIRE_THROWS_WITH(adx::fit_threshold({1.0}, adx::ThresholdOptions().policy(adx::ThresholdPolicy::MeanStd)),
+                      Catch::Contains("at least 2") && Catch::Contains("got 1"));
+  REQUIRE_THROWS_WITH(adx::fit_threshold({1, 2, 3}, adx::ThresholdOptions().policy(adx::ThresholdPolicy::Pot)),
+                      Catch::Contains("at least 500"));
+  REQUIRE_THROWS_AS(adx::fit_threshold({1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11},
+                                       adx::ThresholdOptions().policy(adx::ThresholdPolicy::BestF1)),
+                    adx::OptionError);
+}
+
+TEST_CASE("GPD fit recovers the parameters of exact quantiles", "[threshold][pot]") {
+  // y_i = sigma/xi ((1-u_i)^-xi - 1) at evenly spaced u_i is a sample-free stand-in for a GPD draw.
+  for (double xi : {0.0, 0.2, -0.2}) {
+    const double sigma = 1.5;
+    std::vector<double> y;
+    const int n = 4000;
+    for (int i = 0; i < n; ++i) {
+      const double u = (i + 0.5) / n;
+      y.push_back(std::abs(xi) < 1e-12 ? -sigma * std::log(1 - u) : sigma / xi * (std::pow(1 - u, -xi) - 1));
+    }
+    const auto fit = adx::fit_generalized_pareto(y);
+    REQUIRE(fit.shape == Approx(xi).margin(0.03));
+    REQUIRE(fit.scale == Approx(sigma).epsilon(0.05));
+  }
+}
+
+TEST_CASE("POT threshold matches the true tail quantile of exponential scores", "[threshold][pot]") {
+  // Scores at the exact quantiles of Exp(1): the score exceeded with probability q is -ln q.
+  std::vector<double> scores;
+  const int n = 20000;
+  for (int i = 0; i < n; ++i) scores.push_back(-std::log(1 - (i + 0.5) / n));
+  const double t = adx::fit_threshold(scores, adx::ThresholdOptions().policy(adx::ThresholdPolicy::Pot).risk(1e-4));
+  REQUIRE(t == Approx(-std::log(1e-4)).epsilon(0.05));
+}
+
+struct InnerOpts {
+  ADX_OPTIONS_STRUCT;
+  ADX_ARG(double, rate) = 0.5;
+
+ public:
+  template <class V>
+  void visit(V& v) { v("rate", rate_); }
+};
+struct OuterOpts {
+  ADX_OPTIONS_STRUCT;
+  ADX_ARG(int64_t, width) = 8;
+  ADX_ARG(std::vector<int64_t>, layers) = std::vector<int64_t>{4, 2};
+  ADX_ARG(adx::ThresholdPolicy, policy) = adx::ThresholdPolicy::MeanStd;
+  ADX_ARG(bool, flag) = false;
+  ADX_ARG(InnerOpts, inner) = InnerOpts();
+
+ public:
+  template <class V>
+  void visit(V& v) {
+    v("width", width_);
+    v("layers", layers_);
+    v("policy", policy_);
+    v("flag", flag_);
+    v("inner", inner_);
+  }
+};
+
+TEST_CASE("options round-trip through key/value maps", "[options]") {
+  OuterOpts o;
+  o.width(3).layers({7, 5, 3}).policy(adx::ThresholdPolicy::Pot).flag(true);
+  o.inner().rate(0.125);
+  const auto map = adx::to_option_map(o);
+  REQUIRE(map.at("width") == "3");
+  REQUIRE(map.at("layers") == "7,5,3");
+  REQUIRE(map.at("policy") == "pot");
+  REQUIRE(map.at("inner.rate") == "0.125");
+  const auto back = adx::from_option_map<OuterOpts>(map);
+  REQUIRE(back.width() == 3);
+  REQUIRE(back.layers() == std::vector<int64_t>{7, 5, 3});
+  REQUIRE(back.policy() == adx::ThresholdPolicy::Pot);
+  REQUIRE(back.flag());
+  REQUIRE(back.inner().rate() == 0.125);
+}
+
+TEST_CASE("bad option keys and values name the problem", "[options][errors]") {
+  REQUIRE_THROWS_WITH(adx::from_option_map<OuterOpts>({{"widht", "3"}}),
+                      Catch::Contains("widht") && Catch::Contains("valid options") && Catch::Contains("width"));
+  REQUIRE_THROWS_WITH(adx::from_option_map<OuterOpts>({{"width", "3x"}}), Catch::Contains("'3x'"));
+  REQUIRE_THROWS_WITH(adx::from_option_map<OuterOpts>({{"policy", "median"}}),
+                      Catch::Contains("median") && Catch::Contains("mean_std"));
+  REQUIRE_THROWS_WITH(adx::from_option_map<OuterOpts>({{"flag", "maybe"}}), Catch::Contains("boolean"));
+}
