@@ -1,6 +1,10 @@
 #pragma once
 // Variational autoencoder (Kingma & Welling 2014) trained on the beta-ELBO,
-// with a Gaussian decoder whose per-feature variance is learned. Four scores:
+// with a Gaussian decoder whose per-feature variance is calibrated: during
+// training each batch plugs in the variance that maximises its likelihood
+// (the sigma-VAE of Rybkin et al. 2021), and a running average of it is kept
+// for scoring. A learned variance moves too slowly and lets the KL term
+// collapse the posterior on small data sets. Four scores:
 //   reconstruction_probability  -mean_l log p(x | z_l), z_l ~ q(z|x) (An & Cho 2015)
 //   elbo                        -ELBO (Monte Carlo reconstruction term + KL)
 //   kl                          KL(q(z|x) || N(0, I))
@@ -72,7 +76,7 @@ class VaeNetImpl : public torch::nn::Module {
     std::vector<int64_t> reversed(o.hidden().rbegin(), o.hidden().rend());
     decoder = register_module("decoder",
                               nn::make_mlp({o.latent(), reversed, in_features, o.batch_norm(), o.dropout()}));
-    log_sigma = register_parameter("log_sigma", torch::zeros({in_features}));
+    log_sigma = register_buffer("log_sigma", torch::zeros({in_features}));
     latent_mean = register_buffer("latent_mean", torch::zeros({o.latent()}));
     latent_precision = register_buffer("latent_precision", torch::eye(o.latent()));
   }
@@ -85,11 +89,18 @@ class VaeNetImpl : public torch::nn::Module {
   torch::Tensor decode(const torch::Tensor& z) { return decoder->forward(z); }
   /// Deterministic reconstruction: the decoder mean at z = mu(x).
   torch::Tensor forward(const torch::Tensor& x) { return decode(encode(x).first).reshape(x.sizes()); }
-  torch::Tensor decoder_log_sigma() { return log_sigma.clamp_min(min_log_sigma_); }
-
-  /// -log N(x; mean, sigma^2) summed over features, per item.
+  /// -log N(x; mean, sigma^2) summed over features, per item. In training the
+  /// per-feature sigma is the batch's maximum-likelihood value, which also
+  /// updates the running sigma used in evaluation.
   torch::Tensor nll(const torch::Tensor& x_flat, const torch::Tensor& mean) {
-    const auto ls = decoder_log_sigma();
+    torch::Tensor ls;
+    if (is_training()) {
+      ls = (0.5 * (x_flat - mean).detach().pow(2).mean(0).clamp_min(1e-12).log()).clamp_min(min_log_sigma_);
+      torch::NoGradGuard no_grad;
+      log_sigma.mul_(1.0 - kSigmaMomentum).add_(kSigmaMomentum * ls);
+    } else {
+      ls = log_sigma.clamp_min(min_log_sigma_);
+    }
     return (0.5 * ((x_flat - mean) * torch::exp(-ls)).pow(2) + ls + 0.5 * std::log(2 * M_PI)).sum(-1);
   }
   static torch::Tensor kl(const torch::Tensor& mu, const torch::Tensor& logvar) {
@@ -101,6 +112,7 @@ class VaeNetImpl : public torch::nn::Module {
   torch::Tensor log_sigma, latent_mean, latent_precision;
 
  private:
+  static constexpr double kSigmaMomentum = 0.1;
   double min_log_sigma_;
 };
 TORCH_MODULE(VaeNet);
