@@ -1,0 +1,107 @@
+// Speed benchmark: adx's autoencoder against the same autoencoder written in
+// Python with PyTorch, both on one-vs-rest Fashion-MNIST, timed in one run.
+//
+//   ae_benchmark [--class 0] [--epochs 20] [--threads 2] [--repeats 2] [--python /usr/bin/python3]
+//
+// Settings on both sides: MLP 784-128-64-32-16 (mirrored decoder), BatchNorm,
+// ReLU, Dropout 0.1, batch 256, Adam lr 1e-3, weight decay 1e-5, min-max
+// scaling, no validation split. Each side runs `repeats` times, alternating,
+// and the fastest run of each counts.
+#include "common/one_vs_rest.hpp"
+
+#include <cstdio>
+#include <iostream>
+#include <regex>
+
+#ifndef ADX_BENCHMARK_DIR
+#define ADX_BENCHMARK_DIR "."
+#endif
+
+namespace {
+
+struct Timing {
+  double train = 1e30, score = 1e30, auroc = 0;
+};
+
+void keep_best(Timing& best, double train, double score, double auroc) {
+  best.train = std::min(best.train, train);
+  best.score = std::min(best.score, score);
+  best.auroc = auroc;
+}
+
+double json_number(const std::string& line, const std::string& key) {
+  std::smatch m;
+  if (!std::regex_search(line, m, std::regex("\"" + key + "\": ([-0-9.eE]+)")))
+    throw adx::Error("reference output lacks '" + key + "': " + line);
+  return std::stod(m[1]);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int64_t normal_class = 0, epochs = 20, threads = 2, repeats = 2;
+  std::string python = "/usr/bin/python3", data_dir = adx::kFashionMnistDir;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string a = argv[i], v = argv[i + 1];
+    if (a == "--class") normal_class = std::stoll(v);
+    else if (a == "--epochs") epochs = std::stoll(v);
+    else if (a == "--threads") threads = std::stoll(v);
+    else if (a == "--repeats") repeats = std::stoll(v);
+    else if (a == "--python") python = v;
+    else if (a == "--data") data_dir = v;
+    else { std::cerr << "unknown argument " << a << "\n"; return 2; }
+  }
+  try {
+    adx::set_num_threads(static_cast<int>(threads));
+    const auto train = adx::load_mnist_split(data_dir, "train");
+    const auto test = adx::load_mnist_split(data_dir, "t10k");
+    const adx::OptionMap options{{"hidden", "128,64,32"},        {"bottleneck", "16"},
+                                 {"dropout", "0.1"},             {"train.batch_size", "256"},
+                                 {"train.lr", "0.001"},          {"train.weight_decay", "0.00001"},
+                                 {"train.epochs", std::to_string(epochs)},
+                                 {"train.patience", "0"},        {"runtime.validation_fraction", "0"},
+                                 {"runtime.threads", std::to_string(threads)}};
+    std::cout << fmt::format("autoencoder benchmark: class {}, {} epochs, {} thread(s), {} repeat(s)\n",
+                             normal_class, epochs, threads, repeats);
+    Timing adx_t, py_loader, py_tensor;
+    const std::string command =
+        fmt::format("{} {}/ae_reference.py --data {} --normal-class {} --epochs {} --threads {} 2>&1", python,
+                    ADX_BENCHMARK_DIR, data_dir, normal_class, epochs, threads);
+    for (int64_t r = 0; r < repeats; ++r) {
+      FILE* pipe = popen(command.c_str(), "r");
+      if (!pipe) throw adx::Error("cannot start the Python reference: " + command);
+      char buffer[4096];
+      std::string output;
+      while (fgets(buffer, sizeof(buffer), pipe)) output += buffer;
+      if (pclose(pipe) != 0)
+        throw adx::Error("the Python reference failed (is python3-torch installed?):\n" + output);
+      std::stringstream lines(output);
+      std::string line;
+      while (std::getline(lines, line)) {
+        if (line.find("\"mode\"") == std::string::npos) continue;
+        auto& slot = line.find("dataloader") != std::string::npos ? py_loader : py_tensor;
+        keep_best(slot, json_number(line, "train_seconds"), json_number(line, "score_seconds"),
+                  json_number(line, "auroc"));
+      }
+      const auto res = adx::examples::run_one_vs_rest("autoencoder", options, train, test, normal_class,
+                                                      adx::Modality::Tabular);
+      keep_best(adx_t, res.train_seconds, static_cast<double>(test.images.size(0)) / res.score_items_per_second,
+                res.auroc);
+    }
+    std::cout << fmt::format("{:<34} {:>9} {:>9} {:>8}\n", "", "train s", "score s", "AUROC");
+    auto row = [](const char* name, const Timing& t) {
+      std::cout << fmt::format("{:<34} {:9.3f} {:9.4f} {:8.4f}\n", name, t.train, t.score, t.auroc);
+    };
+    row("adx (C++)", adx_t);
+    row("python, DataLoader (PyOD style)", py_loader);
+    row("python, plain tensors", py_tensor);
+    std::cout << fmt::format("speed-up vs DataLoader:     train {:.2f}x, score {:.2f}x\n",
+                             py_loader.train / adx_t.train, py_loader.score / adx_t.score);
+    std::cout << fmt::format("speed-up vs plain tensors:  train {:.2f}x, score {:.2f}x\n",
+                             py_tensor.train / adx_t.train, py_tensor.score / adx_t.score);
+    return 0;
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 1;
+  }
+}

@@ -1,0 +1,120 @@
+#!/usr/bin/env python3
+"""Reference autoencoder in Python/PyTorch for the adx speed benchmark.
+
+Same model and settings as adx's benchmark run: MLP 784-128-64-32-16 (mirrored
+decoder), BatchNorm/ReLU/Dropout 0.1, batch 256, Adam 1e-3, weight decay 1e-5,
+min-max scaling fitted on the training class, score = per-item MSE.
+Two loops are timed:
+  dataloader  the PyOD AutoEncoder way: torch DataLoader over a TensorDataset
+  tensor      plain tensor slicing (the fastest straightforward Python loop)
+Prints one JSON line per loop.
+"""
+import argparse, gzip, json, time
+import numpy as np
+import torch
+from torch import nn
+
+
+def load_idx(path):
+    with gzip.open(path, "rb") as f:
+        data = f.read()
+    ndim = data[3]
+    shape = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
+
+
+def mlp(widths, dropout):
+    layers = []
+    for a, b in zip(widths[:-2], widths[1:-1]):
+        layers += [nn.Linear(a, b), nn.BatchNorm1d(b), nn.ReLU(), nn.Dropout(dropout)]
+    layers.append(nn.Linear(widths[-2], widths[-1]))
+    return nn.Sequential(*layers)
+
+
+class AutoEncoder(nn.Module):
+    def __init__(self, d, hidden, code, dropout):
+        super().__init__()
+        self.encoder = mlp([d] + hidden + [code], dropout)
+        self.decoder = mlp([code] + hidden[::-1] + [d], dropout)
+
+    def forward(self, x):
+        return self.decoder(self.encoder(x))
+
+
+def auroc(labels, scores):
+    from sklearn.metrics import roc_auc_score
+    return float(roc_auc_score(labels, scores))
+
+
+def run(mode, args, x_train, x_test, labels):
+    torch.manual_seed(args.seed)
+    model = AutoEncoder(x_train.shape[1], [128, 64, 32], 16, 0.1)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-5)
+    bs = 256
+    t0 = time.perf_counter()
+    model.train()
+    if mode == "dataloader":
+        loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x_train), batch_size=bs, shuffle=True)
+        for _ in range(args.epochs):
+            for (batch,) in loader:
+                if batch.shape[0] < 2:
+                    continue
+                opt.zero_grad()
+                loss = ((model(batch) - batch) ** 2).mean()
+                loss.backward()
+                opt.step()
+    else:
+        n = x_train.shape[0]
+        for _ in range(args.epochs):
+            perm = torch.randperm(n)
+            xs = x_train[perm]
+            for i in range(0, n, bs):
+                batch = xs[i:i + bs]
+                if batch.shape[0] < 2:
+                    continue
+                opt.zero_grad()
+                loss = ((model(batch) - batch) ** 2).mean()
+                loss.backward()
+                opt.step()
+    train_s = time.perf_counter() - t0
+
+    model.eval()
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        if mode == "dataloader":
+            loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x_test), batch_size=bs, shuffle=False)
+            scores = torch.cat([((model(b) - b) ** 2).mean(1) for (b,) in loader])
+        else:
+            scores = torch.cat([((model(x_test[i:i + 2048]) - x_test[i:i + 2048]) ** 2).mean(1)
+                                for i in range(0, x_test.shape[0], 2048)])
+    score_s = time.perf_counter() - t0
+    return {"mode": mode, "train_seconds": train_s, "score_seconds": score_s,
+            "auroc": auroc(labels, scores.numpy())}
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
+    p.add_argument("--normal-class", type=int, default=0)
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--modes", default="dataloader,tensor")
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    xtr = load_idx(f"{args.data}/train-images-idx3-ubyte.gz").reshape(-1, 784).astype(np.float32) / 255
+    ytr = load_idx(f"{args.data}/train-labels-idx1-ubyte.gz")
+    xte = load_idx(f"{args.data}/t10k-images-idx3-ubyte.gz").reshape(-1, 784).astype(np.float32) / 255
+    yte = load_idx(f"{args.data}/t10k-labels-idx1-ubyte.gz")
+    x_train = xtr[ytr == args.normal_class]
+    lo, hi = x_train.min(0), x_train.max(0)
+    scale = np.where(hi - lo > 1e-12, 1.0 / np.maximum(hi - lo, 1e-12), 1.0).astype(np.float32)
+    x_train = torch.from_numpy((x_train - lo) * scale)
+    x_test = torch.from_numpy((xte - lo) * scale)
+    labels = (yte != args.normal_class).astype(np.int32)
+    for mode in args.modes.split(","):
+        print(json.dumps(run(mode, args, x_train, x_test, labels)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
