@@ -6,20 +6,48 @@
 #include <torch/cuda.h>
 #include <torch/utils.h>
 
+#include <dlfcn.h>
+
 #include <thread>
 
 namespace adx {
 
-int set_num_threads(int threads) {
+namespace {
+int g_threads = 1;
+int g_blas_threads = -1;
+}  // namespace
+
+bool set_blas_threads(int threads) {
+  using SetThreads = void (*)(int);
+  // Looked up at run time: the BLAS behind LibTorch is chosen by the system's alternatives.
+  static auto* setter = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
+  if (!setter) return false;
+  if (g_blas_threads != threads) {
+    setter(threads);
+    g_blas_threads = threads;
+  }
+  return true;
+}
+
+int set_num_threads(int threads, ThreadPlacement placement) {
   ADX_CHECK_AS(OptionError, threads >= 0, "thread count must be >= 0 (0 = all hardware threads), got {}",
                threads);
   int wanted = threads;
   if (wanted == 0) wanted = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  if (at::get_num_threads() != wanted) at::set_num_threads(wanted);
-  return at::get_num_threads();
+  const bool blas = placement == ThreadPlacement::Blas && set_blas_threads(wanted);
+  if (!blas && placement == ThreadPlacement::Blas) {
+    // No OpenBLAS to steer: fall back to the intra-op pool.
+    if (at::get_num_threads() != wanted) at::set_num_threads(wanted);
+  } else {
+    const int intra = blas ? 1 : wanted;
+    if (!blas) set_blas_threads(1);
+    if (at::get_num_threads() != intra) at::set_num_threads(intra);
+  }
+  g_threads = wanted;
+  return wanted;
 }
 
-int num_threads() { return at::get_num_threads(); }
+int num_threads() { return g_threads; }
 
 void seed_everything(uint64_t seed) { torch::manual_seed(seed); }
 

@@ -50,7 +50,10 @@ at::Tensor Transform::apply(const at::Tensor& x) const {
   ADX_CHECK_AS(ShapeError, shift_.numel() == 1 || shift_.sizes() == x.sizes().slice(1),
                "preprocessing was fitted on items of {} values but got items of shape {}", shift_.numel(),
                std::string(c10::str(x.sizes().slice(1))));
-  return (input - shift_.to(x.device(), x.scalar_type())) * scale_.to(x.device(), x.scalar_type());
+  // (x - shift) * scale as one fused pass: x * scale + (-shift * scale).
+  const auto scale = scale_.to(x.device(), x.scalar_type());
+  const auto offset = -shift_.to(x.device(), x.scalar_type()) * scale;
+  return torch::addcmul(offset, input, scale);
 }
 
 void Transform::save_state(std::map<std::string, at::Tensor>& state, const std::string& prefix) const {

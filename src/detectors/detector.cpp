@@ -35,12 +35,16 @@ Data Detector::prepare(const Data& data) const {
   return out;
 }
 
+void Detector::apply_threads() const {
+  set_num_threads(static_cast<int>(runtime().threads()), thread_placement());
+}
+
 void Detector::fit(const Data& train) { fit_impl(train, nullptr); }
 void Detector::fit(const Data& train, const Data& validation) { fit_impl(train, &validation); }
 
 void Detector::fit_impl(const Data& train_in, const Data* validation_in) {
   check_device(runtime().device());
-  set_num_threads(static_cast<int>(runtime().threads()));
+  apply_threads();
   seed_everything(static_cast<uint64_t>(runtime().seed()));
   check_input(train_in, "training data", true);
   fitted_ = false;
@@ -80,33 +84,35 @@ void Detector::fit_impl(const Data& train_in, const Data* validation_in) {
   // Calibrate on held-out normal data when there is enough of it; BestF1 needs labels.
   if (threshold_options().policy() != ThresholdPolicy::BestF1 && val_prepared.x.defined() &&
       val_prepared.size() >= min_calibration_samples(threshold_options())) {
-    calibrate_prepared(val_prepared);
+    calibrate_raw(validation);
   }
 }
 
-Scores Detector::score_prepared(const Data& prepared) {
+// Scores raw (validated) data chunk by chunk: preprocessing per chunk keeps the
+// working set small and never materialises a second copy of the whole input.
+Scores Detector::score_raw(const Data& data) {
   if (auto* m = model()) m->eval();
   std::unique_ptr<torch::NoGradGuard> no_grad;
   if (!score_needs_grad()) no_grad = std::make_unique<torch::NoGradGuard>();
-  const int64_t n = prepared.size();
+  const int64_t n = data.size();
   const int64_t chunk = std::max<int64_t>(1, runtime().score_batch_size());
   std::vector<torch::Tensor> per_item, maps;
   for (int64_t begin = 0; begin < n; begin += chunk) {
-    Scores part = score_model(prepared.slice(begin, std::min(n, begin + chunk)));
+    Scores part = score_model(prepare(data.slice(begin, std::min(n, begin + chunk))));
     per_item.push_back(part.per_item.detach().to(torch::kCPU, torch::kFloat32).reshape({-1}));
     if (part.pixel_map.defined()) maps.push_back(part.pixel_map.detach().to(torch::kCPU, torch::kFloat32));
   }
   Scores out;
-  out.per_item = torch::cat(per_item);
-  if (!maps.empty()) out.pixel_map = torch::cat(maps);
+  out.per_item = per_item.size() == 1 ? per_item[0] : torch::cat(per_item);
+  if (!maps.empty()) out.pixel_map = maps.size() == 1 ? maps[0] : torch::cat(maps);
   return out;
 }
 
 Scores Detector::score(const Data& data) {
   ADX_CHECK_AS(NotFittedError, fitted_, "{}: score() called before fit()", type());
   check_input(data, "scoring data", false);
-  set_num_threads(static_cast<int>(runtime().threads()));
-  return score_prepared(prepare(data));
+  apply_threads();
+  return score_raw(data);
 }
 
 torch::Tensor Detector::predict(const Data& data) {
@@ -117,8 +123,8 @@ torch::Tensor Detector::predict(const Data& data) {
   return score(data).per_item > threshold_;
 }
 
-void Detector::calibrate_prepared(const Data& prepared_normal) {
-  const auto scores = score_prepared(prepared_normal).to_vector();
+void Detector::calibrate_raw(const Data& normal) {
+  const auto scores = score_raw(normal).to_vector();
   threshold_ = fit_threshold(scores, threshold_options());
   calibrated_ = true;
 }
@@ -129,8 +135,8 @@ void Detector::calibrate(const Data& normal) {
   const int64_t needed = min_calibration_samples(threshold_options());
   ADX_CHECK_AS(ValueError, normal.size() >= needed, "{}: calibration needs at least {} normal items, got {}",
                type(), needed, normal.size());
-  set_num_threads(static_cast<int>(runtime().threads()));
-  calibrate_prepared(prepare(normal));
+  apply_threads();
+  calibrate_raw(normal);
 }
 
 void Detector::calibrate(const Data& data, const std::vector<int>& labels) {
@@ -187,7 +193,7 @@ void Detector::restore(const ModelFile& file) {
   transform_ = Transform(preprocess());
   transform_.load_state(file.tensors, "preprocess.");
   check_device(runtime().device());
-  set_num_threads(static_cast<int>(runtime().threads()));
+  apply_threads();
   build(item_shape_, modality_);
   if (auto* m = model()) {
     load_module_state(*m, file.tensors, "model.");

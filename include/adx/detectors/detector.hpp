@@ -113,6 +113,11 @@ class Detector {
   virtual void load_extra(const TensorMap& /*state*/) {}
   /// Scoring needs autograd (e.g. latent search); default scoring runs without it.
   virtual bool score_needs_grad() const { return false; }
+  /// Which thread pool gets runtime.threads: BLAS for dense networks, the
+  /// intra-op pool for convolutional ones.
+  virtual ThreadPlacement thread_placement() const { return ThreadPlacement::IntraOp; }
+  /// Applies runtime.threads with thread_placement().
+  void apply_threads() const;
 
   const ProgressCallback& progress() const { return progress_; }
 
@@ -120,8 +125,8 @@ class Detector {
   void fit_impl(const Data& train, const Data* validation);
   void check_input(const Data& data, const char* what, bool at_fit) const;
   Data prepare(const Data& data) const;
-  Scores score_prepared(const Data& prepared);
-  void calibrate_prepared(const Data& prepared_normal);
+  Scores score_raw(const Data& data);
+  void calibrate_raw(const Data& normal);
 
   bool fitted_ = false;
   bool calibrated_ = false;
