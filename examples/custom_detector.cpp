@@ -15,17 +15,13 @@ struct GaussianOptions {
   ADX_OPTIONS_STRUCT;
   /// Ridge added to the covariance diagonal.
   ADX_ARG(double, ridge) = 1e-3;
-  ADX_ARG(adx::Preprocess, preprocess) = adx::Preprocess::Standardize;
-  ADX_ARG(adx::ThresholdOptions, threshold) = adx::ThresholdOptions();
-  ADX_ARG(adx::RuntimeOptions, runtime) = adx::RuntimeOptions();
+  ADX_DETECTOR_OPTIONS(adx::Preprocess::Standardize);
 
  public:
   template <class V>
   void visit(V& v) {
     v("ridge", ridge_);
-    v("preprocess", preprocess_);
-    v("threshold", threshold_);
-    v("runtime", runtime_);
+    ADX_VISIT_DETECTOR_OPTIONS(v);
   }
 };
 

@@ -227,3 +227,26 @@ TEST_CASE("the registry lists every built-in detector", "[registry]") {
   for (const char* n : {"autoencoder", "denoising_autoencoder", "sparse_autoencoder", "conv_autoencoder", "vae"})
     REQUIRE(std::find(names.begin(), names.end(), n) != names.end());
 }
+
+TEST_CASE("learning-rate schedules follow their formulas", "[train]") {
+  adx::TrainOptions o;
+  o.lr(0.1).epochs(10).lr_schedule(adx::LrSchedule::Step).lr_step(3).lr_gamma(0.5);
+  REQUIRE(adx::scheduled_lr(o, 0) == Approx(0.1));
+  REQUIRE(adx::scheduled_lr(o, 2) == Approx(0.1));
+  REQUIRE(adx::scheduled_lr(o, 3) == Approx(0.05));
+  REQUIRE(adx::scheduled_lr(o, 7) == Approx(0.025));
+  o.lr_schedule(adx::LrSchedule::Cosine);
+  REQUIRE(adx::scheduled_lr(o, 0) == Approx(0.1));
+  REQUIRE(adx::scheduled_lr(o, 5) == Approx(0.05));  // half-way: (1 + cos(pi/2)) / 2
+  o.lr_schedule(adx::LrSchedule::Constant);
+  REQUIRE(adx::scheduled_lr(o, 9) == Approx(0.1));
+}
+
+TEST_CASE("AdamW, cosine schedule and gradient clipping train a working model", "[train]") {
+  const auto data = adx::test::easy_tabular();
+  auto d = adx::make_detector("autoencoder", quick(40, {{"bottleneck", "3"}, {"train.optimizer", "adamw"},
+                                                        {"train.lr_schedule", "cosine"}, {"train.grad_clip", "1.0"},
+                                                        {"train.weight_decay", "0.01"}}));
+  d->fit(Data::tabular(data.train));
+  REQUIRE(adx::metrics::roc_auc(data.labels, d->score(Data::tabular(data.test)).to_vector()) > 0.9);
+}

@@ -46,6 +46,21 @@ struct RuntimeOptions {
   }
 };
 
+/// Declares the options every detector has: `preprocess` (with its default),
+/// `threshold` and `runtime`. List them in visit() with ADX_VISIT_DETECTOR_OPTIONS(v).
+#define ADX_DETECTOR_OPTIONS(default_preprocess)                     \
+  /** Preprocessing fitted on the training data. */                   \
+  ADX_ARG(::adx::Preprocess, preprocess) = default_preprocess;        \
+  /** How fit() and calibrate() set the threshold. */                 \
+  ADX_ARG(::adx::ThresholdOptions, threshold) = ::adx::ThresholdOptions(); \
+  /** Device, threads, seed, hold-out. */                             \
+  ADX_ARG(::adx::RuntimeOptions, runtime) = ::adx::RuntimeOptions()
+
+#define ADX_VISIT_DETECTOR_OPTIONS(v) \
+  v("preprocess", preprocess_);       \
+  v("threshold", threshold_);         \
+  v("runtime", runtime_)
+
 /// Result of score(): higher means more anomalous.
 struct Scores {
   torch::Tensor per_item;   ///< N scores (float32, CPU)

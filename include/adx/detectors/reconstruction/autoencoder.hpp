@@ -38,11 +38,9 @@ struct AutoEncoderOptions {
   ADX_ARG(double, sparsity_weight) = 0.0;
   /// Target mean activation rho of each code unit.
   ADX_ARG(double, sparsity_target) = 0.05;
-  /// Preprocessing fitted on the training data.
-  ADX_ARG(Preprocess, preprocess) = Preprocess::MinMax;
+  /// Training loop settings.
   ADX_ARG(TrainOptions, train) = TrainOptions();
-  ADX_ARG(ThresholdOptions, threshold) = ThresholdOptions();
-  ADX_ARG(RuntimeOptions, runtime) = RuntimeOptions();
+  ADX_DETECTOR_OPTIONS(Preprocess::MinMax);
 
  public:
   template <class V>
@@ -55,10 +53,8 @@ struct AutoEncoderOptions {
     v("noise_level", noise_level_);
     v("sparsity_weight", sparsity_weight_);
     v("sparsity_target", sparsity_target_);
-    v("preprocess", preprocess_);
     v("train", train_);
-    v("threshold", threshold_);
-    v("runtime", runtime_);
+    ADX_VISIT_DETECTOR_OPTIONS(v);
   }
 };
 

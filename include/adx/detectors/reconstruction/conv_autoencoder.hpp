@@ -15,10 +15,9 @@ struct ConvAutoEncoderOptions {
   ADX_ARG(int64_t, latent) = 32;
   /// BatchNorm in encoder and decoder.
   ADX_ARG(bool, batch_norm) = true;
-  ADX_ARG(Preprocess, preprocess) = Preprocess::MinMax;
+  /// Training loop settings (30 epochs: each costs more than a dense epoch).
   ADX_ARG(TrainOptions, train) = TrainOptions().epochs(30);
-  ADX_ARG(ThresholdOptions, threshold) = ThresholdOptions();
-  ADX_ARG(RuntimeOptions, runtime) = RuntimeOptions();
+  ADX_DETECTOR_OPTIONS(Preprocess::MinMax);
 
  public:
   template <class V>
@@ -26,10 +25,8 @@ struct ConvAutoEncoderOptions {
     v("channels", channels_);
     v("latent", latent_);
     v("batch_norm", batch_norm_);
-    v("preprocess", preprocess_);
     v("train", train_);
-    v("threshold", threshold_);
-    v("runtime", runtime_);
+    ADX_VISIT_DETECTOR_OPTIONS(v);
   }
 };
 

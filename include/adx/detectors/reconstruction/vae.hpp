@@ -39,10 +39,9 @@ struct VaeOptions {
   ADX_ARG(int64_t, mc_samples) = 10;
   /// Lower bound of the decoder's log standard deviation (keeps the likelihood finite).
   ADX_ARG(double, min_log_sigma) = -3.0;
-  ADX_ARG(Preprocess, preprocess) = Preprocess::MinMax;
+  /// Training loop settings (no weight decay: the KL term already regularises).
   ADX_ARG(TrainOptions, train) = TrainOptions().weight_decay(0.0);
-  ADX_ARG(ThresholdOptions, threshold) = ThresholdOptions();
-  ADX_ARG(RuntimeOptions, runtime) = RuntimeOptions();
+  ADX_DETECTOR_OPTIONS(Preprocess::MinMax);
 
  public:
   template <class V>
@@ -55,10 +54,8 @@ struct VaeOptions {
     v("score", score_);
     v("mc_samples", mc_samples_);
     v("min_log_sigma", min_log_sigma_);
-    v("preprocess", preprocess_);
     v("train", train_);
-    v("threshold", threshold_);
-    v("runtime", runtime_);
+    ADX_VISIT_DETECTOR_OPTIONS(v);
   }
 };
 
