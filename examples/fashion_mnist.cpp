@@ -26,7 +26,7 @@ const char* kClassNames[10] = {"T-shirt/top", "Trouser", "Pullover", "Dress", "C
 void usage() {
   std::cout << "usage: fashion_mnist [--full] [--detectors a,b] [--classes 0,1] [--epochs N]\n"
                "                     [--threads N] [--data DIR] [--save DIR] [--progress]\n"
-               "detectors: autoencoder, denoising_autoencoder, sparse_autoencoder, conv_autoencoder, vae\n";
+               "detectors: autoencoder, denoising_autoencoder, sparse_autoencoder, conv_autoencoder, vae, deep_svdd\n";
 }
 
 }  // namespace
@@ -67,7 +67,9 @@ int main(int argc, char** argv) {
     for (const auto& name : detectors) {
       adx::OptionMap options{{"runtime.threads", threads}};
       if (!epochs.empty()) options["train.epochs"] = epochs;
-      const auto modality = name == "conv_autoencoder" ? adx::Modality::Image : adx::Modality::Tabular;
+      // Convolutional detectors see images; dense ones see flattened pixels.
+      const auto modality = (name == "conv_autoencoder" || name == "deep_svdd") ? adx::Modality::Image
+                                                                                  : adx::Modality::Tabular;
       std::cout << "\n== " << name << "\n";
       double sum = 0, train_s = 0, rate = 0;
       for (auto c : classes) {

@@ -31,6 +31,11 @@ std::vector<Case> cases() {
       {"vae", quick(40, {{"latent", "3"}}), false},
       {"conv_autoencoder", quick(15, {{"channels", "8,16"}, {"latent", "8"}}), true},
       {"autoencoder", quick(20, {{"bottleneck", "8"}}), true},
+      {"deep_svdd", quick(30, {{"rep_dim", "8"}, {"pretrain_train.epochs", "20"}, {"train.lr", "0.001"}}), false},
+      {"deep_svdd", quick(10, {{"rep_dim", "8"}, {"pretrain_train.epochs", "10"}, {"train.lr", "0.001"}}), true},
+      {"deep_svdd", quick(30, {{"rep_dim", "8"}, {"objective", "soft_boundary"}, {"nu", "0.05"},
+                               {"warm_up_epochs", "5"}, {"pretrain_train.epochs", "20"}, {"train.lr", "0.001"}}),
+       false},
   };
 }
 
@@ -168,6 +173,9 @@ TEST_CASE("bad input is an adx::Error that names the problem", "[detectors][erro
   REQUIRE_THROWS_WITH(adx::make_detector("autoencoder", {{"runtime.device", "tpu"}})->fit(Data::tabular(data.train)),
                       Catch::Contains("tpu"));
 
+  REQUIRE_THROWS_WITH(adx::make_detector("deep_svdd", {{"bias", "true"}}),
+                      Catch::Contains("bias-free") && Catch::Contains("collapses"));
+
   auto conv = adx::make_detector("conv_autoencoder", quick(1));
   REQUIRE_THROWS_WITH(conv->fit(Data::tabular(data.train)),
                       Catch::Contains("conv_autoencoder accepts image data") && Catch::Contains("tabular"));
@@ -224,7 +232,8 @@ TEST_CASE("models load onto a requested device and refuse an absent one", "[io][
 
 TEST_CASE("the registry lists every built-in detector", "[registry]") {
   const auto names = adx::detector_names();
-  for (const char* n : {"autoencoder", "denoising_autoencoder", "sparse_autoencoder", "conv_autoencoder", "vae"})
+  for (const char* n :
+       {"autoencoder", "denoising_autoencoder", "sparse_autoencoder", "conv_autoencoder", "vae", "deep_svdd"})
     REQUIRE(std::find(names.begin(), names.end(), n) != names.end());
 }
 
@@ -249,4 +258,45 @@ TEST_CASE("AdamW, cosine schedule and gradient clipping train a working model", 
                                                         {"train.weight_decay", "0.01"}}));
   d->fit(Data::tabular(data.train));
   REQUIRE(adx::metrics::roc_auc(data.labels, d->score(Data::tabular(data.test)).to_vector()) > 0.9);
+}
+
+TEST_CASE("denoising autoencoder trains with masking and dropout noise", "[detectors]") {
+  const auto data = adx::test::easy_tabular();
+  for (const char* noise : {"masking", "dropout"}) {
+    auto d = adx::make_detector("denoising_autoencoder",
+                                quick(40, {{"bottleneck", "3"}, {"noise", noise}, {"noise_level", "0.1"}}));
+    d->fit(Data::tabular(data.train));
+    INFO(noise);
+    REQUIRE(adx::metrics::roc_auc(data.labels, d->score(Data::tabular(data.test)).to_vector()) > 0.9);
+  }
+}
+
+TEST_CASE("image detectors reject a wrong image size", "[detectors][errors]") {
+  const auto data = adx::test::easy_images(100, 10, 5);
+  auto d = adx::make_detector("conv_autoencoder", quick(1, {{"channels", "4"}, {"latent", "4"}}));
+  d->fit(Data::images(data.train));
+  REQUIRE_THROWS_WITH(d->score(Data::images(torch::rand({3, 1, 20, 16}))),
+                      Catch::Contains("[1 x 16 x 16]") && Catch::Contains("[1 x 20 x 16]"));
+  REQUIRE_THROWS_WITH(d->score(Data::images(torch::rand({3, 3, 16, 16}))), Catch::Contains("[3 x 16 x 16]"));
+}
+
+TEST_CASE("Deep SVDD's center avoids zero entries and soft boundary sets a radius", "[detectors][deep_svdd]") {
+  const auto data = adx::test::easy_tabular();
+  adx::DeepSvdd soft(adx::from_option_map<adx::DeepSvddOptions>(
+      quick(20, {{"rep_dim", "8"}, {"objective", "soft_boundary"}, {"nu", "0.1"}, {"warm_up_epochs", "2"},
+                 {"pretrain", "false"}, {"train.lr", "0.001"}})));
+  soft.fit(Data::tabular(data.train));
+  REQUIRE(soft.radius() > 0.0);
+  // About nu of the training items lie outside the sphere (positive soft-boundary score).
+  const auto train_scores = soft.score(Data::tabular(data.train)).per_item;
+  const double outside = (train_scores > 0).to(torch::kFloat64).mean().item<double>();
+  REQUIRE(outside < 0.3);
+  adx::ModelFile file;
+  soft.save(temp_path("svdd_soft.adx"));
+  file = adx::read_model_file(temp_path("svdd_soft.adx"));
+  const auto c = file.tensors.at("model.center");
+  REQUIRE((c.abs() >= 0.1 - 1e-6).all().item<bool>());
+  REQUIRE(file.tensors.at("model.radius").item<double>() == Approx(soft.radius()));
+  // No parameter of the network is a bias.
+  for (const auto& kv : file.tensors) REQUIRE(kv.first.find("bias") == std::string::npos);
 }

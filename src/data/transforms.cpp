@@ -16,7 +16,9 @@ at::Tensor global_contrast_normalize(const at::Tensor& x) {
 
 void Transform::fit(const at::Tensor& x) {
   const auto data = x.to(torch::kFloat64);
+  ADX_CHECK_AS(OptionError, kind_ != Preprocess::Auto, "preprocessing 'auto' must be resolved by the detector");
   switch (kind_) {
+    case Preprocess::Auto:
     case Preprocess::None: return;
     case Preprocess::Standardize: {
       shift_ = data.mean(0);

@@ -35,6 +35,10 @@ Data Detector::prepare(const Data& data) const {
   return out;
 }
 
+Preprocess Detector::resolved_preprocess(Modality modality) const {
+  return preprocess() == Preprocess::Auto ? auto_preprocess(modality) : preprocess();
+}
+
 void Detector::apply_threads() const {
   set_num_threads(static_cast<int>(runtime().threads()), thread_placement());
 }
@@ -69,7 +73,7 @@ void Detector::fit_impl(const Data& train_in, const Data* validation_in) {
     }
   }
 
-  transform_ = Transform(preprocess());
+  transform_ = Transform(resolved_preprocess(train.modality));
   transform_.fit(train.x.to(torch::kFloat32));
   item_shape_ = train.item_shape();
   modality_ = train.modality;
@@ -190,7 +194,7 @@ void Detector::restore(const ModelFile& file) {
   ADX_CHECK_AS(IoError, threshold.numel() == 2, "model file has a malformed threshold record");
   threshold_ = threshold[0].item<double>();
   calibrated_ = threshold[1].item<double>() != 0.0;
-  transform_ = Transform(preprocess());
+  transform_ = Transform(resolved_preprocess(modality_));
   transform_.load_state(file.tensors, "preprocess.");
   check_device(runtime().device());
   apply_threads();

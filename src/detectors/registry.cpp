@@ -1,3 +1,4 @@
+#include <adx/detectors/one_class/deep_svdd.hpp>
 #include <adx/detectors/reconstruction/autoencoder.hpp>
 #include <adx/detectors/reconstruction/conv_autoencoder.hpp>
 #include <adx/detectors/reconstruction/denoising_autoencoder.hpp>
@@ -25,6 +26,7 @@ std::map<std::string, Entry> builtin_detectors() {
       {"sparse_autoencoder", {factory_for<SparseAutoEncoder>(), "autoencoder with a KL sparsity penalty"}},
       {"conv_autoencoder", {factory_for<ConvAutoEncoder>(), "convolutional autoencoder for images"}},
       {"vae", {factory_for<Vae>(), "variational autoencoder (beta-ELBO), four scores"}},
+      {"deep_svdd", {factory_for<DeepSvdd>(), "Deep SVDD, one-class or soft-boundary hypersphere"}},
   };
 }
 

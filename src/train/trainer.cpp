@@ -64,7 +64,7 @@ double mean_loss_over(const torch::Tensor& x, int64_t batch_size, const BatchLos
 
 TrainResult train_module(torch::nn::Module& module, const torch::Tensor& train_x, const torch::Tensor& val_x,
                          const TrainOptions& o, const BatchLoss& loss, const ProgressCallback& progress,
-                         const std::string& stage) {
+                         const std::string& stage, const EpochHook& on_epoch_start) {
   ADX_CHECK_AS(OptionError, o.epochs() >= 1, "epochs must be >= 1, got {}", o.epochs());
   ADX_CHECK_AS(OptionError, o.batch_size() >= 1, "batch_size must be >= 1, got {}", o.batch_size());
   ADX_CHECK_AS(ShapeError, train_x.size(0) >= 2, "training needs at least 2 items, got {}", train_x.size(0));
@@ -81,6 +81,7 @@ TrainResult train_module(torch::nn::Module& module, const torch::Tensor& train_x
     const auto start = std::chrono::steady_clock::now();
     const double lr = scheduled_lr(o, epoch);
     set_learning_rate(*optimizer, lr);
+    if (on_epoch_start) on_epoch_start(epoch);
     module.train();
     const auto order = o.shuffle() ? torch::randperm(n, torch::TensorOptions().dtype(torch::kLong))
                                    : torch::arange(n, torch::TensorOptions().dtype(torch::kLong));

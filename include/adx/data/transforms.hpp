@@ -12,12 +12,13 @@
 namespace adx {
 
 enum class Preprocess {
+  Auto,         ///< the detector's choice for the input's modality
   None,         ///< identity
   Standardize,  ///< per-feature zero mean, unit variance
   MinMax,       ///< per-feature range [0, 1]
   GcnMinMax,    ///< per-sample global contrast normalisation (L1), then global min-max to [0, 1]
 };
-ADX_ENUM_NAMES(Preprocess, {Preprocess::None, "none"}, {Preprocess::Standardize, "standardize"},
+ADX_ENUM_NAMES(Preprocess, {Preprocess::Auto, "auto"}, {Preprocess::None, "none"}, {Preprocess::Standardize, "standardize"},
                {Preprocess::MinMax, "minmax"}, {Preprocess::GcnMinMax, "gcn_minmax"});
 
 /// Global contrast normalisation with the L1 norm (Ruff et al. 2018): per item,

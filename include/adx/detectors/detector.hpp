@@ -131,6 +131,10 @@ class Detector {
   /// Which thread pool gets runtime.threads: BLAS for dense networks, the
   /// intra-op pool for convolutional ones.
   virtual ThreadPlacement thread_placement() const { return ThreadPlacement::IntraOp; }
+  /// What preprocess = auto means for a modality.
+  virtual Preprocess auto_preprocess(Modality modality) const {
+    return modality == Modality::Image ? Preprocess::MinMax : Preprocess::Standardize;
+  }
   /// Applies runtime.threads with thread_placement().
   void apply_threads() const;
 
@@ -140,6 +144,7 @@ class Detector {
   void fit_impl(const Data& train, const Data* validation);
   void check_input(const Data& data, const char* what, bool at_fit) const;
   Data prepare(const Data& data) const;
+  Preprocess resolved_preprocess(Modality modality) const;
   Scores score_raw(const Data& data);
   void calibrate_raw(const Data& normal);
 

@@ -74,6 +74,9 @@ struct TrainOptions {
 /// Loss of one batch. `training` is false during validation (no noise, no dropout).
 using BatchLoss = std::function<torch::Tensor(const torch::Tensor& batch, bool training)>;
 
+/// Called with the 0-based epoch before its first batch (e.g. to start a warm-up phase).
+using EpochHook = std::function<void(int64_t epoch)>;
+
 struct TrainResult {
   int64_t epochs_run = 0;
   int64_t best_epoch = 0;
@@ -99,7 +102,8 @@ void set_learning_rate(torch::optim::Optimizer& optimizer, double lr);
 /// A non-finite loss stops training with adx::TrainingError.
 TrainResult train_module(torch::nn::Module& module, const torch::Tensor& train_x, const torch::Tensor& val_x,
                          const TrainOptions& options, const BatchLoss& loss,
-                         const ProgressCallback& progress = nullptr, const std::string& stage = "train");
+                         const ProgressCallback& progress = nullptr, const std::string& stage = "train",
+                         const EpochHook& on_epoch_start = nullptr);
 
 /// Copies of all parameters and buffers, for restoring a best state.
 std::vector<torch::Tensor> snapshot_state(torch::nn::Module& module);
