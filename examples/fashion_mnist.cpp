@@ -6,6 +6,7 @@
 //   fashion_mnist --detectors vae --classes 0,5 --epochs 20 --threads 2
 #include "common/one_vs_rest.hpp"
 
+#include <algorithm>
 #include <cstdlib>
 #include <iostream>
 #include <sstream>
@@ -26,7 +27,7 @@ const char* kClassNames[10] = {"T-shirt/top", "Trouser", "Pullover", "Dress", "C
 void usage() {
   std::cout << "usage: fashion_mnist [--full] [--detectors a,b] [--classes 0,1] [--epochs N]\n"
                "                     [--threads N] [--data DIR] [--save DIR] [--progress]\n"
-               "detectors: autoencoder, denoising_autoencoder, sparse_autoencoder, conv_autoencoder, vae, deep_svdd\n";
+               "detectors: autoencoder, denoising_autoencoder, sparse_autoencoder, conv_autoencoder, vae, deep_svdd, rotation\n";
 }
 
 }  // namespace
@@ -63,15 +64,21 @@ int main(int argc, char** argv) {
     const auto train = adx::load_mnist_split(data_dir, "train");
     const auto test = adx::load_mnist_split(data_dir, "t10k");
 
-    std::vector<std::pair<std::string, double>> summary;
+    struct Row {
+      std::string name;
+      double mean_auroc, train_seconds, images_per_second;
+      std::vector<double> aurocs;
+    };
+    std::vector<Row> rows;
     for (const auto& name : detectors) {
       adx::OptionMap options{{"runtime.threads", threads}};
       if (!epochs.empty()) options["train.epochs"] = epochs;
       // Convolutional detectors see images; dense ones see flattened pixels.
-      const auto modality = (name == "conv_autoencoder" || name == "deep_svdd") ? adx::Modality::Image
-                                                                                  : adx::Modality::Tabular;
+      const bool convolutional = name == "conv_autoencoder" || name == "deep_svdd" || name == "rotation";
+      const auto modality = convolutional ? adx::Modality::Image : adx::Modality::Tabular;
       std::cout << "\n== " << name << "\n";
       double sum = 0, train_s = 0, rate = 0;
+      std::vector<double> aurocs;
       for (auto c : classes) {
         const auto r = adx::examples::run_one_vs_rest(name, options, train, test, c, modality, progress);
         std::cout << fmt::format("  class {} {:<12} AUROC {:.4f}  AP {:.4f}  train {:6.1f}s  score {:8.0f} img/s\n",
@@ -79,6 +86,7 @@ int main(int argc, char** argv) {
                                  r.score_items_per_second);
         std::cout.flush();
         sum += r.auroc;
+        aurocs.push_back(r.auroc);
         train_s += r.train_seconds;
         rate += r.score_items_per_second;
         if (!save_dir.empty() && c == classes.front()) {
@@ -93,10 +101,20 @@ int main(int argc, char** argv) {
       const double n = static_cast<double>(classes.size());
       std::cout << fmt::format("  mean AUROC {:.4f}  (mean train {:.1f}s, mean score {:.0f} img/s)\n", sum / n,
                                train_s / n, rate / n);
-      summary.emplace_back(name, sum / n);
+      rows.push_back({name, sum / n, train_s / n, rate / n, aurocs});
     }
     std::cout << "\nsummary (mean AUROC over " << classes.size() << " class(es)):\n";
-    for (const auto& [name, auroc] : summary) std::cout << fmt::format("  {:<24} {:.4f}\n", name, auroc);
+    for (const auto& r : rows) std::cout << fmt::format("  {:<24} {:.4f}\n", r.name, r.mean_auroc);
+    // The same results as a Markdown leaderboard, best first.
+    std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) { return a.mean_auroc > b.mean_auroc; });
+    std::string header = "| detector | mean |", rule = "|---|---|";
+    for (auto c : classes) header += fmt::format(" {} |", c), rule += "---|";
+    std::cout << "\n" << header << " train s/class | score img/s |\n" << rule << "---|---|\n";
+    for (const auto& r : rows) {
+      std::string line = fmt::format("| `{}` | **{:.3f}** |", r.name, r.mean_auroc);
+      for (double a : r.aurocs) line += fmt::format(" {:.3f} |", a);
+      std::cout << line << fmt::format(" {:.1f} | {:.0f} |\n", r.train_seconds, r.images_per_second);
+    }
     return 0;
   } catch (const adx::Error& e) {
     std::cerr << "error: " << e.what() << "\n";

@@ -36,6 +36,8 @@ std::vector<Case> cases() {
       {"deep_svdd", quick(30, {{"rep_dim", "8"}, {"objective", "soft_boundary"}, {"nu", "0.05"},
                                {"warm_up_epochs", "5"}, {"pretrain_train.epochs", "20"}, {"train.lr", "0.001"}}),
        false},
+      {"rotation", quick(4, {{"channels", "8,16"}}), true},
+      {"rotation", quick(4, {{"channels", "8,16"}, {"transformations", "geom"}, {"transforms_per_image", "4"}}), true},
   };
 }
 
@@ -46,7 +48,10 @@ Data as_data(const torch::Tensor& x, bool images) { return images ? Data::images
 TEST_CASE("every detector beats chance clearly and reloads to identical scores", "[detectors]") {
   for (const auto& c : cases()) {
     DYNAMIC_SECTION(c.name << (c.images ? " on images" : " on tabular data")) {
-      const auto data = c.images ? adx::test::easy_images() : adx::test::easy_tabular();
+      const bool oriented = c.name == "rotation";
+      const auto data = oriented ? adx::test::easy_oriented_images()
+                        : c.images ? adx::test::easy_images()
+                                   : adx::test::easy_tabular();
       auto detector = adx::make_detector(c.name, c.options);
       detector->fit(as_data(data.train, c.images));
       REQUIRE(detector->fitted());
@@ -233,7 +238,7 @@ TEST_CASE("models load onto a requested device and refuse an absent one", "[io][
 TEST_CASE("the registry lists every built-in detector", "[registry]") {
   const auto names = adx::detector_names();
   for (const char* n :
-       {"autoencoder", "denoising_autoencoder", "sparse_autoencoder", "conv_autoencoder", "vae", "deep_svdd"})
+       {"autoencoder", "denoising_autoencoder", "sparse_autoencoder", "conv_autoencoder", "vae", "deep_svdd", "rotation"})
     REQUIRE(std::find(names.begin(), names.end(), n) != names.end());
 }
 
@@ -299,4 +304,21 @@ TEST_CASE("Deep SVDD's center avoids zero entries and soft boundary sets a radiu
   REQUIRE(file.tensors.at("model.radius").item<double>() == Approx(soft.radius()));
   // No parameter of the network is a bias.
   for (const auto& kv : file.tensors) REQUIRE(kv.first.find("bias") == std::string::npos);
+}
+
+TEST_CASE("geometric transformations: the GEOM set and a shift worked by hand", "[detectors][rotation]") {
+  REQUIRE(adx::make_transforms(adx::TransformSet::Rotations, 16).size() == 4);
+  const auto geom = adx::make_transforms(adx::TransformSet::Geom, 16);
+  REQUIRE(geom.size() == 72);
+  // A row [0 1 2 3] shifted right by one with reflect padding becomes [1 0 1 2].
+  const auto row = torch::arange(4, torch::kFloat32).reshape({1, 1, 1, 4});
+  const auto shifted = adx::GeometricTransform{false, 1, 0, 0}.apply(row);
+  REQUIRE(torch::equal(shifted, torch::tensor({1.0f, 0.0f, 1.0f, 2.0f}).reshape({1, 1, 1, 4})));
+  // Four quarter turns are the identity; a flip reverses columns.
+  const auto img = torch::rand({2, 1, 5, 5});
+  REQUIRE(torch::equal(adx::GeometricTransform{false, 0, 0, 2}.apply(adx::GeometricTransform{false, 0, 0, 2}.apply(img)), img));
+  REQUIRE(torch::equal(adx::GeometricTransform{true, 0, 0, 0}.apply(img), img.flip(3)));
+  auto d = adx::make_detector("rotation", quick(1));
+  REQUIRE_THROWS_WITH(d->fit(Data::images(torch::rand({20, 1, 16, 12}))), Catch::Contains("square"));
+  REQUIRE_THROWS_WITH(d->fit(Data::tabular(torch::rand({20, 16}))), Catch::Contains("accepts image data"));
 }

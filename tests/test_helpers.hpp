@@ -12,23 +12,31 @@ inline std::string temp_path(const std::string& name) {
   return std::string(dir ? dir : "/tmp") + "/" + name;
 }
 
-/// Tabular: normal items lie near a 3-dimensional subspace of R^16; anomalies do not.
+/// A training set of normal items and a labelled test set (1 = anomaly).
 struct Easy {
   torch::Tensor train, test;
   std::vector<int> labels;
 };
 
+/// Assembles train and test sets; test labels are 0 for the normal items, then 1 for the anomalies.
+inline Easy make_easy(torch::Tensor train, const torch::Tensor& normal_test, const torch::Tensor& anomalies) {
+  Easy e;
+  e.train = std::move(train);
+  e.test = torch::cat({normal_test, anomalies});
+  e.labels.assign(static_cast<size_t>(normal_test.size(0)), 0);
+  e.labels.resize(static_cast<size_t>(e.test.size(0)), 1);
+  return e;
+}
+
+/// Tabular: normal items lie near a 3-dimensional subspace of R^16; anomalies do not.
+
 inline Easy easy_tabular(int64_t n_train = 600, int64_t n_normal_test = 200, int64_t n_anomalies = 50) {
   torch::manual_seed(123);
   const auto basis = torch::randn({3, 16});
   auto normal = [&](int64_t n) { return torch::randn({n, 3}).matmul(basis) + 0.05 * torch::randn({n, 16}); };
-  Easy e;
-  e.train = normal(n_train);
-  const auto anomalies = 1.5 * torch::randn({n_anomalies, 16});
-  e.test = torch::cat({normal(n_normal_test), anomalies});
-  e.labels.assign(static_cast<size_t>(n_normal_test), 0);
-  e.labels.resize(static_cast<size_t>(n_normal_test + n_anomalies), 1);
-  return e;
+  auto train = normal(n_train);
+  auto normal_test = normal(n_normal_test);
+  return make_easy(train, normal_test, 1.5 * torch::randn({n_anomalies, 16}));
 }
 
 /// Images 1 x 16 x 16: normal = horizontal sine stripes of random phase; anomalies = a bright square blob
@@ -41,17 +49,29 @@ inline Easy easy_images(int64_t n_train = 400, int64_t n_normal_test = 100, int6
     return (0.5 + 0.4 * torch::sin(rows * 0.8 + phase)).expand({n, 1, 16, 16}).contiguous() +
            0.02 * torch::randn({n, 1, 16, 16});
   };
-  Easy e;
-  e.train = normal(n_train);
+  auto train = normal(n_train);
   auto anomalies = normal(n_anomalies);
   for (int64_t i = 0; i < n_anomalies; ++i) {
     const int64_t r = (i * 5) % 10, c = (i * 3) % 10;
     anomalies.index_put_({i, 0, torch::indexing::Slice(r, r + 5), torch::indexing::Slice(c, c + 5)}, 1.0);
   }
-  e.test = torch::cat({normal(n_normal_test), anomalies});
-  e.labels.assign(static_cast<size_t>(n_normal_test), 0);
-  e.labels.resize(static_cast<size_t>(n_normal_test + n_anomalies), 1);
-  return e;
+  auto normal_test = normal(n_normal_test);
+  return make_easy(train, normal_test, anomalies);
+}
+
+/// Images 1 x 16 x 16 whose orientation is obvious (a vertical gradient and a bar on the left);
+/// anomalies are uniform noise. For detectors that learn orientation.
+inline Easy easy_oriented_images(int64_t n_train = 300, int64_t n_normal_test = 60, int64_t n_anomalies = 30) {
+  torch::manual_seed(99);
+  const auto gradient = torch::linspace(0, 0.6, 16).reshape({1, 1, 16, 1}).expand({1, 1, 16, 16});
+  auto normal = [&](int64_t n) {
+    auto x = gradient.repeat({n, 1, 1, 1}) * (0.8 + 0.4 * torch::rand({n, 1, 1, 1}));
+    x.index_put_({torch::indexing::Slice(), 0, torch::indexing::Slice(), torch::indexing::Slice(2, 5)}, 1.0);
+    return x + 0.03 * torch::randn({n, 1, 16, 16});
+  };
+  auto train = normal(n_train);
+  auto normal_test = normal(n_normal_test);
+  return make_easy(train, normal_test, torch::rand({n_anomalies, 1, 16, 16}));
 }
 
 }  // namespace adx::test

@@ -56,6 +56,15 @@ def minmax_fit(x):
     return lo, scale
 
 
+def training_batches(mode, x, bs):
+    """One epoch of shuffled batches: through a DataLoader, or by slicing a permuted tensor."""
+    if mode == "dataloader":
+        loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x), batch_size=bs, shuffle=True)
+        return (b for (b,) in loader)
+    xs = x[torch.randperm(x.shape[0])]
+    return (xs[i:i + bs] for i in range(0, x.shape[0], bs))
+
+
 def run(mode, args, raw_train, raw_test, labels):
     torch.set_num_threads(1 if mode == "tensor-tuned" else args.threads)
     torch.manual_seed(args.seed)
@@ -66,29 +75,14 @@ def run(mode, args, raw_train, raw_test, labels):
     lo, scale = minmax_fit(raw_train)
     x_train = (raw_train - lo) * scale
     model.train()
-    if mode == "dataloader":
-        loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x_train), batch_size=bs, shuffle=True)
-        for _ in range(args.epochs):
-            for (batch,) in loader:
-                if batch.shape[0] < 2:
-                    continue
-                opt.zero_grad()
-                loss = ((model(batch) - batch) ** 2).mean()
-                loss.backward()
-                opt.step()
-    else:
-        n = x_train.shape[0]
-        for _ in range(args.epochs):
-            perm = torch.randperm(n)
-            xs = x_train[perm]
-            for i in range(0, n, bs):
-                batch = xs[i:i + bs]
-                if batch.shape[0] < 2:
-                    continue
-                opt.zero_grad()
-                loss = ((model(batch) - batch) ** 2).mean()
-                loss.backward()
-                opt.step()
+    for _ in range(args.epochs):
+        for batch in training_batches(mode, x_train, bs):
+            if batch.shape[0] < 2:
+                continue
+            opt.zero_grad()
+            loss = ((model(batch) - batch) ** 2).mean()
+            loss.backward()
+            opt.step()
     train_s = time.perf_counter() - t0
 
     model.eval()

@@ -15,6 +15,7 @@
 #include <adx/detectors/reconstruction/sparse_autoencoder.hpp>
 #include <adx/detectors/reconstruction/vae.hpp>
 #include <adx/detectors/registry.hpp>
+#include <adx/detectors/self_supervised/rotation.hpp>
 #include <adx/io/model_file.hpp>
 #include <adx/metrics/metrics.hpp>
 #include <adx/threshold/threshold.hpp>

@@ -5,6 +5,7 @@
 #include <adx/detectors/reconstruction/sparse_autoencoder.hpp>
 #include <adx/detectors/reconstruction/vae.hpp>
 #include <adx/detectors/registry.hpp>
+#include <adx/detectors/self_supervised/rotation.hpp>
 
 #include <map>
 #include <mutex>
@@ -27,6 +28,7 @@ std::map<std::string, Entry> builtin_detectors() {
       {"conv_autoencoder", {factory_for<ConvAutoEncoder>(), "convolutional autoencoder for images"}},
       {"vae", {factory_for<Vae>(), "variational autoencoder (beta-ELBO), four scores"}},
       {"deep_svdd", {factory_for<DeepSvdd>(), "Deep SVDD, one-class or soft-boundary hypersphere"}},
+      {"rotation", {factory_for<Rotation>(), "predicts rotations / GEOM transformations; score = -log-likelihood"}},
   };
 }
 

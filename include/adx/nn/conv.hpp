@@ -46,3 +46,28 @@ inline int64_t downsampled(int64_t size, size_t levels) {
 }
 
 }  // namespace adx::nn
+
+namespace adx::nn {
+
+/// Image classifier: per entry of `channels`, `convs_per_stage` 3x3 Conv -> BatchNorm -> ReLU and a
+/// 2x2 max pool, then global average pooling and a linear layer to `classes` logits.
+inline torch::nn::Sequential make_conv_classifier(int64_t in_channels, const std::vector<int64_t>& channels,
+                                                  int64_t classes, int64_t convs_per_stage = 1) {
+  torch::nn::Sequential seq;
+  int64_t c = in_channels;
+  for (int64_t out : channels) {
+    for (int64_t rep = 0; rep < convs_per_stage; ++rep) {
+      seq->push_back(torch::nn::Conv2d(torch::nn::Conv2dOptions(rep == 0 ? c : out, out, 3).padding(1).bias(false)));
+      seq->push_back(torch::nn::BatchNorm2d(out));
+      seq->push_back(torch::nn::ReLU());
+    }
+    seq->push_back(torch::nn::MaxPool2d(2));
+    c = out;
+  }
+  seq->push_back(torch::nn::AdaptiveAvgPool2d(1));
+  seq->push_back(torch::nn::Flatten());
+  seq->push_back(torch::nn::Linear(c, classes));
+  return seq;
+}
+
+}  // namespace adx::nn

@@ -1,0 +1,153 @@
+#pragma once
+// Self-supervised detection by geometric transformations (Golan & El-Yaniv
+// 2018, "GEOM"): a classifier learns which transformation was applied to a
+// normal image; at test time every transformation is applied and the score is
+// the negative mean log-likelihood of the correct ones. Normal images are
+// recognised confidently, anomalies are not.
+//   transformations rotations  the 4 rotations by 90 degrees (RotNet-style)
+//   transformations geom       GEOM's 72: horizontal flip x translations
+//                              {0, -s, +s}^2 (reflect padding, s = size/4) x 4 rotations
+#include <adx/detectors/detector.hpp>
+#include <adx/nn/conv.hpp>
+#include <adx/train/trainer.hpp>
+
+namespace adx {
+
+enum class TransformSet { Rotations, Geom };
+ADX_ENUM_NAMES(TransformSet, {TransformSet::Rotations, "rotations"}, {TransformSet::Geom, "geom"});
+
+struct RotationOptions {
+  ADX_OPTIONS_STRUCT;
+  /// rotations (4) or geom (72 = 2 flips x 9 translations x 4 rotations).
+  ADX_ARG(TransformSet, transformations) = TransformSet::Rotations;
+  /// Transformations drawn per image and step (0 = all of them); a subset keeps GEOM affordable.
+  ADX_ARG(int64_t, transforms_per_image) = 0;
+  /// Channels of the classifier's conv stages (each stage halves H and W).
+  ADX_ARG(std::vector<int64_t>, channels) = std::vector<int64_t>{32, 64, 128};
+  /// 3x3 convolutions per stage.
+  ADX_ARG(int64_t, convs_per_stage) = 1;
+  /// Training loop settings.
+  ADX_ARG(TrainOptions, train) = TrainOptions().epochs(15).batch_size(64);
+  ADX_DETECTOR_OPTIONS(Preprocess::MinMax);
+
+ public:
+  template <class V>
+  void visit(V& v) {
+    v("transformations", transformations_);
+    v("transforms_per_image", transforms_per_image_);
+    v("channels", channels_);
+    v("convs_per_stage", convs_per_stage_);
+    v("train", train_);
+    ADX_VISIT_DETECTOR_OPTIONS(v);
+  }
+};
+
+/// One geometric transformation: optional horizontal flip, then a reflect-padded
+/// shift by (dx, dy), then k quarter turns.
+struct GeometricTransform {
+  bool flip = false;
+  int64_t dx = 0, dy = 0, quarter_turns = 0;
+
+  torch::Tensor apply(torch::Tensor x) const {
+    if (flip) x = x.flip(3);
+    if (dx != 0 || dy != 0) {
+      const int64_t px = std::abs(dx), py = std::abs(dy);
+      const auto padded = torch::reflection_pad2d(x, {px, px, py, py});
+      x = padded.slice(3, px - dx, px - dx + x.size(3)).slice(2, py - dy, py - dy + x.size(2));
+    }
+    if (quarter_turns != 0) x = torch::rot90(x, quarter_turns, {2, 3});
+    return x;
+  }
+};
+
+/// The transformation set for square images of side `size`.
+inline std::vector<GeometricTransform> make_transforms(TransformSet set, int64_t size) {
+  std::vector<GeometricTransform> out;
+  if (set == TransformSet::Rotations) {
+    for (int64_t k = 0; k < 4; ++k) out.push_back({false, 0, 0, k});
+    return out;
+  }
+  const int64_t s = std::max<int64_t>(1, size / 4);
+  for (bool flip : {false, true})
+    for (int64_t dx : {int64_t{0}, -s, s})
+      for (int64_t dy : {int64_t{0}, -s, s})
+        for (int64_t k = 0; k < 4; ++k) out.push_back({flip, dx, dy, k});
+  return out;
+}
+
+class Rotation : public DetectorWithOptions<RotationOptions> {
+ public:
+  using Options = RotationOptions;
+  explicit Rotation(Options options = Options()) : DetectorWithOptions(std::move(options)) {
+    ADX_CHECK_AS(OptionError, !options_.channels().empty(), "rotation needs at least one conv stage");
+    ADX_CHECK_AS(OptionError, options_.convs_per_stage() >= 1, "convs_per_stage must be >= 1, got {}",
+                 options_.convs_per_stage());
+    ADX_CHECK_AS(OptionError, options_.transforms_per_image() >= 0, "transforms_per_image must be >= 0, got {}",
+                 options_.transforms_per_image());
+  }
+  std::string type() const override { return "rotation"; }
+  std::vector<Modality> modalities() const override { return {Modality::Image}; }
+  int64_t num_transforms() const { return static_cast<int64_t>(transforms_.size()); }
+
+ protected:
+  void build(const std::vector<int64_t>& shape, Modality) override {
+    ADX_CHECK_AS(ShapeError, shape[1] == shape[2], "rotation needs square images, got {}x{}", shape[1], shape[2]);
+    const int64_t min_side = 2 * (int64_t{1} << options_.channels().size());
+    ADX_CHECK_AS(ShapeError, shape[1] >= min_side, "rotation with {} conv stages needs images of at least {}x{}, got {}x{}",
+                 options_.channels().size(), min_side, min_side, shape[1], shape[2]);
+    transforms_ = make_transforms(options_.transformations(), shape[1]);
+    net_ = nn::make_conv_classifier(shape[0], options_.channels(), num_transforms(), options_.convs_per_stage());
+    net_->to(device());
+  }
+
+  void fit_model(const Data& train, const Data& validation) override {
+    train_module(*net_, train.x, validation.x, options_.train(),
+                 [&](const torch::Tensor& x, bool training) {
+                   auto [inputs, targets] = transformed_batch(x, training);
+                   return torch::cross_entropy_loss(net_->forward(inputs), targets);
+                 },
+                 progress(), type());
+  }
+
+  Scores score_model(const Data& data) override {
+    torch::Tensor total = torch::zeros({data.size()}, data.x.options());
+    for (int64_t t = 0; t < num_transforms(); ++t) {
+      const auto log_p = torch::log_softmax(net_->forward(transforms_[t].apply(data.x)), 1);
+      total -= log_p.select(1, t);
+    }
+    Scores s;
+    s.per_item = total / static_cast<double>(num_transforms());
+    return s;
+  }
+  torch::nn::Module* model() override { return net_.is_empty() ? nullptr : net_.ptr().get(); }
+
+ private:
+  // Every transformation of every image, or a random subset of them per image when training.
+  std::pair<torch::Tensor, torch::Tensor> transformed_batch(const torch::Tensor& x, bool training) {
+    const int64_t n = x.size(0), all = num_transforms();
+    const int64_t per = options_.transforms_per_image() > 0 ? std::min(options_.transforms_per_image(), all) : all;
+    std::vector<torch::Tensor> inputs, targets;
+    if (per == all || !training) {
+      for (int64_t t = 0; t < all; ++t) {
+        inputs.push_back(transforms_[t].apply(x));
+        targets.push_back(torch::full({n}, t, torch::TensorOptions().dtype(torch::kLong).device(x.device())));
+      }
+    } else {
+      // Each image gets `per` transformations drawn at random; group the draws by transformation.
+      const auto draws = torch::randint(all, {n * per}, torch::TensorOptions().dtype(torch::kLong));
+      const auto image_index = torch::arange(n).repeat({per});
+      for (int64_t t = 0; t < all; ++t) {
+        const auto picked = image_index.index({draws == t});
+        if (picked.numel() == 0) continue;
+        inputs.push_back(transforms_[t].apply(x.index_select(0, picked.to(x.device()))));
+        targets.push_back(torch::full({picked.numel()}, t, torch::TensorOptions().dtype(torch::kLong).device(x.device())));
+      }
+    }
+    return {torch::cat(inputs), torch::cat(targets)};
+  }
+
+  torch::nn::Sequential net_{nullptr};
+  std::vector<GeometricTransform> transforms_;
+};
+
+}  // namespace adx
