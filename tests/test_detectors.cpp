@@ -37,6 +37,7 @@ std::vector<Case> cases() {
                                {"warm_up_epochs", "5"}, {"pretrain_train.epochs", "20"}, {"train.lr", "0.001"}}),
        false},
       {"rotation", quick(4, {{"channels", "8,16"}}), true},
+      {"ganomaly", quick(20, {{"latent", "16"}, {"width", "16"}}), true},
       {"rotation", quick(4, {{"channels", "8,16"}, {"transformations", "geom"}, {"transforms_per_image", "4"}}), true},
   };
 }
@@ -238,7 +239,7 @@ TEST_CASE("models load onto a requested device and refuse an absent one", "[io][
 TEST_CASE("the registry lists every built-in detector", "[registry]") {
   const auto names = adx::detector_names();
   for (const char* n :
-       {"autoencoder", "denoising_autoencoder", "sparse_autoencoder", "conv_autoencoder", "vae", "deep_svdd", "rotation"})
+       {"autoencoder", "denoising_autoencoder", "sparse_autoencoder", "conv_autoencoder", "vae", "deep_svdd", "rotation", "ganomaly"})
     REQUIRE(std::find(names.begin(), names.end(), n) != names.end());
 }
 
@@ -321,4 +322,21 @@ TEST_CASE("geometric transformations: the GEOM set and a shift worked by hand", 
   auto d = adx::make_detector("rotation", quick(1));
   REQUIRE_THROWS_WITH(d->fit(Data::images(torch::rand({20, 1, 16, 12}))), Catch::Contains("square"));
   REQUIRE_THROWS_WITH(d->fit(Data::tabular(torch::rand({20, 16}))), Catch::Contains("accepts image data"));
+}
+
+TEST_CASE("GANomaly pads to a power of two and rejects bad sizes", "[detectors][ganomaly]") {
+  REQUIRE_THROWS_WITH(adx::make_detector("ganomaly", {{"image_size", "30"}}), Catch::Contains("power of two"));
+  auto d = adx::make_detector("ganomaly", quick(1, {{"image_size", "16"}, {"latent", "4"}, {"width", "4"}}));
+  REQUIRE_THROWS_WITH(d->fit(Data::images(torch::rand({8, 1, 20, 20}))), Catch::Contains("cannot hold 20x20"));
+  // 28 x 28 inputs train at 32 x 32.
+  auto e = adx::make_detector("ganomaly", quick(1, {{"latent", "4"}, {"width", "4"}}));
+  e->fit(Data::images(torch::rand({16, 1, 28, 28})));
+  REQUIRE(e->score(Data::images(torch::rand({3, 1, 28, 28}))).per_item.size(0) == 3);
+}
+
+TEST_CASE("a diverging GAN stops with an error that names the loss", "[detectors][ganomaly][errors]") {
+  auto d = adx::make_detector("ganomaly", quick(2, {{"latent", "4"}, {"width", "4"}, {"preprocess", "none"}}));
+  REQUIRE_THROWS_WITH(d->fit(Data::images(torch::full({16, 1, 16, 16}, 1e38f))),
+                      Catch::Contains("loss became") && Catch::Contains("diverged"));
+  REQUIRE_FALSE(d->fitted());
 }

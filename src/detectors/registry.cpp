@@ -1,3 +1,4 @@
+#include <adx/detectors/adversarial/ganomaly.hpp>
 #include <adx/detectors/one_class/deep_svdd.hpp>
 #include <adx/detectors/reconstruction/autoencoder.hpp>
 #include <adx/detectors/reconstruction/conv_autoencoder.hpp>
@@ -28,6 +29,7 @@ std::map<std::string, Entry> builtin_detectors() {
       {"conv_autoencoder", {factory_for<ConvAutoEncoder>(), "convolutional autoencoder for images"}},
       {"vae", {factory_for<Vae>(), "variational autoencoder (beta-ELBO), four scores"}},
       {"deep_svdd", {factory_for<DeepSvdd>(), "Deep SVDD, one-class or soft-boundary hypersphere"}},
+      {"ganomaly", {factory_for<Ganomaly>(), "GANomaly: encoder-decoder-encoder GAN, score = ||z - z_hat||^2"}},
       {"rotation", {factory_for<Rotation>(), "predicts rotations / GEOM transformations; score = -log-likelihood"}},
   };
 }

@@ -65,10 +65,23 @@ double mean_loss_over(const torch::Tensor& x, int64_t batch_size, const BatchLos
 TrainResult train_module(torch::nn::Module& module, const torch::Tensor& train_x, const torch::Tensor& val_x,
                          const TrainOptions& o, const BatchLoss& loss, const ProgressCallback& progress,
                          const std::string& stage, const EpochHook& on_epoch_start) {
+  TrainStep step;
+  step.name = "loss";
+  step.parameters = module.parameters();
+  step.loss = [&loss](const torch::Tensor& batch) { return loss(batch, true); };
+  return train_steps(module, train_x, val_x, o, {step}, loss, progress, stage, on_epoch_start);
+}
+
+TrainResult train_steps(torch::nn::Module& module, const torch::Tensor& train_x, const torch::Tensor& val_x,
+                        const TrainOptions& o, const std::vector<TrainStep>& steps, const BatchLoss& validation_loss,
+                        const ProgressCallback& progress, const std::string& stage,
+                        const EpochHook& on_epoch_start) {
   ADX_CHECK_AS(OptionError, o.epochs() >= 1, "epochs must be >= 1, got {}", o.epochs());
   ADX_CHECK_AS(OptionError, o.batch_size() >= 1, "batch_size must be >= 1, got {}", o.batch_size());
   ADX_CHECK_AS(ShapeError, train_x.size(0) >= 2, "training needs at least 2 items, got {}", train_x.size(0));
-  auto optimizer = make_optimizer(module.parameters(), o);
+  ADX_CHECK(!steps.empty(), "{}: training needs at least one optimisation step", stage);
+  std::vector<std::unique_ptr<torch::optim::Optimizer>> optimizers;
+  for (const auto& step : steps) optimizers.push_back(make_optimizer(step.parameters, o));
   const bool validate = val_x.defined() && val_x.size(0) > 0;
   const int64_t n = train_x.size(0);
   const int64_t batch_size = std::min(o.batch_size(), n);
@@ -76,36 +89,45 @@ TrainResult train_module(torch::nn::Module& module, const torch::Tensor& train_x
   std::vector<torch::Tensor> best_state;
   double best = std::numeric_limits<double>::infinity();
   int64_t since_best = 0;
+  const auto f64 = torch::TensorOptions().dtype(torch::kFloat64).device(train_x.device());
 
   for (int64_t epoch = 0; epoch < o.epochs(); ++epoch) {
     const auto start = std::chrono::steady_clock::now();
     const double lr = scheduled_lr(o, epoch);
-    set_learning_rate(*optimizer, lr);
+    for (auto& optimizer : optimizers) set_learning_rate(*optimizer, lr);
     if (on_epoch_start) on_epoch_start(epoch);
     module.train();
     const auto order = o.shuffle() ? torch::randperm(n, torch::TensorOptions().dtype(torch::kLong))
                                    : torch::arange(n, torch::TensorOptions().dtype(torch::kLong));
     const auto shuffled = o.shuffle() ? train_x.index_select(0, order.to(train_x.device())) : train_x;
-    torch::Tensor total = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat64).device(train_x.device()));
+    std::vector<torch::Tensor> totals(steps.size(), torch::zeros({}, f64));
     int64_t seen = 0;
     for (int64_t begin = 0; begin < n; begin += batch_size) {
       const int64_t end = std::min(n, begin + batch_size);
       // A trailing batch of one item breaks batch statistics; it joins the next epoch's shuffle.
       if (end - begin < 2) continue;
       const auto batch = shuffled.slice(0, begin, end);
-      optimizer->zero_grad();
-      auto value = loss(batch, true);
-      value.backward();
-      if (o.grad_clip() > 0) torch::nn::utils::clip_grad_norm_(module.parameters(), o.grad_clip());
-      optimizer->step();
-      total += value.detach().to(torch::kFloat64) * (end - begin);
+      for (size_t k = 0; k < steps.size(); ++k) {
+        optimizers[k]->zero_grad();
+        auto value = steps[k].loss(batch);
+        value.backward();
+        if (o.grad_clip() > 0) torch::nn::utils::clip_grad_norm_(steps[k].parameters, o.grad_clip());
+        optimizers[k]->step();
+        totals[k] += value.detach().to(torch::kFloat64) * (end - begin);
+        if (steps[k].after_step) steps[k].after_step(value.detach());
+      }
       seen += end - begin;
     }
-    const double train_loss = total.item<double>() / static_cast<double>(std::max<int64_t>(1, seen));
-    if (!std::isfinite(train_loss))
-      throw TrainingError(fmt::format("{}: training loss became {} in epoch {}; lower the learning rate "
-                                      "(now {}) or check the input scaling",
-                                      stage, train_loss, epoch + 1, lr));
+    std::vector<double> means;
+    for (size_t k = 0; k < steps.size(); ++k) {
+      means.push_back(totals[k].item<double>() / static_cast<double>(std::max<int64_t>(1, seen)));
+      if (!std::isfinite(means[k]))
+        throw TrainingError(fmt::format("{}: {} became {} in epoch {}; training diverged, no weights were kept. "
+                                        "Lower the learning rate (now {}) or check the input scaling",
+                                        stage, steps.size() == 1 ? "training loss" : steps[k].name + " loss",
+                                        means[k], epoch + 1, lr));
+    }
+    const double train_loss = means.front();
     result.train_losses.push_back(train_loss);
     EpochReport report;
     report.epoch = epoch + 1;
@@ -115,7 +137,7 @@ TrainResult train_module(torch::nn::Module& module, const torch::Tensor& train_x
     report.stage = stage;
     if (validate) {
       module.eval();
-      const double val_loss = mean_loss_over(val_x, std::max<int64_t>(batch_size, 1024), loss);
+      const double val_loss = mean_loss_over(val_x, std::max<int64_t>(batch_size, 1024), validation_loss);
       result.val_losses.push_back(val_loss);
       report.val_loss = val_loss;
       if (std::isfinite(val_loss) && val_loss < best - o.min_delta()) {

@@ -105,6 +105,24 @@ TrainResult train_module(torch::nn::Module& module, const torch::Tensor& train_x
                          const ProgressCallback& progress = nullptr, const std::string& stage = "train",
                          const EpochHook& on_epoch_start = nullptr);
 
+/// One optimiser and its loss, stepped once per batch. Adversarial models
+/// train several in turn (generator, then discriminator), each with its own
+/// optimiser over its own parameters.
+struct TrainStep {
+  std::string name;                                            ///< named in errors ("discriminator loss ...")
+  std::vector<torch::Tensor> parameters;                       ///< what this step's optimiser updates
+  std::function<torch::Tensor(const torch::Tensor& batch)> loss;
+  std::function<void(const torch::Tensor& loss)> after_step;   ///< optional, e.g. re-initialise a collapsed D
+};
+
+/// The general loop behind train_module: per batch, every step in order.
+/// The reported training loss is the first step's; `validation_loss` drives
+/// early stopping. A non-finite mean loss of any step is a TrainingError naming it.
+TrainResult train_steps(torch::nn::Module& module, const torch::Tensor& train_x, const torch::Tensor& val_x,
+                        const TrainOptions& options, const std::vector<TrainStep>& steps,
+                        const BatchLoss& validation_loss, const ProgressCallback& progress = nullptr,
+                        const std::string& stage = "train", const EpochHook& on_epoch_start = nullptr);
+
 /// Copies of all parameters and buffers, for restoring a best state.
 std::vector<torch::Tensor> snapshot_state(torch::nn::Module& module);
 void restore_state(torch::nn::Module& module, const std::vector<torch::Tensor>& state);

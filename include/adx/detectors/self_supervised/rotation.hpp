@@ -27,7 +27,7 @@ struct RotationOptions {
   /// 3x3 convolutions per stage.
   ADX_ARG(int64_t, convs_per_stage) = 1;
   /// Training loop settings.
-  ADX_ARG(TrainOptions, train) = TrainOptions().epochs(15).batch_size(64);
+  ADX_ARG(TrainOptions, train) = TrainOptions().epochs(10).batch_size(64);
   ADX_DETECTOR_OPTIONS(Preprocess::MinMax);
 
  public:
