@@ -27,7 +27,7 @@ const char* kClassNames[10] = {"T-shirt/top", "Trouser", "Pullover", "Dress", "C
 void usage() {
   std::cout << "usage: fashion_mnist [--full] [--detectors a,b] [--classes 0,1] [--epochs N]\n"
                "                     [--threads N] [--data DIR] [--save DIR] [--progress]\n"
-               "detectors: autoencoder, denoising_autoencoder, sparse_autoencoder, conv_autoencoder, vae, deep_svdd, rotation\n";
+               "detectors: autoencoder, denoising_autoencoder, sparse_autoencoder, conv_autoencoder, vae, deep_svdd, rotation, ganomaly\n";
 }
 
 }  // namespace
@@ -74,7 +74,8 @@ int main(int argc, char** argv) {
       adx::OptionMap options{{"runtime.threads", threads}};
       if (!epochs.empty()) options["train.epochs"] = epochs;
       // Convolutional detectors see images; dense ones see flattened pixels.
-      const bool convolutional = name == "conv_autoencoder" || name == "deep_svdd" || name == "rotation";
+      const bool convolutional =
+          name == "conv_autoencoder" || name == "deep_svdd" || name == "rotation" || name == "ganomaly";
       const auto modality = convolutional ? adx::Modality::Image : adx::Modality::Tabular;
       std::cout << "\n== " << name << "\n";
       double sum = 0, train_s = 0, rate = 0;

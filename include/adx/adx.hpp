@@ -9,6 +9,7 @@
 #include <adx/data/transforms.hpp>
 #include <adx/detectors/detector.hpp>
 #include <adx/detectors/adversarial/ganomaly.hpp>
+#include <adx/detectors/contrastive/simclr.hpp>
 #include <adx/detectors/one_class/deep_svdd.hpp>
 #include <adx/detectors/reconstruction/autoencoder.hpp>
 #include <adx/detectors/reconstruction/conv_autoencoder.hpp>

@@ -1,4 +1,5 @@
 #include <adx/detectors/adversarial/ganomaly.hpp>
+#include <adx/detectors/contrastive/simclr.hpp>
 #include <adx/detectors/one_class/deep_svdd.hpp>
 #include <adx/detectors/reconstruction/autoencoder.hpp>
 #include <adx/detectors/reconstruction/conv_autoencoder.hpp>
@@ -30,6 +31,7 @@ std::map<std::string, Entry> builtin_detectors() {
       {"vae", {factory_for<Vae>(), "variational autoencoder (beta-ELBO), four scores"}},
       {"deep_svdd", {factory_for<DeepSvdd>(), "Deep SVDD, one-class or soft-boundary hypersphere"}},
       {"ganomaly", {factory_for<Ganomaly>(), "GANomaly: encoder-decoder-encoder GAN, score = ||z - z_hat||^2"}},
+      {"simclr", {factory_for<Simclr>(), "SimCLR (NT-Xent) features scored by kNN cosine or SVDD distance"}},
       {"rotation", {factory_for<Rotation>(), "predicts rotations / GEOM transformations; score = -log-likelihood"}},
   };
 }

@@ -1,0 +1,193 @@
+#pragma once
+// Contrastive detection with SimCLR (Chen et al. 2020): an encoder and a
+// projection head learn, with the NT-Xent loss, to map two random
+// augmentations of the same item close together and apart from the rest of
+// the batch. Normal data's encoder features then score new items by
+//   scorer knn   1 - mean cosine similarity to the k nearest training features
+//   scorer svdd  squared distance of the raw encoder feature to the training mean (Deep SVDD style)
+// Augmentations: images get a random resized crop, horizontal flip and
+// Gaussian noise; tabular items get Gaussian noise and random feature masking.
+#include <adx/detectors/detector.hpp>
+#include <adx/nn/conv.hpp>
+#include <adx/nn/mlp.hpp>
+#include <adx/train/trainer.hpp>
+
+namespace adx {
+
+enum class ContrastiveScorer { Knn, Svdd };
+ADX_ENUM_NAMES(ContrastiveScorer, {ContrastiveScorer::Knn, "knn"}, {ContrastiveScorer::Svdd, "svdd"});
+
+struct SimclrOptions {
+  ADX_OPTIONS_STRUCT;
+  /// How the learned features score items.
+  ADX_ARG(ContrastiveScorer, scorer) = ContrastiveScorer::Knn;
+  /// Neighbours averaged by the knn scorer.
+  ADX_ARG(int64_t, k) = 5;
+  /// Encoder feature dimension.
+  ADX_ARG(int64_t, rep_dim) = 64;
+  /// Projection head output dimension (the loss lives there).
+  ADX_ARG(int64_t, projection_dim) = 32;
+  /// NT-Xent temperature.
+  ADX_ARG(double, temperature) = 0.5;
+  /// Images: channels of the conv encoder stages.
+  ADX_ARG(std::vector<int64_t>, channels) = std::vector<int64_t>{32, 64, 128};
+  /// Tabular: hidden widths of the MLP encoder.
+  ADX_ARG(std::vector<int64_t>, hidden) = std::vector<int64_t>{128, 128};
+  /// Augmentation: Gaussian noise standard deviation.
+  ADX_ARG(double, noise) = 0.05;
+  /// Tabular augmentation: probability of masking each feature.
+  ADX_ARG(double, mask_probability) = 0.2;
+  /// Image augmentation: smallest crop side as a fraction of the image side.
+  ADX_ARG(double, min_crop) = 0.6;
+  /// Training loop settings (large batches give NT-Xent more negatives).
+  ADX_ARG(TrainOptions, train) = TrainOptions().epochs(20).batch_size(256).weight_decay(1e-6);
+  ADX_DETECTOR_OPTIONS(Preprocess::Auto);
+
+ public:
+  template <class V>
+  void visit(V& v) {
+    v("scorer", scorer_);
+    v("k", k_);
+    v("rep_dim", rep_dim_);
+    v("projection_dim", projection_dim_);
+    v("temperature", temperature_);
+    v("channels", channels_);
+    v("hidden", hidden_);
+    v("noise", noise_);
+    v("mask_probability", mask_probability_);
+    v("min_crop", min_crop_);
+    v("train", train_);
+    ADX_VISIT_DETECTOR_OPTIONS(v);
+  }
+};
+
+/// NT-Xent over two views: for 2N normalised projections, cross-entropy of each
+/// item's similarity row (self excluded) against its partner in the other view.
+inline torch::Tensor nt_xent(const torch::Tensor& z1, const torch::Tensor& z2, double temperature) {
+  const int64_t n = z1.size(0);
+  const auto z = torch::nn::functional::normalize(torch::cat({z1, z2}),
+                                                  torch::nn::functional::NormalizeFuncOptions().dim(1));
+  auto logits = z.matmul(z.t()) / temperature;
+  const auto self = torch::eye(2 * n, torch::TensorOptions().dtype(torch::kBool).device(z.device()));
+  logits = logits.masked_fill(self, -1e9);
+  const auto idx = torch::arange(n, torch::TensorOptions().dtype(torch::kLong).device(z.device()));
+  const auto targets = torch::cat({idx + n, idx});
+  return torch::cross_entropy_loss(logits, targets);
+}
+
+class SimclrNetImpl : public torch::nn::Module {
+ public:
+  SimclrNetImpl(const std::vector<int64_t>& shape, Modality modality, const SimclrOptions& o) {
+    if (modality == Modality::Image)
+      encoder = register_module("encoder", nn::make_conv_classifier(shape[0], o.channels(), o.rep_dim()));
+    else
+      encoder = register_module("encoder", nn::make_mlp({shape[0], o.hidden(), o.rep_dim(), true, 0.0}));
+    head = register_module("head", nn::make_mlp({o.rep_dim(), {o.rep_dim()}, o.projection_dim(), false, 0.0}));
+    center = register_buffer("center", torch::zeros({o.rep_dim()}));
+  }
+  /// Unit-length encoder features: what the scorers compare.
+  torch::Tensor features(const torch::Tensor& x) {
+    return torch::nn::functional::normalize(encoder->forward(x), torch::nn::functional::NormalizeFuncOptions().dim(1));
+  }
+
+  torch::nn::Sequential encoder{nullptr}, head{nullptr};
+  torch::Tensor center;
+};
+TORCH_MODULE(SimclrNet);
+
+class Simclr : public DetectorWithOptions<SimclrOptions> {
+ public:
+  using Options = SimclrOptions;
+  explicit Simclr(Options options = Options()) : DetectorWithOptions(std::move(options)) {
+    ADX_CHECK_AS(OptionError, options_.temperature() > 0, "temperature must be > 0, got {}", options_.temperature());
+    ADX_CHECK_AS(OptionError, options_.k() >= 1, "k must be >= 1, got {}", options_.k());
+    ADX_CHECK_AS(OptionError, options_.min_crop() > 0 && options_.min_crop() <= 1, "min_crop must be in (0, 1], got {}",
+                 options_.min_crop());
+    ADX_CHECK_AS(OptionError, options_.mask_probability() >= 0 && options_.mask_probability() < 1,
+                 "mask_probability must be in [0, 1), got {}", options_.mask_probability());
+  }
+  std::string type() const override { return "simclr"; }
+  std::vector<Modality> modalities() const override { return {Modality::Tabular, Modality::Image}; }
+
+ protected:
+  ThreadPlacement thread_placement() const override {
+    return modality_ == Modality::Image ? ThreadPlacement::IntraOp : ThreadPlacement::Blas;
+  }
+  void build(const std::vector<int64_t>& shape, Modality modality) override {
+    modality_ = modality;
+    apply_threads();
+    net_ = SimclrNet(shape, modality, options_);
+    net_->to(device());
+  }
+
+  void fit_model(const Data& train, const Data& validation) override {
+    train_module(*net_, train.x, validation.x, options_.train(),
+                 [this](const torch::Tensor& x, bool) {
+                   const auto z1 = net_->head->forward(net_->encoder->forward(augment(x)));
+                   const auto z2 = net_->head->forward(net_->encoder->forward(augment(x)));
+                   return nt_xent(z1, z2, options_.temperature());
+                 },
+                 progress(), type());
+    // The memory bank of normal features and their mean.
+    torch::NoGradGuard no_grad;
+    net_->eval();
+    std::vector<torch::Tensor> parts;
+    const int64_t chunk = std::max<int64_t>(1, options_.runtime().score_batch_size());
+    for (int64_t b = 0; b < train.size(); b += chunk)
+      parts.push_back(net_->features(train.x.slice(0, b, std::min(train.size(), b + chunk))));
+    bank_ = torch::cat(parts);
+    torch::Tensor sum = torch::zeros({options_.rep_dim()}, train.x.options());
+    for (int64_t b = 0; b < train.size(); b += chunk)
+      sum += net_->encoder->forward(train.x.slice(0, b, std::min(train.size(), b + chunk))).sum(0);
+    net_->center.copy_(sum / static_cast<double>(train.size()));
+  }
+
+  Scores score_model(const Data& data) override {
+    Scores s;
+    if (options_.scorer() == ContrastiveScorer::Svdd) {
+      s.per_item = (net_->encoder->forward(data.x) - net_->center).pow(2).sum(1);
+    } else {
+      const auto h = net_->features(data.x);
+      const int64_t k = std::min<int64_t>(options_.k(), bank_.size(0));
+      s.per_item = 1.0 - std::get<0>(h.matmul(bank_.t()).topk(k, 1)).mean(1);
+    }
+    return s;
+  }
+  torch::nn::Module* model() override { return net_.is_empty() ? nullptr : net_.ptr().get(); }
+  void save_extra(TensorMap& state) const override { state["memory_bank"] = bank_; }
+  void load_extra(const TensorMap& state) override {
+    auto it = state.find("memory_bank");
+    ADX_CHECK_AS(IoError, it != state.end(), "model file lacks the simclr memory bank");
+    ADX_CHECK_AS(IoError, it->second.dim() == 2 && it->second.size(1) == options_.rep_dim(),
+                 "simclr memory bank has shape {}, expected N x {}", shape_string(it->second.sizes().vec()),
+                 options_.rep_dim());
+    bank_ = it->second.to(device());
+  }
+
+ private:
+  torch::Tensor augment(const torch::Tensor& x) const {
+    const auto noisy = [&](const torch::Tensor& t) { return t + options_.noise() * torch::randn_like(t); };
+    if (x.dim() == 2) {
+      const auto keep = (torch::rand_like(x) >= options_.mask_probability()).to(x.scalar_type());
+      return noisy(x * keep);
+    }
+    // Random resized crop and horizontal flip as one affine resampling per image.
+    const int64_t n = x.size(0);
+    const auto opts = x.options();
+    const auto scale = options_.min_crop() + (1.0 - options_.min_crop()) * torch::rand({n}, opts);
+    const auto flip = torch::where(torch::rand({n}, opts) < 0.5, -torch::ones({n}, opts), torch::ones({n}, opts));
+    const auto tx = (1.0 - scale) * (2.0 * torch::rand({n}, opts) - 1.0);
+    const auto ty = (1.0 - scale) * (2.0 * torch::rand({n}, opts) - 1.0);
+    const auto zero = torch::zeros({n}, opts);
+    const auto theta = torch::stack({torch::stack({scale * flip, zero, tx}, 1), torch::stack({zero, scale, ty}, 1)}, 1);
+    const auto grid = torch::nn::functional::affine_grid(theta, x.sizes().vec(), /*align_corners=*/false);
+    return noisy(torch::nn::functional::grid_sample(
+        x, grid, torch::nn::functional::GridSampleFuncOptions().padding_mode(torch::kBorder).align_corners(false)));
+  }
+
+  SimclrNet net_{nullptr};
+  torch::Tensor bank_;
+  Modality modality_ = Modality::Tabular;
+};
+
+}  // namespace adx
