@@ -173,6 +173,17 @@ class DetectorWithOptions : public Detector {
   Options options_;
 };
 
+/// Applies `fn` to consecutive row chunks of `x` without autograd and concatenates the results
+/// (fitting statistics on whole training sets without holding every activation at once).
+inline torch::Tensor map_in_chunks(const torch::Tensor& x, int64_t chunk,
+                                   const std::function<torch::Tensor(const torch::Tensor&)>& fn) {
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> parts;
+  chunk = std::max<int64_t>(1, chunk);
+  for (int64_t b = 0; b < x.size(0); b += chunk) parts.push_back(fn(x.slice(0, b, std::min(x.size(0), b + chunk))));
+  return parts.size() == 1 ? parts[0] : torch::cat(parts);
+}
+
 /// Copies a module's parameters and buffers into `state` under `prefix`.
 void module_state(torch::nn::Module& module, TensorMap& state, const std::string& prefix);
 /// Loads parameters and buffers from `state`; a missing or misshapen entry is IoError naming it.

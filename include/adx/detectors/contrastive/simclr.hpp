@@ -128,18 +128,13 @@ class Simclr : public DetectorWithOptions<SimclrOptions> {
                    return nt_xent(z1, z2, options_.temperature());
                  },
                  progress(), type());
-    // The memory bank of normal features and their mean.
-    torch::NoGradGuard no_grad;
+    // The memory bank of normal features, and the mean raw feature for the svdd scorer.
     net_->eval();
-    std::vector<torch::Tensor> parts;
-    const int64_t chunk = std::max<int64_t>(1, options_.runtime().score_batch_size());
-    for (int64_t b = 0; b < train.size(); b += chunk)
-      parts.push_back(net_->features(train.x.slice(0, b, std::min(train.size(), b + chunk))));
-    bank_ = torch::cat(parts);
-    torch::Tensor sum = torch::zeros({options_.rep_dim()}, train.x.options());
-    for (int64_t b = 0; b < train.size(); b += chunk)
-      sum += net_->encoder->forward(train.x.slice(0, b, std::min(train.size(), b + chunk))).sum(0);
-    net_->center.copy_(sum / static_cast<double>(train.size()));
+    const int64_t chunk = options_.runtime().score_batch_size();
+    bank_ = map_in_chunks(train.x, chunk, [&](const torch::Tensor& c) { return net_->features(c); });
+    torch::NoGradGuard no_grad;
+    net_->center.copy_(map_in_chunks(train.x, chunk, [&](const torch::Tensor& c) { return net_->encoder->forward(c); })
+                           .mean(0));
   }
 
   Scores score_model(const Data& data) override {

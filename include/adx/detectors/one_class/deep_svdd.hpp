@@ -196,11 +196,9 @@ class DeepSvdd : public DetectorWithOptions<DeepSvddOptions> {
   void init_center(const torch::Tensor& x) {
     torch::NoGradGuard no_grad;
     net_->eval();
-    torch::Tensor sum = torch::zeros({options_.rep_dim()}, x.options().dtype(torch::kFloat64));
-    const int64_t chunk = std::max<int64_t>(1, options_.runtime().score_batch_size());
-    for (int64_t b = 0; b < x.size(0); b += chunk)
-      sum += net_->forward(x.slice(0, b, std::min(x.size(0), b + chunk))).to(torch::kFloat64).sum(0);
-    auto c = (sum / static_cast<double>(x.size(0))).to(torch::kFloat32);
+    const auto outputs = map_in_chunks(x, options_.runtime().score_batch_size(),
+                                       [&](const torch::Tensor& c) { return net_->forward(c).to(torch::kFloat64); });
+    auto c = outputs.mean(0).to(torch::kFloat32);
     const double eps = options_.center_eps();
     c = torch::where((c.abs() < eps) & (c < 0), torch::full_like(c, -eps), c);
     c = torch::where((c.abs() < eps) & (c >= 0), torch::full_like(c, eps), c);

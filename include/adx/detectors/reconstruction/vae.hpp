@@ -194,11 +194,8 @@ class Vae : public ReconstructionDetector<VaeOptions, VaeNet> {
   void fit_latent_gaussian(const torch::Tensor& x) {
     torch::NoGradGuard no_grad;
     net_->eval();
-    std::vector<torch::Tensor> mus;
-    const int64_t chunk = std::max<int64_t>(1, options_.runtime().score_batch_size());
-    for (int64_t b = 0; b < x.size(0); b += chunk)
-      mus.push_back(net_->encode(x.slice(0, b, std::min(x.size(0), b + chunk))).first.to(torch::kFloat64));
-    const auto m = torch::cat(mus);
+    const auto m = map_in_chunks(x, options_.runtime().score_batch_size(),
+                                 [&](const torch::Tensor& c) { return net_->encode(c).first.to(torch::kFloat64); });
     const auto mean = m.mean(0);
     const auto centered = m - mean;
     auto cov = centered.t().matmul(centered) / std::max<int64_t>(1, m.size(0) - 1);
