@@ -40,7 +40,7 @@ Preprocess Detector::resolved_preprocess(Modality modality) const {
 }
 
 void Detector::apply_threads() const {
-  set_num_threads(static_cast<int>(runtime().threads()), thread_placement());
+  set_num_threads(static_cast<int>(runtime().threads()), thread_placement(modality_));
 }
 
 void Detector::fit(const Data& train) { fit_impl(train, nullptr); }
@@ -48,11 +48,12 @@ void Detector::fit(const Data& train, const Data& validation) { fit_impl(train, 
 
 void Detector::fit_impl(const Data& train_in, const Data* validation_in) {
   check_device(runtime().device());
-  apply_threads();
-  seed_everything(static_cast<uint64_t>(runtime().seed()));
   check_input(train_in, "training data", true);
   fitted_ = false;
   calibrated_ = false;
+  modality_ = train_in.modality;
+  apply_threads();
+  seed_everything(static_cast<uint64_t>(runtime().seed()));
 
   Data train = train_in, validation;
   if (validation_in) {
@@ -76,7 +77,6 @@ void Detector::fit_impl(const Data& train_in, const Data* validation_in) {
   transform_ = Transform(resolved_preprocess(train.modality));
   transform_.fit(train.x.to(torch::kFloat32));
   item_shape_ = train.item_shape();
-  modality_ = train.modality;
   const Data train_prepared = prepare(train);
   const Data val_prepared = validation.x.defined() ? prepare(validation) : Data{};
 

@@ -128,14 +128,14 @@ class Detector {
   virtual void load_extra(const TensorMap& /*state*/) {}
   /// Scoring needs autograd (e.g. latent search); default scoring runs without it.
   virtual bool score_needs_grad() const { return false; }
-  /// Which thread pool gets runtime.threads: BLAS for dense networks, the
-  /// intra-op pool for convolutional ones.
-  virtual ThreadPlacement thread_placement() const { return ThreadPlacement::IntraOp; }
+  /// Which thread pool gets runtime.threads for inputs of `modality`: BLAS for
+  /// dense networks, the intra-op pool for convolutional ones.
+  virtual ThreadPlacement thread_placement(Modality /*modality*/) const { return ThreadPlacement::IntraOp; }
   /// What preprocess = auto means for a modality.
   virtual Preprocess auto_preprocess(Modality modality) const {
     return modality == Modality::Image ? Preprocess::MinMax : Preprocess::Standardize;
   }
-  /// Applies runtime.threads with thread_placement().
+  /// Applies runtime.threads with thread_placement() for the modality in use.
   void apply_threads() const;
 
   const ProgressCallback& progress() const { return progress_; }

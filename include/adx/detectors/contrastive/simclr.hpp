@@ -110,12 +110,10 @@ class Simclr : public DetectorWithOptions<SimclrOptions> {
   std::vector<Modality> modalities() const override { return {Modality::Tabular, Modality::Image}; }
 
  protected:
-  ThreadPlacement thread_placement() const override {
-    return modality_ == Modality::Image ? ThreadPlacement::IntraOp : ThreadPlacement::Blas;
+  ThreadPlacement thread_placement(Modality modality) const override {
+    return modality == Modality::Image ? ThreadPlacement::IntraOp : ThreadPlacement::Blas;
   }
   void build(const std::vector<int64_t>& shape, Modality modality) override {
-    modality_ = modality;
-    apply_threads();
     net_ = SimclrNet(shape, modality, options_);
     net_->to(device());
   }
@@ -131,10 +129,10 @@ class Simclr : public DetectorWithOptions<SimclrOptions> {
     // The memory bank of normal features, and the mean raw feature for the svdd scorer.
     net_->eval();
     const int64_t chunk = options_.runtime().score_batch_size();
-    bank_ = map_in_chunks(train.x, chunk, [&](const torch::Tensor& c) { return net_->features(c); });
+    const auto raw = map_in_chunks(train.x, chunk, [&](const torch::Tensor& c) { return net_->encoder->forward(c); });
     torch::NoGradGuard no_grad;
-    net_->center.copy_(map_in_chunks(train.x, chunk, [&](const torch::Tensor& c) { return net_->encoder->forward(c); })
-                           .mean(0));
+    net_->center.copy_(raw.mean(0));
+    bank_ = torch::nn::functional::normalize(raw, torch::nn::functional::NormalizeFuncOptions().dim(1));
   }
 
   Scores score_model(const Data& data) override {
@@ -182,7 +180,6 @@ class Simclr : public DetectorWithOptions<SimclrOptions> {
 
   SimclrNet net_{nullptr};
   torch::Tensor bank_;
-  Modality modality_ = Modality::Tabular;
 };
 
 }  // namespace adx

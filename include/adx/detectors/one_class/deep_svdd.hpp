@@ -124,13 +124,11 @@ class DeepSvdd : public DetectorWithOptions<DeepSvddOptions> {
   Preprocess auto_preprocess(Modality modality) const override {
     return modality == Modality::Image ? Preprocess::GcnMinMax : Preprocess::Standardize;
   }
-  ThreadPlacement thread_placement() const override {
-    return modality_seen_ == Modality::Image ? ThreadPlacement::IntraOp : ThreadPlacement::Blas;
+  ThreadPlacement thread_placement(Modality modality) const override {
+    return modality == Modality::Image ? ThreadPlacement::IntraOp : ThreadPlacement::Blas;
   }
 
   void build(const std::vector<int64_t>& item_shape, Modality modality) override {
-    modality_seen_ = modality;
-    apply_threads();
     net_ = DeepSvddNet(item_shape, modality, options_);
     net_->to(device());
   }
@@ -206,7 +204,6 @@ class DeepSvdd : public DetectorWithOptions<DeepSvddOptions> {
   }
 
   DeepSvddNet net_{nullptr};
-  Modality modality_seen_ = Modality::Tabular;
 };
 
 }  // namespace adx

@@ -127,7 +127,7 @@ class AutoEncoder : public ReconstructionDetector<AutoEncoderOptions, MlpAutoEnc
   std::string type() const override { return "autoencoder"; }
   std::vector<Modality> modalities() const override { return {Modality::Tabular, Modality::Image}; }
   /// Dense layers: the matrix products dominate, so the threads go to BLAS.
-  ThreadPlacement thread_placement() const override { return ThreadPlacement::Blas; }
+  ThreadPlacement thread_placement(Modality) const override { return ThreadPlacement::Blas; }
 
  protected:
   MlpAutoEncoder make_net(const std::vector<int64_t>& item_shape) override {

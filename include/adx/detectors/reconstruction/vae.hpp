@@ -126,7 +126,7 @@ class Vae : public ReconstructionDetector<VaeOptions, VaeNet> {
   std::string type() const override { return "vae"; }
   std::vector<Modality> modalities() const override { return {Modality::Tabular, Modality::Image}; }
   /// Dense layers: the matrix products dominate, so the threads go to BLAS.
-  ThreadPlacement thread_placement() const override { return ThreadPlacement::Blas; }
+  ThreadPlacement thread_placement(Modality) const override { return ThreadPlacement::Blas; }
 
   /// Scores with a chosen criterion, whatever options().score() says.
   Scores score_with(const Data& data, VaeScore criterion) {
