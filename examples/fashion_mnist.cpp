@@ -1,14 +1,18 @@
-// One-vs-rest anomaly detection on Fashion-MNIST with adx's reconstruction
-// detectors: train on one class, score all 10,000 test images, report AUROC.
+// One-vs-rest anomaly detection on Fashion-MNIST with adx's image detectors:
+// train on one class, score all 10,000 test images, report AUROC, training time
+// and scoring speed, and print a Markdown leaderboard.
 //
-//   fashion_mnist                       quick run: every detector, classes 0, 1, 7
+//   fashion_mnist                       quick run: five detectors, classes 0, 1, 7
 //   fashion_mnist --full                the full protocol: all 10 classes
+//   fashion_mnist --full --detectors all                every registered detector (the leaderboard)
 //   fashion_mnist --detectors vae --classes 0,5 --epochs 20 --threads 2
+//   fashion_mnist --detectors anogan --set anogan:search_steps=50
 #include "common/one_vs_rest.hpp"
 
 #include <algorithm>
 #include <cstdlib>
 #include <iostream>
+#include <map>
 #include <sstream>
 
 namespace {
@@ -25,9 +29,21 @@ const char* kClassNames[10] = {"T-shirt/top", "Trouser", "Pullover", "Dress", "C
                                "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
 
 void usage() {
-  std::cout << "usage: fashion_mnist [--full] [--detectors a,b] [--classes 0,1] [--epochs N]\n"
-               "                     [--threads N] [--data DIR] [--save DIR] [--progress]\n"
-               "detectors: autoencoder, denoising_autoencoder, sparse_autoencoder, conv_autoencoder, vae, deep_svdd, rotation, ganomaly\n";
+  std::cout << "usage: fashion_mnist [--full] [--detectors all|a,b] [--classes 0,1] [--epochs N]\n"
+               "                     [--set detector:key=value]... [--threads N] [--data DIR] [--save DIR]\n"
+               "                     [--progress]\n"
+               "detectors:";
+  for (const auto& name : adx::detector_names()) std::cout << " " << name;
+  std::cout << "\n";
+}
+
+// Dense detectors see flattened pixels; every other detector sees images.
+adx::Modality modality_for(const std::string& name) {
+  const auto accepted = adx::make_detector(name)->modalities();
+  const bool images = std::find(accepted.begin(), accepted.end(), adx::Modality::Image) != accepted.end();
+  const bool dense = name == "autoencoder" || name == "denoising_autoencoder" || name == "sparse_autoencoder" ||
+                     name == "vae";
+  return images && !dense ? adx::Modality::Image : adx::Modality::Tabular;
 }
 
 }  // namespace
@@ -38,6 +54,7 @@ int main(int argc, char** argv) {
   std::vector<int64_t> classes{0, 1, 7};
   std::string data_dir = adx::kFashionMnistDir, save_dir, epochs, threads = "0";
   bool progress = false;
+  std::map<std::string, adx::OptionMap> overrides;  // per detector, from --set
   try {
     for (int i = 1; i < argc; ++i) {
       const std::string arg = argv[i];
@@ -46,7 +63,16 @@ int main(int argc, char** argv) {
         return argv[++i];
       };
       if (arg == "--full") classes = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
-      else if (arg == "--detectors") detectors = split(value());
+      else if (arg == "--detectors") {
+        detectors = split(value());
+        if (detectors == std::vector<std::string>{"all"}) detectors = adx::detector_names();
+      } else if (arg == "--set") {
+        const auto item = value();
+        const auto colon = item.find(':'), equals = item.find('=');
+        if (colon == std::string::npos || equals == std::string::npos || equals < colon)
+          throw adx::OptionError("--set takes detector:key=value, got '" + item + "'");
+        overrides[item.substr(0, colon)][item.substr(colon + 1, equals - colon - 1)] = item.substr(equals + 1);
+      }
       else if (arg == "--classes") {
         classes.clear();
         for (const auto& c : split(value())) classes.push_back(std::stoll(c));
@@ -73,11 +99,11 @@ int main(int argc, char** argv) {
     for (const auto& name : detectors) {
       adx::OptionMap options{{"runtime.threads", threads}};
       if (!epochs.empty()) options["train.epochs"] = epochs;
-      // Convolutional detectors see images; dense ones see flattened pixels.
-      const bool convolutional =
-          name == "conv_autoencoder" || name == "deep_svdd" || name == "rotation" || name == "ganomaly";
-      const auto modality = convolutional ? adx::Modality::Image : adx::Modality::Tabular;
-      std::cout << "\n== " << name << "\n";
+      for (const auto& kv : overrides[name]) options[kv.first] = kv.second;
+      const auto modality = modality_for(name);
+      std::cout << "\n== " << name;
+      for (const auto& kv : overrides[name]) std::cout << " " << kv.first << "=" << kv.second;
+      std::cout << "\n";
       double sum = 0, train_s = 0, rate = 0;
       std::vector<double> aurocs;
       for (auto c : classes) {

@@ -40,6 +40,9 @@ std::vector<Case> cases() {
       {"simclr", quick(30, {{"rep_dim", "16"}, {"hidden", "32,32"}}), false},
       {"simclr", quick(15, {{"rep_dim", "16"}, {"channels", "8,16"}}), true},
       {"ganomaly", quick(20, {{"latent", "16"}, {"width", "16"}}), true},
+      {"skip_ganomaly", quick(10, {{"width", "8"}}), true},
+      {"anogan", quick(20, {{"latent", "16"}, {"width", "16"}, {"search_steps", "20"}}), true},
+      {"f_anogan", quick(20, {{"latent", "16"}, {"width", "16"}, {"encoder_train.epochs", "20"}}), true},
       {"rotation", quick(4, {{"channels", "8,16"}, {"transformations", "geom"}, {"transforms_per_image", "4"}}), true},
   };
 }
@@ -244,7 +247,8 @@ TEST_CASE("models load onto a requested device and refuse an absent one", "[io][
 TEST_CASE("the registry lists every built-in detector", "[registry]") {
   const auto names = adx::detector_names();
   for (const char* n :
-       {"autoencoder", "denoising_autoencoder", "sparse_autoencoder", "conv_autoencoder", "vae", "deep_svdd", "rotation", "ganomaly", "simclr"})
+       {"autoencoder", "denoising_autoencoder", "sparse_autoencoder", "conv_autoencoder", "vae", "deep_svdd", "rotation", "ganomaly", "simclr",
+        "skip_ganomaly", "anogan", "f_anogan"})
     REQUIRE(std::find(names.begin(), names.end(), n) != names.end());
 }
 
@@ -370,4 +374,53 @@ TEST_CASE("SimCLR's svdd scorer flags items far out along the normal manifold", 
   const double auroc = adx::metrics::roc_auc(data.labels, d->score(Data::tabular(test)).to_vector());
   INFO("svdd scorer AUROC " << auroc);
   REQUIRE(auroc > 0.9);
+}
+
+TEST_CASE("GAN detectors refuse tabular data and bad options", "[detectors][gan][errors]") {
+  for (const char* name : {"ganomaly", "skip_ganomaly", "anogan", "f_anogan"}) {
+    INFO(name);
+    auto d = adx::make_detector(name, quick(1, {{"latent", "4"}, {"width", "4"}}));
+    REQUIRE_THROWS_WITH(d->fit(Data::tabular(torch::rand({20, 16}))), Catch::Contains("accepts image data"));
+    REQUIRE_THROWS_WITH(adx::make_detector(name, {{"image_size", "24"}}), Catch::Contains("power of two"));
+  }
+  REQUIRE_THROWS_WITH(adx::make_detector("anogan", {{"lambda", "1.5"}}), Catch::Contains("lambda must lie in [0, 1]"));
+  REQUIRE_THROWS_WITH(adx::make_detector("f_anogan", {{"critic_steps", "0"}}), Catch::Contains("critic_steps"));
+}
+
+TEST_CASE("AnoGAN's latent search lowers the loss and scores each image on its own", "[detectors][anogan]") {
+  const auto data = adx::test::easy_images(200, 20, 10);
+  auto fit = [&](const char* steps) {
+    auto d = adx::make_detector("anogan", quick(5, {{"latent", "8"}, {"width", "8"}, {"search_steps", steps},
+                                                    {"search_batch_size", "7"}}));
+    d->fit(Data::images(data.train));
+    return d;
+  };
+  const auto none = fit("0")->score(Data::images(data.test)).per_item;
+  auto searched = fit("15");
+  const auto scores = searched->score(Data::images(data.test)).per_item;
+  // Same seed, same GAN: the search can only improve on the best starting candidate.
+  REQUIRE((scores <= none + 1e-3).all().item<bool>());
+  REQUIRE(scores.mean().item<double>() < none.mean().item<double>());
+  // An image scored alone gets the score it got inside a batch of 7.
+  const auto alone = searched->score(Data::images(data.test.slice(0, 3, 4))).per_item;
+  REQUIRE(alone.item<double>() == Approx(scores[3].item<double>()).epsilon(1e-3));
+}
+
+TEST_CASE("the trainer steps a WGAN generator once per critic_steps batches", "[train]") {
+  auto w = torch::zeros({1}, torch::requires_grad());
+  int critic = 0, generator = 0;
+  adx::TrainStep a, b;
+  a.name = "critic";
+  a.parameters = {w};
+  a.loss = [&](const torch::Tensor&) { ++critic; return (w - 1).pow(2).sum(); };
+  b.name = "generator";
+  b.parameters = {w};
+  b.every = 5;
+  b.loss = [&](const torch::Tensor&) { ++generator; return (w + 1).pow(2).sum(); };
+  torch::nn::Linear holder(1, 1);
+  // 100 items, batch 10: 10 batches per epoch, 3 epochs -> 30 critic and 6 generator steps.
+  adx::train_steps(*holder, torch::rand({100, 1}), torch::Tensor(), adx::TrainOptions().epochs(3).batch_size(10),
+                   {a, b}, nullptr);
+  REQUIRE(critic == 30);
+  REQUIRE(generator == 6);
 }

@@ -8,35 +8,16 @@
 // scaling, no validation split. Each side runs `repeats` times, alternating,
 // and the fastest run of each counts.
 #include "common/one_vs_rest.hpp"
+#include "common/reference.hpp"
 
-#include <cstdio>
 #include <iostream>
-#include <regex>
 
 #ifndef ADX_BENCHMARK_DIR
 #define ADX_BENCHMARK_DIR "."
 #endif
 
-namespace {
-
-struct Timing {
-  double train = 1e30, score = 1e30, auroc = 0;
-};
-
-void keep_best(Timing& best, double train, double score, double auroc) {
-  best.train = std::min(best.train, train);
-  best.score = std::min(best.score, score);
-  best.auroc = auroc;
-}
-
-double json_number(const std::string& line, const std::string& key) {
-  std::smatch m;
-  if (!std::regex_search(line, m, std::regex("\"" + key + "\": ([-0-9.eE]+)")))
-    throw adx::Error("reference output lacks '" + key + "': " + line);
-  return std::stod(m[1]);
-}
-
-}  // namespace
+using adx::examples::json_number;
+using adx::examples::Timing;
 
 int main(int argc, char** argv) {
   int64_t normal_class = 0, epochs = 20, threads = 2, repeats = 2;
@@ -65,29 +46,19 @@ int main(int argc, char** argv) {
                              normal_class, epochs, threads, repeats);
     Timing adx_t, py_loader, py_tensor, py_tuned;
     const std::string command =
-        fmt::format("{} {}/ae_reference.py --data {} --normal-class {} --epochs {} --threads {} 2>&1", python,
+        fmt::format("{} {}/ae_reference.py --data {} --normal-class {} --epochs {} --threads {}", python,
                     ADX_BENCHMARK_DIR, data_dir, normal_class, epochs, threads);
     for (int64_t r = 0; r < repeats; ++r) {
-      FILE* pipe = popen(command.c_str(), "r");
-      if (!pipe) throw adx::Error("cannot start the Python reference: " + command);
-      char buffer[4096];
-      std::string output;
-      while (fgets(buffer, sizeof(buffer), pipe)) output += buffer;
-      if (pclose(pipe) != 0)
-        throw adx::Error("the Python reference failed (is python3-torch installed?):\n" + output);
-      std::stringstream lines(output);
-      std::string line;
-      while (std::getline(lines, line)) {
-        if (line.find("\"mode\"") == std::string::npos) continue;
+      for (const auto& line : adx::examples::run_reference(command)) {
         auto& slot = line.find("dataloader") != std::string::npos   ? py_loader
                      : line.find("tensor-tuned") != std::string::npos ? py_tuned
                                                                        : py_tensor;
-        keep_best(slot, json_number(line, "train_seconds"), json_number(line, "score_seconds"),
-                  json_number(line, "auroc"));
+        slot.keep_best(json_number(line, "train_seconds"), json_number(line, "score_seconds"),
+                       json_number(line, "auroc"));
       }
       const auto res = adx::examples::run_one_vs_rest("autoencoder", options, train, test, normal_class,
                                                       adx::Modality::Tabular);
-      keep_best(adx_t, res.train_seconds, static_cast<double>(test.images.size(0)) / res.score_items_per_second,
+      adx_t.keep_best(res.train_seconds, static_cast<double>(test.images.size(0)) / res.score_items_per_second,
                 res.auroc);
     }
     std::cout << fmt::format("{:<34} {:>9} {:>9} {:>8}\n", "", "train s", "score s", "AUROC");

@@ -8,7 +8,10 @@
 #include <adx/data/loaders.hpp>
 #include <adx/data/transforms.hpp>
 #include <adx/detectors/detector.hpp>
+#include <adx/detectors/adversarial/anogan.hpp>
+#include <adx/detectors/adversarial/f_anogan.hpp>
 #include <adx/detectors/adversarial/ganomaly.hpp>
+#include <adx/detectors/adversarial/skip_ganomaly.hpp>
 #include <adx/detectors/contrastive/simclr.hpp>
 #include <adx/detectors/one_class/deep_svdd.hpp>
 #include <adx/detectors/reconstruction/autoencoder.hpp>

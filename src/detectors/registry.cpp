@@ -1,4 +1,7 @@
+#include <adx/detectors/adversarial/anogan.hpp>
+#include <adx/detectors/adversarial/f_anogan.hpp>
 #include <adx/detectors/adversarial/ganomaly.hpp>
+#include <adx/detectors/adversarial/skip_ganomaly.hpp>
 #include <adx/detectors/contrastive/simclr.hpp>
 #include <adx/detectors/one_class/deep_svdd.hpp>
 #include <adx/detectors/reconstruction/autoencoder.hpp>
@@ -31,6 +34,10 @@ std::map<std::string, Entry> builtin_detectors() {
       {"vae", {factory_for<Vae>(), "variational autoencoder (beta-ELBO), four scores"}},
       {"deep_svdd", {factory_for<DeepSvdd>(), "Deep SVDD, one-class or soft-boundary hypersphere"}},
       {"ganomaly", {factory_for<Ganomaly>(), "GANomaly: encoder-decoder-encoder GAN, score = ||z - z_hat||^2"}},
+      {"skip_ganomaly",
+       {factory_for<SkipGanomaly>(), "Skip-GANomaly: U-Net generator, score = 0.9 image + 0.1 feature error"}},
+      {"anogan", {factory_for<AnoGan>(), "AnoGAN: DCGAN with a batched per-image latent search at score time"}},
+      {"f_anogan", {factory_for<FAnoGan>(), "f-AnoGAN: WGAN-GP and an izi_f encoder, score = image + kappa * feature residual"}},
       {"simclr", {factory_for<Simclr>(), "SimCLR (NT-Xent) features scored by kNN cosine or SVDD distance"}},
       {"rotation", {factory_for<Rotation>(), "predicts rotations / GEOM transformations; score = -log-likelihood"}},
   };

@@ -80,6 +80,9 @@ TrainResult train_steps(torch::nn::Module& module, const torch::Tensor& train_x,
   ADX_CHECK_AS(OptionError, o.batch_size() >= 1, "batch_size must be >= 1, got {}", o.batch_size());
   ADX_CHECK_AS(ShapeError, train_x.size(0) >= 2, "training needs at least 2 items, got {}", train_x.size(0));
   ADX_CHECK(!steps.empty(), "{}: training needs at least one optimisation step", stage);
+  for (const auto& step : steps)
+    ADX_CHECK_AS(OptionError, step.every >= 1, "{}: step '{}' must run every >= 1 batches, got {}", stage,
+                 step.name, step.every);
   std::vector<std::unique_ptr<torch::optim::Optimizer>> optimizers;
   for (const auto& step : steps) optimizers.push_back(make_optimizer(step.parameters, o));
   const bool validate = val_x.defined() && val_x.size(0) > 0;
@@ -89,6 +92,7 @@ TrainResult train_steps(torch::nn::Module& module, const torch::Tensor& train_x,
   std::vector<torch::Tensor> best_state;
   double best = std::numeric_limits<double>::infinity();
   int64_t since_best = 0;
+  int64_t batch_index = 0;  // counts across epochs, so a step with `every` > batches per epoch still runs
   const auto f64 = torch::TensorOptions().dtype(torch::kFloat64).device(train_x.device());
 
   for (int64_t epoch = 0; epoch < o.epochs(); ++epoch) {
@@ -101,26 +105,28 @@ TrainResult train_steps(torch::nn::Module& module, const torch::Tensor& train_x,
                                    : torch::arange(n, torch::TensorOptions().dtype(torch::kLong));
     const auto shuffled = o.shuffle() ? train_x.index_select(0, order.to(train_x.device())) : train_x;
     std::vector<torch::Tensor> totals(steps.size(), torch::zeros({}, f64));
-    int64_t seen = 0;
+    std::vector<int64_t> counted(steps.size(), 0);
     for (int64_t begin = 0; begin < n; begin += batch_size) {
       const int64_t end = std::min(n, begin + batch_size);
       // A trailing batch of one item breaks batch statistics; it joins the next epoch's shuffle.
       if (end - begin < 2) continue;
       const auto batch = shuffled.slice(0, begin, end);
       for (size_t k = 0; k < steps.size(); ++k) {
+        if ((batch_index + 1) % steps[k].every != 0) continue;
         optimizers[k]->zero_grad();
         auto value = steps[k].loss(batch);
         value.backward();
         if (o.grad_clip() > 0) torch::nn::utils::clip_grad_norm_(steps[k].parameters, o.grad_clip());
         optimizers[k]->step();
         totals[k] += value.detach().to(torch::kFloat64) * (end - begin);
+        counted[k] += end - begin;
         if (steps[k].after_step) steps[k].after_step(value.detach());
       }
-      seen += end - begin;
+      ++batch_index;
     }
     std::vector<double> means;
     for (size_t k = 0; k < steps.size(); ++k) {
-      means.push_back(totals[k].item<double>() / static_cast<double>(std::max<int64_t>(1, seen)));
+      means.push_back(totals[k].item<double>() / static_cast<double>(std::max<int64_t>(1, counted[k])));
       if (!std::isfinite(means[k]))
         throw TrainingError(fmt::format("{}: {} became {} in epoch {}; training diverged, no weights were kept. "
                                         "Lower the learning rate (now {}) or check the input scaling",

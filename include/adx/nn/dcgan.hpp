@@ -15,16 +15,17 @@ struct DcganSpec {
 
 /// Conv(4, s2) + LeakyReLU(0.2), then Conv(4, s2) + BN + LeakyReLU(0.2) until 4 x 4, then Conv(4) to `out`.
 /// `features()` is everything before the last conv (the discriminator's feature layer).
+/// A WGAN-GP critic leaves out BatchNorm (`batch_norm` false): the gradient penalty is per item.
 class DcganEncoderImpl : public torch::nn::Module {
  public:
-  DcganEncoderImpl(const DcganSpec& s, int64_t out) {
+  DcganEncoderImpl(const DcganSpec& s, int64_t out, bool batch_norm = true) {
     features = register_module("features", torch::nn::Sequential());
     features->push_back(torch::nn::Conv2d(torch::nn::Conv2dOptions(s.channels, s.width, 4).stride(2).padding(1).bias(false)));
     features->push_back(torch::nn::LeakyReLU(torch::nn::LeakyReLUOptions().negative_slope(0.2)));
     int64_t size = s.image_size / 2, width = s.width;
     while (size > 4) {
       features->push_back(torch::nn::Conv2d(torch::nn::Conv2dOptions(width, width * 2, 4).stride(2).padding(1).bias(false)));
-      features->push_back(torch::nn::BatchNorm2d(width * 2));
+      if (batch_norm) features->push_back(torch::nn::BatchNorm2d(width * 2));
       features->push_back(torch::nn::LeakyReLU(torch::nn::LeakyReLUOptions().negative_slope(0.2)));
       width *= 2;
       size /= 2;

@@ -113,6 +113,7 @@ struct TrainStep {
   std::vector<torch::Tensor> parameters;                       ///< what this step's optimiser updates
   std::function<torch::Tensor(const torch::Tensor& batch)> loss;
   std::function<void(const torch::Tensor& loss)> after_step;   ///< optional, e.g. re-initialise a collapsed D
+  int64_t every = 1;  ///< step on every `every`-th batch only (WGAN: the generator after 5 critic steps)
 };
 
 /// The general loop behind train_module: per batch, every step in order.

@@ -6,20 +6,13 @@
 // (f = D's feature layer) and D's binary cross-entropy; D is re-initialised
 // when its loss collapses below 1e-5. Score = mean (z - z_hat)^2.
 // Images are scaled to [-1, 1] and padded to a power of two (28 -> 32).
-#include <adx/detectors/detector.hpp>
-#include <adx/nn/dcgan.hpp>
-#include <adx/train/trainer.hpp>
+#include <adx/detectors/adversarial/image_gan.hpp>
 
 namespace adx {
 
 struct GanomalyOptions {
   ADX_OPTIONS_STRUCT;
-  /// Side of the square network input (a power of two >= 16); 0 = the smallest that holds the images.
-  ADX_ARG(int64_t, image_size) = 0;
-  /// Latent dimension nz.
-  ADX_ARG(int64_t, latent) = 100;
-  /// Base width of generator and discriminator (ngf = ndf).
-  ADX_ARG(int64_t, width) = 64;
+  ADX_GAN_OPTIONS(100, 64);
   /// Loss weights: adversarial (feature matching), contextual (L1), encoder (L2).
   ADX_ARG(double, w_adv) = 1.0;
   ADX_ARG(double, w_con) = 50.0;
@@ -32,9 +25,7 @@ struct GanomalyOptions {
  public:
   template <class V>
   void visit(V& v) {
-    v("image_size", image_size_);
-    v("latent", latent_);
-    v("width", width_);
+    ADX_VISIT_GAN_OPTIONS(v);
     v("w_adv", w_adv_);
     v("w_con", w_con_);
     v("w_enc", w_enc_);
@@ -74,25 +65,14 @@ class GanomalyNetImpl : public torch::nn::Module {
 };
 TORCH_MODULE(GanomalyNet);
 
-class Ganomaly : public DetectorWithOptions<GanomalyOptions> {
+class Ganomaly : public ImageGanDetector<GanomalyOptions> {
  public:
   using Options = GanomalyOptions;
-  explicit Ganomaly(Options options = Options()) : DetectorWithOptions(std::move(options)) {
-    const auto s = options_.image_size();
-    ADX_CHECK_AS(OptionError, s == 0 || (s >= 16 && (s & (s - 1)) == 0),
-                 "image_size must be 0 (automatic) or a power of two >= 16, got {}", s);
-    ADX_CHECK_AS(OptionError, options_.latent() > 0 && options_.width() > 0,
-                 "latent and width must be > 0, got {} and {}", options_.latent(), options_.width());
-  }
+  explicit Ganomaly(Options options = Options()) : ImageGanDetector(std::move(options)) {}
   std::string type() const override { return "ganomaly"; }
-  std::vector<Modality> modalities() const override { return {Modality::Image}; }
 
  protected:
-  void build(const std::vector<int64_t>& shape, Modality) override {
-    const int64_t size = options_.image_size() > 0 ? options_.image_size() : nn::dcgan_size_for(shape[1], shape[2]);
-    ADX_CHECK_AS(ShapeError, shape[1] <= size && shape[2] <= size,
-                 "ganomaly with image_size {} cannot hold {}x{} images; raise image_size", size, shape[1], shape[2]);
-    spec_ = {size, shape[0], options_.latent(), options_.width()};
+  void build_networks() override {
     net_ = GanomalyNet(spec_);
     net_->to(device());
   }
@@ -104,6 +84,7 @@ class Ganomaly : public DetectorWithOptions<GanomalyOptions> {
     generator.loss = [this](const torch::Tensor& batch) {
       const auto x = to_network_input(batch);
       const auto g = net_->generate(x);
+      generated_ = g.fake.detach();
       const auto adv = (net_->discriminator->features->forward(x) -
                         net_->discriminator->features->forward(g.fake)).pow(2).mean();
       return options_.w_adv() * adv + options_.w_con() * (g.fake - x).abs().mean() +
@@ -113,22 +94,13 @@ class Ganomaly : public DetectorWithOptions<GanomalyOptions> {
     discriminator.name = "discriminator";
     discriminator.parameters = net_->discriminator->parameters();
     discriminator.loss = [this](const torch::Tensor& batch) {
+      // D learns on the images the generator step just made, as in the reference implementation.
       const auto x = to_network_input(batch);
-      torch::Tensor fake;
-      {
-        torch::NoGradGuard no_grad;
-        fake = net_->generate(x).fake;
-      }
       const auto real_logit = net_->discriminator->forward(x).flatten();
-      const auto fake_logit = net_->discriminator->forward(fake).flatten();
-      // BCE on sigmoid outputs, in the numerically stable logit form.
-      return 0.5 * (torch::binary_cross_entropy_with_logits(real_logit, torch::ones_like(real_logit)) +
-                    torch::binary_cross_entropy_with_logits(fake_logit, torch::zeros_like(fake_logit)));
+      const auto fake_logit = net_->discriminator->forward(generated_).flatten();
+      return discriminator_bce(real_logit, fake_logit);
     };
-    discriminator.after_step = [this](const torch::Tensor& loss) {
-      // A perfect discriminator gives the generator no gradient: start it afresh.
-      if (loss.item<double>() < 1e-5) nn::dcgan_init(*net_->discriminator);
-    };
+    discriminator.after_step = reinitialise_when_collapsed(*net_->discriminator);
     // Early stopping watches what the score depends on: reconstruction and latent consistency.
     auto validation_loss = [this](const torch::Tensor& batch, bool) {
       const auto x = to_network_input(batch);
@@ -137,6 +109,7 @@ class Ganomaly : public DetectorWithOptions<GanomalyOptions> {
     };
     train_steps(*net_, train.x, validation.x, options_.train(), {generator, discriminator}, validation_loss,
                 progress(), type());
+    generated_ = torch::Tensor();
   }
 
   Scores score_model(const Data& data) override {
@@ -148,17 +121,8 @@ class Ganomaly : public DetectorWithOptions<GanomalyOptions> {
   torch::nn::Module* model() override { return net_.is_empty() ? nullptr : net_.ptr().get(); }
 
  private:
-  // [0, 1] images -> [-1, 1] (the decoder ends in tanh), padded with -1 to image_size.
-  torch::Tensor to_network_input(const torch::Tensor& x) const {
-    const int64_t pad_h = spec_.image_size - x.size(2), pad_w = spec_.image_size - x.size(3);
-    auto y = x * 2.0 - 1.0;
-    if (pad_h > 0 || pad_w > 0)
-      y = torch::constant_pad_nd(y, {pad_w / 2, pad_w - pad_w / 2, pad_h / 2, pad_h - pad_h / 2}, -1.0);
-    return y;
-  }
-
   GanomalyNet net_{nullptr};
-  nn::DcganSpec spec_;
+  torch::Tensor generated_;  // the generator step's output, reused by the discriminator step
 };
 
 }  // namespace adx

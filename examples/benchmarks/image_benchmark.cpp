@@ -1,0 +1,101 @@
+// Speed benchmark: adx's Deep SVDD and GANomaly against the same models written
+// in Python with PyTorch (image_reference.py), on one-vs-rest Fashion-MNIST,
+// timed in one run.
+//
+//   image_benchmark [--models deep_svdd,ganomaly] [--class 0] [--epochs 5] [--pretrain-epochs 5]
+//                   [--gan-epochs 1] [--width 64] [--threads 2] [--repeats 1] [--python /usr/bin/python3]
+//
+// Both sides use the same architecture, optimiser, batch size and
+// preprocessing, no hold-out split and no early stopping (see
+// image_reference.py). Runs alternate between the sides; the fastest of each counts.
+#include "common/one_vs_rest.hpp"
+#include "common/reference.hpp"
+
+#include <iostream>
+#include <sstream>
+
+#ifndef ADX_BENCHMARK_DIR
+#define ADX_BENCHMARK_DIR "."
+#endif
+
+using adx::examples::json_number;
+using adx::examples::Timing;
+
+int main(int argc, char** argv) {
+  int64_t normal_class = 0, epochs = 5, pretrain_epochs = 5, gan_epochs = 1, width = 64, threads = 2, repeats = 1;
+  std::string python = "/usr/bin/python3", data_dir = adx::kFashionMnistDir, models = "deep_svdd,ganomaly";
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string a = argv[i], v = argv[i + 1];
+    if (a == "--class") normal_class = std::stoll(v);
+    else if (a == "--epochs") epochs = std::stoll(v);
+    else if (a == "--pretrain-epochs") pretrain_epochs = std::stoll(v);
+    else if (a == "--gan-epochs") gan_epochs = std::stoll(v);
+    else if (a == "--width") width = std::stoll(v);
+    else if (a == "--threads") threads = std::stoll(v);
+    else if (a == "--repeats") repeats = std::stoll(v);
+    else if (a == "--python") python = v;
+    else if (a == "--data") data_dir = v;
+    else if (a == "--models") models = v;
+    else { std::cerr << "unknown argument " << a << "\n"; return 2; }
+  }
+  try {
+    adx::set_num_threads(static_cast<int>(threads));
+    const auto train = adx::load_mnist_split(data_dir, "train");
+    const auto test = adx::load_mnist_split(data_dir, "t10k");
+    const adx::OptionMap common{{"train.patience", "0"},
+                                {"runtime.validation_fraction", "0"},
+                                {"runtime.threads", std::to_string(threads)}};
+    std::stringstream list(models);
+    std::string model;
+    while (std::getline(list, model, ',')) {
+      adx::OptionMap options = common;
+      int64_t reference_epochs = epochs;
+      if (model == "deep_svdd") {
+        options["train.epochs"] = std::to_string(epochs);
+        options["pretrain_train.epochs"] = std::to_string(pretrain_epochs);
+        options["pretrain_train.patience"] = "0";
+        std::cout << fmt::format("\ndeep_svdd: class {}, {} pretraining + {} training epochs, {} thread(s)\n",
+                                 normal_class, pretrain_epochs, epochs, threads);
+      } else if (model == "ganomaly") {
+        options["train.epochs"] = std::to_string(gan_epochs);
+        options["width"] = std::to_string(width);
+        reference_epochs = gan_epochs;
+        std::cout << fmt::format("\nganomaly: class {}, {} epoch(s), width {}, {} thread(s)\n", normal_class,
+                                 gan_epochs, width, threads);
+      } else {
+        throw adx::OptionError("image_benchmark knows deep_svdd and ganomaly, not '" + model + "'");
+      }
+      const std::string command = fmt::format(
+          "{} {}/image_reference.py --model {} --data {} --normal-class {} --epochs {} --pretrain-epochs {} "
+          "--width {} --threads {}",
+          python, ADX_BENCHMARK_DIR, model, data_dir, normal_class, reference_epochs, pretrain_epochs, width, threads);
+      Timing adx_t, py_loader, py_tensor;
+      for (int64_t r = 0; r < repeats; ++r) {
+        for (const auto& line : adx::examples::run_reference(command)) {
+          auto& slot = line.find("dataloader") != std::string::npos ? py_loader : py_tensor;
+          slot.keep_best(json_number(line, "train_seconds"), json_number(line, "score_seconds"),
+                         json_number(line, "auroc"));
+        }
+        const auto res =
+            adx::examples::run_one_vs_rest(model, options, train, test, normal_class, adx::Modality::Image);
+        adx_t.keep_best(res.train_seconds, static_cast<double>(test.images.size(0)) / res.score_items_per_second,
+                        res.auroc);
+      }
+      std::cout << fmt::format("{:<28} {:>9} {:>9} {:>8}\n", "", "train s", "score s", "AUROC");
+      auto row = [](const char* name, const Timing& t) {
+        std::cout << fmt::format("{:<28} {:9.2f} {:9.3f} {:8.4f}\n", name, t.train, t.score, t.auroc);
+      };
+      row("adx (C++)", adx_t);
+      row("python, DataLoader", py_loader);
+      row("python, plain tensors", py_tensor);
+      for (const auto& [name, py] : {std::pair<const char*, Timing>{"DataLoader:", py_loader},
+                                     std::pair<const char*, Timing>{"plain tensors:", py_tensor}})
+        std::cout << fmt::format("speed-up vs {:<16} train {:.2f}x, score {:.2f}x\n", name, py.train / adx_t.train,
+                                 py.score / adx_t.score);
+    }
+    return 0;
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 1;
+  }
+}

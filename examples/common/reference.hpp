@@ -1,0 +1,47 @@
+#pragma once
+// Running a Python reference from a benchmark: start it, collect its JSON
+// lines, and keep the fastest of repeated runs.
+#include <adx/core/error.hpp>
+
+#include <algorithm>
+#include <cstdio>
+#include <regex>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace adx::examples {
+
+struct Timing {
+  double train = 1e30, score = 1e30, auroc = 0;
+  void keep_best(double train_s, double score_s, double auroc_value) {
+    train = std::min(train, train_s);
+    score = std::min(score, score_s);
+    auroc = auroc_value;
+  }
+};
+
+inline double json_number(const std::string& line, const std::string& key) {
+  std::smatch m;
+  if (!std::regex_search(line, m, std::regex("\"" + key + "\": ([-0-9.eE]+)")))
+    throw Error("reference output lacks '" + key + "': " + line);
+  return std::stod(m[1]);
+}
+
+/// Runs `command`, returns its lines that carry a "mode" (one JSON object per run).
+inline std::vector<std::string> run_reference(const std::string& command) {
+  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
+  if (!pipe) throw Error("cannot start the Python reference: " + command);
+  char buffer[4096];
+  std::string output;
+  while (fgets(buffer, sizeof(buffer), pipe)) output += buffer;
+  if (pclose(pipe) != 0) throw Error("the Python reference failed (is python3-torch installed?):\n" + output);
+  std::vector<std::string> runs;
+  std::stringstream lines(output);
+  std::string line;
+  while (std::getline(lines, line))
+    if (line.find("\"mode\"") != std::string::npos) runs.push_back(line);
+  return runs;
+}
+
+}  // namespace adx::examples

@@ -1,0 +1,117 @@
+#pragma once
+// Skip-GANomaly (Akcay et al., IJCNN 2019): a U-Net generator with skip
+// connections reconstructs normal images; a DCGAN discriminator judges them.
+// Generator loss w_adv * BCE(D(x_hat), real) + w_con * |x - x_hat|_1 +
+// w_lat * ||f(x) - f(x_hat)||^2 (f = D's feature layer), weights 1 / 50 / 1.
+// Score = lambda * mean (x - x_hat)^2 + (1 - lambda) * mean (f(x) - f(x_hat))^2,
+// lambda = 0.9, as the paper's test step computes it.
+#include <adx/detectors/adversarial/image_gan.hpp>
+#include <adx/nn/unet.hpp>
+
+namespace adx {
+
+struct SkipGanomalyOptions {
+  ADX_OPTIONS_STRUCT;
+  ADX_GAN_OPTIONS(100, 64);
+  /// Loss weights: adversarial (BCE), contextual (L1), latent (feature L2).
+  ADX_ARG(double, w_adv) = 1.0;
+  ADX_ARG(double, w_con) = 50.0;
+  ADX_ARG(double, w_lat) = 1.0;
+  /// Score weight lambda of the reconstruction term; 1 - lambda goes to the feature term.
+  ADX_ARG(double, score_lambda) = 0.9;
+  /// Adam 2e-4, betas (0.5, 0.999), batch 64, as in the paper.
+  ADX_ARG(TrainOptions, train) =
+      TrainOptions().epochs(15).lr(2e-4).beta1(0.5).beta2(0.999).weight_decay(0.0).batch_size(64);
+  ADX_DETECTOR_OPTIONS(Preprocess::MinMax);
+
+ public:
+  template <class V>
+  void visit(V& v) {
+    ADX_VISIT_GAN_OPTIONS(v);
+    v("w_adv", w_adv_);
+    v("w_con", w_con_);
+    v("w_lat", w_lat_);
+    v("score_lambda", score_lambda_);
+    v("train", train_);
+    ADX_VISIT_DETECTOR_OPTIONS(v);
+  }
+};
+
+class SkipGanomalyNetImpl : public torch::nn::Module {
+ public:
+  explicit SkipGanomalyNetImpl(const nn::DcganSpec& s) {
+    generator = register_module("generator", nn::UnetGenerator(s));
+    discriminator = register_module("discriminator", nn::DcganEncoder(s, 1));
+    nn::dcgan_init(*this);
+  }
+  nn::UnetGenerator generator{nullptr};
+  nn::DcganEncoder discriminator{nullptr};
+};
+TORCH_MODULE(SkipGanomalyNet);
+
+class SkipGanomaly : public ImageGanDetector<SkipGanomalyOptions> {
+ public:
+  using Options = SkipGanomalyOptions;
+  explicit SkipGanomaly(Options options = Options()) : ImageGanDetector(std::move(options)) {
+    ADX_CHECK_AS(OptionError, options_.score_lambda() >= 0.0 && options_.score_lambda() <= 1.0,
+                 "score_lambda must lie in [0, 1], got {}", options_.score_lambda());
+  }
+  std::string type() const override { return "skip_ganomaly"; }
+
+ protected:
+  void build_networks() override {
+    net_ = SkipGanomalyNet(spec_);
+    net_->to(device());
+  }
+
+  void fit_model(const Data& train, const Data& validation) override {
+    auto& d = net_->discriminator;
+    TrainStep generator;
+    generator.name = "generator";
+    generator.parameters = net_->generator->parameters();
+    generator.loss = [this, &d](const torch::Tensor& batch) {
+      const auto x = to_network_input(batch);
+      const auto fake = net_->generator->forward(x);
+      generated_ = fake.detach();
+      const auto fake_features = d->features->forward(fake);
+      const auto adv = generator_bce(d->final->forward(fake_features).flatten());
+      const auto lat = (d->features->forward(x) - fake_features).pow(2).mean();
+      return options_.w_adv() * adv + options_.w_con() * (fake - x).abs().mean() + options_.w_lat() * lat;
+    };
+    TrainStep discriminator;
+    discriminator.name = "discriminator";
+    discriminator.parameters = d->parameters();
+    discriminator.loss = [this, &d](const torch::Tensor& batch) {
+      // D learns on the images the generator step just made, as in the reference implementation.
+      const auto x = to_network_input(batch);
+      return discriminator_bce(d->forward(x).flatten(), d->forward(generated_).flatten());
+    };
+    discriminator.after_step = reinitialise_when_collapsed(*d);
+    // Early stopping watches the reconstruction, which the score is mostly made of.
+    auto validation_loss = [this](const torch::Tensor& batch, bool) {
+      const auto x = to_network_input(batch);
+      return (net_->generator->forward(x) - x).abs().mean();
+    };
+    train_steps(*net_, train.x, validation.x, options_.train(), {generator, discriminator}, validation_loss,
+                progress(), type());
+    generated_ = torch::Tensor();
+  }
+
+  Scores score_model(const Data& data) override {
+    const auto x = to_network_input(data.x);
+    const auto fake = net_->generator->forward(x);
+    auto f = net_->discriminator->features;
+    const double lambda = options_.score_lambda();
+    Scores s;
+    s.per_item = lambda * mean_per_item((x - fake).pow(2)) +
+                 (1.0 - lambda) * mean_per_item((f->forward(x) - f->forward(fake)).pow(2));
+    return s;
+  }
+  torch::nn::Module* model() override { return net_.is_empty() ? nullptr : net_.ptr().get(); }
+
+ private:
+  SkipGanomalyNet net_{nullptr};
+  torch::Tensor generated_;  // the generator step's output, reused by the discriminator step
+};
+
+}  // namespace adx
