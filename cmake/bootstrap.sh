@@ -12,6 +12,8 @@ shift || true
 
 packages=(cmake make g++ libtorch-dev libopenblas0-pthread libeigen3-dev catch2 libfmt-dev libgloo-dev
           libstb-dev zlib1g-dev dataset-fashion-mnist)
+# The tests export torchvision's models to check the C++ backbones against them.
+if [ "$mode" = test ]; then packages+=(python3 python3-torch python3-torchvision); fi
 if [ "$mode" = bench ]; then packages+=(python3 python3-torch python3-sklearn python3-numpy); fi
 
 missing=()

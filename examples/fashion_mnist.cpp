@@ -65,7 +65,13 @@ int main(int argc, char** argv) {
       if (arg == "--full") classes = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
       else if (arg == "--detectors") {
         detectors = split(value());
-        if (detectors == std::vector<std::string>{"all"}) detectors = adx::detector_names();
+        if (detectors == std::vector<std::string>{"all"}) {
+          // Every detector that learns from the images themselves; the backbone detectors (patchcore,
+          // padim) need ImageNet weights and 3-channel photographs, see examples/industrial.cpp.
+          detectors.clear();
+          for (const auto& name : adx::detector_names())
+            if (name != "patchcore" && name != "padim") detectors.push_back(name);
+        }
       } else if (arg == "--set") {
         const auto item = value();
         const auto colon = item.find(':'), equals = item.find('=');

@@ -2,6 +2,7 @@
 #include <adx/core/error.hpp>
 #include <adx/core/options.hpp>
 #include <adx/metrics/metrics.hpp>
+#include <adx/metrics/pixel_metrics.hpp>
 #include <adx/threshold/threshold.hpp>
 
 #include <catch2/catch.hpp>
@@ -178,4 +179,42 @@ TEST_CASE("bad option keys and values name the problem", "[options][errors]") {
   REQUIRE_THROWS_WITH(adx::from_option_map<OuterOpts>({{"policy", "median"}}),
                       Catch::Contains("median") && Catch::Contains("mean_std"));
   REQUIRE_THROWS_WITH(adx::from_option_map<OuterOpts>({{"flag", "maybe"}}), Catch::Contains("boolean"));
+}
+
+TEST_CASE("regions are 8-connected", "[metrics][pixel]") {
+  const std::vector<uint8_t> diagonal{1, 0, 0, 0, 1, 0, 0, 0, 1};
+  int32_t regions = 0;
+  auto labels = adx::metrics::label_regions(diagonal.data(), 3, 3, &regions);
+  REQUIRE(regions == 1);
+  REQUIRE(labels == std::vector<int32_t>{1, 0, 0, 0, 1, 0, 0, 0, 1});
+  const std::vector<uint8_t> two{1, 1, 0, 0, 0, 0, 0, 0, 1};
+  labels = adx::metrics::label_regions(two.data(), 3, 3, &regions);
+  REQUIRE(regions == 2);
+  REQUIRE(labels[8] == 2);
+}
+
+TEST_CASE("PRO curve, AUPRO and pixel AUROC on a mask worked by hand", "[metrics][pixel]") {
+  // One 1 x 5 image: region A = pixels 0-1 (size 2), region B = pixel 3, defect-free pixels 2 and 4.
+  adx::metrics::MaskStack masks{{1, 1, 0, 1, 0}, 1, 1, 5};
+  adx::metrics::MapStack maps{{0.9f, 0.5f, 0.7f, 0.8f, 0.1f}, 1, 1, 5};
+  // Lowering the threshold: 0.9 covers half of A (PRO 0.25), 0.8 all of B (0.75), 0.7 a normal pixel
+  // (FPR 0.5), 0.5 the rest of A (1.0), 0.1 the last normal pixel (FPR 1).
+  const auto curve = adx::metrics::pro_curve(masks, maps);
+  REQUIRE(curve.regions == 2);
+  REQUIRE(curve.fpr == std::vector<double>{0, 0, 0, 0.5, 0.5, 1.0});
+  REQUIRE(curve.pro == std::vector<double>{0, 0.25, 0.75, 0.75, 1.0, 1.0});
+  // Up to FPR 0.3 the curve sits at 0.75: area 0.3 * 0.75, normalised by 0.3.
+  REQUIRE(adx::metrics::aupro(masks, maps, 0.3) == Approx(0.75));
+  // Up to FPR 1: 0.5 * 0.75 + 0.5 * 1.0.
+  REQUIRE(adx::metrics::aupro(masks, maps, 1.0) == Approx(0.875));
+  // Pixel AUROC: 5 of the 6 (defect, normal) pairs are ordered correctly.
+  REQUIRE(adx::metrics::pixel_roc_auc(masks, maps) == Approx(5.0 / 6.0));
+  // A perfect map: AUPRO 1.
+  adx::metrics::MapStack perfect{{1, 1, 0, 1, 0}, 1, 1, 5};
+  REQUIRE(adx::metrics::aupro(masks, perfect) == Approx(1.0));
+  // Bad input.
+  adx::metrics::MapStack small{{0.1f, 0.2f}, 1, 1, 2};
+  REQUIRE_THROWS_WITH(adx::metrics::aupro(masks, small), Catch::Contains("1 x 1 x 5") && Catch::Contains("1 x 1 x 2"));
+  adx::metrics::MaskStack clean{{0, 0, 0, 0, 0}, 1, 1, 5};
+  REQUIRE_THROWS_WITH(adx::metrics::aupro(clean, maps), Catch::Contains("at least one defect region"));
 }

@@ -5,6 +5,7 @@
 #include <adx/core/progress.hpp>
 #include <adx/core/runtime.hpp>
 #include <adx/data/data.hpp>
+#include <adx/data/images.hpp>
 #include <adx/data/loaders.hpp>
 #include <adx/data/transforms.hpp>
 #include <adx/detectors/detector.hpp>
@@ -13,6 +14,8 @@
 #include <adx/detectors/adversarial/ganomaly.hpp>
 #include <adx/detectors/adversarial/skip_ganomaly.hpp>
 #include <adx/detectors/contrastive/simclr.hpp>
+#include <adx/detectors/industrial/padim.hpp>
+#include <adx/detectors/industrial/patchcore.hpp>
 #include <adx/detectors/one_class/deep_svdd.hpp>
 #include <adx/detectors/reconstruction/autoencoder.hpp>
 #include <adx/detectors/reconstruction/conv_autoencoder.hpp>
@@ -22,6 +25,8 @@
 #include <adx/detectors/registry.hpp>
 #include <adx/detectors/self_supervised/rotation.hpp>
 #include <adx/io/model_file.hpp>
+#include <adx/io/state_dict.hpp>
 #include <adx/metrics/metrics.hpp>
+#include <adx/metrics/pixel_metrics.hpp>
 #include <adx/threshold/threshold.hpp>
 #include <adx/train/trainer.hpp>

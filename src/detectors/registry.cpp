@@ -3,6 +3,8 @@
 #include <adx/detectors/adversarial/ganomaly.hpp>
 #include <adx/detectors/adversarial/skip_ganomaly.hpp>
 #include <adx/detectors/contrastive/simclr.hpp>
+#include <adx/detectors/industrial/padim.hpp>
+#include <adx/detectors/industrial/patchcore.hpp>
 #include <adx/detectors/one_class/deep_svdd.hpp>
 #include <adx/detectors/reconstruction/autoencoder.hpp>
 #include <adx/detectors/reconstruction/conv_autoencoder.hpp>
@@ -34,6 +36,8 @@ std::map<std::string, Entry> builtin_detectors() {
       {"vae", {factory_for<Vae>(), "variational autoencoder (beta-ELBO), four scores"}},
       {"deep_svdd", {factory_for<DeepSvdd>(), "Deep SVDD, one-class or soft-boundary hypersphere"}},
       {"ganomaly", {factory_for<Ganomaly>(), "GANomaly: encoder-decoder-encoder GAN, score = ||z - z_hat||^2"}},
+      {"patchcore", {factory_for<PatchCore>(), "PatchCore: coreset memory of backbone patch features, nearest-patch map"}},
+      {"padim", {factory_for<Padim>(), "PaDiM: per-position Gaussian of backbone features, Mahalanobis map"}},
       {"skip_ganomaly",
        {factory_for<SkipGanomaly>(), "Skip-GANomaly: U-Net generator, score = 0.9 image + 0.1 feature error"}},
       {"anogan", {factory_for<AnoGan>(), "AnoGAN: DCGAN with a batched per-image latent search at score time"}},

@@ -1,0 +1,69 @@
+#pragma once
+// Image files and folder datasets in MVTec AD layout:
+//   <category>/train/good/*.png|jpg
+//   <category>/test/<good|defect type>/*.png|jpg
+//   <category>/ground_truth/<defect type>/<name>_mask.png
+// PNG/JPEG/BMP are read with stb_image; PNGs are written with stb_image_write.
+#include <ATen/Tensor.h>
+
+#include <string>
+#include <vector>
+
+namespace adx {
+
+/// Reads an image file as a 3 x H x W float tensor in [0, 1] (grey is repeated to three channels).
+/// A missing or unreadable file is an IoError naming it.
+at::Tensor read_image(const std::string& path);
+
+/// Reads a mask file as a 1 x H x W float tensor of 0 / 1 (any nonzero pixel is a defect).
+at::Tensor read_mask(const std::string& path);
+
+/// Writes a C x H x W tensor in [0, 1] (C = 1 or 3) as a PNG, through a temp file and a rename.
+void write_png(const std::string& path, const at::Tensor& image);
+
+/// Writes `image` (3 x H x W in [0, 1]) blended half and half with `anomaly_map` (H x W, or 1 x H x W)
+/// in the jet colour map, the map scaled from [low, high] to blue .. red: where a person sees the defect.
+void write_heatmap_overlay(const std::string& path, const at::Tensor& image, const at::Tensor& anomaly_map,
+                           double low, double high);
+
+/// How images are brought to the network's size, as anomalib does:
+/// resize to `resize` x `resize`, then center-crop `crop` x `crop` (0 = no crop).
+struct ImageSize {
+  int64_t resize = 256;
+  int64_t crop = 0;
+};
+
+/// Resizes (bilinear; nearest for masks) and center-crops N x C x H x W images.
+at::Tensor fit_image_size(const at::Tensor& images, const ImageSize& size, bool is_mask = false);
+
+/// One category of an MVTec-layout folder, resized to one size.
+struct MvtecCategory {
+  std::string root;
+  at::Tensor train;                    ///< N x 3 x S x S in [0, 1]
+  at::Tensor test;                     ///< M x 3 x S x S in [0, 1]
+  at::Tensor test_masks;               ///< M x 1 x S x S, 0 / 1 (all zero for good images)
+  std::vector<int> test_labels;        ///< 1 = defective
+  std::vector<std::string> test_paths;
+  std::vector<std::string> test_defects;  ///< "good" or the defect type (folder name)
+};
+
+/// Loads a category folder. An empty or missing train/good folder, an unreadable
+/// image and a mask whose size differs from its image are IoErrors naming the file.
+MvtecCategory load_mvtec_category(const std::string& root, const ImageSize& size = {});
+
+/// Options of the synthetic industrial data set.
+struct SyntheticOptions {
+  int64_t image_size = 256;
+  int64_t train_images = 200;
+  int64_t good_test_images = 20;
+  int64_t defects_per_type = 8;  ///< test images per defect type
+  uint64_t seed = 0;
+};
+
+/// Writes a synthetic industrial data set in MVTec layout under `root`, one
+/// folder per category: textures (`weave`, `grain`, `tiles`) and objects
+/// (`washer`, `plate`), with defects `scratch`, `spot`, `hole`, `crack` and
+/// `stain`, each test image with its ground-truth mask. Returns the category names.
+std::vector<std::string> write_synthetic_industrial(const std::string& root, const SyntheticOptions& options = {});
+
+}  // namespace adx

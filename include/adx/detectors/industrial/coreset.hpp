@@ -1,0 +1,38 @@
+#pragma once
+// Memory-bank algorithms shared by the patch detectors: sparse random
+// projection, greedy k-center coreset selection and chunked exact nearest
+// neighbours. Every step works in chunks, so a bank of 200k x 1536 features
+// never needs a 200k x 200k matrix.
+#include <ATen/Tensor.h>
+
+#include <cstdint>
+#include <vector>
+
+namespace adx {
+
+/// Johnson-Lindenstrauss dimension for `samples` points at distortion `eps`
+/// (scikit-learn's johnson_lindenstrauss_min_dim): 4 ln(n) / (eps^2 / 2 - eps^3 / 3).
+int64_t johnson_lindenstrauss_dim(int64_t samples, double eps);
+
+/// A sparse random projection matrix (features x components, stored dense), as scikit-learn's
+/// SparseRandomProjection with density 1 / sqrt(features): entries +-sqrt(1 / density) / sqrt(components)
+/// with probability density / 2 each, 0 otherwise. Drawn from the global generator.
+at::Tensor sparse_random_projection(int64_t features, int64_t components);
+
+struct Coreset {
+  std::vector<int64_t> indices;    ///< selected rows, in selection order
+  double coverage_radius = 0.0;    ///< max over all rows of the distance to the nearest selected row
+};
+
+/// Greedy k-center selection (Sener & Savarese 2018, as PatchCore uses it): start from a random row, then
+/// repeatedly add the row farthest from everything selected. Exact; rows whose nearest centre is provably
+/// closer than the new centre (triangle inequality) are skipped, which makes it far cheaper than
+/// recomputing every distance. `points` is N x D float32 on the CPU.
+Coreset greedy_coreset(const at::Tensor& points, int64_t size, int64_t start);
+
+/// Distance of each query row to its nearest bank row, and that row's index, computed as
+/// x^2 + y^2 - 2xy in blocks of at most `block_elements` distances.
+void nearest_neighbours(const at::Tensor& queries, const at::Tensor& bank, at::Tensor* distances,
+                        at::Tensor* indices, int64_t block_elements = int64_t{1} << 24);
+
+}  // namespace adx

@@ -1,0 +1,116 @@
+#pragma once
+// What PatchCore, PaDiM and SPADE share: a frozen ImageNet backbone (ResNet-18
+// or Wide-ResNet-50-2 with torchvision weights) that turns RGB images in
+// [0, 1] into named feature maps, a fitted state without gradient training,
+// and anomaly maps brought back to the input size and smoothed.
+// The backbone's weights are part of the fitted state, so one model file holds
+// everything needed to score.
+#include <adx/detectors/detector.hpp>
+#include <adx/nn/resnet.hpp>
+
+namespace adx {
+
+/// The options every backbone detector has, spliced into its options struct.
+#define ADX_BACKBONE_OPTIONS(default_backbone, default_layers)                                          \
+  /** resnet18 or wide_resnet50_2. */                                                                 \
+  ADX_ARG(std::string, backbone) = default_backbone;                                                  \
+  /** torchvision weights of the backbone (torch.save'd state dict or TorchScript); empty = random      \
+      initialisation, which gives weak features: for tests only. */                                   \
+  ADX_ARG(std::string, weights) = "";                                                                 \
+  /** Backbone layers whose features are used, comma-separated. */                                    \
+  ADX_ARG(std::string, layers) = default_layers;                                                      \
+  /** Gaussian blur of the anomaly map at input resolution (0 = none). */                             \
+  ADX_ARG(double, blur_sigma) = 4.0;                                                                  \
+  /** Images per backbone forward pass. */                                                            \
+  ADX_ARG(int64_t, feature_batch_size) = 16
+
+#define ADX_VISIT_BACKBONE_OPTIONS(v) \
+  v("backbone", backbone_);           \
+  v("weights", weights_);             \
+  v("layers", layers_);               \
+  v("blur_sigma", blur_sigma_);       \
+  v("feature_batch_size", feature_batch_size_)
+
+/// A frozen backbone with ImageNet normalisation in front.
+class BackboneImpl : public torch::nn::Module {
+ public:
+  BackboneImpl(nn::ResNetArch arch, std::vector<std::string> layers);
+  /// Named feature maps of N x C x H x W images in [0, 1] (C = 1 is repeated to RGB).
+  std::map<std::string, torch::Tensor> forward(const torch::Tensor& images);
+  /// Loads torchvision weights from `path` (see nn::load_resnet).
+  void load_weights(const std::string& path);
+  const std::vector<std::string>& layers() const { return layers_; }
+  nn::ResNet net{nullptr};
+
+ private:
+  std::vector<std::string> layers_;
+  torch::Tensor mean_, std_;
+};
+TORCH_MODULE(Backbone);
+
+/// The named layers' maps resized to the first one's size (`bilinear`, else nearest) and concatenated
+/// along channels, optionally each averaged over its 3 x 3 neighbourhood first (PatchCore).
+torch::Tensor concat_layers(const std::map<std::string, torch::Tensor>& features,
+                            const std::vector<std::string>& layers, bool bilinear, bool neighbourhood_average);
+
+/// Splits "layer2,layer3" into names.
+std::vector<std::string> split_layers(const std::string& text);
+
+/// Resizes per-patch maps (N x 1 x h x w) to `height` x `width` (bilinear) and blurs them with a Gaussian
+/// of `sigma` pixels (kernel 2 * round(4 sigma) + 1, reflect padding), as anomalib's anomaly-map generators do.
+torch::Tensor upsample_and_blur(const torch::Tensor& patch_maps, int64_t height, int64_t width, double sigma);
+
+/// Base of the backbone detectors. `Options` carries ADX_BACKBONE_OPTIONS.
+template <class Options>
+class BackboneDetector : public DetectorWithOptions<Options> {
+ public:
+  explicit BackboneDetector(Options options) : DetectorWithOptions<Options>(std::move(options)) {
+    arch_ = nn::resnet_arch_from_name(this->options_.backbone());
+    ADX_CHECK_AS(OptionError, !split_layers(this->options_.layers()).empty(), "layers must name at least one layer");
+    ADX_CHECK_AS(OptionError, this->options_.blur_sigma() >= 0 && this->options_.feature_batch_size() >= 1,
+                 "blur_sigma must be >= 0 and feature_batch_size >= 1, got {} and {}", this->options_.blur_sigma(),
+                 this->options_.feature_batch_size());
+  }
+  std::vector<Modality> modalities() const override { return {Modality::Image}; }
+
+ protected:
+  /// Builds the detector's own state once the backbone exists.
+  virtual void build_head(const std::vector<int64_t>& item_shape) = 0;
+  /// The detector's buffers and modules next to the backbone (saved with it).
+  torch::nn::Module& container() { return *container_; }
+
+  void build(const std::vector<int64_t>& shape, Modality) final {
+    ADX_CHECK_AS(ShapeError, shape[0] == 1 || shape[0] == 3,
+                 "{} takes grey or RGB images, got {} channels", this->type(), shape[0]);
+    container_ = std::make_shared<torch::nn::Module>("BackboneDetector");
+    backbone_ = container_->register_module("backbone", Backbone(arch_, split_layers(this->options_.layers())));
+    build_head(shape);
+    container_->to(this->device());
+  }
+
+  /// Loads the configured weights: at fit time only; a loaded model file already holds them.
+  void load_backbone_weights() {
+    if (!this->options_.weights().empty()) backbone_->load_weights(this->options_.weights());
+    backbone_->to(this->device());
+    backbone_->eval();
+  }
+
+  /// Backbone features of `images` in chunks of feature_batch_size, each passed to `consume`.
+  void for_each_feature_batch(const torch::Tensor& images,
+                              const std::function<void(const std::map<std::string, torch::Tensor>&, int64_t begin)>& consume) {
+    torch::NoGradGuard no_grad;
+    const int64_t n = images.size(0), chunk = this->options_.feature_batch_size();
+    for (int64_t b = 0; b < n; b += chunk) consume(backbone_->forward(images.slice(0, b, std::min(n, b + chunk))), b);
+  }
+
+  torch::nn::Module* model() override { return container_.get(); }
+  Preprocess auto_preprocess(Modality) const override { return Preprocess::None; }
+
+  Backbone backbone_{nullptr};
+  nn::ResNetArch arch_;
+
+ private:
+  std::shared_ptr<torch::nn::Module> container_;
+};
+
+}  // namespace adx

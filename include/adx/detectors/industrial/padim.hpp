@@ -1,0 +1,48 @@
+#pragma once
+// PaDiM (Defard et al., ICPR 2021): per feature-map position, a Gaussian of
+// the normal patch embeddings (mean and covariance + 0.01 I over a random
+// subset of the backbone's channels); the anomaly map is the Mahalanobis
+// distance of each test patch, upsampled and blurred; the image score is the
+// map's maximum. ResNet-18 layers 1-3 with 100 channels by default (use 550
+// for Wide-ResNet-50-2).
+#include <adx/detectors/industrial/feature_memory.hpp>
+
+namespace adx {
+
+struct PadimOptions {
+  ADX_OPTIONS_STRUCT;
+  ADX_BACKBONE_OPTIONS("resnet18", "layer1,layer2,layer3");
+  /// Channels kept from the concatenated layers (a random subset; 0 = all).
+  ADX_ARG(int64_t, channels) = 100;
+  /// Added to every covariance diagonal.
+  ADX_ARG(double, regularization) = 0.01;
+  ADX_DETECTOR_OPTIONS(Preprocess::None);
+
+ public:
+  template <class V>
+  void visit(V& v) {
+    ADX_VISIT_BACKBONE_OPTIONS(v);
+    v("channels", channels_);
+    v("regularization", regularization_);
+    ADX_VISIT_DETECTOR_OPTIONS(v);
+  }
+};
+
+class Padim : public BackboneDetector<PadimOptions> {
+ public:
+  using Options = PadimOptions;
+  explicit Padim(Options options = Options());
+  std::string type() const override { return "padim"; }
+
+ protected:
+  void build_head(const std::vector<int64_t>& item_shape) override;
+  void fit_model(const Data& train, const Data& validation) override;
+  Scores score_model(const Data& data) override;
+
+ private:
+  torch::Tensor embed(const std::map<std::string, torch::Tensor>& features) const;
+  torch::Tensor channel_index_, mean_, inverse_covariance_;  // [d], [P, d], [P, d, d]
+  int64_t map_height_ = 0, map_width_ = 0;
+};
+
+}  // namespace adx

@@ -1,0 +1,58 @@
+#pragma once
+// PatchCore (Roth et al., CVPR 2022), as anomalib implements it: locally
+// aware patch features (layer 2 and layer 3 of a Wide-ResNet-50-2, each
+// averaged over its 3 x 3 neighbourhood, layer 3 upsampled and concatenated),
+// a memory bank reduced by greedy k-center coreset selection on a sparse
+// random projection, the distance of every test patch to its nearest memory
+// patch as the anomaly map (upsampled, Gaussian blur sigma 4), and the image
+// score re-weighted by the softmax over the 9 nearest memory neighbours.
+#include <adx/detectors/industrial/feature_memory.hpp>
+
+namespace adx {
+
+struct PatchCoreOptions {
+  ADX_OPTIONS_STRUCT;
+  ADX_BACKBONE_OPTIONS("wide_resnet50_2", "layer2,layer3");
+  /// Fraction of the training patches kept in the memory bank.
+  ADX_ARG(double, coreset_ratio) = 0.1;
+  /// Distortion of the random projection used for coreset selection (Johnson-Lindenstrauss eps).
+  ADX_ARG(double, projection_eps) = 0.9;
+  /// Memory neighbours in the image-score re-weighting.
+  ADX_ARG(int64_t, neighbours) = 9;
+  ADX_DETECTOR_OPTIONS(Preprocess::None);
+
+ public:
+  template <class V>
+  void visit(V& v) {
+    ADX_VISIT_BACKBONE_OPTIONS(v);
+    v("coreset_ratio", coreset_ratio_);
+    v("projection_eps", projection_eps_);
+    v("neighbours", neighbours_);
+    ADX_VISIT_DETECTOR_OPTIONS(v);
+  }
+};
+
+class PatchCore : public BackboneDetector<PatchCoreOptions> {
+ public:
+  using Options = PatchCoreOptions;
+  explicit PatchCore(Options options = Options());
+  std::string type() const override { return "patchcore"; }
+  /// Rows x features of the fitted memory bank.
+  const torch::Tensor& memory_bank() const { return memory_bank_; }
+  /// Coverage radius of the coreset in the projected space, from the last fit.
+  double coverage_radius() const { return coverage_radius_; }
+
+ protected:
+  void build_head(const std::vector<int64_t>& item_shape) override;
+  void fit_model(const Data& train, const Data& validation) override;
+  Scores score_model(const Data& data) override;
+  void save_extra(TensorMap& state) const override;
+  void load_extra(const TensorMap& state) override;
+
+ private:
+  torch::Tensor embed(const std::map<std::string, torch::Tensor>& features) const;
+  torch::Tensor memory_bank_;
+  double coverage_radius_ = 0.0;
+};
+
+}  // namespace adx

@@ -1,0 +1,67 @@
+#include <adx/detectors/industrial/padim.hpp>
+
+namespace adx {
+
+Padim::Padim(Options options) : BackboneDetector(std::move(options)) {
+  ADX_CHECK_AS(OptionError, options_.channels() >= 0 && options_.regularization() > 0,
+               "channels must be >= 0 and regularization > 0, got {} and {}", options_.channels(),
+               options_.regularization());
+}
+
+void Padim::build_head(const std::vector<int64_t>& item_shape) {
+  // The feature-map size and channel count follow from one forward pass of an empty image.
+  torch::NoGradGuard no_grad;
+  backbone_->eval();
+  const auto probe = embed(backbone_->forward(torch::zeros({1, item_shape[0], item_shape[1], item_shape[2]})));
+  const int64_t total = probe.size(1);
+  const int64_t d = options_.channels() > 0 ? std::min(options_.channels(), total) : total;
+  map_height_ = probe.size(2);
+  map_width_ = probe.size(3);
+  const int64_t positions = map_height_ * map_width_;
+  channel_index_ = container().register_buffer("channel_index", torch::arange(d, torch::kLong));
+  mean_ = container().register_buffer("mean", torch::zeros({positions, d}));
+  inverse_covariance_ = container().register_buffer("inverse_covariance", torch::zeros({positions, d, d}));
+}
+
+torch::Tensor Padim::embed(const std::map<std::string, torch::Tensor>& features) const {
+  return concat_layers(features, backbone_->layers(), /*bilinear=*/false, /*neighbourhood_average=*/false);
+}
+
+void Padim::fit_model(const Data& train, const Data&) {
+  load_backbone_weights();
+  const int64_t n = train.size(), d = channel_index_.size(0), positions = map_height_ * map_width_;
+  ADX_CHECK_AS(ShapeError, n >= 2, "padim needs at least 2 training images for a covariance, got {}", n);
+  torch::NoGradGuard no_grad;
+  // A random subset of channels, drawn once (seeded by runtime.seed) and stored with the model.
+  const int64_t total = embed(backbone_->forward(train.x.slice(0, 0, 1))).size(1);
+  channel_index_.copy_(torch::randperm(total, torch::kLong).slice(0, 0, d).to(channel_index_.device()));
+  // Positions x items x channels, filled chunk by chunk.
+  auto embeddings = torch::empty({positions, n, d}, train.x.options());
+  for_each_feature_batch(train.x, [&](const std::map<std::string, torch::Tensor>& f, int64_t begin) {
+    const auto e = embed(f).index_select(1, channel_index_);
+    embeddings.slice(1, begin, begin + e.size(0)).copy_(e.flatten(2).permute({2, 0, 1}));
+  });
+  mean_.copy_(embeddings.mean(1));
+  const auto centred = embeddings - mean_.unsqueeze(1);
+  const auto identity = torch::eye(d, train.x.options());
+  const auto covariance =
+      torch::bmm(centred.transpose(1, 2), centred) / static_cast<double>(n - 1) + options_.regularization() * identity;
+  inverse_covariance_.copy_(torch::linalg_inv(covariance));
+}
+
+
+Scores Padim::score_model(const Data& data) {
+  std::vector<torch::Tensor> maps;
+  for_each_feature_batch(data.x, [&](const std::map<std::string, torch::Tensor>& f, int64_t) {
+    const auto e = embed(f).index_select(1, channel_index_);                 // n x d x h x w
+    const auto delta = e.flatten(2).permute({2, 0, 1}) - mean_.unsqueeze(1);  // P x n x d
+    const auto squared = (torch::bmm(delta, inverse_covariance_) * delta).sum(2).clamp_min(0);  // P x n
+    maps.push_back(squared.sqrt().t().reshape({e.size(0), 1, map_height_, map_width_}));
+  });
+  Scores s;
+  s.pixel_map = upsample_and_blur(torch::cat(maps), data.x.size(2), data.x.size(3), options_.blur_sigma());
+  s.per_item = s.pixel_map.flatten(1).amax(1);
+  return s;
+}
+
+}  // namespace adx

@@ -1,0 +1,90 @@
+#include <adx/detectors/industrial/coreset.hpp>
+#include <adx/detectors/industrial/patchcore.hpp>
+
+namespace adx {
+
+PatchCore::PatchCore(Options options) : BackboneDetector(std::move(options)) {
+  ADX_CHECK_AS(OptionError, options_.coreset_ratio() > 0 && options_.coreset_ratio() <= 1,
+               "coreset_ratio must lie in (0, 1], got {}", options_.coreset_ratio());
+  ADX_CHECK_AS(OptionError, options_.neighbours() >= 1, "neighbours must be >= 1, got {}", options_.neighbours());
+}
+
+void PatchCore::build_head(const std::vector<int64_t>&) { memory_bank_ = torch::Tensor(); }
+
+torch::Tensor PatchCore::embed(const std::map<std::string, torch::Tensor>& features) const {
+  return concat_layers(features, backbone_->layers(), /*bilinear=*/true, /*neighbourhood_average=*/true);
+}
+
+void PatchCore::fit_model(const Data& train, const Data&) {
+  load_backbone_weights();
+  std::vector<torch::Tensor> patches;
+  for_each_feature_batch(train.x, [&](const std::map<std::string, torch::Tensor>& f, int64_t) {
+    const auto e = embed(f);
+    patches.push_back(e.permute({0, 2, 3, 1}).reshape({-1, e.size(1)}));
+  });
+  const auto all = torch::cat(patches);
+  const int64_t n = all.size(0);
+  const int64_t size = std::max<int64_t>(1, static_cast<int64_t>(static_cast<double>(n) * options_.coreset_ratio()));
+  if (size >= n) {
+    memory_bank_ = all;
+    coverage_radius_ = 0.0;
+    return;
+  }
+  // Select on a random projection (cheap distances), keep the full features of the chosen rows.
+  const int64_t components = std::min(all.size(1), johnson_lindenstrauss_dim(n, options_.projection_eps()));
+  const auto projection = sparse_random_projection(all.size(1), components).to(all.device());
+  const auto projected = torch::mm(all, projection).cpu();
+  const int64_t start = torch::randint(n, {1}, torch::kLong).item<int64_t>();
+  const auto coreset = greedy_coreset(projected, size, start);
+  coverage_radius_ = coreset.coverage_radius;
+  const auto index = torch::tensor(coreset.indices, torch::kLong).to(all.device());
+  memory_bank_ = all.index_select(0, index).contiguous();
+}
+
+Scores PatchCore::score_model(const Data& data) {
+  ADX_CHECK_AS(NotFittedError, memory_bank_.defined(), "patchcore has no memory bank; fit it first");
+  std::vector<torch::Tensor> maps, image_scores;
+  const int64_t bank = memory_bank_.size(0);
+  const int64_t k = std::min(options_.neighbours(), bank);
+  for_each_feature_batch(data.x, [&](const std::map<std::string, torch::Tensor>& f, int64_t) {
+    const auto e = embed(f);
+    const int64_t n = e.size(0), h = e.size(2), w = e.size(3);
+    const auto patches = e.permute({0, 2, 3, 1}).reshape({n * h * w, e.size(1)});
+    torch::Tensor distance, nearest;
+    nearest_neighbours(patches, memory_bank_, &distance, &nearest);
+    const auto patch_scores = distance.reshape({n, h * w});
+    const auto nearest_index = nearest.reshape({n, h * w});
+    // Re-weighting (Roth et al., eq. 7): the most anomalous patch m_test of each image, its nearest memory
+    // patch m*, and the softmax over m_test's distances to the k memory neighbours of m*.
+    const auto [score, where] = patch_scores.max(1);
+    const auto rows = torch::arange(n, where.options());
+    const auto worst_patch = patches.reshape({n, h * w, -1}).index({rows, where});      // n x D
+    const auto star = memory_bank_.index_select(0, nearest_index.index({rows, where}));  // n x D
+    const auto star_to_bank = torch::cdist(star, memory_bank_);                         // n x bank
+    const auto support = std::get<1>(star_to_bank.topk(k, 1, /*largest=*/false));      // n x k, m* first
+    const auto support_features = memory_bank_.index_select(0, support.flatten()).reshape({n, k, -1});
+    const auto to_support = torch::cdist(worst_patch.unsqueeze(1), support_features).squeeze(1);  // n x k
+    const auto weight = 1.0 - torch::softmax(to_support, 1).select(1, 0);
+    image_scores.push_back(weight * score);
+    maps.push_back(patch_scores.reshape({n, 1, h, w}));
+  });
+  Scores s;
+  s.per_item = torch::cat(image_scores);
+  s.pixel_map = upsample_and_blur(torch::cat(maps), data.x.size(2), data.x.size(3), options_.blur_sigma());
+  return s;
+}
+
+void PatchCore::save_extra(TensorMap& state) const {
+  state["patchcore.memory_bank"] = memory_bank_.detach().cpu();
+  state["patchcore.coverage_radius"] = torch::tensor(coverage_radius_, torch::kFloat64);
+}
+
+void PatchCore::load_extra(const TensorMap& state) {
+  auto bank = state.find("patchcore.memory_bank");
+  ADX_CHECK_AS(IoError, bank != state.end() && bank->second.dim() == 2, "model file lacks patchcore's memory bank");
+  memory_bank_ = bank->second.to(device(), torch::kFloat32).contiguous();
+  auto radius = state.find("patchcore.coverage_radius");
+  coverage_radius_ = radius != state.end() ? radius->second.item<double>() : 0.0;
+}
+
+}  // namespace adx

@@ -1,0 +1,145 @@
+// Industrial inspection: the MVTec-layout loader and synthetic generator,
+// memory-bank algorithms against brute force, PaDiM and PatchCore on
+// synthetic defects (image and pixel level), persistence and bad input.
+#include "test_helpers.hpp"
+
+#include <adx/detectors/industrial/coreset.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <fstream>
+
+namespace fs = std::filesystem;
+using adx::Data;
+
+namespace {
+
+// A small synthetic data set, written once per test run.
+const std::string& synthetic_root() {
+  static const std::string root = [] {
+    const auto dir = adx::test::temp_path("synthetic_industrial");
+    fs::remove_all(dir);
+    adx::SyntheticOptions o;
+    o.image_size = 64;
+    o.train_images = 24;
+    o.good_test_images = 8;
+    o.defects_per_type = 3;
+    adx::write_synthetic_industrial(dir, o);
+    return dir;
+  }();
+  return root;
+}
+
+adx::metrics::MaskStack mask_stack(const torch::Tensor& masks) {
+  const auto m = (masks > 0.5).to(torch::kUInt8).contiguous();
+  return {std::vector<uint8_t>(m.data_ptr<uint8_t>(), m.data_ptr<uint8_t>() + m.numel()), m.size(0), m.size(2),
+          m.size(3)};
+}
+
+adx::metrics::MapStack map_stack(const torch::Tensor& maps) {
+  const auto m = maps.to(torch::kFloat32).contiguous();
+  return {std::vector<float>(m.data_ptr<float>(), m.data_ptr<float>() + m.numel()), m.size(0), m.size(2), m.size(3)};
+}
+
+}  // namespace
+
+TEST_CASE("the synthetic data set has MVTec layout and masks that match their defects", "[industrial][data]") {
+  const auto category = adx::load_mvtec_category(synthetic_root() + "/washer", {64, 0});
+  REQUIRE(category.train.sizes() == torch::IntArrayRef({24, 3, 64, 64}));
+  REQUIRE(category.test.size(0) == 8 + 5 * 3);
+  REQUIRE(category.test_masks.size(1) == 1);
+  for (size_t i = 0; i < category.test_labels.size(); ++i) {
+    const double area = category.test_masks[i].sum().item<double>();
+    INFO(category.test_paths[i]);
+    if (category.test_labels[i] == 0) REQUIRE(area == 0);
+    else REQUIRE(area > 0);
+  }
+  // Every category generated; resize + centre crop give the requested size.
+  for (const char* name : {"weave", "grain", "tiles", "washer", "plate"})
+    REQUIRE(fs::is_directory(synthetic_root() + "/" + name + "/ground_truth/crack"));
+  const auto cropped = adx::load_mvtec_category(synthetic_root() + "/tiles", {48, 32});
+  REQUIRE(cropped.test.sizes() == torch::IntArrayRef({23, 3, 32, 32}));
+  REQUIRE(cropped.test_masks.sizes() == torch::IntArrayRef({23, 1, 32, 32}));
+}
+
+TEST_CASE("bad image folders are clear errors naming the file", "[industrial][data][errors]") {
+  const auto root = adx::test::temp_path("broken_mvtec");
+  fs::remove_all(root);
+  fs::create_directories(root + "/train/good");
+  REQUIRE_THROWS_WITH(adx::load_mvtec_category(root), Catch::Contains("train/good holds no training images"));
+  std::ofstream(root + "/train/good/broken.png") << "not a png";
+  REQUIRE_THROWS_WITH(adx::load_mvtec_category(root), Catch::Contains("broken.png"));
+  fs::remove(root + "/train/good/broken.png");
+  adx::write_png(root + "/train/good/ok.png", torch::rand({3, 16, 16}));
+  fs::create_directories(root + "/test/spot");
+  fs::create_directories(root + "/ground_truth/spot");
+  adx::write_png(root + "/test/spot/a.png", torch::rand({3, 16, 16}));
+  adx::write_png(root + "/ground_truth/spot/a_mask.png", torch::ones({1, 8, 8}));
+  REQUIRE_THROWS_WITH(adx::load_mvtec_category(root), Catch::Contains("a_mask.png is 8x8 but its image") &&
+                                                          Catch::Contains("is 16x16"));
+  REQUIRE_THROWS_WITH(adx::read_image(root + "/missing.png"), Catch::Contains("missing.png does not exist"));
+  REQUIRE_THROWS_WITH(adx::load_mvtec_category(root + "/nope"), Catch::Contains("does not exist"));
+}
+
+TEST_CASE("greedy coreset equals the plain k-center loop; nearest neighbours equal brute force", "[industrial]") {
+  torch::manual_seed(4);
+  const auto points = torch::randn({500, 12});
+  const auto coreset = adx::greedy_coreset(points, 40, 17);
+  // The plain O(N k) algorithm, as anomalib writes it.
+  auto nearest = (points - points[17]).norm(2, 1);
+  std::vector<int64_t> expected;
+  for (int i = 0; i < 40; ++i) {
+    const int64_t next = nearest.argmax().item<int64_t>();
+    expected.push_back(next);
+    nearest = torch::minimum(nearest, (points - points[next]).norm(2, 1));
+  }
+  REQUIRE(coreset.indices == expected);
+  REQUIRE(coreset.coverage_radius == Approx(nearest.max().item<double>()).epsilon(1e-5));
+
+  const auto queries = torch::randn({300, 12});
+  torch::Tensor distance, index;
+  adx::nearest_neighbours(queries, points, &distance, &index, /*block_elements=*/5000);  // forces many blocks
+  const auto brute = torch::cdist(queries, points).min(1);
+  REQUIRE(torch::allclose(distance, std::get<0>(brute), 1e-4, 1e-4));
+  REQUIRE(torch::equal(index, std::get<1>(brute)));
+  // scikit-learn: johnson_lindenstrauss_min_dim(204800, eps=0.9) = 301, (1000, eps=0.9) = 170.
+  REQUIRE(adx::johnson_lindenstrauss_dim(204800, 0.9) == 301);
+  REQUIRE(adx::johnson_lindenstrauss_dim(1000, 0.9) == 170);
+}
+
+TEST_CASE("PaDiM and PatchCore find synthetic defects and reload to identical maps", "[industrial][detectors]") {
+  const auto category = adx::load_mvtec_category(synthetic_root() + "/washer", {64, 0});
+  const adx::OptionMap common{{"backbone", "resnet18"}, {"runtime.threads", "2"}, {"runtime.seed", "3"}};
+  for (const char* name : {"padim", "patchcore"}) {
+    DYNAMIC_SECTION(name) {
+      auto options = common;
+      if (std::string(name) == "patchcore") options["layers"] = "layer1,layer2";
+      auto detector = adx::make_detector(name, options);
+      detector->fit(Data::images(category.train));
+      const auto scores = detector->score(Data::images(category.test));
+      REQUIRE(scores.pixel_map.sizes() == torch::IntArrayRef({category.test.size(0), 1, 64, 64}));
+      const double image_auroc = adx::metrics::roc_auc(category.test_labels, scores.to_vector());
+      const double pixel_auroc =
+          adx::metrics::pixel_roc_auc(mask_stack(category.test_masks), map_stack(scores.pixel_map));
+      INFO(name << " image AUROC " << image_auroc << ", pixel AUROC " << pixel_auroc);
+      REQUIRE(image_auroc > 0.8);
+      REQUIRE(pixel_auroc > 0.8);
+      const auto path = adx::test::temp_path(std::string(name) + ".adx");
+      detector->save(path);
+      auto loaded = adx::load(path);
+      const auto again = loaded->score(Data::images(category.test));
+      REQUIRE(torch::equal(again.per_item, scores.per_item));
+      REQUIRE(torch::equal(again.pixel_map, scores.pixel_map));
+    }
+  }
+}
+
+TEST_CASE("heatmap overlays are written as PNGs of the image size", "[industrial][data]") {
+  const auto path = adx::test::temp_path("overlay.png");
+  adx::write_heatmap_overlay(path, torch::rand({3, 20, 30}), torch::rand({20, 30}), 0.0, 1.0);
+  const auto back = adx::read_image(path);
+  REQUIRE(back.sizes() == torch::IntArrayRef({3, 20, 30}));
+  REQUIRE_THROWS_WITH(adx::write_heatmap_overlay(path, torch::rand({3, 20, 30}), torch::rand({10, 30}), 0, 1),
+                      Catch::Contains("3 x H x W image and an H x W map"));
+}
