@@ -2,7 +2,11 @@
 # Sets up a fresh Debian 12 machine for adx, builds it, and runs one of:
 #   bash cmake/bootstrap.sh demo [args]   the Fashion-MNIST demo (see README)
 #   bash cmake/bootstrap.sh test          the test suite (ctest)
-#   bash cmake/bootstrap.sh bench [args]  the speed benchmark against Python/PyTorch
+#   bash cmake/bootstrap.sh bench [args]  the autoencoder speed benchmark against Python/PyTorch
+#   bash cmake/bootstrap.sh image-bench   Deep SVDD and GANomaly against the same models in Python
+#   bash cmake/bootstrap.sh leaderboard   every image detector on the full Fashion-MNIST protocol (hours)
+#   bash cmake/bootstrap.sh industrial    PatchCore, PaDiM and SPADE on the synthetic industrial data
+#   bash cmake/bootstrap.sh patchcore-bench  PatchCore speed and memory, coreset against anomalib's loop
 # Every Debian package it needs is installed if missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,7 +18,9 @@ packages=(cmake make g++ libtorch-dev libopenblas0-pthread libeigen3-dev catch2 
           libstb-dev zlib1g-dev dataset-fashion-mnist)
 # The tests export torchvision's models to check the C++ backbones against them.
 if [ "$mode" = test ]; then packages+=(python3 python3-torch python3-torchvision); fi
-if [ "$mode" = bench ]; then packages+=(python3 python3-torch python3-sklearn python3-numpy); fi
+case "$mode" in
+  bench|image-bench|patchcore-bench) packages+=(python3 python3-torch python3-sklearn python3-numpy) ;;
+esac
 
 missing=()
 for p in "${packages[@]}"; do
@@ -43,8 +49,26 @@ case "$mode" in
   bench)
     "$build_dir/examples/ae_benchmark" "$@"
     ;;
+  image-bench)
+    "$build_dir/examples/image_benchmark" "$@"
+    ;;
+  leaderboard)
+    # GAN detectors at CPU-sized settings (see README); every other detector at its defaults.
+    "$build_dir/examples/fashion_mnist" --full --detectors all \
+      --set ganomaly:width=32 --set ganomaly:train.epochs=5 \
+      --set skip_ganomaly:width=16 --set skip_ganomaly:train.epochs=5 \
+      --set anogan:width=16 --set anogan:train.epochs=5 --set anogan:search_steps=20 \
+      --set f_anogan:width=32 --set f_anogan:train.epochs=5 --set f_anogan:encoder_train.epochs=5 \
+      --set simclr:train.epochs=10 "$@"
+    ;;
+  industrial)
+    "$build_dir/examples/industrial" --out "$build_dir/industrial_results" "$@"
+    ;;
+  patchcore-bench)
+    "$build_dir/examples/patchcore_benchmark" --work "$build_dir" "$@"
+    ;;
   *)
-    echo "usage: bash cmake/bootstrap.sh demo|test|bench [args]" >&2
+    echo "usage: bash cmake/bootstrap.sh demo|test|bench|image-bench|leaderboard|industrial|patchcore-bench [args]" >&2
     exit 2
     ;;
 esac

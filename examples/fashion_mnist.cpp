@@ -17,14 +17,6 @@
 
 namespace {
 
-std::vector<std::string> split(const std::string& text) {
-  std::vector<std::string> out;
-  std::stringstream ss(text);
-  std::string item;
-  while (std::getline(ss, item, ',')) out.push_back(item);
-  return out;
-}
-
 const char* kClassNames[10] = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                                "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
 
@@ -64,13 +56,13 @@ int main(int argc, char** argv) {
       };
       if (arg == "--full") classes = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
       else if (arg == "--detectors") {
-        detectors = split(value());
+        detectors = adx::split_commas(value());
         if (detectors == std::vector<std::string>{"all"}) {
           // Every detector that learns from the images themselves; the backbone detectors (patchcore,
-          // padim) need ImageNet weights and 3-channel photographs, see examples/industrial.cpp.
+          // padim, spade) need ImageNet weights and 3-channel photographs, see examples/industrial.cpp.
           detectors.clear();
           for (const auto& name : adx::detector_names())
-            if (name != "patchcore" && name != "padim") detectors.push_back(name);
+            if (name != "patchcore" && name != "padim" && name != "spade") detectors.push_back(name);
         }
       } else if (arg == "--set") {
         const auto item = value();
@@ -81,7 +73,7 @@ int main(int argc, char** argv) {
       }
       else if (arg == "--classes") {
         classes.clear();
-        for (const auto& c : split(value())) classes.push_back(std::stoll(c));
+        for (const auto& c : adx::split_commas(value())) classes.push_back(std::stoll(c));
       } else if (arg == "--epochs") epochs = value();
       else if (arg == "--threads") threads = value();
       else if (arg == "--data") data_dir = value();

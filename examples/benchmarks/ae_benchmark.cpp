@@ -61,21 +61,9 @@ int main(int argc, char** argv) {
       adx_t.keep_best(res.train_seconds, static_cast<double>(test.images.size(0)) / res.score_items_per_second,
                 res.auroc);
     }
-    std::cout << fmt::format("{:<34} {:>9} {:>9} {:>8}\n", "", "train s", "score s", "AUROC");
-    auto row = [](const char* name, const Timing& t) {
-      std::cout << fmt::format("{:<34} {:9.3f} {:9.4f} {:8.4f}\n", name, t.train, t.score, t.auroc);
-    };
-    row("adx (C++)", adx_t);
-    row("python, DataLoader (PyOD style)", py_loader);
-    row("python, plain tensors", py_tensor);
-    row("python, plain tensors, tuned threads", py_tuned);
-    auto ratio = [&](const char* name, const Timing& py) {
-      std::cout << fmt::format("speed-up vs {:<26} train {:.2f}x, score {:.2f}x\n", name, py.train / adx_t.train,
-                               py.score / adx_t.score);
-    };
-    ratio("DataLoader (PyOD style):", py_loader);
-    ratio("plain tensors:", py_tensor);
-    ratio("plain tensors, tuned:", py_tuned);
+    adx::examples::print_comparison(adx_t, {{"DataLoader (PyOD style)", py_loader},
+                                            {"plain tensors", py_tensor},
+                                            {"plain tensors, tuned threads", py_tuned}});
     return 0;
   } catch (const std::exception& e) {
     std::cerr << "error: " << e.what() << "\n";

@@ -13,18 +13,11 @@ are inside the timings, as they are in adx's fit and score):
                 OpenBLAS its own threads: the fastest setting found for Python here
 Prints one JSON line per run.
 """
-import argparse, gzip, json, time
-import numpy as np
+import argparse, json, time
 import torch
 from torch import nn
 
-
-def load_idx(path):
-    with gzip.open(path, "rb") as f:
-        data = f.read()
-    ndim = data[3]
-    shape = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
+from fmnist_common import auroc, batches, one_vs_rest
 
 
 def mlp(widths, dropout):
@@ -45,24 +38,10 @@ class AutoEncoder(nn.Module):
         return self.decoder(self.encoder(x))
 
 
-def auroc(labels, scores):
-    from sklearn.metrics import roc_auc_score
-    return float(roc_auc_score(labels, scores))
-
-
 def minmax_fit(x):
     lo, hi = x.min(0).values, x.max(0).values
     scale = torch.where(hi - lo > 1e-12, 1.0 / (hi - lo).clamp_min(1e-12), torch.ones_like(hi))
     return lo, scale
-
-
-def training_batches(mode, x, bs):
-    """One epoch of shuffled batches: through a DataLoader, or by slicing a permuted tensor."""
-    if mode == "dataloader":
-        loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x), batch_size=bs, shuffle=True)
-        return (b for (b,) in loader)
-    xs = x[torch.randperm(x.shape[0])]
-    return (xs[i:i + bs] for i in range(0, x.shape[0], bs))
 
 
 def run(mode, args, raw_train, raw_test, labels):
@@ -76,9 +55,7 @@ def run(mode, args, raw_train, raw_test, labels):
     x_train = (raw_train - lo) * scale
     model.train()
     for _ in range(args.epochs):
-        for batch in training_batches(mode, x_train, bs):
-            if batch.shape[0] < 2:
-                continue
+        for batch in batches(mode, x_train, bs):
             opt.zero_grad()
             loss = ((model(batch) - batch) ** 2).mean()
             loss.backward()
@@ -109,13 +86,7 @@ def main():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--modes", default="dataloader,tensor,tensor-tuned")
     args = p.parse_args()
-    xtr = load_idx(f"{args.data}/train-images-idx3-ubyte.gz").reshape(-1, 784).astype(np.float32) / 255
-    ytr = load_idx(f"{args.data}/train-labels-idx1-ubyte.gz")
-    xte = load_idx(f"{args.data}/t10k-images-idx3-ubyte.gz").reshape(-1, 784).astype(np.float32) / 255
-    yte = load_idx(f"{args.data}/t10k-labels-idx1-ubyte.gz")
-    x_train = torch.from_numpy(np.ascontiguousarray(xtr[ytr == args.normal_class]))
-    x_test = torch.from_numpy(xte)
-    labels = (yte != args.normal_class).astype(np.int32)
+    x_train, x_test, labels = one_vs_rest(args.data, args.normal_class, (784,))
     for mode in args.modes.split(","):
         print(json.dumps(run(mode, args, x_train, x_test, labels)), flush=True)
 

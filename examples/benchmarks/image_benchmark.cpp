@@ -81,17 +81,7 @@ int main(int argc, char** argv) {
         adx_t.keep_best(res.train_seconds, static_cast<double>(test.images.size(0)) / res.score_items_per_second,
                         res.auroc);
       }
-      std::cout << fmt::format("{:<28} {:>9} {:>9} {:>8}\n", "", "train s", "score s", "AUROC");
-      auto row = [](const char* name, const Timing& t) {
-        std::cout << fmt::format("{:<28} {:9.2f} {:9.3f} {:8.4f}\n", name, t.train, t.score, t.auroc);
-      };
-      row("adx (C++)", adx_t);
-      row("python, DataLoader", py_loader);
-      row("python, plain tensors", py_tensor);
-      for (const auto& [name, py] : {std::pair<const char*, Timing>{"DataLoader:", py_loader},
-                                     std::pair<const char*, Timing>{"plain tensors:", py_tensor}})
-        std::cout << fmt::format("speed-up vs {:<16} train {:.2f}x, score {:.2f}x\n", name, py.train / adx_t.train,
-                                 py.score / adx_t.score);
+      adx::examples::print_comparison(adx_t, {{"DataLoader", py_loader}, {"plain tensors", py_tensor}});
     }
     return 0;
   } catch (const std::exception& e) {

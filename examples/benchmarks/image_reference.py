@@ -21,32 +21,12 @@ is inside the timings, as in adx's fit and score):
   tensor      plain slicing of a permuted tensor
 Prints one JSON line per run.
 """
-import argparse, gzip, json, time
-import numpy as np
+import argparse, json, time
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-def load_idx(path):
-    with gzip.open(path, "rb") as f:
-        data = f.read()
-    ndim = data[3]
-    shape = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
-
-
-def batches(mode, x, bs):
-    if mode == "dataloader":
-        loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x), batch_size=bs, shuffle=True)
-        return (b for (b,) in loader if b.shape[0] >= 2)
-    xs = x[torch.randperm(x.shape[0])]
-    return (xs[i:i + bs] for i in range(0, x.shape[0], bs) if min(bs, x.shape[0] - i) >= 2)
-
-
-def auroc(labels, scores):
-    from sklearn.metrics import roc_auc_score
-    return float(roc_auc_score(labels, scores))
+from fmnist_common import auroc, batches, one_vs_rest
 
 
 # ---------------------------------------------------------------- Deep SVDD
@@ -228,13 +208,7 @@ def main():
     p.add_argument("--modes", default="dataloader,tensor")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    xtr = load_idx(f"{args.data}/train-images-idx3-ubyte.gz").reshape(-1, 1, 28, 28).astype(np.float32) / 255
-    ytr = load_idx(f"{args.data}/train-labels-idx1-ubyte.gz")
-    xte = load_idx(f"{args.data}/t10k-images-idx3-ubyte.gz").reshape(-1, 1, 28, 28).astype(np.float32) / 255
-    yte = load_idx(f"{args.data}/t10k-labels-idx1-ubyte.gz")
-    x_train = torch.from_numpy(np.ascontiguousarray(xtr[ytr == args.normal_class]))
-    x_test = torch.from_numpy(xte)
-    labels = (yte != args.normal_class).astype(np.int32)
+    x_train, x_test, labels = one_vs_rest(args.data, args.normal_class, (1, 28, 28))
     run = deep_svdd if args.model == "deep_svdd" else ganomaly
     for mode in args.modes.split(","):
         torch.manual_seed(args.seed)

@@ -3,8 +3,11 @@
 // lines, and keep the fastest of repeated runs.
 #include <adx/core/error.hpp>
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cstdio>
+#include <iostream>
 #include <regex>
 #include <sstream>
 #include <string>
@@ -42,6 +45,21 @@ inline std::vector<std::string> run_reference(const std::string& command) {
   while (std::getline(lines, line))
     if (line.find("\"mode\"") != std::string::npos) runs.push_back(line);
   return runs;
+}
+
+/// Prints adx's timings and each Python run's, then adx's speed-up against each Python run.
+inline void print_comparison(const Timing& adx_timing, const std::vector<std::pair<std::string, Timing>>& python) {
+  size_t width = 10;
+  for (const auto& [name, t] : python) width = std::max(width, name.size() + 8);
+  std::cout << fmt::format("{:<{}} {:>9} {:>9} {:>8}\n", "", width, "train s", "score s", "AUROC");
+  auto row = [&](const std::string& name, const Timing& t) {
+    std::cout << fmt::format("{:<{}} {:9.3f} {:9.4f} {:8.4f}\n", name, width, t.train, t.score, t.auroc);
+  };
+  row("adx (C++)", adx_timing);
+  for (const auto& [name, t] : python) row("python, " + name, t);
+  for (const auto& [name, t] : python)
+    std::cout << fmt::format("speed-up vs {:<{}} train {:.2f}x, score {:.2f}x\n", name + ":", width, t.train / adx_timing.train,
+                             t.score / adx_timing.score);
 }
 
 }  // namespace adx::examples

@@ -16,6 +16,7 @@
 #include <adx/detectors/contrastive/simclr.hpp>
 #include <adx/detectors/industrial/padim.hpp>
 #include <adx/detectors/industrial/patchcore.hpp>
+#include <adx/detectors/industrial/spade.hpp>
 #include <adx/detectors/one_class/deep_svdd.hpp>
 #include <adx/detectors/reconstruction/autoencoder.hpp>
 #include <adx/detectors/reconstruction/conv_autoencoder.hpp>

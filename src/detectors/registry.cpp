@@ -5,6 +5,7 @@
 #include <adx/detectors/contrastive/simclr.hpp>
 #include <adx/detectors/industrial/padim.hpp>
 #include <adx/detectors/industrial/patchcore.hpp>
+#include <adx/detectors/industrial/spade.hpp>
 #include <adx/detectors/one_class/deep_svdd.hpp>
 #include <adx/detectors/reconstruction/autoencoder.hpp>
 #include <adx/detectors/reconstruction/conv_autoencoder.hpp>
@@ -38,6 +39,7 @@ std::map<std::string, Entry> builtin_detectors() {
       {"ganomaly", {factory_for<Ganomaly>(), "GANomaly: encoder-decoder-encoder GAN, score = ||z - z_hat||^2"}},
       {"patchcore", {factory_for<PatchCore>(), "PatchCore: coreset memory of backbone patch features, nearest-patch map"}},
       {"padim", {factory_for<Padim>(), "PaDiM: per-position Gaussian of backbone features, Mahalanobis map"}},
+      {"spade", {factory_for<Spade>(), "SPADE: image kNN on pooled features, pixel kNN over a feature pyramid"}},
       {"skip_ganomaly",
        {factory_for<SkipGanomaly>(), "Skip-GANomaly: U-Net generator, score = 0.9 image + 0.1 feature error"}},
       {"anogan", {factory_for<AnoGan>(), "AnoGAN: DCGAN with a batched per-image latent search at score time"}},

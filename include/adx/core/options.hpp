@@ -32,6 +32,16 @@ namespace adx {
 /// Flat key/value view of an options struct; nested structs use "outer.inner" keys.
 using OptionMap = std::map<std::string, std::string>;
 
+/// "a,b,,c" -> {"a", "b", "c"}: the items of a comma-separated list, empty ones dropped.
+inline std::vector<std::string> split_commas(const std::string& text) {
+  std::vector<std::string> out;
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ','))
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
 /// Enum <-> name table; specialise `EnumNames<E>::table()` for every option enum.
 template <class E>
 struct EnumNames;

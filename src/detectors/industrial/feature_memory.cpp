@@ -1,6 +1,5 @@
 #include <adx/detectors/industrial/feature_memory.hpp>
 
-#include <sstream>
 
 namespace adx {
 
@@ -44,15 +43,6 @@ torch::Tensor concat_layers(const std::map<std::string, torch::Tensor>& features
     parts.push_back(f);
   }
   return torch::cat(parts, 1);
-}
-
-std::vector<std::string> split_layers(const std::string& text) {
-  std::vector<std::string> out;
-  std::stringstream ss(text);
-  std::string item;
-  while (std::getline(ss, item, ','))
-    if (!item.empty()) out.push_back(item);
-  return out;
 }
 
 torch::Tensor upsample_and_blur(const torch::Tensor& patch_maps, int64_t height, int64_t width, double sigma) {

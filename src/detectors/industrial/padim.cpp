@@ -14,7 +14,8 @@ void Padim::build_head(const std::vector<int64_t>& item_shape) {
   backbone_->eval();
   const auto probe = embed(backbone_->forward(torch::zeros({1, item_shape[0], item_shape[1], item_shape[2]})));
   const int64_t total = probe.size(1);
-  const int64_t d = options_.channels() > 0 ? std::min(options_.channels(), total) : total;
+  const int64_t paper = arch_ == nn::ResNetArch::ResNet18 ? 100 : 550;
+  const int64_t d = std::min(options_.channels() > 0 ? options_.channels() : paper, total);
   map_height_ = probe.size(2);
   map_width_ = probe.size(3);
   const int64_t positions = map_height_ * map_width_;

@@ -27,8 +27,7 @@ struct AnoGanOptions {
   /// Images searched together (memory grows with it: activations of G and D for each).
   ADX_ARG(int64_t, search_batch_size) = 256;
   /// DCGAN training: Adam 2e-4, betas (0.5, 0.999), batch 64.
-  ADX_ARG(TrainOptions, train) =
-      TrainOptions().epochs(15).lr(2e-4).beta1(0.5).beta2(0.999).weight_decay(0.0).batch_size(64);
+  ADX_ARG(TrainOptions, train) = dcgan_train_options(15);
   ADX_DETECTOR_OPTIONS(Preprocess::MinMax);
 
  public:

@@ -18,8 +18,7 @@ struct GanomalyOptions {
   ADX_ARG(double, w_con) = 50.0;
   ADX_ARG(double, w_enc) = 1.0;
   /// Adam 2e-4, betas (0.5, 0.999), batch 64, as in the paper.
-  ADX_ARG(TrainOptions, train) =
-      TrainOptions().epochs(15).lr(2e-4).beta1(0.5).beta2(0.999).weight_decay(0.0).batch_size(64);
+  ADX_ARG(TrainOptions, train) = dcgan_train_options(15);
   ADX_DETECTOR_OPTIONS(Preprocess::MinMax);
 
  public:

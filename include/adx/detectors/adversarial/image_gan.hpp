@@ -22,6 +22,11 @@ namespace adx {
   v("latent", latent_);          \
   v("width", width_)
 
+/// DCGAN training as the GAN papers use it: Adam 2e-4, betas (0.5, 0.999), batch 64, no weight decay.
+inline TrainOptions dcgan_train_options(int64_t epochs) {
+  return TrainOptions().epochs(epochs).lr(2e-4).beta1(0.5).beta2(0.999).weight_decay(0.0).batch_size(64);
+}
+
 /// Discriminator loss on logits: real items -> 1, generated -> 0 (binary cross-entropy, mean of both).
 inline torch::Tensor discriminator_bce(const torch::Tensor& real_logit, const torch::Tensor& fake_logit) {
   return 0.5 * (torch::binary_cross_entropy_with_logits(real_logit, torch::ones_like(real_logit)) +

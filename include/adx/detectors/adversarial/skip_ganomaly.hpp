@@ -20,8 +20,7 @@ struct SkipGanomalyOptions {
   /// Score weight lambda of the reconstruction term; 1 - lambda goes to the feature term.
   ADX_ARG(double, score_lambda) = 0.9;
   /// Adam 2e-4, betas (0.5, 0.999), batch 64, as in the paper.
-  ADX_ARG(TrainOptions, train) =
-      TrainOptions().epochs(15).lr(2e-4).beta1(0.5).beta2(0.999).weight_decay(0.0).batch_size(64);
+  ADX_ARG(TrainOptions, train) = dcgan_train_options(15);
   ADX_DETECTOR_OPTIONS(Preprocess::MinMax);
 
  public:

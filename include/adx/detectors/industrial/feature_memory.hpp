@@ -54,7 +54,7 @@ torch::Tensor concat_layers(const std::map<std::string, torch::Tensor>& features
                             const std::vector<std::string>& layers, bool bilinear, bool neighbourhood_average);
 
 /// Splits "layer2,layer3" into names.
-std::vector<std::string> split_layers(const std::string& text);
+inline std::vector<std::string> split_layers(const std::string& text) { return split_commas(text); }
 
 /// Resizes per-patch maps (N x 1 x h x w) to `height` x `width` (bilinear) and blurs them with a Gaussian
 /// of `sigma` pixels (kernel 2 * round(4 sigma) + 1, reflect padding), as anomalib's anomaly-map generators do.
@@ -74,6 +74,8 @@ class BackboneDetector : public DetectorWithOptions<Options> {
   std::vector<Modality> modalities() const override { return {Modality::Image}; }
 
  protected:
+  /// The layers the backbone returns (the `layers` option unless a detector needs more).
+  virtual std::vector<std::string> backbone_layers() const { return split_layers(this->options_.layers()); }
   /// Builds the detector's own state once the backbone exists.
   virtual void build_head(const std::vector<int64_t>& item_shape) = 0;
   /// The detector's buffers and modules next to the backbone (saved with it).
@@ -83,7 +85,7 @@ class BackboneDetector : public DetectorWithOptions<Options> {
     ADX_CHECK_AS(ShapeError, shape[0] == 1 || shape[0] == 3,
                  "{} takes grey or RGB images, got {} channels", this->type(), shape[0]);
     container_ = std::make_shared<torch::nn::Module>("BackboneDetector");
-    backbone_ = container_->register_module("backbone", Backbone(arch_, split_layers(this->options_.layers())));
+    backbone_ = container_->register_module("backbone", Backbone(arch_, backbone_layers()));
     build_head(shape);
     container_->to(this->device());
   }

@@ -3,8 +3,8 @@
 // the normal patch embeddings (mean and covariance + 0.01 I over a random
 // subset of the backbone's channels); the anomaly map is the Mahalanobis
 // distance of each test patch, upsampled and blurred; the image score is the
-// map's maximum. ResNet-18 layers 1-3 with 100 channels by default (use 550
-// for Wide-ResNet-50-2).
+// map's maximum. ResNet-18 layers 1-3 with 100 channels by default (550 for
+// Wide-ResNet-50-2).
 #include <adx/detectors/industrial/feature_memory.hpp>
 
 namespace adx {
@@ -12,8 +12,9 @@ namespace adx {
 struct PadimOptions {
   ADX_OPTIONS_STRUCT;
   ADX_BACKBONE_OPTIONS("resnet18", "layer1,layer2,layer3");
-  /// Channels kept from the concatenated layers (a random subset; 0 = all).
-  ADX_ARG(int64_t, channels) = 100;
+  /// Channels kept from the concatenated layers, a random subset; 0 = the paper's choice for the
+  /// backbone (100 of ResNet-18's 448, 550 of Wide-ResNet-50-2's 1792).
+  ADX_ARG(int64_t, channels) = 0;
   /// Added to every covariance diagonal.
   ADX_ARG(double, regularization) = 0.01;
   ADX_DETECTOR_OPTIONS(Preprocess::None);

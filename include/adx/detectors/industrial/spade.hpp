@@ -1,0 +1,54 @@
+#pragma once
+// SPADE (Cohen & Hoshen 2020, "Sub-Image Anomaly Detection with Deep Pyramid
+// Correspondences"): the image score is the mean distance of the image's
+// globally pooled last-layer feature to its k = 50 nearest training images;
+// the anomaly map compares every pixel of a feature pyramid (layers 1-3) with
+// all pixels of the 5 nearest training images (nearest-feature distance per
+// layer, upsampled, averaged over layers, Gaussian blur sigma 4).
+// The fitted state is every training image's pooled feature and pyramid.
+#include <adx/detectors/industrial/feature_memory.hpp>
+
+namespace adx {
+
+struct SpadeOptions {
+  ADX_OPTIONS_STRUCT;
+  ADX_BACKBONE_OPTIONS("resnet18", "layer1,layer2,layer3");
+  /// Layer whose globally pooled feature gives the image score (the paper: the last one).
+  ADX_ARG(std::string, image_layer) = "layer4";
+  /// Nearest training images for the image score.
+  ADX_ARG(int64_t, image_neighbours) = 50;
+  /// Nearest training images whose pixels form the gallery of the anomaly map.
+  ADX_ARG(int64_t, pixel_neighbours) = 5;
+  ADX_DETECTOR_OPTIONS(Preprocess::None);
+
+ public:
+  template <class V>
+  void visit(V& v) {
+    ADX_VISIT_BACKBONE_OPTIONS(v);
+    v("image_layer", image_layer_);
+    v("image_neighbours", image_neighbours_);
+    v("pixel_neighbours", pixel_neighbours_);
+    ADX_VISIT_DETECTOR_OPTIONS(v);
+  }
+};
+
+class Spade : public BackboneDetector<SpadeOptions> {
+ public:
+  using Options = SpadeOptions;
+  explicit Spade(Options options = Options());
+  std::string type() const override { return "spade"; }
+
+ protected:
+  std::vector<std::string> backbone_layers() const override;
+  void build_head(const std::vector<int64_t>&) override {}
+  void fit_model(const Data& train, const Data& validation) override;
+  Scores score_model(const Data& data) override;
+  void save_extra(TensorMap& state) const override;
+  void load_extra(const TensorMap& state) override;
+
+ private:
+  torch::Tensor pooled_;                    // N x C: globally pooled image_layer features
+  std::vector<torch::Tensor> pyramid_;      // per pyramid layer: N x C x h x w
+};
+
+}  // namespace adx
