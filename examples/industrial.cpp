@@ -134,7 +134,7 @@ int main(int argc, char** argv) {
         rows.push_back(row);
       }
     }
-    std::cout << "\n| detector | category | image AUROC | F1 | pixel AUROC | AUPRO | fit s | img/s |\n"
+    std::cout << "\n| detector | category | image AUROC | F1max | pixel AUROC | AUPRO | fit s | img/s |\n"
                  "|---|---|---|---|---|---|---|---|\n";
     for (const auto& r : rows)
       std::cout << fmt::format("| `{}` | {} | {:.3f} | {:.3f} | {:.3f} | {:.3f} | {:.1f} | {:.1f} |\n", r.detector,
