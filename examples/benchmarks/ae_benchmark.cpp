@@ -12,9 +12,6 @@
 
 #include <iostream>
 
-#ifndef ADX_BENCHMARK_DIR
-#define ADX_BENCHMARK_DIR "."
-#endif
 
 using adx::examples::json_number;
 using adx::examples::Timing;

@@ -14,9 +14,6 @@
 #include <iostream>
 #include <sstream>
 
-#ifndef ADX_BENCHMARK_DIR
-#define ADX_BENCHMARK_DIR "."
-#endif
 
 using adx::examples::json_number;
 using adx::examples::Timing;

@@ -22,9 +22,6 @@
 #include <iostream>
 #include <regex>
 
-#ifndef ADX_BENCHMARK_DIR
-#define ADX_BENCHMARK_DIR "."
-#endif
 
 namespace fs = std::filesystem;
 using clock_type = std::chrono::steady_clock;

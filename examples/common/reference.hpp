@@ -13,6 +13,11 @@
 #include <string>
 #include <vector>
 
+// Where the Python references live; CMake points it at examples/benchmarks.
+#ifndef ADX_BENCHMARK_DIR
+#define ADX_BENCHMARK_DIR "."
+#endif
+
 namespace adx::examples {
 
 struct Timing {
