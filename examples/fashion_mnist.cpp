@@ -7,6 +7,7 @@
 //   fashion_mnist --full --detectors all                every registered detector (the leaderboard)
 //   fashion_mnist --detectors vae --classes 0,5 --epochs 20 --threads 2
 //   fashion_mnist --detectors anogan --set anogan:search_steps=50
+#include "common/arguments.hpp"
 #include "common/one_vs_rest.hpp"
 
 #include <algorithm>
@@ -73,7 +74,11 @@ int main(int argc, char** argv) {
       }
       else if (arg == "--classes") {
         classes.clear();
-        for (const auto& c : adx::split_commas(value())) classes.push_back(std::stoll(c));
+        for (const auto& c : adx::split_commas(value())) {
+          const bool digit = c.size() == 1 && c[0] >= '0' && c[0] <= '9';
+          if (!digit) throw adx::OptionError("--classes takes class numbers 0-9 separated by commas, got '" + c + "'");
+          classes.push_back(c[0] - '0');
+        }
       } else if (arg == "--epochs") epochs = value();
       else if (arg == "--threads") threads = value();
       else if (arg == "--data") data_dir = value();
@@ -82,7 +87,7 @@ int main(int argc, char** argv) {
       else if (arg == "--help" || arg == "-h") { usage(); return 0; }
       else throw adx::OptionError("unknown argument '" + arg + "'");
     }
-    const int used_threads = adx::set_num_threads(std::stoi(threads));
+    const int used_threads = adx::set_num_threads(static_cast<int>(adx::examples::integer_argument("--threads", threads)));
     std::cout << "adx Fashion-MNIST one-vs-rest: " << classes.size() << " class(es), " << used_threads
               << " thread(s), data from " << data_dir << "\n";
     const auto train = adx::load_mnist_split(data_dir, "train");
@@ -141,7 +146,7 @@ int main(int argc, char** argv) {
       std::cout << line << fmt::format(" {:.1f} | {:.0f} |\n", r.train_seconds, r.images_per_second);
     }
     return 0;
-  } catch (const adx::Error& e) {
+  } catch (const std::exception& e) {  // adx::Error and anything the standard library throws
     std::cerr << "error: " << e.what() << "\n";
     return 1;
   }

@@ -10,6 +10,8 @@
 // --weights DIR holds resnet18.pt and/or wide_resnet50_2.pt, exported once on a
 // machine with torchvision (see README). Without them the backbones start from
 // random weights: the methods still run, but their features are far weaker.
+#include "common/arguments.hpp"
+
 #include <adx/adx.hpp>
 
 #include <chrono>
@@ -51,8 +53,8 @@ int main(int argc, char** argv) {
       else if (arg == "--weights") weights_dir = value();
       else if (arg == "--categories") categories = adx::split_commas(value());
       else if (arg == "--detectors") detectors = adx::split_commas(value());
-      else if (arg == "--size") size = std::stoll(value());
-      else if (arg == "--train") train_images = std::stoll(value());
+      else if (arg == "--size") size = adx::examples::integer_argument(arg, value());
+      else if (arg == "--train") train_images = adx::examples::integer_argument(arg, value());
       else if (arg == "--threads") threads = value();
       else if (arg == "--no-heatmaps") heatmaps = false;
       else if (arg == "--help" || arg == "-h") {
@@ -62,7 +64,7 @@ int main(int argc, char** argv) {
         return 0;
       } else throw adx::OptionError("unknown argument '" + arg + "'");
     }
-    const int used_threads = adx::set_num_threads(std::stoi(threads));
+    const int used_threads = adx::set_num_threads(static_cast<int>(adx::examples::integer_argument("--threads", threads)));
     if (data_dir.empty()) {
       data_dir = out_dir + "/synthetic";
       if (!fs::exists(data_dir + "/washer/train/good")) {
@@ -74,6 +76,7 @@ int main(int argc, char** argv) {
         adx::write_synthetic_industrial(data_dir, o);
       }
     }
+    if (!fs::is_directory(data_dir)) throw adx::IoError("data folder " + data_dir + " does not exist");
     if (categories.empty()) {
       for (const auto& entry : fs::directory_iterator(data_dir))
         if (fs::is_directory(entry.path() / "train" / "good")) categories.push_back(entry.path().filename().string());
@@ -150,7 +153,7 @@ int main(int argc, char** argv) {
     }
     if (heatmaps) std::cout << "heatmaps: " << out_dir << "/heatmaps/<detector>/<category>/<defect>/\n";
     return 0;
-  } catch (const adx::Error& e) {
+  } catch (const std::exception& e) {  // adx::Error, and file-system errors while writing results
     std::cerr << "error: " << e.what() << "\n";
     return 1;
   }
