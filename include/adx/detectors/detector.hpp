@@ -129,8 +129,10 @@ class Detector {
   /// Scoring needs autograd (e.g. latent search); default scoring runs without it.
   virtual bool score_needs_grad() const { return false; }
   /// Which thread pool gets runtime.threads for inputs of `modality`: BLAS for
-  /// dense networks, the intra-op pool for convolutional ones.
-  virtual ThreadPlacement thread_placement(Modality /*modality*/) const { return ThreadPlacement::IntraOp; }
+  /// dense networks (tabular data), the intra-op pool for convolutional ones (images).
+  virtual ThreadPlacement thread_placement(Modality modality) const {
+    return modality == Modality::Image ? ThreadPlacement::IntraOp : ThreadPlacement::Blas;
+  }
   /// What preprocess = auto means for a modality.
   virtual Preprocess auto_preprocess(Modality modality) const {
     return modality == Modality::Image ? Preprocess::MinMax : Preprocess::Standardize;

@@ -13,9 +13,9 @@ void Padim::build_head(const std::vector<int64_t>& item_shape) {
   torch::NoGradGuard no_grad;
   backbone_->eval();
   const auto probe = embed(backbone_->forward(torch::zeros({1, item_shape[0], item_shape[1], item_shape[2]})));
-  const int64_t total = probe.size(1);
+  total_channels_ = probe.size(1);
   const int64_t paper = arch_ == nn::ResNetArch::ResNet18 ? 100 : 550;
-  const int64_t d = std::min(options_.channels() > 0 ? options_.channels() : paper, total);
+  const int64_t d = std::min(options_.channels() > 0 ? options_.channels() : paper, total_channels_);
   map_height_ = probe.size(2);
   map_width_ = probe.size(3);
   const int64_t positions = map_height_ * map_width_;
@@ -34,8 +34,7 @@ void Padim::fit_model(const Data& train, const Data&) {
   ADX_CHECK_AS(ShapeError, n >= 2, "padim needs at least 2 training images for a covariance, got {}", n);
   torch::NoGradGuard no_grad;
   // A random subset of channels, drawn once (seeded by runtime.seed) and stored with the model.
-  const int64_t total = embed(backbone_->forward(train.x.slice(0, 0, 1))).size(1);
-  channel_index_.copy_(torch::randperm(total, torch::kLong).slice(0, 0, d).to(channel_index_.device()));
+  channel_index_.copy_(torch::randperm(total_channels_, torch::kLong).slice(0, 0, d).to(channel_index_.device()));
   // Positions x items x channels, filled chunk by chunk.
   auto embeddings = torch::empty({positions, n, d}, train.x.options());
   for_each_feature_batch(train.x, [&](const std::map<std::string, torch::Tensor>& f, int64_t begin) {

@@ -110,9 +110,6 @@ class Simclr : public DetectorWithOptions<SimclrOptions> {
   std::vector<Modality> modalities() const override { return {Modality::Tabular, Modality::Image}; }
 
  protected:
-  ThreadPlacement thread_placement(Modality modality) const override {
-    return modality == Modality::Image ? ThreadPlacement::IntraOp : ThreadPlacement::Blas;
-  }
   void build(const std::vector<int64_t>& shape, Modality modality) override {
     net_ = SimclrNet(shape, modality, options_);
     net_->to(device());

@@ -43,7 +43,7 @@ class Padim : public BackboneDetector<PadimOptions> {
  private:
   torch::Tensor embed(const std::map<std::string, torch::Tensor>& features) const;
   torch::Tensor channel_index_, mean_, inverse_covariance_;  // [d], [P, d], [P, d, d]
-  int64_t map_height_ = 0, map_width_ = 0;
+  int64_t map_height_ = 0, map_width_ = 0, total_channels_ = 0;  // of the concatenated layers
 };
 
 }  // namespace adx

@@ -124,9 +124,6 @@ class DeepSvdd : public DetectorWithOptions<DeepSvddOptions> {
   Preprocess auto_preprocess(Modality modality) const override {
     return modality == Modality::Image ? Preprocess::GcnMinMax : Preprocess::Standardize;
   }
-  ThreadPlacement thread_placement(Modality modality) const override {
-    return modality == Modality::Image ? ThreadPlacement::IntraOp : ThreadPlacement::Blas;
-  }
 
   void build(const std::vector<int64_t>& item_shape, Modality modality) override {
     net_ = DeepSvddNet(item_shape, modality, options_);
