@@ -16,13 +16,6 @@ struct GaussianOptions {
   /// Ridge added to the covariance diagonal.
   ADX_ARG(double, ridge) = 1e-3;
   ADX_DETECTOR_OPTIONS(adx::Preprocess::Standardize);
-
- public:
-  template <class V>
-  void visit(V& v) {
-    v("ridge", ridge_);
-    ADX_VISIT_DETECTOR_OPTIONS(v);
-  }
 };
 
 class GaussianStateImpl : public torch::nn::Module {
@@ -40,10 +33,10 @@ class GaussianDetector : public adx::DetectorWithOptions<GaussianOptions> {
   using Options = GaussianOptions;
   explicit GaussianDetector(Options options = Options()) : DetectorWithOptions(std::move(options)) {}
   std::string type() const override { return "my_gaussian"; }
-  std::vector<adx::Modality> modalities() const override { return {adx::Modality::Tabular}; }
+  std::vector<std::string> input_kinds() const override { return {adx::kinds::kTabular}; }
 
  protected:
-  void build(const std::vector<int64_t>& shape, adx::Modality) override {
+  void build(const std::vector<int64_t>& shape, const adx::InputKind&) override {
     state_ = GaussianState(shape[0]);
     state_->to(device());
   }
@@ -56,8 +49,8 @@ class GaussianDetector : public adx::DetectorWithOptions<GaussianOptions> {
     state_->mean.copy_(mean);
     state_->precision.copy_(torch::linalg_inv(cov));
   }
-  adx::Scores score_model(const adx::Data& data) override {
-    const auto d = data.x - state_->mean;
+  adx::Scores score_model(const adx::Batch& batch) override {
+    const auto d = batch.x - state_->mean;
     adx::Scores s;
     s.per_item = (d.matmul(state_->precision) * d).sum(1);
     return s;

@@ -31,12 +31,12 @@ void usage() {
 }
 
 // Dense detectors see flattened pixels; every other detector sees images.
-adx::Modality modality_for(const std::string& name) {
-  const auto accepted = adx::make_detector(name)->modalities();
-  const bool images = std::find(accepted.begin(), accepted.end(), adx::Modality::Image) != accepted.end();
+std::string kind_for(const std::string& name) {
+  const auto accepted = adx::make_detector(name)->input_kinds();
+  const bool images = std::find(accepted.begin(), accepted.end(), adx::kinds::kImage) != accepted.end();
   const bool dense = name == "autoencoder" || name == "denoising_autoencoder" || name == "sparse_autoencoder" ||
                      name == "vae";
-  return images && !dense ? adx::Modality::Image : adx::Modality::Tabular;
+  return images && !dense ? adx::kinds::kImage : adx::kinds::kTabular;
 }
 
 }  // namespace
@@ -103,14 +103,14 @@ int main(int argc, char** argv) {
       adx::OptionMap options{{"runtime.threads", threads}};
       if (!epochs.empty()) options["train.epochs"] = epochs;
       for (const auto& kv : overrides[name]) options[kv.first] = kv.second;
-      const auto modality = modality_for(name);
+      const auto kind = kind_for(name);
       std::cout << "\n== " << name;
       for (const auto& kv : overrides[name]) std::cout << " " << kv.first << "=" << kv.second;
       std::cout << "\n";
       double sum = 0, train_s = 0, rate = 0;
       std::vector<double> aurocs;
       for (auto c : classes) {
-        const auto r = adx::examples::run_one_vs_rest(name, options, train, test, c, modality, progress);
+        const auto r = adx::examples::run_one_vs_rest(name, options, train, test, c, kind, progress);
         std::cout << fmt::format("  class {} {:<12} AUROC {:.4f}  AP {:.4f}  train {:6.1f}s  score {:8.0f} img/s\n",
                                  c, kClassNames[c], r.auroc, r.average_precision, r.train_seconds,
                                  r.score_items_per_second);
@@ -123,8 +123,8 @@ int main(int argc, char** argv) {
           auto model = adx::make_detector(name, options);
           // Saving a trained model: retrain deterministically on the same class and write it.
           const auto normal = train.images.index({train.labels == c});
-          model->fit(modality == adx::Modality::Image ? adx::Data::images(normal)
-                                                      : adx::Data::tabular(normal.reshape({normal.size(0), -1})));
+          model->fit(kind == adx::kinds::kImage ? adx::Data::images(normal)
+                                                : adx::Data::tabular(normal.reshape({normal.size(0), -1})));
           model->save(save_dir + "/" + name + ".adx");
         }
       }

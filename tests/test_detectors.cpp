@@ -412,14 +412,14 @@ TEST_CASE("the trainer steps a WGAN generator once per critic_steps batches", "[
   adx::TrainStep a, b;
   a.name = "critic";
   a.parameters = {w};
-  a.loss = [&](const torch::Tensor&) { ++critic; return (w - 1).pow(2).sum(); };
+  a.loss = [&](const adx::Batch&) { ++critic; return (w - 1).pow(2).sum(); };
   b.name = "generator";
   b.parameters = {w};
   b.every = 5;
-  b.loss = [&](const torch::Tensor&) { ++generator; return (w + 1).pow(2).sum(); };
+  b.loss = [&](const adx::Batch&) { ++generator; return (w + 1).pow(2).sum(); };
   torch::nn::Linear holder(1, 1);
   // 100 items, batch 10: 10 batches per epoch, 3 epochs -> 30 critic and 6 generator steps.
-  adx::train_steps(*holder, torch::rand({100, 1}), torch::Tensor(), adx::TrainOptions().epochs(3).batch_size(10),
+  adx::train_steps(*holder, Data::tabular(torch::rand({100, 1})), Data(), adx::TrainOptions().epochs(3).batch_size(10),
                    {a, b}, nullptr);
   REQUIRE(critic == 30);
   REQUIRE(generator == 6);

@@ -131,10 +131,6 @@ TEST_CASE("POT threshold matches the true tail quantile of exponential scores", 
 struct InnerOpts {
   ADX_OPTIONS_STRUCT;
   ADX_ARG(double, rate) = 0.5;
-
- public:
-  template <class V>
-  void visit(V& v) { v("rate", rate_); }
 };
 struct OuterOpts {
   ADX_OPTIONS_STRUCT;
@@ -143,16 +139,6 @@ struct OuterOpts {
   ADX_ARG(adx::ThresholdPolicy, policy) = adx::ThresholdPolicy::MeanStd;
   ADX_ARG(bool, flag) = false;
   ADX_ARG(InnerOpts, inner) = InnerOpts();
-
- public:
-  template <class V>
-  void visit(V& v) {
-    v("width", width_);
-    v("layers", layers_);
-    v("policy", policy_);
-    v("flag", flag_);
-    v("inner", inner_);
-  }
 };
 
 TEST_CASE("options round-trip through key/value maps", "[options]") {

@@ -54,7 +54,7 @@ int main(int argc, char** argv) {
                        json_number(line, "auroc"));
       }
       const auto res = adx::examples::run_one_vs_rest("autoencoder", options, train, test, normal_class,
-                                                      adx::Modality::Tabular);
+                                                      adx::kinds::kTabular);
       adx_t.keep_best(res.train_seconds, static_cast<double>(test.images.size(0)) / res.score_items_per_second,
                 res.auroc);
     }

@@ -22,11 +22,11 @@ struct ClassResult {
 
 inline ClassResult run_one_vs_rest(const std::string& detector, const OptionMap& options,
                                    const LabeledImages& train, const LabeledImages& test, int64_t normal_class,
-                                   Modality modality, bool progress = false) {
+                                   const std::string& kind, bool progress = false) {
   using clock = std::chrono::steady_clock;
   const auto normal = train.images.index({train.labels == normal_class});
   auto as_data = [&](const torch::Tensor& x) {
-    return modality == Modality::Image ? Data::images(x) : Data::tabular(x.reshape({x.size(0), -1}));
+    return kind == kinds::kImage ? Data::images(x) : Data::tabular(x.reshape({x.size(0), -1}));
   };
   auto model = make_detector(detector, options);
   if (progress) model->set_progress(terminal_progress_bar());

@@ -8,46 +8,69 @@
 
 #include <dlfcn.h>
 
+#include <cstdio>
+#include <mutex>
 #include <thread>
 
 namespace adx {
 
 namespace {
-int g_threads = 1;
-int g_blas_threads = -1;
-}  // namespace
+int g_threads = 0;  // 0 until the first set_num_threads
 
-bool set_blas_threads(int threads) {
-  using SetThreads = void (*)(int);
+template <class Fn>
+Fn openblas_symbol(const char* name) {
   // Looked up at run time: the BLAS behind LibTorch is chosen by the system's alternatives.
-  static auto* setter = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
-  if (!setter) return false;
-  if (g_blas_threads != threads) {
-    setter(threads);
-    g_blas_threads = threads;
-  }
-  return true;
+  return reinterpret_cast<Fn>(dlsym(RTLD_DEFAULT, name));
 }
 
-int set_num_threads(int threads, ThreadPlacement placement) {
+void set_blas_threads(int threads) {
+  static auto* setter = openblas_symbol<void (*)(int)>("openblas_set_num_threads");
+  if (setter) setter(threads);
+}
+
+void warn_once_about_blas() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    const auto info = blas_info();
+    if (info.parallel == 1)
+      std::fprintf(stderr,
+                   "adx: warning: the pthread build of OpenBLAS is loaded; its thread pool competes with "
+                   "LibTorch's OpenMP pool and slows training by up to 4x. Install libopenblas0-openmp and "
+                   "select it: update-alternatives --set libblas.so.3-x86_64-linux-gnu "
+                   "/usr/lib/x86_64-linux-gnu/openblas-openmp/libblas.so.3 (and the same for liblapack)\n");
+  });
+}
+}  // namespace
+
+BlasInfo blas_info() {
+  BlasInfo info;
+  static auto* parallel = openblas_symbol<int (*)()>("openblas_get_parallel");
+  static auto* config = openblas_symbol<char* (*)()>("openblas_get_config");
+  if (!parallel) {
+    info.name = "other";
+    return info;
+  }
+  info.parallel = parallel();
+  info.name = info.parallel == 2 ? "openblas-openmp" : info.parallel == 1 ? "openblas-pthread" : "openblas-sequential";
+  if (config) info.config = config();
+  return info;
+}
+
+int set_num_threads(int threads) {
   ADX_CHECK_AS(OptionError, threads >= 0, "thread count must be >= 0 (0 = all hardware threads), got {}",
                threads);
+  warn_once_about_blas();
   int wanted = threads;
   if (wanted == 0) wanted = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  const bool blas = placement == ThreadPlacement::Blas && set_blas_threads(wanted);
-  if (!blas && placement == ThreadPlacement::Blas) {
-    // No OpenBLAS to steer: fall back to the intra-op pool.
-    if (at::get_num_threads() != wanted) at::set_num_threads(wanted);
-  } else {
-    const int intra = blas ? 1 : wanted;
-    if (!blas) set_blas_threads(1);
-    if (at::get_num_threads() != intra) at::set_num_threads(intra);
+  if (wanted != g_threads || at::get_num_threads() != wanted) {
+    at::set_num_threads(wanted);
+    set_blas_threads(wanted);
   }
   g_threads = wanted;
   return wanted;
 }
 
-int num_threads() { return g_threads; }
+int num_threads() { return g_threads > 0 ? g_threads : 1; }
 
 void seed_everything(uint64_t seed) { torch::manual_seed(seed); }
 

@@ -1,15 +1,12 @@
 #include <adx/core/error.hpp>
 #include <adx/data/data.hpp>
+#include <adx/data/input_kind.hpp>
 
 #include <torch/types.h>
 
 #include <cmath>
 
 namespace adx {
-
-const char* modality_name(Modality modality) {
-  return modality == Modality::Image ? "image" : "tabular";
-}
 
 std::string shape_string(const std::vector<int64_t>& shape) {
   std::string s = "[";
@@ -20,7 +17,7 @@ std::string shape_string(const std::vector<int64_t>& shape) {
 Data Data::tabular(at::Tensor x) {
   Data d;
   d.x = std::move(x);
-  d.modality = Modality::Tabular;
+  d.kind = &adx::input_kind(kinds::kTabular);
   return d;
 }
 
@@ -28,29 +25,29 @@ Data Data::images(at::Tensor x, at::Tensor masks) {
   Data d;
   d.x = std::move(x);
   d.masks = std::move(masks);
-  d.modality = Modality::Image;
+  d.kind = &adx::input_kind(kinds::kImage);
   return d;
 }
 
-std::vector<int64_t> Data::item_shape() const {
-  if (!x.defined()) return {};
-  auto sizes = x.sizes().vec();
-  sizes.erase(sizes.begin());
-  return sizes;
+const InputKind& Data::input_kind() const {
+  ADX_CHECK_AS(ShapeError, kind != nullptr,
+               "data has no input kind; build it with Data::tabular, images, series, graph or video");
+  return *kind;
 }
 
-Data Data::slice(int64_t begin, int64_t end) const {
-  Data d = *this;
-  d.x = x.slice(0, begin, end);
-  if (masks.defined()) d.masks = masks.slice(0, begin, end);
-  return d;
-}
+std::string Data::kind_name() const { return kind ? kind->name() : std::string("(none)"); }
 
-Data Data::select(const at::Tensor& indices) const {
-  Data d = *this;
-  d.x = x.index_select(0, indices.to(x.device()));
-  if (masks.defined()) d.masks = masks.index_select(0, indices.to(masks.device()));
-  return d;
+int64_t Data::size() const { return kind ? kind->size(*this) : 0; }
+
+std::vector<int64_t> Data::item_shape() const { return kind ? input_kind().item_shape(*this) : std::vector<int64_t>{}; }
+
+Data Data::slice(int64_t begin, int64_t end) const { return input_kind().slice(*this, begin, end); }
+
+Data Data::select(const at::Tensor& indices) const { return input_kind().select(*this, indices); }
+
+std::vector<double> Scores::to_vector() const {
+  const auto s = per_item.detach().to(torch::kCPU, torch::kFloat64).contiguous();
+  return std::vector<double>(s.data_ptr<double>(), s.data_ptr<double>() + s.numel());
 }
 
 namespace {
@@ -79,38 +76,21 @@ bool all_finite(const at::Tensor& x) {
 
 }  // namespace
 
-void check_finite(const at::Tensor& x, const char* what) {
+void check_finite(const at::Tensor& x, const char* what, const char* unit) {
   if (!x.is_floating_point() || x.numel() == 0) return;
   if (all_finite(x)) return;
   const auto bad = x.isfinite().logical_not().reshape({x.size(0), -1}).any(1);
   const int64_t count = bad.sum().item<int64_t>();
   if (count == 0) return;
   const int64_t first = bad.nonzero().index({0, 0}).item<int64_t>();
-  throw ValueError(fmt::format("{} contains non-finite values (NaN or Inf) in {} item(s); first at item {}",
-                               what, count, first));
+  throw ValueError(fmt::format("{} contains non-finite values (NaN or Inf) in {} {}(s); first at {} {}", what,
+                               count, unit, unit, first));
 }
 
 void validate(const Data& data, const char* what) {
-  ADX_CHECK_AS(ShapeError, data.x.defined(), "{}: no tensor given (x is undefined)", what);
-  ADX_CHECK_AS(ShapeError, data.x.dim() >= 1 && data.x.size(0) > 0, "{} is empty (shape {})", what,
-               shape_string(data.x.sizes().vec()));
-  ADX_CHECK_AS(ShapeError, data.x.is_floating_point(),
-               "{} must be a floating-point tensor, got dtype {}; convert with x.to(torch::kFloat32)", what,
-               std::string(c10::toString(data.x.scalar_type())));
-  if (data.modality == Modality::Tabular) {
-    ADX_CHECK_AS(ShapeError, data.x.dim() == 2, "{}: tabular data must be N x D, got shape {}", what,
-                 shape_string(data.x.sizes().vec()));
-  } else {
-    ADX_CHECK_AS(ShapeError, data.x.dim() == 4, "{}: images must be N x C x H x W, got shape {}", what,
-                 shape_string(data.x.sizes().vec()));
-    if (data.masks.defined())
-      ADX_CHECK_AS(ShapeError,
-                   data.masks.dim() == 4 && data.masks.size(0) == data.x.size(0) &&
-                       data.masks.size(2) == data.x.size(2) && data.masks.size(3) == data.x.size(3),
-                   "{}: masks of shape {} do not match images of shape {}", what,
-                   shape_string(data.masks.sizes().vec()), shape_string(data.x.sizes().vec()));
-  }
-  check_finite(data.x, what);
+  ADX_CHECK_AS(ShapeError, data.kind != nullptr,
+               "{}: data has no input kind; build it with Data::tabular, images, series, graph or video", what);
+  data.kind->validate(data, what);
 }
 
 }  // namespace adx

@@ -1,27 +1,23 @@
 #include <adx/detectors/detector.hpp>
 
 #include <algorithm>
+#include <tuple>
 
 namespace adx {
 
-std::vector<double> Scores::to_vector() const {
-  const auto s = per_item.detach().to(torch::kCPU, torch::kFloat64).contiguous();
-  return std::vector<double>(s.data_ptr<double>(), s.data_ptr<double>() + s.numel());
-}
-
 void Detector::check_input(const Data& data, const char* what, bool at_fit) const {
   validate(data, what);
-  const auto accepted = modalities();
-  if (std::find(accepted.begin(), accepted.end(), data.modality) == accepted.end()) {
+  const auto accepted = input_kinds();
+  const auto name = data.kind->name();
+  if (std::find(accepted.begin(), accepted.end(), name) == accepted.end()) {
     std::string names;
-    for (auto m : accepted) names += (names.empty() ? "" : " or ") + std::string(modality_name(m));
-    throw ShapeError(fmt::format("{} accepts {} data, got {} data of shape {}", type(), names,
-                                 modality_name(data.modality), shape_string(data.x.sizes().vec())));
+    for (const auto& k : accepted) names += (names.empty() ? "" : " or ") + k;
+    throw ShapeError(fmt::format("{} accepts {} data, got {} data of shape {}", type(), names, name,
+                                 shape_string(data.x.sizes().vec())));
   }
   if (!at_fit) {
-    ADX_CHECK_AS(ShapeError, data.modality == modality_,
-                 "{} was fitted on {} data but got {} data", type(), modality_name(modality_),
-                 modality_name(data.modality));
+    ADX_CHECK_AS(ShapeError, name == kind_->name(), "{} was fitted on {} data but got {} data", type(),
+                 kind_->name(), name);
     ADX_CHECK_AS(ShapeError, data.item_shape() == item_shape_,
                  "{} was fitted on items of shape {} but got items of shape {} ({})", type(),
                  shape_string(item_shape_), shape_string(data.item_shape()), what);
@@ -30,18 +26,15 @@ void Detector::check_input(const Data& data, const char* what, bool at_fit) cons
 
 Data Detector::prepare(const Data& data) const {
   Data out = data;
-  out.x = transform_.apply(data.x.to(torch::kFloat32)).to(device());
-  if (out.masks.defined()) out.masks = out.masks.to(device());
-  return out;
+  out.x = transform_.apply(data.x.to(torch::kFloat32));
+  return data.input_kind().to_device(out, device());
 }
 
-Preprocess Detector::resolved_preprocess(Modality modality) const {
-  return preprocess() == Preprocess::Auto ? auto_preprocess(modality) : preprocess();
+Preprocess Detector::resolved_preprocess(const InputKind& kind) const {
+  return preprocess() == Preprocess::Auto ? auto_preprocess(kind) : preprocess();
 }
 
-void Detector::apply_threads() const {
-  set_num_threads(static_cast<int>(runtime().threads()), thread_placement(modality_));
-}
+void Detector::apply_threads() const { set_num_threads(static_cast<int>(runtime().threads())); }
 
 void Detector::fit(const Data& train) { fit_impl(train, nullptr); }
 void Detector::fit(const Data& train, const Data& validation) { fit_impl(train, &validation); }
@@ -51,13 +44,16 @@ void Detector::fit_impl(const Data& train_in, const Data* validation_in) {
   check_input(train_in, "training data", true);
   fitted_ = false;
   calibrated_ = false;
-  modality_ = train_in.modality;
+  const InputKind& kind = train_in.input_kind();
+  kind_ = &kind;
   apply_threads();
   seed_everything(static_cast<uint64_t>(runtime().seed()));
 
   Data train = train_in, validation;
   if (validation_in) {
     check_input(*validation_in, "validation data", true);
+    ADX_CHECK_AS(ShapeError, validation_in->kind == train_in.kind, "validation data is {} data but training data is {}",
+                 validation_in->kind_name(), train_in.kind_name());
     ADX_CHECK_AS(ShapeError, validation_in->item_shape() == train_in.item_shape(),
                  "validation items have shape {} but training items have shape {}",
                  shape_string(validation_in->item_shape()), shape_string(train_in.item_shape()));
@@ -65,28 +61,23 @@ void Detector::fit_impl(const Data& train_in, const Data* validation_in) {
   } else if (runtime().validation_fraction() > 0) {
     const double fraction = runtime().validation_fraction();
     ADX_CHECK_AS(OptionError, fraction < 1.0, "validation_fraction must be in [0, 1), got {}", fraction);
-    const int64_t n = train_in.size();
-    const int64_t n_val = static_cast<int64_t>(std::floor(fraction * static_cast<double>(n)));
-    if (n_val >= 1 && n - n_val >= 2) {
-      const auto order = torch::randperm(n, torch::TensorOptions().dtype(torch::kLong));
-      validation = train_in.select(order.slice(0, 0, n_val));
-      train = train_in.select(order.slice(0, n_val, n));
-    }
+    std::tie(train, validation) = kind.holdout(train_in, fraction);
+    if (validation.size() == 0) validation = Data{};
   }
 
-  transform_ = Transform(resolved_preprocess(train.modality));
-  transform_.fit(train.x.to(torch::kFloat32));
+  transform_ = Transform(resolved_preprocess(kind));
+  transform_.fit(kind.fit_values(train).to(torch::kFloat32));
   item_shape_ = train.item_shape();
   const Data train_prepared = prepare(train);
-  const Data val_prepared = validation.x.defined() ? prepare(validation) : Data{};
+  const Data val_prepared = validation.size() > 0 ? prepare(validation) : Data{};
 
-  build(item_shape_, modality_);
+  build(item_shape_, kind);
   fit_model(train_prepared, val_prepared);
   if (auto* m = model()) m->eval();
   fitted_ = true;
 
   // Calibrate on held-out normal data when there is enough of it; BestF1 needs labels.
-  if (threshold_options().policy() != ThresholdPolicy::BestF1 && val_prepared.x.defined() &&
+  if (threshold_options().policy() != ThresholdPolicy::BestF1 &&
       val_prepared.size() >= min_calibration_samples(threshold_options())) {
     calibrate_raw(validation);
   }
@@ -98,17 +89,28 @@ Scores Detector::score_raw(const Data& data) {
   if (auto* m = model()) m->eval();
   std::unique_ptr<torch::NoGradGuard> no_grad;
   if (!score_needs_grad()) no_grad = std::make_unique<torch::NoGradGuard>();
-  const int64_t n = data.size();
-  const int64_t chunk = std::max<int64_t>(1, runtime().score_batch_size());
-  std::vector<torch::Tensor> per_item, maps;
+  const auto& kind = data.input_kind();
+  const int64_t n = kind.size(data);
+  const int64_t chunk = kind.score_chunk(data, std::max<int64_t>(1, runtime().score_batch_size()));
+  std::vector<torch::Tensor> per_item, maps, step_maps;
   for (int64_t begin = 0; begin < n; begin += chunk) {
-    Scores part = score_model(prepare(data.slice(begin, std::min(n, begin + chunk))));
-    per_item.push_back(part.per_item.detach().to(torch::kCPU, torch::kFloat32).reshape({-1}));
-    if (part.pixel_map.defined()) maps.push_back(part.pixel_map.detach().to(torch::kCPU, torch::kFloat32));
+    const int64_t end = std::min(n, begin + chunk);
+    Scores part = score_model(kind.collate(prepare(kind.slice(data, begin, end))));
+    auto to_cpu = [](const torch::Tensor& t) { return t.detach().to(torch::kCPU, torch::kFloat32); };
+    per_item.push_back(to_cpu(part.per_item).reshape({-1}));
+    ADX_CHECK(per_item.back().size(0) == end - begin, "{} returned {} scores for {} items", type(),
+              per_item.back().size(0), end - begin);
+    if (part.pixel_map.defined()) maps.push_back(to_cpu(part.pixel_map));
+    if (part.step_map.defined()) step_maps.push_back(to_cpu(part.step_map));
   }
+  auto join = [](const std::vector<torch::Tensor>& parts) {
+    return parts.empty() ? torch::Tensor() : parts.size() == 1 ? parts[0] : torch::cat(parts);
+  };
   Scores out;
-  out.per_item = per_item.size() == 1 ? per_item[0] : torch::cat(per_item);
-  if (!maps.empty()) out.pixel_map = maps.size() == 1 ? maps[0] : torch::cat(maps);
+  out.per_item = join(per_item);
+  out.pixel_map = join(maps);
+  out.step_map = join(step_maps);
+  kind.assemble(data, out);
   return out;
 }
 
@@ -169,7 +171,7 @@ void Detector::save(const std::string& path) const {
   file.type = type();
   file.options = options_map();
   file.tensors["meta.item_shape"] = torch::tensor(item_shape_, torch::kLong);
-  file.tensors["meta.modality"] = torch::tensor({static_cast<int64_t>(modality_)}, torch::kLong);
+  file.metadata["input_kind"] = kind_->name();
   file.tensors["meta.threshold"] = torch::tensor({threshold_, calibrated_ ? 1.0 : 0.0}, torch::kFloat64);
   transform_.save_state(file.tensors, "preprocess.");
   auto* self = const_cast<Detector*>(this);
@@ -187,18 +189,29 @@ void Detector::restore(const ModelFile& file) {
   };
   const auto shape = need("meta.item_shape").to(torch::kLong).contiguous();
   item_shape_.assign(shape.data_ptr<int64_t>(), shape.data_ptr<int64_t>() + shape.numel());
-  const auto modality = need("meta.modality").item<int64_t>();
-  ADX_CHECK_AS(IoError, modality == 0 || modality == 1, "model file has unknown modality {}", modality);
-  modality_ = static_cast<Modality>(modality);
+  std::string kind_name;
+  if (auto it = file.metadata.find("input_kind"); it != file.metadata.end()) {
+    kind_name = it->second;
+  } else {
+    // Format 1 stored the kind as a number: 0 tabular, 1 image.
+    const auto modality = need("meta.modality").item<int64_t>();
+    ADX_CHECK_AS(IoError, modality == 0 || modality == 1, "model file has unknown modality {}", modality);
+    kind_name = modality == 0 ? kinds::kTabular : kinds::kImage;
+  }
+  try {
+    kind_ = &input_kind(kind_name);
+  } catch (const OptionError& e) {
+    throw IoError(fmt::format("model file was fitted on an input kind this build does not know: {}", e.what()));
+  }
   const auto threshold = need("meta.threshold").to(torch::kFloat64);
   ADX_CHECK_AS(IoError, threshold.numel() == 2, "model file has a malformed threshold record");
   threshold_ = threshold[0].item<double>();
   calibrated_ = threshold[1].item<double>() != 0.0;
-  transform_ = Transform(resolved_preprocess(modality_));
+  transform_ = Transform(resolved_preprocess(*kind_));
   transform_.load_state(file.tensors, "preprocess.");
   check_device(runtime().device());
   apply_threads();
-  build(item_shape_, modality_);
+  build(item_shape_, *kind_);
   if (auto* m = model()) {
     load_module_state(*m, file.tensors, "model.");
     m->eval();

@@ -86,10 +86,12 @@ const std::vector<std::pair<at::ScalarType, uint8_t>>& dtype_codes() {
 void write_model_file(const std::string& path, const ModelFile& model) {
   std::string body;
   put_string(body, model.type);
-  put<uint32_t>(body, static_cast<uint32_t>(model.options.size()));
-  for (const auto& [k, v] : model.options) {
-    put_string(body, k);
-    put_string(body, v);
+  for (const auto* map : {&model.options, &model.metadata}) {
+    put<uint32_t>(body, static_cast<uint32_t>(map->size()));
+    for (const auto& [k, v] : *map) {
+      put_string(body, k);
+      put_string(body, v);
+    }
   }
   put<uint32_t>(body, static_cast<uint32_t>(model.tensors.size()));
   for (const auto& [name, tensor] : model.tensors) {
@@ -157,11 +159,15 @@ ModelFile read_model_file(const std::string& path) {
 
   Reader r(bytes, 20, 20 + body_len, path);
   model.type = r.get_string();
-  const auto n_options = r.get<uint32_t>();
-  for (uint32_t i = 0; i < n_options; ++i) {
-    auto key = r.get_string();
-    model.options[key] = r.get_string();
-  }
+  auto read_map = [&r](OptionMap& map) {
+    const auto n = r.get<uint32_t>();
+    for (uint32_t i = 0; i < n; ++i) {
+      auto key = r.get_string();
+      map[key] = r.get_string();
+    }
+  };
+  read_map(model.options);
+  if (model.format_version >= 2) read_map(model.metadata);  // format 1 had no metadata
   const auto n_tensors = r.get<uint32_t>();
   for (uint32_t i = 0; i < n_tensors; ++i) {
     const auto name = r.get_string();

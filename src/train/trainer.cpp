@@ -49,51 +49,53 @@ void restore_state(torch::nn::Module& module, const std::vector<torch::Tensor>& 
 
 namespace {
 
-double mean_loss_over(const torch::Tensor& x, int64_t batch_size, const BatchLoss& loss) {
+double mean_loss_over(const Data& data, int64_t batch_size, const BatchLoss& loss) {
   torch::NoGradGuard no_grad;
-  torch::Tensor total = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat64).device(x.device()));
-  const int64_t n = x.size(0);
+  const auto& kind = data.input_kind();
+  torch::Tensor total = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat64).device(data.x.device()));
+  const int64_t n = kind.size(data);
   for (int64_t begin = 0; begin < n; begin += batch_size) {
-    const auto batch = x.slice(0, begin, std::min(n, begin + batch_size));
-    total += loss(batch, false).detach().to(torch::kFloat64) * batch.size(0);
+    const auto batch = kind.collate(kind.slice(data, begin, std::min(n, begin + batch_size)));
+    total += loss(batch, false).detach().to(torch::kFloat64) * batch.size();
   }
   return total.item<double>() / static_cast<double>(n);
 }
 
 }  // namespace
 
-TrainResult train_module(torch::nn::Module& module, const torch::Tensor& train_x, const torch::Tensor& val_x,
+TrainResult train_module(torch::nn::Module& module, const Data& train, const Data& validation,
                          const TrainOptions& o, const BatchLoss& loss, const ProgressCallback& progress,
                          const std::string& stage, const EpochHook& on_epoch_start) {
   TrainStep step;
   step.name = "loss";
   step.parameters = module.parameters();
-  step.loss = [&loss](const torch::Tensor& batch) { return loss(batch, true); };
-  return train_steps(module, train_x, val_x, o, {step}, loss, progress, stage, on_epoch_start);
+  step.loss = [&loss](const Batch& batch) { return loss(batch, true); };
+  return train_steps(module, train, validation, o, {step}, loss, progress, stage, on_epoch_start);
 }
 
-TrainResult train_steps(torch::nn::Module& module, const torch::Tensor& train_x, const torch::Tensor& val_x,
+TrainResult train_steps(torch::nn::Module& module, const Data& train, const Data& validation,
                         const TrainOptions& o, const std::vector<TrainStep>& steps, const BatchLoss& validation_loss,
                         const ProgressCallback& progress, const std::string& stage,
                         const EpochHook& on_epoch_start) {
   ADX_CHECK_AS(OptionError, o.epochs() >= 1, "epochs must be >= 1, got {}", o.epochs());
   ADX_CHECK_AS(OptionError, o.batch_size() >= 1, "batch_size must be >= 1, got {}", o.batch_size());
-  ADX_CHECK_AS(ShapeError, train_x.size(0) >= 2, "training needs at least 2 items, got {}", train_x.size(0));
+  const auto& kind = train.input_kind();
+  const int64_t n = kind.size(train);
+  ADX_CHECK_AS(ShapeError, n >= 2, "training needs at least 2 items, got {}", n);
   ADX_CHECK(!steps.empty(), "{}: training needs at least one optimisation step", stage);
   for (const auto& step : steps)
     ADX_CHECK_AS(OptionError, step.every >= 1, "{}: step '{}' must run every >= 1 batches, got {}", stage,
                  step.name, step.every);
   std::vector<std::unique_ptr<torch::optim::Optimizer>> optimizers;
   for (const auto& step : steps) optimizers.push_back(make_optimizer(step.parameters, o));
-  const bool validate = val_x.defined() && val_x.size(0) > 0;
-  const int64_t n = train_x.size(0);
+  const bool validate = validation.x.defined() && validation.size() > 0;
   const int64_t batch_size = std::min(o.batch_size(), n);
   TrainResult result;
   std::vector<torch::Tensor> best_state;
   double best = std::numeric_limits<double>::infinity();
   int64_t since_best = 0;
   int64_t batch_index = 0;  // counts across epochs, so a step with `every` > batches per epoch still runs
-  const auto f64 = torch::TensorOptions().dtype(torch::kFloat64).device(train_x.device());
+  const auto f64 = torch::TensorOptions().dtype(torch::kFloat64).device(train.x.device());
 
   for (int64_t epoch = 0; epoch < o.epochs(); ++epoch) {
     const auto start = std::chrono::steady_clock::now();
@@ -103,14 +105,14 @@ TrainResult train_steps(torch::nn::Module& module, const torch::Tensor& train_x,
     module.train();
     const auto order = o.shuffle() ? torch::randperm(n, torch::TensorOptions().dtype(torch::kLong))
                                    : torch::arange(n, torch::TensorOptions().dtype(torch::kLong));
-    const auto shuffled = o.shuffle() ? train_x.index_select(0, order.to(train_x.device())) : train_x;
     std::vector<torch::Tensor> totals(steps.size(), torch::zeros({}, f64));
     std::vector<int64_t> counted(steps.size(), 0);
     for (int64_t begin = 0; begin < n; begin += batch_size) {
       const int64_t end = std::min(n, begin + batch_size);
       // A trailing batch of one item breaks batch statistics; it joins the next epoch's shuffle.
       if (end - begin < 2) continue;
-      const auto batch = shuffled.slice(0, begin, end);
+      const auto batch = kind.collate(o.shuffle() ? kind.select(train, order.slice(0, begin, end))
+                                                  : kind.slice(train, begin, end));
       for (size_t k = 0; k < steps.size(); ++k) {
         if ((batch_index + 1) % steps[k].every != 0) continue;
         optimizers[k]->zero_grad();
@@ -143,7 +145,7 @@ TrainResult train_steps(torch::nn::Module& module, const torch::Tensor& train_x,
     report.stage = stage;
     if (validate) {
       module.eval();
-      const double val_loss = mean_loss_over(val_x, std::max<int64_t>(batch_size, 1024), validation_loss);
+      const double val_loss = mean_loss_over(validation, std::max<int64_t>(batch_size, 1024), validation_loss);
       result.val_losses.push_back(val_loss);
       report.val_loss = val_loss;
       if (std::isfinite(val_loss) && val_loss < best - o.min_delta()) {

@@ -15,7 +15,7 @@ class Error : public std::runtime_error {
   explicit Error(const std::string& message) : std::runtime_error(message) {}
 };
 
-/// Input has the wrong shape, dtype, size or modality.
+/// Input has the wrong shape, dtype, size or input kind.
 class ShapeError : public Error {
  public:
   using Error::Error;

@@ -1,9 +1,9 @@
 #pragma once
 // Options machinery. Options structs declare their fields with ADX_ARG (a
-// chainable setter and a getter, in the style of TORCH_ARG) and list them
-// once in a `visit` member. From that single list adx derives conversion to
-// and from a flat key/value map, which is what the registry takes and what a
-// model file stores.
+// chainable setter and a getter, in the style of TORCH_ARG). Each ADX_ARG
+// also declares how the field is visited, so a field is spelled exactly once:
+// conversion to and from a flat key/value map (what the registry takes and
+// what a model file stores) cannot miss one.
 #include <adx/core/error.hpp>
 
 #include <cstdint>
@@ -14,18 +14,36 @@
 #include <utility>
 #include <vector>
 
-/// Declares a field `name_` with a chainable setter `name(value)` and a getter `name()`.
-#define ADX_ARG(T, name)                                         \
- public:                                                         \
-  inline auto name(const T& new_##name)->decltype(*this) {       \
-    this->name##_ = new_##name;                                  \
-    return *this;                                                \
-  }                                                              \
-  inline const T& name() const noexcept { return this->name##_; } \
-  inline T& name() noexcept { return this->name##_; }            \
-                                                                 \
- private:                                                        \
+/// Marks a struct as an adx options struct; it must come first in the struct,
+/// before any ADX_ARG (the fields are found relative to its line).
+#define ADX_OPTIONS_STRUCT     \
+  using is_adx_options = void; \
+  static constexpr int adx_options_first_line = __LINE__
+
+/// Declares a field `name_` with a chainable setter `name(value)`, a getter
+/// `name()`, and its visit under the key "name". `slot` tells apart several
+/// fields declared on one source line by one macro (0 to 7).
+#define ADX_ARG_IN_SLOT(T, name, slot)                                                               \
+ public:                                                                                             \
+  inline auto name(const T& new_##name)->decltype(*this) {                                           \
+    this->name##_ = new_##name;                                                                      \
+    return *this;                                                                                    \
+  }                                                                                                  \
+  inline const T& name() const noexcept { return this->name##_; }                                    \
+  inline T& name() noexcept { return this->name##_; }                                                \
+  static_assert(__LINE__ - adx_options_first_line < ::adx::detail::kMaxOptionLines,                  \
+                "options struct too long: split it or raise adx::detail::kMaxOptionLines");         \
+  static_assert((slot) >= 0 && (slot) < 8, "ADX_ARG_IN_SLOT: slot must be 0 to 7");                   \
+  template <class AdxVisitor>                                                                        \
+  void adx_option_field(AdxVisitor& visitor,                                                         \
+                        std::integral_constant<int, (__LINE__ - adx_options_first_line) * 8 + slot>) { \
+    visitor(#name, this->name##_);                                                                   \
+  }                                                                                                  \
+                                                                                                     \
+ private:                                                                                            \
   T name##_
+
+#define ADX_ARG(T, name) ADX_ARG_IN_SLOT(T, name, 0)
 
 namespace adx {
 
@@ -56,6 +74,22 @@ struct EnumNames;
   }
 
 namespace detail {
+
+/// How many source lines an options struct may span from ADX_OPTIONS_STRUCT to its last field.
+inline constexpr int kMaxOptionLines = 96;
+
+// Visits field number I when the struct declares one there; nothing otherwise.
+template <int I, class S, class V>
+auto visit_field(S& s, V& v, int) -> decltype(s.adx_option_field(v, std::integral_constant<int, I>{}), void()) {
+  s.adx_option_field(v, std::integral_constant<int, I>{});
+}
+template <int I, class S, class V>
+void visit_field(S&, V&, long) {}
+
+template <class S, class V, int... I>
+void visit_fields(S& s, V& v, std::integer_sequence<int, I...>) {
+  (visit_field<I>(s, v, 0), ...);
+}
 
 // An options struct nests inside another when it carries the ADX_OPTIONS_STRUCT marker.
 template <class T, class = void>
@@ -130,6 +164,16 @@ void option_from_string(const std::string& key, const std::string& text, T& out)
   }
 }
 
+}  // namespace detail
+
+/// Calls v("key", field) for every ADX_ARG field of the options struct `s`, in declaration order.
+template <class S, class V>
+void visit_options(S& s, V& v) {
+  detail::visit_fields(s, v, std::make_integer_sequence<int, detail::kMaxOptionLines * 8>{});
+}
+
+namespace detail {
+
 struct ToMapVisitor {
   OptionMap& map;
   std::string prefix;
@@ -137,7 +181,7 @@ struct ToMapVisitor {
   void operator()(const char* key, const T& value) {
     if constexpr (is_options_struct<T>::value) {
       ToMapVisitor inner{map, prefix + key + "."};
-      const_cast<T&>(value).visit(inner);
+      visit_options(const_cast<T&>(value), inner);
     } else {
       map[prefix + key] = option_to_string(value);
     }
@@ -152,7 +196,7 @@ struct FromMapVisitor {
   void operator()(const char* key, T& value) {
     if constexpr (is_options_struct<T>::value) {
       FromMapVisitor inner{map, prefix + key + ".", used};
-      value.visit(inner);
+      visit_options(value, inner);
     } else {
       auto it = map.find(prefix + key);
       if (it == map.end()) return;
@@ -164,15 +208,12 @@ struct FromMapVisitor {
 
 }  // namespace detail
 
-/// Marks a struct as an adx options struct (required for nesting and maps).
-#define ADX_OPTIONS_STRUCT using is_adx_options = void
-
 /// Flattens an options struct into a key/value map.
 template <class Options>
 OptionMap to_option_map(const Options& options) {
   OptionMap map;
   detail::ToMapVisitor v{map, ""};
-  const_cast<Options&>(options).visit(v);
+  visit_options(const_cast<Options&>(options), v);
   return map;
 }
 
@@ -181,7 +222,7 @@ template <class Options>
 Options from_option_map(const OptionMap& map, Options options = Options()) {
   std::vector<std::string> used;
   detail::FromMapVisitor v{map, "", &used};
-  options.visit(v);
+  visit_options(options, v);
   if (used.size() != map.size()) {
     std::string unknown, valid;
     for (const auto& kv : map) {

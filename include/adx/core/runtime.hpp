@@ -1,30 +1,29 @@
 #pragma once
-// Process-wide runtime settings: intra-op threads and seeding. Light header:
-// no LibTorch include, so any translation unit can use it cheaply.
+// Process-wide runtime settings: threads, the BLAS in use, seeding and devices.
+// Light header: no LibTorch include, so any translation unit can use it cheaply.
 #include <cstdint>
 #include <string>
 
 namespace adx {
 
-/// Where the threads of a computation go. LibTorch runs element-wise and
-/// convolution kernels on its OpenMP pool while OpenBLAS runs matrix products
-/// on its own threads; with both pools above one thread they fight over the
-/// cores (measured here: 3-4x slower than either alone). adx therefore gives
-/// all threads to one pool and one thread to the other.
-enum class ThreadPlacement {
-  IntraOp,  ///< OpenMP pool (convolutions, element-wise ops); BLAS single-threaded
-  Blas,     ///< BLAS threads (dense layers, distance matrices); OpenMP single-threaded
-};
+/// Uses `threads` threads (0 = all hardware threads) for LibTorch's intra-op
+/// pool and for OpenBLAS alike. With the OpenMP build of OpenBLAS both run on
+/// one OpenMP runtime: a BLAS call made inside a parallel LibTorch kernel runs
+/// on the calling thread, so the two never oversubscribe the cores. Returns the
+/// number of threads now in use. The first call warns once on stderr when the
+/// pthread build of OpenBLAS is loaded (its own pool fights LibTorch's).
+int set_num_threads(int threads);
 
-/// Uses `threads` threads (0 = all hardware threads) in the chosen pool.
-/// Returns the number of threads now in use.
-int set_num_threads(int threads, ThreadPlacement placement = ThreadPlacement::IntraOp);
-
-/// Number of threads of the pool set last.
+/// Number of threads set last (1 before any call).
 int num_threads();
 
-/// Sets OpenBLAS's thread count when OpenBLAS is the BLAS in use; returns false otherwise.
-bool set_blas_threads(int threads);
+/// Which BLAS LibTorch calls, read at run time.
+struct BlasInfo {
+  std::string name;   ///< "openblas-openmp", "openblas-pthread", "openblas-sequential" or "other"
+  int parallel = -1;  ///< openblas_get_parallel(): 0 sequential, 1 pthread, 2 OpenMP; -1 without OpenBLAS
+  std::string config; ///< openblas_get_config(), empty without OpenBLAS
+};
+BlasInfo blas_info();
 
 /// Seeds LibTorch's CPU and CUDA generators so that training is repeatable on CPU.
 void seed_everything(uint64_t seed);

@@ -1,5 +1,14 @@
 #pragma once
-// Typed inputs. Every modality carries the tensor `x`; images may carry masks.
+// Typed inputs. One `Data` struct carries every input kind; what its fields
+// mean, how it is validated, batched and split is the business of its
+// InputKind (input_kind.hpp), one small description per kind:
+//
+//   kind     | x                              | an item is          | scores come back per
+//   tabular  | N x D                          | a row               | row
+//   image    | N x C x H x W (+ masks)        | an image            | image (+ pixel map)
+//   series   | T x D, several series stacked  | a window of `window`| window, and per time step
+//   graph    | N x F node features, edge_index| a node              | node
+//   video    | T x C x H x W frames, stacked  | a clip of `window`  | clip, and per frame
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
@@ -8,34 +17,92 @@
 
 namespace adx {
 
-enum class Modality { Tabular, Image };
+class InputKind;
 
-const char* modality_name(Modality modality);
+/// Names of the built-in input kinds, as written into model files.
+namespace kinds {
+inline constexpr const char* kTabular = "tabular";
+inline constexpr const char* kImage = "image";
+inline constexpr const char* kSeries = "series";
+inline constexpr const char* kGraph = "graph";
+inline constexpr const char* kVideo = "video";
+}  // namespace kinds
 
-/// One input batch: tabular N x D, or images N x C x H x W (with optional N x 1 x H x W masks).
+/// Where the windows (series) or clips (video) of a sequence input start.
+struct Windows {
+  int64_t length = 0;  ///< steps (series) or frames (video) per item
+  int64_t stride = 1;  ///< steps between consecutive items; the last item of a sequence always ends at its end
+};
+
+/// One data set or batch of any input kind.
 struct Data {
-  at::Tensor x;
-  at::Tensor masks;
-  Modality modality = Modality::Tabular;
+  at::Tensor x;            ///< the values: rows, images, stacked series steps, node features or stacked frames
+  at::Tensor masks;        ///< image: N x 1 x H x W ground-truth masks (optional)
+  at::Tensor labels;       ///< optional labels of rows/images, series steps, nodes or frames (1 = anomaly)
+  at::Tensor timestamps;   ///< series: one per step (optional, strictly increasing within a series)
+  at::Tensor edge_index;   ///< graph: 2 x E int64 (source, target) node ids
+  at::Tensor edge_weight;  ///< graph: E positive weights (optional)
+  /// series / video: first step of every window or clip in x; graph: the target nodes.
+  /// Undefined for tabular and image data, whose items are the rows of x.
+  at::Tensor items;
+  std::vector<int64_t> lengths;  ///< series / video: length of each stacked sequence, in order
+  Windows windows;               ///< series / video: item length and stride
+  int64_t hops = 0;              ///< graph: neighbourhood depth each batch carries (0 = the whole graph)
+  const InputKind* kind = nullptr;
 
   static Data tabular(at::Tensor x);
   static Data images(at::Tensor x, at::Tensor masks = {});
+  /// One series T x D (a 1-D tensor is a univariate series), cut into windows.
+  static Data series(at::Tensor x, Windows windows, at::Tensor timestamps = {}, at::Tensor labels = {});
+  /// Several series with the same feature count; windows never cross from one into the next.
+  static Data series(const std::vector<at::Tensor>& sequences, Windows windows);
+  /// A graph: node features N x F, edges 2 x E; every node is an item.
+  static Data graph(at::Tensor x, at::Tensor edge_index, at::Tensor edge_weight = {}, at::Tensor labels = {});
+  /// One video T x C x H x W, cut into clips.
+  static Data video(at::Tensor frames, Windows clips, at::Tensor labels = {});
+  /// Several videos with the same frame size; clips never cross from one into the next.
+  static Data videos(const std::vector<at::Tensor>& videos, Windows clips);
 
-  int64_t size() const { return x.defined() ? x.size(0) : 0; }
-  /// Shape of one item (x's shape without the batch dimension).
+  const InputKind& input_kind() const;
+  std::string kind_name() const;
+  /// Number of items: rows, images, windows, nodes or clips.
+  int64_t size() const;
+  /// Shape of one item (a row, an image, a window, a node's features, a clip).
   std::vector<int64_t> item_shape() const;
-  /// Rows [begin, end) as a new Data sharing storage.
+  /// Items [begin, end), sharing storage where the kind allows.
   Data slice(int64_t begin, int64_t end) const;
   /// Items at the given indices.
   Data select(const at::Tensor& indices) const;
 };
 
-/// Checks dtype (floating), rank for the modality, non-empty, and finite values.
-/// Throws ShapeError / ValueError naming `what` and the offending values.
+/// Items stacked for a network: what a training step and a scoring pass receive.
+struct Batch {
+  at::Tensor x;            ///< B x item shape; graph: features of the batch's nodes
+  at::Tensor masks;        ///< image masks, when the data has them
+  at::Tensor edge_index;   ///< graph: edges among the batch's nodes (ids are rows of x)
+  at::Tensor edge_weight;  ///< graph: their weights (undefined = 1)
+  at::Tensor targets;      ///< graph: rows of x that are the batch's items; undefined = every row
+  int64_t size() const { return targets.defined() ? targets.size(0) : (x.defined() ? x.size(0) : 0); }
+};
+
+/// Result of score(): higher means more anomalous.
+struct Scores {
+  at::Tensor per_item;  ///< one score per item (float32, CPU)
+  at::Tensor pixel_map; ///< image: optional N x 1 x H x W map
+  /// series / video, from the detector: optional items x length score of every step of every window/clip.
+  at::Tensor step_map;
+  /// series / video, assembled by the input kind: one score per step of x (the mean over all windows
+  /// or clips covering it; NaN where none does).
+  at::Tensor per_step;
+  std::vector<double> to_vector() const;
+};
+
+/// Checks the data with its kind's rules; throws ShapeError / ValueError naming `what` and the values.
 void validate(const Data& data, const char* what);
 
-/// Throws ValueError if `x` holds NaN or Inf, with the count and the first bad item.
-void check_finite(const at::Tensor& x, const char* what);
+/// Throws ValueError if `x` holds NaN or Inf, with the count and the first bad row of x
+/// (`unit` names a row: item, step, node, frame).
+void check_finite(const at::Tensor& x, const char* what, const char* unit = "item");
 
 std::string shape_string(const std::vector<int64_t>& shape);
 

@@ -12,7 +12,7 @@
 namespace adx {
 
 enum class Preprocess {
-  Auto,         ///< the detector's choice for the input's modality
+  Auto,         ///< the detector's choice for the input kind
   None,         ///< identity
   Standardize,  ///< per-feature zero mean, unit variance
   MinMax,       ///< per-feature range [0, 1]

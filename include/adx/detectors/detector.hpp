@@ -1,5 +1,5 @@
 #pragma once
-// The detector interface shared by every modality:
+// The detector interface shared by every input kind:
 //   fit(train) -> score(data) -> predict(data), calibrate, save; adx::load reads any saved detector.
 // A detector implements a handful of hooks (build, fit, score, state); the base
 // class does validation, preprocessing, device and thread handling, hold-out
@@ -9,6 +9,7 @@
 #include <adx/core/progress.hpp>
 #include <adx/core/runtime.hpp>
 #include <adx/data/data.hpp>
+#include <adx/data/input_kind.hpp>
 #include <adx/data/transforms.hpp>
 #include <adx/io/model_file.hpp>
 #include <adx/threshold/threshold.hpp>
@@ -26,7 +27,7 @@ struct RuntimeOptions {
   ADX_OPTIONS_STRUCT;
   /// "cpu", "cuda" or "cuda:N"; the model and every tensor it makes live there.
   ADX_ARG(std::string, device) = "cpu";
-  /// Intra-op threads (0 = all hardware threads).
+  /// Threads for LibTorch and BLAS alike (0 = all hardware threads).
   ADX_ARG(int64_t, threads) = 0;
   /// Seed of every random choice in fit; equal seeds give equal models on CPU.
   ADX_ARG(int64_t, seed) = 0;
@@ -34,39 +35,17 @@ struct RuntimeOptions {
   ADX_ARG(double, validation_fraction) = 0.1;
   /// Items per forward pass when scoring.
   ADX_ARG(int64_t, score_batch_size) = 2048;
-
- public:
-  template <class V>
-  void visit(V& v) {
-    v("device", device_);
-    v("threads", threads_);
-    v("seed", seed_);
-    v("validation_fraction", validation_fraction_);
-    v("score_batch_size", score_batch_size_);
-  }
 };
 
 /// Declares the options every detector has: `preprocess` (with its default),
-/// `threshold` and `runtime`. List them in visit() with ADX_VISIT_DETECTOR_OPTIONS(v).
-#define ADX_DETECTOR_OPTIONS(default_preprocess)                     \
-  /** Preprocessing fitted on the training data. */                   \
-  ADX_ARG(::adx::Preprocess, preprocess) = default_preprocess;        \
-  /** How fit() and calibrate() set the threshold. */                 \
-  ADX_ARG(::adx::ThresholdOptions, threshold) = ::adx::ThresholdOptions(); \
-  /** Device, threads, seed, hold-out. */                             \
-  ADX_ARG(::adx::RuntimeOptions, runtime) = ::adx::RuntimeOptions()
-
-#define ADX_VISIT_DETECTOR_OPTIONS(v) \
-  v("preprocess", preprocess_);       \
-  v("threshold", threshold_);         \
-  v("runtime", runtime_)
-
-/// Result of score(): higher means more anomalous.
-struct Scores {
-  torch::Tensor per_item;   ///< N scores (float32, CPU)
-  torch::Tensor pixel_map;  ///< optional dense map (N x 1 x H x W for images)
-  std::vector<double> to_vector() const;
-};
+/// `threshold` and `runtime`.
+#define ADX_DETECTOR_OPTIONS(default_preprocess)                                       \
+  /** Preprocessing fitted on the training data. */                                     \
+  ADX_ARG_IN_SLOT(::adx::Preprocess, preprocess, 0) = default_preprocess;               \
+  /** How fit() and calibrate() set the threshold. */                                   \
+  ADX_ARG_IN_SLOT(::adx::ThresholdOptions, threshold, 1) = ::adx::ThresholdOptions();  \
+  /** Device, threads, seed, hold-out. */                                               \
+  ADX_ARG_IN_SLOT(::adx::RuntimeOptions, runtime, 2) = ::adx::RuntimeOptions()
 
 class Detector {
  public:
@@ -76,8 +55,8 @@ class Detector {
   virtual std::string type() const = 0;
   /// Options as key/value pairs (what a model file stores).
   virtual OptionMap options_map() const = 0;
-  /// Which input kinds the detector accepts.
-  virtual std::vector<Modality> modalities() const = 0;
+  /// Names of the input kinds the detector accepts (kinds::kTabular, ...).
+  virtual std::vector<std::string> input_kinds() const = 0;
 
   /// Learns from normal data. Holds out runtime.validation_fraction of it for
   /// early stopping and for calibrating the threshold.
@@ -85,7 +64,8 @@ class Detector {
   /// Learns from `train`; `validation` (normal data) drives early stopping and calibration.
   void fit(const Data& train, const Data& validation);
 
-  /// Anomaly scores (higher = more anomalous).
+  /// Anomaly scores (higher = more anomalous): per item, and for series and
+  /// video also per time step / frame (Scores::per_step).
   Scores score(const Data& data);
   /// True where score > threshold. Throws if not fitted or not calibrated.
   torch::Tensor predict(const Data& data);
@@ -108,6 +88,8 @@ class Detector {
   void set_progress(ProgressCallback callback) { progress_ = std::move(callback); }
   /// Shape of one item seen in fit (empty before fit).
   const std::vector<int64_t>& item_shape() const { return item_shape_; }
+  /// Input kind seen in fit (nullptr before fit).
+  const InputKind* fitted_kind() const { return kind_; }
   torch::Device device() const { return torch::Device(runtime().device()); }
 
  protected:
@@ -115,12 +97,12 @@ class Detector {
   virtual const ThresholdOptions& threshold_options() const = 0;
   virtual Preprocess preprocess() const = 0;
 
-  /// Creates the model for items of `item_shape` on device().
-  virtual void build(const std::vector<int64_t>& item_shape, Modality modality) = 0;
-  /// Trains on preprocessed data already on device(); `validation` may be empty.
+  /// Creates the model for items of `item_shape` of `kind` on device().
+  virtual void build(const std::vector<int64_t>& item_shape, const InputKind& kind) = 0;
+  /// Trains on preprocessed data already on device(); `validation` may be empty (size() 0).
   virtual void fit_model(const Data& train, const Data& validation) = 0;
-  /// Scores one preprocessed chunk on device(); returns N scores (and optionally a map).
-  virtual Scores score_model(const Data& data) = 0;
+  /// Scores one preprocessed batch on device(); returns one score per item (and optionally maps).
+  virtual Scores score_model(const Batch& batch) = 0;
   /// The module whose parameters and buffers are the fitted state (nullptr: none).
   virtual torch::nn::Module* model() { return nullptr; }
   /// Fitted state outside the module.
@@ -128,16 +110,9 @@ class Detector {
   virtual void load_extra(const TensorMap& /*state*/) {}
   /// Scoring needs autograd (e.g. latent search); default scoring runs without it.
   virtual bool score_needs_grad() const { return false; }
-  /// Which thread pool gets runtime.threads for inputs of `modality`: BLAS for
-  /// dense networks (tabular data), the intra-op pool for convolutional ones (images).
-  virtual ThreadPlacement thread_placement(Modality modality) const {
-    return modality == Modality::Image ? ThreadPlacement::IntraOp : ThreadPlacement::Blas;
-  }
-  /// What preprocess = auto means for a modality.
-  virtual Preprocess auto_preprocess(Modality modality) const {
-    return modality == Modality::Image ? Preprocess::MinMax : Preprocess::Standardize;
-  }
-  /// Applies runtime.threads with thread_placement() for the modality in use.
+  /// What preprocess = auto means for a kind; the kind's own default unless a detector knows better.
+  virtual Preprocess auto_preprocess(const InputKind& kind) const { return kind.default_preprocess(); }
+  /// Applies runtime.threads.
   void apply_threads() const;
 
   const ProgressCallback& progress() const { return progress_; }
@@ -146,7 +121,7 @@ class Detector {
   void fit_impl(const Data& train, const Data* validation);
   void check_input(const Data& data, const char* what, bool at_fit) const;
   Data prepare(const Data& data) const;
-  Preprocess resolved_preprocess(Modality modality) const;
+  Preprocess resolved_preprocess(const InputKind& kind) const;
   Scores score_raw(const Data& data);
   void calibrate_raw(const Data& normal);
 
@@ -154,7 +129,7 @@ class Detector {
   bool calibrated_ = false;
   double threshold_ = 0.0;
   std::vector<int64_t> item_shape_;
-  Modality modality_ = Modality::Tabular;
+  const InputKind* kind_ = nullptr;
   Transform transform_;
   ProgressCallback progress_;
 };
@@ -175,14 +150,16 @@ class DetectorWithOptions : public Detector {
   Options options_;
 };
 
-/// Applies `fn` to consecutive row chunks of `x` without autograd and concatenates the results
-/// (fitting statistics on whole training sets without holding every activation at once).
-inline torch::Tensor map_in_chunks(const torch::Tensor& x, int64_t chunk,
-                                   const std::function<torch::Tensor(const torch::Tensor&)>& fn) {
+/// Applies `fn` to consecutive batches of at most `chunk` items of `data`, without autograd,
+/// and concatenates the results (fitting statistics on whole training sets without holding
+/// every activation at once).
+inline torch::Tensor map_batches(const Data& data, int64_t chunk, const std::function<torch::Tensor(const Batch&)>& fn) {
   torch::NoGradGuard no_grad;
+  const auto& kind = data.input_kind();
+  const int64_t n = kind.size(data);
   std::vector<torch::Tensor> parts;
   chunk = std::max<int64_t>(1, chunk);
-  for (int64_t b = 0; b < x.size(0); b += chunk) parts.push_back(fn(x.slice(0, b, std::min(x.size(0), b + chunk))));
+  for (int64_t b = 0; b < n; b += chunk) parts.push_back(fn(kind.collate(kind.slice(data, b, std::min(n, b + chunk)))));
   return parts.size() == 1 ? parts[0] : torch::cat(parts);
 }
 

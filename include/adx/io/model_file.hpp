@@ -6,6 +6,7 @@
 //   u64         body length, then the body:
 //     str       type tag (the registry name)
 //     u32 n, then n x (str key, str value)       options
+//     u32 k, then k x (str key, str value)       metadata (format 2 on; e.g. "input_kind")
 //     u32 m, then m x (str name, u8 dtype, u8 rank, i64 dims[rank], u64 nbytes, bytes)
 //   u64         FNV-1a checksum of the body
 //
@@ -23,12 +24,14 @@ namespace adx {
 
 using TensorMap = std::map<std::string, at::Tensor>;
 
-inline constexpr uint32_t kModelFormatVersion = 1;
+/// Format 2 added the metadata map; format 1 files are still read.
+inline constexpr uint32_t kModelFormatVersion = 2;
 
 struct ModelFile {
   std::string type;
   uint32_t format_version = kModelFormatVersion;
   OptionMap options;
+  std::map<std::string, std::string> metadata;  ///< facts about the fit, such as the input kind's name
   TensorMap tensors;  ///< fitted preprocessing, threshold, weights, buffers, memory banks
 };
 

@@ -35,17 +35,6 @@ struct ThresholdOptions {
   ADX_ARG(double, risk) = 1e-3;
   /// Pot: quantile of the normal scores where the tail (peaks) starts.
   ADX_ARG(double, pot_level) = 0.98;
-
- public:
-  template <class V>
-  void visit(V& v) {
-    v("policy", policy_);
-    v("k", k_);
-    v("percentile", percentile_);
-    v("contamination", contamination_);
-    v("risk", risk_);
-    v("pot_level", pot_level_);
-  }
 };
 
 /// Minimum number of normal scores the policy needs.

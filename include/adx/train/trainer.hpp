@@ -4,6 +4,7 @@
 // schedule, gradient clipping, early stopping and progress live here.
 #include <adx/core/options.hpp>
 #include <adx/core/progress.hpp>
+#include <adx/data/input_kind.hpp>
 
 #include <torch/torch.h>
 
@@ -50,29 +51,10 @@ struct TrainOptions {
   ADX_ARG(double, min_delta) = 0.0;
   /// Clip the global gradient norm to this value (0 = off).
   ADX_ARG(double, grad_clip) = 0.0;
-
- public:
-  template <class V>
-  void visit(V& v) {
-    v("epochs", epochs_);
-    v("batch_size", batch_size_);
-    v("shuffle", shuffle_);
-    v("optimizer", optimizer_);
-    v("lr", lr_);
-    v("weight_decay", weight_decay_);
-    v("beta1", beta1_);
-    v("beta2", beta2_);
-    v("lr_schedule", lr_schedule_);
-    v("lr_step", lr_step_);
-    v("lr_gamma", lr_gamma_);
-    v("patience", patience_);
-    v("min_delta", min_delta_);
-    v("grad_clip", grad_clip_);
-  }
 };
 
 /// Loss of one batch. `training` is false during validation (no noise, no dropout).
-using BatchLoss = std::function<torch::Tensor(const torch::Tensor& batch, bool training)>;
+using BatchLoss = std::function<torch::Tensor(const Batch& batch, bool training)>;
 
 /// Called with the 0-based epoch before its first batch (e.g. to start a warm-up phase).
 using EpochHook = std::function<void(int64_t epoch)>;
@@ -96,11 +78,12 @@ double scheduled_lr(const TrainOptions& options, int64_t epoch);
 /// Sets the learning rate of every parameter group of an Adam/AdamW optimiser.
 void set_learning_rate(torch::optim::Optimizer& optimizer, double lr);
 
-/// Trains `module` on `train_x` (rows are items) with the loss `loss`. With a
-/// non-empty `val_x` it tracks the validation loss, stops early after
-/// `patience` epochs without improvement and restores the best state.
+/// Trains `module` on the items of `train` with the loss `loss`; batches are
+/// drawn and stacked by the data's input kind. With a non-empty `validation`
+/// it tracks the validation loss, stops early after `patience` epochs without
+/// improvement and restores the best state.
 /// A non-finite loss stops training with adx::TrainingError.
-TrainResult train_module(torch::nn::Module& module, const torch::Tensor& train_x, const torch::Tensor& val_x,
+TrainResult train_module(torch::nn::Module& module, const Data& train, const Data& validation,
                          const TrainOptions& options, const BatchLoss& loss,
                          const ProgressCallback& progress = nullptr, const std::string& stage = "train",
                          const EpochHook& on_epoch_start = nullptr);
@@ -111,7 +94,7 @@ TrainResult train_module(torch::nn::Module& module, const torch::Tensor& train_x
 struct TrainStep {
   std::string name;                                            ///< named in errors ("discriminator loss ...")
   std::vector<torch::Tensor> parameters;                       ///< what this step's optimiser updates
-  std::function<torch::Tensor(const torch::Tensor& batch)> loss;
+  std::function<torch::Tensor(const Batch& batch)> loss;
   std::function<void(const torch::Tensor& loss)> after_step;   ///< optional, e.g. re-initialise a collapsed D
   int64_t every = 1;  ///< step on every `every`-th batch only (WGAN: the generator after 5 critic steps)
 };
@@ -119,7 +102,7 @@ struct TrainStep {
 /// The general loop behind train_module: per batch, every step in order.
 /// The reported training loss is the first step's; `validation_loss` drives
 /// early stopping. A non-finite mean loss of any step is a TrainingError naming it.
-TrainResult train_steps(torch::nn::Module& module, const torch::Tensor& train_x, const torch::Tensor& val_x,
+TrainResult train_steps(torch::nn::Module& module, const Data& train, const Data& validation,
                         const TrainOptions& options, const std::vector<TrainStep>& steps,
                         const BatchLoss& validation_loss, const ProgressCallback& progress = nullptr,
                         const std::string& stage = "train", const EpochHook& on_epoch_start = nullptr);

@@ -50,16 +50,16 @@ void Padim::fit_model(const Data& train, const Data&) {
 }
 
 
-Scores Padim::score_model(const Data& data) {
+Scores Padim::score_model(const Batch& batch) {
   std::vector<torch::Tensor> maps;
-  for_each_feature_batch(data.x, [&](const std::map<std::string, torch::Tensor>& f, int64_t) {
+  for_each_feature_batch(batch.x, [&](const std::map<std::string, torch::Tensor>& f, int64_t) {
     const auto e = embed(f).index_select(1, channel_index_);                 // n x d x h x w
     const auto delta = e.flatten(2).permute({2, 0, 1}) - mean_.unsqueeze(1);  // P x n x d
     const auto squared = (torch::bmm(delta, inverse_covariance_) * delta).sum(2).clamp_min(0);  // P x n
     maps.push_back(squared.sqrt().t().reshape({e.size(0), 1, map_height_, map_width_}));
   });
   Scores s;
-  s.pixel_map = upsample_and_blur(torch::cat(maps), data.x.size(2), data.x.size(3), options_.blur_sigma());
+  s.pixel_map = upsample_and_blur(torch::cat(maps), batch.x.size(2), batch.x.size(3), options_.blur_sigma());
   s.per_item = s.pixel_map.flatten(1).amax(1);
   return s;
 }

@@ -41,12 +41,12 @@ void PatchCore::fit_model(const Data& train, const Data&) {
   memory_bank_ = all.index_select(0, index).contiguous();
 }
 
-Scores PatchCore::score_model(const Data& data) {
+Scores PatchCore::score_model(const Batch& batch) {
   ADX_CHECK_AS(NotFittedError, memory_bank_.defined(), "patchcore has no memory bank; fit it first");
   std::vector<torch::Tensor> maps, image_scores;
   const int64_t bank = memory_bank_.size(0);
   const int64_t k = std::min(options_.neighbours(), bank);
-  for_each_feature_batch(data.x, [&](const std::map<std::string, torch::Tensor>& f, int64_t) {
+  for_each_feature_batch(batch.x, [&](const std::map<std::string, torch::Tensor>& f, int64_t) {
     const auto e = embed(f);
     const int64_t n = e.size(0), h = e.size(2), w = e.size(3);
     const auto patches = e.permute({0, 2, 3, 1}).reshape({n * h * w, e.size(1)});
@@ -70,7 +70,7 @@ Scores PatchCore::score_model(const Data& data) {
   });
   Scores s;
   s.per_item = torch::cat(image_scores);
-  s.pixel_map = upsample_and_blur(torch::cat(maps), data.x.size(2), data.x.size(3), options_.blur_sigma());
+  s.pixel_map = upsample_and_blur(torch::cat(maps), batch.x.size(2), batch.x.size(3), options_.blur_sigma());
   return s;
 }
 

@@ -30,14 +30,14 @@ void Spade::fit_model(const Data& train, const Data&) {
   for (auto& parts : pyramid) pyramid_.push_back(torch::cat(parts));
 }
 
-Scores Spade::score_model(const Data& data) {
+Scores Spade::score_model(const Batch& batch) {
   ADX_CHECK_AS(NotFittedError, pooled_.defined(), "spade has no training features; fit it first");
   const int64_t train_n = pooled_.size(0);
   const int64_t k_image = std::min(options_.image_neighbours(), train_n);
   const int64_t k_pixel = std::min(options_.pixel_neighbours(), train_n);
   const auto pyramid_layers = split_layers(options_.layers());
   std::vector<torch::Tensor> image_scores, maps;
-  for_each_feature_batch(data.x, [&](const std::map<std::string, torch::Tensor>& f, int64_t) {
+  for_each_feature_batch(batch.x, [&](const std::map<std::string, torch::Tensor>& f, int64_t) {
     const auto pooled = f.at(options_.image_layer()).mean({2, 3});
     const auto [near_distance, near_index] = torch::cdist(pooled, pooled_).topk(k_image, 1, /*largest=*/false);
     image_scores.push_back(near_distance.mean(1));
@@ -51,8 +51,8 @@ Scores Spade::score_model(const Data& data) {
         const auto bank = gallery.permute({0, 2, 3, 1}).reshape({-1, test.size(0)}).contiguous();
         torch::Tensor distance, unused;
         nearest_neighbours(queries, bank, &distance, &unused);
-        const auto map = upsample_and_blur(distance.reshape({1, 1, test.size(1), test.size(2)}), data.x.size(2),
-                                           data.x.size(3), 0.0);
+        const auto map = upsample_and_blur(distance.reshape({1, 1, test.size(1), test.size(2)}), batch.x.size(2),
+                                           batch.x.size(3), 0.0);
         sum = sum.defined() ? sum + map : map;
       }
       maps.push_back(sum / static_cast<double>(pyramid_layers.size()));
@@ -60,7 +60,7 @@ Scores Spade::score_model(const Data& data) {
   });
   Scores s;
   s.per_item = torch::cat(image_scores);
-  s.pixel_map = upsample_and_blur(torch::cat(maps), data.x.size(2), data.x.size(3), options_.blur_sigma());
+  s.pixel_map = upsample_and_blur(torch::cat(maps), batch.x.size(2), batch.x.size(3), options_.blur_sigma());
   return s;
 }
 

@@ -29,19 +29,6 @@ struct AnoGanOptions {
   /// DCGAN training: Adam 2e-4, betas (0.5, 0.999), batch 64.
   ADX_ARG(TrainOptions, train) = dcgan_train_options(15);
   ADX_DETECTOR_OPTIONS(Preprocess::MinMax);
-
- public:
-  template <class V>
-  void visit(V& v) {
-    ADX_VISIT_GAN_OPTIONS(v);
-    v("lambda", lambda_);
-    v("search_steps", search_steps_);
-    v("search_lr", search_lr_);
-    v("search_starts", search_starts_);
-    v("search_batch_size", search_batch_size_);
-    v("train", train_);
-    ADX_VISIT_DETECTOR_OPTIONS(v);
-  }
 };
 
 class AnoGanNetImpl : public torch::nn::Module {
@@ -87,7 +74,8 @@ class AnoGan : public ImageGanDetector<AnoGanOptions> {
     discriminator.parameters = d->parameters();
     // As in DCGAN: one batch of generated images serves D's step (detached) and then G's step.
     torch::Tensor fake;
-    discriminator.loss = [this, &d, &g, &fake](const torch::Tensor& batch) {
+    discriminator.loss = [this, &d, &g, &fake](const Batch& in) {
+      const auto& batch = in.x;
       const auto x = to_network_input(batch);
       fake = g->forward(sample_latent(x.size(0), x));
       return discriminator_bce(d->forward(x).flatten(), d->forward(fake.detach()).flatten());
@@ -95,18 +83,18 @@ class AnoGan : public ImageGanDetector<AnoGanOptions> {
     TrainStep generator;
     generator.name = "generator";
     generator.parameters = g->parameters();
-    generator.loss = [&d, &fake](const torch::Tensor&) { return generator_bce(d->forward(fake).flatten()); };
+    generator.loss = [&d, &fake](const Batch&) { return generator_bce(d->forward(fake).flatten()); };
     // GAN losses say little about sample quality, so training runs its epochs without early stopping.
-    train_steps(*net_, train.x, torch::Tensor(), options_.train(), {discriminator, generator}, nullptr, progress(),
+    train_steps(*net_, train, Data(), options_.train(), {discriminator, generator}, nullptr, progress(),
                 type());
   }
 
   bool score_needs_grad() const override { return true; }
 
-  Scores score_model(const Data& data) override {
+  Scores score_model(const Batch& batch) override {
     std::vector<torch::Tensor> parts;
-    const int64_t n = data.size(), chunk = options_.search_batch_size();
-    for (int64_t b = 0; b < n; b += chunk) parts.push_back(search(data.x.slice(0, b, std::min(n, b + chunk))));
+    const int64_t n = batch.size(), chunk = options_.search_batch_size();
+    for (int64_t b = 0; b < n; b += chunk) parts.push_back(search(batch.x.slice(0, b, std::min(n, b + chunk))));
     Scores s;
     s.per_item = torch::cat(parts);
     return s;

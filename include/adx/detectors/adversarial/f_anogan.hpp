@@ -27,18 +27,6 @@ struct FAnoGanOptions {
   ADX_ARG(TrainOptions, encoder_train) =
       TrainOptions().epochs(20).lr(2e-4).beta1(0.5).beta2(0.999).weight_decay(0.0).batch_size(64).patience(5);
   ADX_DETECTOR_OPTIONS(Preprocess::MinMax);
-
- public:
-  template <class V>
-  void visit(V& v) {
-    ADX_VISIT_GAN_OPTIONS(v);
-    v("critic_steps", critic_steps_);
-    v("gradient_penalty", gradient_penalty_);
-    v("kappa", kappa_);
-    v("train", train_);
-    v("encoder_train", encoder_train_);
-    ADX_VISIT_DETECTOR_OPTIONS(v);
-  }
 };
 
 class FAnoGanNetImpl : public torch::nn::Module {
@@ -81,14 +69,14 @@ class FAnoGan : public ImageGanDetector<FAnoGanOptions> {
     for (auto& p : net_->generator->parameters()) p.set_requires_grad(false);
     for (auto& p : net_->critic->parameters()) p.set_requires_grad(false);
     net_->eval();
-    auto izi_f = [this](const torch::Tensor& batch, bool) { return residual(batch).mean(); };
-    train_module(*net_->encoder, train.x, validation.x, options_.encoder_train(), izi_f, progress(),
+    auto izi_f = [this](const Batch& batch, bool) { return residual(batch.x).mean(); };
+    train_module(*net_->encoder, train, validation, options_.encoder_train(), izi_f, progress(),
                  type() + " encoder");
   }
 
-  Scores score_model(const Data& data) override {
+  Scores score_model(const Batch& batch) override {
     Scores s;
-    s.per_item = residual(data.x);
+    s.per_item = residual(batch.x);
     return s;
   }
   torch::nn::Module* model() override { return net_.is_empty() ? nullptr : net_.ptr().get(); }
@@ -108,7 +96,8 @@ class FAnoGan : public ImageGanDetector<FAnoGanOptions> {
     TrainStep critic_step;
     critic_step.name = "critic";
     critic_step.parameters = critic->parameters();
-    critic_step.loss = [this, &critic, &g](const torch::Tensor& batch) {
+    critic_step.loss = [this, &critic, &g](const Batch& in) {
+      const auto& batch = in.x;
       const auto x = to_network_input(batch);
       torch::Tensor fake;
       {
@@ -128,12 +117,13 @@ class FAnoGan : public ImageGanDetector<FAnoGanOptions> {
     generator_step.name = "generator";
     generator_step.parameters = g->parameters();
     generator_step.every = options_.critic_steps();
-    generator_step.loss = [this, &critic, &g](const torch::Tensor& batch) {
+    generator_step.loss = [this, &critic, &g](const Batch& in) {
+      const auto& batch = in.x;
       return -critic->forward(g->forward(sample_latent(batch.size(0), batch))).mean();
     };
     // Wasserstein estimates say little about sample quality: no early stopping in this stage.
     // The encoder is not trained here; its parameters are not in either step.
-    train_steps(*net_, train.x, torch::Tensor(), options_.train(), {critic_step, generator_step}, nullptr,
+    train_steps(*net_, train, Data(), options_.train(), {critic_step, generator_step}, nullptr,
                 progress(), type() + " wgan-gp");
   }
 

@@ -20,17 +20,6 @@ struct GanomalyOptions {
   /// Adam 2e-4, betas (0.5, 0.999), batch 64, as in the paper.
   ADX_ARG(TrainOptions, train) = dcgan_train_options(15);
   ADX_DETECTOR_OPTIONS(Preprocess::MinMax);
-
- public:
-  template <class V>
-  void visit(V& v) {
-    ADX_VISIT_GAN_OPTIONS(v);
-    v("w_adv", w_adv_);
-    v("w_con", w_con_);
-    v("w_enc", w_enc_);
-    v("train", train_);
-    ADX_VISIT_DETECTOR_OPTIONS(v);
-  }
 };
 
 class GanomalyNetImpl : public torch::nn::Module {
@@ -80,7 +69,8 @@ class Ganomaly : public ImageGanDetector<GanomalyOptions> {
     TrainStep generator;
     generator.name = "generator";
     generator.parameters = net_->generator_parameters();
-    generator.loss = [this](const torch::Tensor& batch) {
+    generator.loss = [this](const Batch& in) {
+      const auto& batch = in.x;
       const auto x = to_network_input(batch);
       const auto g = net_->generate(x);
       generated_ = g.fake.detach();
@@ -92,7 +82,8 @@ class Ganomaly : public ImageGanDetector<GanomalyOptions> {
     TrainStep discriminator;
     discriminator.name = "discriminator";
     discriminator.parameters = net_->discriminator->parameters();
-    discriminator.loss = [this](const torch::Tensor& batch) {
+    discriminator.loss = [this](const Batch& in) {
+      const auto& batch = in.x;
       // D learns on the images the generator step just made, as in the reference implementation.
       const auto x = to_network_input(batch);
       const auto real_logit = net_->discriminator->forward(x).flatten();
@@ -101,18 +92,19 @@ class Ganomaly : public ImageGanDetector<GanomalyOptions> {
     };
     discriminator.after_step = reinitialise_when_collapsed(*net_->discriminator);
     // Early stopping watches what the score depends on: reconstruction and latent consistency.
-    auto validation_loss = [this](const torch::Tensor& batch, bool) {
+    auto validation_loss = [this](const Batch& in, bool) {
+      const auto& batch = in.x;
       const auto x = to_network_input(batch);
       const auto g = net_->generate(x);
       return options_.w_con() * (g.fake - x).abs().mean() + options_.w_enc() * (g.z - g.z_hat).pow(2).mean();
     };
-    train_steps(*net_, train.x, validation.x, options_.train(), {generator, discriminator}, validation_loss,
+    train_steps(*net_, train, validation, options_.train(), {generator, discriminator}, validation_loss,
                 progress(), type());
     generated_ = torch::Tensor();
   }
 
-  Scores score_model(const Data& data) override {
-    const auto g = net_->generate(to_network_input(data.x));
+  Scores score_model(const Batch& batch) override {
+    const auto g = net_->generate(to_network_input(batch.x));
     Scores s;
     s.per_item = (g.z - g.z_hat).pow(2).mean(1);
     return s;

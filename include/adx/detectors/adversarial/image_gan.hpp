@@ -11,16 +11,11 @@ namespace adx {
 /// The options every GAN detector has, spliced into its options struct.
 #define ADX_GAN_OPTIONS(default_latent, default_width)                                             \
   /** Side of the square network input (a power of two >= 16); 0 = the smallest that holds the images. */ \
-  ADX_ARG(int64_t, image_size) = 0;                                                                \
+  ADX_ARG_IN_SLOT(int64_t, image_size, 0) = 0;                                                                \
   /** Latent dimension nz. */                                                                      \
-  ADX_ARG(int64_t, latent) = default_latent;                                                       \
+  ADX_ARG_IN_SLOT(int64_t, latent, 1) = default_latent;                                                       \
   /** Base width of generator and discriminator (ngf = ndf). */                                    \
-  ADX_ARG(int64_t, width) = default_width
-
-#define ADX_VISIT_GAN_OPTIONS(v) \
-  v("image_size", image_size_);  \
-  v("latent", latent_);          \
-  v("width", width_)
+  ADX_ARG_IN_SLOT(int64_t, width, 2) = default_width
 
 /// DCGAN training as the GAN papers use it: Adam 2e-4, betas (0.5, 0.999), batch 64, no weight decay.
 inline TrainOptions dcgan_train_options(int64_t epochs) {
@@ -60,13 +55,13 @@ class ImageGanDetector : public DetectorWithOptions<Options> {
     ADX_CHECK_AS(OptionError, this->options_.latent() > 0 && this->options_.width() > 0,
                  "latent and width must be > 0, got {} and {}", this->options_.latent(), this->options_.width());
   }
-  std::vector<Modality> modalities() const override { return {Modality::Image}; }
+  std::vector<std::string> input_kinds() const override { return {kinds::kImage}; }
 
  protected:
   /// Builds the networks for `spec_` on the detector's device.
   virtual void build_networks() = 0;
 
-  void build(const std::vector<int64_t>& shape, Modality) final {
+  void build(const std::vector<int64_t>& shape, const InputKind&) final {
     const int64_t size =
         this->options_.image_size() > 0 ? this->options_.image_size() : nn::dcgan_size_for(shape[1], shape[2]);
     ADX_CHECK_AS(ShapeError, shape[1] <= size && shape[2] <= size,

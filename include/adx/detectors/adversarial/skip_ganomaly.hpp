@@ -22,18 +22,6 @@ struct SkipGanomalyOptions {
   /// Adam 2e-4, betas (0.5, 0.999), batch 64, as in the paper.
   ADX_ARG(TrainOptions, train) = dcgan_train_options(15);
   ADX_DETECTOR_OPTIONS(Preprocess::MinMax);
-
- public:
-  template <class V>
-  void visit(V& v) {
-    ADX_VISIT_GAN_OPTIONS(v);
-    v("w_adv", w_adv_);
-    v("w_con", w_con_);
-    v("w_lat", w_lat_);
-    v("score_lambda", score_lambda_);
-    v("train", train_);
-    ADX_VISIT_DETECTOR_OPTIONS(v);
-  }
 };
 
 class SkipGanomalyNetImpl : public torch::nn::Module {
@@ -68,7 +56,8 @@ class SkipGanomaly : public ImageGanDetector<SkipGanomalyOptions> {
     TrainStep generator;
     generator.name = "generator";
     generator.parameters = net_->generator->parameters();
-    generator.loss = [this, &d](const torch::Tensor& batch) {
+    generator.loss = [this, &d](const Batch& in) {
+      const auto& batch = in.x;
       const auto x = to_network_input(batch);
       const auto fake = net_->generator->forward(x);
       generated_ = fake.detach();
@@ -80,24 +69,26 @@ class SkipGanomaly : public ImageGanDetector<SkipGanomalyOptions> {
     TrainStep discriminator;
     discriminator.name = "discriminator";
     discriminator.parameters = d->parameters();
-    discriminator.loss = [this, &d](const torch::Tensor& batch) {
+    discriminator.loss = [this, &d](const Batch& in) {
+      const auto& batch = in.x;
       // D learns on the images the generator step just made, as in the reference implementation.
       const auto x = to_network_input(batch);
       return discriminator_bce(d->forward(x).flatten(), d->forward(generated_).flatten());
     };
     discriminator.after_step = reinitialise_when_collapsed(*d);
     // Early stopping watches the reconstruction, which the score is mostly made of.
-    auto validation_loss = [this](const torch::Tensor& batch, bool) {
+    auto validation_loss = [this](const Batch& in, bool) {
+      const auto& batch = in.x;
       const auto x = to_network_input(batch);
       return (net_->generator->forward(x) - x).abs().mean();
     };
-    train_steps(*net_, train.x, validation.x, options_.train(), {generator, discriminator}, validation_loss,
+    train_steps(*net_, train, validation, options_.train(), {generator, discriminator}, validation_loss,
                 progress(), type());
     generated_ = torch::Tensor();
   }
 
-  Scores score_model(const Data& data) override {
-    const auto x = to_network_input(data.x);
+  Scores score_model(const Batch& batch) override {
+    const auto x = to_network_input(batch.x);
     const auto fake = net_->generator->forward(x);
     auto f = net_->discriminator->features;
     const double lambda = options_.score_lambda();

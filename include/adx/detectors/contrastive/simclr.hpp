@@ -42,23 +42,6 @@ struct SimclrOptions {
   /// Training loop settings (large batches give NT-Xent more negatives).
   ADX_ARG(TrainOptions, train) = TrainOptions().epochs(20).batch_size(256).weight_decay(1e-6);
   ADX_DETECTOR_OPTIONS(Preprocess::Auto);
-
- public:
-  template <class V>
-  void visit(V& v) {
-    v("scorer", scorer_);
-    v("k", k_);
-    v("rep_dim", rep_dim_);
-    v("projection_dim", projection_dim_);
-    v("temperature", temperature_);
-    v("channels", channels_);
-    v("hidden", hidden_);
-    v("noise", noise_);
-    v("mask_probability", mask_probability_);
-    v("min_crop", min_crop_);
-    v("train", train_);
-    ADX_VISIT_DETECTOR_OPTIONS(v);
-  }
 };
 
 /// NT-Xent over two views: for 2N normalised projections, cross-entropy of each
@@ -77,8 +60,8 @@ inline torch::Tensor nt_xent(const torch::Tensor& z1, const torch::Tensor& z2, d
 
 class SimclrNetImpl : public torch::nn::Module {
  public:
-  SimclrNetImpl(const std::vector<int64_t>& shape, Modality modality, const SimclrOptions& o) {
-    if (modality == Modality::Image)
+  SimclrNetImpl(const std::vector<int64_t>& shape, const InputKind& kind, const SimclrOptions& o) {
+    if (kind.name() == kinds::kImage)
       encoder = register_module("encoder", nn::make_conv_classifier(shape[0], o.channels(), o.rep_dim()));
     else
       encoder = register_module("encoder", nn::make_mlp({shape[0], o.hidden(), o.rep_dim(), true, 0.0}));
@@ -107,17 +90,18 @@ class Simclr : public DetectorWithOptions<SimclrOptions> {
                  "mask_probability must be in [0, 1), got {}", options_.mask_probability());
   }
   std::string type() const override { return "simclr"; }
-  std::vector<Modality> modalities() const override { return {Modality::Tabular, Modality::Image}; }
+  std::vector<std::string> input_kinds() const override { return {kinds::kTabular, kinds::kImage}; }
 
  protected:
-  void build(const std::vector<int64_t>& shape, Modality modality) override {
-    net_ = SimclrNet(shape, modality, options_);
+  void build(const std::vector<int64_t>& shape, const InputKind& kind) override {
+    net_ = SimclrNet(shape, kind, options_);
     net_->to(device());
   }
 
   void fit_model(const Data& train, const Data& validation) override {
-    train_module(*net_, train.x, validation.x, options_.train(),
-                 [this](const torch::Tensor& x, bool) {
+    train_module(*net_, train, validation, options_.train(),
+                 [this](const Batch& in, bool) {
+                   const auto& x = in.x;
                    const auto z1 = net_->head->forward(net_->encoder->forward(augment(x)));
                    const auto z2 = net_->head->forward(net_->encoder->forward(augment(x)));
                    return nt_xent(z1, z2, options_.temperature());
@@ -126,18 +110,18 @@ class Simclr : public DetectorWithOptions<SimclrOptions> {
     // The memory bank of normal features, and the mean raw feature for the svdd scorer.
     net_->eval();
     const int64_t chunk = options_.runtime().score_batch_size();
-    const auto raw = map_in_chunks(train.x, chunk, [&](const torch::Tensor& c) { return net_->encoder->forward(c); });
+    const auto raw = map_batches(train, chunk, [&](const Batch& b) { return net_->encoder->forward(b.x); });
     torch::NoGradGuard no_grad;
     net_->center.copy_(raw.mean(0));
     bank_ = torch::nn::functional::normalize(raw, torch::nn::functional::NormalizeFuncOptions().dim(1));
   }
 
-  Scores score_model(const Data& data) override {
+  Scores score_model(const Batch& batch) override {
     Scores s;
     if (options_.scorer() == ContrastiveScorer::Svdd) {
-      s.per_item = (net_->encoder->forward(data.x) - net_->center).pow(2).sum(1);
+      s.per_item = (net_->encoder->forward(batch.x) - net_->center).pow(2).sum(1);
     } else {
-      const auto h = net_->features(data.x);
+      const auto h = net_->features(batch.x);
       const int64_t k = std::min<int64_t>(options_.k(), bank_.size(0));
       s.per_item = 1.0 - std::get<0>(h.matmul(bank_.t()).topk(k, 1)).mean(1);
     }

@@ -13,23 +13,16 @@ namespace adx {
 /// The options every backbone detector has, spliced into its options struct.
 #define ADX_BACKBONE_OPTIONS(default_backbone, default_layers)                                          \
   /** resnet18 or wide_resnet50_2. */                                                                 \
-  ADX_ARG(std::string, backbone) = default_backbone;                                                  \
+  ADX_ARG_IN_SLOT(std::string, backbone, 0) = default_backbone;                                                  \
   /** torchvision weights of the backbone (torch.save'd state dict or TorchScript); empty = random      \
       initialisation, which gives weak features: for tests only. */                                   \
-  ADX_ARG(std::string, weights) = "";                                                                 \
+  ADX_ARG_IN_SLOT(std::string, weights, 1) = "";                                                                 \
   /** Backbone layers whose features are used, comma-separated. */                                    \
-  ADX_ARG(std::string, layers) = default_layers;                                                      \
+  ADX_ARG_IN_SLOT(std::string, layers, 2) = default_layers;                                                      \
   /** Gaussian blur of the anomaly map at input resolution (0 = none). */                             \
-  ADX_ARG(double, blur_sigma) = 4.0;                                                                  \
+  ADX_ARG_IN_SLOT(double, blur_sigma, 3) = 4.0;                                                                  \
   /** Images per backbone forward pass. */                                                            \
-  ADX_ARG(int64_t, feature_batch_size) = 16
-
-#define ADX_VISIT_BACKBONE_OPTIONS(v) \
-  v("backbone", backbone_);           \
-  v("weights", weights_);             \
-  v("layers", layers_);               \
-  v("blur_sigma", blur_sigma_);       \
-  v("feature_batch_size", feature_batch_size_)
+  ADX_ARG_IN_SLOT(int64_t, feature_batch_size, 4) = 16
 
 /// A frozen backbone with ImageNet normalisation in front.
 class BackboneImpl : public torch::nn::Module {
@@ -71,7 +64,7 @@ class BackboneDetector : public DetectorWithOptions<Options> {
                  "blur_sigma must be >= 0 and feature_batch_size >= 1, got {} and {}", this->options_.blur_sigma(),
                  this->options_.feature_batch_size());
   }
-  std::vector<Modality> modalities() const override { return {Modality::Image}; }
+  std::vector<std::string> input_kinds() const override { return {kinds::kImage}; }
 
  protected:
   /// The layers the backbone returns (the `layers` option unless a detector needs more).
@@ -81,7 +74,7 @@ class BackboneDetector : public DetectorWithOptions<Options> {
   /// The detector's buffers and modules next to the backbone (saved with it).
   torch::nn::Module& container() { return *container_; }
 
-  void build(const std::vector<int64_t>& shape, Modality) final {
+  void build(const std::vector<int64_t>& shape, const InputKind&) final {
     ADX_CHECK_AS(ShapeError, shape[0] == 1 || shape[0] == 3,
                  "{} takes grey or RGB images, got {} channels", this->type(), shape[0]);
     container_ = std::make_shared<torch::nn::Module>("BackboneDetector");
@@ -106,7 +99,7 @@ class BackboneDetector : public DetectorWithOptions<Options> {
   }
 
   torch::nn::Module* model() override { return container_.get(); }
-  Preprocess auto_preprocess(Modality) const override { return Preprocess::None; }
+  Preprocess auto_preprocess(const InputKind&) const override { return Preprocess::None; }
 
   Backbone backbone_{nullptr};
   nn::ResNetArch arch_;

@@ -18,15 +18,6 @@ struct PadimOptions {
   /// Added to every covariance diagonal.
   ADX_ARG(double, regularization) = 0.01;
   ADX_DETECTOR_OPTIONS(Preprocess::None);
-
- public:
-  template <class V>
-  void visit(V& v) {
-    ADX_VISIT_BACKBONE_OPTIONS(v);
-    v("channels", channels_);
-    v("regularization", regularization_);
-    ADX_VISIT_DETECTOR_OPTIONS(v);
-  }
 };
 
 class Padim : public BackboneDetector<PadimOptions> {
@@ -38,7 +29,7 @@ class Padim : public BackboneDetector<PadimOptions> {
  protected:
   void build_head(const std::vector<int64_t>& item_shape) override;
   void fit_model(const Data& train, const Data& validation) override;
-  Scores score_model(const Data& data) override;
+  Scores score_model(const Batch& batch) override;
 
  private:
   torch::Tensor embed(const std::map<std::string, torch::Tensor>& features) const;

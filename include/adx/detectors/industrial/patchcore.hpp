@@ -20,16 +20,6 @@ struct PatchCoreOptions {
   /// Memory neighbours in the image-score re-weighting.
   ADX_ARG(int64_t, neighbours) = 9;
   ADX_DETECTOR_OPTIONS(Preprocess::None);
-
- public:
-  template <class V>
-  void visit(V& v) {
-    ADX_VISIT_BACKBONE_OPTIONS(v);
-    v("coreset_ratio", coreset_ratio_);
-    v("projection_eps", projection_eps_);
-    v("neighbours", neighbours_);
-    ADX_VISIT_DETECTOR_OPTIONS(v);
-  }
 };
 
 class PatchCore : public BackboneDetector<PatchCoreOptions> {
@@ -45,7 +35,7 @@ class PatchCore : public BackboneDetector<PatchCoreOptions> {
  protected:
   void build_head(const std::vector<int64_t>& item_shape) override;
   void fit_model(const Data& train, const Data& validation) override;
-  Scores score_model(const Data& data) override;
+  Scores score_model(const Batch& batch) override;
   void save_extra(TensorMap& state) const override;
   void load_extra(const TensorMap& state) override;
 

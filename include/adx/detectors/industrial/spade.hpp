@@ -20,16 +20,6 @@ struct SpadeOptions {
   /// Nearest training images whose pixels form the gallery of the anomaly map.
   ADX_ARG(int64_t, pixel_neighbours) = 5;
   ADX_DETECTOR_OPTIONS(Preprocess::None);
-
- public:
-  template <class V>
-  void visit(V& v) {
-    ADX_VISIT_BACKBONE_OPTIONS(v);
-    v("image_layer", image_layer_);
-    v("image_neighbours", image_neighbours_);
-    v("pixel_neighbours", pixel_neighbours_);
-    ADX_VISIT_DETECTOR_OPTIONS(v);
-  }
 };
 
 class Spade : public BackboneDetector<SpadeOptions> {
@@ -42,7 +32,7 @@ class Spade : public BackboneDetector<SpadeOptions> {
   std::vector<std::string> backbone_layers() const override;
   void build_head(const std::vector<int64_t>&) override {}
   void fit_model(const Data& train, const Data& validation) override;
-  Scores score_model(const Data& data) override;
+  Scores score_model(const Batch& batch) override;
   void save_extra(TensorMap& state) const override;
   void load_extra(const TensorMap& state) override;
 

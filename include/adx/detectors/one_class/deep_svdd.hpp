@@ -51,30 +51,13 @@ struct DeepSvddOptions {
                                      .lr_schedule(LrSchedule::Step)
                                      .lr_step(40);
   ADX_DETECTOR_OPTIONS(Preprocess::Auto);
-
- public:
-  template <class V>
-  void visit(V& v) {
-    v("objective", objective_);
-    v("nu", nu_);
-    v("rep_dim", rep_dim_);
-    v("hidden", hidden_);
-    v("conv_channels", conv_channels_);
-    v("bias", bias_);
-    v("center_eps", center_eps_);
-    v("warm_up_epochs", warm_up_epochs_);
-    v("pretrain", pretrain_);
-    v("pretrain_train", pretrain_train_);
-    v("train", train_);
-    ADX_VISIT_DETECTOR_OPTIONS(v);
-  }
 };
 
 /// The Deep SVDD network phi with its center c and radius R as buffers.
 class DeepSvddNetImpl : public torch::nn::Module {
  public:
-  DeepSvddNetImpl(const std::vector<int64_t>& item_shape, Modality modality, const DeepSvddOptions& o) {
-    if (modality == Modality::Image) {
+  DeepSvddNetImpl(const std::vector<int64_t>& item_shape, const InputKind& kind, const DeepSvddOptions& o) {
+    if (kind.name() == kinds::kImage) {
       spec_ = nn::LeNetSpec{item_shape[0], item_shape[1], item_shape[2], o.conv_channels(), o.rep_dim(), o.bias()};
       lenet = register_module("encoder", nn::LeNetEncoder(spec_));
     } else {
@@ -116,28 +99,29 @@ class DeepSvdd : public DetectorWithOptions<DeepSvddOptions> {
                  options_.center_eps());
   }
   std::string type() const override { return "deep_svdd"; }
-  std::vector<Modality> modalities() const override { return {Modality::Tabular, Modality::Image}; }
+  std::vector<std::string> input_kinds() const override { return {kinds::kTabular, kinds::kImage}; }
   /// Radius R (soft boundary; 0 for one_class).
   double radius() const { return net_ ? net_->radius.item<double>() : 0.0; }
 
  protected:
-  Preprocess auto_preprocess(Modality modality) const override {
-    return modality == Modality::Image ? Preprocess::GcnMinMax : Preprocess::Standardize;
+  Preprocess auto_preprocess(const InputKind& kind) const override {
+    return kind.name() == kinds::kImage ? Preprocess::GcnMinMax : Preprocess::Standardize;
   }
 
-  void build(const std::vector<int64_t>& item_shape, Modality modality) override {
-    net_ = DeepSvddNet(item_shape, modality, options_);
+  void build(const std::vector<int64_t>& item_shape, const InputKind& kind) override {
+    net_ = DeepSvddNet(item_shape, kind, options_);
     net_->to(device());
   }
 
   void fit_model(const Data& train, const Data& validation) override {
     if (options_.pretrain()) pretrain(train, validation);
-    init_center(train.x);
+    init_center(train);
     const bool soft = options_.objective() == SvddObjective::SoftBoundary;
     int64_t epoch = 0;
     train_module(
-        *net_, train.x, validation.x, options_.train(),
-        [&](const torch::Tensor& x, bool training) {
+        *net_, train, validation, options_.train(),
+        [&](const Batch& in, bool training) {
+          const auto& x = in.x;
           const auto dist = net_->distance(x);
           if (!soft) return dist.mean();
           if (training && epoch >= options_.warm_up_epochs()) {
@@ -151,9 +135,9 @@ class DeepSvdd : public DetectorWithOptions<DeepSvddOptions> {
         progress(), type(), [&](int64_t e) { epoch = e; });
   }
 
-  Scores score_model(const Data& data) override {
+  Scores score_model(const Batch& batch) override {
     Scores s;
-    s.per_item = net_->distance(data.x);
+    s.per_item = net_->distance(batch.x);
     if (options_.objective() == SvddObjective::SoftBoundary) s.per_item = s.per_item - net_->radius.pow(2);
     return s;
   }
@@ -179,8 +163,9 @@ class DeepSvdd : public DetectorWithOptions<DeepSvddOptions> {
       return std::dynamic_pointer_cast<torch::nn::SequentialImpl>(decoder)->forward(code);
     };
     train_module(
-        *ae, train.x, validation.x, options_.pretrain_train(),
-        [&](const torch::Tensor& x, bool) {
+        *ae, train, validation, options_.pretrain_train(),
+        [&](const Batch& in, bool) {
+          const auto& x = in.x;
           const auto recon = decode(net_->forward(x)).reshape(x.sizes());
           return (recon - x).pow(2).mean();
         },
@@ -188,11 +173,11 @@ class DeepSvdd : public DetectorWithOptions<DeepSvddOptions> {
   }
 
   // c = mean representation of the training data; entries near 0 pushed to +-eps.
-  void init_center(const torch::Tensor& x) {
+  void init_center(const Data& train) {
     torch::NoGradGuard no_grad;
     net_->eval();
-    const auto outputs = map_in_chunks(x, options_.runtime().score_batch_size(),
-                                       [&](const torch::Tensor& c) { return net_->forward(c).to(torch::kFloat64); });
+    const auto outputs = map_batches(train, options_.runtime().score_batch_size(),
+                                     [&](const Batch& b) { return net_->forward(b.x).to(torch::kFloat64); });
     auto c = outputs.mean(0).to(torch::kFloat32);
     const double eps = options_.center_eps();
     c = torch::where((c.abs() < eps) & (c < 0), torch::full_like(c, -eps), c);

@@ -41,21 +41,6 @@ struct AutoEncoderOptions {
   /// Training loop settings.
   ADX_ARG(TrainOptions, train) = TrainOptions();
   ADX_DETECTOR_OPTIONS(Preprocess::MinMax);
-
- public:
-  template <class V>
-  void visit(V& v) {
-    v("hidden", hidden_);
-    v("bottleneck", bottleneck_);
-    v("batch_norm", batch_norm_);
-    v("dropout", dropout_);
-    v("noise", noise_);
-    v("noise_level", noise_level_);
-    v("sparsity_weight", sparsity_weight_);
-    v("sparsity_target", sparsity_target_);
-    v("train", train_);
-    ADX_VISIT_DETECTOR_OPTIONS(v);
-  }
 };
 
 /// Code width actually used for `in_features` inputs.
@@ -125,9 +110,7 @@ class AutoEncoder : public ReconstructionDetector<AutoEncoderOptions, MlpAutoEnc
     for (auto h : o.hidden()) ADX_CHECK_AS(OptionError, h > 0, "hidden widths must be > 0, got {}", h);
   }
   std::string type() const override { return "autoencoder"; }
-  std::vector<Modality> modalities() const override { return {Modality::Tabular, Modality::Image}; }
-  /// Dense layers: the matrix products dominate, so the threads go to BLAS.
-  ThreadPlacement thread_placement(Modality) const override { return ThreadPlacement::Blas; }
+  std::vector<std::string> input_kinds() const override { return {kinds::kTabular, kinds::kImage, kinds::kSeries, kinds::kVideo}; }
 
  protected:
   MlpAutoEncoder make_net(const std::vector<int64_t>& item_shape) override {

@@ -18,16 +18,6 @@ struct ConvAutoEncoderOptions {
   /// Training loop settings (30 epochs: each costs more than a dense epoch).
   ADX_ARG(TrainOptions, train) = TrainOptions().epochs(30);
   ADX_DETECTOR_OPTIONS(Preprocess::MinMax);
-
- public:
-  template <class V>
-  void visit(V& v) {
-    v("channels", channels_);
-    v("latent", latent_);
-    v("batch_norm", batch_norm_);
-    v("train", train_);
-    ADX_VISIT_DETECTOR_OPTIONS(v);
-  }
 };
 
 class ConvAutoEncoderNetImpl : public torch::nn::Module {
@@ -67,7 +57,7 @@ class ConvAutoEncoder : public ReconstructionDetector<ConvAutoEncoderOptions, Co
     ADX_CHECK_AS(OptionError, options_.latent() > 0, "latent must be > 0, got {}", options_.latent());
   }
   std::string type() const override { return "conv_autoencoder"; }
-  std::vector<Modality> modalities() const override { return {Modality::Image}; }
+  std::vector<std::string> input_kinds() const override { return {kinds::kImage}; }
 
  protected:
   ConvAutoEncoderNet make_net(const std::vector<int64_t>& shape) override {

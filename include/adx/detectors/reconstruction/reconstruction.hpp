@@ -27,18 +27,18 @@ class ReconstructionDetector : public DetectorWithOptions<Options> {
     return per_item_mse(net_->forward(x), x).mean();
   }
 
-  void build(const std::vector<int64_t>& item_shape, Modality) override {
+  void build(const std::vector<int64_t>& item_shape, const InputKind&) override {
     net_ = make_net(item_shape);
     net_->to(this->device());
   }
   void fit_model(const Data& train, const Data& validation) override {
-    train_module(*net_, train.x, validation.x, this->options_.train(),
-                 [this](const torch::Tensor& x, bool training) { return loss(x, training); }, this->progress(),
+    train_module(*net_, train, validation, this->options_.train(),
+                 [this](const Batch& batch, bool training) { return loss(batch.x, training); }, this->progress(),
                  this->type());
   }
-  Scores score_model(const Data& data) override {
+  Scores score_model(const Batch& batch) override {
     Scores s;
-    s.per_item = per_item_mse(net_->forward(data.x), data.x);
+    s.per_item = per_item_mse(net_->forward(batch.x), batch.x);
     return s;
   }
   torch::nn::Module* model() override { return net_.is_empty() ? nullptr : net_.ptr().get(); }

@@ -42,21 +42,6 @@ struct VaeOptions {
   /// Training loop settings (no weight decay: the KL term already regularises).
   ADX_ARG(TrainOptions, train) = TrainOptions().weight_decay(0.0);
   ADX_DETECTOR_OPTIONS(Preprocess::MinMax);
-
- public:
-  template <class V>
-  void visit(V& v) {
-    v("hidden", hidden_);
-    v("latent", latent_);
-    v("beta", beta_);
-    v("batch_norm", batch_norm_);
-    v("dropout", dropout_);
-    v("score", score_);
-    v("mc_samples", mc_samples_);
-    v("min_log_sigma", min_log_sigma_);
-    v("train", train_);
-    ADX_VISIT_DETECTOR_OPTIONS(v);
-  }
 };
 
 class VaeNetImpl : public torch::nn::Module {
@@ -124,9 +109,7 @@ class Vae : public ReconstructionDetector<VaeOptions, VaeNet> {
                  options_.mc_samples());
   }
   std::string type() const override { return "vae"; }
-  std::vector<Modality> modalities() const override { return {Modality::Tabular, Modality::Image}; }
-  /// Dense layers: the matrix products dominate, so the threads go to BLAS.
-  ThreadPlacement thread_placement(Modality) const override { return ThreadPlacement::Blas; }
+  std::vector<std::string> input_kinds() const override { return {kinds::kTabular, kinds::kImage, kinds::kSeries, kinds::kVideo}; }
 
   /// Scores with a chosen criterion, whatever options().score() says.
   Scores score_with(const Data& data, VaeScore criterion) {
@@ -157,11 +140,11 @@ class Vae : public ReconstructionDetector<VaeOptions, VaeNet> {
 
   void fit_model(const Data& train, const Data& validation) override {
     ReconstructionDetector::fit_model(train, validation);
-    fit_latent_gaussian(train.x);
+    fit_latent_gaussian(train);
   }
 
-  Scores score_model(const Data& data) override {
-    const auto flat = data.x.reshape({data.x.size(0), -1});
+  Scores score_model(const Batch& batch) override {
+    const auto flat = batch.x.reshape({batch.x.size(0), -1});
     auto [mu, logvar] = net_->encode(flat);
     Scores s;
     switch (options_.score()) {
@@ -191,11 +174,11 @@ class Vae : public ReconstructionDetector<VaeOptions, VaeNet> {
 
  private:
   // Gaussian of the training codes mu(x), kept in module buffers so the model file carries it.
-  void fit_latent_gaussian(const torch::Tensor& x) {
+  void fit_latent_gaussian(const Data& train) {
     torch::NoGradGuard no_grad;
     net_->eval();
-    const auto m = map_in_chunks(x, options_.runtime().score_batch_size(),
-                                 [&](const torch::Tensor& c) { return net_->encode(c).first.to(torch::kFloat64); });
+    const auto m = map_batches(train, options_.runtime().score_batch_size(),
+                               [&](const Batch& b) { return net_->encode(b.x).first.to(torch::kFloat64); });
     const auto mean = m.mean(0);
     const auto centered = m - mean;
     auto cov = centered.t().matmul(centered) / std::max<int64_t>(1, m.size(0) - 1);

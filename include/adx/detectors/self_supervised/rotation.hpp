@@ -29,17 +29,6 @@ struct RotationOptions {
   /// Training loop settings.
   ADX_ARG(TrainOptions, train) = TrainOptions().epochs(10).batch_size(64);
   ADX_DETECTOR_OPTIONS(Preprocess::MinMax);
-
- public:
-  template <class V>
-  void visit(V& v) {
-    v("transformations", transformations_);
-    v("transforms_per_image", transforms_per_image_);
-    v("channels", channels_);
-    v("convs_per_stage", convs_per_stage_);
-    v("train", train_);
-    ADX_VISIT_DETECTOR_OPTIONS(v);
-  }
 };
 
 /// One geometric transformation: optional horizontal flip, then a reflect-padded
@@ -86,11 +75,11 @@ class Rotation : public DetectorWithOptions<RotationOptions> {
                  options_.transforms_per_image());
   }
   std::string type() const override { return "rotation"; }
-  std::vector<Modality> modalities() const override { return {Modality::Image}; }
+  std::vector<std::string> input_kinds() const override { return {kinds::kImage}; }
   int64_t num_transforms() const { return static_cast<int64_t>(transforms_.size()); }
 
  protected:
-  void build(const std::vector<int64_t>& shape, Modality) override {
+  void build(const std::vector<int64_t>& shape, const InputKind&) override {
     ADX_CHECK_AS(ShapeError, shape[1] == shape[2], "rotation needs square images, got {}x{}", shape[1], shape[2]);
     const int64_t min_side = 2 * (int64_t{1} << options_.channels().size());
     ADX_CHECK_AS(ShapeError, shape[1] >= min_side, "rotation with {} conv stages needs images of at least {}x{}, got {}x{}",
@@ -101,18 +90,19 @@ class Rotation : public DetectorWithOptions<RotationOptions> {
   }
 
   void fit_model(const Data& train, const Data& validation) override {
-    train_module(*net_, train.x, validation.x, options_.train(),
-                 [&](const torch::Tensor& x, bool training) {
+    train_module(*net_, train, validation, options_.train(),
+                 [&](const Batch& in, bool training) {
+                   const auto& x = in.x;
                    auto [inputs, targets] = transformed_batch(x, training);
                    return torch::cross_entropy_loss(net_->forward(inputs), targets);
                  },
                  progress(), type());
   }
 
-  Scores score_model(const Data& data) override {
-    torch::Tensor total = torch::zeros({data.size()}, data.x.options());
+  Scores score_model(const Batch& batch) override {
+    torch::Tensor total = torch::zeros({batch.size()}, batch.x.options());
     for (int64_t t = 0; t < num_transforms(); ++t) {
-      const auto log_p = torch::log_softmax(net_->forward(transforms_[t].apply(data.x)), 1);
+      const auto log_p = torch::log_softmax(net_->forward(transforms_[t].apply(batch.x)), 1);
       total -= log_p.select(1, t);
     }
     Scores s;

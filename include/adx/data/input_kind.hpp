@@ -1,0 +1,93 @@
+#pragma once
+// Input kinds: one small description per kind of data (tabular, image,
+// series, graph, video), each in its own source file. A kind owns what
+// differs between them: validation, the shape of one item, how items are
+// sliced, selected and stacked into batches, the hold-out split, the default
+// preprocessing, how item scores become per-step scores, and the stable name
+// written into model files. The detector base, the trainer and the model file
+// work only through this interface, so a new kind is one new file (plus one
+// line in the kind table, or register_input_kind for a user's own kind).
+#include <adx/data/data.hpp>
+#include <adx/data/transforms.hpp>
+
+#include <c10/core/Device.h>
+
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace adx {
+
+class InputKind {
+ public:
+  virtual ~InputKind() = default;
+
+  /// Stable name, written into model files.
+  virtual std::string name() const = 0;
+  /// Checks shapes, dtypes, index ranges and finiteness; throws ShapeError / ValueError naming `what`.
+  virtual void validate(const Data& data, const char* what) const = 0;
+  /// Number of items.
+  virtual int64_t size(const Data& data) const = 0;
+  /// Shape of one item as a network sees it.
+  virtual std::vector<int64_t> item_shape(const Data& data) const = 0;
+  /// The items at `indices` (int64, any order).
+  virtual Data select(const Data& data, const at::Tensor& indices) const = 0;
+  /// Items [begin, end); the default selects them, kinds override it to share storage or narrow x.
+  virtual Data slice(const Data& data, int64_t begin, int64_t end) const;
+  /// Stacks every item of `data` into one batch.
+  virtual Batch collate(const Data& data) const = 0;
+  /// Splits off about `fraction` of the items for validation: {train, validation}. The
+  /// validation part has size() 0 when there is too little data to split. The default
+  /// draws random items (LibTorch's generator, so fit's seed decides).
+  virtual std::pair<Data, Data> holdout(const Data& data, double fraction) const;
+  /// What preprocess = auto means for this kind.
+  virtual Preprocess default_preprocess() const = 0;
+  /// The raw values preprocessing is fitted on: only what the items of `data` cover.
+  virtual at::Tensor fit_values(const Data& data) const { return data.x; }
+  /// Completes scores of all items of `data` (series and video: per-step assembly).
+  virtual void assemble(const Data& /*data*/, Scores& /*scores*/) const {}
+  /// Items per scoring pass when `requested` are asked for.
+  virtual int64_t score_chunk(const Data& /*data*/, int64_t requested) const { return requested; }
+  /// Moves every tensor of `data` to `device`.
+  virtual Data to_device(const Data& data, const c10::Device& device) const;
+};
+
+/// Kinds whose items are the rows of x (tabular, image).
+class RowKind : public InputKind {
+ public:
+  int64_t size(const Data& data) const override { return data.x.defined() ? data.x.size(0) : 0; }
+  std::vector<int64_t> item_shape(const Data& data) const override;
+  Data select(const Data& data, const at::Tensor& indices) const override;
+  Data slice(const Data& data, int64_t begin, int64_t end) const override;
+  Batch collate(const Data& data) const override;
+};
+
+/// The kind called `name`; an unknown name is OptionError listing the known ones.
+const InputKind& input_kind(const std::string& name);
+/// All kind names, sorted.
+std::vector<std::string> input_kind_names();
+/// Adds (or replaces) a kind, e.g. a user's own. Thread-safe.
+void register_input_kind(std::shared_ptr<const InputKind> kind);
+
+/// Checks what every kind requires of x: defined, floating point, `rank` dimensions
+/// (`layout` names them in the message), at least one row, and finite values.
+void validate_values(const Data& data, const char* what, int64_t rank, const char* layout);
+
+/// Built-in kinds (one source file each).
+std::shared_ptr<const InputKind> make_tabular_kind();
+std::shared_ptr<const InputKind> make_image_kind();
+std::shared_ptr<const InputKind> make_series_kind();
+std::shared_ptr<const InputKind> make_graph_kind();
+std::shared_ptr<const InputKind> make_video_kind();
+
+/// Graph helpers on an edge list, never a dense N x N matrix.
+namespace graph {
+/// Nodes within `hops` edges of `targets` (edges taken in both directions), sorted.
+at::Tensor k_hop_nodes(const at::Tensor& edge_index, int64_t num_nodes, const at::Tensor& targets, int64_t hops);
+/// The subgraph on `nodes` (sorted, unique): its edges renumbered to rows of `nodes`,
+/// their weights, and the position of each node of `targets` among `nodes`.
+Batch induced_subgraph(const Data& data, const at::Tensor& nodes, const at::Tensor& targets);
+}  // namespace graph
+
+}  // namespace adx

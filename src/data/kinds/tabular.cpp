@@ -1,0 +1,27 @@
+// Tabular input: N x D; an item is a row.
+#include <adx/core/error.hpp>
+#include <adx/data/input_kind.hpp>
+
+#include <torch/types.h>
+
+namespace adx {
+namespace {
+
+class TabularKind final : public RowKind {
+ public:
+  std::string name() const override { return kinds::kTabular; }
+  void validate(const Data& data, const char* what) const override {
+    validate_values(data, what, 2, "N x D");
+    if (data.labels.defined())
+      ADX_CHECK_AS(ShapeError, data.labels.numel() == data.x.size(0), "{}: {} labels for {} rows", what,
+                   data.labels.numel(), data.x.size(0));
+    check_finite(data.x, what, "item");
+  }
+  Preprocess default_preprocess() const override { return Preprocess::Standardize; }
+};
+
+}  // namespace
+
+std::shared_ptr<const InputKind> make_tabular_kind() { return std::make_shared<TabularKind>(); }
+
+}  // namespace adx

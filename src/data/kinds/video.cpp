@@ -1,0 +1,38 @@
+// Video input: one or more videos T x C x H x W stacked in x; an item is a
+// clip of consecutive frames, scores come back per clip and per frame.
+#include "sequence_kind.hpp"
+
+#include <torch/types.h>
+
+namespace adx {
+namespace {
+
+class VideoKind final : public SequenceKind {
+ public:
+  std::string name() const override { return kinds::kVideo; }
+  void validate(const Data& data, const char* what) const override {
+    validate_sequences(data, what, 4, "T x C x H x W");
+  }
+  Preprocess default_preprocess() const override { return Preprocess::MinMax; }
+
+ protected:
+  const char* sequence_word() const override { return "video"; }
+  const char* step_word() const override { return "frame"; }
+  const char* item_word() const override { return "clip"; }
+};
+
+}  // namespace
+
+std::shared_ptr<const InputKind> make_video_kind() { return std::make_shared<VideoKind>(); }
+
+Data Data::video(at::Tensor frames, Windows clips, at::Tensor labels) {
+  Data d = stack_sequences({frames}, clips, adx::input_kind(kinds::kVideo), "video", "frame");
+  d.labels = std::move(labels);
+  return d;
+}
+
+Data Data::videos(const std::vector<at::Tensor>& videos, Windows clips) {
+  return stack_sequences(videos, clips, adx::input_kind(kinds::kVideo), "video", "frame");
+}
+
+}  // namespace adx
