@@ -116,7 +116,7 @@ int main(int argc, char** argv) {
         const auto maps = scores.pixel_map.to(torch::kFloat32);
         row.pixel_auroc = adx::metrics::pixel_roc_auc(stack_of<uint8_t>(masks), stack_of<float>(maps));
         row.aupro = adx::metrics::aupro(stack_of<uint8_t>(masks), stack_of<float>(maps), 0.3);
-        if (auto* patchcore = dynamic_cast<adx::PatchCore*>(detector.get()))
+        if (auto* patchcore = dynamic_cast<adx::Patchcore*>(detector.get()))
           row.bank_mb = static_cast<double>(patchcore->memory_bank().numel() * 4) / 1e6;
         std::cout << fmt::format("  {:<10} {:<10} image AUROC {:.3f}  F1max {:.3f}  pixel AUROC {:.3f}  AUPRO {:.3f}  "
                                  "fit {:.1f}s  {:.1f} img/s\n",

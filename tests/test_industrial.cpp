@@ -3,7 +3,7 @@
 // synthetic defects (image and pixel level), persistence and bad input.
 #include "test_helpers.hpp"
 
-#include <adx/detectors/industrial/coreset.hpp>
+#include <adx/detectors/components/coreset.hpp>
 
 #include <catch2/catch.hpp>
 

@@ -15,7 +15,7 @@
 #include "common/reference.hpp"
 
 #include <adx/adx.hpp>
-#include <adx/detectors/industrial/coreset.hpp>
+#include <adx/detectors/components/coreset.hpp>
 
 #include <chrono>
 #include <filesystem>
@@ -80,7 +80,7 @@ int main(int argc, char** argv) {
     // 1. The detector end to end.
     adx::OptionMap options{{"runtime.threads", std::to_string(threads)}, {"runtime.validation_fraction", "0"}};
     if (!weights.empty()) options["weights"] = weights;
-    adx::PatchCore detector(adx::from_option_map<adx::PatchCoreOptions>(options));
+    adx::Patchcore detector(adx::from_option_map<adx::PatchcoreOptions>(options));
     auto t0 = clock_type::now();
     detector.fit(adx::Data::images(category.train));
     const double fit_s = seconds_since(t0);

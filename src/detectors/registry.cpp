@@ -1,19 +1,19 @@
-#include <adx/detectors/adversarial/anogan.hpp>
-#include <adx/detectors/adversarial/f_anogan.hpp>
-#include <adx/detectors/adversarial/ganomaly.hpp>
-#include <adx/detectors/adversarial/skip_ganomaly.hpp>
-#include <adx/detectors/contrastive/simclr.hpp>
-#include <adx/detectors/industrial/padim.hpp>
-#include <adx/detectors/industrial/patchcore.hpp>
-#include <adx/detectors/industrial/spade.hpp>
-#include <adx/detectors/one_class/deep_svdd.hpp>
-#include <adx/detectors/reconstruction/autoencoder.hpp>
-#include <adx/detectors/reconstruction/conv_autoencoder.hpp>
-#include <adx/detectors/reconstruction/denoising_autoencoder.hpp>
-#include <adx/detectors/reconstruction/sparse_autoencoder.hpp>
-#include <adx/detectors/reconstruction/vae.hpp>
+#include <adx/detectors/anogan/anogan.hpp>
+#include <adx/detectors/f_anogan/f_anogan.hpp>
+#include <adx/detectors/ganomaly/ganomaly.hpp>
+#include <adx/detectors/skip_ganomaly/skip_ganomaly.hpp>
+#include <adx/detectors/simclr/simclr.hpp>
+#include <adx/detectors/padim/padim.hpp>
+#include <adx/detectors/patchcore/patchcore.hpp>
+#include <adx/detectors/spade/spade.hpp>
+#include <adx/detectors/deep_svdd/deep_svdd.hpp>
+#include <adx/detectors/autoencoder/autoencoder.hpp>
+#include <adx/detectors/conv_autoencoder/conv_autoencoder.hpp>
+#include <adx/detectors/denoising_autoencoder/denoising_autoencoder.hpp>
+#include <adx/detectors/sparse_autoencoder/sparse_autoencoder.hpp>
+#include <adx/detectors/vae/vae.hpp>
 #include <adx/detectors/registry.hpp>
-#include <adx/detectors/self_supervised/rotation.hpp>
+#include <adx/detectors/rotation/rotation.hpp>
 
 #include <map>
 #include <mutex>
@@ -29,21 +29,21 @@ struct Entry {
 // The explicit table of built-in detectors.
 std::map<std::string, Entry> builtin_detectors() {
   return {
-      {"autoencoder", {factory_for<AutoEncoder>(), "MLP autoencoder, score = reconstruction MSE"}},
+      {"autoencoder", {factory_for<Autoencoder>(), "MLP autoencoder, score = reconstruction MSE"}},
       {"denoising_autoencoder",
-       {factory_for<DenoisingAutoEncoder>(), "autoencoder trained to undo Gaussian/masking/dropout noise"}},
-      {"sparse_autoencoder", {factory_for<SparseAutoEncoder>(), "autoencoder with a KL sparsity penalty"}},
-      {"conv_autoencoder", {factory_for<ConvAutoEncoder>(), "convolutional autoencoder for images"}},
+       {factory_for<DenoisingAutoencoder>(), "autoencoder trained to undo Gaussian/masking/dropout noise"}},
+      {"sparse_autoencoder", {factory_for<SparseAutoencoder>(), "autoencoder with a KL sparsity penalty"}},
+      {"conv_autoencoder", {factory_for<ConvAutoencoder>(), "convolutional autoencoder for images"}},
       {"vae", {factory_for<Vae>(), "variational autoencoder (beta-ELBO), four scores"}},
       {"deep_svdd", {factory_for<DeepSvdd>(), "Deep SVDD, one-class or soft-boundary hypersphere"}},
       {"ganomaly", {factory_for<Ganomaly>(), "GANomaly: encoder-decoder-encoder GAN, score = ||z - z_hat||^2"}},
-      {"patchcore", {factory_for<PatchCore>(), "PatchCore: coreset memory of backbone patch features, nearest-patch map"}},
+      {"patchcore", {factory_for<Patchcore>(), "PatchCore: coreset memory of backbone patch features, nearest-patch map"}},
       {"padim", {factory_for<Padim>(), "PaDiM: per-position Gaussian of backbone features, Mahalanobis map"}},
       {"spade", {factory_for<Spade>(), "SPADE: image kNN on pooled features, pixel kNN over a feature pyramid"}},
       {"skip_ganomaly",
        {factory_for<SkipGanomaly>(), "Skip-GANomaly: U-Net generator, score = 0.9 image + 0.1 feature error"}},
-      {"anogan", {factory_for<AnoGan>(), "AnoGAN: DCGAN with a batched per-image latent search at score time"}},
-      {"f_anogan", {factory_for<FAnoGan>(), "f-AnoGAN: WGAN-GP and an izi_f encoder, score = image + kappa * feature residual"}},
+      {"anogan", {factory_for<Anogan>(), "AnoGAN: DCGAN with a batched per-image latent search at score time"}},
+      {"f_anogan", {factory_for<FAnogan>(), "f-AnoGAN: WGAN-GP and an izi_f encoder, score = image + kappa * feature residual"}},
       {"simclr", {factory_for<Simclr>(), "SimCLR (NT-Xent) features scored by kNN cosine or SVDD distance"}},
       {"rotation", {factory_for<Rotation>(), "predicts rotations / GEOM transformations; score = -log-likelihood"}},
   };

@@ -6,7 +6,7 @@
 // (f = D's feature layer) and D's binary cross-entropy; D is re-initialised
 // when its loss collapses below 1e-5. Score = mean (z - z_hat)^2.
 // Images are scaled to [-1, 1] and padded to a power of two (28 -> 32).
-#include <adx/detectors/adversarial/image_gan.hpp>
+#include <adx/detectors/components/image_gan.hpp>
 
 namespace adx {
 

@@ -9,11 +9,11 @@
 // eval mode (no batch statistics) and Adam works element by element.
 // Every image starts from the best of a fixed set of latent candidates, so a
 // score depends only on the image and the model, not on the batch it came in.
-#include <adx/detectors/adversarial/image_gan.hpp>
+#include <adx/detectors/components/image_gan.hpp>
 
 namespace adx {
 
-struct AnoGanOptions {
+struct AnoganOptions {
   ADX_OPTIONS_STRUCT;
   ADX_GAN_OPTIONS(100, 64);
   /// Weight of the discrimination (feature) loss; 1 - lambda weights the residual loss.
@@ -31,9 +31,9 @@ struct AnoGanOptions {
   ADX_DETECTOR_OPTIONS(Preprocess::MinMax);
 };
 
-class AnoGanNetImpl : public torch::nn::Module {
+class AnoganNetImpl : public torch::nn::Module {
  public:
-  AnoGanNetImpl(const nn::DcganSpec& s, int64_t starts) {
+  AnoganNetImpl(const nn::DcganSpec& s, int64_t starts) {
     generator = register_module("generator", nn::make_dcgan_decoder(s));
     discriminator = register_module("discriminator", nn::DcganEncoder(s, 1));
     nn::dcgan_init(*this);
@@ -43,12 +43,12 @@ class AnoGanNetImpl : public torch::nn::Module {
   nn::DcganEncoder discriminator{nullptr};
   torch::Tensor start_latents;
 };
-TORCH_MODULE(AnoGanNet);
+TORCH_MODULE(AnoganNet);
 
-class AnoGan : public ImageGanDetector<AnoGanOptions> {
+class Anogan : public ImageGanDetector<AnoganOptions> {
  public:
-  using Options = AnoGanOptions;
-  explicit AnoGan(Options options = Options()) : ImageGanDetector(std::move(options)) {
+  using Options = AnoganOptions;
+  explicit Anogan(Options options = Options()) : ImageGanDetector(std::move(options)) {
     ADX_CHECK_AS(OptionError, options_.lambda() >= 0.0 && options_.lambda() <= 1.0,
                  "lambda must lie in [0, 1], got {}", options_.lambda());
     ADX_CHECK_AS(OptionError, options_.search_steps() >= 0 && options_.search_lr() > 0.0,
@@ -62,7 +62,7 @@ class AnoGan : public ImageGanDetector<AnoGanOptions> {
 
  protected:
   void build_networks() override {
-    net_ = AnoGanNet(spec_, options_.search_starts());
+    net_ = AnoganNet(spec_, options_.search_starts());
     net_->to(device());
   }
 
@@ -135,7 +135,7 @@ class AnoGan : public ImageGanDetector<AnoGanOptions> {
     return search_loss(g->forward(z), x, fx);
   }
 
-  AnoGanNet net_{nullptr};
+  AnoganNet net_{nullptr};
 };
 
 }  // namespace adx

@@ -6,7 +6,7 @@
 // all pixels of the 5 nearest training images (nearest-feature distance per
 // layer, upsampled, averaged over layers, Gaussian blur sigma 4).
 // The fitted state is every training image's pooled feature and pyramid.
-#include <adx/detectors/industrial/feature_memory.hpp>
+#include <adx/detectors/components/feature_memory.hpp>
 
 namespace adx {
 

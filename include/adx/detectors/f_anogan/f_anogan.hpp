@@ -7,11 +7,11 @@
 //   mean (x - G(E(x)))^2 + kappa * mean (f(x) - f(G(E(x))))^2
 // (f = the critic's feature layer). The anomaly score is the same quantity,
 // image residual + kappa * feature residual, with one forward pass and no search.
-#include <adx/detectors/adversarial/image_gan.hpp>
+#include <adx/detectors/components/image_gan.hpp>
 
 namespace adx {
 
-struct FAnoGanOptions {
+struct FAnoganOptions {
   ADX_OPTIONS_STRUCT;
   ADX_GAN_OPTIONS(100, 64);
   /// Critic steps per generator step.
@@ -29,9 +29,9 @@ struct FAnoGanOptions {
   ADX_DETECTOR_OPTIONS(Preprocess::MinMax);
 };
 
-class FAnoGanNetImpl : public torch::nn::Module {
+class FAnoganNetImpl : public torch::nn::Module {
  public:
-  explicit FAnoGanNetImpl(const nn::DcganSpec& s) {
+  explicit FAnoganNetImpl(const nn::DcganSpec& s) {
     generator = register_module("generator", nn::make_dcgan_decoder(s));
     critic = register_module("critic", nn::DcganEncoder(s, 1, /*batch_norm=*/false));
     encoder = register_module("encoder", nn::DcganEncoder(s, s.latent));
@@ -43,12 +43,12 @@ class FAnoGanNetImpl : public torch::nn::Module {
   torch::nn::Sequential generator{nullptr};
   nn::DcganEncoder critic{nullptr}, encoder{nullptr};
 };
-TORCH_MODULE(FAnoGanNet);
+TORCH_MODULE(FAnoganNet);
 
-class FAnoGan : public ImageGanDetector<FAnoGanOptions> {
+class FAnogan : public ImageGanDetector<FAnoganOptions> {
  public:
-  using Options = FAnoGanOptions;
-  explicit FAnoGan(Options options = Options()) : ImageGanDetector(std::move(options)) {
+  using Options = FAnoganOptions;
+  explicit FAnogan(Options options = Options()) : ImageGanDetector(std::move(options)) {
     ADX_CHECK_AS(OptionError, options_.critic_steps() >= 1, "critic_steps must be >= 1, got {}",
                  options_.critic_steps());
     ADX_CHECK_AS(OptionError, options_.gradient_penalty() >= 0.0 && options_.kappa() >= 0.0,
@@ -59,7 +59,7 @@ class FAnoGan : public ImageGanDetector<FAnoGanOptions> {
 
  protected:
   void build_networks() override {
-    net_ = FAnoGanNet(spec_);
+    net_ = FAnoganNet(spec_);
     net_->to(device());
   }
 
@@ -127,7 +127,7 @@ class FAnoGan : public ImageGanDetector<FAnoGanOptions> {
                 progress(), type() + " wgan-gp");
   }
 
-  FAnoGanNet net_{nullptr};
+  FAnoganNet net_{nullptr};
 };
 
 }  // namespace adx

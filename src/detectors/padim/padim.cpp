@@ -1,4 +1,4 @@
-#include <adx/detectors/industrial/padim.hpp>
+#include <adx/detectors/padim/padim.hpp>
 
 namespace adx {
 

@@ -1,5 +1,5 @@
-#include <adx/detectors/industrial/coreset.hpp>
-#include <adx/detectors/industrial/spade.hpp>
+#include <adx/detectors/components/coreset.hpp>
+#include <adx/detectors/spade/spade.hpp>
 
 namespace adx {
 

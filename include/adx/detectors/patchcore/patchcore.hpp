@@ -6,11 +6,11 @@
 // random projection, the distance of every test patch to its nearest memory
 // patch as the anomaly map (upsampled, Gaussian blur sigma 4), and the image
 // score re-weighted by the softmax over the 9 nearest memory neighbours.
-#include <adx/detectors/industrial/feature_memory.hpp>
+#include <adx/detectors/components/feature_memory.hpp>
 
 namespace adx {
 
-struct PatchCoreOptions {
+struct PatchcoreOptions {
   ADX_OPTIONS_STRUCT;
   ADX_BACKBONE_OPTIONS("wide_resnet50_2", "layer2,layer3");
   /// Fraction of the training patches kept in the memory bank.
@@ -22,10 +22,10 @@ struct PatchCoreOptions {
   ADX_DETECTOR_OPTIONS(Preprocess::None);
 };
 
-class PatchCore : public BackboneDetector<PatchCoreOptions> {
+class Patchcore : public BackboneDetector<PatchcoreOptions> {
  public:
-  using Options = PatchCoreOptions;
-  explicit PatchCore(Options options = Options());
+  using Options = PatchcoreOptions;
+  explicit Patchcore(Options options = Options());
   std::string type() const override { return "patchcore"; }
   /// Rows x features of the fitted memory bank.
   const torch::Tensor& memory_bank() const { return memory_bank_; }

@@ -1,4 +1,4 @@
-#include <adx/detectors/industrial/feature_memory.hpp>
+#include <adx/detectors/components/feature_memory.hpp>
 
 
 namespace adx {

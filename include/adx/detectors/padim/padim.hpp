@@ -5,7 +5,7 @@
 // distance of each test patch, upsampled and blurred; the image score is the
 // map's maximum. ResNet-18 layers 1-3 with 100 channels by default (550 for
 // Wide-ResNet-50-2).
-#include <adx/detectors/industrial/feature_memory.hpp>
+#include <adx/detectors/components/feature_memory.hpp>
 
 namespace adx {
 

@@ -3,10 +3,10 @@
 // reconstruction MSE. The same network, with input noise or a sparsity
 // penalty switched on, is the denoising and the sparse autoencoder.
 //
-//   adx::AutoEncoder ae(adx::AutoEncoderOptions().hidden({128, 64}).bottleneck(16));
+//   adx::Autoencoder ae(adx::AutoencoderOptions().hidden({128, 64}).bottleneck(16));
 //   ae.fit(adx::Data::tabular(x_train));
 //   auto scores = ae.score(adx::Data::tabular(x_test)).per_item;
-#include <adx/detectors/reconstruction/reconstruction.hpp>
+#include <adx/detectors/components/reconstruction.hpp>
 #include <adx/nn/mlp.hpp>
 
 namespace adx {
@@ -20,7 +20,7 @@ enum class NoiseKind {
 ADX_ENUM_NAMES(NoiseKind, {NoiseKind::None, "none"}, {NoiseKind::Gaussian, "gaussian"},
                {NoiseKind::Masking, "masking"}, {NoiseKind::Dropout, "dropout"});
 
-struct AutoEncoderOptions {
+struct AutoencoderOptions {
   ADX_OPTIONS_STRUCT;
   /// Widths of the encoder's hidden layers; the decoder mirrors them.
   ADX_ARG(std::vector<int64_t>, hidden) = std::vector<int64_t>{128, 64};
@@ -44,14 +44,14 @@ struct AutoEncoderOptions {
 };
 
 /// Code width actually used for `in_features` inputs.
-inline int64_t resolved_bottleneck(const AutoEncoderOptions& o, int64_t in_features) {
+inline int64_t resolved_bottleneck(const AutoencoderOptions& o, int64_t in_features) {
   if (o.bottleneck() > 0) return o.bottleneck();
   return std::clamp<int64_t>((in_features + 5) / 10, 2, 64);
 }
 
-class MlpAutoEncoderImpl : public torch::nn::Module {
+class MlpAutoencoderImpl : public torch::nn::Module {
  public:
-  MlpAutoEncoderImpl(int64_t in_features, const AutoEncoderOptions& o)
+  MlpAutoencoderImpl(int64_t in_features, const AutoencoderOptions& o)
       : sigmoid_code_(o.sparsity_weight() > 0) {
     const int64_t code = resolved_bottleneck(o, in_features);
     nn::MlpSpec enc{in_features, o.hidden(), code, o.batch_norm(), o.dropout()};
@@ -75,7 +75,7 @@ class MlpAutoEncoderImpl : public torch::nn::Module {
  private:
   bool sigmoid_code_;
 };
-TORCH_MODULE(MlpAutoEncoder);
+TORCH_MODULE(MlpAutoencoder);
 
 /// Applies the training-time corruption of a denoising autoencoder.
 inline torch::Tensor corrupt(const torch::Tensor& x, NoiseKind kind, double level) {
@@ -94,10 +94,10 @@ inline torch::Tensor kl_sparsity(const torch::Tensor& code, double rho) {
   return (rho * torch::log(rho / rho_hat) + (1 - rho) * torch::log((1 - rho) / (1 - rho_hat))).sum();
 }
 
-class AutoEncoder : public ReconstructionDetector<AutoEncoderOptions, MlpAutoEncoder> {
+class Autoencoder : public ReconstructionDetector<AutoencoderOptions, MlpAutoencoder> {
  public:
-  using Options = AutoEncoderOptions;
-  explicit AutoEncoder(Options options = Options()) : ReconstructionDetector(std::move(options)) {
+  using Options = AutoencoderOptions;
+  explicit Autoencoder(Options options = Options()) : ReconstructionDetector(std::move(options)) {
     const auto& o = options_;
     ADX_CHECK_AS(OptionError, o.dropout() >= 0 && o.dropout() < 1, "dropout must be in [0, 1), got {}",
                  o.dropout());
@@ -113,8 +113,8 @@ class AutoEncoder : public ReconstructionDetector<AutoEncoderOptions, MlpAutoEnc
   std::vector<std::string> input_kinds() const override { return {kinds::kTabular, kinds::kImage, kinds::kSeries, kinds::kVideo}; }
 
  protected:
-  MlpAutoEncoder make_net(const std::vector<int64_t>& item_shape) override {
-    return MlpAutoEncoder(nn::numel_of(item_shape), options_);
+  MlpAutoencoder make_net(const std::vector<int64_t>& item_shape) override {
+    return MlpAutoencoder(nn::numel_of(item_shape), options_);
   }
   torch::Tensor loss(const torch::Tensor& x, bool training) override {
     const auto input = training ? corrupt(x, options_.noise(), options_.noise_level()) : x;

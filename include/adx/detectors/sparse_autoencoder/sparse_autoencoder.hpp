@@ -1,23 +1,23 @@
 #pragma once
 // Sparse autoencoder: a sigmoid code with the KL sparsity penalty
 // beta * sum_j KL(rho || rho_hat_j), rho = 0.05 by default.
-#include <adx/detectors/reconstruction/autoencoder.hpp>
+#include <adx/detectors/autoencoder/autoencoder.hpp>
 
 namespace adx {
 
-/// AutoEncoderOptions with the sparsity penalty on (beta 0.1, rho 0.05) and a wider code.
-struct SparseAutoEncoderOptions : AutoEncoderOptions {
-  SparseAutoEncoderOptions() {
+/// AutoencoderOptions with the sparsity penalty on (beta 0.1, rho 0.05) and a wider code.
+struct SparseAutoencoderOptions : AutoencoderOptions {
+  SparseAutoencoderOptions() {
     sparsity_weight(0.1);
     sparsity_target(0.05);
     bottleneck(64);
   }
 };
 
-class SparseAutoEncoder : public AutoEncoder {
+class SparseAutoencoder : public Autoencoder {
  public:
-  using Options = SparseAutoEncoderOptions;
-  explicit SparseAutoEncoder(const AutoEncoderOptions& options = Options()) : AutoEncoder(options) {
+  using Options = SparseAutoencoderOptions;
+  explicit SparseAutoencoder(const AutoencoderOptions& options = Options()) : Autoencoder(options) {
     ADX_CHECK_AS(OptionError, options.sparsity_weight() > 0,
                  "sparse_autoencoder needs sparsity_weight > 0, got {}", options.sparsity_weight());
   }

@@ -1,22 +1,22 @@
 #pragma once
 // Denoising autoencoder: the MLP autoencoder trained to reconstruct clean
 // inputs from corrupted ones (Gaussian, masking or dropout noise).
-#include <adx/detectors/reconstruction/autoencoder.hpp>
+#include <adx/detectors/autoencoder/autoencoder.hpp>
 
 namespace adx {
 
-/// AutoEncoderOptions with Gaussian input noise (sigma 0.2) switched on.
-struct DenoisingAutoEncoderOptions : AutoEncoderOptions {
-  DenoisingAutoEncoderOptions() {
+/// AutoencoderOptions with Gaussian input noise (sigma 0.2) switched on.
+struct DenoisingAutoencoderOptions : AutoencoderOptions {
+  DenoisingAutoencoderOptions() {
     noise(NoiseKind::Gaussian);
     noise_level(0.2);
   }
 };
 
-class DenoisingAutoEncoder : public AutoEncoder {
+class DenoisingAutoencoder : public Autoencoder {
  public:
-  using Options = DenoisingAutoEncoderOptions;
-  explicit DenoisingAutoEncoder(const AutoEncoderOptions& options = Options()) : AutoEncoder(options) {
+  using Options = DenoisingAutoencoderOptions;
+  explicit DenoisingAutoencoder(const AutoencoderOptions& options = Options()) : Autoencoder(options) {
     ADX_CHECK_AS(OptionError, options.noise() != NoiseKind::None && options.noise_level() > 0,
                  "denoising_autoencoder needs input noise: set noise to gaussian, masking or dropout and "
                  "noise_level > 0 (got {} / {})",

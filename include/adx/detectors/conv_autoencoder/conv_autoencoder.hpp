@@ -1,13 +1,13 @@
 #pragma once
 // Convolutional autoencoder for images: strided conv encoder, a dense code,
 // and a mirrored transposed-conv decoder. Score = per-image reconstruction MSE.
-#include <adx/detectors/reconstruction/reconstruction.hpp>
+#include <adx/detectors/components/reconstruction.hpp>
 #include <adx/nn/conv.hpp>
 #include <adx/nn/mlp.hpp>
 
 namespace adx {
 
-struct ConvAutoEncoderOptions {
+struct ConvAutoencoderOptions {
   ADX_OPTIONS_STRUCT;
   /// Channels of the stride-2 conv layers (each halves H and W).
   ADX_ARG(std::vector<int64_t>, channels) = std::vector<int64_t>{32, 64};
@@ -20,9 +20,9 @@ struct ConvAutoEncoderOptions {
   ADX_DETECTOR_OPTIONS(Preprocess::MinMax);
 };
 
-class ConvAutoEncoderNetImpl : public torch::nn::Module {
+class ConvAutoencoderNetImpl : public torch::nn::Module {
  public:
-  ConvAutoEncoderNetImpl(const std::vector<int64_t>& item_shape, const ConvAutoEncoderOptions& o)
+  ConvAutoencoderNetImpl(const std::vector<int64_t>& item_shape, const ConvAutoencoderOptions& o)
       : channels_(item_shape[0]), height_(item_shape[1]), width_(item_shape[2]) {
     const auto& ch = o.channels();
     code_h_ = nn::downsampled(height_, ch.size());
@@ -47,12 +47,12 @@ class ConvAutoEncoderNetImpl : public torch::nn::Module {
  private:
   int64_t channels_, height_, width_, code_h_ = 1, code_w_ = 1;
 };
-TORCH_MODULE(ConvAutoEncoderNet);
+TORCH_MODULE(ConvAutoencoderNet);
 
-class ConvAutoEncoder : public ReconstructionDetector<ConvAutoEncoderOptions, ConvAutoEncoderNet> {
+class ConvAutoencoder : public ReconstructionDetector<ConvAutoencoderOptions, ConvAutoencoderNet> {
  public:
-  using Options = ConvAutoEncoderOptions;
-  explicit ConvAutoEncoder(Options options = Options()) : ReconstructionDetector(std::move(options)) {
+  using Options = ConvAutoencoderOptions;
+  explicit ConvAutoencoder(Options options = Options()) : ReconstructionDetector(std::move(options)) {
     ADX_CHECK_AS(OptionError, !options_.channels().empty(), "conv_autoencoder needs at least one conv layer");
     ADX_CHECK_AS(OptionError, options_.latent() > 0, "latent must be > 0, got {}", options_.latent());
   }
@@ -60,12 +60,12 @@ class ConvAutoEncoder : public ReconstructionDetector<ConvAutoEncoderOptions, Co
   std::vector<std::string> input_kinds() const override { return {kinds::kImage}; }
 
  protected:
-  ConvAutoEncoderNet make_net(const std::vector<int64_t>& shape) override {
+  ConvAutoencoderNet make_net(const std::vector<int64_t>& shape) override {
     const int64_t min_side = int64_t{1} << options_.channels().size();
     ADX_CHECK_AS(ShapeError, shape[1] >= min_side && shape[2] >= min_side,
                  "conv_autoencoder with {} conv layers needs images of at least {}x{}, got {}x{}",
                  options_.channels().size(), min_side, min_side, shape[1], shape[2]);
-    return ConvAutoEncoderNet(shape, options_);
+    return ConvAutoencoderNet(shape, options_);
   }
 };
 

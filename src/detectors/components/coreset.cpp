@@ -1,5 +1,5 @@
 #include <adx/core/error.hpp>
-#include <adx/detectors/industrial/coreset.hpp>
+#include <adx/detectors/components/coreset.hpp>
 
 #include <ATen/Parallel.h>
 #include <Eigen/Core>

@@ -1,21 +1,21 @@
-#include <adx/detectors/industrial/coreset.hpp>
-#include <adx/detectors/industrial/patchcore.hpp>
+#include <adx/detectors/components/coreset.hpp>
+#include <adx/detectors/patchcore/patchcore.hpp>
 
 namespace adx {
 
-PatchCore::PatchCore(Options options) : BackboneDetector(std::move(options)) {
+Patchcore::Patchcore(Options options) : BackboneDetector(std::move(options)) {
   ADX_CHECK_AS(OptionError, options_.coreset_ratio() > 0 && options_.coreset_ratio() <= 1,
                "coreset_ratio must lie in (0, 1], got {}", options_.coreset_ratio());
   ADX_CHECK_AS(OptionError, options_.neighbours() >= 1, "neighbours must be >= 1, got {}", options_.neighbours());
 }
 
-void PatchCore::build_head(const std::vector<int64_t>&) { memory_bank_ = torch::Tensor(); }
+void Patchcore::build_head(const std::vector<int64_t>&) { memory_bank_ = torch::Tensor(); }
 
-torch::Tensor PatchCore::embed(const std::map<std::string, torch::Tensor>& features) const {
+torch::Tensor Patchcore::embed(const std::map<std::string, torch::Tensor>& features) const {
   return concat_layers(features, backbone_->layers(), /*bilinear=*/true, /*neighbourhood_average=*/true);
 }
 
-void PatchCore::fit_model(const Data& train, const Data&) {
+void Patchcore::fit_model(const Data& train, const Data&) {
   load_backbone_weights();
   std::vector<torch::Tensor> patches;
   for_each_feature_batch(train.x, [&](const std::map<std::string, torch::Tensor>& f, int64_t) {
@@ -41,7 +41,7 @@ void PatchCore::fit_model(const Data& train, const Data&) {
   memory_bank_ = all.index_select(0, index).contiguous();
 }
 
-Scores PatchCore::score_model(const Batch& batch) {
+Scores Patchcore::score_model(const Batch& batch) {
   ADX_CHECK_AS(NotFittedError, memory_bank_.defined(), "patchcore has no memory bank; fit it first");
   std::vector<torch::Tensor> maps, image_scores;
   const int64_t bank = memory_bank_.size(0);
@@ -74,12 +74,12 @@ Scores PatchCore::score_model(const Batch& batch) {
   return s;
 }
 
-void PatchCore::save_extra(TensorMap& state) const {
+void Patchcore::save_extra(TensorMap& state) const {
   state["patchcore.memory_bank"] = memory_bank_.detach().cpu();
   state["patchcore.coverage_radius"] = torch::tensor(coverage_radius_, torch::kFloat64);
 }
 
-void PatchCore::load_extra(const TensorMap& state) {
+void Patchcore::load_extra(const TensorMap& state) {
   auto bank = state.find("patchcore.memory_bank");
   ADX_CHECK_AS(IoError, bank != state.end() && bank->second.dim() == 2, "model file lacks patchcore's memory bank");
   memory_bank_ = bank->second.to(device(), torch::kFloat32).contiguous();

@@ -5,7 +5,7 @@
 // w_lat * ||f(x) - f(x_hat)||^2 (f = D's feature layer), weights 1 / 50 / 1.
 // Score = lambda * mean (x - x_hat)^2 + (1 - lambda) * mean (f(x) - f(x_hat))^2,
 // lambda = 0.9, as the paper's test step computes it.
-#include <adx/detectors/adversarial/image_gan.hpp>
+#include <adx/detectors/components/image_gan.hpp>
 #include <adx/nn/unet.hpp>
 
 namespace adx {

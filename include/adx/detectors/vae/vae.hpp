@@ -9,7 +9,7 @@
 //   elbo                        -ELBO (Monte Carlo reconstruction term + KL)
 //   kl                          KL(q(z|x) || N(0, I))
 //   latent_mahalanobis          Mahalanobis distance of mu(x) to the training codes
-#include <adx/detectors/reconstruction/reconstruction.hpp>
+#include <adx/detectors/components/reconstruction.hpp>
 #include <adx/nn/mlp.hpp>
 
 #include <ATen/CPUGeneratorImpl.h>

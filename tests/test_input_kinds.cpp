@@ -1,0 +1,361 @@
+// The input-kind layer: series windows and per-step scores, the tail hold-out,
+// graph batches with their neighbours under a memory cap, per-frame video
+// scores, clear errors, format-1 model files, and the library's naming and
+// layout rules.
+#include "test_helpers.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <cxxabi.h>
+#include <sys/resource.h>
+
+#include <filesystem>
+#include <fstream>
+
+using adx::Data;
+using adx::Windows;
+using adx::test::temp_path;
+
+namespace {
+
+std::vector<int64_t> as_vector(const torch::Tensor& t) {
+  const auto c = t.to(torch::kCPU, torch::kLong).contiguous();
+  return std::vector<int64_t>(c.data_ptr<int64_t>(), c.data_ptr<int64_t>() + c.numel());
+}
+
+std::vector<int> step_labels(int64_t steps, int64_t begin, int64_t end) {
+  std::vector<int> labels(static_cast<size_t>(steps), 0);
+  for (int64_t t = begin; t < end; ++t) labels[static_cast<size_t>(t)] = 1;
+  return labels;
+}
+
+std::vector<double> to_doubles(const torch::Tensor& t) {
+  const auto c = t.to(torch::kCPU, torch::kDouble).contiguous();
+  return std::vector<double>(c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
+}
+
+// Three phase-shifted sines with noise: a multivariate monitoring signal.
+torch::Tensor sine_series(int64_t steps, double noise, uint64_t seed) {
+  torch::manual_seed(seed);
+  const auto t = torch::arange(steps, torch::kFloat32).unsqueeze(1);
+  const auto phases = torch::tensor({0.0f, 1.0f, 2.0f}).unsqueeze(0);
+  return torch::sin(t * 0.2 + phases) + noise * torch::randn({steps, 3});
+}
+
+const adx::OptionMap kSmallAutoencoder{{"hidden", "32"},         {"bottleneck", "4"},  {"train.epochs", "30"},
+                                       {"train.batch_size", "64"}, {"runtime.seed", "3"}, {"runtime.threads", "2"}};
+
+// Caps this process's address space for the lifetime of the object.
+class AddressSpaceCap {
+ public:
+  explicit AddressSpaceCap(int64_t headroom_bytes) {
+    getrlimit(RLIMIT_AS, &saved_);
+    std::ifstream statm("/proc/self/statm");
+    int64_t pages = 0;
+    statm >> pages;
+    rlimit cap = saved_;
+    cap.rlim_cur = static_cast<rlim_t>(pages * sysconf(_SC_PAGESIZE) + headroom_bytes);
+    active_ = setrlimit(RLIMIT_AS, &cap) == 0;
+  }
+  ~AddressSpaceCap() { setrlimit(RLIMIT_AS, &saved_); }
+  bool active() const { return active_; }
+
+ private:
+  rlimit saved_{};
+  bool active_ = false;
+};
+
+}  // namespace
+
+TEST_CASE("series: windows cover every step and collate to B x window x D", "[kinds][series]") {
+  const auto x = torch::arange(22, torch::kFloat32).reshape({11, 2});
+  const auto data = Data::series(x, Windows{4, 3});
+  // Every 3 steps, plus a last window that ends at the last step.
+  REQUIRE(as_vector(data.items) == std::vector<int64_t>{0, 3, 6, 7});
+  REQUIRE(data.size() == 4);
+  REQUIRE(data.item_shape() == std::vector<int64_t>{4, 2});
+  const auto batch = data.input_kind().collate(data);
+  REQUIRE(batch.x.sizes() == torch::IntArrayRef({4, 4, 2}));
+  REQUIRE(torch::equal(batch.x[2], x.slice(0, 6, 10)));
+  REQUIRE(torch::equal(batch.x[3], x.slice(0, 7, 11)));
+  // A slice narrows x to the steps its windows cover.
+  const auto part = data.slice(2, 4);
+  REQUIRE(part.x.size(0) == 5);
+  REQUIRE(torch::equal(part.input_kind().collate(part).x, batch.x.slice(0, 2, 4)));
+  // Univariate series are T x 1.
+  REQUIRE(Data::series(torch::rand({30}), Windows{5, 5}).item_shape() == std::vector<int64_t>{5, 1});
+}
+
+TEST_CASE("series: windows are assembled back into per-step scores", "[kinds][series]") {
+  const auto data = Data::series(torch::zeros({6, 1}), Windows{3, 1});  // windows start at 0..3
+  adx::Scores scores;
+  scores.per_item = torch::tensor({1.0f, 2.0f, 3.0f, 4.0f});
+  data.input_kind().assemble(data, scores);
+  // Step t is the mean of the windows covering it, worked by hand.
+  const std::vector<double> expected{1.0, 1.5, 2.0, 3.0, 3.5, 4.0};
+  REQUIRE(to_doubles(scores.per_step) == expected);
+
+  // Per-position scores inside each window; NaN means "not scored here".
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  scores.step_map = torch::tensor({{nan, nan, 10.0f}, {nan, nan, 20.0f}, {nan, nan, 30.0f}, {nan, nan, 40.0f}});
+  data.input_kind().assemble(data, scores);
+  const auto per_step = to_doubles(scores.per_step);
+  REQUIRE(std::isnan(per_step[0]));
+  REQUIRE(std::isnan(per_step[1]));
+  REQUIRE(std::vector<double>(per_step.begin() + 2, per_step.end()) == std::vector<double>{10, 20, 30, 40});
+}
+
+TEST_CASE("series: the hold-out is the tail of every series, never random windows", "[kinds][series]") {
+  const auto data = Data::series({torch::rand({60, 2}), torch::rand({40, 2})}, Windows{5, 1});
+  const auto [train, validation] = data.input_kind().holdout(data, 0.25);
+  // Series 0 covers steps 0..59 (tail from 45), series 1 covers 60..99 (tail from 90).
+  for (auto s : as_vector(train.items)) {
+    const bool first = s < 60;
+    INFO("training window at " << s);
+    REQUIRE(s + 5 <= (first ? 45 : 90));
+  }
+  bool tail_of_first = false, tail_of_second = false;
+  for (auto s : as_vector(validation.items)) {
+    INFO("validation window at " << s);
+    REQUIRE(((s >= 45 && s + 5 <= 60) || s >= 90));
+    tail_of_first |= s < 60;
+    tail_of_second |= s >= 90;
+  }
+  REQUIRE(tail_of_first);
+  REQUIRE(tail_of_second);
+  // Preprocessing is fitted on the training steps only: 45 + 30 of them.
+  REQUIRE(train.input_kind().fit_values(train).size(0) == 75);
+}
+
+TEST_CASE("series: an autoencoder scores every time step and finds an anomalous segment", "[kinds][series]") {
+  auto test = sine_series(600, 0.05, 2);
+  test.slice(0, 300, 330).add_(torch::linspace(0, 1.5, 30).unsqueeze(1));  // a drifting level shift
+  auto detector = adx::make_detector("autoencoder", kSmallAutoencoder);
+  detector->fit(Data::series(sine_series(2000, 0.05, 1), Windows{16, 2}));
+  const auto data = Data::series(test, Windows{16, 1});
+  const auto scores = detector->score(data);
+  REQUIRE(scores.per_item.size(0) == data.size());
+  REQUIRE(scores.per_step.size(0) == 600);
+  const double auroc = adx::metrics::roc_auc(step_labels(600, 300, 330), to_doubles(scores.per_step));
+  INFO("per-step AUROC " << auroc);
+  REQUIRE(auroc > 0.9);
+
+  const auto path = temp_path("series_autoencoder.adx");
+  detector->save(path);
+  REQUIRE(adx::read_model_file(path).metadata.at("input_kind") == "series");
+  const auto again = adx::load(path)->score(data);
+  REQUIRE(torch::equal(again.per_step, scores.per_step));
+}
+
+TEST_CASE("video: per-frame scores from clips", "[kinds][video]") {
+  torch::manual_seed(5);
+  // Frames of a bar moving down the picture; anomalous frames carry a bright square.
+  auto frames = [](int64_t count) {
+    auto v = torch::zeros({count, 1, 8, 8});
+    for (int64_t t = 0; t < count; ++t) v.index_put_({t, 0, t % 8}, 0.8);
+    return v + 0.02 * torch::randn({count, 1, 8, 8});
+  };
+  auto test = frames(40);
+  using torch::indexing::Slice;
+  test.index_put_({Slice(20, 24), 0, Slice(2, 6), Slice(2, 6)}, 1.0);
+  auto detector = adx::make_detector("autoencoder", kSmallAutoencoder);
+  detector->fit(Data::videos({frames(200), frames(120)}, Windows{4, 1}));
+  const auto scores = detector->score(Data::video(test, Windows{4, 1}));
+  REQUIRE(scores.per_step.size(0) == 40);
+  const double auroc = adx::metrics::roc_auc(step_labels(40, 20, 24), to_doubles(scores.per_step));
+  INFO("per-frame AUROC " << auroc);
+  REQUIRE(auroc > 0.9);
+}
+
+TEST_CASE("graph: batches keep their neighbours, the hold-out is a node mask", "[kinds][graph]") {
+  // A path 0 -> 1 -> 2 -> 3 -> 4 -> 5 (directed) and an isolated node 6.
+  const auto edges = torch::tensor({{0, 1, 2, 3, 4}, {1, 2, 3, 4, 5}}, torch::kLong);
+  const auto x = torch::arange(7, torch::kFloat32).unsqueeze(1);
+  auto data = Data::graph(x, edges);
+  REQUIRE(data.size() == 7);
+  data.hops = 2;
+  const auto batch = data.input_kind().collate(data.select(torch::tensor({3}, torch::kLong)));
+  // Two hops around node 3, edges followed both ways: nodes 1..5.
+  REQUIRE(to_doubles(batch.x.reshape({-1})) == std::vector<double>{1, 2, 3, 4, 5});
+  REQUIRE(as_vector(batch.targets) == std::vector<int64_t>{2});
+  // Every edge among those nodes, renumbered to rows of the batch.
+  REQUIRE(as_vector(batch.edge_index[0]) == std::vector<int64_t>{0, 1, 2, 3});
+  REQUIRE(as_vector(batch.edge_index[1]) == std::vector<int64_t>{1, 2, 3, 4});
+
+  data.hops = 0;  // the whole graph, with the batch's nodes as targets
+  const auto whole = data.input_kind().collate(data.select(torch::tensor({6, 0}, torch::kLong)));
+  REQUIRE(whole.x.size(0) == 7);
+  REQUIRE(as_vector(whole.targets) == std::vector<int64_t>{6, 0});
+
+  torch::manual_seed(0);
+  const auto big = Data::graph(torch::rand({100, 4}), torch::randint(100, {2, 300}, torch::kLong));
+  const auto [train, validation] = big.input_kind().holdout(big, 0.2);
+  REQUIRE(validation.size() == 20);
+  REQUIRE(train.size() == 80);
+  REQUIRE(train.x.size(0) == 100);  // every node's features and edges stay visible
+  REQUIRE(torch::equal(train.edge_index, big.edge_index));
+  auto all = torch::cat({train.items, validation.items});
+  REQUIRE(as_vector(std::get<0>(all.sort())) == as_vector(torch::arange(100)));
+}
+
+TEST_CASE("graph: a 50k-node graph never builds an N x N tensor", "[kinds][graph][memory]") {
+  const int64_t nodes = 50000, features = 16, edges = 400000;
+  torch::manual_seed(1);
+  const auto x = torch::randn({nodes, features});
+  const auto edge_index = torch::randint(nodes, {2, edges}, torch::kLong);
+  // 1 GiB above what the process already holds; a dense N x N float matrix needs 10 GB.
+  AddressSpaceCap cap(int64_t{1} << 30);
+  REQUIRE(cap.active());
+  REQUIRE_THROWS(torch::empty({nodes, nodes}));  // the cap bites
+
+  auto data = Data::graph(x, edge_index);
+  adx::validate(data, "graph");
+  auto [train, validation] = data.input_kind().holdout(data, 0.1);
+  REQUIRE(validation.size() == 5000);
+  REQUIRE(train.input_kind().fit_values(train).size(0) == 45000);
+  train.hops = 2;
+  int64_t batches = 0;
+  for (int64_t begin = 0; begin < 2048; begin += 512, ++batches) {
+    const auto batch = train.input_kind().collate(train.slice(begin, begin + 512));
+    REQUIRE(batch.targets.size(0) == 512);
+    // One round of sparse message passing over the batch's subgraph.
+    const auto messages = batch.x.index_select(0, batch.edge_index[0]);
+    const auto aggregated = torch::zeros_like(batch.x).index_add_(0, batch.edge_index[1], messages);
+    REQUIRE(aggregated.size(0) == batch.x.size(0));
+  }
+  REQUIRE(batches == 4);
+  // The whole graph at once, as a full-graph pass scores it.
+  const auto whole = data.input_kind().collate(data);
+  const auto aggregated = torch::zeros_like(whole.x).index_add_(0, whole.edge_index[1], whole.x.index_select(0, whole.edge_index[0]));
+  REQUIRE(aggregated.size(0) == nodes);
+}
+
+TEST_CASE("bad input of every kind is a clear error naming the value", "[kinds][errors]") {
+  auto autoencoder = adx::make_detector("autoencoder", kSmallAutoencoder);
+  SECTION("a series shorter than one window") {
+    REQUIRE_THROWS_AS(autoencoder->fit(Data::series(torch::rand({5, 2}), Windows{10, 1})), adx::ShapeError);
+    REQUIRE_THROWS_WITH(autoencoder->fit(Data::series(torch::rand({5, 2}), Windows{10, 1})),
+                        Catch::Contains("series 0 has 5 steps, shorter than one window of 10 steps"));
+  }
+  SECTION("timestamps that go back") {
+    const auto t = torch::tensor({0.0, 1.0, 2.0, 1.5, 4.0, 5.0});
+    REQUIRE_THROWS_WITH(adx::validate(Data::series(torch::rand({6, 1}), Windows{2, 1}, t), "series"),
+                        Catch::Contains("row 3 has 1.5 after 2"));
+  }
+  SECTION("series with different feature counts") {
+    REQUIRE_THROWS_WITH(Data::series({torch::rand({20, 3}), torch::rand({20, 4})}, Windows{5, 1}),
+                        Catch::Contains("series 1 has steps of shape [4] but series 0 has steps of shape [3]"));
+  }
+  SECTION("NaN in a series names the step") {
+    auto x = torch::rand({20, 2});
+    x[7][1] = std::numeric_limits<float>::quiet_NaN();
+    REQUIRE_THROWS_WITH(autoencoder->fit(Data::series(x, Windows{4, 1})), Catch::Contains("first at step 7"));
+  }
+  SECTION("an edge index out of range") {
+    const auto edges = torch::tensor({{0, 1, 2}, {1, 2, 9}}, torch::kLong);
+    REQUIRE_THROWS_WITH(adx::validate(Data::graph(torch::rand({5, 3}), edges), "graph"),
+                        Catch::Contains("edge 2 (2 -> 9)") && Catch::Contains("node count is 5"));
+  }
+  SECTION("a feature row count that differs from the node count") {
+    const auto edges = torch::tensor({{0, 1}, {1, 2}}, torch::kLong);
+    REQUIRE_THROWS_WITH(
+        adx::validate(Data::graph(torch::rand({4, 3}), edges, {}, torch::zeros({6})), "graph"),
+        Catch::Contains("6 node labels but the feature matrix has 4 rows"));
+  }
+  SECTION("a clip longer than the video") {
+    REQUIRE_THROWS_WITH(adx::validate(Data::video(torch::rand({3, 1, 8, 8}), Windows{4, 1}), "video"),
+                        Catch::Contains("video 0 has 3 frames, shorter than one clip of 4 frames"));
+  }
+  SECTION("mismatched frame sizes") {
+    REQUIRE_THROWS_WITH(Data::videos({torch::rand({10, 1, 8, 8}), torch::rand({10, 1, 16, 16})}, Windows{4, 1}),
+                        Catch::Contains("video 1 has frames of shape [1 x 16 x 16] but video 0 has frames of shape "
+                                        "[1 x 8 x 8]"));
+  }
+  SECTION("a kind the detector does not accept lists the accepted ones") {
+    auto conv = adx::make_detector("conv_autoencoder");
+    REQUIRE_THROWS_WITH(conv->fit(Data::series(torch::rand({50, 2}), Windows{5, 1})),
+                        Catch::Contains("accepts image data, got series data"));
+  }
+  SECTION("scoring another kind than the one fitted") {
+    autoencoder->fit(Data::tabular(torch::rand({100, 8})));
+    REQUIRE_THROWS_WITH(autoencoder->score(Data::series(torch::rand({50, 8}), Windows{1, 1})),
+                        Catch::Contains("fitted on tabular data but got series data"));
+  }
+  SECTION("an unknown kind name lists the known ones") {
+    REQUIRE_THROWS_WITH(adx::input_kind("audio"), Catch::Contains("audio") && Catch::Contains("series, tabular"));
+  }
+}
+
+TEST_CASE("model files of format 1 still load and score as they did", "[kinds][io]") {
+  const std::string dir = ADX_TEST_DATA_DIR;
+  // Written by adx before input kinds existed: an autoencoder fitted on tabular data.
+  const auto model = adx::read_model_file(dir + "/autoencoder_format1.adx");
+  REQUIRE(model.format_version == 1);
+  REQUIRE(model.metadata.empty());
+  auto detector = adx::load(dir + "/autoencoder_format1.adx");
+  REQUIRE(detector->fitted_kind()->name() == "tabular");
+  const auto test = torch::cos(torch::arange(20 * 8, torch::kFloat32) * 0.11).reshape({20, 8});
+  const auto expected = adx::load_npy(dir + "/autoencoder_format1_scores.npy");
+  REQUIRE(torch::allclose(detector->score(Data::tabular(test)).per_item, expected, 1e-6, 1e-7));
+  // Saved again, it is a format-2 file that names its kind.
+  const auto path = temp_path("autoencoder_format2.adx");
+  detector->save(path);
+  const auto rewritten = adx::read_model_file(path);
+  REQUIRE(rewritten.format_version == 2);
+  REQUIRE(rewritten.metadata.at("input_kind") == "tabular");
+}
+
+namespace {
+
+// Options whose fields come from one macro line and from single lines.
+#define TEST_PAIR_OPTIONS ADX_ARG_IN_SLOT(int64_t, first, 0) = 1; ADX_ARG_IN_SLOT(int64_t, second, 1) = 2
+struct SpelledOnce {
+  ADX_OPTIONS_STRUCT;
+  ADX_ARG(double, alpha) = 0.5;
+  TEST_PAIR_OPTIONS;
+  ADX_ARG(std::string, name) = "x";
+};
+
+std::string camel_case(const std::string& registry_name) {
+  std::string out;
+  bool upper = true;
+  for (char c : registry_name) {
+    if (c == '_') {
+      upper = true;
+      continue;
+    }
+    out += upper ? static_cast<char>(std::toupper(c)) : c;
+    upper = false;
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("every option is spelled once and reaches the key/value map", "[options]") {
+  const auto map = adx::to_option_map(SpelledOnce());
+  REQUIRE(map == adx::OptionMap{{"alpha", "0.5"}, {"first", "1"}, {"second", "2"}, {"name", "x"}});
+  // Every field of a real detector's options, nested ones included.
+  const auto ae = adx::to_option_map(adx::AutoencoderOptions());
+  for (const char* key : {"hidden", "bottleneck", "batch_norm", "dropout", "noise", "noise_level", "sparsity_weight",
+                          "sparsity_target", "train.epochs", "train.grad_clip", "preprocess", "threshold.policy",
+                          "threshold.pot_level", "runtime.device", "runtime.score_batch_size"})
+    REQUIRE(ae.count(key) == 1);
+  REQUIRE(ae.size() == 8 + 14 + 1 + 6 + 5);
+}
+
+TEST_CASE("class names and folders follow the registry names", "[layout]") {
+  const std::filesystem::path include = std::string(ADX_SOURCE_DIR) + "/include/adx/detectors";
+  for (const auto& name : adx::detector_names()) {
+    if (name == "my_gaussian") continue;  // the example's own detector, if registered in this process
+    auto detector = adx::make_detector(name);
+    const auto& d = *detector;
+    int status = 0;
+    char* demangled = abi::__cxa_demangle(typeid(d).name(), nullptr, nullptr, &status);
+    const std::string class_name = status == 0 ? demangled : typeid(d).name();
+    std::free(demangled);
+    INFO(name);
+    REQUIRE(class_name == "adx::" + camel_case(name));
+    REQUIRE(std::filesystem::exists(include / name / (name + ".hpp")));
+  }
+}
