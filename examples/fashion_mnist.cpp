@@ -89,7 +89,7 @@ int main(int argc, char** argv) {
     }
     const int used_threads = adx::set_num_threads(static_cast<int>(adx::examples::integer_argument("--threads", threads)));
     std::cout << "adx Fashion-MNIST one-vs-rest: " << classes.size() << " class(es), " << used_threads
-              << " thread(s), data from " << data_dir << "\n";
+              << " thread(s), BLAS " << adx::blas_info().name << ", data from " << data_dir << "\n";
     const auto train = adx::load_mnist_split(data_dir, "train");
     const auto test = adx::load_mnist_split(data_dir, "t10k");
 

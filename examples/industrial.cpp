@@ -83,8 +83,8 @@ int main(int argc, char** argv) {
       std::sort(categories.begin(), categories.end());
     }
     if (categories.empty()) throw adx::IoError("no category folders with train/good under " + data_dir);
-    std::cout << fmt::format("adx industrial inspection: {} category(ies) from {}, {} px, {} thread(s)\n",
-                             categories.size(), data_dir, size, used_threads);
+    std::cout << fmt::format("adx industrial inspection: {} category(ies) from {}, {} px, {} thread(s), BLAS {}\n",
+                             categories.size(), data_dir, size, used_threads, adx::blas_info().name);
 
     std::vector<Row> rows;
     for (const auto& category_name : categories) {

@@ -359,3 +359,12 @@ TEST_CASE("class names and folders follow the registry names", "[layout]") {
     REQUIRE(std::filesystem::exists(include / name / (name + ".hpp")));
   }
 }
+
+TEST_CASE("LibTorch runs on the OpenMP build of OpenBLAS that bootstrap.sh selects", "[runtime]") {
+  const auto blas = adx::blas_info();
+  INFO("BLAS in use: " << blas.name << " (" << blas.config << "); the pthread build fights LibTorch's OpenMP "
+                       "pool for the cores, run cmake/bootstrap.sh or select openblas-openmp by hand");
+  REQUIRE(blas.name == "openblas-openmp");
+  REQUIRE(adx::set_num_threads(2) == 2);
+  REQUIRE(adx::num_threads() == 2);
+}
