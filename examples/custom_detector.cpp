@@ -5,7 +5,7 @@
 // Gaussian fitted on normal data. It has no gradient training, so it needs only
 // build / fit_model / score_model and keeps its fitted state in module buffers,
 // which adx saves and loads without any extra code.
-#include <adx/adx.hpp>
+#include <adx/base.hpp>
 
 #include <iostream>
 

@@ -12,7 +12,8 @@
 // random weights: the methods still run, but their features are far weaker.
 #include "common/arguments.hpp"
 
-#include <adx/adx.hpp>
+#include <adx/base.hpp>
+#include <adx/detectors/patchcore/patchcore.hpp>
 
 #include <chrono>
 #include <filesystem>

@@ -2,6 +2,11 @@
 // scores, seeds make training repeatable, and bad input is a clear error.
 #include "test_helpers.hpp"
 
+#include <adx/detectors/deep_svdd/deep_svdd.hpp>
+#include <adx/detectors/rotation/rotation.hpp>
+#include <adx/detectors/simclr/simclr.hpp>
+#include <adx/detectors/vae/vae.hpp>
+
 #include <catch2/catch.hpp>
 
 using adx::Data;

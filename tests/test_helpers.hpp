@@ -1,6 +1,6 @@
 #pragma once
 // Shared helpers of the test programs: temp paths and small synthetic data sets.
-#include <adx/adx.hpp>
+#include <adx/base.hpp>
 
 #include <cstdlib>
 #include <string>

@@ -4,6 +4,8 @@
 // layout rules.
 #include "test_helpers.hpp"
 
+#include <adx/detectors/autoencoder/autoencoder.hpp>
+
 #include <catch2/catch.hpp>
 
 #include <cxxabi.h>
@@ -282,7 +284,7 @@ TEST_CASE("bad input of every kind is a clear error naming the value", "[kinds][
                         Catch::Contains("fitted on tabular data but got series data"));
   }
   SECTION("an unknown kind name lists the known ones") {
-    REQUIRE_THROWS_WITH(adx::input_kind("audio"), Catch::Contains("audio") && Catch::Contains("series, tabular"));
+    REQUIRE_THROWS_WITH(adx::input_kind("audio"), Catch::Contains("audio") && Catch::Contains("graph, image, series") && Catch::Contains("tabular"));
   }
 }
 
@@ -367,4 +369,48 @@ TEST_CASE("LibTorch runs on the OpenMP build of OpenBLAS that bootstrap.sh selec
   REQUIRE(blas.name == "openblas-openmp");
   REQUIRE(adx::set_num_threads(2) == 2);
   REQUIRE(adx::num_threads() == 2);
+}
+
+namespace {
+
+// A kind of the user's own: N x 1 x L spectra whose items are the rows.
+class SpectraKind final : public adx::RowKind {
+ public:
+  std::string name() const override { return "spectra"; }
+  void validate(const Data& data, const char* what) const override {
+    adx::validate_values(data, what, 3, "N x 1 x L");
+    adx::check_finite(data.x, what, "spectrum");
+  }
+  adx::Preprocess default_preprocess() const override { return adx::Preprocess::Standardize; }
+};
+
+}  // namespace
+
+TEST_CASE("a user's own input kind plugs into validation and the training loop", "[kinds]") {
+  adx::register_input_kind(std::make_shared<SpectraKind>());
+  REQUIRE(adx::input_kind("spectra").name() == "spectra");
+  Data data;
+  data.x = torch::rand({40, 1, 16});
+  data.kind = &adx::input_kind("spectra");
+  adx::validate(data, "spectra");
+  REQUIRE(data.item_shape() == std::vector<int64_t>{1, 16});
+  REQUIRE_THROWS_WITH(
+      [] {
+        Data flat;
+        flat.x = torch::rand({40, 16});
+        flat.kind = &adx::input_kind("spectra");
+        adx::validate(flat, "spectra");
+      }(),
+      Catch::Contains("spectra data must be N x 1 x L"));
+  torch::nn::Linear net(16, 16);
+  int64_t items_seen = 0;
+  const auto result = adx::train_module(
+      *net, data, Data(), adx::TrainOptions().epochs(2).batch_size(8),
+      [&](const adx::Batch& batch, bool) {
+        items_seen += batch.size();
+        const auto flat = batch.x.reshape({batch.size(), -1});
+        return (net->forward(flat) - flat).pow(2).mean();
+      });
+  REQUIRE(result.epochs_run == 2);
+  REQUIRE(items_seen == 80);
 }

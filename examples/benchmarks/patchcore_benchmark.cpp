@@ -14,8 +14,9 @@
 // 3. Nearest-neighbour search rate against the GEMM rate on the same machine.
 #include "common/reference.hpp"
 
-#include <adx/adx.hpp>
+#include <adx/base.hpp>
 #include <adx/detectors/components/coreset.hpp>
+#include <adx/detectors/patchcore/patchcore.hpp>
 
 #include <chrono>
 #include <filesystem>

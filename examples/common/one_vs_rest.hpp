@@ -2,7 +2,7 @@
 // The one-vs-rest protocol on an MNIST-family data set: train on the
 // training images of one class, score the whole test set, and report AUROC
 // with that class as normal and every other class as anomalous.
-#include <adx/adx.hpp>
+#include <adx/base.hpp>
 
 #include <chrono>
 #include <cstdio>
