@@ -23,24 +23,24 @@
 /// Declares a field `name_` with a chainable setter `name(value)`, a getter
 /// `name()`, and its visit under the key "name". `slot` tells apart several
 /// fields declared on one source line by one macro (0 to 7).
-#define ADX_ARG_IN_SLOT(T, name, slot)                                                               \
- public:                                                                                             \
-  inline auto name(const T& new_##name)->decltype(*this) {                                           \
-    this->name##_ = new_##name;                                                                      \
-    return *this;                                                                                    \
-  }                                                                                                  \
-  inline const T& name() const noexcept { return this->name##_; }                                    \
-  inline T& name() noexcept { return this->name##_; }                                                \
-  static_assert(__LINE__ - adx_options_first_line < ::adx::detail::kMaxOptionLines,                  \
-                "options struct too long: split it or raise adx::detail::kMaxOptionLines");         \
-  static_assert((slot) >= 0 && (slot) < 8, "ADX_ARG_IN_SLOT: slot must be 0 to 7");                   \
-  template <class AdxVisitor>                                                                        \
-  void adx_option_field(AdxVisitor& visitor,                                                         \
+#define ADX_ARG_IN_SLOT(T, name, slot)                                                                 \
+ public:                                                                                               \
+  inline auto name(const T& new_##name)->decltype(*this) {                                             \
+    this->name##_ = new_##name;                                                                        \
+    return *this;                                                                                      \
+  }                                                                                                    \
+  inline const T& name() const noexcept { return this->name##_; }                                      \
+  inline T& name() noexcept { return this->name##_; }                                                  \
+  static_assert(__LINE__ - adx_options_first_line < ::adx::detail::kMaxOptionLines,                    \
+                "options struct too long: split it or raise adx::detail::kMaxOptionLines");            \
+  static_assert((slot) >= 0 && (slot) < 8, "ADX_ARG_IN_SLOT: slot must be 0 to 7");                    \
+  template <class AdxVisitor>                                                                          \
+  void adx_option_field(AdxVisitor& visitor,                                                           \
                         std::integral_constant<int, (__LINE__ - adx_options_first_line) * 8 + slot>) { \
-    visitor(#name, this->name##_);                                                                   \
-  }                                                                                                  \
-                                                                                                     \
- private:                                                                                            \
+    visitor(#name, this->name##_);                                                                     \
+  }                                                                                                    \
+                                                                                                       \
+ private:                                                                                              \
   T name##_
 
 #define ADX_ARG(T, name) ADX_ARG_IN_SLOT(T, name, 0)
@@ -64,13 +64,13 @@ inline std::vector<std::string> split_commas(const std::string& text) {
 template <class E>
 struct EnumNames;
 
-#define ADX_ENUM_NAMES(E, ...)                                        \
-  template <>                                                         \
-  struct EnumNames<E> {                                               \
-    static const std::vector<std::pair<E, const char*>>& table() {    \
+#define ADX_ENUM_NAMES(E, ...)                                            \
+  template <>                                                             \
+  struct EnumNames<E> {                                                   \
+    static const std::vector<std::pair<E, const char*>>& table() {        \
       static const std::vector<std::pair<E, const char*>> t{__VA_ARGS__}; \
-      return t;                                                       \
-    }                                                                 \
+      return t;                                                           \
+    }                                                                     \
   }
 
 namespace detail {

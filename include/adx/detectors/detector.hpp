@@ -39,12 +39,12 @@ struct RuntimeOptions {
 
 /// Declares the options every detector has: `preprocess` (with its default),
 /// `threshold` and `runtime`.
-#define ADX_DETECTOR_OPTIONS(default_preprocess)                                       \
-  /** Preprocessing fitted on the training data. */                                     \
-  ADX_ARG_IN_SLOT(::adx::Preprocess, preprocess, 0) = default_preprocess;               \
-  /** How fit() and calibrate() set the threshold. */                                   \
-  ADX_ARG_IN_SLOT(::adx::ThresholdOptions, threshold, 1) = ::adx::ThresholdOptions();  \
-  /** Device, threads, seed, hold-out. */                                               \
+#define ADX_DETECTOR_OPTIONS(default_preprocess)                                      \
+  /** Preprocessing fitted on the training data. */                                   \
+  ADX_ARG_IN_SLOT(::adx::Preprocess, preprocess, 0) = default_preprocess;             \
+  /** How fit() and calibrate() set the threshold. */                                 \
+  ADX_ARG_IN_SLOT(::adx::ThresholdOptions, threshold, 1) = ::adx::ThresholdOptions(); \
+  /** Device, threads, seed, hold-out. */                                             \
   ADX_ARG_IN_SLOT(::adx::RuntimeOptions, runtime, 2) = ::adx::RuntimeOptions()
 
 class Detector {

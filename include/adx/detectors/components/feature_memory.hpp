@@ -11,17 +11,17 @@
 namespace adx {
 
 /// The options every backbone detector has, spliced into its options struct.
-#define ADX_BACKBONE_OPTIONS(default_backbone, default_layers)                                          \
-  /** resnet18 or wide_resnet50_2. */                                                                 \
-  ADX_ARG_IN_SLOT(std::string, backbone, 0) = default_backbone;                                                  \
-  /** torchvision weights of the backbone (torch.save'd state dict or TorchScript); empty = random      \
-      initialisation, which gives weak features: for tests only. */                                   \
-  ADX_ARG_IN_SLOT(std::string, weights, 1) = "";                                                                 \
-  /** Backbone layers whose features are used, comma-separated. */                                    \
-  ADX_ARG_IN_SLOT(std::string, layers, 2) = default_layers;                                                      \
-  /** Gaussian blur of the anomaly map at input resolution (0 = none). */                             \
-  ADX_ARG_IN_SLOT(double, blur_sigma, 3) = 4.0;                                                                  \
-  /** Images per backbone forward pass. */                                                            \
+#define ADX_BACKBONE_OPTIONS(default_backbone, default_layers)                                     \
+  /** resnet18 or wide_resnet50_2. */                                                              \
+  ADX_ARG_IN_SLOT(std::string, backbone, 0) = default_backbone;                                    \
+  /** torchvision weights of the backbone (torch.save'd state dict or TorchScript); empty = random \
+      initialisation, which gives weak features: for tests only. */                                \
+  ADX_ARG_IN_SLOT(std::string, weights, 1) = "";                                                   \
+  /** Backbone layers whose features are used, comma-separated. */                                 \
+  ADX_ARG_IN_SLOT(std::string, layers, 2) = default_layers;                                        \
+  /** Gaussian blur of the anomaly map at input resolution (0 = none). */                          \
+  ADX_ARG_IN_SLOT(double, blur_sigma, 3) = 4.0;                                                    \
+  /** Images per backbone forward pass. */                                                         \
   ADX_ARG_IN_SLOT(int64_t, feature_batch_size, 4) = 16
 
 /// A frozen backbone with ImageNet normalisation in front.

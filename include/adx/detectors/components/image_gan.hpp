@@ -9,12 +9,12 @@
 namespace adx {
 
 /// The options every GAN detector has, spliced into its options struct.
-#define ADX_GAN_OPTIONS(default_latent, default_width)                                             \
+#define ADX_GAN_OPTIONS(default_latent, default_width)                                                    \
   /** Side of the square network input (a power of two >= 16); 0 = the smallest that holds the images. */ \
-  ADX_ARG_IN_SLOT(int64_t, image_size, 0) = 0;                                                                \
-  /** Latent dimension nz. */                                                                      \
-  ADX_ARG_IN_SLOT(int64_t, latent, 1) = default_latent;                                                       \
-  /** Base width of generator and discriminator (ngf = ndf). */                                    \
+  ADX_ARG_IN_SLOT(int64_t, image_size, 0) = 0;                                                            \
+  /** Latent dimension nz. */                                                                             \
+  ADX_ARG_IN_SLOT(int64_t, latent, 1) = default_latent;                                                   \
+  /** Base width of generator and discriminator (ngf = ndf). */                                           \
   ADX_ARG_IN_SLOT(int64_t, width, 2) = default_width
 
 /// DCGAN training as the GAN papers use it: Adam 2e-4, betas (0.5, 0.999), batch 64, no weight decay.
