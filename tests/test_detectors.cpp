@@ -6,7 +6,6 @@
 #include <adx/detectors/rotation/rotation.hpp>
 #include <adx/detectors/simclr/simclr.hpp>
 #include <adx/detectors/vae/vae.hpp>
-#include <adx/nn/conv_transpose.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -429,31 +428,4 @@ TEST_CASE("the trainer steps a WGAN generator once per critic_steps batches", "[
                    {a, b}, nullptr);
   REQUIRE(critic == 30);
   REQUIRE(generator == 6);
-}
-
-TEST_CASE("GEMM + fold transposed convolution equals LibTorch's, forward and backward", "[nn]") {
-  using torch::nn::ConvTranspose2dOptions;
-  for (const auto& o : {ConvTranspose2dOptions(6, 5, 4).stride(2).padding(1).bias(false),
-                        ConvTranspose2dOptions(6, 5, 3).stride(2).padding(1).output_padding(1),
-                        ConvTranspose2dOptions(6, 5, 4), ConvTranspose2dOptions(6, 5, 3).dilation(2).padding(2)}) {
-    torch::manual_seed(4);
-    adx::nn::ConvTranspose2d fast(o);
-    torch::manual_seed(4);
-    torch::nn::ConvTranspose2d reference(o);
-    REQUIRE(torch::equal(fast->weight, reference->weight));  // same initialisation
-    for (const int64_t side : {1, 5}) {
-      const auto x = torch::randn({3, 6, side, side + 1});
-      const auto a = x.clone().requires_grad_(true), b = x.clone().requires_grad_(true);
-      const auto ya = fast->forward(a), yb = reference->forward(b);
-      REQUIRE(ya.sizes() == yb.sizes());
-      REQUIRE(torch::allclose(ya, yb, 1e-5, 1e-5));
-      const auto g = torch::randn_like(ya);
-      (ya * g).sum().backward();
-      (yb * g).sum().backward();
-      REQUIRE(torch::allclose(a.grad(), b.grad(), 1e-4, 1e-5));
-      REQUIRE(torch::allclose(fast->weight.grad(), reference->weight.grad(), 1e-4, 1e-4));
-      fast->weight.mutable_grad().zero_();
-      reference->weight.mutable_grad().zero_();
-    }
-  }
 }

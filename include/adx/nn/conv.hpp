@@ -1,7 +1,5 @@
 #pragma once
 // Shared building blocks: strided convolutional encoders and mirrored decoders for images.
-#include <adx/nn/conv_transpose.hpp>
-
 #include <torch/torch.h>
 
 #include <vector>
@@ -31,7 +29,7 @@ inline torch::nn::Sequential make_conv_decoder(const std::vector<int64_t>& chann
     const int64_t in = channels[i];
     const bool last = i == 0;
     const int64_t out = last ? out_channels : channels[i - 1];
-    seq->push_back(nn::ConvTranspose2d(
+    seq->push_back(torch::nn::ConvTranspose2d(
         torch::nn::ConvTranspose2dOptions(in, out, 3).stride(2).padding(1).output_padding(1)));
     if (!last) {
       if (batch_norm) seq->push_back(torch::nn::BatchNorm2d(out));

@@ -2,8 +2,6 @@
 // DCGAN building blocks as GANomaly uses them (Akcay et al. 2018): a strided
 // 4x4 conv encoder from an isize x isize image down to a 1 x 1 code, the
 // mirrored transposed-conv decoder ending in tanh, and DCGAN initialisation.
-#include <adx/nn/conv_transpose.hpp>
-
 #include <torch/torch.h>
 
 namespace adx::nn {
@@ -47,15 +45,15 @@ inline torch::nn::Sequential make_dcgan_decoder(const DcganSpec& s) {
   int64_t width = s.width / 2, size = 4;
   while (size != s.image_size) width *= 2, size *= 2;
   torch::nn::Sequential seq;
-  seq->push_back(nn::ConvTranspose2d(torch::nn::ConvTranspose2dOptions(s.latent, width, 4).bias(false)));
+  seq->push_back(torch::nn::ConvTranspose2d(torch::nn::ConvTranspose2dOptions(s.latent, width, 4).bias(false)));
   seq->push_back(torch::nn::BatchNorm2d(width));
   seq->push_back(torch::nn::ReLU());
   for (size = 4; size < s.image_size / 2; size *= 2, width /= 2) {
-    seq->push_back(nn::ConvTranspose2d(torch::nn::ConvTranspose2dOptions(width, width / 2, 4).stride(2).padding(1).bias(false)));
+    seq->push_back(torch::nn::ConvTranspose2d(torch::nn::ConvTranspose2dOptions(width, width / 2, 4).stride(2).padding(1).bias(false)));
     seq->push_back(torch::nn::BatchNorm2d(width / 2));
     seq->push_back(torch::nn::ReLU());
   }
-  seq->push_back(nn::ConvTranspose2d(torch::nn::ConvTranspose2dOptions(width, s.channels, 4).stride(2).padding(1).bias(false)));
+  seq->push_back(torch::nn::ConvTranspose2d(torch::nn::ConvTranspose2dOptions(width, s.channels, 4).stride(2).padding(1).bias(false)));
   seq->push_back(torch::nn::Tanh());
   return seq;
 }
@@ -65,7 +63,7 @@ inline void dcgan_init(torch::nn::Module& module) {
   torch::NoGradGuard no_grad;
   for (auto& m : module.modules(/*include_self=*/false)) {
     if (auto* conv = m->as<torch::nn::Conv2d>()) conv->weight.normal_(0.0, 0.02);
-    if (auto* deconv = m->as<nn::ConvTranspose2d>()) deconv->weight.normal_(0.0, 0.02);
+    if (auto* deconv = m->as<torch::nn::ConvTranspose2d>()) deconv->weight.normal_(0.0, 0.02);
     if (auto* bn = m->as<torch::nn::BatchNorm2d>()) {
       bn->weight.normal_(1.0, 0.02);
       bn->bias.zero_();

@@ -16,7 +16,7 @@ class UnetGeneratorImpl : public torch::nn::Module {
     using namespace torch::nn;
     auto conv = [](int64_t in, int64_t out) { return Conv2d(Conv2dOptions(in, out, 4).stride(2).padding(1).bias(false)); };
     auto deconv = [](int64_t in, int64_t out, bool bias) {
-      return nn::ConvTranspose2d(ConvTranspose2dOptions(in, out, 4).stride(2).padding(1).bias(bias));
+      return ConvTranspose2d(ConvTranspose2dOptions(in, out, 4).stride(2).padding(1).bias(bias));
     };
     int64_t in = s.channels;
     for (int64_t level = 0; level < levels; ++level) {
