@@ -58,6 +58,16 @@ Batch RowKind::collate(const Data& data) const {
   return b;
 }
 
+at::Tensor map_batches(const Data& data, int64_t chunk, const std::function<at::Tensor(const Batch&)>& fn) {
+  at::NoGradGuard no_grad;
+  const auto& kind = data.input_kind();
+  const int64_t n = kind.size(data);
+  std::vector<at::Tensor> parts;
+  chunk = std::max<int64_t>(1, chunk);
+  for (int64_t b = 0; b < n; b += chunk) parts.push_back(fn(kind.collate(kind.slice(data, b, std::min(n, b + chunk)))));
+  return parts.size() == 1 ? parts[0] : torch::cat(parts);
+}
+
 void validate_values(const Data& data, const char* what, int64_t rank, const char* layout) {
   ADX_CHECK_AS(ShapeError, data.x.defined(), "{}: no tensor given (x is undefined)", what);
   const auto shape = shape_string(data.x.sizes().vec());

@@ -62,7 +62,6 @@ void Detector::fit_impl(const Data& train_in, const Data* validation_in) {
     const double fraction = runtime().validation_fraction();
     ADX_CHECK_AS(OptionError, fraction < 1.0, "validation_fraction must be in [0, 1), got {}", fraction);
     std::tie(train, validation) = kind.holdout(train_in, fraction);
-    if (validation.size() == 0) validation = Data{};
   }
 
   transform_ = Transform(resolved_preprocess(kind));

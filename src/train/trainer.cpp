@@ -50,15 +50,10 @@ void restore_state(torch::nn::Module& module, const std::vector<torch::Tensor>& 
 namespace {
 
 double mean_loss_over(const Data& data, int64_t batch_size, const BatchLoss& loss) {
-  torch::NoGradGuard no_grad;
-  const auto& kind = data.input_kind();
-  torch::Tensor total = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat64).device(data.x.device()));
-  const int64_t n = kind.size(data);
-  for (int64_t begin = 0; begin < n; begin += batch_size) {
-    const auto batch = kind.collate(kind.slice(data, begin, std::min(n, begin + batch_size)));
-    total += loss(batch, false).detach().to(torch::kFloat64) * batch.size();
-  }
-  return total.item<double>() / static_cast<double>(n);
+  const auto weighted = map_batches(data, batch_size, [&](const Batch& batch) {
+    return (loss(batch, false).detach().to(torch::kFloat64) * batch.size()).reshape({1});
+  });
+  return weighted.sum().item<double>() / static_cast<double>(data.size());
 }
 
 }  // namespace
@@ -88,7 +83,7 @@ TrainResult train_steps(torch::nn::Module& module, const Data& train, const Data
                  step.name, step.every);
   std::vector<std::unique_ptr<torch::optim::Optimizer>> optimizers;
   for (const auto& step : steps) optimizers.push_back(make_optimizer(step.parameters, o));
-  const bool validate = validation.x.defined() && validation.size() > 0;
+  const bool validate = validation.size() > 0;
   const int64_t batch_size = std::min(o.batch_size(), n);
   TrainResult result;
   std::vector<torch::Tensor> best_state;

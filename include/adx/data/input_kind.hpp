@@ -12,6 +12,7 @@
 
 #include <c10/core/Device.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -73,6 +74,11 @@ void register_input_kind(std::shared_ptr<const InputKind> kind);
 /// Checks what every kind requires of x: defined, floating point, `rank` dimensions
 /// (`layout` names them in the message), at least one row, and finite values.
 void validate_values(const Data& data, const char* what, int64_t rank, const char* layout);
+
+/// Applies `fn` to consecutive batches of at most `chunk` items of `data`, without autograd,
+/// and concatenates the results (statistics over whole data sets without holding every
+/// activation at once, validation losses).
+at::Tensor map_batches(const Data& data, int64_t chunk, const std::function<at::Tensor(const Batch&)>& fn);
 
 /// Built-in kinds (one source file each).
 std::shared_ptr<const InputKind> make_tabular_kind();

@@ -150,19 +150,6 @@ class DetectorWithOptions : public Detector {
   Options options_;
 };
 
-/// Applies `fn` to consecutive batches of at most `chunk` items of `data`, without autograd,
-/// and concatenates the results (fitting statistics on whole training sets without holding
-/// every activation at once).
-inline torch::Tensor map_batches(const Data& data, int64_t chunk, const std::function<torch::Tensor(const Batch&)>& fn) {
-  torch::NoGradGuard no_grad;
-  const auto& kind = data.input_kind();
-  const int64_t n = kind.size(data);
-  std::vector<torch::Tensor> parts;
-  chunk = std::max<int64_t>(1, chunk);
-  for (int64_t b = 0; b < n; b += chunk) parts.push_back(fn(kind.collate(kind.slice(data, b, std::min(n, b + chunk)))));
-  return parts.size() == 1 ? parts[0] : torch::cat(parts);
-}
-
 /// Copies a module's parameters and buffers into `state` under `prefix`.
 void module_state(torch::nn::Module& module, TensorMap& state, const std::string& prefix);
 /// Loads parameters and buffers from `state`; a missing or misshapen entry is IoError naming it.
