@@ -91,7 +91,8 @@ Scores Detector::score_raw(const Data& data) {
   const auto& kind = data.input_kind();
   const int64_t n = kind.size(data);
   const int64_t chunk = kind.score_chunk(data, std::max<int64_t>(1, runtime().score_batch_size()));
-  std::vector<torch::Tensor> per_item, maps, step_maps;
+  std::vector<torch::Tensor> per_item, maps;
+  InputKind::StepSums step_sums;
   for (int64_t begin = 0; begin < n; begin += chunk) {
     const int64_t end = std::min(n, begin + chunk);
     Scores part = score_model(kind.collate(prepare(kind.slice(data, begin, end))));
@@ -100,7 +101,8 @@ Scores Detector::score_raw(const Data& data) {
     ADX_CHECK(per_item.back().size(0) == end - begin, "{} returned {} scores for {} items", type(),
               per_item.back().size(0), end - begin);
     if (part.pixel_map.defined()) maps.push_back(to_cpu(part.pixel_map));
-    if (part.step_map.defined()) step_maps.push_back(to_cpu(part.step_map));
+    // Per-step scores are summed chunk by chunk: a long series never holds every window's map.
+    kind.accumulate_steps(data, begin, part, step_sums);
   }
   auto join = [](const std::vector<torch::Tensor>& parts) {
     return parts.empty() ? torch::Tensor() : parts.size() == 1 ? parts[0] : torch::cat(parts);
@@ -108,8 +110,7 @@ Scores Detector::score_raw(const Data& data) {
   Scores out;
   out.per_item = join(per_item);
   out.pixel_map = join(maps);
-  out.step_map = join(step_maps);
-  kind.assemble(data, out);
+  kind.finish_steps(step_sums, out);
   return out;
 }
 

@@ -1,4 +1,8 @@
 #include <adx/detectors/anogan/anogan.hpp>
+#include <adx/detectors/anomaly_transformer/anomaly_transformer.hpp>
+#include <adx/detectors/forecaster/forecaster.hpp>
+#include <adx/detectors/lstm_autoencoder/lstm_autoencoder.hpp>
+#include <adx/detectors/tcn_autoencoder/tcn_autoencoder.hpp>
 #include <adx/detectors/f_anogan/f_anogan.hpp>
 #include <adx/detectors/ganomaly/ganomaly.hpp>
 #include <adx/detectors/skip_ganomaly/skip_ganomaly.hpp>
@@ -46,6 +50,12 @@ std::map<std::string, Entry> builtin_detectors() {
       {"f_anogan", {factory_for<FAnogan>(), "f-AnoGAN: WGAN-GP and an izi_f encoder, score = image + kappa * feature residual"}},
       {"simclr", {factory_for<Simclr>(), "SimCLR (NT-Xent) features scored by kNN cosine or SVDD distance"}},
       {"rotation", {factory_for<Rotation>(), "predicts rotations / GEOM transformations; score = -log-likelihood"}},
+      {"anomaly_transformer",
+       {factory_for<AnomalyTransformer>(), "Anomaly Transformer: association discrepancy x reconstruction, per step"}},
+      {"lstm_autoencoder", {factory_for<LstmAutoencoder>(), "LSTM encoder-decoder over a window, per-step error"}},
+      {"tcn_autoencoder",
+       {factory_for<TcnAutoencoder>(), "dilated causal convolutions with a pooled code, per-step error"}},
+      {"forecaster", {factory_for<Forecaster>(), "LSTM forecast of the window's last steps, normalised error"}},
   };
 }
 

@@ -61,6 +61,12 @@ double quantile(std::vector<double> values, double q) {
   return values[lo] + (pos - static_cast<double>(lo)) * (values[hi] - values[lo]);
 }
 
+// z_q = t + sigma / gamma * (r^-gamma - 1), r = q n / N_t: the POT quantile above level t.
+static double tail_quantile(double t, const GpdFit& fit, double r) {
+  if (std::abs(fit.shape) < 1e-9) return t - fit.scale * std::log(r);
+  return t + fit.scale / fit.shape * (std::pow(r, -fit.shape) - 1.0);
+}
+
 GpdFit fit_generalized_pareto(const std::vector<double>& y) {
   ADX_CHECK_AS(ValueError, y.size() >= 3, "GPD fit needs at least 3 excesses, got {}", y.size());
   const double ymax = *std::max_element(y.begin(), y.end());
@@ -118,9 +124,82 @@ double pot_threshold(const std::vector<double>& scores, double risk, double leve
   const double r = risk * n / nt;
   // The risk must lie inside the tail, otherwise the initial level already covers it.
   if (r >= 1.0) return quantile(scores, 1.0 - risk);
-  const GpdFit fit = fit_generalized_pareto(excesses);
-  if (std::abs(fit.shape) < 1e-9) return t - fit.scale * std::log(r);
-  return t + fit.scale / fit.shape * (std::pow(r, -fit.shape) - 1.0);
+  return tail_quantile(t, fit_generalized_pareto(excesses), r);
+}
+
+double anomaly_ratio_threshold(const std::vector<double>& train_scores, const std::vector<double>& test_scores,
+                               double ratio_percent) {
+  ADX_CHECK_AS(ValueError, ratio_percent > 0 && ratio_percent < 100, "anomaly ratio must be in (0, 100) percent, got {}",
+               ratio_percent);
+  std::vector<double> all = train_scores;
+  all.insert(all.end(), test_scores.begin(), test_scores.end());
+  check_scores(all, 1, "anomaly_ratio");
+  return quantile(std::move(all), 1.0 - ratio_percent / 100.0);
+}
+
+Spot::Spot(SpotOptions options) : options_(std::move(options)) {
+  ADX_CHECK_AS(OptionError, options_.risk() > 0 && options_.risk() < 1, "SPOT risk must be in (0, 1), got {}",
+               options_.risk());
+  ADX_CHECK_AS(OptionError, options_.level() > 0 && options_.level() < 1, "SPOT level must be in (0, 1), got {}",
+               options_.level());
+  ADX_CHECK_AS(OptionError, options_.depth() >= 0, "DSPOT depth must be >= 0, got {}", options_.depth());
+}
+
+double Spot::local_mean() const {
+  if (window_.empty()) return 0.0;
+  return std::accumulate(window_.begin(), window_.end(), 0.0) / static_cast<double>(window_.size());
+}
+
+void Spot::refit() {
+  const double r = options_.risk() * static_cast<double>(seen_) / static_cast<double>(peaks_.size());
+  tail_threshold_ = tail_quantile(level_value_, fit_generalized_pareto(peaks_), r);
+}
+
+void Spot::initialize(const std::vector<double>& scores) {
+  const auto depth = static_cast<size_t>(options_.depth());
+  check_scores(scores, static_cast<int64_t>(depth) + 3, "SPOT");
+  // DSPOT: each initial score relative to the mean of the `depth` scores before it.
+  std::vector<double> relative;
+  double sum = 0.0;
+  for (size_t i = 0; i < scores.size(); ++i) {
+    if (i >= depth) relative.push_back(scores[i] - (depth > 0 ? sum / static_cast<double>(depth) : 0.0));
+    sum += scores[i];
+    if (depth > 0 && i >= depth) sum -= scores[i - depth];
+  }
+  window_.assign(scores.end() - static_cast<std::ptrdiff_t>(depth), scores.end());
+  window_next_ = 0;
+  level_value_ = quantile(relative, options_.level());
+  peaks_.clear();
+  for (double v : relative)
+    if (v > level_value_) peaks_.push_back(v - level_value_);
+  ADX_CHECK_AS(ValueError, peaks_.size() >= 3,
+               "SPOT found only {} initial scores above its level {} (quantile {}); initialise with more scores",
+               peaks_.size(), level_value_, options_.level());
+  seen_ = static_cast<int64_t>(relative.size());
+  refit();
+  initialized_ = true;
+}
+
+bool Spot::update(double score) {
+  ADX_CHECK_AS(NotFittedError, initialized_, "SPOT: update() called before initialize()");
+  ADX_CHECK_AS(ValueError, std::isfinite(score), "SPOT: score {} is not finite", score);
+  const double value = score - local_mean();
+  if (value > tail_threshold_) return true;  // alarms never teach the model
+  ++seen_;
+  if (value > level_value_) {
+    peaks_.push_back(value - level_value_);
+    refit();
+  }
+  if (!window_.empty()) {
+    window_[window_next_] = score;
+    window_next_ = (window_next_ + 1) % window_.size();
+  }
+  return false;
+}
+
+double Spot::threshold() const {
+  ADX_CHECK_AS(NotFittedError, initialized_, "SPOT: threshold() called before initialize()");
+  return tail_threshold_ + local_mean();
 }
 
 double fit_threshold(const std::vector<double>& scores, const ThresholdOptions& o) {

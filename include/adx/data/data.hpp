@@ -89,7 +89,9 @@ struct Batch {
 struct Scores {
   at::Tensor per_item;  ///< one score per item (float32, CPU)
   at::Tensor pixel_map; ///< image: optional N x 1 x H x W map
-  /// series / video, from the detector: optional items x length score of every step of every window/clip.
+  /// series / video, from a detector's score_model: optional items x length score of every step of
+  /// each window/clip of one chunk (NaN = not scored there). score() sums them into per_step as it
+  /// goes and does not return them.
   at::Tensor step_map;
   /// series / video, assembled by the input kind: one score per step of x (the mean over all windows
   /// or clips covering it; NaN where none does).

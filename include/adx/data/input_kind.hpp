@@ -46,8 +46,25 @@ class InputKind {
   virtual Preprocess default_preprocess() const = 0;
   /// The raw values preprocessing is fitted on: only what the items of `data` cover.
   virtual at::Tensor fit_values(const Data& data) const { return data.x; }
-  /// Completes scores of all items of `data` (series and video: per-step assembly).
-  virtual void assemble(const Data& /*data*/, Scores& /*scores*/) const {}
+  /// Whether items cover steps of a sequence and scores come back per step (series, video).
+  virtual bool has_steps() const { return false; }
+  /// Running per-step sums while a long sequence is scored chunk by chunk, so that no
+  /// window's step scores outlive its chunk.
+  struct StepSums {
+    at::Tensor sums, counts;
+  };
+  /// Adds the scores `part` of items [first, first + part.per_item.size(0)) of `data`.
+  virtual void accumulate_steps(const Data& /*data*/, int64_t /*first*/, const Scores& /*part*/,
+                                StepSums& /*sums*/) const {}
+  /// Sets scores.per_step from the sums.
+  virtual void finish_steps(const StepSums& /*sums*/, Scores& /*scores*/) const {}
+  /// Completes the scores of all items of `data` at once (series and video: per-step assembly).
+  void assemble(const Data& data, Scores& scores) const {
+    if (!has_steps()) return;
+    StepSums sums;
+    accumulate_steps(data, 0, scores, sums);
+    finish_steps(sums, scores);
+  }
   /// Items per scoring pass when `requested` are asked for.
   virtual int64_t score_chunk(const Data& /*data*/, int64_t requested) const { return requested; }
   /// Moves every tensor of `data` to `device`.

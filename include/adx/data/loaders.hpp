@@ -3,7 +3,9 @@
 // the file and what was wrong with it.
 #include <ATen/core/Tensor.h>
 
+#include <cstdint>
 #include <string>
+#include <vector>
 
 namespace adx {
 
@@ -20,6 +22,41 @@ struct CsvOptions {
 /// Reads a numeric CSV file into an N x D float32 tensor. A cell that is not a
 /// number, or a row of the wrong length, is an error naming line and column.
 at::Tensor load_csv(const std::string& path, const CsvOptions& options = {});
+
+/// How load_series_csv reads a series table with a header row.
+struct SeriesCsvOptions {
+  char delimiter = ',';
+  /// Column of timestamps (numbers, or ISO 8601 date-times read as UTC seconds); empty = none.
+  std::string timestamp_column;
+  /// Column of labels (0 = normal, anything else = anomaly); empty = none.
+  std::string label_column;
+  /// Value columns; empty = every column but the timestamp and label columns.
+  std::vector<std::string> value_columns;
+  /// Fill empty, NaN or NA cells by linear interpolation in time (the nearest value at the
+  /// ends); false makes them an error naming row and column.
+  bool interpolate_gaps = false;
+};
+
+/// A multivariate series T x D read from a file.
+struct LoadedSeries {
+  at::Tensor values;      ///< T x D float32
+  at::Tensor timestamps;  ///< T float64 (seconds for date-times), undefined without a timestamp column
+  at::Tensor labels;      ///< T int64 in {0, 1}, undefined without a label column
+  std::vector<std::string> columns;  ///< names of the D value columns
+  int64_t filled_gaps = 0;           ///< cells filled by interpolation
+};
+
+/// Reads a series from a CSV file with a header row. Timestamps must increase strictly
+/// (an error names the first row that does not).
+LoadedSeries load_series_csv(const std::string& path, const SeriesCsvOptions& options = {});
+
+/// Reads a series from a .npy file of shape T or T x D; NaN cells are an error naming row
+/// and column unless `interpolate_gaps`.
+LoadedSeries load_series_npy(const std::string& path, bool interpolate_gaps = false);
+
+/// Seconds since 1970-01-01 UTC of an ISO 8601 date-time ("2014-02-14 14:30:00",
+/// "2014-02-14T14:30:00.5Z", "2014-02-14T14:30+02:00", "2014-02-14"); false if `text` is not one.
+bool parse_iso8601(const std::string& text, double& seconds);
 
 /// Reads a .npy file (float32, float64 or uint8, C order, little endian).
 at::Tensor load_npy(const std::string& path);

@@ -59,4 +59,51 @@ GpdFit fit_generalized_pareto(const std::vector<double>& excesses);
 /// Peaks-over-threshold: the score exceeded with probability `risk` by normal data.
 double pot_threshold(const std::vector<double>& normal_scores, double risk, double level);
 
+/// The anomaly-ratio threshold of the Anomaly Transformer (its r, in percent): the
+/// (100 - r)-th percentile of the training scores and the scores to judge, together.
+/// It looks at the unlabelled test scores, as the paper's protocol does; on held-out
+/// normal data alone the Contamination policy is the same rule.
+double anomaly_ratio_threshold(const std::vector<double>& train_scores, const std::vector<double>& test_scores,
+                               double ratio_percent);
+
+struct SpotOptions {
+  ADX_OPTIONS_STRUCT;
+  /// Target probability q that a normal score exceeds the threshold.
+  ADX_ARG(double, risk) = 1e-4;
+  /// Quantile of the initial scores where the tail (peaks) starts.
+  ADX_ARG(double, level) = 0.98;
+  /// DSPOT: scores are taken relative to the mean of the last `depth` normal scores,
+  /// which follows a drifting level; 0 = plain SPOT.
+  ADX_ARG(int64_t, depth) = 0;
+};
+
+/// Streaming peaks-over-threshold, SPOT and DSPOT (Siffer et al., KDD 2017). Initialised
+/// on a batch of normal scores, then fed one score at a time: a score above the
+/// threshold is an alarm and leaves the model unchanged; a score in the tail refits
+/// the Pareto tail and moves the threshold; any other score only counts.
+class Spot {
+ public:
+  explicit Spot(SpotOptions options = SpotOptions());
+  /// Fits the initial tail; needs enough scores for at least 3 peaks (plus `depth`).
+  void initialize(const std::vector<double>& scores);
+  /// Judges one score and learns from it; true = alarm.
+  bool update(double score);
+  /// The threshold the next score is compared with (with DSPOT's local mean added).
+  double threshold() const;
+  bool initialized() const { return initialized_; }
+  int64_t peaks() const { return static_cast<int64_t>(peaks_.size()); }
+
+ private:
+  double local_mean() const;
+  void refit();
+  SpotOptions options_;
+  bool initialized_ = false;
+  double level_value_ = 0.0;  ///< t: where the tail starts
+  double tail_threshold_ = 0.0;  ///< z_q relative to the local mean
+  int64_t seen_ = 0;  ///< n
+  std::vector<double> peaks_;
+  std::vector<double> window_;  ///< DSPOT: the last `depth` normal scores
+  size_t window_next_ = 0;
+};
+
 }  // namespace adx

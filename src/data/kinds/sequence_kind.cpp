@@ -130,18 +130,29 @@ at::Tensor SequenceKind::fit_values(const Data& data) const {
   return data.x.index_select(0, covered.to(data.x.device()));
 }
 
-void SequenceKind::assemble(const Data& data, Scores& scores) const {
-  const int64_t steps = data.x.size(0), n = size(data), length = data.windows.length;
+void SequenceKind::accumulate_steps(const Data& data, int64_t first, const Scores& part, StepSums& sums) const {
+  const int64_t steps = data.x.size(0), length = data.windows.length;
+  if (!sums.sums.defined()) {
+    sums.sums = torch::zeros({steps}, torch::kDouble);
+    sums.counts = torch::zeros({steps}, torch::kDouble);
+  }
+  const int64_t n = part.per_item.numel();
   if (n == 0) return;
-  const auto idx = step_indices(data.items.cpu(), length).reshape({-1});
-  auto values = scores.step_map.defined() ? scores.step_map.detach().cpu().to(torch::kDouble).reshape({n, length})
-                                          : scores.per_item.detach().cpu().to(torch::kDouble).reshape({n, 1}).expand({n, length});
+  const auto idx = step_indices(data.items.slice(0, first, first + n).cpu(), length).reshape({-1});
+  auto values = part.step_map.defined()
+                    ? part.step_map.detach().cpu().to(torch::kDouble).reshape({n, length})
+                    : part.per_item.detach().cpu().to(torch::kDouble).reshape({n, 1}).expand({n, length});
   values = values.reshape({-1});
   // Steps a detector leaves unscored (NaN in step_map) do not count.
   const auto finite = values.isfinite();
-  auto sums = torch::zeros({steps}, torch::kDouble).index_add_(0, idx, torch::where(finite, values, torch::zeros_like(values)));
-  auto counts = torch::zeros({steps}, torch::kDouble).index_add_(0, idx, finite.to(torch::kDouble));
-  scores.per_step = torch::where(counts > 0, sums / counts.clamp_min(1), torch::full_like(sums, std::numeric_limits<double>::quiet_NaN()))
+  sums.sums.index_add_(0, idx, torch::where(finite, values, torch::zeros_like(values)));
+  sums.counts.index_add_(0, idx, finite.to(torch::kDouble));
+}
+
+void SequenceKind::finish_steps(const StepSums& sums, Scores& scores) const {
+  if (!sums.sums.defined()) return;
+  scores.per_step = torch::where(sums.counts > 0, sums.sums / sums.counts.clamp_min(1),
+                                 torch::full_like(sums.sums, std::numeric_limits<double>::quiet_NaN()))
                         .to(torch::kFloat32);
 }
 

@@ -11,6 +11,11 @@ inline torch::Tensor per_item_mse(const torch::Tensor& reconstruction, const tor
   return (reconstruction - target).pow(2).reshape({target.size(0), -1}).mean(1);
 }
 
+/// Mean squared error per step of sequence items (B x L x ...): B x L.
+inline torch::Tensor per_step_mse(const torch::Tensor& reconstruction, const torch::Tensor& target) {
+  return (reconstruction - target).pow(2).reshape({target.size(0), target.size(1), -1}).mean(2);
+}
+
 /// `Net` is a module holder whose forward(x) returns a reconstruction of x.
 template <class Options, class Net>
 class ReconstructionDetector : public DetectorWithOptions<Options> {
@@ -38,7 +43,11 @@ class ReconstructionDetector : public DetectorWithOptions<Options> {
   }
   Scores score_model(const Batch& batch) override {
     Scores s;
-    s.per_item = per_item_mse(net_->forward(batch.x), batch.x);
+    const auto reconstruction = net_->forward(batch.x);
+    s.per_item = per_item_mse(reconstruction, batch.x);
+    // Series and video: each step's own error, so a short anomaly is not smeared over the window.
+    if (this->fitted_kind() != nullptr && this->fitted_kind()->has_steps())
+      s.step_map = per_step_mse(reconstruction, batch.x);
     return s;
   }
   torch::nn::Module* model() override { return net_.is_empty() ? nullptr : net_.ptr().get(); }

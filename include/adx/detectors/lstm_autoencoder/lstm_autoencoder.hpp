@@ -1,0 +1,58 @@
+#pragma once
+// LSTM encoder-decoder over a window (Malhotra et al. 2016, EncDec-AD): the encoder's
+// last hidden state summarises the window, the decoder unrolls it back into the
+// window, and each step's reconstruction error is its score.
+//
+//   adx::LstmAutoencoder lstm(adx::LstmAutoencoderOptions().hidden(64));
+//   lstm.fit(adx::Data::series(train, {50, 1}));
+//   auto per_step = lstm.score(adx::Data::series(test, {50, 1})).per_step;
+#include <adx/detectors/components/reconstruction.hpp>
+#include <adx/nn/sequence.hpp>
+
+namespace adx {
+
+struct LstmAutoencoderOptions {
+  ADX_OPTIONS_STRUCT;
+  /// Width of the LSTM state (the code).
+  ADX_ARG(int64_t, hidden) = 64;
+  /// Stacked LSTM layers in the encoder and in the decoder.
+  ADX_ARG(int64_t, layers) = 1;
+  /// Training loop settings.
+  ADX_ARG(TrainOptions, train) = TrainOptions().epochs(30).batch_size(128).weight_decay(0.0);
+  ADX_DETECTOR_OPTIONS(Preprocess::Standardize);
+};
+
+class LstmAutoencoderNetImpl : public torch::nn::Module {
+ public:
+  LstmAutoencoderNetImpl(int64_t features, const LstmAutoencoderOptions& o)
+      : encoder(register_module("encoder", nn::LstmSummary(features, o.hidden(), o.layers()))),
+        decoder(register_module("decoder", nn::LstmSummary(o.hidden(), o.hidden(), o.layers()))),
+        output(register_module("output", torch::nn::Linear(o.hidden(), features))) {}
+  /// B x L x D -> B x L x D: the code is fed to the decoder at every step.
+  torch::Tensor forward(const torch::Tensor& x) {
+    const auto code = encoder->forward(x);
+    const auto steps = code.unsqueeze(1).expand({x.size(0), x.size(1), code.size(1)}).contiguous();
+    return output->forward(std::get<0>(decoder->lstm->forward(steps)));
+  }
+  nn::LstmSummary encoder{nullptr}, decoder{nullptr};
+  torch::nn::Linear output{nullptr};
+};
+TORCH_MODULE(LstmAutoencoderNet);
+
+class LstmAutoencoder : public ReconstructionDetector<LstmAutoencoderOptions, LstmAutoencoderNet> {
+ public:
+  using Options = LstmAutoencoderOptions;
+  explicit LstmAutoencoder(Options options = Options()) : ReconstructionDetector(std::move(options)) {
+    ADX_CHECK_AS(OptionError, options_.hidden() > 0 && options_.layers() > 0,
+                 "hidden and layers must be > 0, got {} and {}", options_.hidden(), options_.layers());
+  }
+  std::string type() const override { return "lstm_autoencoder"; }
+  std::vector<std::string> input_kinds() const override { return {kinds::kSeries}; }
+
+ protected:
+  LstmAutoencoderNet make_net(const std::vector<int64_t>& item_shape) override {
+    return LstmAutoencoderNet(item_shape.at(1), options_);
+  }
+};
+
+}  // namespace adx

@@ -1,0 +1,72 @@
+#pragma once
+// TCN autoencoder (Thill et al. 2020): dilated causal convolutions encode the window,
+// a 1x1 convolution narrows the channels and average pooling shortens time, so the
+// code cannot copy its input; the decoder upsamples, runs its own dilated stack and
+// maps back to the features. Score = each step's reconstruction error.
+#include <adx/detectors/components/reconstruction.hpp>
+#include <adx/nn/sequence.hpp>
+
+namespace adx {
+
+struct TcnAutoencoderOptions {
+  ADX_OPTIONS_STRUCT;
+  /// Channels of the dilated convolutions.
+  ADX_ARG(int64_t, channels) = 32;
+  /// Kernel width of each convolution.
+  ADX_ARG(int64_t, kernel) = 5;
+  /// Dilations of the stack; the receptive field is 1 + (kernel - 1) * sum(dilations).
+  ADX_ARG(std::vector<int64_t>, dilations) = std::vector<int64_t>{1, 2, 4, 8, 16};
+  /// Channels of the code.
+  ADX_ARG(int64_t, code_channels) = 8;
+  /// Time steps averaged into one code step.
+  ADX_ARG(int64_t, pooling) = 4;
+  /// Training loop settings.
+  ADX_ARG(TrainOptions, train) = TrainOptions().epochs(30).batch_size(128).weight_decay(0.0);
+  ADX_DETECTOR_OPTIONS(Preprocess::Standardize);
+};
+
+class TcnAutoencoderNetImpl : public torch::nn::Module {
+ public:
+  TcnAutoencoderNetImpl(int64_t features, const TcnAutoencoderOptions& o) : pooling_(o.pooling()) {
+    encoder = register_module("encoder", nn::TemporalConvStack(features, o.channels(), o.kernel(), o.dilations()));
+    to_code = register_module("to_code", torch::nn::Conv1d(torch::nn::Conv1dOptions(o.channels(), o.code_channels(), 1)));
+    decoder = register_module("decoder", nn::TemporalConvStack(o.code_channels(), o.channels(), o.kernel(), o.dilations()));
+    output = register_module("output", torch::nn::Conv1d(torch::nn::Conv1dOptions(o.channels(), features, 1)));
+  }
+  /// B x L x D -> B x L x D.
+  torch::Tensor forward(const torch::Tensor& x) {
+    const int64_t length = x.size(1);
+    auto h = to_code->forward(encoder->forward(x.transpose(1, 2)));
+    h = torch::avg_pool1d(h, {pooling_}, {pooling_}, {0}, /*ceil_mode=*/true);
+    h = h.repeat_interleave(pooling_, 2).narrow(2, 0, length);
+    return output->forward(decoder->forward(h)).transpose(1, 2);
+  }
+  nn::TemporalConvStack encoder{nullptr}, decoder{nullptr};
+  torch::nn::Conv1d to_code{nullptr}, output{nullptr};
+
+ private:
+  int64_t pooling_;
+};
+TORCH_MODULE(TcnAutoencoderNet);
+
+class TcnAutoencoder : public ReconstructionDetector<TcnAutoencoderOptions, TcnAutoencoderNet> {
+ public:
+  using Options = TcnAutoencoderOptions;
+  explicit TcnAutoencoder(Options options = Options()) : ReconstructionDetector(std::move(options)) {
+    const auto& o = options_;
+    ADX_CHECK_AS(OptionError, o.channels() > 0 && o.code_channels() > 0 && o.kernel() > 0 && o.pooling() > 0,
+                 "channels, code_channels, kernel and pooling must be > 0, got {}, {}, {}, {}", o.channels(),
+                 o.code_channels(), o.kernel(), o.pooling());
+    ADX_CHECK_AS(OptionError, !o.dilations().empty(), "dilations must not be empty");
+    for (auto d : o.dilations()) ADX_CHECK_AS(OptionError, d > 0, "dilations must be > 0, got {}", d);
+  }
+  std::string type() const override { return "tcn_autoencoder"; }
+  std::vector<std::string> input_kinds() const override { return {kinds::kSeries}; }
+
+ protected:
+  TcnAutoencoderNet make_net(const std::vector<int64_t>& item_shape) override {
+    return TcnAutoencoderNet(item_shape.at(1), options_);
+  }
+};
+
+}  // namespace adx

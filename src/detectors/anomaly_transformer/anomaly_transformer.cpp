@@ -1,0 +1,168 @@
+#include <adx/detectors/anomaly_transformer/anomaly_transformer.hpp>
+
+#include <cmath>
+
+namespace adx {
+namespace {
+
+// Sinusoidal position code, L x d_model.
+torch::Tensor positional_code(int64_t length, int64_t d_model, const torch::TensorOptions& options) {
+  auto position = torch::arange(length, options).unsqueeze(1);
+  auto div = torch::exp(torch::arange(0, d_model, 2, options) * (-std::log(10000.0) / static_cast<double>(d_model)));
+  auto code = torch::zeros({length, d_model}, options);
+  code.index_put_({torch::indexing::Slice(), torch::indexing::Slice(0, torch::indexing::None, 2)},
+                  torch::sin(position * div));
+  code.index_put_({torch::indexing::Slice(), torch::indexing::Slice(1, torch::indexing::None, 2)},
+                  torch::cos(position * div).narrow(1, 0, d_model / 2));
+  return code;
+}
+
+// Symmetric KL between series and prior association, each layer, with the stop-gradient
+// on the side `detach_prior` says; averaged over batch and steps, then over layers.
+torch::Tensor discrepancy(const AnomalyTransformerOutput& out, bool detach_prior) {
+  torch::Tensor total;
+  for (size_t u = 0; u < out.series.size(); ++u) {
+    const auto series = detach_prior ? out.series[u] : out.series[u].detach();
+    const auto prior = detach_prior ? out.prior[u].detach() : out.prior[u];
+    auto value = association_kl(series, prior).mean() + association_kl(prior, series).mean();
+    total = total.defined() ? total + value : value;
+  }
+  return total / static_cast<double>(out.series.size());
+}
+
+}  // namespace
+
+torch::Tensor association_kl(const torch::Tensor& p, const torch::Tensor& q) {
+  return (p * (torch::log(p + 1e-4) - torch::log(q + 1e-4))).sum(-1).mean(1);
+}
+
+// One encoder layer: anomaly attention, then the position-wise feed-forward block.
+struct AnomalyTransformerNetImpl::Layer : torch::nn::Module {
+  Layer(int64_t d_model, int64_t heads, int64_t d_ff, double dropout_p) : heads(heads), dropout_p(dropout_p) {
+    query = register_module("query", torch::nn::Linear(d_model, d_model));
+    key = register_module("key", torch::nn::Linear(d_model, d_model));
+    value = register_module("value", torch::nn::Linear(d_model, d_model));
+    sigma = register_module("sigma", torch::nn::Linear(d_model, heads));
+    out = register_module("out", torch::nn::Linear(d_model, d_model));
+    ff1 = register_module("ff1", torch::nn::Linear(d_model, d_ff));
+    ff2 = register_module("ff2", torch::nn::Linear(d_ff, d_model));
+    norm1 = register_module("norm1", torch::nn::LayerNorm(torch::nn::LayerNormOptions({d_model})));
+    norm2 = register_module("norm2", torch::nn::LayerNorm(torch::nn::LayerNormOptions({d_model})));
+  }
+
+  // x: B x L x d_model; appends this layer's series and prior association.
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& distances, AnomalyTransformerOutput& assoc) {
+    const int64_t B = x.size(0), L = x.size(1), E = x.size(2) / heads;
+    auto q = query->forward(x).view({B, L, heads, E}).permute({0, 2, 1, 3});
+    auto k = key->forward(x).view({B, L, heads, E}).permute({0, 2, 3, 1});
+    auto v = value->forward(x).view({B, L, heads, E}).permute({0, 2, 1, 3});
+    auto scores = torch::matmul(q, k) * (1.0 / std::sqrt(static_cast<double>(E)));  // B x H x L x L
+    // Learned width of the prior, per step and head: 3^(sigmoid(5 s) + 1e-5) - 1.
+    auto s = sigma->forward(x).transpose(1, 2);                                   // B x H x L
+    s = torch::pow(3.0, torch::sigmoid(s * 5.0) + 1e-5) - 1.0;
+    s = s.unsqueeze(-1);
+    auto prior = 1.0 / (std::sqrt(2.0 * M_PI) * s) * torch::exp(-distances.pow(2) / 2.0 / s.pow(2));
+    prior = prior / prior.sum(-1, true);
+    auto series = torch::dropout(torch::softmax(scores, -1), dropout_p, is_training());
+    auto attended = torch::matmul(series, v).permute({0, 2, 1, 3}).reshape({B, L, heads * E});
+    assoc.series.push_back(series);
+    assoc.prior.push_back(prior);
+
+    auto h = norm1->forward(x + torch::dropout(out->forward(attended), dropout_p, is_training()));
+    auto y = torch::dropout(torch::gelu(ff1->forward(h)), dropout_p, is_training());
+    y = torch::dropout(ff2->forward(y), dropout_p, is_training());
+    return norm2->forward(h + y);
+  }
+
+  int64_t heads;
+  double dropout_p;
+  torch::nn::Linear query{nullptr}, key{nullptr}, value{nullptr}, sigma{nullptr}, out{nullptr}, ff1{nullptr},
+      ff2{nullptr};
+  torch::nn::LayerNorm norm1{nullptr}, norm2{nullptr};
+};
+
+AnomalyTransformerNetImpl::AnomalyTransformerNetImpl(int64_t features, const AnomalyTransformerOptions& o)
+    : d_model_(o.d_model()), heads_(o.heads()), dropout_(o.dropout()) {
+  // Token embedding: a circular 3-tap convolution without bias, Kaiming-initialised.
+  token_embedding = register_module(
+      "token_embedding",
+      torch::nn::Conv1d(torch::nn::Conv1dOptions(features, o.d_model(), 3).padding(1).padding_mode(torch::kCircular).bias(false)));
+  torch::nn::init::kaiming_normal_(token_embedding->weight, 0.0, torch::kFanIn, torch::kLeakyReLU);
+  layers_ = register_module("layers", torch::nn::ModuleList());
+  for (int64_t l = 0; l < o.layers(); ++l)
+    layers_->push_back(std::make_shared<Layer>(o.d_model(), o.heads(), o.d_ff(), o.dropout()));
+  final_norm = register_module("final_norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({o.d_model()})));
+  projection = register_module("projection", torch::nn::Linear(o.d_model(), features));
+}
+
+AnomalyTransformerOutput AnomalyTransformerNetImpl::run(const torch::Tensor& x) {
+  const int64_t L = x.size(1);
+  const auto float_options = x.options();
+  auto h = token_embedding->forward(x.transpose(1, 2)).transpose(1, 2) + positional_code(L, d_model_, float_options);
+  h = torch::dropout(h, dropout_, is_training());
+  const auto index = torch::arange(L, float_options);
+  const auto distances = (index.unsqueeze(1) - index.unsqueeze(0)).abs();
+  AnomalyTransformerOutput out;
+  for (const auto& layer : *layers_) h = layer->as<Layer>()->forward(h, distances, out);
+  out.reconstruction = projection->forward(final_norm->forward(h));
+  return out;
+}
+
+torch::Tensor AnomalyTransformerNetImpl::minimax_loss(const torch::Tensor& x, double k) {
+  const auto out = run(x);
+  const auto reconstruction = torch::mse_loss(out.reconstruction, x);
+  // The reference backpropagates phase 1 and phase 2 separately into one optimiser step;
+  // their gradients add up, so one backward pass of the sum gives the same update.
+  const auto phase1 = reconstruction - k * discrepancy(out, /*detach_prior=*/true);
+  const auto phase2 = reconstruction + k * discrepancy(out, /*detach_prior=*/false);
+  return phase1 + phase2;
+}
+
+torch::Tensor AnomalyTransformerNetImpl::criterion(const torch::Tensor& x, double temperature) {
+  const auto out = run(x);
+  const auto error = (x - out.reconstruction).pow(2).mean(-1);  // B x L
+  // The reference sums the symmetric KL over layers, each scaled by the temperature.
+  torch::Tensor dis = torch::zeros_like(error);
+  for (size_t u = 0; u < out.series.size(); ++u)
+    dis = dis + temperature * (association_kl(out.series[u], out.prior[u]) + association_kl(out.prior[u], out.series[u]));
+  return torch::softmax(-dis, -1) * error;
+}
+
+AnomalyTransformer::AnomalyTransformer(Options options) : ReconstructionDetector(std::move(options)) {
+  const auto& o = options_;
+  ADX_CHECK_AS(OptionError, o.d_model() > 0 && o.heads() > 0 && o.d_model() % o.heads() == 0,
+               "d_model must be a positive multiple of heads, got d_model {} and heads {}", o.d_model(), o.heads());
+  ADX_CHECK_AS(OptionError, o.d_model() % 2 == 0, "d_model must be even (sine/cosine position code), got {}",
+               o.d_model());
+  ADX_CHECK_AS(OptionError, o.layers() > 0 && o.d_ff() > 0, "layers and d_ff must be > 0, got {} and {}", o.layers(),
+               o.d_ff());
+  ADX_CHECK_AS(OptionError, o.dropout() >= 0 && o.dropout() < 1, "dropout must be in [0, 1), got {}", o.dropout());
+  ADX_CHECK_AS(OptionError, o.k() >= 0 && o.temperature() > 0, "k must be >= 0 and temperature > 0, got {} and {}",
+               o.k(), o.temperature());
+  ADX_CHECK_AS(OptionError, o.score_chunk() > 0, "score_chunk must be > 0, got {}", o.score_chunk());
+}
+
+AnomalyTransformerNet AnomalyTransformer::make_net(const std::vector<int64_t>& item_shape) {
+  return AnomalyTransformerNet(item_shape.at(1), options_);
+}
+
+torch::Tensor AnomalyTransformer::loss(const torch::Tensor& x, bool training) {
+  // Validation (early stopping) watches the reconstruction: phase 1 + phase 2 equals
+  // twice the reconstruction loss, the two discrepancy terms cancelling in value.
+  if (!training) return torch::mse_loss(net_->forward(x), x);
+  return net_->minimax_loss(x, options_.k());
+}
+
+Scores AnomalyTransformer::score_model(const Batch& batch) {
+  std::vector<torch::Tensor> parts;
+  for (int64_t begin = 0; begin < batch.x.size(0); begin += options_.score_chunk()) {
+    const int64_t n = std::min(options_.score_chunk(), batch.x.size(0) - begin);
+    parts.push_back(net_->criterion(batch.x.narrow(0, begin, n), options_.temperature()));
+  }
+  Scores s;
+  s.step_map = torch::cat(parts);
+  s.per_item = s.step_map.mean(1);
+  return s;
+}
+
+}  // namespace adx
