@@ -15,7 +15,7 @@ mode="${1:-test}"
 shift || true
 
 packages=(cmake make g++ libtorch-dev libopenblas0-openmp libeigen3-dev catch2 libfmt-dev libgloo-dev
-          libstb-dev zlib1g-dev dataset-fashion-mnist)
+          libstb-dev zlib1g-dev dataset-fashion-mnist libcli11-dev)
 # The tests export torchvision's models to check the C++ backbones against them.
 if [ "$mode" = test ]; then packages+=(python3 python3-torch python3-torchvision); fi
 case "$mode" in

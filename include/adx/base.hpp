@@ -12,6 +12,7 @@
 #include <adx/data/images.hpp>
 #include <adx/data/input_kind.hpp>
 #include <adx/data/loaders.hpp>
+#include <adx/data/synthetic_series.hpp>
 #include <adx/data/transforms.hpp>
 #include <adx/detectors/detector.hpp>
 #include <adx/detectors/registry.hpp>
@@ -19,5 +20,6 @@
 #include <adx/io/state_dict.hpp>
 #include <adx/metrics/metrics.hpp>
 #include <adx/metrics/pixel_metrics.hpp>
+#include <adx/metrics/series_metrics.hpp>
 #include <adx/threshold/threshold.hpp>
 #include <adx/train/trainer.hpp>

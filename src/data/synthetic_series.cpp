@@ -36,9 +36,9 @@ SyntheticSeries make_synthetic_series(const SyntheticSeriesOptions& o) {
   const int64_t train = static_cast<int64_t>(static_cast<double>(T) * o.train_fraction);
   const int64_t test = T - train;
   const int64_t slots = 6 * o.anomalies_per_kind;
-  ADX_CHECK_AS(OptionError, slots == 0 || test >= slots * 3 * o.period,
+  ADX_CHECK_AS(OptionError, slots == 0 || test >= slots * 2 * o.period,
                "synthetic series: a test part of {} steps is too short for {} anomalies of up to {} steps apart",
-               test, slots, 3 * o.period);
+               test, slots, 2 * o.period);
   std::mt19937_64 rng(o.seed);
   std::normal_distribution<double> normal(0.0, 1.0);
   std::uniform_real_distribution<double> uniform(0.0, 1.0);

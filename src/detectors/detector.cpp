@@ -1,6 +1,7 @@
 #include <adx/detectors/detector.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <tuple>
 
 namespace adx {
@@ -126,12 +127,36 @@ torch::Tensor Detector::predict(const Data& data) {
   ADX_CHECK_AS(NotFittedError, calibrated_,
                "{}: predict() needs a threshold; call calibrate() on held-out normal data or set_threshold()",
                type());
-  return score(data).per_item > threshold_;
+  const auto scores = score(data);
+  // Series and video are judged step by step (a step never scored is not flagged).
+  return (scores.per_step.defined() ? scores.per_step : scores.per_item) > threshold_;
 }
 
+namespace {
+
+// What a threshold is set on: per-step scores where the kind has steps (steps never
+// scored left out, with their labels), else per-item scores.
+std::vector<double> threshold_values(const Scores& scores, const std::vector<int>* labels = nullptr,
+                                     std::vector<int>* kept_labels = nullptr) {
+  if (!scores.per_step.defined()) {
+    if (kept_labels) *kept_labels = *labels;
+    return scores.to_vector();
+  }
+  const auto steps = scores.per_step.to(torch::kFloat64).contiguous();
+  const double* v = steps.data_ptr<double>();
+  std::vector<double> out;
+  for (int64_t t = 0; t < steps.numel(); ++t) {
+    if (!std::isfinite(v[t])) continue;
+    out.push_back(v[t]);
+    if (kept_labels) kept_labels->push_back((*labels)[static_cast<size_t>(t)]);
+  }
+  return out;
+}
+
+}  // namespace
+
 void Detector::calibrate_raw(const Data& normal) {
-  const auto scores = score_raw(normal).to_vector();
-  threshold_ = fit_threshold(scores, threshold_options());
+  threshold_ = fit_threshold(threshold_values(score_raw(normal)), threshold_options());
   calibrated_ = true;
 }
 
@@ -148,9 +173,13 @@ void Detector::calibrate(const Data& normal) {
 void Detector::calibrate(const Data& data, const std::vector<int>& labels) {
   ADX_CHECK_AS(NotFittedError, fitted_, "{}: calibrate() called before fit()", type());
   check_input(data, "calibration data", false);
-  ADX_CHECK_AS(ShapeError, static_cast<int64_t>(labels.size()) == data.size(),
-               "calibration got {} labels for {} items", labels.size(), data.size());
-  threshold_ = best_f1_threshold(labels, score(data).to_vector());
+  const auto& kind = data.input_kind();
+  const int64_t expected = kind.has_steps() ? data.x.size(0) : data.size();
+  ADX_CHECK_AS(ShapeError, static_cast<int64_t>(labels.size()) == expected, "calibration got {} labels for {} {}",
+               labels.size(), expected, kind.has_steps() ? "steps" : "items");
+  std::vector<int> kept;
+  const auto values = threshold_values(score(data), &labels, &kept);
+  threshold_ = best_f1_threshold(kept, values);
   calibrated_ = true;
 }
 

@@ -67,12 +67,15 @@ class Detector {
   /// Anomaly scores (higher = more anomalous): per item, and for series and
   /// video also per time step / frame (Scores::per_step).
   Scores score(const Data& data);
-  /// True where score > threshold. Throws if not fitted or not calibrated.
+  /// True where score > threshold: per item, or for series and video per step / frame.
+  /// Throws if not fitted or not calibrated.
   torch::Tensor predict(const Data& data);
 
-  /// Sets the threshold from held-out normal data with the options' policy.
+  /// Sets the threshold from held-out normal data with the options' policy (on per-step
+  /// scores for series and video).
   void calibrate(const Data& normal);
-  /// Sets the threshold that maximises F1 on labelled data (1 = anomaly).
+  /// Sets the threshold that maximises F1 on labelled data (1 = anomaly): one label per
+  /// item, or per step / frame for series and video.
   void calibrate(const Data& data, const std::vector<int>& labels);
   void set_threshold(double threshold);
   double threshold() const;

@@ -17,17 +17,12 @@ torch::Tensor positional_code(int64_t length, int64_t d_model, const torch::Tens
   return code;
 }
 
-// Symmetric KL between series and prior association, each layer, with the stop-gradient
-// on the side `detach_prior` says; averaged over batch and steps, then over layers.
-torch::Tensor discrepancy(const AnomalyTransformerOutput& out, bool detach_prior) {
-  torch::Tensor total;
-  for (size_t u = 0; u < out.series.size(); ++u) {
-    const auto series = detach_prior ? out.series[u] : out.series[u].detach();
-    const auto prior = detach_prior ? out.prior[u].detach() : out.prior[u];
-    auto value = association_kl(series, prior).mean() + association_kl(prior, series).mean();
-    total = total.defined() ? total + value : value;
-  }
-  return total / static_cast<double>(out.series.size());
+// KL(p || q) + KL(q || p) as the reference computes them (each with 1e-4 inside the logs,
+// summed over keys, averaged over heads), in one pass: sum of (p - q)(log(p + e) - log(q + e)).
+// B x H x L x L -> B x L.
+torch::Tensor symmetric_kl(const torch::Tensor& p, const torch::Tensor& log_p, const torch::Tensor& q,
+                           const torch::Tensor& log_q) {
+  return ((p - q) * (log_p - log_q)).sum(-1).mean(1);
 }
 
 }  // namespace
@@ -51,7 +46,7 @@ struct AnomalyTransformerNetImpl::Layer : torch::nn::Module {
   }
 
   // x: B x L x d_model; appends this layer's series and prior association.
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& distances, AnomalyTransformerOutput& assoc) {
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& squared_distances, AnomalyTransformerOutput& assoc) {
     const int64_t B = x.size(0), L = x.size(1), E = x.size(2) / heads;
     auto q = query->forward(x).view({B, L, heads, E}).permute({0, 2, 1, 3});
     auto k = key->forward(x).view({B, L, heads, E}).permute({0, 2, 3, 1});
@@ -60,9 +55,9 @@ struct AnomalyTransformerNetImpl::Layer : torch::nn::Module {
     // Learned width of the prior, per step and head: 3^(sigmoid(5 s) + 1e-5) - 1.
     auto s = sigma->forward(x).transpose(1, 2);                                   // B x H x L
     s = torch::pow(3.0, torch::sigmoid(s * 5.0) + 1e-5) - 1.0;
-    s = s.unsqueeze(-1);
-    auto prior = 1.0 / (std::sqrt(2.0 * M_PI) * s) * torch::exp(-distances.pow(2) / 2.0 / s.pow(2));
-    prior = prior / prior.sum(-1, true);
+    // The Gaussian's 1 / (sqrt(2 pi) sigma) cancels when each row is normalised, so the
+    // row-normalised prior is a softmax of -|i - j|^2 / (2 sigma^2).
+    auto prior = torch::softmax(squared_distances * (-0.5 / s.pow(2)).unsqueeze(-1), -1);
     auto series = torch::dropout(torch::softmax(scores, -1), dropout_p, is_training());
     auto attended = torch::matmul(series, v).permute({0, 2, 1, 3}).reshape({B, L, heads * E});
     assoc.series.push_back(series);
@@ -101,9 +96,9 @@ AnomalyTransformerOutput AnomalyTransformerNetImpl::run(const torch::Tensor& x) 
   auto h = token_embedding->forward(x.transpose(1, 2)).transpose(1, 2) + positional_code(L, d_model_, float_options);
   h = torch::dropout(h, dropout_, is_training());
   const auto index = torch::arange(L, float_options);
-  const auto distances = (index.unsqueeze(1) - index.unsqueeze(0)).abs();
+  const auto squared_distances = (index.unsqueeze(1) - index.unsqueeze(0)).pow(2);
   AnomalyTransformerOutput out;
-  for (const auto& layer : *layers_) h = layer->as<Layer>()->forward(h, distances, out);
+  for (const auto& layer : *layers_) h = layer->as<Layer>()->forward(h, squared_distances, out);
   out.reconstruction = projection->forward(final_norm->forward(h));
   return out;
 }
@@ -111,11 +106,22 @@ AnomalyTransformerOutput AnomalyTransformerNetImpl::run(const torch::Tensor& x) 
 torch::Tensor AnomalyTransformerNetImpl::minimax_loss(const torch::Tensor& x, double k) {
   const auto out = run(x);
   const auto reconstruction = torch::mse_loss(out.reconstruction, x);
-  // The reference backpropagates phase 1 and phase 2 separately into one optimiser step;
-  // their gradients add up, so one backward pass of the sum gives the same update.
-  const auto phase1 = reconstruction - k * discrepancy(out, /*detach_prior=*/true);
-  const auto phase2 = reconstruction + k * discrepancy(out, /*detach_prior=*/false);
-  return phase1 + phase2;
+  // Phase 1 maximises the discrepancy with the prior detached, phase 2 minimises it with the
+  // series association detached. The reference backpropagates the two losses separately
+  // into one optimiser step; their gradients add up, so one backward pass of the sum
+  // gives the same update.
+  torch::Tensor phase1, phase2;
+  for (size_t u = 0; u < out.series.size(); ++u) {
+    const auto& series = out.series[u];
+    const auto& prior = out.prior[u];
+    const auto log_series = torch::log(series + 1e-4), log_prior = torch::log(prior + 1e-4);
+    const auto d1 = symmetric_kl(series, log_series, prior.detach(), log_prior.detach()).mean();
+    const auto d2 = symmetric_kl(series.detach(), log_series.detach(), prior, log_prior).mean();
+    phase1 = phase1.defined() ? phase1 + d1 : d1;
+    phase2 = phase2.defined() ? phase2 + d2 : d2;
+  }
+  const double layers = static_cast<double>(out.series.size());
+  return (reconstruction - k * phase1 / layers) + (reconstruction + k * phase2 / layers);
 }
 
 torch::Tensor AnomalyTransformerNetImpl::criterion(const torch::Tensor& x, double temperature) {
@@ -124,7 +130,8 @@ torch::Tensor AnomalyTransformerNetImpl::criterion(const torch::Tensor& x, doubl
   // The reference sums the symmetric KL over layers, each scaled by the temperature.
   torch::Tensor dis = torch::zeros_like(error);
   for (size_t u = 0; u < out.series.size(); ++u)
-    dis = dis + temperature * (association_kl(out.series[u], out.prior[u]) + association_kl(out.prior[u], out.series[u]));
+    dis = dis + temperature * symmetric_kl(out.series[u], torch::log(out.series[u] + 1e-4), out.prior[u],
+                                           torch::log(out.prior[u] + 1e-4));
   return torch::softmax(-dis, -1) * error;
 }
 
