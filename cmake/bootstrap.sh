@@ -7,6 +7,8 @@
 #   bash cmake/bootstrap.sh leaderboard   every image detector on the full Fashion-MNIST protocol (hours)
 #   bash cmake/bootstrap.sh industrial    PatchCore, PaDiM and SPADE on the synthetic industrial data
 #   bash cmake/bootstrap.sh patchcore-bench  PatchCore speed and memory, coreset against anomalib's loop
+#   bash cmake/bootstrap.sh timeseries [args] every time-series detector on a generated series (or --data FILE.csv)
+#   bash cmake/bootstrap.sh series-bench    Anomaly Transformer against Python, and scoring memory on 10^6 steps
 # Every Debian package it needs is installed if missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,7 +21,7 @@ packages=(cmake make g++ libtorch-dev libopenblas0-openmp libeigen3-dev catch2 l
 # The tests export torchvision's models to check the C++ backbones against them.
 if [ "$mode" = test ]; then packages+=(python3 python3-torch python3-torchvision); fi
 case "$mode" in
-  bench|image-bench|patchcore-bench) packages+=(python3 python3-torch python3-sklearn python3-numpy) ;;
+  bench|image-bench|patchcore-bench|series-bench) packages+=(python3 python3-torch python3-sklearn python3-numpy) ;;
 esac
 
 sudo_cmd=()
@@ -75,6 +77,15 @@ case "$mode" in
       --set anogan:width=16 --set anogan:train.epochs=5 --set anogan:search_steps=20 \
       --set f_anogan:width=32 --set f_anogan:train.epochs=5 --set f_anogan:encoder_train.epochs=5 \
       --set simclr:train.epochs=10 "$@"
+    ;;
+  timeseries)
+    "$build_dir/examples/timeseries" --out "$build_dir/timeseries_results" "$@"
+    ;;
+  series-bench)
+    "$build_dir/examples/series_benchmark" --size small "$@"
+    "$build_dir/examples/series_benchmark" --size paper --windows 256 --score-windows 200 "$@"
+    "$build_dir/examples/series_benchmark" --memory-steps 1000000 --memory-detector autoencoder --stride 1
+    "$build_dir/examples/series_benchmark" --memory-steps 1000000 --memory-detector anomaly_transformer
     ;;
   industrial)
     "$build_dir/examples/industrial" --out "$build_dir/industrial_results" "$@"

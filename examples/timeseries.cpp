@@ -80,7 +80,7 @@ void write_demo_csv(const std::string& path, uint64_t seed) {
 int main(int argc, char** argv) {
   CLI::App app{"Time-series anomaly detection: every detector, every metric, and a plot."};
   std::string data_path, timestamp_column, label_column, out_dir = "timeseries_results", demo_csv;
-  double train_fraction = 0.5;
+  double train_fraction = 0.5, trend = 0.3;
   bool interpolate = false, paper_size = false;
   int64_t window = 100, train_stride = 1, epochs = 0, threads = 0, seed = 0, length = 12000, channels = 4;
   std::vector<std::string> detectors{"anomaly_transformer", "lstm_autoencoder", "tcn_autoencoder", "forecaster",
@@ -93,6 +93,7 @@ int main(int argc, char** argv) {
   app.add_flag("--interpolate", interpolate, "fill empty cells by linear interpolation instead of failing");
   app.add_option("--length", length, "generated series: steps")->check(CLI::PositiveNumber);
   app.add_option("--channels", channels, "generated series: channels")->check(CLI::PositiveNumber);
+  app.add_option("--trend", trend, "generated series: typical drift of a channel over the series");
   app.add_option("--window", window, "steps per window")->check(CLI::Range(2, 100000));
   app.add_option("--train-stride", train_stride, "steps between training windows")->check(CLI::PositiveNumber);
   app.add_option("--detectors", detectors, "detectors to run")->delimiter(',');
@@ -122,6 +123,7 @@ int main(int argc, char** argv) {
       o.length = length;
       o.channels = channels;
       o.train_fraction = train_fraction;
+      o.trend = trend;
       o.seed = static_cast<uint64_t>(seed);
       const auto generated = adx::make_synthetic_series(o);
       values = generated.values;

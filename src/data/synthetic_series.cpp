@@ -52,7 +52,7 @@ SyntheticSeries make_synthetic_series(const SyntheticSeriesOptions& o) {
     if (c > 0 && uniform(rng) < 0.3) mix[c][0] = -mix[c][0];
     offset[c] = 2.0 * normal(rng);
     scale[c] = 0.5 + 2.0 * uniform(rng);
-    trend[c] = 0.3 * normal(rng) / static_cast<double>(T);
+    trend[c] = o.trend * normal(rng) / static_cast<double>(T);
   }
   auto clean = [&](int64_t c, double t) {
     double v = 0.0;

@@ -18,6 +18,7 @@ struct SyntheticSeriesOptions {
   int64_t channels = 4;             ///< 1 gives a univariate series
   int64_t period = 100;             ///< main seasonality, in steps
   double noise = 0.15;              ///< standard deviation of the AR(1) noise, relative to the seasonal amplitude
+  double trend = 0.3;               ///< typical drift of a channel over the whole series, same units
   double train_fraction = 0.5;      ///< the head of the series is anomaly-free training data
   int64_t anomalies_per_kind = 3;   ///< in the test part, for each of the six kinds
   uint64_t seed = 0;
