@@ -7,6 +7,7 @@
 #include <adx/detectors/forecaster/forecaster.hpp>
 #include <adx/detectors/lstm_autoencoder/lstm_autoencoder.hpp>
 #include <adx/detectors/tcn_autoencoder/tcn_autoencoder.hpp>
+#include <adx/detectors/vae/vae.hpp>
 #include <adx/metrics/series_metrics.hpp>
 
 #include <catch2/catch.hpp>
@@ -395,6 +396,13 @@ TEST_CASE("forecaster: finds anomalies in a seasonal series; save/load", "[serie
 TEST_CASE("autoencoder on series windows: per-step errors; save/load", "[series][detectors]") {
   Autoencoder detector(AutoencoderOptions().hidden({32}).bottleneck(4).dropout(0.0));
   check_series_detector(detector, 0.8);
+}
+
+TEST_CASE("vae on series windows: likelihood per window, per step; save/load", "[series][detectors]") {
+  auto options = VaeOptions().hidden({32}).latent(4).dropout(0.0);
+  options.runtime().seed(2);
+  Vae detector(options);
+  check_series_detector(detector, 0.75);
 }
 
 TEST_CASE("series scoring in chunks equals scoring at once", "[series][detectors]") {
