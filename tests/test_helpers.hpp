@@ -2,7 +2,11 @@
 // Shared helpers of the test programs: temp paths and small synthetic data sets.
 #include <adx/base.hpp>
 
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <cstdlib>
+#include <fstream>
 #include <string>
 
 namespace adx::test {
@@ -73,5 +77,25 @@ inline Easy easy_oriented_images(int64_t n_train = 300, int64_t n_normal_test = 
   auto normal_test = normal(n_normal_test);
   return make_easy(train, normal_test, torch::rand({n_anomalies, 1, 16, 16}));
 }
+
+// Caps this process's address space for the lifetime of the object.
+class AddressSpaceCap {
+ public:
+  explicit AddressSpaceCap(int64_t headroom_bytes) {
+    getrlimit(RLIMIT_AS, &saved_);
+    std::ifstream statm("/proc/self/statm");
+    int64_t pages = 0;
+    statm >> pages;
+    rlimit cap = saved_;
+    cap.rlim_cur = static_cast<rlim_t>(pages * sysconf(_SC_PAGESIZE) + headroom_bytes);
+    active_ = setrlimit(RLIMIT_AS, &cap) == 0;
+  }
+  ~AddressSpaceCap() { setrlimit(RLIMIT_AS, &saved_); }
+  bool active() const { return active_; }
+
+ private:
+  rlimit saved_{};
+  bool active_ = false;
+};
 
 }  // namespace adx::test

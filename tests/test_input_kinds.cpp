@@ -47,26 +47,6 @@ torch::Tensor sine_series(int64_t steps, double noise, uint64_t seed) {
 const adx::OptionMap kSmallAutoencoder{{"hidden", "32"},         {"bottleneck", "4"},  {"train.epochs", "30"},
                                        {"train.batch_size", "64"}, {"runtime.seed", "3"}, {"runtime.threads", "2"}};
 
-// Caps this process's address space for the lifetime of the object.
-class AddressSpaceCap {
- public:
-  explicit AddressSpaceCap(int64_t headroom_bytes) {
-    getrlimit(RLIMIT_AS, &saved_);
-    std::ifstream statm("/proc/self/statm");
-    int64_t pages = 0;
-    statm >> pages;
-    rlimit cap = saved_;
-    cap.rlim_cur = static_cast<rlim_t>(pages * sysconf(_SC_PAGESIZE) + headroom_bytes);
-    active_ = setrlimit(RLIMIT_AS, &cap) == 0;
-  }
-  ~AddressSpaceCap() { setrlimit(RLIMIT_AS, &saved_); }
-  bool active() const { return active_; }
-
- private:
-  rlimit saved_{};
-  bool active_ = false;
-};
-
 }  // namespace
 
 TEST_CASE("series: windows cover every step and collate to B x window x D", "[kinds][series]") {
@@ -206,7 +186,7 @@ TEST_CASE("graph: a 50k-node graph never builds an N x N tensor", "[kinds][graph
   const auto x = torch::randn({nodes, features});
   const auto edge_index = torch::randint(nodes, {2, edges}, torch::kLong);
   // 1 GiB above what the process already holds; a dense N x N float matrix needs 10 GB.
-  AddressSpaceCap cap(int64_t{1} << 30);
+  adx::test::AddressSpaceCap cap(int64_t{1} << 30);
   REQUIRE(cap.active());
   REQUIRE_THROWS(torch::empty({nodes, nodes}));  // the cap bites
 

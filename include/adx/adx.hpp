@@ -8,6 +8,7 @@
 #include <adx/detectors/deep_svdd/deep_svdd.hpp>
 #include <adx/detectors/denoising_autoencoder/denoising_autoencoder.hpp>
 #include <adx/detectors/f_anogan/f_anogan.hpp>
+#include <adx/detectors/dominant/dominant.hpp>
 #include <adx/detectors/forecaster/forecaster.hpp>
 #include <adx/detectors/ganomaly/ganomaly.hpp>
 #include <adx/detectors/lstm_autoencoder/lstm_autoencoder.hpp>

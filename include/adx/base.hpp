@@ -9,6 +9,7 @@
 #include <adx/core/progress.hpp>
 #include <adx/core/runtime.hpp>
 #include <adx/data/data.hpp>
+#include <adx/data/graphs.hpp>
 #include <adx/data/images.hpp>
 #include <adx/data/input_kind.hpp>
 #include <adx/data/loaders.hpp>

@@ -1,5 +1,6 @@
 #include <adx/detectors/anogan/anogan.hpp>
 #include <adx/detectors/anomaly_transformer/anomaly_transformer.hpp>
+#include <adx/detectors/dominant/dominant.hpp>
 #include <adx/detectors/forecaster/forecaster.hpp>
 #include <adx/detectors/lstm_autoencoder/lstm_autoencoder.hpp>
 #include <adx/detectors/tcn_autoencoder/tcn_autoencoder.hpp>
@@ -55,6 +56,7 @@ std::map<std::string, Entry> builtin_detectors() {
       {"lstm_autoencoder", {factory_for<LstmAutoencoder>(), "LSTM encoder-decoder over a window, per-step error"}},
       {"tcn_autoencoder",
        {factory_for<TcnAutoencoder>(), "dilated causal convolutions with a pooled code, per-step error"}},
+      {"dominant", {factory_for<Dominant>(), "DOMINANT: GCN dual reconstruction of attributes and (sparse) structure, per node"}},
       {"forecaster", {factory_for<Forecaster>(), "LSTM forecast of the window's last steps, normalised error"}},
   };
 }

@@ -1,0 +1,45 @@
+#pragma once
+// Graph convolution on a sparse normalised adjacency (adx::graph::normalized_adjacency):
+// H' = A_hat (H W) + b with A_hat = D^-1/2 (A + I) D^-1/2 (Kipf & Welling 2017). The
+// product is a sparse-dense matrix product, so memory grows with N + E, never N x N.
+#include <torch/torch.h>
+
+#include <vector>
+
+namespace adx::nn {
+
+class GcnLayerImpl : public torch::nn::Module {
+ public:
+  GcnLayerImpl(int64_t in, int64_t out)
+      : linear(register_module("linear", torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(false)))),
+        bias(register_parameter("bias", torch::zeros({out}))) {}
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& adjacency) {
+    return torch::mm(adjacency, linear->forward(x)) + bias;
+  }
+  torch::nn::Linear linear;
+  torch::Tensor bias;
+};
+TORCH_MODULE(GcnLayer);
+
+/// GCN layers of the given widths, ReLU (and dropout) between them, none after the last.
+class GcnStackImpl : public torch::nn::Module {
+ public:
+  GcnStackImpl(const std::vector<int64_t>& widths, double dropout) : dropout_(dropout) {
+    for (size_t i = 0; i + 1 < widths.size(); ++i) layers->push_back(GcnLayer(widths[i], widths[i + 1]));
+    register_module("layers", layers);
+  }
+  torch::Tensor forward(torch::Tensor x, const torch::Tensor& adjacency) {
+    for (size_t i = 0; i < layers->size(); ++i) {
+      x = layers[i]->as<GcnLayer>()->forward(x, adjacency);
+      if (i + 1 < layers->size()) x = torch::dropout(torch::relu(x), dropout_, is_training());
+    }
+    return x;
+  }
+  torch::nn::ModuleList layers;
+
+ private:
+  double dropout_;
+};
+TORCH_MODULE(GcnStack);
+
+}  // namespace adx::nn
