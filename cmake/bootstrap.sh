@@ -9,6 +9,7 @@
 #   bash cmake/bootstrap.sh patchcore-bench  PatchCore speed and memory, coreset against anomalib's loop
 #   bash cmake/bootstrap.sh timeseries [args] every time-series detector on a generated series (or --data FILE.csv)
 #   bash cmake/bootstrap.sh series-bench    Anomaly Transformer against Python, and scoring memory on 10^6 steps
+#   bash cmake/bootstrap.sh graph-bench     DOMINANT on 10^4..10^6-node graphs, and against PyGOD's dense DOMINANT
 # Every Debian package it needs is installed if missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +22,7 @@ packages=(cmake make g++ libtorch-dev libopenblas0-openmp libeigen3-dev catch2 l
 # The tests export torchvision's models to check the C++ backbones against them.
 if [ "$mode" = test ]; then packages+=(python3 python3-torch python3-torchvision); fi
 case "$mode" in
-  bench|image-bench|patchcore-bench|series-bench) packages+=(python3 python3-torch python3-sklearn python3-numpy) ;;
+  bench|image-bench|patchcore-bench|series-bench|graph-bench) packages+=(python3 python3-torch python3-sklearn python3-numpy) ;;
 esac
 
 sudo_cmd=()
@@ -86,6 +87,12 @@ case "$mode" in
     "$build_dir/examples/series_benchmark" --size paper --windows 256 --score-windows 200 "$@"
     "$build_dir/examples/series_benchmark" --memory-steps 1000000 --memory-detector autoencoder --stride 1
     "$build_dir/examples/series_benchmark" --memory-steps 1000000 --memory-detector anomaly_transformer
+    ;;
+  graph-bench)
+    echo "| nodes | edges | generate s | fit s | score s | input MiB | peak RSS MiB |"
+    echo "|---|---|---|---|---|---|---|"
+    for n in 10000 100000 1000000; do "$build_dir/examples/graph_benchmark" --nodes "$n" "$@"; done
+    "$build_dir/examples/graph_benchmark" --compare 10000,20000,30000,50000,100000 --epochs 5
     ;;
   industrial)
     "$build_dir/examples/industrial" --out "$build_dir/industrial_results" "$@"
