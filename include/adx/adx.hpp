@@ -4,11 +4,13 @@
 #include <adx/detectors/anogan/anogan.hpp>
 #include <adx/detectors/anomaly_transformer/anomaly_transformer.hpp>
 #include <adx/detectors/autoencoder/autoencoder.hpp>
+#include <adx/detectors/cola/cola.hpp>
 #include <adx/detectors/conv_autoencoder/conv_autoencoder.hpp>
 #include <adx/detectors/deep_svdd/deep_svdd.hpp>
 #include <adx/detectors/denoising_autoencoder/denoising_autoencoder.hpp>
 #include <adx/detectors/f_anogan/f_anogan.hpp>
 #include <adx/detectors/dominant/dominant.hpp>
+#include <adx/detectors/edge_scorer/edge_scorer.hpp>
 #include <adx/detectors/forecaster/forecaster.hpp>
 #include <adx/detectors/ganomaly/ganomaly.hpp>
 #include <adx/detectors/lstm_autoencoder/lstm_autoencoder.hpp>

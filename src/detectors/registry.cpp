@@ -1,6 +1,8 @@
 #include <adx/detectors/anogan/anogan.hpp>
 #include <adx/detectors/anomaly_transformer/anomaly_transformer.hpp>
+#include <adx/detectors/cola/cola.hpp>
 #include <adx/detectors/dominant/dominant.hpp>
+#include <adx/detectors/edge_scorer/edge_scorer.hpp>
 #include <adx/detectors/forecaster/forecaster.hpp>
 #include <adx/detectors/lstm_autoencoder/lstm_autoencoder.hpp>
 #include <adx/detectors/tcn_autoencoder/tcn_autoencoder.hpp>
@@ -56,7 +58,9 @@ std::map<std::string, Entry> builtin_detectors() {
       {"lstm_autoencoder", {factory_for<LstmAutoencoder>(), "LSTM encoder-decoder over a window, per-step error"}},
       {"tcn_autoencoder",
        {factory_for<TcnAutoencoder>(), "dilated causal convolutions with a pooled code, per-step error"}},
+      {"cola", {factory_for<Cola>(), "CoLA: node against sampled neighbourhood subgraphs, contrastive discriminator"}},
       {"dominant", {factory_for<Dominant>(), "DOMINANT: GCN dual reconstruction of attributes and (sparse) structure, per node"}},
+      {"edge_scorer", {factory_for<EdgeScorer>(), "GCN embeddings and an MLP on endpoint pairs; unlikely edges score high"}},
       {"forecaster", {factory_for<Forecaster>(), "LSTM forecast of the window's last steps, normalised error"}},
   };
 }

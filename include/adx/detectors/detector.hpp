@@ -119,11 +119,14 @@ class Detector {
   void apply_threads() const;
 
   const ProgressCallback& progress() const { return progress_; }
+  /// Validates `data` against the kind and item shape seen in fit (for detectors that offer
+  /// more than score(), e.g. per-edge scores).
+  void check_input(const Data& data, const char* what, bool at_fit) const;
+  /// Applies the fitted preprocessing and moves the data to device().
+  Data prepare(const Data& data) const;
 
  private:
   void fit_impl(const Data& train, const Data* validation);
-  void check_input(const Data& data, const char* what, bool at_fit) const;
-  Data prepare(const Data& data) const;
   Preprocess resolved_preprocess(const InputKind& kind) const;
   Scores score_raw(const Data& data);
   void calibrate_raw(const Data& normal);

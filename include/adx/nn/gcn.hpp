@@ -2,11 +2,33 @@
 // Graph convolution on a sparse normalised adjacency (adx::graph::normalized_adjacency):
 // H' = A_hat (H W) + b with A_hat = D^-1/2 (A + I) D^-1/2 (Kipf & Welling 2017). The
 // product is a sparse-dense matrix product, so memory grows with N + E, never N x N.
+// A_hat must be symmetric (graph::normalized_adjacency makes it so).
 #include <torch/torch.h>
 
 #include <vector>
 
 namespace adx::nn {
+
+/// A_hat @ h for a symmetric sparse A_hat. LibTorch's sparse @ dense backward transposes
+/// (and so re-sorts) the sparse matrix every time; for a symmetric one the gradient is
+/// A_hat @ grad, the same product again.
+class SymmetricSparseProduct : public torch::autograd::Function<SymmetricSparseProduct> {
+ public:
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& adjacency,
+                               const torch::Tensor& h) {
+    ctx->saved_data["adjacency"] = adjacency;
+    return torch::mm(adjacency, h);
+  }
+  static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
+                                               torch::autograd::tensor_list grad) {
+    const auto adjacency = ctx->saved_data["adjacency"].toTensor();
+    return {torch::Tensor(), torch::mm(adjacency, grad[0])};
+  }
+};
+
+inline torch::Tensor symmetric_spmm(const torch::Tensor& adjacency, const torch::Tensor& h) {
+  return SymmetricSparseProduct::apply(adjacency, h);
+}
 
 class GcnLayerImpl : public torch::nn::Module {
  public:
@@ -14,7 +36,7 @@ class GcnLayerImpl : public torch::nn::Module {
       : linear(register_module("linear", torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(false)))),
         bias(register_parameter("bias", torch::zeros({out}))) {}
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& adjacency) {
-    return torch::mm(adjacency, linear->forward(x)) + bias;
+    return symmetric_spmm(adjacency, linear->forward(x)) + bias;
   }
   torch::nn::Linear linear;
   torch::Tensor bias;

@@ -1,4 +1,3 @@
-#include <adx/data/graphs.hpp>
 #include <adx/detectors/dominant/dominant.hpp>
 
 namespace adx {
@@ -51,24 +50,11 @@ Dominant::Dominant(Options options) : DetectorWithOptions(std::move(options)) {
 void Dominant::build(const std::vector<int64_t>& item_shape, const InputKind&) {
   net_ = DominantNet(item_shape.at(0), options_);
   net_->to(device());
-  cache_ = GraphCache{};
-}
-
-const Dominant::GraphCache& Dominant::graph_of(const Batch& batch) {
-  const int64_t nodes = batch.x.size(0);
-  if (cache_.edges != batch.edge_index.data_ptr() || cache_.edge_count != batch.edge_index.size(1) ||
-      cache_.nodes != nodes) {
-    cache_.adjacency = graph::normalized_adjacency(batch.edge_index, batch.edge_weight, nodes).to(batch.x.device());
-    cache_.symmetric = graph::symmetrize(batch.edge_index, nodes).to(batch.x.device());
-    cache_.edges = batch.edge_index.data_ptr();
-    cache_.edge_count = batch.edge_index.size(1);
-    cache_.nodes = nodes;
-  }
-  return cache_;
+  graphs_.clear();
 }
 
 torch::Tensor Dominant::node_scores(const Batch& batch, c10::optional<at::Generator> generator) {
-  const auto& g = graph_of(batch);
+  const auto& g = graphs_.of(batch);
   const int64_t nodes = batch.x.size(0);
   const auto targets = batch.targets.defined() ? batch.targets
                                                : torch::arange(nodes, torch::TensorOptions().dtype(torch::kLong).device(batch.x.device()));

@@ -11,6 +11,7 @@
 //   adx::Dominant dominant;
 //   dominant.fit(adx::Data::graph(features, edge_index));
 //   auto scores = dominant.score(adx::Data::graph(features, edge_index)).per_item;  // per node
+#include <adx/detectors/components/graph_structure.hpp>
 #include <adx/detectors/detector.hpp>
 #include <adx/nn/gcn.hpp>
 #include <adx/train/trainer.hpp>
@@ -64,18 +65,9 @@ class Dominant : public DetectorWithOptions<DominantOptions> {
   torch::nn::Module* model() override { return net_.is_empty() ? nullptr : net_.ptr().get(); }
 
  private:
-  /// The normalised adjacency and symmetric edges of a batch's graph, reused while the
-  /// same edge tensor comes back (every epoch of full-graph training).
-  struct GraphCache {
-    const void* edges = nullptr;
-    int64_t edge_count = -1, nodes = -1;
-    torch::Tensor adjacency, symmetric;
-  };
-  const GraphCache& graph_of(const Batch& batch);
-
   static constexpr int64_t kTargetChunk = 4096;
   DominantNet net_{nullptr};
-  GraphCache cache_;
+  GraphStructureCache graphs_;
 };
 
 }  // namespace adx

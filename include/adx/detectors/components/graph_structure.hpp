@@ -1,0 +1,37 @@
+#pragma once
+// What graph detectors derive from a batch's edge list, built once per distinct edge
+// tensor (full-graph training hands the same one back every step): the symmetric edge
+// list, its CSR row offsets and the GCN's normalised sparse adjacency. All O(N + E).
+#include <adx/data/data.hpp>
+
+#include <torch/torch.h>
+
+namespace adx {
+
+struct GraphStructure {
+  torch::Tensor symmetric;  ///< 2 x E' int64, both directions, no self-loops, sorted by (source, target)
+  torch::Tensor row_start;  ///< N + 1 offsets: the neighbours of u are symmetric[1][row_start[u] .. row_start[u+1])
+  torch::Tensor adjacency;  ///< D^-1/2 (A + I) D^-1/2, sparse N x N
+  int64_t nodes = 0;
+  /// Number of neighbours of every node.
+  torch::Tensor degree() const { return row_start.slice(0, 1) - row_start.slice(0, 0, -1); }
+  /// True where (u, v) is an edge (any shapes, broadcast).
+  torch::Tensor has_edge(const torch::Tensor& u, const torch::Tensor& v) const;
+};
+
+class GraphStructureCache {
+ public:
+  const GraphStructure& of(const Batch& batch);
+  void clear() { key_ = {}; }
+
+ private:
+  struct Key {
+    const void* edges = nullptr;
+    int64_t edge_count = -1, nodes = -1;
+    bool operator==(const Key& o) const { return edges == o.edges && edge_count == o.edge_count && nodes == o.nodes; }
+  };
+  Key key_;
+  GraphStructure structure_;
+};
+
+}  // namespace adx

@@ -1,0 +1,144 @@
+#include <adx/detectors/cola/cola.hpp>
+
+namespace adx {
+namespace {
+
+torch::Tensor uniform(std::vector<int64_t> shape, c10::optional<at::Generator> generator,
+                      const torch::TensorOptions& options) {
+  return generator ? torch::rand(shape, *generator, options) : torch::rand(shape, options);
+}
+
+}  // namespace
+
+namespace graph {
+
+torch::Tensor sample_subgraphs(const GraphStructure& g, const torch::Tensor& targets, int64_t size,
+                               c10::optional<at::Generator> generator) {
+  const int64_t b = targets.size(0), need = size - 1;
+  const auto long_options = targets.options().dtype(torch::kLong);
+  const auto float_options = torch::TensorOptions().dtype(torch::kFloat64);
+  auto found = targets.unsqueeze(1).repeat({1, std::max<int64_t>(need, 1)});  // placeholders
+  auto count = torch::zeros({b}, long_options);
+  const auto degree = g.degree();
+  const auto col = g.symmetric[1];
+  auto position = targets.clone();
+  const int64_t single_steps = 3 * need, walk_steps = 50;
+  for (int64_t step = 0; step < single_steps + walk_steps && need > 0; ++step) {
+    if ((count >= need).all().item<bool>()) break;
+    // Restart: always during the first phase, with probability 0.1 afterwards.
+    if (step < single_steps) {
+      position = targets.clone();
+    } else {
+      const auto restart = uniform({b}, generator, float_options).to(targets.device()) < 0.1;
+      position = torch::where(restart, targets, position);
+    }
+    const auto deg = degree.index_select(0, position);
+    const auto pick = (uniform({b}, generator, float_options).to(targets.device()) * deg.to(torch::kDouble))
+                          .floor()
+                          .to(torch::kLong)
+                          .clamp_max((deg - 1).clamp_min(0));
+    const auto has_neighbours = deg > 0;
+    const auto next = torch::where(has_neighbours,
+                                   col.index_select(0, (g.row_start.index_select(0, position) + pick).clamp_max(std::max<int64_t>(0, col.size(0) - 1))),
+                                   targets);
+    position = next;
+    // Keep it when it is new: not the target, not already found.
+    const auto seen = (found == next.unsqueeze(1)) & (torch::arange(found.size(1), long_options).unsqueeze(0) < count.unsqueeze(1));
+    const auto is_new = (next != targets) & seen.any(1).logical_not() & (count < need);
+    const auto rows = is_new.nonzero().reshape({-1});
+    if (rows.numel() > 0) {
+      found.index_put_({rows, count.index_select(0, rows)}, next.index_select(0, rows));
+      count.index_add_(0, rows, torch::ones_like(rows));
+    }
+  }
+  // Too small a neighbourhood: repeat what was found (or the target itself).
+  const auto slot = torch::arange(std::max<int64_t>(need, 1), long_options).unsqueeze(0);
+  const auto source = torch::remainder(slot, count.clamp_min(1).unsqueeze(1));
+  auto filled = torch::where(count.unsqueeze(1) > 0, found.gather(1, source), targets.unsqueeze(1).expand_as(found));
+  if (need == 0) filled = filled.slice(1, 0, 0);
+  return torch::cat({filled, targets.unsqueeze(1)}, 1);
+}
+
+}  // namespace graph
+
+ColaNetImpl::ColaNetImpl(int64_t features, int64_t embedding) {
+  gcn = register_module("gcn", torch::nn::Linear(torch::nn::LinearOptions(features, embedding).bias(false)));
+  activation = register_module("activation", torch::nn::PReLU());
+  discriminator = register_module("discriminator", torch::nn::Bilinear(embedding, embedding, 1));
+}
+
+torch::Tensor ColaNetImpl::forward(const torch::Tensor& features, const torch::Tensor& adjacency) {
+  const auto h = activation->forward(torch::bmm(adjacency, gcn->forward(features)));  // B x (S+1) x E
+  const auto readout = h.narrow(1, 0, h.size(1) - 1).mean(1);                        // the subgraph
+  const auto node = h.select(1, h.size(1) - 1);                                       // the target alone
+  // Negative pairs: each node against the next node's subgraph.
+  const auto shifted = torch::roll(readout, 1, 0);
+  return torch::cat({discriminator->forward(readout, node), discriminator->forward(shifted, node)}).reshape({-1});
+}
+
+Cola::Cola(Options options) : DetectorWithOptions(std::move(options)) {
+  const auto& o = options_;
+  ADX_CHECK_AS(OptionError, o.embedding() > 0, "embedding must be > 0, got {}", o.embedding());
+  ADX_CHECK_AS(OptionError, o.subgraph_size() >= 2, "subgraph_size must be >= 2, got {}", o.subgraph_size());
+  ADX_CHECK_AS(OptionError, o.rounds() >= 1, "rounds must be >= 1, got {}", o.rounds());
+}
+
+void Cola::build(const std::vector<int64_t>& item_shape, const InputKind&) {
+  net_ = ColaNet(item_shape.at(0), options_.embedding());
+  net_->to(device());
+  graphs_.clear();
+}
+
+torch::Tensor Cola::logits(const Batch& batch, c10::optional<at::Generator> generator) {
+  const auto& g = graphs_.of(batch);
+  const int64_t n = batch.x.size(0), s = options_.subgraph_size();
+  const auto targets = batch.targets.defined()
+                           ? batch.targets
+                           : torch::arange(n, torch::TensorOptions().dtype(torch::kLong).device(batch.x.device()));
+  const auto nodes = graph::sample_subgraphs(g, targets, s, generator);  // B x s, target last
+  const int64_t b = nodes.size(0);
+  // Adjacency among the subgraph's nodes, normalised as the reference does: D^-1/2 A D^-1/2
+  // with the full graph's degrees, plus I; an extra isolated node carries the target alone.
+  const auto u = nodes.unsqueeze(2).expand({b, s, s}), v = nodes.unsqueeze(1).expand({b, s, s});
+  const auto degree = g.degree().to(batch.x.scalar_type()).clamp_min(1);
+  auto a = g.has_edge(u.reshape({-1}), v.reshape({-1})).reshape({b, s, s}).to(batch.x.scalar_type()) *
+           degree.index_select(0, u.reshape({-1})).rsqrt().reshape({b, s, s}) *
+           degree.index_select(0, v.reshape({-1})).rsqrt().reshape({b, s, s});
+  a = a + torch::eye(s, a.options());
+  auto adjacency = torch::zeros({b, s + 1, s + 1}, a.options());
+  adjacency.narrow(1, 0, s).narrow(2, 0, s).copy_(a);
+  adjacency.select(1, s).select(1, s).fill_(1.0);
+  // Features: the subgraph with the target anonymised (zeros), then the target itself.
+  auto features = batch.x.index_select(0, nodes.reshape({-1})).reshape({b, s, -1});
+  features = torch::cat({features.narrow(1, 0, s - 1), torch::zeros_like(features.narrow(1, 0, 1)),
+                         batch.x.index_select(0, targets).unsqueeze(1)},
+                        1);
+  return net_->forward(features, adjacency);
+}
+
+void Cola::fit_model(const Data& train, const Data& validation) {
+  train_module(*net_, train, validation, options_.train(),
+               [this](const Batch& batch, bool) {
+                 const auto out = logits(batch, c10::nullopt);
+                 const int64_t b = out.size(0) / 2;
+                 auto labels = torch::cat({torch::ones({b}, out.options()), torch::zeros({b}, out.options())});
+                 return torch::binary_cross_entropy_with_logits(out, labels);
+               },
+               progress(), type());
+}
+
+Scores Cola::score_model(const Batch& batch) {
+  auto generator = at::detail::createCPUGenerator(static_cast<uint64_t>(options_.runtime().seed()) + 29);
+  torch::Tensor total;
+  for (int64_t r = 0; r < options_.rounds(); ++r) {
+    const auto out = torch::sigmoid(logits(batch, generator));
+    const int64_t b = out.size(0) / 2;
+    const auto score = out.narrow(0, b, b) - out.narrow(0, 0, b);
+    total = total.defined() ? total + score : score;
+  }
+  Scores s;
+  s.per_item = total / static_cast<double>(options_.rounds());
+  return s;
+}
+
+}  // namespace adx
