@@ -9,6 +9,7 @@
 #   bash cmake/bootstrap.sh patchcore-bench  PatchCore speed and memory, coreset against anomalib's loop
 #   bash cmake/bootstrap.sh timeseries [args] every time-series detector on a generated series (or --data FILE.csv)
 #   bash cmake/bootstrap.sh series-bench    Anomaly Transformer against Python, and scoring memory on 10^6 steps
+#   bash cmake/bootstrap.sh graph [args]    every graph detector on a generated graph (or --features/--edges files)
 #   bash cmake/bootstrap.sh graph-bench     DOMINANT on 10^4..10^6-node graphs, and against PyGOD's dense DOMINANT
 # Every Debian package it needs is installed if missing.
 set -euo pipefail
@@ -87,6 +88,9 @@ case "$mode" in
     "$build_dir/examples/series_benchmark" --size paper --windows 256 --score-windows 200 "$@"
     "$build_dir/examples/series_benchmark" --memory-steps 1000000 --memory-detector autoencoder --stride 1
     "$build_dir/examples/series_benchmark" --memory-steps 1000000 --memory-detector anomaly_transformer
+    ;;
+  graph)
+    "$build_dir/examples/graph" --out "$build_dir/graph_results" "$@"
     ;;
   graph-bench)
     echo "| nodes | edges | generate s | fit s | score s | input MiB | peak RSS MiB |"

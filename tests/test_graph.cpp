@@ -4,6 +4,7 @@
 #include <adx/detectors/cola/cola.hpp>
 #include <adx/detectors/dominant/dominant.hpp>
 #include <adx/detectors/edge_scorer/edge_scorer.hpp>
+#include <adx/detectors/structural/structural.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -227,4 +228,42 @@ TEST_CASE("edge scorer: ranks injected random edges first; save/load", "[graph][
   auto loaded = adx::load(path);
   REQUIRE(torch::equal(dynamic_cast<EdgeScorer&>(*loaded).score_edges(data), edge_scores));
   REQUIRE_THROWS_AS(EdgeScorer().score_edges(data), NotFittedError);
+}
+
+TEST_CASE("graph: structural indicators worked by hand", "[graph]") {
+  // A triangle 0-1-2 with a pendant 3 on node 2, and an isolated node 4.
+  const auto edges = torch::tensor({{0, 1, 2, 2}, {1, 2, 0, 3}}, torch::kLong);
+  const auto f = graph::structural_features(edges, 5);
+  REQUIRE(f.sizes() == torch::IntArrayRef({5, 4}));
+  // Degrees 2, 2, 3, 1, 0; triangles 1, 1, 1, 0, 0; clustering 1, 1, 1/3, 0, 0.
+  REQUIRE(doubles_of(f.select(1, 0)) == std::vector<double>{std::log1p(2.0f), std::log1p(2.0f), std::log1p(3.0f),
+                                                            std::log1p(1.0f), 0.0});
+  REQUIRE(f[2][1].item<double>() == Approx(1.0 / 3.0));
+  REQUIRE(f[0][1].item<double>() == Approx(1.0));
+  REQUIRE(f[3][1].item<double>() == 0.0);
+  REQUIRE(f[0][2].item<double>() == Approx(std::log1p(1.0)));
+  // Mean neighbour degree of node 3 is node 2's degree, 3.
+  REQUIRE(f[3][3].item<double>() == Approx(std::log1p(3.0)));
+}
+
+TEST_CASE("recall@k worked by hand", "[graph][metrics]") {
+  // Anomalies at 1 and 3; the top 2 scores are items 3 and 0.
+  REQUIRE(metrics::recall_at_k({0, 1, 0, 1}, {0.8, 0.1, 0.2, 0.9}, 2) == Approx(0.5));
+  REQUIRE(metrics::recall_at_k({0, 1, 0, 1}, {0.8, 0.1, 0.2, 0.9}, 4) == Approx(1.0));
+  REQUIRE_THROWS_AS(metrics::recall_at_k({0, 0}, {0.1, 0.2}, 1), ValueError);
+}
+
+TEST_CASE("structural: finds injected cliques without training; save/load", "[graph][detectors]") {
+  auto g = graph::make_synthetic_graph({600, 3000, 16, 6, 0.9, 2.5, 4});
+  g = graph::inject_structural(g, 10, 3, 0.0, 5);
+  Structural detector;
+  const auto data = Data::graph(g.x, g.edge_index);
+  detector.fit(data);
+  const auto scores = detector.score(data).per_item;
+  const double auroc = metrics::roc_auc(ints_of(g.labels), doubles_of(scores));
+  INFO("structural AUROC " << auroc);
+  REQUIRE(auroc > 0.8);
+  const auto path = temp_path("structural.adx");
+  detector.save(path);
+  REQUIRE(torch::equal(adx::load(path)->score(data).per_item, scores));
 }

@@ -21,5 +21,6 @@
 #include <adx/detectors/skip_ganomaly/skip_ganomaly.hpp>
 #include <adx/detectors/spade/spade.hpp>
 #include <adx/detectors/sparse_autoencoder/sparse_autoencoder.hpp>
+#include <adx/detectors/structural/structural.hpp>
 #include <adx/detectors/tcn_autoencoder/tcn_autoencoder.hpp>
 #include <adx/detectors/vae/vae.hpp>

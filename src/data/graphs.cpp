@@ -3,6 +3,8 @@
 
 #include <torch/types.h>
 
+#include <ATen/Parallel.h>
+
 #include <ATen/CPUGeneratorImpl.h>
 #include <fmt/format.h>
 
@@ -65,6 +67,46 @@ at::Tensor normalized_adjacency(const at::Tensor& edge_index, const at::Tensor& 
   const auto inv_sqrt = degree.rsqrt();
   const auto norm = values * inv_sqrt.index_select(0, indices[0]) * inv_sqrt.index_select(0, indices[1]);
   return torch::sparse_coo_tensor(indices, norm, {n, n}).coalesce();
+}
+
+at::Tensor structural_features(const at::Tensor& edge_index, int64_t n) {
+  const auto sym = symmetrize(edge_index.cpu(), n).contiguous();
+  const int64_t e = sym.size(1);
+  const auto degree = torch::bincount(sym[0], {}, n);
+  const auto row_start = torch::cat({torch::zeros({1}, degree.options()), degree.cumsum(0)}).contiguous();
+  const int64_t* rs = row_start.data_ptr<int64_t>();
+  const auto cols = sym[1].contiguous();
+  const int64_t* col = cols.data_ptr<int64_t>();
+  const auto src_t = sym[0].contiguous();
+  const int64_t* src = src_t.data_ptr<int64_t>();
+  // Triangles: for every edge u < v, the common neighbours of u and v (sorted lists).
+  std::vector<int64_t> triangles(static_cast<size_t>(n), 0);
+  at::parallel_for(0, e, 1024, [&](int64_t begin, int64_t end) {
+    std::vector<int64_t> local;
+    for (int64_t k = begin; k < end; ++k) {
+      const int64_t u = src[k], v = col[k];
+      if (u >= v) continue;
+      int64_t a = rs[u], b = rs[v], common = 0;
+      while (a < rs[u + 1] && b < rs[v + 1]) {
+        if (col[a] < col[b]) ++a;
+        else if (col[a] > col[b]) ++b;
+        else ++common, ++a, ++b;
+      }
+      if (common == 0) continue;
+      // Each triangle u-v-w is found once per edge; add it to the edge's two ends.
+      __atomic_fetch_add(&triangles[static_cast<size_t>(u)], common, __ATOMIC_RELAXED);
+      __atomic_fetch_add(&triangles[static_cast<size_t>(v)], common, __ATOMIC_RELAXED);
+    }
+  });
+  // Every triangle at u was counted on both of its edges at u.
+  auto tri = torch::tensor(triangles, torch::kLong).to(torch::kDouble) / 2.0;
+  const auto d = degree.to(torch::kDouble);
+  const auto pairs = d * (d - 1) / 2.0;
+  const auto clustering = torch::where(pairs > 0, tri / pairs.clamp_min(1), torch::zeros_like(tri));
+  const auto neighbour_degree = torch::zeros({n}, torch::kDouble).index_add_(0, sym[0], d.index_select(0, sym[1])) /
+                                d.clamp_min(1);
+  return torch::stack({torch::log1p(d), clustering, torch::log1p(tri), torch::log1p(neighbour_degree)}, 1)
+      .to(torch::kFloat32);
 }
 
 InjectedGraph inject_structural(const InjectedGraph& g, int64_t clique_size, int64_t cliques, double drop,

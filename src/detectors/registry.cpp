@@ -13,6 +13,7 @@
 #include <adx/detectors/padim/padim.hpp>
 #include <adx/detectors/patchcore/patchcore.hpp>
 #include <adx/detectors/spade/spade.hpp>
+#include <adx/detectors/structural/structural.hpp>
 #include <adx/detectors/deep_svdd/deep_svdd.hpp>
 #include <adx/detectors/autoencoder/autoencoder.hpp>
 #include <adx/detectors/conv_autoencoder/conv_autoencoder.hpp>
@@ -61,6 +62,7 @@ std::map<std::string, Entry> builtin_detectors() {
       {"cola", {factory_for<Cola>(), "CoLA: node against sampled neighbourhood subgraphs, contrastive discriminator"}},
       {"dominant", {factory_for<Dominant>(), "DOMINANT: GCN dual reconstruction of attributes and (sparse) structure, per node"}},
       {"edge_scorer", {factory_for<EdgeScorer>(), "GCN embeddings and an MLP on endpoint pairs; unlikely edges score high"}},
+      {"structural", {factory_for<Structural>(), "robust z-scores of degree, clustering, triangles, neighbour degree"}},
       {"forecaster", {factory_for<Forecaster>(), "LSTM forecast of the window's last steps, normalised error"}},
   };
 }

@@ -121,4 +121,17 @@ BestF1 best_f1(const std::vector<int>& labels, const std::vector<double>& scores
   return best;
 }
 
+double recall_at_k(const std::vector<int>& labels, const std::vector<double>& scores, int64_t k) {
+  check_inputs(labels, scores, false);
+  ADX_CHECK_AS(ValueError, k >= 1, "recall@k needs k >= 1, got {}", k);
+  std::vector<size_t> order(scores.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return scores[a] > scores[b]; });
+  int64_t positives = 0, found = 0;
+  for (int v : labels) positives += v;
+  ADX_CHECK_AS(ValueError, positives > 0, "recall@k needs at least one anomaly");
+  for (size_t i = 0; i < std::min<size_t>(static_cast<size_t>(k), order.size()); ++i) found += labels[order[i]];
+  return static_cast<double>(found) / static_cast<double>(positives);
+}
+
 }  // namespace adx::metrics

@@ -52,6 +52,21 @@ struct SyntheticGraphOptions {
 /// and most edges join nodes of the same community, so attributes and structure agree.
 InjectedGraph make_synthetic_graph(const SyntheticGraphOptions& options = {});
 
+/// Names of the columns of structural_features.
+inline const std::vector<std::string>& structural_feature_names() {
+  static const std::vector<std::string> names{"log_degree", "clustering", "log_triangles", "log_neighbour_degree"};
+  return names;
+}
+
+/// Structural indicators of every node, N x 4 float32 (edges in both directions):
+///   log(1 + degree); local clustering coefficient (triangles / pairs of neighbours);
+///   log(1 + triangles through the node); log(1 + mean degree of its neighbours).
+/// A member of a dense community has many triangles and a high clustering; the hub of a
+/// star has a high degree and a clustering near 0. Usable as scores (the `structural`
+/// detector) or appended to node features. Triangles are counted by merging sorted
+/// neighbour lists: O(sum of degree^2) time, O(N + E) memory.
+at::Tensor structural_features(const at::Tensor& edge_index, int64_t num_nodes);
+
 struct EdgeListOptions {
   char delimiter = ',';
   /// -1: detect (a first row whose ids are not numbers, or that says src/source, is a header).

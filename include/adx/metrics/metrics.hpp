@@ -34,6 +34,10 @@ struct BestF1 {
   double threshold = 0.0;  ///< flag items with score > threshold to reach this F1
 };
 
+/// Share of the anomalies among the k highest scores: |top-k ∩ anomalies| / number of anomalies
+/// (ties at the k-th score broken by index order).
+double recall_at_k(const std::vector<int>& labels, const std::vector<double>& scores, int64_t k);
+
 /// Best F1 over every distinct threshold (the points of sklearn's precision_recall_curve).
 BestF1 best_f1(const std::vector<int>& labels, const std::vector<double>& scores);
 
