@@ -23,20 +23,16 @@
 #include <random>
 
 #include "common/series_plot.hpp"
+#include "common/tensors.hpp"
 
 namespace {
 
+using adx::examples::doubles_of;
+using adx::examples::ints_of;
+
 using Clock = std::chrono::steady_clock;
 
-std::vector<double> doubles_of(const torch::Tensor& t) {
-  const auto c = t.detach().to(torch::kCPU, torch::kDouble).contiguous();
-  return std::vector<double>(c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
-}
 
-std::vector<int> ints_of(const torch::Tensor& t) {
-  const auto c = t.to(torch::kLong).contiguous();
-  return std::vector<int>(c.data_ptr<int64_t>(), c.data_ptr<int64_t>() + c.numel());
-}
 
 // One channel of monitoring data as it comes from real systems: samples every five
 // minutes with jitter, stretches where the collector was down (rows missing), empty

@@ -16,18 +16,13 @@
 using namespace adx;
 using Catch::Matchers::Contains;
 using adx::test::temp_path;
+using adx::test::to_doubles;
+using adx::test::to_ints;
+using adx::test::to_longs;
 
 namespace {
 
-std::vector<double> doubles_of(const torch::Tensor& t) {
-  const auto c = t.detach().to(torch::kCPU, torch::kDouble).contiguous();
-  return std::vector<double>(c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
-}
 
-std::vector<int> ints_of(const torch::Tensor& t) {
-  const auto c = t.to(torch::kLong).contiguous();
-  return std::vector<int>(c.data_ptr<int64_t>(), c.data_ptr<int64_t>() + c.numel());
-}
 
 void write_text(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
 
@@ -37,7 +32,7 @@ TEST_CASE("graph: symmetric normalisation with self-loops, worked by hand", "[gr
   // Path 0 - 1 - 2 given once in one direction, plus a duplicate and a self-loop.
   const auto edges = torch::tensor({{0, 1, 1, 2}, {1, 2, 2, 2}}, torch::kLong);
   REQUIRE(torch::equal(graph::symmetrize(edges, 3), torch::tensor({{0, 1, 1, 2}, {1, 0, 2, 1}}, torch::kLong)));
-  REQUIRE(ints_of(graph::degrees(edges, 3)) == std::vector<int>{1, 2, 1});
+  REQUIRE(to_ints(graph::degrees(edges, 3)) == std::vector<int>{1, 2, 1});
   // A + I has degrees 2, 3, 2: entries 1 / sqrt(d_i d_j).
   const auto a = graph::normalized_adjacency(edges, {}, 3).to_dense();
   REQUIRE(a[0][0].item<double>() == Approx(0.5));
@@ -74,7 +69,7 @@ TEST_CASE("graph: injection as PyGOD defines it, counted and repeatable", "[grap
   REQUIRE(changed.sum().item<int64_t>() <= 10);
   REQUIRE(changed.sum().item<int64_t>() >= 8);
   REQUIRE((c.labels.index_select(0, changed.nonzero().reshape({-1})) == 1).all().item<bool>());
-  for (int64_t i : ints_of(changed.nonzero().reshape({-1}))) {
+  for (int64_t i : to_ints(changed.nonzero().reshape({-1}))) {
     // The new row is some node's original row.
     REQUIRE(((base.x - c.x[i]).abs().sum(1) == 0).any().item<bool>());
   }
@@ -88,7 +83,7 @@ TEST_CASE("graph: edge lists with integer or string ids", "[graph][io]") {
   auto e = graph::load_edge_list(path);
   REQUIRE(e.node_ids == std::vector<std::string>{"alice", "bob", "carol"});
   REQUIRE(torch::equal(e.edge_index, torch::tensor({{0, 1, 2}, {1, 2, 0}}, torch::kLong)));
-  REQUIRE(doubles_of(e.edge_weight) == std::vector<double>{1.5, 2.0, 0.5});
+  REQUIRE(to_doubles(e.edge_weight) == std::vector<double>{1.5, 2.0, 0.5});
 
   // Integer ids are numbered in increasing order, the mapping kept.
   write_text(path, "1000,7\n7,42\n");
@@ -130,7 +125,7 @@ TEST_CASE("dominant: finds injected anomalies; save/load gives identical scores"
   const auto data = Data::graph(g.x, g.edge_index);
   detector.fit(data);
   const auto scores = detector.score(data).per_item;
-  const double auroc = metrics::roc_auc(ints_of(g.labels), doubles_of(scores));
+  const double auroc = metrics::roc_auc(to_ints(g.labels), to_doubles(scores));
   INFO("DOMINANT AUROC " << auroc);
   REQUIRE(auroc > 0.78);
   // Scores repeat exactly (fixed draws of the non-neighbours).
@@ -191,7 +186,7 @@ TEST_CASE("cola: finds injected anomalies; save/load gives identical scores", "[
   const auto data = Data::graph(g.x, g.edge_index);
   detector.fit(data);
   const auto scores = detector.score(data).per_item;
-  const double auroc = metrics::roc_auc(ints_of(g.labels), doubles_of(scores));
+  const double auroc = metrics::roc_auc(to_ints(g.labels), to_doubles(scores));
   INFO("CoLA AUROC " << auroc);
   REQUIRE(auroc > 0.75);
   const auto path = temp_path("cola.adx");
@@ -211,7 +206,7 @@ TEST_CASE("edge scorer: ranks injected random edges first; save/load", "[graph][
   detector.fit(data);
   const auto edge_scores = detector.score_edges(data);
   REQUIRE(edge_scores.size(0) == injected.edge_index.size(1));
-  const double auroc = metrics::roc_auc(ints_of(injected.labels), doubles_of(edge_scores));
+  const double auroc = metrics::roc_auc(to_ints(injected.labels), to_doubles(edge_scores));
   INFO("edge AUROC " << auroc);
   REQUIRE(auroc > 0.8);
   // As a node detector on injected node anomalies.
@@ -219,7 +214,7 @@ TEST_CASE("edge scorer: ranks injected random edges first; save/load", "[graph][
   EdgeScorer nodes(options);
   nodes.fit(Data::graph(g.x, g.edge_index));
   const auto node_scores = nodes.score(Data::graph(g.x, g.edge_index)).per_item;
-  const double node_auroc = metrics::roc_auc(ints_of(g.labels), doubles_of(node_scores));
+  const double node_auroc = metrics::roc_auc(to_ints(g.labels), to_doubles(node_scores));
   INFO("node AUROC " << node_auroc);
   REQUIRE(node_auroc > 0.6);
 
@@ -236,7 +231,7 @@ TEST_CASE("graph: structural indicators worked by hand", "[graph]") {
   const auto f = graph::structural_features(edges, 5);
   REQUIRE(f.sizes() == torch::IntArrayRef({5, 4}));
   // Degrees 2, 2, 3, 1, 0; triangles 1, 1, 1, 0, 0; clustering 1, 1, 1/3, 0, 0.
-  REQUIRE(doubles_of(f.select(1, 0)) == std::vector<double>{std::log1p(2.0f), std::log1p(2.0f), std::log1p(3.0f),
+  REQUIRE(to_doubles(f.select(1, 0)) == std::vector<double>{std::log1p(2.0f), std::log1p(2.0f), std::log1p(3.0f),
                                                             std::log1p(1.0f), 0.0});
   REQUIRE(f[2][1].item<double>() == Approx(1.0 / 3.0));
   REQUIRE(f[0][1].item<double>() == Approx(1.0));
@@ -260,10 +255,53 @@ TEST_CASE("structural: finds injected cliques without training; save/load", "[gr
   const auto data = Data::graph(g.x, g.edge_index);
   detector.fit(data);
   const auto scores = detector.score(data).per_item;
-  const double auroc = metrics::roc_auc(ints_of(g.labels), doubles_of(scores));
+  const double auroc = metrics::roc_auc(to_ints(g.labels), to_doubles(scores));
   INFO("structural AUROC " << auroc);
   REQUIRE(auroc > 0.8);
   const auto path = temp_path("structural.adx");
   detector.save(path);
   REQUIRE(torch::equal(adx::load(path)->score(data).per_item, scores));
+}
+
+TEST_CASE("graph detectors score new nodes attached to the fitted graph (inductive)", "[graph][detectors]") {
+  // Fit on a graph, then score it with 60 new nodes attached: 30 normal newcomers that copy
+  // a random old node's community (features and edges), 30 that join a clique.
+  auto g = graph::make_synthetic_graph({600, 3000, 16, 6, 0.9, 2.5, 4});
+  auto options = DominantOptions();
+  options.train().epochs(60);
+  Dominant detector(options);
+  detector.fit(Data::graph(g.x, g.edge_index));
+
+  torch::manual_seed(11);
+  const int64_t n = 600, added = 60;
+  const auto template_nodes = torch::randint(n, {added}, torch::kLong);
+  const auto x_new = g.x.index_select(0, template_nodes) + 0.1 * torch::randn({added, 16});
+  // Each newcomer links to 5 neighbours of its template node's community (the template's edges).
+  std::vector<int64_t> src, dst;
+  const auto sym = graph::symmetrize(g.edge_index, n);
+  for (int64_t k = 0; k < added; ++k) {
+    const auto neighbours = sym[1].masked_select(sym[0] == template_nodes[k]);
+    for (int64_t j = 0; j < std::min<int64_t>(5, neighbours.numel()); ++j) {
+      src.push_back(n + k);
+      dst.push_back(neighbours[j].item<int64_t>());
+    }
+  }
+  auto edges = torch::cat({g.edge_index, torch::stack({torch::tensor(src), torch::tensor(dst)})}, 1);
+  graph::InjectedGraph grown{torch::cat({g.x, x_new}), edges, {}};
+  grown.labels = torch::zeros({n + added}, torch::kLong);
+  // The last 30 newcomers form a clique.
+  const auto clique = torch::arange(n + added - 30, n + added, torch::kLong);
+  const auto cs = clique.repeat_interleave(30), cd = clique.repeat(30);
+  const auto keep = (cs != cd).nonzero().reshape({-1});
+  grown.edge_index = torch::cat({grown.edge_index, torch::stack({cs.index_select(0, keep), cd.index_select(0, keep)})}, 1);
+  grown.labels.slice(0, n + added - 30).fill_(1);
+
+  const auto scores = detector.score(Data::graph(grown.x, grown.edge_index)).per_item;
+  REQUIRE(scores.size(0) == n + added);
+  // Among the newcomers, the clique members rank above the normal ones.
+  const auto newcomer_scores = scores.slice(0, n);
+  const auto newcomer_labels = grown.labels.slice(0, n);
+  const double auroc = metrics::roc_auc(to_ints(newcomer_labels), to_doubles(newcomer_scores));
+  INFO("newcomer AUROC " << auroc);
+  REQUIRE(auroc > 0.8);
 }

@@ -11,6 +11,20 @@
 
 namespace adx::test {
 
+/// A tensor's values as plain vectors (for metrics and exact comparisons).
+inline std::vector<double> to_doubles(const torch::Tensor& t) {
+  const auto c = t.detach().to(torch::kCPU, torch::kDouble).contiguous();
+  return std::vector<double>(c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
+}
+inline std::vector<int64_t> to_longs(const torch::Tensor& t) {
+  const auto c = t.detach().to(torch::kCPU, torch::kLong).contiguous();
+  return std::vector<int64_t>(c.data_ptr<int64_t>(), c.data_ptr<int64_t>() + c.numel());
+}
+inline std::vector<int> to_ints(const torch::Tensor& t) {
+  const auto v = to_longs(t);
+  return std::vector<int>(v.begin(), v.end());
+}
+
 inline std::string temp_path(const std::string& name) {
   const char* dir = std::getenv("ADX_TEST_TMP");
   return std::string(dir ? dir : "/tmp") + "/" + name;

@@ -20,10 +20,6 @@ using adx::test::temp_path;
 
 namespace {
 
-std::vector<int64_t> as_vector(const torch::Tensor& t) {
-  const auto c = t.to(torch::kCPU, torch::kLong).contiguous();
-  return std::vector<int64_t>(c.data_ptr<int64_t>(), c.data_ptr<int64_t>() + c.numel());
-}
 
 std::vector<int> step_labels(int64_t steps, int64_t begin, int64_t end) {
   std::vector<int> labels(static_cast<size_t>(steps), 0);
@@ -31,10 +27,6 @@ std::vector<int> step_labels(int64_t steps, int64_t begin, int64_t end) {
   return labels;
 }
 
-std::vector<double> to_doubles(const torch::Tensor& t) {
-  const auto c = t.to(torch::kCPU, torch::kDouble).contiguous();
-  return std::vector<double>(c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
-}
 
 // Three phase-shifted sines with noise: a multivariate monitoring signal.
 torch::Tensor sine_series(int64_t steps, double noise, uint64_t seed) {
@@ -53,7 +45,7 @@ TEST_CASE("series: windows cover every step and collate to B x window x D", "[ki
   const auto x = torch::arange(22, torch::kFloat32).reshape({11, 2});
   const auto data = Data::series(x, Windows{4, 3});
   // Every 3 steps, plus a last window that ends at the last step.
-  REQUIRE(as_vector(data.items) == std::vector<int64_t>{0, 3, 6, 7});
+  REQUIRE(adx::test::to_longs(data.items) == std::vector<int64_t>{0, 3, 6, 7});
   REQUIRE(data.size() == 4);
   REQUIRE(data.item_shape() == std::vector<int64_t>{4, 2});
   const auto batch = data.input_kind().collate(data);
@@ -75,13 +67,13 @@ TEST_CASE("series: windows are assembled back into per-step scores", "[kinds][se
   data.input_kind().assemble(data, scores);
   // Step t is the mean of the windows covering it, worked by hand.
   const std::vector<double> expected{1.0, 1.5, 2.0, 3.0, 3.5, 4.0};
-  REQUIRE(to_doubles(scores.per_step) == expected);
+  REQUIRE(adx::test::to_doubles(scores.per_step) == expected);
 
   // Per-position scores inside each window; NaN means "not scored here".
   const float nan = std::numeric_limits<float>::quiet_NaN();
   scores.step_map = torch::tensor({{nan, nan, 10.0f}, {nan, nan, 20.0f}, {nan, nan, 30.0f}, {nan, nan, 40.0f}});
   data.input_kind().assemble(data, scores);
-  const auto per_step = to_doubles(scores.per_step);
+  const auto per_step = adx::test::to_doubles(scores.per_step);
   REQUIRE(std::isnan(per_step[0]));
   REQUIRE(std::isnan(per_step[1]));
   REQUIRE(std::vector<double>(per_step.begin() + 2, per_step.end()) == std::vector<double>{10, 20, 30, 40});
@@ -91,13 +83,13 @@ TEST_CASE("series: the hold-out is the tail of every series, never random window
   const auto data = Data::series({torch::rand({60, 2}), torch::rand({40, 2})}, Windows{5, 1});
   const auto [train, validation] = data.input_kind().holdout(data, 0.25);
   // Series 0 covers steps 0..59 (tail from 45), series 1 covers 60..99 (tail from 90).
-  for (auto s : as_vector(train.items)) {
+  for (auto s : adx::test::to_longs(train.items)) {
     const bool first = s < 60;
     INFO("training window at " << s);
     REQUIRE(s + 5 <= (first ? 45 : 90));
   }
   bool tail_of_first = false, tail_of_second = false;
-  for (auto s : as_vector(validation.items)) {
+  for (auto s : adx::test::to_longs(validation.items)) {
     INFO("validation window at " << s);
     REQUIRE(((s >= 45 && s + 5 <= 60) || s >= 90));
     tail_of_first |= s < 60;
@@ -118,7 +110,7 @@ TEST_CASE("series: an autoencoder scores every time step and finds an anomalous 
   const auto scores = detector->score(data);
   REQUIRE(scores.per_item.size(0) == data.size());
   REQUIRE(scores.per_step.size(0) == 600);
-  const double auroc = adx::metrics::roc_auc(step_labels(600, 300, 330), to_doubles(scores.per_step));
+  const double auroc = adx::metrics::roc_auc(step_labels(600, 300, 330), adx::test::to_doubles(scores.per_step));
   INFO("per-step AUROC " << auroc);
   REQUIRE(auroc > 0.9);
 
@@ -144,7 +136,7 @@ TEST_CASE("video: per-frame scores from clips", "[kinds][video]") {
   detector->fit(Data::videos({frames(200), frames(120)}, Windows{4, 1}));
   const auto scores = detector->score(Data::video(test, Windows{4, 1}));
   REQUIRE(scores.per_step.size(0) == 40);
-  const double auroc = adx::metrics::roc_auc(step_labels(40, 20, 24), to_doubles(scores.per_step));
+  const double auroc = adx::metrics::roc_auc(step_labels(40, 20, 24), adx::test::to_doubles(scores.per_step));
   INFO("per-frame AUROC " << auroc);
   REQUIRE(auroc > 0.9);
 }
@@ -158,16 +150,16 @@ TEST_CASE("graph: batches keep their neighbours, the hold-out is a node mask", "
   data.hops = 2;
   const auto batch = data.input_kind().collate(data.select(torch::tensor({3}, torch::kLong)));
   // Two hops around node 3, edges followed both ways: nodes 1..5.
-  REQUIRE(to_doubles(batch.x.reshape({-1})) == std::vector<double>{1, 2, 3, 4, 5});
-  REQUIRE(as_vector(batch.targets) == std::vector<int64_t>{2});
+  REQUIRE(adx::test::to_doubles(batch.x.reshape({-1})) == std::vector<double>{1, 2, 3, 4, 5});
+  REQUIRE(adx::test::to_longs(batch.targets) == std::vector<int64_t>{2});
   // Every edge among those nodes, renumbered to rows of the batch.
-  REQUIRE(as_vector(batch.edge_index[0]) == std::vector<int64_t>{0, 1, 2, 3});
-  REQUIRE(as_vector(batch.edge_index[1]) == std::vector<int64_t>{1, 2, 3, 4});
+  REQUIRE(adx::test::to_longs(batch.edge_index[0]) == std::vector<int64_t>{0, 1, 2, 3});
+  REQUIRE(adx::test::to_longs(batch.edge_index[1]) == std::vector<int64_t>{1, 2, 3, 4});
 
   data.hops = 0;  // the whole graph, with the batch's nodes as targets
   const auto whole = data.input_kind().collate(data.select(torch::tensor({6, 0}, torch::kLong)));
   REQUIRE(whole.x.size(0) == 7);
-  REQUIRE(as_vector(whole.targets) == std::vector<int64_t>{6, 0});
+  REQUIRE(adx::test::to_longs(whole.targets) == std::vector<int64_t>{6, 0});
 
   torch::manual_seed(0);
   const auto big = Data::graph(torch::rand({100, 4}), torch::randint(100, {2, 300}, torch::kLong));
@@ -177,7 +169,7 @@ TEST_CASE("graph: batches keep their neighbours, the hold-out is a node mask", "
   REQUIRE(train.x.size(0) == 100);  // every node's features and edges stay visible
   REQUIRE(torch::equal(train.edge_index, big.edge_index));
   auto all = torch::cat({train.items, validation.items});
-  REQUIRE(as_vector(std::get<0>(all.sort())) == as_vector(torch::arange(100)));
+  REQUIRE(adx::test::to_longs(std::get<0>(all.sort())) == adx::test::to_longs(torch::arange(100)));
 }
 
 TEST_CASE("graph: a 50k-node graph never builds an N x N tensor", "[kinds][graph][memory]") {

@@ -23,6 +23,9 @@ using namespace adx;
 using namespace adx::metrics;
 using Catch::Matchers::Contains;
 using adx::test::temp_path;
+using adx::test::to_doubles;
+using adx::test::to_ints;
+using adx::test::to_longs;
 
 namespace adx::metrics {
 std::ostream& operator<<(std::ostream& out, const Range& r) { return out << "[" << r.begin << ", " << r.end << ")"; }
@@ -30,20 +33,8 @@ std::ostream& operator<<(std::ostream& out, const Range& r) { return out << "[" 
 
 namespace {
 
-std::vector<double> doubles_of(const torch::Tensor& t) {
-  const auto c = t.detach().to(torch::kCPU, torch::kDouble).contiguous();
-  return std::vector<double>(c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
-}
 
-std::vector<int64_t> as_longs(const torch::Tensor& t) {
-  const auto c = t.to(torch::kLong).contiguous();
-  return std::vector<int64_t>(c.data_ptr<int64_t>(), c.data_ptr<int64_t>() + c.numel());
-}
 
-std::vector<int> ints_of(const torch::Tensor& t) {
-  const auto c = t.to(torch::kLong).contiguous();
-  return std::vector<int>(c.data_ptr<int64_t>(), c.data_ptr<int64_t>() + c.numel());
-}
 
 void write_text(const std::string& path, const std::string& text) {
   std::ofstream out(path);
@@ -248,10 +239,10 @@ TEST_CASE("series CSV: named columns, date-times, labels, gaps", "[series][io]")
   const auto s = load_series_csv(path, options);
   REQUIRE(s.columns == std::vector<std::string>{"value", "other"});
   REQUIRE(s.filled_gaps == 2);
-  REQUIRE(doubles_of(s.values.select(1, 0)) == std::vector<double>{1, 2, 3, 4});  // linear in rows
-  REQUIRE(doubles_of(s.values.select(1, 1)) == std::vector<double>{10, 20, 30, 30});  // nearest at the end
-  REQUIRE(ints_of(s.labels) == std::vector<int>{0, 0, 1, 0});
-  REQUIRE(doubles_of(s.timestamps)[2] - doubles_of(s.timestamps)[0] == 1200.0);
+  REQUIRE(to_doubles(s.values.select(1, 0)) == std::vector<double>{1, 2, 3, 4});  // linear in rows
+  REQUIRE(to_doubles(s.values.select(1, 1)) == std::vector<double>{10, 20, 30, 30});  // nearest at the end
+  REQUIRE(to_ints(s.labels) == std::vector<int>{0, 0, 1, 0});
+  REQUIRE(to_doubles(s.timestamps)[2] - to_doubles(s.timestamps)[0] == 1200.0);
 
   write_text(path, "t,v\n1,0.5\n3,0.6\n2,0.7\n");
   SeriesCsvOptions by_t;
@@ -266,7 +257,7 @@ TEST_CASE("series CSV: named columns, date-times, labels, gaps", "[series][io]")
   const auto npy = temp_path("series.npy");
   save_npy(npy, torch::tensor({1.0f, NAN, 3.0f}));
   REQUIRE_THROWS_WITH(load_series_npy(npy), Contains("row 1"));
-  REQUIRE(doubles_of(load_series_npy(npy, true).values.reshape({-1})) == std::vector<double>{1, 2, 3});
+  REQUIRE(to_doubles(load_series_npy(npy, true).values.reshape({-1})) == std::vector<double>{1, 2, 3});
 }
 
 TEST_CASE("series generator: deterministic, anomalies only in the test part", "[series][generator]") {
@@ -285,7 +276,7 @@ TEST_CASE("series generator: deterministic, anomalies only in the test part", "[
                      .abs()
                      .amax(1);
   const auto test = torch::indexing::Slice(a.train_length, torch::indexing::None);
-  const double trivial = roc_auc(ints_of(a.labels.index({test})), doubles_of(z.index({test})));
+  const double trivial = roc_auc(to_ints(a.labels.index({test})), to_doubles(z.index({test})));
   INFO("max |z| AUROC " << trivial);
   REQUIRE(trivial < 0.7);
   o.seed = 1;
@@ -339,16 +330,16 @@ void check_series_detector(D& detector, double min_auroc, bool per_window = fals
   const auto test = Data::series(s.test, per_window ? Windows{24, 24} : Windows{24, 1});
   const auto scores = detector.score(test);
   REQUIRE(scores.per_step.size(0) == 400);
-  const auto report = series_report(s.labels, doubles_of(scores.per_step), detector.threshold());
+  const auto report = series_report(s.labels, to_doubles(scores.per_step), detector.threshold());
   double auroc = report.auroc;
   if (per_window) {
     std::vector<int> window_labels;
-    for (int64_t start : as_longs(test.items)) {
+    for (int64_t start : to_longs(test.items)) {
       int any = 0;
       for (int64_t t = start; t < start + 24; ++t) any |= s.labels[t];
       window_labels.push_back(any);
     }
-    auroc = roc_auc(window_labels, doubles_of(scores.per_item));
+    auroc = roc_auc(window_labels, to_doubles(scores.per_item));
   }
   INFO(detector.type() << ": AUROC " << auroc << " (per-step " << report.auroc << "), F1 " << report.point.f1
                        << ", PA-F1 " << report.adjusted.f1);

@@ -21,18 +21,13 @@
 #include <iostream>
 
 #include "common/reference.hpp"
+#include "common/timing.hpp"
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
-
-double peak_rss_mib() {
-  rusage usage{};
-  getrusage(RUSAGE_SELF, &usage);
-  return static_cast<double>(usage.ru_maxrss) / 1024.0;
-}
+using adx::examples::Clock;
+using adx::examples::peak_rss_mib;
+using adx::examples::seconds_since;
 
 struct Run {
   double fit_s, score_s;

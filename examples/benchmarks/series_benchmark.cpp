@@ -22,18 +22,13 @@
 #include <iostream>
 
 #include "common/reference.hpp"
+#include "common/timing.hpp"
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
-
-double peak_rss_mib() {
-  rusage usage{};
-  getrusage(RUSAGE_SELF, &usage);
-  return static_cast<double>(usage.ru_maxrss) / 1024.0;  // Linux reports KiB
-}
+using adx::examples::Clock;
+using adx::examples::peak_rss_mib;
+using adx::examples::seconds_since;
 
 int memory_run(int64_t steps, const std::string& detector_name, int64_t stride, int64_t window, int64_t threads) {
   adx::set_num_threads(static_cast<int>(threads));
