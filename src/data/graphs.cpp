@@ -1,5 +1,7 @@
 #include <adx/core/error.hpp>
+#include <adx/data/data.hpp>
 #include <adx/data/graphs.hpp>
+#include <adx/data/loaders.hpp>
 
 #include <torch/types.h>
 
@@ -187,7 +189,50 @@ InjectedGraph make_synthetic_graph(const SyntheticGraphOptions& o) {
   return out;
 }
 
+namespace {
+
+// An edge list stored as .npy: 2 x E, E x 2 (ids), or E x 3 (ids and a weight).
+EdgeList load_edge_npy(const std::string& path, const EdgeListOptions& options) {
+  const auto a = load_npy(path);
+  ADX_CHECK_AS(ShapeError, a.dim() == 2 && (a.size(0) == 2 || a.size(1) == 2 || a.size(1) == 3),
+               "'{}': an edge list is 2 x E, E x 2 or E x 3 (with weights), got shape {}", path, c10::str(a.sizes()));
+  const bool rows_are_edges = !(a.size(0) == 2 && a.size(1) != 2 && a.size(1) != 3);
+  const auto pairs = rows_are_edges ? a.slice(1, 0, 2).t() : a;
+  ADX_CHECK_AS(ShapeError, pairs.size(1) > 0, "'{}' has no edges", path);
+  const auto ids = pairs.to(torch::kDouble);
+  ADX_CHECK_AS(ValueError, (ids == ids.round()).all().item<bool>(), "'{}': node ids must be integers", path);
+  const auto bad = (ids < 0).nonzero();
+  ADX_CHECK_AS(ValueError, bad.numel() == 0, "'{}': negative node id {} (edge {})", path,
+               bad.numel() ? ids[bad[0][0]][bad[0][1]].item<double>() : 0.0, bad.numel() ? bad[0][1].item<int64_t>() : 0);
+  EdgeList out;
+  auto edges = ids.to(torch::kLong);
+  int64_t n = options.num_nodes;
+  if (n > 0) {
+    const int64_t largest = edges.max().item<int64_t>();
+    ADX_CHECK_AS(ValueError, largest < n, "'{}': node id {} is outside 0..{} (the feature matrix has {} rows)", path,
+                 largest, n - 1, n);
+  } else {
+    // Numbered in increasing order of id, as for CSV files.
+    const auto [unique, inverse, counts] = at::_unique2(edges.reshape({-1}), true, true, false);
+    edges = inverse.reshape(edges.sizes());
+    for (int64_t v : std::vector<int64_t>(unique.data_ptr<int64_t>(), unique.data_ptr<int64_t>() + unique.numel()))
+      out.node_ids.push_back(std::to_string(v));
+    n = unique.numel();
+  }
+  if (out.node_ids.empty())
+    for (int64_t k = 0; k < n; ++k) out.node_ids.push_back(std::to_string(k));
+  out.edge_index = edges.contiguous();
+  if (rows_are_edges && a.size(1) == 3) {
+    out.edge_weight = a.select(1, 2).to(torch::kFloat32).contiguous();
+    check_finite(out.edge_weight.reshape({-1, 1}), path.c_str(), "edge weight");
+  }
+  return out;
+}
+
+}  // namespace
+
 EdgeList load_edge_list(const std::string& path, const EdgeListOptions& options) {
+  if (path.size() > 4 && path.compare(path.size() - 4, 4, ".npy") == 0) return load_edge_npy(path, options);
   std::ifstream in(path);
   ADX_CHECK_AS(IoError, in.good(), "cannot open edge list '{}': {}", path, std::strerror(errno));
   std::vector<std::string> ids;

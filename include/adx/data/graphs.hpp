@@ -83,7 +83,8 @@ struct EdgeList {
   std::vector<std::string> node_ids;
 };
 
-/// Reads `src,dst[,weight]` rows. Ids may be integers or strings: without num_nodes, numeric
+/// Reads `src,dst[,weight]` rows (a path ending in .npy: an integer array 2 x E, E x 2, or
+/// E x 3 with weights). Ids may be integers or strings: without num_nodes, numeric
 /// ids are numbered in increasing order and string ids in order of first appearance; the
 /// mapping is kept in node_ids. A negative numeric id, an id beyond num_nodes, a bad weight
 /// or a short row is an error naming the line.
