@@ -76,17 +76,11 @@ torch::Tensor ColaNetImpl::forward(const torch::Tensor& features, const torch::T
   return torch::cat({discriminator->forward(readout, node), discriminator->forward(shifted, node)}).reshape({-1});
 }
 
-Cola::Cola(Options options) : DetectorWithOptions(std::move(options)) {
+Cola::Cola(Options options) : GraphDetector(std::move(options)) {
   const auto& o = options_;
   ADX_CHECK_AS(OptionError, o.embedding() > 0, "embedding must be > 0, got {}", o.embedding());
   ADX_CHECK_AS(OptionError, o.subgraph_size() >= 2, "subgraph_size must be >= 2, got {}", o.subgraph_size());
   ADX_CHECK_AS(OptionError, o.rounds() >= 1, "rounds must be >= 1, got {}", o.rounds());
-}
-
-void Cola::build(const std::vector<int64_t>& item_shape, const InputKind&) {
-  net_ = ColaNet(item_shape.at(0), options_.embedding());
-  net_->to(device());
-  graphs_.clear();
 }
 
 torch::Tensor Cola::logits(const Batch& batch, c10::optional<at::Generator> generator) {

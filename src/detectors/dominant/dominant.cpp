@@ -38,19 +38,13 @@ std::pair<torch::Tensor, torch::Tensor> DominantNetImpl::forward(const torch::Te
   return {structure_decoder->forward(h, adjacency), attribute_decoder->forward(h, adjacency)};
 }
 
-Dominant::Dominant(Options options) : DetectorWithOptions(std::move(options)) {
+Dominant::Dominant(Options options) : GraphDetector(std::move(options)) {
   const auto& o = options_;
   ADX_CHECK_AS(OptionError, o.hidden() > 0 && o.layers() >= 2, "hidden must be > 0 and layers >= 2, got {} and {}",
                o.hidden(), o.layers());
   ADX_CHECK_AS(OptionError, o.alpha() >= 0 && o.alpha() <= 1, "alpha must be in [0, 1], got {}", o.alpha());
   ADX_CHECK_AS(OptionError, o.negative_samples() >= 1, "negative_samples must be >= 1, got {}", o.negative_samples());
   ADX_CHECK_AS(OptionError, o.dropout() >= 0 && o.dropout() < 1, "dropout must be in [0, 1), got {}", o.dropout());
-}
-
-void Dominant::build(const std::vector<int64_t>& item_shape, const InputKind&) {
-  net_ = DominantNet(item_shape.at(0), options_);
-  net_->to(device());
-  graphs_.clear();
 }
 
 torch::Tensor Dominant::node_scores(const Batch& batch, c10::optional<at::Generator> generator) {

@@ -21,16 +21,10 @@ torch::Tensor EdgeScorerNetImpl::edge_logits(const torch::Tensor& z, const torch
   return decoder->forward(pair).reshape({-1});
 }
 
-EdgeScorer::EdgeScorer(Options options) : DetectorWithOptions(std::move(options)) {
+EdgeScorer::EdgeScorer(Options options) : GraphDetector(std::move(options)) {
   ADX_CHECK_AS(OptionError, !options_.gcn().empty(), "gcn must list at least one layer width");
   for (auto w : options_.gcn()) ADX_CHECK_AS(OptionError, w > 0, "gcn widths must be > 0, got {}", w);
   for (auto w : options_.mlp()) ADX_CHECK_AS(OptionError, w > 0, "mlp widths must be > 0, got {}", w);
-}
-
-void EdgeScorer::build(const std::vector<int64_t>& item_shape, const InputKind&) {
-  net_ = EdgeScorerNet(item_shape.at(0), options_);
-  net_->to(device());
-  graphs_.clear();
 }
 
 void EdgeScorer::fit_model(const Data& train, const Data& validation) {

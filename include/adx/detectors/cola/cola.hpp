@@ -9,7 +9,6 @@
 // of (negative logit - positive logit): a node that does not agree with its
 // neighbourhood scores high.
 #include <adx/detectors/components/graph_structure.hpp>
-#include <adx/detectors/detector.hpp>
 #include <adx/train/trainer.hpp>
 
 namespace adx {
@@ -39,24 +38,20 @@ class ColaNetImpl : public torch::nn::Module {
 };
 TORCH_MODULE(ColaNet);
 
-class Cola : public DetectorWithOptions<ColaOptions> {
+class Cola : public GraphDetector<ColaOptions, ColaNet> {
  public:
   using Options = ColaOptions;
   explicit Cola(Options options = Options());
   std::string type() const override { return "cola"; }
-  std::vector<std::string> input_kinds() const override { return {kinds::kGraph}; }
 
  protected:
-  void build(const std::vector<int64_t>& item_shape, const InputKind& kind) override;
+  ColaNet make_net(int64_t features) override { return ColaNet(features, options_.embedding()); }
   void fit_model(const Data& train, const Data& validation) override;
   Scores score_model(const Batch& batch) override;
-  torch::nn::Module* model() override { return net_.is_empty() ? nullptr : net_.ptr().get(); }
 
  private:
   /// One round's logits for the batch's targets: positive then negative pairs (2B).
   torch::Tensor logits(const Batch& batch, c10::optional<at::Generator> generator);
-  ColaNet net_{nullptr};
-  GraphStructureCache graphs_;
 };
 
 namespace graph {

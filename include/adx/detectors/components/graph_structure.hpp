@@ -3,6 +3,7 @@
 // tensor (full-graph training hands the same one back every step): the symmetric edge
 // list, its CSR row offsets and the GCN's normalised sparse adjacency. All O(N + E).
 #include <adx/data/data.hpp>
+#include <adx/detectors/detector.hpp>
 
 #include <torch/torch.h>
 
@@ -32,6 +33,28 @@ class GraphStructureCache {
   };
   Key key_;
   GraphStructure structure_;
+};
+
+/// Base of the graph detectors: a network over node features, built for the fitted feature
+/// width on device(), and the structure cache of the graph it last saw.
+template <class Options, class Net>
+class GraphDetector : public DetectorWithOptions<Options> {
+ public:
+  using DetectorWithOptions<Options>::DetectorWithOptions;
+  std::vector<std::string> input_kinds() const override { return {kinds::kGraph}; }
+
+ protected:
+  /// Creates the network for nodes with `features` features.
+  virtual Net make_net(int64_t features) = 0;
+  void build(const std::vector<int64_t>& item_shape, const InputKind&) override {
+    net_ = make_net(item_shape.at(0));
+    net_->to(this->device());
+    graphs_.clear();
+  }
+  torch::nn::Module* model() override { return net_.is_empty() ? nullptr : net_.ptr().get(); }
+
+  Net net_{nullptr};
+  GraphStructureCache graphs_;
 };
 
 }  // namespace adx

@@ -12,7 +12,6 @@
 //   dominant.fit(adx::Data::graph(features, edge_index));
 //   auto scores = dominant.score(adx::Data::graph(features, edge_index)).per_item;  // per node
 #include <adx/detectors/components/graph_structure.hpp>
-#include <adx/detectors/detector.hpp>
 #include <adx/nn/gcn.hpp>
 #include <adx/train/trainer.hpp>
 
@@ -47,27 +46,23 @@ class DominantNetImpl : public torch::nn::Module {
 };
 TORCH_MODULE(DominantNet);
 
-class Dominant : public DetectorWithOptions<DominantOptions> {
+class Dominant : public GraphDetector<DominantOptions, DominantNet> {
  public:
   using Options = DominantOptions;
   explicit Dominant(Options options = Options());
   std::string type() const override { return "dominant"; }
-  std::vector<std::string> input_kinds() const override { return {kinds::kGraph}; }
 
   /// Node scores of `targets` (rows of batch.x) from one pass over the batch's graph.
   /// `generator` draws the non-neighbour samples (nullptr: the global generator).
   torch::Tensor node_scores(const Batch& batch, c10::optional<at::Generator> generator);
 
  protected:
-  void build(const std::vector<int64_t>& item_shape, const InputKind& kind) override;
+  DominantNet make_net(int64_t features) override { return DominantNet(features, options_); }
   void fit_model(const Data& train, const Data& validation) override;
   Scores score_model(const Batch& batch) override;
-  torch::nn::Module* model() override { return net_.is_empty() ? nullptr : net_.ptr().get(); }
 
  private:
   static constexpr int64_t kTargetChunk = 4096;
-  DominantNet net_{nullptr};
-  GraphStructureCache graphs_;
 };
 
 }  // namespace adx

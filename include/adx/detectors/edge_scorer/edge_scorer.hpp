@@ -10,7 +10,6 @@
 //   scorer.fit(adx::Data::graph(features, edges));
 //   auto suspicious = scorer.score_edges(adx::Data::graph(features, edges));  // one per edge
 #include <adx/detectors/components/graph_structure.hpp>
-#include <adx/detectors/detector.hpp>
 #include <adx/nn/gcn.hpp>
 #include <adx/train/trainer.hpp>
 
@@ -46,27 +45,23 @@ class EdgeScorerNetImpl : public torch::nn::Module {
 };
 TORCH_MODULE(EdgeScorerNet);
 
-class EdgeScorer : public DetectorWithOptions<EdgeScorerOptions> {
+class EdgeScorer : public GraphDetector<EdgeScorerOptions, EdgeScorerNet> {
  public:
   using Options = EdgeScorerOptions;
   explicit EdgeScorer(Options options = Options());
   std::string type() const override { return "edge_scorer"; }
-  std::vector<std::string> input_kinds() const override { return {kinds::kGraph}; }
 
   /// A score for every edge of `data.edge_index`, in order (higher = more suspicious).
   torch::Tensor score_edges(const Data& data);
 
  protected:
-  void build(const std::vector<int64_t>& item_shape, const InputKind& kind) override;
+  EdgeScorerNet make_net(int64_t features) override { return EdgeScorerNet(features, options_); }
   void fit_model(const Data& train, const Data& validation) override;
   Scores score_model(const Batch& batch) override;
-  torch::nn::Module* model() override { return net_.is_empty() ? nullptr : net_.ptr().get(); }
 
  private:
   /// -logit of every edge of the batch's edge list (not symmetrised), in chunks.
   torch::Tensor given_edge_scores(const Batch& batch);
-  EdgeScorerNet net_{nullptr};
-  GraphStructureCache graphs_;
 };
 
 /// Edges between random node pairs, appended to a graph and labelled 1 (real edges 0):
