@@ -156,11 +156,12 @@ class Vae : public ReconstructionDetector<VaeOptions, VaeNet> {
       }
       case VaeScore::ReconstructionProbability:
       case VaeScore::Elbo: {
-        // Fixed-seed noise on the CPU generator: repeatable scores on any device.
-        auto gen = at::detail::createCPUGenerator(static_cast<uint64_t>(options_.runtime().seed()));
+        // Noise drawn on the CPU from the seed and the item's own values: repeatable on any
+        // device, and an item's score does not depend on the batch it is scored in.
+        const auto noise = item_noise(flat, {options_.mc_samples(), mu.size(1)}).to(mu.device(), mu.scalar_type());
         torch::Tensor total = torch::zeros({flat.size(0)}, flat.options());
         for (int64_t l = 0; l < options_.mc_samples(); ++l) {
-          const auto eps = at::randn(mu.sizes(), gen, torch::TensorOptions().dtype(mu.scalar_type())).to(mu.device());
+          const auto eps = noise.select(1, l);
           const auto z = mu + torch::exp(0.5 * logvar) * eps;
           total += net_->nll(flat, net_->decode(z));
         }
@@ -173,6 +174,22 @@ class Vae : public ReconstructionDetector<VaeOptions, VaeNet> {
   }
 
  private:
+  /// Standard normal noise of `shape` for every item (B x shape), from a generator seeded
+  /// with the options' seed and a hash (FNV-1a) of the item's values.
+  torch::Tensor item_noise(const torch::Tensor& flat, std::vector<int64_t> shape) const {
+    const auto values = flat.detach().to(torch::kCPU, torch::kFloat32).contiguous();
+    const int64_t items = values.size(0), width = values.size(1);
+    const auto* bytes = reinterpret_cast<const unsigned char*>(values.data_ptr<float>());
+    std::vector<torch::Tensor> noise;
+    for (int64_t i = 0; i < items; ++i) {
+      uint64_t hash = 1469598103934665603ULL ^ static_cast<uint64_t>(options_.runtime().seed());
+      for (int64_t b = 0; b < width * 4; ++b) hash = (hash ^ bytes[i * width * 4 + b]) * 1099511628211ULL;
+      auto gen = at::detail::createCPUGenerator(hash);
+      noise.push_back(at::randn(shape, gen, torch::TensorOptions().dtype(torch::kFloat32)));
+    }
+    return torch::stack(noise);
+  }
+
   // Gaussian of the training codes mu(x), kept in module buffers so the model file carries it.
   void fit_latent_gaussian(const Data& train) {
     torch::NoGradGuard no_grad;
