@@ -15,20 +15,21 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
-#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <numeric>
 
 #include "common/tensors.hpp"
+#include "common/timing.hpp"
 
 namespace {
 
 using adx::examples::doubles_of;
 using adx::examples::ints_of;
 
-using Clock = std::chrono::steady_clock;
+using adx::examples::Clock;
+using adx::examples::seconds_since;
 
 
 
@@ -111,10 +112,10 @@ int main(int argc, char** argv) {
       auto detector = adx::make_detector(name, options);
       auto t0 = Clock::now();
       detector->fit(data);
-      const double fit_s = std::chrono::duration<double>(Clock::now() - t0).count();
+      const double fit_s = seconds_since(t0);
       t0 = Clock::now();
       const auto scores = doubles_of(detector->score(data).per_item);
-      const double score_s = std::chrono::duration<double>(Clock::now() - t0).count();
+      const double score_s = seconds_since(t0);
       std::string figures = "- | - | -";
       if (labelled) {
         const auto labels = ints_of(g.labels);

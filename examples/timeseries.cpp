@@ -16,7 +16,6 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
-#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -24,13 +23,15 @@
 
 #include "common/series_plot.hpp"
 #include "common/tensors.hpp"
+#include "common/timing.hpp"
 
 namespace {
 
 using adx::examples::doubles_of;
 using adx::examples::ints_of;
 
-using Clock = std::chrono::steady_clock;
+using adx::examples::Clock;
+using adx::examples::seconds_since;
 
 
 
@@ -182,9 +183,8 @@ int main(int argc, char** argv) {
       const int64_t test_stride = name == "anomaly_transformer" ? window : 1;
       const auto test = adx::Data::series(test_values, {window, test_stride}, test_timestamps);
       const auto scores = detector->score(test);
-      const auto t2 = Clock::now();
+      const double score_s = seconds_since(t1);
       const double fit_s = std::chrono::duration<double>(t1 - t0).count();
-      const double score_s = std::chrono::duration<double>(t2 - t1).count();
       const auto per_step = doubles_of(scores.per_step);
       timings.push_back(fmt::format("| {} | {:.1f} | {:.1f} | {:.0f} |", name, fit_s, score_s,
                                     static_cast<double>(per_step.size()) / score_s));

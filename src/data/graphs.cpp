@@ -58,6 +58,14 @@ at::Tensor degrees(const at::Tensor& edge_index, int64_t num_nodes) {
   return torch::bincount(symmetrize(edge_index, num_nodes)[0], {}, num_nodes);
 }
 
+NeighbourLists neighbour_lists(const at::Tensor& edge_index, int64_t num_nodes) {
+  NeighbourLists lists;
+  lists.symmetric = symmetrize(edge_index, num_nodes);
+  const auto counts = torch::bincount(lists.symmetric[0], {}, num_nodes);
+  lists.row_start = torch::cat({torch::zeros({1}, counts.options()), counts.cumsum(0)});
+  return lists;
+}
+
 at::Tensor normalized_adjacency(const at::Tensor& edge_index, const at::Tensor& edge_weight, int64_t n) {
   auto [edges, weights] = both_directions(edge_index, edge_weight, n);
   const auto device = edge_index.device();
@@ -72,10 +80,11 @@ at::Tensor normalized_adjacency(const at::Tensor& edge_index, const at::Tensor& 
 }
 
 at::Tensor structural_features(const at::Tensor& edge_index, int64_t n) {
-  const auto sym = symmetrize(edge_index.cpu(), n).contiguous();
+  const auto lists = neighbour_lists(edge_index.cpu(), n);
+  const auto& sym = lists.symmetric;
   const int64_t e = sym.size(1);
-  const auto degree = torch::bincount(sym[0], {}, n);
-  const auto row_start = torch::cat({torch::zeros({1}, degree.options()), degree.cumsum(0)}).contiguous();
+  const auto row_start = lists.row_start.contiguous();
+  const auto degree = row_start.slice(0, 1) - row_start.slice(0, 0, -1);
   const int64_t* rs = row_start.data_ptr<int64_t>();
   const auto cols = sym[1].contiguous();
   const int64_t* col = cols.data_ptr<int64_t>();
@@ -84,7 +93,6 @@ at::Tensor structural_features(const at::Tensor& edge_index, int64_t n) {
   // Triangles: for every edge u < v, the common neighbours of u and v (sorted lists).
   std::vector<int64_t> triangles(static_cast<size_t>(n), 0);
   at::parallel_for(0, e, 1024, [&](int64_t begin, int64_t end) {
-    std::vector<int64_t> local;
     for (int64_t k = begin; k < end; ++k) {
       const int64_t u = src[k], v = col[k];
       if (u >= v) continue;

@@ -21,6 +21,14 @@ at::Tensor normalized_adjacency(const at::Tensor& edge_index, const at::Tensor& 
 /// Number of distinct neighbours of every node (edges in both directions).
 at::Tensor degrees(const at::Tensor& edge_index, int64_t num_nodes);
 
+/// The symmetric edge list (as symmetrize) with CSR row offsets: the neighbours of u are
+/// symmetric[1][row_start[u] .. row_start[u + 1]), sorted.
+struct NeighbourLists {
+  at::Tensor symmetric;  ///< 2 x E' int64
+  at::Tensor row_start;  ///< N + 1 int64
+};
+NeighbourLists neighbour_lists(const at::Tensor& edge_index, int64_t num_nodes);
+
 /// A graph with labels of injected anomalies.
 struct InjectedGraph {
   at::Tensor x;           ///< N x F

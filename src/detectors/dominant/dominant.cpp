@@ -10,16 +10,6 @@ std::vector<int64_t> widths(int64_t first, int64_t hidden, int64_t layers, int64
   return w;
 }
 
-// Rows of the symmetric edge list whose source is a target, and the target's position.
-std::pair<torch::Tensor, torch::Tensor> edges_of_targets(const torch::Tensor& symmetric, const torch::Tensor& targets,
-                                                         int64_t nodes) {
-  auto position = torch::full({nodes}, -1, symmetric.options());
-  position.index_put_({targets}, torch::arange(targets.size(0), symmetric.options()));
-  const auto where = position.index_select(0, symmetric[0]);
-  const auto rows = (where >= 0).nonzero().reshape({-1});
-  return {rows, where.index_select(0, rows)};
-}
-
 }  // namespace
 
 DominantNetImpl::DominantNetImpl(int64_t features, const DominantOptions& o) {
@@ -56,7 +46,7 @@ torch::Tensor Dominant::node_scores(const Batch& batch, c10::optional<at::Genera
   const auto attribute = (batch.x.index_select(0, targets) - x_hat.index_select(0, targets)).pow(2).sum(1).sqrt();
 
   // Edges: (1 - a)^2 - a^2 for every neighbour j of a target i, summed per target.
-  const auto [rows, owner] = edges_of_targets(g.symmetric, targets, nodes);
+  const auto [rows, owner] = g.edges_from(targets);
   const auto src = g.symmetric[0].index_select(0, rows), dst = g.symmetric[1].index_select(0, rows);
   const auto a_edge = torch::sigmoid((z.index_select(0, src) * z.index_select(0, dst)).sum(1));
   auto structure = torch::zeros({targets.size(0)}, z.options()).index_add(0, owner, (1 - a_edge).pow(2) - a_edge.pow(2));

@@ -33,9 +33,7 @@ void EdgeScorer::fit_model(const Data& train, const Data& validation) {
                  const auto& g = graphs_.of(batch);
                  const auto z = net_->embed(batch.x, g.adjacency);
                  // Positives: the edges leaving the batch's targets; negatives: as many random pairs.
-                 auto is_target = torch::zeros({g.nodes}, torch::TensorOptions().dtype(torch::kBool).device(z.device()));
-                 is_target.index_fill_(0, batch.targets, true);
-                 const auto rows = is_target.index_select(0, g.symmetric[0]).nonzero().reshape({-1});
+                 const auto rows = g.edges_from(batch.targets).first;
                  const auto src = g.symmetric[0].index_select(0, rows), dst = g.symmetric[1].index_select(0, rows);
                  const auto fake = torch::randint(g.nodes, {dst.size(0)}, src.options());
                  const auto logits = torch::cat({net_->edge_logits(z, src, dst), net_->edge_logits(z, src, fake)});
@@ -81,6 +79,7 @@ torch::Tensor EdgeScorer::score_edges(const Data& data) {
   apply_threads();
   torch::NoGradGuard no_grad;
   net_->eval();
+  // Every edge of the data as given (not the k-hop batch a graph's collate would make).
   const auto prepared = prepare(data);
   Batch batch;
   batch.x = prepared.x;

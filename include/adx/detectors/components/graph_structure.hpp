@@ -13,11 +13,15 @@ struct GraphStructure {
   torch::Tensor symmetric;  ///< 2 x E' int64, both directions, no self-loops, sorted by (source, target)
   torch::Tensor row_start;  ///< N + 1 offsets: the neighbours of u are symmetric[1][row_start[u] .. row_start[u+1])
   torch::Tensor adjacency;  ///< D^-1/2 (A + I) D^-1/2, sparse N x N
+  torch::Tensor keys;       ///< source * N + target of every symmetric edge, sorted (edge lookups)
   int64_t nodes = 0;
   /// Number of neighbours of every node.
   torch::Tensor degree() const { return row_start.slice(0, 1) - row_start.slice(0, 0, -1); }
   /// True where (u, v) is an edge (any shapes, broadcast).
   torch::Tensor has_edge(const torch::Tensor& u, const torch::Tensor& v) const;
+  /// The symmetric edges leaving `targets`: their rows in `symmetric`, and for each the
+  /// position of its source among the targets.
+  std::pair<torch::Tensor, torch::Tensor> edges_from(const torch::Tensor& targets) const;
 };
 
 class GraphStructureCache {

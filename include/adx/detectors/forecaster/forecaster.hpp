@@ -73,7 +73,8 @@ class Forecaster : public ReconstructionDetector<ForecasterOptions, ForecasterNe
     ReconstructionDetector::fit_model(train, validation);
     // Error scale from held-out data when there is some, else from the training windows.
     net_->eval();
-    const auto errors = map_batches(validation.size() > 0 ? validation : train, 1024, [this](const Batch& b) {
+    const auto errors = map_batches(validation.size() > 0 ? validation : train, options_.runtime().score_batch_size(),
+                                    [this](const Batch& b) {
       return (net_->forward(b.x) - net_->target(b.x)).pow(2).mean(1);
     });
     torch::NoGradGuard no_grad;
