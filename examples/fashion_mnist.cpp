@@ -79,6 +79,7 @@ int main(int argc, char** argv) {
           if (!digit) throw adx::OptionError("--classes takes class numbers 0-9 separated by commas, got '" + c + "'");
           classes.push_back(c[0] - '0');
         }
+        if (classes.empty()) throw adx::OptionError("--classes needs at least one class number 0-9");
       } else if (arg == "--epochs") epochs = value();
       else if (arg == "--threads") threads = value();
       else if (arg == "--data") data_dir = value();

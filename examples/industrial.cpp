@@ -65,6 +65,12 @@ int main(int argc, char** argv) {
         return 0;
       } else throw adx::OptionError("unknown argument '" + arg + "'");
     }
+    // Only the backbone detectors fit this example's protocol (pixel maps, heatmaps, weights folder).
+    if (detectors.empty()) throw adx::OptionError("--detectors needs at least one detector");
+    for (const auto& name : detectors)
+      if (!adx::make_detector(name)->options_map().count("backbone"))
+        throw adx::OptionError("--detectors: '" + name + "' is not an industrial detector; this example runs "
+                               "patchcore, padim and spade");
     const int used_threads = adx::set_num_threads(static_cast<int>(adx::examples::integer_argument("--threads", threads)));
     if (data_dir.empty()) {
       data_dir = out_dir + "/synthetic";
@@ -92,8 +98,7 @@ int main(int argc, char** argv) {
       const auto category = adx::load_mvtec_category(data_dir + "/" + category_name, {size, 0});
       for (const auto& name : detectors) {
         adx::OptionMap options{{"runtime.threads", threads}};
-        auto probe = adx::make_detector(name);
-        const auto backbone = probe->options_map().at("backbone");
+        const auto backbone = adx::make_detector(name)->options_map().at("backbone");
         const auto weights = weights_dir.empty() ? std::string() : weights_dir + "/" + backbone + ".pt";
         if (!weights.empty() && fs::exists(weights)) options["weights"] = weights;
         else if (rows.empty()) std::cout << "note: no " << backbone << " weights given; the backbone is random\n";

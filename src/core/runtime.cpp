@@ -2,7 +2,9 @@
 #include <adx/core/runtime.hpp>
 
 #include <ATen/Parallel.h>
+#include <c10/core/CPUAllocator.h>
 #include <c10/core/Device.h>
+#include <c10/util/Exception.h>
 #include <torch/cuda.h>
 #include <torch/utils.h>
 
@@ -10,6 +12,7 @@
 
 #include <cstdio>
 #include <mutex>
+#include <new>
 #include <thread>
 
 namespace adx {
@@ -92,7 +95,63 @@ void check_device(const std::string& device) {
                    torch::cuda::device_count());
   } else {
     ADX_CHECK_AS(OptionError, parsed.is_cpu(), "unsupported device '{}'; use 'cpu' or 'cuda'", device);
+    ADX_CHECK_AS(OptionError, !parsed.has_index() || parsed.index() == 0,
+                 "device '{}' does not exist: the CPU is one device, 'cpu'", device);
   }
+}
+
+namespace {
+thread_local CpuAllocationBudget* t_budget = nullptr;
+}  // namespace
+
+struct BudgetAccess {
+  static void charge(size_t bytes) {
+    CpuAllocationBudget* budget = t_budget;
+    if (!budget) return;
+    budget->used_ += bytes;
+    if (budget->used_ > budget->limit_)
+      throw IoError(fmt::format("{} asks for more than {} MiB of memory; its sizes do not match what it holds",
+                                budget->what_, budget->limit_ >> 20));
+  }
+};
+
+namespace {
+// Passes every CPU allocation through to LibTorch's allocator, charging the
+// calling thread's budget first when one is set.
+class BudgetedCpuAllocator final : public c10::Allocator {
+ public:
+  explicit BudgetedCpuAllocator(c10::Allocator* base) : base_(base) {}
+  c10::DataPtr allocate(size_t bytes) const override {
+    BudgetAccess::charge(bytes);
+    return base_->allocate(bytes);
+  }
+  c10::DeleterFnPtr raw_deleter() const override { return base_->raw_deleter(); }
+
+ private:
+  c10::Allocator* base_;
+};
+
+void install_budgeted_allocator() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    static BudgetedCpuAllocator allocator(c10::GetCPUAllocator());
+    c10::SetCPUAllocator(&allocator, /*priority=*/1);
+  });
+}
+}  // namespace
+
+CpuAllocationBudget::CpuAllocationBudget(uint64_t bytes, std::string what)
+    : limit_(bytes), what_(std::move(what)), outer_(t_budget) {
+  install_budgeted_allocator();
+  t_budget = this;
+}
+
+CpuAllocationBudget::~CpuAllocationBudget() { t_budget = outer_; }
+
+std::string describe_exception(const std::exception& error) {
+  if (dynamic_cast<const std::bad_alloc*>(&error)) return "out of memory";
+  if (const auto* c10_error = dynamic_cast<const c10::Error*>(&error)) return c10_error->what_without_backtrace();
+  return error.what();
 }
 
 }  // namespace adx

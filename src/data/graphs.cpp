@@ -3,6 +3,8 @@
 #include <adx/data/graphs.hpp>
 #include <adx/data/loaders.hpp>
 
+#include "csv_lines.hpp"
+
 #include <torch/types.h>
 
 #include <ATen/Parallel.h>
@@ -241,25 +243,14 @@ EdgeList load_edge_npy(const std::string& path, const EdgeListOptions& options) 
 
 EdgeList load_edge_list(const std::string& path, const EdgeListOptions& options) {
   if (path.size() > 4 && path.compare(path.size() - 4, 4, ".npy") == 0) return load_edge_npy(path, options);
-  std::ifstream in(path);
-  ADX_CHECK_AS(IoError, in.good(), "cannot open edge list '{}': {}", path, std::strerror(errno));
-  std::vector<std::string> ids;
+  csv::LineReader reader(path, "edge list", options.delimiter, '#');
+  std::vector<std::string> ids, cells;
   std::vector<float> weights;
   std::vector<int64_t> lines;
-  int64_t line_no = 0, columns = -1;
-  std::string line;
+  int64_t columns = -1;
   bool first = true;
-  while (std::getline(in, line)) {
-    ++line_no;
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (line.find_first_not_of(" \t") == std::string::npos || line[0] == '#') continue;
-    std::vector<std::string> cells;
-    std::stringstream ss(line);
-    std::string cell;
-    while (std::getline(ss, cell, options.delimiter)) {
-      const auto a = cell.find_first_not_of(" \t\""), b = cell.find_last_not_of(" \t\"");
-      cells.push_back(a == std::string::npos ? "" : cell.substr(a, b - a + 1));
-    }
+  while (reader.next(cells)) {
+    const int64_t line_no = reader.line_number();
     if (first) {
       first = false;
       std::string head = cells[0];

@@ -1,5 +1,7 @@
 #include <adx/core/error.hpp>
+#include <adx/data/data.hpp>
 #include <adx/data/images.hpp>
+#include <adx/io/files.hpp>
 
 #include <stb/stb_image.h>
 #include <stb/stb_image_write.h>
@@ -9,6 +11,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <memory>
 #include <random>
 
 namespace fs = std::filesystem;
@@ -31,17 +34,23 @@ std::vector<fs::path> image_files(const fs::path& dir) {
   return files;
 }
 
+// Largest image adx decodes (2^28 pixels, 16384 x 16384): a header claiming more is refused
+// before any pixel memory is allocated.
+constexpr int64_t kMaxImagePixels = int64_t{1} << 28;
+
 // Raw pixels as C x H x W uint8 -> float in [0, 1].
 at::Tensor decode(const std::string& path, int wanted_channels, int* channels_in_file) {
+  if (!fs::exists(path)) throw IoError(fmt::format("image {} does not exist", path));
+  regular_file_size(path, "image");
   int width = 0, height = 0;
-  unsigned char* pixels = stbi_load(path.c_str(), &width, &height, channels_in_file, wanted_channels);
-  if (!pixels) {
-    const bool exists = fs::exists(path);
-    throw IoError(exists ? fmt::format("cannot decode image {}: {}", path, stbi_failure_reason())
-                         : fmt::format("image {} does not exist", path));
-  }
-  auto t = torch::from_blob(pixels, {height, width, wanted_channels}, torch::kUInt8).clone();
-  stbi_image_free(pixels);
+  ADX_CHECK_AS(IoError, stbi_info(path.c_str(), &width, &height, channels_in_file) == 1,
+               "cannot decode image {}: {}", path, stbi_failure_reason());
+  ADX_CHECK_AS(IoError, int64_t{width} * height <= kMaxImagePixels,
+               "image {} claims {} x {} pixels, more than the limit of {}", path, width, height, kMaxImagePixels);
+  std::unique_ptr<unsigned char, void (*)(void*)> pixels(
+      stbi_load(path.c_str(), &width, &height, channels_in_file, wanted_channels), stbi_image_free);
+  ADX_CHECK_AS(IoError, pixels != nullptr, "cannot decode image {}: {}", path, stbi_failure_reason());
+  auto t = torch::from_blob(pixels.get(), {height, width, wanted_channels}, torch::kUInt8).clone();
   return t.permute({2, 0, 1}).to(torch::kFloat32).div_(255.0).contiguous();
 }
 
@@ -91,6 +100,8 @@ at::Tensor fit_image_size(const at::Tensor& images, const ImageSize& size, bool 
   ADX_CHECK_AS(OptionError, size.resize > 0 && size.crop >= 0 && size.crop <= size.resize,
                "image size needs resize > 0 and 0 <= crop <= resize, got resize {} and crop {}", size.resize,
                size.crop);
+  ADX_CHECK_AS(ShapeError, images.dim() == 4 && images.numel() > 0,
+               "fit_image_size takes images as N x C x H x W, got shape {}", shape_string(images.sizes().vec()));
   at::Tensor out = images;
   if (images.size(2) != size.resize || images.size(3) != size.resize) {
     namespace F = torch::nn::functional;

@@ -74,6 +74,7 @@ void validate_values(const Data& data, const char* what, int64_t rank, const cha
   ADX_CHECK_AS(ShapeError, data.x.dim() == rank, "{}: {} data must be {}, got shape {}", what, data.kind_name(),
                layout, shape);
   ADX_CHECK_AS(ShapeError, data.x.size(0) > 0, "{} is empty (shape {})", what, shape);
+  ADX_CHECK_AS(ShapeError, data.x.numel() > 0, "{}: its items hold no values (shape {})", what, shape);
   ADX_CHECK_AS(ShapeError, data.x.is_floating_point(),
                "{} must be a floating-point tensor, got dtype {}; convert with x.to(torch::kFloat32)", what,
                std::string(c10::toString(data.x.scalar_type())));

@@ -1,50 +1,142 @@
 #include <adx/core/error.hpp>
 #include <adx/data/loaders.hpp>
+#include <adx/io/files.hpp>
+
+#include "csv_lines.hpp"
 
 #include <torch/types.h>
 #include <zlib.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
-#include <regex>
-#include <sstream>
 #include <unistd.h>
 
 namespace adx {
 namespace {
 
-std::string read_gz_or_plain(const std::string& path) {
-  gzFile file = gzopen(path.c_str(), "rb");
-  ADX_CHECK_AS(IoError, file != nullptr, "cannot open '{}': {}", path, std::strerror(errno));
-  std::string bytes;
-  char buffer[1 << 16];
-  int n = 0;
-  while ((n = gzread(file, buffer, sizeof(buffer))) > 0) bytes.append(buffer, static_cast<size_t>(n));
-  int err = 0;
-  const char* msg = gzerror(file, &err);
-  const std::string message = msg ? msg : "";
-  gzclose(file);
-  ADX_CHECK_AS(IoError, n >= 0 && (err == Z_OK || err == Z_STREAM_END), "cannot read '{}': {}", path, message);
-  return bytes;
-}
+// Reads plain or gzipped bytes; `limit` bounds what is kept, so a file that
+// decompresses to more than its header claims never fills the memory.
+class GzOrPlainReader {
+ public:
+  explicit GzOrPlainReader(const std::string& path) : path_(path) {
+    regular_file_size(path, "IDX file");
+    file_ = gzopen(path.c_str(), "rb");
+    ADX_CHECK_AS(IoError, file_ != nullptr, "cannot open '{}': {}", path, std::strerror(errno));
+  }
+  ~GzOrPlainReader() { gzclose(file_); }
+  GzOrPlainReader(const GzOrPlainReader&) = delete;
+  GzOrPlainReader& operator=(const GzOrPlainReader&) = delete;
+
+  /// Appends up to `limit` bytes to `out`; returns how many were read.
+  size_t read(std::string& out, size_t limit) {
+    char buffer[1 << 16];
+    size_t total = 0;
+    while (total < limit) {
+      const auto want = static_cast<unsigned>(std::min<size_t>(sizeof(buffer), limit - total));
+      const int n = gzread(file_, buffer, want);
+      if (n < 0) {
+        int err = 0;
+        const char* msg = gzerror(file_, &err);
+        throw IoError(fmt::format("cannot read '{}': {}", path_, msg ? msg : "gzip error"));
+      }
+      if (n == 0) break;
+      out.append(buffer, static_cast<size_t>(n));
+      total += static_cast<size_t>(n);
+    }
+    return total;
+  }
+
+ private:
+  std::string path_;
+  gzFile file_ = nullptr;
+};
 
 uint32_t read_be32(const std::string& b, size_t offset) {
   const auto* p = reinterpret_cast<const unsigned char*>(b.data()) + offset;
   return (uint32_t(p[0]) << 24) | (uint32_t(p[1]) << 16) | (uint32_t(p[2]) << 8) | uint32_t(p[3]);
 }
 
+// NumPy refuses headers longer than this by default (numpy.lib.format's max_header_size).
+constexpr size_t kMaxNpyHeader = 10000;
+
+// The few fields of an NPY header, a Python dict literal such as
+// {'descr': '<f4', 'fortran_order': False, 'shape': (3, 4), }; read by a scan
+// without recursion, so no header can exhaust the stack.
+struct NpyHeader {
+  std::string descr;
+  bool fortran_order = false;
+  std::vector<int64_t> shape;
+};
+
+NpyHeader parse_npy_header(const std::string& header, const std::string& path) {
+  auto value_of = [&](const char* key) -> size_t {
+    for (const char quote : {'\'', '"'}) {
+      const std::string quoted = std::string(1, quote) + key + quote;
+      auto at = header.find(quoted);
+      if (at == std::string::npos) continue;
+      at += quoted.size();
+      while (at < header.size() && std::isspace(static_cast<unsigned char>(header[at]))) ++at;
+      ADX_CHECK_AS(IoError, at < header.size() && header[at] == ':', "'{}': malformed NPY header near '{}'", path, key);
+      ++at;
+      while (at < header.size() && std::isspace(static_cast<unsigned char>(header[at]))) ++at;
+      return at;
+    }
+    throw IoError(fmt::format("'{}': NPY header has no '{}'", path, key));
+  };
+  NpyHeader out;
+  {
+    const size_t at = value_of("descr");
+    ADX_CHECK_AS(IoError, at < header.size() && (header[at] == '\'' || header[at] == '"'),
+                 "'{}': NPY descr is not a string (structured dtypes are not supported)", path);
+    const auto end = header.find(header[at], at + 1);
+    ADX_CHECK_AS(IoError, end != std::string::npos, "'{}': NPY descr is not terminated", path);
+    out.descr = header.substr(at + 1, end - at - 1);
+  }
+  {
+    const size_t at = value_of("fortran_order");
+    if (header.compare(at, 4, "True") == 0) out.fortran_order = true;
+    else ADX_CHECK_AS(IoError, header.compare(at, 5, "False") == 0, "'{}': NPY fortran_order is not True or False", path);
+  }
+  {
+    size_t at = value_of("shape");
+    ADX_CHECK_AS(IoError, at < header.size() && header[at] == '(', "'{}': NPY shape is not a tuple", path);
+    const auto end = header.find(')', at);
+    ADX_CHECK_AS(IoError, end != std::string::npos, "'{}': NPY shape is not terminated", path);
+    ++at;
+    while (at < end) {
+      while (at < end && (std::isspace(static_cast<unsigned char>(header[at])) || header[at] == ',')) ++at;
+      if (at == end) break;
+      int64_t dim = 0;
+      size_t digits = 0;
+      while (at < end && std::isdigit(static_cast<unsigned char>(header[at]))) {
+        ADX_CHECK_AS(IoError, ++digits <= 18, "'{}': NPY shape has a dimension with more than 18 digits", path);
+        dim = dim * 10 + (header[at++] - '0');
+      }
+      ADX_CHECK_AS(IoError, digits > 0 && (at == end || header[at] == ',' ||
+                                           std::isspace(static_cast<unsigned char>(header[at]))),
+                   "'{}': NPY shape '{}' is not a tuple of non-negative integers", path,
+                   header.substr(at - digits, std::min<size_t>(end - (at - digits), 40)));
+      out.shape.push_back(dim);
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 at::Tensor load_idx(const std::string& path) {
-  const std::string bytes = read_gz_or_plain(path);
-  ADX_CHECK_AS(IoError, bytes.size() >= 4, "'{}' is not an IDX file: only {} bytes", path, bytes.size());
-  ADX_CHECK_AS(IoError, bytes[0] == 0 && bytes[1] == 0, "'{}' is not an IDX file: bad magic number", path);
-  const auto type = static_cast<unsigned char>(bytes[2]);
-  const int ndim = static_cast<unsigned char>(bytes[3]);
+  GzOrPlainReader reader(path);
+  std::string head;
+  reader.read(head, 4);
+  ADX_CHECK_AS(IoError, head.size() == 4, "'{}' is not an IDX file: only {} bytes", path, head.size());
+  ADX_CHECK_AS(IoError, head[0] == 0 && head[1] == 0, "'{}' is not an IDX file: bad magic number", path);
+  const auto type = static_cast<unsigned char>(head[2]);
+  const int ndim = static_cast<unsigned char>(head[3]);
   at::ScalarType dtype;
   size_t item = 1;
   switch (type) {
@@ -56,23 +148,23 @@ at::Tensor load_idx(const std::string& path) {
     case 0x0E: dtype = at::kDouble; item = 8; break;
     default: throw IoError(fmt::format("'{}': unknown IDX data type 0x{:02x}", path, type));
   }
-  ADX_CHECK_AS(IoError, ndim >= 1 && bytes.size() >= 4 + 4 * static_cast<size_t>(ndim),
-               "'{}': IDX header truncated ({} dimensions, {} bytes)", path, ndim, bytes.size());
+  ADX_CHECK_AS(IoError, ndim >= 1 && reader.read(head, 4 * static_cast<size_t>(ndim)) == 4 * static_cast<size_t>(ndim),
+               "'{}': IDX header truncated ({} dimensions)", path, ndim);
   std::vector<int64_t> shape;
-  size_t count = 1;
-  for (int d = 0; d < ndim; ++d) {
-    shape.push_back(read_be32(bytes, 4 + 4 * d));
-    count *= static_cast<size_t>(shape.back());
-  }
-  const size_t offset = 4 + 4 * static_cast<size_t>(ndim);
-  ADX_CHECK_AS(IoError, bytes.size() == offset + count * item,
-               "'{}': IDX payload has {} bytes but shape {} needs {}", path, bytes.size() - offset,
-               c10::str(c10::IntArrayRef(shape)), count * item);
+  for (int d = 0; d < ndim; ++d) shape.push_back(read_be32(head, 4 + 4 * d));
+  const uint64_t expected = checked_tensor_bytes(shape, item, fmt::format("IDX file '{}'", path));
+  std::string payload;
+  // One byte past the claim tells a padded file from an exact one without reading it all.
+  const size_t got = reader.read(payload, expected + 1);
+  ADX_CHECK_AS(IoError, got == expected, "'{}': IDX payload has {}{} bytes but shape {} needs {}", path,
+               got > expected ? "more than " : "", std::min<uint64_t>(got, expected), c10::str(c10::IntArrayRef(shape)),
+               expected);
   auto out = torch::empty(shape, torch::TensorOptions().dtype(dtype));
   // Multi-byte IDX values are big-endian.
   auto* dst = static_cast<char*>(out.data_ptr());
+  const size_t count = expected / item;
   for (size_t i = 0; i < count; ++i)
-    for (size_t b = 0; b < item; ++b) dst[i * item + b] = bytes[offset + i * item + (item - 1 - b)];
+    for (size_t b = 0; b < item; ++b) dst[i * item + b] = payload[i * item + (item - 1 - b)];
   return out;
 }
 
@@ -95,29 +187,19 @@ LabeledImages load_mnist_split(const std::string& folder, const std::string& spl
   return out;
 }
 
+
 at::Tensor load_csv(const std::string& path, const CsvOptions& options) {
-  std::ifstream in(path);
-  ADX_CHECK_AS(IoError, in.good(), "cannot open CSV file '{}': {}", path, std::strerror(errno));
+  csv::LineReader reader(path, "CSV file", options.delimiter);
   std::vector<float> values;
-  int64_t columns = -1, rows = 0, line_no = 0;
-  std::string line;
-  while (std::getline(in, line)) {
-    ++line_no;
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (line.find_first_not_of(" \t") == std::string::npos) continue;
-    std::vector<std::string> cells;
-    std::stringstream ss(line);
-    std::string cell;
-    while (std::getline(ss, cell, options.delimiter)) cells.push_back(cell);
-    if (!line.empty() && line.back() == options.delimiter) cells.emplace_back();
+  std::vector<std::string> cells;
+  int64_t columns = -1, rows = 0;
+  while (reader.next(cells)) {
     std::vector<float> row;
     int bad_column = -1;
     for (size_t c = 0; c < cells.size(); ++c) {
       const char* begin = cells[c].c_str();
       char* end = nullptr;
-      errno = 0;
       const double v = std::strtod(begin, &end);
-      while (end && (*end == ' ' || *end == '\t')) ++end;
       if (end == begin || *end != '\0') {
         bad_column = static_cast<int>(c);
         break;
@@ -129,11 +211,11 @@ at::Tensor load_csv(const std::string& path, const CsvOptions& options) {
       columns = static_cast<int64_t>(cells.size());  // header: names only fix the width
       continue;
     }
-    ADX_CHECK_AS(IoError, bad_column < 0, "CSV '{}' line {} column {}: '{}' is not a number", path, line_no,
-                 bad_column + 1, cells[static_cast<size_t>(bad_column)]);
+    ADX_CHECK_AS(IoError, bad_column < 0, "CSV '{}' line {} column {}: '{}' is not a number", path,
+                 reader.line_number(), bad_column + 1, cells[static_cast<size_t>(bad_column)]);
     if (columns < 0) columns = static_cast<int64_t>(row.size());
-    ADX_CHECK_AS(IoError, static_cast<int64_t>(row.size()) == columns,
-                 "CSV '{}' line {}: {} columns, expected {}", path, line_no, row.size(), columns);
+    ADX_CHECK_AS(IoError, static_cast<int64_t>(row.size()) == columns, "CSV '{}' line {}: {} columns, expected {}",
+                 path, reader.line_number(), row.size(), columns);
     values.insert(values.end(), row.begin(), row.end());
     ++rows;
   }
@@ -142,58 +224,47 @@ at::Tensor load_csv(const std::string& path, const CsvOptions& options) {
 }
 
 at::Tensor load_npy(const std::string& path) {
+  const uint64_t file_size = regular_file_size(path, "NPY file");
   std::ifstream in(path, std::ios::binary);
   ADX_CHECK_AS(IoError, in.good(), "cannot open NPY file '{}': {}", path, std::strerror(errno));
-  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  ADX_CHECK_AS(IoError, bytes.size() >= 10 && bytes.compare(0, 6, "\x93NUMPY") == 0,
+  char preamble[12] = {};
+  in.read(preamble, 10);
+  ADX_CHECK_AS(IoError, in.gcount() == 10 && std::memcmp(preamble, "\x93NUMPY", 6) == 0,
                "'{}' is not an NPY file (bad magic)", path);
-  const int major = static_cast<unsigned char>(bytes[6]);
-  size_t header_len = 0, header_start = 0;
+  const int major = static_cast<unsigned char>(preamble[6]);
+  uint64_t header_len = 0, header_start = 10;
   if (major == 1) {
-    header_len = static_cast<unsigned char>(bytes[8]) | (static_cast<unsigned char>(bytes[9]) << 8);
-    header_start = 10;
+    header_len = static_cast<unsigned char>(preamble[8]) | (static_cast<unsigned char>(preamble[9]) << 8);
   } else {
-    ADX_CHECK_AS(IoError, bytes.size() >= 12 && (major == 2 || major == 3),
-                 "'{}': unsupported NPY version {}", path, major);
-    header_len = 0;
-    for (int i = 0; i < 4; ++i) header_len |= static_cast<size_t>(static_cast<unsigned char>(bytes[8 + i])) << (8 * i);
+    ADX_CHECK_AS(IoError, major == 2 || major == 3, "'{}': unsupported NPY version {}", path, major);
+    in.read(preamble + 10, 2);
+    ADX_CHECK_AS(IoError, in.gcount() == 2, "'{}': NPY header truncated", path);
+    for (int i = 0; i < 4; ++i) header_len |= uint64_t{static_cast<unsigned char>(preamble[8 + i])} << (8 * i);
     header_start = 12;
   }
-  ADX_CHECK_AS(IoError, bytes.size() >= header_start + header_len, "'{}': NPY header truncated", path);
-  const std::string header = bytes.substr(header_start, header_len);
-  std::smatch m;
-  ADX_CHECK_AS(IoError, std::regex_search(header, m, std::regex("'descr'\\s*:\\s*'([^']*)'")),
-               "'{}': NPY header has no descr: {}", path, header);
-  const std::string descr = m[1];
-  ADX_CHECK_AS(IoError, std::regex_search(header, m, std::regex("'fortran_order'\\s*:\\s*(True|False)")),
-               "'{}': NPY header has no fortran_order", path);
-  ADX_CHECK_AS(IoError, m[1] == "False", "'{}': Fortran-order NPY arrays are not supported; save in C order",
+  ADX_CHECK_AS(IoError, header_len <= kMaxNpyHeader, "'{}': NPY header of {} bytes exceeds NumPy's limit of {}", path,
+               header_len, kMaxNpyHeader);
+  ADX_CHECK_AS(IoError, file_size >= header_start + header_len, "'{}': NPY header truncated", path);
+  std::string header(header_len, '\0');
+  in.read(header.data(), static_cast<std::streamsize>(header_len));
+  const NpyHeader parsed = parse_npy_header(header, path);
+  ADX_CHECK_AS(IoError, !parsed.fortran_order, "'{}': Fortran-order NPY arrays are not supported; save in C order",
                path);
-  ADX_CHECK_AS(IoError, std::regex_search(header, m, std::regex("'shape'\\s*:\\s*\\(([^)]*)\\)")),
-               "'{}': NPY header has no shape", path);
-  std::vector<int64_t> shape;
-  {
-    std::stringstream ss(m[1].str());
-    std::string item;
-    while (std::getline(ss, item, ',')) {
-      if (item.find_first_not_of(" ") == std::string::npos) continue;
-      shape.push_back(std::stoll(item));
-    }
-  }
   at::ScalarType dtype;
   size_t item = 0;
+  const auto& descr = parsed.descr;
   if (descr == "<f4") dtype = at::kFloat, item = 4;
   else if (descr == "<f8") dtype = at::kDouble, item = 8;
   else if (descr == "|u1" || descr == "<u1") dtype = at::kByte, item = 1;
   else throw IoError(fmt::format("'{}': NPY dtype '{}' is not supported (use float32, float64 or uint8)", path, descr));
-  size_t count = 1;
-  for (auto d : shape) count *= static_cast<size_t>(d);
-  const size_t offset = header_start + header_len;
-  ADX_CHECK_AS(IoError, bytes.size() - offset == count * item,
-               "'{}': NPY payload has {} bytes but shape {} of '{}' needs {}", path, bytes.size() - offset,
-               c10::str(c10::IntArrayRef(shape)), descr, count * item);
-  auto out = torch::empty(shape, torch::TensorOptions().dtype(dtype));
-  std::memcpy(out.data_ptr(), bytes.data() + offset, count * item);
+  const uint64_t payload = file_size - header_start - header_len;
+  const uint64_t needed = checked_tensor_bytes(parsed.shape, item, fmt::format("NPY file '{}'", path));
+  ADX_CHECK_AS(IoError, payload == needed, "'{}': NPY payload has {} bytes but shape {} of '{}' needs {}", path,
+               payload, c10::str(c10::IntArrayRef(parsed.shape)), descr, needed);
+  // The payload goes straight into the tensor: no second copy of the file in memory.
+  auto out = torch::empty(parsed.shape, torch::TensorOptions().dtype(dtype));
+  in.read(static_cast<char*>(out.data_ptr()), static_cast<std::streamsize>(needed));
+  ADX_CHECK_AS(IoError, static_cast<uint64_t>(in.gcount()) == needed, "'{}': NPY payload could not be read", path);
   return out;
 }
 

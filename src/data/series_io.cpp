@@ -3,6 +3,8 @@
 #include <adx/core/error.hpp>
 #include <adx/data/loaders.hpp>
 
+#include "csv_lines.hpp"
+
 #include <torch/types.h>
 
 #include <fmt/format.h>
@@ -19,30 +21,6 @@ namespace adx {
 namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
-
-std::string trim(const std::string& s) {
-  const auto a = s.find_first_not_of(" \t\"");
-  if (a == std::string::npos) return "";
-  const auto b = s.find_last_not_of(" \t\"");
-  return s.substr(a, b - a + 1);
-}
-
-std::vector<std::string> split_cells(const std::string& line, char delimiter) {
-  std::vector<std::string> cells;
-  std::string cell;
-  bool quoted = false;
-  for (char ch : line) {
-    if (ch == '"') quoted = !quoted;
-    if (ch == delimiter && !quoted) {
-      cells.push_back(trim(cell));
-      cell.clear();
-    } else {
-      cell += ch;
-    }
-  }
-  cells.push_back(trim(cell));
-  return cells;
-}
 
 bool is_gap(const std::string& cell) {
   return cell.empty() || cell == "nan" || cell == "NaN" || cell == "NAN" || cell == "NA" || cell == "null";
@@ -147,17 +125,9 @@ bool parse_iso8601(const std::string& text, double& seconds) {
 }
 
 LoadedSeries load_series_csv(const std::string& path, const SeriesCsvOptions& options) {
-  std::ifstream in(path);
-  ADX_CHECK_AS(IoError, in.good(), "cannot open CSV file '{}': {}", path, std::strerror(errno));
-  std::string line;
-  int64_t line_no = 0;
-  std::vector<std::string> header;
-  while (header.empty() && std::getline(in, line)) {
-    ++line_no;
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (line.find_first_not_of(" \t") != std::string::npos) header = split_cells(line, options.delimiter);
-  }
-  ADX_CHECK_AS(IoError, !header.empty(), "CSV file '{}' is empty", path);
+  csv::LineReader reader(path, "CSV file", options.delimiter);
+  std::vector<std::string> header, cells;
+  ADX_CHECK_AS(IoError, reader.next(header), "CSV file '{}' is empty", path);
 
   const std::optional<size_t> time_col =
       options.timestamp_column.empty() ? std::nullopt
@@ -179,11 +149,8 @@ LoadedSeries load_series_csv(const std::string& path, const SeriesCsvOptions& op
   const int64_t cols = static_cast<int64_t>(value_cols.size());
   std::vector<double> values, stamps;
   std::vector<int64_t> labels, line_of_row;
-  while (std::getline(in, line)) {
-    ++line_no;
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (line.find_first_not_of(" \t") == std::string::npos) continue;
-    const auto cells = split_cells(line, options.delimiter);
+  while (reader.next(cells)) {
+    const int64_t line_no = reader.line_number();
     ADX_CHECK_AS(IoError, cells.size() == header.size(), "CSV '{}' line {}: {} cells, but the header has {}", path,
                  line_no, cells.size(), header.size());
     for (size_t c : value_cols) {

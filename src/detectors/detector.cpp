@@ -6,6 +6,16 @@
 
 namespace adx {
 
+void RuntimeOptions::check(const std::string& prefix) const {
+  ADX_CHECK_AS(OptionError, threads() >= 0 && threads() <= 4096, "option '{}threads' must be in [0, 4096], got {}",
+               prefix, threads());
+  ADX_CHECK_AS(OptionError, validation_fraction() >= 0 && validation_fraction() < 1,
+               "option '{}validation_fraction' must be in [0, 1), got {}", prefix, validation_fraction());
+  ADX_CHECK_AS(OptionError, score_batch_size() >= 1, "option '{}score_batch_size' must be at least 1, got {}",
+               prefix, score_batch_size());
+  check_device(device());
+}
+
 void Detector::check_input(const Data& data, const char* what, bool at_fit) const {
   validate(data, what);
   const auto accepted = input_kinds();
@@ -41,7 +51,7 @@ void Detector::fit(const Data& train) { fit_impl(train, nullptr); }
 void Detector::fit(const Data& train, const Data& validation) { fit_impl(train, &validation); }
 
 void Detector::fit_impl(const Data& train_in, const Data* validation_in) {
-  check_device(runtime().device());
+  validate_options();
   check_input(train_in, "training data", true);
   fitted_ = false;
   calibrated_ = false;
@@ -61,7 +71,6 @@ void Detector::fit_impl(const Data& train_in, const Data* validation_in) {
     validation = *validation_in;
   } else if (runtime().validation_fraction() > 0) {
     const double fraction = runtime().validation_fraction();
-    ADX_CHECK_AS(OptionError, fraction < 1.0, "validation_fraction must be in [0, 1), got {}", fraction);
     std::tie(train, validation) = kind.holdout(train_in, fraction);
   }
 
@@ -71,7 +80,14 @@ void Detector::fit_impl(const Data& train_in, const Data* validation_in) {
   const Data train_prepared = prepare(train);
   const Data val_prepared = validation.size() > 0 ? prepare(validation) : Data{};
 
-  build(item_shape_, kind);
+  try {
+    build(item_shape_, kind);
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw OptionError(fmt::format("{}: cannot build the model for items of shape {} with its options: {}", type(),
+                                  shape_string(item_shape_), describe_exception(e)));
+  }
   fit_model(train_prepared, val_prepared);
   if (auto* m = model()) m->eval();
   fitted_ = true;
@@ -211,36 +227,57 @@ void Detector::save(const std::string& path) const {
 
 void Detector::restore(const ModelFile& file) {
   ADX_CHECK_AS(IoError, file.type == type(), "model file holds a '{}' detector, not '{}'", file.type, type());
+  validate_options();
   auto need = [&](const char* key) -> const torch::Tensor& {
     auto it = file.tensors.find(key);
     ADX_CHECK_AS(IoError, it != file.tensors.end(), "model file lacks '{}'", key);
     return it->second;
   };
+  // Non-finite state would only surface later as NaN scores.
+  for (const auto& [name, tensor] : file.tensors)
+    ADX_CHECK_AS(IoError, !tensor.is_floating_point() || torch::isfinite(tensor).all().item<bool>(),
+                 "model file holds non-finite values (NaN or Inf) in '{}'", name);
   const auto shape = need("meta.item_shape").to(torch::kLong).contiguous();
+  ADX_CHECK_AS(IoError, shape.dim() == 1 && shape.numel() >= 1 && shape.numel() <= 8,
+               "model file has a malformed item shape record of shape {}", shape_string(shape.sizes().vec()));
   item_shape_.assign(shape.data_ptr<int64_t>(), shape.data_ptr<int64_t>() + shape.numel());
+  for (const int64_t d : item_shape_)
+    ADX_CHECK_AS(IoError, d >= 1, "model file has an item shape {} with a dimension below 1",
+                 shape_string(item_shape_));
   std::string kind_name;
   if (auto it = file.metadata.find("input_kind"); it != file.metadata.end()) {
     kind_name = it->second;
   } else {
     // Format 1 stored the kind as a number: 0 tabular, 1 image.
-    const auto modality = need("meta.modality").item<int64_t>();
-    ADX_CHECK_AS(IoError, modality == 0 || modality == 1, "model file has unknown modality {}", modality);
-    kind_name = modality == 0 ? kinds::kTabular : kinds::kImage;
+    const auto& modality = need("meta.modality");
+    ADX_CHECK_AS(IoError, modality.numel() == 1, "model file has a malformed modality record of {} values",
+                 modality.numel());
+    const auto code = modality.to(torch::kDouble).item<double>();
+    ADX_CHECK_AS(IoError, code == 0 || code == 1, "model file has unknown modality {}", code);
+    kind_name = code == 0 ? kinds::kTabular : kinds::kImage;
   }
   try {
     kind_ = &input_kind(kind_name);
   } catch (const OptionError& e) {
     throw IoError(fmt::format("model file was fitted on an input kind this build does not know: {}", e.what()));
   }
-  const auto threshold = need("meta.threshold").to(torch::kFloat64);
+  const auto threshold = need("meta.threshold").to(torch::kFloat64).contiguous();
   ADX_CHECK_AS(IoError, threshold.numel() == 2, "model file has a malformed threshold record");
-  threshold_ = threshold[0].item<double>();
-  calibrated_ = threshold[1].item<double>() != 0.0;
+  threshold_ = threshold.data_ptr<double>()[0];
+  calibrated_ = threshold.data_ptr<double>()[1] != 0.0;
   transform_ = Transform(resolved_preprocess(*kind_));
   transform_.load_state(file.tensors, "preprocess.");
   check_device(runtime().device());
   apply_threads();
-  build(item_shape_, *kind_);
+  {
+    // The network is rebuilt from the file's options and item shape before its weights
+    // are checked; a file that lies about them must not reserve more than it could hold.
+    uint64_t stored = 0;
+    for (const auto& [name, tensor] : file.tensors) stored += tensor.nbytes();
+    CpuAllocationBudget budget(4 * stored + (uint64_t{256} << 20),
+                               fmt::format("the model in the file (item shape {})", shape_string(item_shape_)));
+    build(item_shape_, *kind_);
+  }
   if (auto* m = model()) {
     load_module_state(*m, file.tensors, "model.");
     m->eval();

@@ -115,20 +115,31 @@ std::unique_ptr<Detector> make_detector(const std::string& name, const OptionMap
   auto detector = factory(options);
   ADX_CHECK_AS(OptionError, detector && detector->type() == name,
                "factory for '{}' made a detector of type '{}'", name, detector ? detector->type() : "null");
+  detector->validate_options();
   return detector;
 }
 
 std::unique_ptr<Detector> load(const std::string& path, const std::string& device) {
-  ModelFile file = read_model_file(path);
-  if (!device.empty()) file.options["runtime.device"] = device;
-  std::unique_ptr<Detector> detector;
+  // Whatever a file makes LibTorch or the standard library throw is reported as an
+  // IoError naming the file: a caller handles one error type for a bad model file.
   try {
-    detector = make_detector(file.type, file.options);
-  } catch (const OptionError& e) {
-    throw IoError(fmt::format("model file '{}' cannot be rebuilt: {}", path, e.what()));
+    ModelFile file = read_model_file(path);
+    if (!device.empty()) file.options["runtime.device"] = device;
+    std::unique_ptr<Detector> detector;
+    try {
+      detector = make_detector(file.type, file.options);
+    } catch (const OptionError& e) {
+      throw IoError(fmt::format("model file '{}' cannot be rebuilt: {}", path, e.what()));
+    }
+    detector->restore(file);
+    return detector;
+  } catch (const IoError&) {
+    throw;
+  } catch (const Error& e) {
+    throw IoError(fmt::format("model file '{}' cannot be loaded: {}", path, e.what()));
+  } catch (const std::exception& e) {
+    throw IoError(fmt::format("model file '{}' cannot be loaded: {}", path, describe_exception(e)));
   }
-  detector->restore(file);
-  return detector;
 }
 
 }  // namespace adx

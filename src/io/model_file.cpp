@@ -1,4 +1,6 @@
 #include <adx/core/error.hpp>
+#include <adx/data/data.hpp>
+#include <adx/io/files.hpp>
 #include <adx/io/model_file.hpp>
 
 #include <torch/types.h>
@@ -14,8 +16,10 @@ namespace {
 
 constexpr char kMagic[8] = {'A', 'D', 'X', 'M', 'O', 'D', 'E', 'L'};
 
+constexpr uint64_t kFnvOffset = 1469598103934665603ull;
+
 uint64_t fnv1a(const std::string& bytes) {
-  uint64_t h = 1469598103934665603ull;
+  uint64_t h = kFnvOffset;
   for (unsigned char c : bytes) {
     h ^= c;
     h *= 1099511628211ull;
@@ -35,42 +39,47 @@ void put_string(std::string& out, const std::string& s) {
   out += s;
 }
 
-// Bounds-checked reader: running past the end means the file is truncated.
-class Reader {
+// Reads the body straight from the file, hashing as it goes, so a model costs
+// its tensors' memory once (no copy of the whole file). Running past the body's
+// declared end means the file is truncated or corrupt.
+class BodyReader {
  public:
-  Reader(const std::string& bytes, size_t begin, size_t end, const std::string& path)
-      : bytes_(bytes), pos_(begin), end_(end), path_(path) {}
+  BodyReader(std::ifstream& in, uint64_t length, const std::string& path) : in_(in), left_(length), path_(path) {}
   template <class T>
   T get() {
-    need(sizeof(T));
     T value;
-    std::memcpy(&value, bytes_.data() + pos_, sizeof(T));
-    pos_ += sizeof(T);
+    read(reinterpret_cast<char*>(&value), sizeof(T));
     return value;
   }
   std::string get_string() {
     const auto n = get<uint32_t>();
     need(n);
-    std::string s = bytes_.substr(pos_, n);
-    pos_ += n;
+    std::string s(n, '\0');
+    read(s.data(), n);
     return s;
   }
-  const char* take(size_t n) {
+  void read(char* out, uint64_t n) {
     need(n);
-    const char* p = bytes_.data() + pos_;
-    pos_ += n;
-    return p;
+    in_.read(out, static_cast<std::streamsize>(n));
+    ADX_CHECK_AS(IoError, static_cast<uint64_t>(in_.gcount()) == n, "model file '{}' could not be read", path_);
+    for (uint64_t i = 0; i < n; ++i) {
+      hash_ ^= static_cast<unsigned char>(out[i]);
+      hash_ *= 1099511628211ull;
+    }
+    left_ -= n;
   }
-  bool done() const { return pos_ == end_; }
-
- private:
-  void need(size_t n) const {
-    if (n > end_ - pos_)
+  uint64_t left() const { return left_; }
+  uint64_t hash() const { return hash_; }
+  void need(uint64_t n) const {
+    if (n > left_)
       throw IoError(fmt::format("model file '{}' is corrupt: a record runs past the end of the body", path_));
   }
-  const std::string& bytes_;
-  size_t pos_, end_;
+
+ private:
+  std::ifstream& in_;
+  uint64_t left_;
   const std::string& path_;
+  uint64_t hash_ = kFnvOffset;
 };
 
 // Stable on-disk dtype codes (independent of LibTorch's enum numbering).
@@ -137,27 +146,25 @@ void write_model_file(const std::string& path, const ModelFile& model) {
 }
 
 ModelFile read_model_file(const std::string& path) {
+  const uint64_t file_size = regular_file_size(path, "model file");
   std::ifstream in(path, std::ios::binary);
   ADX_CHECK_AS(IoError, in.good(), "cannot open model file '{}': {}", path, std::strerror(errno));
-  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  ADX_CHECK_AS(IoError, bytes.size() >= 20 && std::memcmp(bytes.data(), kMagic, 8) == 0,
-               "'{}' is not an adx model file (bad magic; {} bytes)", path, bytes.size());
-  Reader head(bytes, 8, 20, path);
+  char head[20] = {};
+  in.read(head, sizeof(head));
+  ADX_CHECK_AS(IoError, in.gcount() == 20 && std::memcmp(head, kMagic, 8) == 0,
+               "'{}' is not an adx model file (bad magic; {} bytes)", path, file_size);
   ModelFile model;
-  model.format_version = head.get<uint32_t>();
+  uint64_t body_len = 0;
+  std::memcpy(&model.format_version, head + 8, 4);
+  std::memcpy(&body_len, head + 12, 8);
   ADX_CHECK_AS(IoError, model.format_version >= 1 && model.format_version <= kModelFormatVersion,
                "model file '{}' has format version {}, this adx reads versions 1 to {}; upgrade adx",
                path, model.format_version, kModelFormatVersion);
-  const auto body_len = head.get<uint64_t>();
-  ADX_CHECK_AS(IoError, bytes.size() == 20 + body_len + 8,
-               "model file '{}' is truncated or padded: {} bytes, expected {}", path, bytes.size(),
-               20 + body_len + 8);
-  uint64_t stored_sum = 0;
-  std::memcpy(&stored_sum, bytes.data() + 20 + body_len, 8);
-  ADX_CHECK_AS(IoError, stored_sum == fnv1a(bytes.substr(20, body_len)),
-               "model file '{}' is corrupt: checksum mismatch", path);
+  ADX_CHECK_AS(IoError, body_len <= file_size && file_size == 20 + body_len + 8,
+               "model file '{}' is truncated or padded: {} bytes, its header says {}", path, file_size,
+               body_len <= file_size ? 20 + body_len + 8 : body_len);
 
-  Reader r(bytes, 20, 20 + body_len, path);
+  BodyReader r(in, body_len, path);
   model.type = r.get_string();
   auto read_map = [&r](OptionMap& map) {
     const auto n = r.get<uint32_t>();
@@ -173,6 +180,8 @@ ModelFile read_model_file(const std::string& path) {
     const auto name = r.get_string();
     const auto code = r.get<uint8_t>();
     const auto rank = r.get<uint8_t>();
+    const std::string what = fmt::format("model file '{}': tensor '{}'", path, name);
+    ADX_CHECK_AS(IoError, rank <= kMaxFileTensorRank, "{} has rank {}, more than {}", what, rank, kMaxFileTensorRank);
     std::vector<int64_t> shape(rank);
     for (auto& d : shape) d = r.get<int64_t>();
     const auto nbytes = r.get<uint64_t>();
@@ -180,13 +189,20 @@ ModelFile read_model_file(const std::string& path) {
     bool known = false;
     for (const auto& [dt, c] : dtype_codes())
       if (c == code) dtype = dt, known = true;
-    ADX_CHECK_AS(IoError, known, "model file '{}': tensor '{}' has unknown dtype code {}", path, name, code);
+    ADX_CHECK_AS(IoError, known, "{} has unknown dtype code {}", what, code);
+    // Every size is checked against the bytes the file really holds before anything is allocated.
+    ADX_CHECK_AS(IoError, checked_tensor_bytes(shape, c10::elementSize(dtype), what) == nbytes,
+                 "{}: shape {} does not match its {} bytes", what, shape_string(shape), nbytes);
+    r.need(nbytes);
     auto t = torch::empty(shape, torch::TensorOptions().dtype(dtype));
-    ADX_CHECK_AS(IoError, t.nbytes() == nbytes, "model file '{}': tensor '{}' size mismatch", path, name);
-    std::memcpy(t.data_ptr(), r.take(nbytes), nbytes);
+    r.read(static_cast<char*>(t.data_ptr()), nbytes);
     model.tensors[name] = t;
   }
-  ADX_CHECK_AS(IoError, r.done(), "model file '{}' has trailing bytes in its body", path);
+  ADX_CHECK_AS(IoError, r.left() == 0, "model file '{}' has trailing bytes in its body", path);
+  uint64_t stored_sum = 0;
+  in.read(reinterpret_cast<char*>(&stored_sum), 8);
+  ADX_CHECK_AS(IoError, in.gcount() == 8 && stored_sum == r.hash(), "model file '{}' is corrupt: checksum mismatch",
+               path);
   return model;
 }
 

@@ -2,12 +2,14 @@
 // torch::pickle_load rejects the OrderedDict that model.state_dict() returns,
 // which is what users hold, so adx reads the few opcodes a state dict uses.
 #include <adx/core/error.hpp>
+#include <adx/io/files.hpp>
 #include <adx/io/state_dict.hpp>
 
 #include <caffe2/serialize/inline_container.h>
 #include <torch/script.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <memory>
@@ -16,7 +18,10 @@ namespace adx {
 namespace {
 
 struct PyValue;
-using PyRef = std::shared_ptr<PyValue>;
+// Values live in the unpickler's arena and refer to each other by plain pointers:
+// freeing them is flat, so neither a deeply nested nor a self-referencing pickle
+// can exhaust the stack or leak.
+using PyRef = PyValue*;
 
 // The Python values a state-dict pickle is made of.
 struct PyValue {
@@ -29,8 +34,6 @@ struct PyValue {
   torch::Tensor tensor;                        // Storage (flat), Tensor
   explicit PyValue(Kind k) : kind(k) {}
 };
-
-PyRef make(PyValue::Kind k) { return std::make_shared<PyValue>(k); }
 
 c10::ScalarType storage_dtype(const std::string& global, const std::string& path) {
   static const std::map<std::string, c10::ScalarType> types{
@@ -48,6 +51,11 @@ class StateDictUnpickler {
  public:
   StateDictUnpickler(const std::string& bytes, caffe2::serialize::PyTorchStreamReader& reader, std::string path)
       : bytes_(bytes), reader_(reader), path_(std::move(path)) {}
+
+  PyRef make(PyValue::Kind k) {
+    arena_.push_back(std::make_unique<PyValue>(k));
+    return arena_.back().get();
+  }
 
   PyRef run() {
     while (true) {
@@ -161,8 +169,9 @@ class StateDictUnpickler {
   }
   std::vector<PyRef> pop_to_mark() {
     std::vector<PyRef> items;
-    while (top()->kind != PyValue::Kind::Mark) items.insert(items.begin(), pop());
+    while (top()->kind != PyValue::Kind::Mark) items.push_back(pop());
     pop();
+    std::reverse(items.begin(), items.end());
     return items;
   }
   void set_item(const PyRef& dict, const PyRef& key, const PyRef& value) {
@@ -174,9 +183,36 @@ class StateDictUnpickler {
     return v->integer;
   }
   std::vector<int64_t> as_ints(const PyRef& v) const {
+    ADX_CHECK_AS(IoError, v->kind == PyValue::Kind::Tuple || v->kind == PyValue::Kind::List,
+                 "{}: expected a tuple of integers in the pickle", path_);
     std::vector<int64_t> out;
     for (const auto& item : v->items) out.push_back(as_int(item));
     return out;
+  }
+
+  // A tensor of a state dict is a dense view inside its storage: sizes and strides are
+  // non-negative, every element lies inside the storage, and it has no more elements than
+  // the storage (a 500-byte file must not expand into gigabytes through zero strides).
+  void check_view(int64_t storage_numel, int64_t offset, const std::vector<int64_t>& sizes,
+                  const std::vector<int64_t>& strides) const {
+    ADX_CHECK_AS(IoError, sizes.size() == strides.size() && sizes.size() <= kMaxFileTensorRank,
+                 "{}: tensor with {} sizes and {} strides", path_, sizes.size(), strides.size());
+    ADX_CHECK_AS(IoError, offset >= 0 && offset <= storage_numel, "{}: tensor offset {} outside its storage of {}",
+                 path_, offset, storage_numel);
+    int64_t numel = 1, last = offset;
+    for (size_t d = 0; d < sizes.size(); ++d) {
+      ADX_CHECK_AS(IoError, sizes[d] >= 0 && strides[d] >= 0, "{}: tensor with negative size {} or stride {}",
+                   path_, sizes[d], strides[d]);
+      ADX_CHECK_AS(IoError, !__builtin_mul_overflow(numel, sizes[d], &numel), "{}: tensor size overflows", path_);
+      if (sizes[d] == 0) continue;
+      int64_t reach = 0;
+      ADX_CHECK_AS(IoError, !__builtin_mul_overflow(sizes[d] - 1, strides[d], &reach) &&
+                                !__builtin_add_overflow(last, reach, &last),
+                   "{}: tensor extent overflows", path_);
+    }
+    ADX_CHECK_AS(IoError, numel == 0 || (last < storage_numel && numel <= storage_numel),
+                 "{}: a tensor of {} elements (last at {}) does not fit its storage of {} elements", path_, numel,
+                 last, storage_numel);
   }
 
   // ('storage', torch.FloatStorage, key, location, numel): the flat data of record data/<key>.
@@ -192,9 +228,9 @@ class StateDictUnpickler {
     const std::string record = "data/" + key;
     ADX_CHECK_AS(IoError, reader_.hasRecord(record), "{}: the archive lacks tensor data {}", path_, record);
     auto [data, size] = reader_.getRecord(record);
-    const auto element = c10::elementSize(dtype);
-    ADX_CHECK_AS(IoError, size == static_cast<size_t>(numel) * element,
-                 "{}: tensor data {} holds {} bytes, expected {}", path_, record, size, numel * element);
+    const auto expected = checked_tensor_bytes({numel}, c10::elementSize(dtype), path_ + ": storage " + record);
+    ADX_CHECK_AS(IoError, size == expected, "{}: tensor data {} holds {} bytes, expected {}", path_, record, size,
+                 expected);
     auto v = make(PyValue::Kind::Storage);
     v->tensor = torch::empty({numel}, torch::TensorOptions().dtype(dtype));
     if (size > 0) std::memcpy(v->tensor.data_ptr(), data.get(), size);
@@ -208,9 +244,12 @@ class StateDictUnpickler {
     if (name == "torch._utils._rebuild_tensor_v2" || name == "torch._utils._rebuild_tensor") {
       ADX_CHECK_AS(IoError, args->items.size() >= 4 && args->items[0]->kind == PyValue::Kind::Storage,
                    "{}: malformed tensor in pickle", path_);
+      const auto& storage = args->items[0]->tensor;
+      const int64_t offset = as_int(args->items[1]);
+      const auto sizes = as_ints(args->items[2]), strides = as_ints(args->items[3]);
+      check_view(storage.numel(), offset, sizes, strides);
       auto v = make(PyValue::Kind::Tensor);
-      v->tensor = args->items[0]->tensor.as_strided(as_ints(args->items[2]), as_ints(args->items[3]),
-                                                     as_int(args->items[1])).clone();
+      v->tensor = storage.as_strided(sizes, strides, offset).clone();
       return v;
     }
     if (name == "torch._utils._rebuild_parameter" || name == "torch._utils._rebuild_parameter_with_state") {
@@ -230,6 +269,7 @@ class StateDictUnpickler {
   std::vector<PyRef> stack_;
   std::map<size_t, PyRef> memo_;
   std::map<std::string, PyRef> storages_;
+  std::vector<std::unique_ptr<PyValue>> arena_;
 };
 
 TensorMap from_torchscript(const std::string& path) {
@@ -270,7 +310,8 @@ TensorMap load_state_dict(const std::string& path) {
                path);
   auto [data, size] = reader->getRecord("data.pkl");
   const std::string bytes(static_cast<const char*>(data.get()), size);
-  const auto root = StateDictUnpickler(bytes, *reader, path).run();
+  StateDictUnpickler unpickler(bytes, *reader, path);
+  const auto root = unpickler.run();
   ADX_CHECK_AS(IoError, root->kind == PyValue::Kind::Dict,
                "{}: holds a pickled object, not a state dict; save model.state_dict() instead of the model", path);
   TensorMap out;

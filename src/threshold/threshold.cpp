@@ -202,7 +202,19 @@ double Spot::threshold() const {
   return tail_threshold_ + local_mean();
 }
 
+void ThresholdOptions::check(const std::string& prefix) const {
+  ADX_CHECK_AS(OptionError, std::isfinite(k()), "option '{}k' must be finite, got {}", prefix, k());
+  ADX_CHECK_AS(OptionError, percentile() > 0 && percentile() < 100, "option '{}percentile' must be in (0, 100), got {}",
+               prefix, percentile());
+  ADX_CHECK_AS(OptionError, contamination() > 0 && contamination() <= 0.5,
+               "option '{}contamination' must be in (0, 0.5], got {}", prefix, contamination());
+  ADX_CHECK_AS(OptionError, risk() > 0 && risk() < 1, "option '{}risk' must be in (0, 1), got {}", prefix, risk());
+  ADX_CHECK_AS(OptionError, pot_level() > 0 && pot_level() < 1, "option '{}pot_level' must be in (0, 1), got {}",
+               prefix, pot_level());
+}
+
 double fit_threshold(const std::vector<double>& scores, const ThresholdOptions& o) {
+  check_options(o);
   const char* name = EnumNames<ThresholdPolicy>::table()[static_cast<size_t>(o.policy())].second;
   check_scores(scores, min_calibration_samples(o), name);
   switch (o.policy()) {

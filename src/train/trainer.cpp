@@ -6,6 +6,25 @@
 
 namespace adx {
 
+void TrainOptions::check(const std::string& prefix) const {
+  auto in = [&](const char* name, double value, double low, double high, bool low_open, const char* range) {
+    const bool ok = (low_open ? value > low : value >= low) && value <= high;
+    ADX_CHECK_AS(OptionError, ok, "option '{}{}' must be in {}, got {}", prefix, name, range, value);
+  };
+  in("epochs", static_cast<double>(epochs()), 0, 1e9, false, "[0, 1e9]");
+  in("batch_size", static_cast<double>(batch_size()), 1, 1e9, false, "[1, 1e9]");
+  in("lr", lr(), 0, 1e6, true, "(0, 1e6]");
+  in("weight_decay", weight_decay(), 0, 1e6, false, "[0, 1e6]");
+  in("beta1", beta1(), 0, 1, false, "[0, 1)");
+  ADX_CHECK_AS(OptionError, beta1() < 1 && beta2() >= 0 && beta2() < 1, "options '{}beta1' and '{}beta2' must be in "
+               "[0, 1), got {} and {}", prefix, prefix, beta1(), beta2());
+  in("lr_step", static_cast<double>(lr_step()), 1, 1e9, false, "[1, 1e9]");
+  in("lr_gamma", lr_gamma(), 0, 1, true, "(0, 1]");
+  in("patience", static_cast<double>(patience()), 0, 1e9, false, "[0, 1e9]");
+  in("min_delta", min_delta(), 0, 1e300, false, "[0, inf)");
+  in("grad_clip", grad_clip(), 0, 1e300, false, "[0, inf)");
+}
+
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(const std::vector<torch::Tensor>& parameters,
                                                         const TrainOptions& o) {
   ADX_CHECK_AS(OptionError, o.lr() > 0, "learning rate must be > 0, got {}", o.lr());

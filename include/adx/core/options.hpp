@@ -6,7 +6,9 @@
 // what a model file stores) cannot miss one.
 #include <adx/core/error.hpp>
 
+#include <cmath>
 #include <cstdint>
+#include <limits>
 #include <map>
 #include <sstream>
 #include <string>
@@ -155,8 +157,22 @@ void option_from_string(const std::string& key, const std::string& text, T& out)
   } else {
     try {
       size_t used = 0;
-      if constexpr (std::is_floating_point_v<T>) out = static_cast<T>(std::stod(text, &used));
-      else out = static_cast<T>(std::stoll(text, &used));
+      if constexpr (std::is_floating_point_v<T>) {
+        const double value = std::stod(text, &used);
+        if (!std::isfinite(value)) fail("a finite number");
+        out = static_cast<T>(value);
+      } else {
+        const long long value = std::stoll(text, &used);
+        // Never narrowed silently: 4294967298 is not a valid int.
+        if constexpr (std::is_signed_v<T>) {
+          if (value < static_cast<long long>(std::numeric_limits<T>::min()) ||
+              value > static_cast<long long>(std::numeric_limits<T>::max()))
+            fail("an integer in range");
+        } else if (value < 0 || static_cast<unsigned long long>(value) > std::numeric_limits<T>::max()) {
+          fail("an integer in range");
+        }
+        out = static_cast<T>(value);
+      }
       if (used != text.size()) fail(std::is_floating_point_v<T> ? "a number" : "an integer");
     } catch (const std::logic_error&) {
       fail(std::is_floating_point_v<T> ? "a number" : "an integer");
@@ -207,6 +223,43 @@ struct FromMapVisitor {
 };
 
 }  // namespace detail
+
+namespace detail {
+
+// An options struct may declare `void check(const std::string& prefix) const` for the
+// ranges of its fields; check_options calls it.
+template <class T, class = void>
+struct has_check : std::false_type {};
+template <class T>
+struct has_check<T, std::void_t<decltype(std::declval<const T&>().check(std::string()))>> : std::true_type {};
+
+struct CheckVisitor {
+  std::string prefix;
+  template <class T>
+  void operator()(const char* key, const T& value) {
+    const std::string name = prefix + key;
+    if constexpr (is_options_struct<T>::value) {
+      CheckVisitor inner{name + "."};
+      visit_options(const_cast<T&>(value), inner);
+      if constexpr (has_check<T>::value) value.check(name + ".");
+    } else if constexpr (std::is_floating_point_v<T>) {
+      if (!std::isfinite(value))
+        throw OptionError(fmt::format("option '{}' must be a finite number, got {}", name, value));
+    }
+  }
+};
+
+}  // namespace detail
+
+/// Checks the values of an options struct before any work: every floating-point
+/// field is finite, and every struct (nested or not) that declares
+/// `check(prefix)` approves its fields. The first bad value is an OptionError naming it.
+template <class Options>
+void check_options(const Options& options) {
+  detail::CheckVisitor v{""};
+  visit_options(const_cast<Options&>(options), v);
+  if constexpr (detail::has_check<Options>::value) options.check("");
+}
 
 /// Flattens an options struct into a key/value map.
 template <class Options>

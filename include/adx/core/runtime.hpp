@@ -2,6 +2,7 @@
 // Process-wide runtime settings: threads, the BLAS in use, seeding and devices.
 // Light header: no LibTorch include, so any translation unit can use it cheaply.
 #include <cstdint>
+#include <exception>
 #include <string>
 
 namespace adx {
@@ -34,5 +35,27 @@ void check_device(const std::string& device);
 
 /// Whether LibTorch sees a usable CUDA device.
 bool cuda_available();
+
+/// While it lives, caps the CPU memory the calling thread may allocate through
+/// LibTorch (the bytes of every allocation, summed). Used when a model is rebuilt
+/// from a file whose sizes may lie: past the cap, the allocation throws IoError
+/// naming `what` instead of reserving gigabytes. Other threads are not affected.
+class CpuAllocationBudget {
+ public:
+  CpuAllocationBudget(uint64_t bytes, std::string what);
+  ~CpuAllocationBudget();
+  CpuAllocationBudget(const CpuAllocationBudget&) = delete;
+  CpuAllocationBudget& operator=(const CpuAllocationBudget&) = delete;
+
+ private:
+  uint64_t limit_, used_ = 0;
+  std::string what_;
+  CpuAllocationBudget* outer_;
+  friend struct BudgetAccess;
+};
+
+/// What went wrong, from an exception LibTorch or the standard library threw
+/// (LibTorch's backtrace left out), for wrapping into an adx::Error.
+std::string describe_exception(const std::exception& error);
 
 }  // namespace adx

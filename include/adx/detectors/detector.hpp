@@ -35,6 +35,10 @@ struct RuntimeOptions {
   ADX_ARG(double, validation_fraction) = 0.1;
   /// Items per forward pass when scoring.
   ADX_ARG(int64_t, score_batch_size) = 2048;
+
+ public:
+  /// Refuses out-of-range values (see check_options); `prefix` names the struct in messages.
+  void check(const std::string& prefix) const;
 };
 
 /// Declares the options every detector has: `preprocess` (with its default),
@@ -86,6 +90,9 @@ class Detector {
   void save(const std::string& path) const;
   /// Restores fitted state from a model file (used by adx::load).
   void restore(const ModelFile& file);
+  /// Checks every option's value (ranges, finiteness, the device); the first bad one
+  /// is an OptionError naming it. fit() and make_detector() call it before any work.
+  virtual void validate_options() const = 0;
 
   /// Receives one report per training epoch.
   void set_progress(ProgressCallback callback) { progress_ = std::move(callback); }
@@ -148,6 +155,7 @@ class DetectorWithOptions : public Detector {
   explicit DetectorWithOptions(Options options) : options_(std::move(options)) {}
   const Options& options() const { return options_; }
   OptionMap options_map() const override { return to_option_map(options_); }
+  void validate_options() const override { check_options(options_); }
 
  protected:
   const RuntimeOptions& runtime() const override { return options_.runtime(); }

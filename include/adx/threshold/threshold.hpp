@@ -35,6 +35,10 @@ struct ThresholdOptions {
   ADX_ARG(double, risk) = 1e-3;
   /// Pot: quantile of the normal scores where the tail (peaks) starts.
   ADX_ARG(double, pot_level) = 0.98;
+
+ public:
+  /// Refuses out-of-range values (see check_options); `prefix` names the struct in messages.
+  void check(const std::string& prefix) const;
 };
 
 /// Minimum number of normal scores the policy needs.

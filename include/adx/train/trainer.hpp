@@ -51,6 +51,10 @@ struct TrainOptions {
   ADX_ARG(double, min_delta) = 0.0;
   /// Clip the global gradient norm to this value (0 = off).
   ADX_ARG(double, grad_clip) = 0.0;
+
+ public:
+  /// Refuses out-of-range values (see check_options); `prefix` names the struct in messages.
+  void check(const std::string& prefix) const;
 };
 
 /// Loss of one batch. `training` is false during validation (no noise, no dropout).

@@ -84,7 +84,9 @@ void Patchcore::load_extra(const TensorMap& state) {
   ADX_CHECK_AS(IoError, bank != state.end() && bank->second.dim() == 2, "model file lacks patchcore's memory bank");
   memory_bank_ = bank->second.to(device(), torch::kFloat32).contiguous();
   auto radius = state.find("patchcore.coverage_radius");
-  coverage_radius_ = radius != state.end() ? radius->second.item<double>() : 0.0;
+  ADX_CHECK_AS(IoError, radius == state.end() || radius->second.numel() == 1,
+               "model file has a malformed patchcore coverage record of {} values", radius->second.numel());
+  coverage_radius_ = radius != state.end() ? radius->second.to(torch::kDouble).item<double>() : 0.0;
 }
 
 }  // namespace adx

@@ -3,8 +3,8 @@
 // At score time each image x is mapped back to the latent space by gradient
 // descent on z for the loss
 //   (1 - lambda) * sum |x - G(z)|  +  lambda * sum |f(x) - f(G(z))|
-// (f = the discriminator's feature layer, lambda = 0.1); the loss reached is
-// the anomaly score. The search is batched: one Adam over the z of a whole
+// (f = the discriminator's feature layer, lambda = 0.1); the lowest loss any
+// iterate reached (the best latent seen, not Adam's last) is the anomaly score. The search is batched: one Adam over the z of a whole
 // batch, which is the same as one Adam per image because the networks are in
 // eval mode (no batch statistics) and Adam works element by element.
 // Every image starts from the best of a fixed set of latent candidates, so a
@@ -125,14 +125,19 @@ class Anogan : public ImageGanDetector<AnoganOptions> {
     }
     z.set_requires_grad(true);
     torch::optim::Adam optimizer({z}, torch::optim::AdamOptions(options_.search_lr()));
+    // Adam's last iterate is not its best: each image keeps the lowest loss any of its
+    // iterates reached (the loss of the best latent seen), which is its score.
+    torch::Tensor best;
     for (int64_t step = 0; step < options_.search_steps(); ++step) {
-      const auto loss = search_loss(g->forward(z), x, fx).sum();
+      const auto per_image = search_loss(g->forward(z), x, fx);
+      best = best.defined() ? torch::minimum(best, per_image.detach()) : per_image.detach();
       // Gradients go to z only; the networks' parameters stay untouched.
-      z.mutable_grad() = torch::autograd::grad({loss}, {z})[0];
+      z.mutable_grad() = torch::autograd::grad({per_image.sum()}, {z})[0];
       optimizer.step();
     }
     torch::NoGradGuard no_grad;
-    return search_loss(g->forward(z), x, fx);
+    const auto last = search_loss(g->forward(z), x, fx);
+    return best.defined() ? torch::minimum(best, last) : last;
   }
 
   AnoganNet net_{nullptr};

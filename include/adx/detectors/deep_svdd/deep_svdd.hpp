@@ -4,7 +4,8 @@
 // squared distance to c.
 //   objective one_class      minimise mean ||phi(x) - c||^2
 //   objective soft_boundary  minimise R^2 + 1/nu * mean(max(0, ||phi(x) - c||^2 - R^2)),
-//                            R set to the (1 - nu) quantile of the distances after warm-up
+//                            R set after each optimiser step to the (1 - nu) quantile of the
+//                            batch's distances, from the end of warm-up on
 // c is the mean of an initial forward pass, with entries near 0 pushed to
 // +-center_eps. Optional autoencoder pretraining initialises the encoder.
 // Tabular data use a bias-free MLP, images a bias-free LeNet; images are
@@ -117,22 +118,30 @@ class DeepSvdd : public DetectorWithOptions<DeepSvddOptions> {
     if (options_.pretrain()) pretrain(train, validation);
     init_center(train);
     const bool soft = options_.objective() == SvddObjective::SoftBoundary;
+    auto objective = [this, soft](const torch::Tensor& dist) {
+      if (!soft) return dist.mean();
+      const auto r2 = net_->radius.pow(2);
+      return r2 + (1.0 / options_.nu()) * torch::relu(dist - r2).mean();
+    };
     int64_t epoch = 0;
-    train_module(
-        *net_, train, validation, options_.train(),
-        [&](const Batch& in, bool training) {
-          const auto& x = in.x;
-          const auto dist = net_->distance(x);
-          if (!soft) return dist.mean();
-          if (training && epoch >= options_.warm_up_epochs()) {
-            // R is the (1 - nu) quantile of the batch's distances (Ruff et al.'s get_radius).
-            torch::NoGradGuard no_grad;
-            net_->radius.copy_(torch::quantile(dist.detach().sqrt(), 1.0 - options_.nu()));
-          }
-          const auto r2 = net_->radius.pow(2);
-          return r2 + (1.0 / options_.nu()) * torch::relu(dist - r2).mean();
-        },
-        progress(), type(), [&](int64_t e) { epoch = e; });
+    torch::Tensor batch_distances;
+    TrainStep step;
+    step.name = "deep svdd";
+    step.parameters = net_->parameters();
+    step.loss = [&](const Batch& in) {
+      batch_distances = net_->distance(in.x);
+      return objective(batch_distances);
+    };
+    // As Ruff et al.'s trainer: after the optimiser step, R becomes the (1 - nu) quantile
+    // of the batch's distances (get_radius), so each loss uses the R of the step before.
+    step.after_step = [&](const torch::Tensor&) {
+      if (!soft || epoch < options_.warm_up_epochs()) return;
+      torch::NoGradGuard no_grad;
+      net_->radius.copy_(torch::quantile(batch_distances.detach().sqrt(), 1.0 - options_.nu()));
+    };
+    train_steps(*net_, train, validation, options_.train(), {step},
+                [&](const Batch& in, bool) { return objective(net_->distance(in.x)); }, progress(), type(),
+                [&](int64_t e) { epoch = e; });
   }
 
   Scores score_model(const Batch& batch) override {

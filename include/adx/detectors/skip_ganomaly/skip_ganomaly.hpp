@@ -3,6 +3,8 @@
 // connections reconstructs normal images; a DCGAN discriminator judges them.
 // Generator loss w_adv * BCE(D(x_hat), real) + w_con * |x - x_hat|_1 +
 // w_lat * ||f(x) - f(x_hat)||^2 (f = D's feature layer), weights 1 / 50 / 1.
+// Discriminator loss BCE(D(x), real) + BCE(D(x_hat), fake) + w_lat * ||f(x) - f(x_hat)||^2,
+// as the reference code's backward_d.
 // Score = lambda * mean (x - x_hat)^2 + (1 - lambda) * mean (f(x) - f(x_hat))^2,
 // lambda = 0.9, as the paper's test step computes it.
 #include <adx/detectors/components/image_gan.hpp>
@@ -71,9 +73,15 @@ class SkipGanomaly : public ImageGanDetector<SkipGanomalyOptions> {
     discriminator.parameters = d->parameters();
     discriminator.loss = [this, &d](const Batch& in) {
       const auto& batch = in.x;
-      // D learns on the images the generator step just made, as in the reference implementation.
+      // As the reference code's backward_d: D learns on the images the generator step just
+      // made, with the sum BCE(real) + BCE(fake) (no 1/2) plus the latent term w_lat * L2
+      // between D's features of real and generated images.
       const auto x = to_network_input(batch);
-      return discriminator_bce(d->forward(x).flatten(), d->forward(generated_).flatten());
+      const auto real_features = d->features->forward(x), fake_features = d->features->forward(generated_);
+      const auto real_logit = d->final->forward(real_features).flatten();
+      const auto fake_logit = d->final->forward(fake_features).flatten();
+      return 2.0 * discriminator_bce(real_logit, fake_logit) +
+             options_.w_lat() * (real_features - fake_features).pow(2).mean();
     };
     discriminator.after_step = reinitialise_when_collapsed(*d);
     // Early stopping watches the reconstruction, which the score is mostly made of.

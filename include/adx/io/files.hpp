@@ -1,0 +1,26 @@
+#pragma once
+// Checks shared by every reader of files a user hands to adx: only regular
+// files are opened (a directory or /dev/zero would never end), and a shape
+// read from a file is validated before anything is allocated for it.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace adx {
+
+/// Largest rank a tensor read from a file may have.
+inline constexpr size_t kMaxFileTensorRank = 16;
+
+/// Size in bytes of `path`; IoError naming `what` when it is missing, unreadable or
+/// not a regular file (a directory, a device, a FIFO).
+uint64_t regular_file_size(const std::string& path, const std::string& what);
+
+/// The whole content of a regular file (see regular_file_size).
+std::string read_regular_file(const std::string& path, const std::string& what);
+
+/// Bytes a tensor of `shape` with `element_size`-byte elements needs. IoError naming
+/// `what` when a dimension is negative, the rank exceeds kMaxFileTensorRank, or
+/// the count overflows 64 bits.
+uint64_t checked_tensor_bytes(const std::vector<int64_t>& shape, uint64_t element_size, const std::string& what);
+
+}  // namespace adx
