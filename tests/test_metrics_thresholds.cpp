@@ -119,6 +119,34 @@ TEST_CASE("GPD fit recovers the parameters of exact quantiles", "[threshold][pot
   }
 }
 
+TEST_CASE("GPD fit on exponential, uniform and Pareto tails matches Grimshaw's method", "[threshold][pot]") {
+  // Exact-quantile samples of n = 4000 points, checked against values found independently:
+  //   exponential: the exponential fit, scale = the mean (0.999913 for this sample);
+  //   uniform (a bounded tail): w(x) < 0 on all of (-1/ymax, 0) and w has no positive root
+  //     (checked with numpy), so no stationary point exists and Grimshaw's method falls back
+  //     to the exponential fit, scale = the mean 0.5. (The SPOT reference's L-BFGS search
+  //     returns its best non-root point instead, gamma -0.034 and sigma 0.511.)
+  //   Pareto, xi 0.5 and sigma 2: the true parameters. (The reference's search range starts
+  //     at 2(ymean-ymin)/(ymean ymin) and misses this root; it returns the exponential fit.)
+  const int n = 4000;
+  std::vector<double> exponential, uniform, pareto;
+  for (int i = 0; i < n; ++i) {
+    const double q = (i + 0.5) / n;
+    exponential.push_back(-std::log(1 - q));
+    uniform.push_back(q);
+    pareto.push_back(2.0 / 0.5 * (std::pow(1 - q, -0.5) - 1));
+  }
+  const auto e = adx::fit_generalized_pareto(exponential);
+  REQUIRE(e.shape == Approx(0.0).margin(0.01));
+  REQUIRE(e.scale == Approx(0.999913).epsilon(0.01));
+  const auto u = adx::fit_generalized_pareto(uniform);
+  REQUIRE(u.shape == 0.0);
+  REQUIRE(u.scale == Approx(0.5).epsilon(1e-9));
+  const auto p = adx::fit_generalized_pareto(pareto);
+  REQUIRE(p.shape == Approx(0.5).margin(0.02));
+  REQUIRE(p.scale == Approx(2.0).epsilon(0.03));
+}
+
 TEST_CASE("POT threshold matches the true tail quantile of exponential scores", "[threshold][pot]") {
   // Scores at the exact quantiles of Exp(1): the score exceeded with probability q is -ln q.
   std::vector<double> scores;

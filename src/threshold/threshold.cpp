@@ -17,25 +17,6 @@ void check_scores(const std::vector<double>& scores, int64_t needed, const char*
                  scores[i]);
 }
 
-// Profile log-likelihood of the GPD at x = gamma / sigma (Grimshaw's reduction).
-double gpd_profile_loglik(const std::vector<double>& y, double x) {
-  const double n = static_cast<double>(y.size());
-  if (std::abs(x) < 1e-12) {
-    const double sigma = std::accumulate(y.begin(), y.end(), 0.0) / n;
-    return -n * std::log(sigma) - n;
-  }
-  double sum_log = 0.0;
-  for (double v : y) {
-    const double t = 1.0 + x * v;
-    if (t <= 0) return -std::numeric_limits<double>::infinity();
-    sum_log += std::log(t);
-  }
-  const double gamma = sum_log / n;
-  const double sigma = gamma / x;
-  if (!(sigma > 0)) return -std::numeric_limits<double>::infinity();
-  return -n * std::log(sigma) - (1.0 + 1.0 / gamma) * sum_log;
-}
-
 }  // namespace
 
 int64_t min_calibration_samples(const ThresholdOptions& options) {
@@ -67,46 +48,99 @@ static double tail_quantile(double t, const GpdFit& fit, double r) {
   return t + fit.scale / fit.shape * (std::pow(r, -fit.shape) - 1.0);
 }
 
+namespace {
+
+// Grimshaw's w(x) = u(x) v(x) - 1 with u = 1 + mean log(1 + x y), v = mean 1 / (1 + x y):
+// its roots are the stationary points of the GPD profile likelihood in x = gamma / sigma.
+double grimshaw_w(const std::vector<double>& y, double x) {
+  double sum_log = 0.0, sum_inv = 0.0;
+  for (double v : y) {
+    const double t = 1.0 + x * v;
+    sum_log += std::log(t);
+    sum_inv += 1.0 / t;
+  }
+  const double n = static_cast<double>(y.size());
+  return (1.0 + sum_log / n) * (sum_inv / n) - 1.0;
+}
+
+// Every root of w on [lo, hi]: sign changes on a grid (geometric when both ends are
+// positive, since the right interval can span many decades), each refined by bisection.
+std::vector<double> grimshaw_roots(const std::vector<double>& y, double lo, double hi) {
+  std::vector<double> roots;
+  if (!(hi > lo)) return roots;
+  constexpr int kGrid = 1000;
+  const bool geometric = lo > 0;
+  auto at = [&](int i) {
+    const double f = static_cast<double>(i) / kGrid;
+    return geometric ? lo * std::pow(hi / lo, f) : lo + (hi - lo) * f;
+  };
+  double x0 = at(0), w0 = grimshaw_w(y, x0);
+  for (int i = 1; i <= kGrid; ++i) {
+    const double x1 = at(i), w1 = grimshaw_w(y, x1);
+    if (std::isfinite(w0) && std::isfinite(w1) && (w0 == 0.0 || (w0 < 0) != (w1 < 0))) {
+      double a = x0, b = x1, wa = w0;
+      for (int it = 0; it < 200 && b - a > 1e-15 * std::max(1.0, std::abs(a)); ++it) {
+        const double m = 0.5 * (a + b), wm = grimshaw_w(y, m);
+        if ((wm < 0) == (wa < 0)) a = m, wa = wm;
+        else b = m;
+      }
+      roots.push_back(0.5 * (a + b));
+    }
+    x0 = x1;
+    w0 = w1;
+  }
+  return roots;
+}
+
+// Log-likelihood of excesses y under GPD(gamma, sigma); -inf outside the support.
+double gpd_loglik(const std::vector<double>& y, double gamma, double sigma) {
+  const double n = static_cast<double>(y.size());
+  if (!(sigma > 0)) return -std::numeric_limits<double>::infinity();
+  if (gamma == 0.0) return -n * std::log(sigma) - std::accumulate(y.begin(), y.end(), 0.0) / sigma;
+  double sum_log = 0.0;
+  for (double v : y) {
+    const double t = 1.0 + gamma / sigma * v;
+    if (t <= 0) return -std::numeric_limits<double>::infinity();
+    sum_log += std::log(t);
+  }
+  return -n * std::log(sigma) - (1.0 + 1.0 / gamma) * sum_log;
+}
+
+}  // namespace
+
 GpdFit fit_generalized_pareto(const std::vector<double>& y) {
   ADX_CHECK_AS(ValueError, y.size() >= 3, "GPD fit needs at least 3 excesses, got {}", y.size());
   const double ymax = *std::max_element(y.begin(), y.end());
-  const double ymin = std::max(*std::min_element(y.begin(), y.end()), 1e-12);
+  const double ymin = std::max(*std::min_element(y.begin(), y.end()), 1e-300);
   const double ymean = std::accumulate(y.begin(), y.end(), 0.0) / static_cast<double>(y.size());
   ADX_CHECK_AS(ValueError, ymax > 0, "GPD fit needs positive excesses");
-  // Grimshaw: the MLE lies at x = gamma/sigma in (-1/ymax, 2(ymean-ymin)/ymin^2). Scan the
-  // profile likelihood on a grid of each side, then refine the best cell by golden section.
-  const double lo = -1.0 / ymax + 1e-9 / ymax;
-  const double hi = std::max(2.0 * (ymean - ymin) / (ymin * ymin), 1e-6);
-  std::vector<double> grid;
-  constexpr int steps = 400;
-  for (int i = 0; i <= steps; ++i) grid.push_back(lo + (0.0 - lo) * i / steps);
-  for (int i = 1; i <= steps; ++i) grid.push_back(std::expm1(std::log1p(hi) * i / steps));
-  size_t best = 0;
-  double best_ll = -std::numeric_limits<double>::infinity();
-  for (size_t i = 0; i < grid.size(); ++i) {
-    const double ll = gpd_profile_loglik(y, grid[i]);
-    if (ll > best_ll) best_ll = ll, best = i;
-  }
-  double a = grid[best > 0 ? best - 1 : 0], b = grid[std::min(best + 1, grid.size() - 1)];
-  const double ratio = (std::sqrt(5.0) - 1.0) / 2.0;
-  for (int it = 0; it < 100; ++it) {
-    const double c = b - ratio * (b - a), d = a + ratio * (b - a);
-    if (gpd_profile_loglik(y, c) > gpd_profile_loglik(y, d)) b = d;
-    else a = c;
-  }
-  double x = 0.5 * (a + b);
-  if (gpd_profile_loglik(y, x) < best_ll) x = grid[best];
-  GpdFit fit;
-  if (std::abs(x) < 1e-12) {
-    fit.shape = 0.0;
-    fit.scale = ymean;
-  } else {
+  // Grimshaw (1993): the maximum-likelihood estimate is the exponential fit (x = 0) or a
+  // root of w in (-1/ymax, 0) or (0, 2(ymean-ymin)/ymin^2]; the candidate of highest
+  // likelihood wins. Only true roots count, so a bounded tail, whose likelihood grows
+  // without limit towards x = -1/ymax, falls back to the exponential fit instead of the
+  // edge of a search range. Roots within 1e-4/ymax of 0 are the exponential fit itself
+  // (w vanishes there to rounding error).
+  const double near_zero = 1e-4 / ymax;
+  std::vector<double> roots = grimshaw_roots(y, -1.0 / ymax * (1.0 - 1e-9), -near_zero);
+  const auto right = grimshaw_roots(y, near_zero, std::max(2 * (ymean - ymin) / (ymin * ymin), 2 * near_zero));
+  roots.insert(roots.end(), right.begin(), right.end());
+  GpdFit best;
+  best.shape = 0.0;
+  best.scale = ymean;
+  double best_ll = gpd_loglik(y, 0.0, ymean);
+  for (const double x : roots) {
     double sum_log = 0.0;
     for (double v : y) sum_log += std::log1p(x * v);
-    fit.shape = sum_log / static_cast<double>(y.size());
-    fit.scale = fit.shape / x;
+    const double gamma = sum_log / static_cast<double>(y.size());
+    const double sigma = gamma / x;
+    const double ll = gpd_loglik(y, gamma, sigma);
+    if (ll > best_ll) {
+      best_ll = ll;
+      best.shape = gamma;
+      best.scale = sigma;
+    }
   }
-  return fit;
+  return best;
 }
 
 double pot_threshold(const std::vector<double>& scores, double risk, double level) {
