@@ -1,12 +1,12 @@
 // Hostile files and arguments: every case is an adx::Error subclass with a clear
 // message, never a crash, a foreign exception or gigabytes reserved for a lie.
 #include "test_helpers.hpp"
+#include "torch_archive.hpp"
 
 #include <adx/data/graphs.hpp>
 #include <adx/detectors/autoencoder/autoencoder.hpp>
 #include <adx/io/state_dict.hpp>
 
-#include <caffe2/serialize/inline_container.h>
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -23,18 +23,11 @@ void write_bytes(const std::string& path, const std::string& bytes) {
   out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
 }
 
-template <class T>
-void put(std::string& out, T value) {
-  char buf[sizeof(T)];
-  std::memcpy(buf, &value, sizeof(T));
-  out.append(buf, sizeof(T));
-}
-
 // An NPY v1 file with the given header text and payload.
 std::string npy_bytes(const std::string& header, const std::string& payload = "") {
   std::string out = "\x93NUMPY\x01";
   out += '\0';
-  put<uint16_t>(out, static_cast<uint16_t>(header.size()));
+  adx::test::put_le<uint16_t>(out, static_cast<uint16_t>(header.size()));
   return out + header + payload;
 }
 
@@ -54,13 +47,13 @@ std::string raw_model_file(const std::string& type, const std::map<std::string, 
                            const std::vector<RawTensor>& tensors, uint32_t version = 2,
                            const std::map<std::string, std::string>& metadata = {}) {
   auto put_string = [](std::string& out, const std::string& s) {
-    put<uint32_t>(out, static_cast<uint32_t>(s.size()));
+    adx::test::put_le<uint32_t>(out, static_cast<uint32_t>(s.size()));
     out += s;
   };
   std::string body;
   put_string(body, type);
   auto put_map = [&](const std::map<std::string, std::string>& map) {
-    put<uint32_t>(body, static_cast<uint32_t>(map.size()));
+    adx::test::put_le<uint32_t>(body, static_cast<uint32_t>(map.size()));
     for (const auto& [k, v] : map) {
       put_string(body, k);
       put_string(body, v);
@@ -68,13 +61,13 @@ std::string raw_model_file(const std::string& type, const std::map<std::string, 
   };
   put_map(options);
   if (version >= 2) put_map(metadata);
-  put<uint32_t>(body, static_cast<uint32_t>(tensors.size()));
+  adx::test::put_le<uint32_t>(body, static_cast<uint32_t>(tensors.size()));
   for (const auto& t : tensors) {
     put_string(body, t.name);
-    put<uint8_t>(body, t.dtype_code);
-    put<uint8_t>(body, static_cast<uint8_t>(t.shape.size()));
-    for (auto d : t.shape) put<int64_t>(body, d);
-    put<uint64_t>(body, t.bytes.size());
+    adx::test::put_le<uint8_t>(body, t.dtype_code);
+    adx::test::put_le<uint8_t>(body, static_cast<uint8_t>(t.shape.size()));
+    for (auto d : t.shape) adx::test::put_le<int64_t>(body, d);
+    adx::test::put_le<uint64_t>(body, t.bytes.size());
     body += t.bytes;
   }
   uint64_t hash = 1469598103934665603ull;  // FNV-1a
@@ -83,10 +76,10 @@ std::string raw_model_file(const std::string& type, const std::map<std::string, 
     hash *= 1099511628211ull;
   }
   std::string out = "ADXMODEL";
-  put<uint32_t>(out, version);
-  put<uint64_t>(out, body.size());
+  adx::test::put_le<uint32_t>(out, version);
+  adx::test::put_le<uint64_t>(out, body.size());
   out += body;
-  put<uint64_t>(out, hash);
+  adx::test::put_le<uint64_t>(out, hash);
   return out;
 }
 
@@ -111,50 +104,6 @@ adx::ModelFile fitted_autoencoder_file() {
   const auto path = temp_path("hostile_ae.adx");
   detector->save(path);
   return adx::read_model_file(path);
-}
-
-// A pickle written op by op, as torch.save writes a state dict.
-struct Pickle {
-  std::string b = std::string("\x80\x02", 2) + "}";
-  Pickle& op(char c) { b += c; return *this; }
-  Pickle& str(const std::string& s) {
-    b += 'X';
-    put<uint32_t>(b, static_cast<uint32_t>(s.size()));
-    b += s;
-    return *this;
-  }
-  Pickle& global(const std::string& module, const std::string& name) {
-    b += 'c' + module + '\n' + name + '\n';
-    return *this;
-  }
-  Pickle& integer(int64_t v) {
-    b += '\x8a';
-    b += '\x08';
-    put<int64_t>(b, v);
-    return *this;
-  }
-  Pickle& ints(const std::vector<int64_t>& values) {
-    op('(');
-    for (auto v : values) integer(v);
-    return op('t');
-  }
-  // key -> _rebuild_tensor_v2(storage "0" of `numel` floats, offset, sizes, strides, False, OrderedDict())
-  Pickle& tensor(const std::string& key, int64_t numel, int64_t offset, const std::vector<int64_t>& sizes,
-                 const std::vector<int64_t>& strides) {
-    str(key).global("torch._utils", "_rebuild_tensor_v2").op('(');
-    op('(').str("storage").global("torch", "FloatStorage").str("0").str("cpu").integer(numel).op('t').op('Q');
-    integer(offset).ints(sizes).ints(strides).op('\x89');
-    global("collections", "OrderedDict").op(')').op('R');
-    return op('t').op('R').op('s');
-  }
-  std::string done() { return b + "."; }
-};
-
-void write_torch_archive(const std::string& path, const std::string& pickle, const std::vector<float>& storage) {
-  caffe2::serialize::PyTorchStreamWriter writer(path);
-  writer.writeRecord("data.pkl", pickle.data(), pickle.size());
-  writer.writeRecord("data/0", storage.data(), storage.size() * sizeof(float));
-  writer.writeEndOfFile();
 }
 
 }  // namespace
@@ -225,8 +174,8 @@ TEST_CASE("weights files: tensor views are read exactly, and views outside their
   const auto path = temp_path("hostile_weights.pt");
   const std::vector<float> storage{0, 1, 2, 3, 4, 5};
   // Reference values: a 2 x 3 tensor, its transpose as a strided view, and an offset row.
-  write_torch_archive(path,
-                      Pickle()
+  adx::test::write_torch_archive(path,
+                      adx::test::Pickle()
                           .tensor("plain", 6, 0, {2, 3}, {3, 1})
                           .tensor("transposed", 6, 0, {3, 2}, {1, 3})
                           .tensor("row", 6, 3, {3}, {1})
@@ -239,7 +188,7 @@ TEST_CASE("weights files: tensor views are read exactly, and views outside their
 
   auto expect = [&](int64_t offset, const std::vector<int64_t>& sizes, const std::vector<int64_t>& strides,
                     const std::string& message) {
-    write_torch_archive(path, Pickle().tensor("w", 6, offset, sizes, strides).done(), storage);
+    adx::test::write_torch_archive(path, adx::test::Pickle().tensor("w", 6, offset, sizes, strides).done(), storage);
     REQUIRE_THROWS_AS(adx::load_state_dict(path), adx::IoError);
     REQUIRE_THROWS_WITH(adx::load_state_dict(path), Catch::Contains(message));
   };
@@ -252,7 +201,7 @@ TEST_CASE("weights files: tensor views are read exactly, and views outside their
   expect(0, {int64_t{1} << 62, 4}, {1, 1}, "overflows");
   expect(0, {2, 3}, {3}, "sizes and");
   // A storage that claims more elements than its record holds.
-  write_torch_archive(path, Pickle().tensor("w", int64_t{1} << 62, 0, {1}, {1}).done(), storage);
+  adx::test::write_torch_archive(path, adx::test::Pickle().tensor("w", int64_t{1} << 62, 0, {1}, {1}).done(), storage);
   REQUIRE_THROWS_AS(adx::load_state_dict(path), adx::IoError);
 }
 

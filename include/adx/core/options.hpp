@@ -88,9 +88,16 @@ auto visit_field(S& s, V& v, int) -> decltype(s.adx_option_field(v, std::integra
 template <int I, class S, class V>
 void visit_field(S&, V&, long) {}
 
-template <class S, class V, int... I>
-void visit_fields(S& s, V& v, std::integer_sequence<int, I...>) {
-  (visit_field<I>(s, v, 0), ...);
+// Field numbers are visited in blocks of 64: one fold over all of them would exceed
+// clang's default nesting limit of 256.
+inline constexpr int kFieldBlock = 64;
+template <int Base, class S, class V, int... I>
+void visit_field_block(S& s, V& v, std::integer_sequence<int, I...>) {
+  (visit_field<Base + I>(s, v, 0), ...);
+}
+template <class S, class V, int... B>
+void visit_fields(S& s, V& v, std::integer_sequence<int, B...>) {
+  (visit_field_block<B * kFieldBlock>(s, v, std::make_integer_sequence<int, kFieldBlock>{}), ...);
 }
 
 // An options struct nests inside another when it carries the ADX_OPTIONS_STRUCT marker.
@@ -185,7 +192,8 @@ void option_from_string(const std::string& key, const std::string& text, T& out)
 /// Calls v("key", field) for every ADX_ARG field of the options struct `s`, in declaration order.
 template <class S, class V>
 void visit_options(S& s, V& v) {
-  detail::visit_fields(s, v, std::make_integer_sequence<int, detail::kMaxOptionLines * 8>{});
+  static_assert(detail::kMaxOptionLines * 8 % detail::kFieldBlock == 0, "field numbers must fill whole blocks");
+  detail::visit_fields(s, v, std::make_integer_sequence<int, detail::kMaxOptionLines * 8 / detail::kFieldBlock>{});
 }
 
 namespace detail {

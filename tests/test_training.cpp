@@ -1,0 +1,143 @@
+// Behaviour of the shared training loop and of options that nothing else checks:
+// early stopping restores the best epoch exactly, every training option changes the
+// training, schedules follow their formulas, and scores agree across thread counts.
+#include "test_helpers.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <cmath>
+
+using adx::test::temp_path;
+
+namespace {
+
+std::vector<torch::Tensor> copies(torch::nn::Module& module) {
+  std::vector<torch::Tensor> out;
+  for (const auto& p : module.parameters()) out.push_back(p.detach().clone());
+  return out;
+}
+
+bool same(const std::vector<torch::Tensor>& a, const std::vector<torch::Tensor>& b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i)
+    if (!torch::equal(a[i], b[i])) return false;
+  return true;
+}
+
+// Scores of an autoencoder trained with `options` on fixed data (seeded, 1 thread).
+torch::Tensor autoencoder_scores(adx::OptionMap options) {
+  torch::manual_seed(11);
+  const auto train = torch::randn({200, 6});
+  const auto test = torch::randn({50, 6});
+  options["runtime.threads"] = "1";
+  options["runtime.seed"] = "5";
+  options["train.epochs"] = "6";
+  options["train.batch_size"] = "32";
+  options["train.patience"] = "0";
+  auto detector = adx::make_detector("autoencoder", options);
+  detector->fit(adx::Data::tabular(train));
+  return detector->score(adx::Data::tabular(test)).per_item;
+}
+
+}  // namespace
+
+TEST_CASE("early stopping restores exactly the weights of the best epoch", "[training]") {
+  torch::manual_seed(3);
+  auto model = torch::nn::Linear(4, 1);
+  const auto x = torch::randn({256, 4}), y = x.matmul(torch::randn({4, 1})) + 0.3 * torch::randn({256, 1});
+  const auto vx = torch::randn({128, 4}), vy = vx.matmul(torch::randn({4, 1}));  // a different relation: val loss turns
+  auto data = adx::Data::tabular(torch::cat({x, y}, 1));
+  auto validation = adx::Data::tabular(torch::cat({vx, vy}, 1));
+  std::vector<torch::Tensor> best_weights;
+  int64_t best_epoch = 0;
+  auto options = adx::TrainOptions().epochs(200).batch_size(32).lr(0.05).patience(4).weight_decay(0);
+  const auto result = adx::train_module(
+      *model, data, validation, options,
+      [&](const adx::Batch& batch, bool) {
+        const auto in = batch.x.slice(1, 0, 4), target = batch.x.slice(1, 4, 5);
+        return (model->forward(in) - target).pow(2).mean();
+      },
+      [&](const adx::EpochReport& report) {
+        if (report.improved) {
+          best_weights = copies(*model);
+          best_epoch = report.epoch;
+        }
+      });
+  INFO("best epoch " << result.best_epoch << " of " << result.epochs_run);
+  REQUIRE(result.stopped_early);
+  REQUIRE(result.best_epoch == best_epoch);
+  REQUIRE(result.best_epoch < result.epochs_run);
+  REQUIRE(same(copies(*model), best_weights));
+}
+
+TEST_CASE("learning-rate schedules follow their formulas", "[training]") {
+  const double lr = 0.01;
+  auto o = adx::TrainOptions().lr(lr).epochs(10);
+  for (int64_t e = 0; e < 10; ++e) REQUIRE(adx::scheduled_lr(o, e) == Approx(lr));
+  o.lr_schedule(adx::LrSchedule::Step).lr_step(3).lr_gamma(0.5);
+  const double step_expected[] = {0.01, 0.01, 0.01, 0.005, 0.005, 0.005, 0.0025, 0.0025, 0.0025, 0.00125};
+  for (int64_t e = 0; e < 10; ++e) REQUIRE(adx::scheduled_lr(o, e) == Approx(step_expected[e]));
+  // Cosine annealing to 0 over the epochs: lr/2 (1 + cos(pi e / E)).
+  o.lr_schedule(adx::LrSchedule::Cosine);
+  REQUIRE(adx::scheduled_lr(o, 0) == Approx(lr));
+  REQUIRE(adx::scheduled_lr(o, 5) == Approx(lr / 2));
+  REQUIRE(adx::scheduled_lr(o, 9) == Approx(lr / 2 * (1 + std::cos(M_PI * 0.9))));
+}
+
+TEST_CASE("every training option changes the training", "[training]") {
+  const auto baseline = autoencoder_scores({});
+  REQUIRE(torch::equal(baseline, autoencoder_scores({})));  // the comparison itself is deterministic
+  const std::vector<adx::OptionMap> variants{
+      {{"train.optimizer", "adamw"}},
+      {{"train.lr_schedule", "cosine"}},
+      {{"train.lr_schedule", "step"}, {"train.lr_step", "2"}},
+      {{"train.grad_clip", "0.01"}},
+      {{"noise", "gaussian"}, {"noise_level", "0.2"}},
+      {{"noise", "masking"}, {"noise_level", "0.2"}},
+      {{"noise", "dropout"}, {"noise_level", "0.2"}},
+      {{"train.weight_decay", "0.1"}},
+  };
+  for (const auto& variant : variants) {
+    INFO(variant.begin()->first << "=" << variant.begin()->second);
+    REQUIRE_FALSE(torch::allclose(baseline, autoencoder_scores(variant), 1e-6, 1e-7));
+  }
+  // AdamW differs from Adam only through weight decay: without it they train identically.
+  REQUIRE(torch::equal(autoencoder_scores({{"train.weight_decay", "0"}}),
+                       autoencoder_scores({{"train.weight_decay", "0"}, {"train.optimizer", "adamw"}})));
+}
+
+TEST_CASE("scores agree across thread counts", "[training][threads]") {
+  const auto tabular = adx::test::easy_tabular();
+  const auto images = adx::test::easy_images();
+  torch::manual_seed(4);
+  const auto rgb_train = torch::rand({6, 3, 32, 32}), rgb_test = torch::rand({4, 3, 32, 32});
+  struct Pick {
+    std::string name;
+    adx::OptionMap options;
+    adx::Data train, test;
+  };
+  const std::vector<Pick> picks{
+      {"autoencoder", {{"train.epochs", "3"}}, adx::Data::tabular(tabular.train), adx::Data::tabular(tabular.test)},
+      {"deep_svdd", {{"train.epochs", "3"}, {"pretrain_train.epochs", "2"}}, adx::Data::tabular(tabular.train),
+       adx::Data::tabular(tabular.test)},
+      {"conv_autoencoder", {{"train.epochs", "2"}, {"channels", "8,16"}}, adx::Data::images(images.train),
+       adx::Data::images(images.test)},
+      {"patchcore", {{"backbone", "resnet18"}}, adx::Data::images(rgb_train), adx::Data::images(rgb_test)},
+  };
+  for (const auto& pick : picks) {
+    INFO(pick.name);
+    auto options = pick.options;
+    options["runtime.threads"] = "2";
+    auto detector = adx::make_detector(pick.name, options);
+    detector->fit(pick.train);
+    const auto two = detector->score(pick.test).per_item;
+    const auto path = temp_path("threads_" + pick.name + ".adx");
+    detector->save(path);
+    auto file = adx::read_model_file(path);
+    file.options["runtime.threads"] = "1";
+    auto single = adx::make_detector(file.type, file.options);
+    single->restore(file);
+    const auto one = single->score(pick.test).per_item;
+    REQUIRE(torch::allclose(one, two, 1e-4, 1e-5));
+  }
+}
