@@ -337,3 +337,29 @@ TEST_CASE("bad API values are refused before any work", "[hostile][options]") {
   adx::test::AddressSpaceCap cap(int64_t{1} << 30);
   REQUIRE_THROWS_AS(too_big.fit(adx::Data::tabular(x)), adx::OptionError);
 }
+
+TEST_CASE("every truncation and every single-byte flip of a model file is an IoError", "[hostile][model]") {
+  const auto file = fitted_autoencoder_file();
+  const auto path = temp_path("corpus_source.adx");
+  adx::write_model_file(path, file);
+  std::ifstream in(path, std::ios::binary);
+  const std::string good((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  REQUIRE(adx::load(path)->fitted());
+  const auto bad = temp_path("corpus_case.adx");
+  int64_t refused = 0;
+  for (size_t length = 0; length < good.size(); ++length) {
+    write_bytes(bad, good.substr(0, length));
+    INFO("truncated to " << length << " of " << good.size() << " bytes");
+    REQUIRE_THROWS_AS(adx::load(bad), adx::IoError);
+    ++refused;
+  }
+  for (size_t at = 0; at < good.size(); ++at) {
+    auto flipped = good;
+    flipped[at] = static_cast<char>(flipped[at] ^ 0xA5);
+    write_bytes(bad, flipped);
+    INFO("byte " << at << " flipped");
+    REQUIRE_THROWS_AS(adx::load(bad), adx::IoError);
+    ++refused;
+  }
+  REQUIRE(refused == 2 * static_cast<int64_t>(good.size()));
+}

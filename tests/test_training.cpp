@@ -1,6 +1,7 @@
 // Behaviour of the shared training loop and of options that nothing else checks:
 // early stopping restores the best epoch exactly, every training option changes the
-// training, schedules follow their formulas, and scores agree across thread counts.
+// training, schedules follow their formulas, nu bounds the soft boundary from both
+// sides, and scores agree across thread counts.
 #include "test_helpers.hpp"
 
 #include <catch2/catch.hpp>
@@ -104,6 +105,33 @@ TEST_CASE("every training option changes the training", "[training]") {
   // AdamW differs from Adam only through weight decay: without it they train identically.
   REQUIRE(torch::equal(autoencoder_scores({{"train.weight_decay", "0"}}),
                        autoencoder_scores({{"train.weight_decay", "0"}, {"train.optimizer", "adamw"}})));
+}
+
+TEST_CASE("nu bounds the fraction outside the soft boundary from both sides", "[training][deep_svdd]") {
+  // Ruff et al., Prop. 4: nu is an upper bound on the fraction of training items outside the
+  // sphere and a lower bound on the fraction on or outside it. R is the (1 - nu) quantile of a
+  // batch's training-mode distances, so the check uses full batches and a tiny learning rate:
+  // BatchNorm's running statistics then match the batch's, and the last step barely moves phi.
+  // The tolerance of 0.02 covers what remains: BatchNorm's running variance is unbiased
+  // (n / (n - 1) larger), which shrinks eval-mode distances by about 0.25%, and items lie
+  // densely around R.
+  torch::manual_seed(2);
+  const auto train = torch::randn({400, 5});
+  for (const double nu : {0.05, 0.2}) {
+    auto detector = adx::make_detector(
+        "deep_svdd", {{"objective", "soft_boundary"}, {"nu", std::to_string(nu)}, {"rep_dim", "4"},
+                      {"warm_up_epochs", "2"}, {"train.epochs", "60"}, {"train.batch_size", "400"},
+                      {"train.lr", "1e-6"}, {"pretrain", "false"}, {"runtime.validation_fraction", "0"},
+                      {"runtime.threads", "1"}});
+    detector->fit(adx::Data::tabular(train));
+    // Soft-boundary scores are ||phi(x) - c||^2 - R^2: positive outside the sphere.
+    const auto scores = detector->score(adx::Data::tabular(train)).per_item;
+    const double outside = (scores > 0).to(torch::kFloat64).mean().item<double>();
+    const double on_or_outside = (scores >= -1e-6 * scores.abs().max().item<double>()).to(torch::kFloat64).mean().item<double>();
+    INFO("nu " << nu << ": outside " << outside << ", on or outside " << on_or_outside);
+    REQUIRE(outside <= nu + 0.02);
+    REQUIRE(on_or_outside >= nu - 0.02);
+  }
 }
 
 TEST_CASE("scores agree across thread counts", "[training][threads]") {
