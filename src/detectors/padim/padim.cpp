@@ -41,12 +41,27 @@ void Padim::fit_model(const Data& train, const Data&) {
     const auto e = embed(f).index_select(1, channel_index_);
     embeddings.slice(1, begin, begin + e.size(0)).copy_(e.flatten(2).permute({2, 0, 1}));
   });
-  mean_.copy_(embeddings.mean(1));
-  const auto centred = embeddings - mean_.unsqueeze(1);
-  const auto identity = torch::eye(d, train.x.options());
+  const auto gaussian = padim_gaussian(embeddings, options_.regularization());
+  mean_.copy_(gaussian.mean);
+  inverse_covariance_.copy_(gaussian.inverse_covariance);
+}
+
+PadimGaussian padim_gaussian(const torch::Tensor& embeddings, double regularization) {
+  const int64_t n = embeddings.size(1), d = embeddings.size(2);
+  PadimGaussian g;
+  g.mean = embeddings.mean(1);
+  const auto centred = embeddings - g.mean.unsqueeze(1);
+  const auto identity = torch::eye(d, embeddings.options());
   const auto covariance =
-      torch::bmm(centred.transpose(1, 2), centred) / static_cast<double>(n - 1) + options_.regularization() * identity;
-  inverse_covariance_.copy_(torch::linalg_inv(covariance));
+      torch::bmm(centred.transpose(1, 2), centred) / static_cast<double>(n - 1) + regularization * identity;
+  g.inverse_covariance = torch::linalg_inv(covariance);
+  return g;
+}
+
+torch::Tensor padim_distances(const torch::Tensor& embeddings, const torch::Tensor& mean,
+                              const torch::Tensor& inverse_covariance) {
+  const auto delta = embeddings - mean.unsqueeze(1);  // P x n x d
+  return (torch::bmm(delta, inverse_covariance) * delta).sum(2).clamp_min(0).sqrt();
 }
 
 
@@ -54,9 +69,8 @@ Scores Padim::score_model(const Batch& batch) {
   std::vector<torch::Tensor> maps;
   for_each_feature_batch(batch.x, [&](const std::map<std::string, torch::Tensor>& f, int64_t) {
     const auto e = embed(f).index_select(1, channel_index_);                 // n x d x h x w
-    const auto delta = e.flatten(2).permute({2, 0, 1}) - mean_.unsqueeze(1);  // P x n x d
-    const auto squared = (torch::bmm(delta, inverse_covariance_) * delta).sum(2).clamp_min(0);  // P x n
-    maps.push_back(squared.sqrt().t().reshape({e.size(0), 1, map_height_, map_width_}));
+    const auto distances = padim_distances(e.flatten(2).permute({2, 0, 1}), mean_, inverse_covariance_);  // P x n
+    maps.push_back(distances.t().reshape({e.size(0), 1, map_height_, map_width_}));
   });
   Scores s;
   s.pixel_map = upsample_and_blur(torch::cat(maps), batch.x.size(2), batch.x.size(3), options_.blur_sigma());

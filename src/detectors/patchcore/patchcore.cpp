@@ -41,32 +41,38 @@ void Patchcore::fit_model(const Data& train, const Data&) {
   memory_bank_ = all.index_select(0, index).contiguous();
 }
 
+PatchcoreScores patchcore_scores(const torch::Tensor& patches, const torch::Tensor& memory_bank, int64_t neighbours) {
+  const int64_t n = patches.size(0), p = patches.size(1);
+  const int64_t k = std::min(neighbours, memory_bank.size(0));
+  const auto flat = patches.reshape({n * p, patches.size(2)});
+  torch::Tensor distance, nearest;
+  nearest_neighbours(flat, memory_bank, &distance, &nearest);
+  const auto patch_scores = distance.reshape({n, p});
+  const auto nearest_index = nearest.reshape({n, p});
+  // Re-weighting (Roth et al., eq. 7): the most anomalous patch m_test of each image, its nearest memory
+  // patch m*, and the softmax over m_test's distances to the k memory neighbours of m*.
+  const auto [score, where] = patch_scores.max(1);
+  const auto rows = torch::arange(n, where.options());
+  const auto worst_patch = patches.index({rows, where});                              // n x D
+  const auto star = memory_bank.index_select(0, nearest_index.index({rows, where}));  // n x D
+  const auto star_to_bank = torch::cdist(star, memory_bank);                         // n x bank
+  const auto support = std::get<1>(star_to_bank.topk(k, 1, /*largest=*/false));      // n x k, m* first
+  const auto support_features = memory_bank.index_select(0, support.flatten()).reshape({n, k, -1});
+  const auto to_support = torch::cdist(worst_patch.unsqueeze(1), support_features).squeeze(1);  // n x k
+  const auto weight = 1.0 - torch::softmax(to_support, 1).select(1, 0);
+  return {weight * score, patch_scores};
+}
+
 Scores Patchcore::score_model(const Batch& batch) {
   ADX_CHECK_AS(NotFittedError, memory_bank_.defined(), "patchcore has no memory bank; fit it first");
   std::vector<torch::Tensor> maps, image_scores;
-  const int64_t bank = memory_bank_.size(0);
-  const int64_t k = std::min(options_.neighbours(), bank);
   for_each_feature_batch(batch.x, [&](const std::map<std::string, torch::Tensor>& f, int64_t) {
     const auto e = embed(f);
     const int64_t n = e.size(0), h = e.size(2), w = e.size(3);
-    const auto patches = e.permute({0, 2, 3, 1}).reshape({n * h * w, e.size(1)});
-    torch::Tensor distance, nearest;
-    nearest_neighbours(patches, memory_bank_, &distance, &nearest);
-    const auto patch_scores = distance.reshape({n, h * w});
-    const auto nearest_index = nearest.reshape({n, h * w});
-    // Re-weighting (Roth et al., eq. 7): the most anomalous patch m_test of each image, its nearest memory
-    // patch m*, and the softmax over m_test's distances to the k memory neighbours of m*.
-    const auto [score, where] = patch_scores.max(1);
-    const auto rows = torch::arange(n, where.options());
-    const auto worst_patch = patches.reshape({n, h * w, -1}).index({rows, where});      // n x D
-    const auto star = memory_bank_.index_select(0, nearest_index.index({rows, where}));  // n x D
-    const auto star_to_bank = torch::cdist(star, memory_bank_);                         // n x bank
-    const auto support = std::get<1>(star_to_bank.topk(k, 1, /*largest=*/false));      // n x k, m* first
-    const auto support_features = memory_bank_.index_select(0, support.flatten()).reshape({n, k, -1});
-    const auto to_support = torch::cdist(worst_patch.unsqueeze(1), support_features).squeeze(1);  // n x k
-    const auto weight = 1.0 - torch::softmax(to_support, 1).select(1, 0);
-    image_scores.push_back(weight * score);
-    maps.push_back(patch_scores.reshape({n, 1, h, w}));
+    const auto scores =
+        patchcore_scores(e.permute({0, 2, 3, 1}).reshape({n, h * w, e.size(1)}), memory_bank_, options_.neighbours());
+    image_scores.push_back(scores.image);
+    maps.push_back(scores.patches.reshape({n, 1, h, w}));
   });
   Scores s;
   s.per_item = torch::cat(image_scores);

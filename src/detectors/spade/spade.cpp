@@ -39,20 +39,15 @@ Scores Spade::score_model(const Batch& batch) {
   std::vector<torch::Tensor> image_scores, maps;
   for_each_feature_batch(batch.x, [&](const std::map<std::string, torch::Tensor>& f, int64_t) {
     const auto pooled = f.at(options_.image_layer()).mean({2, 3});
-    const auto [near_distance, near_index] = torch::cdist(pooled, pooled_).topk(k_image, 1, /*largest=*/false);
-    image_scores.push_back(near_distance.mean(1));
+    const auto [image_score, near_index] = spade_image_scores(pooled, pooled_, k_image);
+    image_scores.push_back(image_score);
     for (int64_t i = 0; i < pooled.size(0); ++i) {
       const auto gallery_images = near_index[i].slice(0, 0, k_pixel);
       torch::Tensor sum;
       for (size_t l = 0; l < pyramid_layers.size(); ++l) {
-        const auto test = f.at(pyramid_layers[l])[i];                                     // C x h x w
-        const auto gallery = pyramid_[l].index_select(0, gallery_images);                // k x C x h x w
-        const auto queries = test.flatten(1).t().contiguous();                          // hw x C
-        const auto bank = gallery.permute({0, 2, 3, 1}).reshape({-1, test.size(0)}).contiguous();
-        torch::Tensor distance, unused;
-        nearest_neighbours(queries, bank, &distance, &unused);
-        const auto map = upsample_and_blur(distance.reshape({1, 1, test.size(1), test.size(2)}), batch.x.size(2),
-                                           batch.x.size(3), 0.0);
+        const auto distance =
+            spade_pixel_distances(f.at(pyramid_layers[l])[i], pyramid_[l].index_select(0, gallery_images));
+        const auto map = upsample_and_blur(distance.unsqueeze(0).unsqueeze(0), batch.x.size(2), batch.x.size(3), 0.0);
         sum = sum.defined() ? sum + map : map;
       }
       maps.push_back(sum / static_cast<double>(pyramid_layers.size()));
@@ -62,6 +57,20 @@ Scores Spade::score_model(const Batch& batch) {
   s.per_item = torch::cat(image_scores);
   s.pixel_map = upsample_and_blur(torch::cat(maps), batch.x.size(2), batch.x.size(3), options_.blur_sigma());
   return s;
+}
+
+std::pair<torch::Tensor, torch::Tensor> spade_image_scores(const torch::Tensor& pooled_test,
+                                                           const torch::Tensor& pooled_train, int64_t k) {
+  const auto [near_distance, near_index] = torch::cdist(pooled_test, pooled_train).topk(k, 1, /*largest=*/false);
+  return {near_distance.mean(1), near_index};
+}
+
+torch::Tensor spade_pixel_distances(const torch::Tensor& test, const torch::Tensor& gallery) {
+  const auto queries = test.flatten(1).t().contiguous();  // hw x C
+  const auto bank = gallery.permute({0, 2, 3, 1}).reshape({-1, test.size(0)}).contiguous();
+  torch::Tensor distance, unused;
+  nearest_neighbours(queries, bank, &distance, &unused);
+  return distance.reshape({test.size(1), test.size(2)});
 }
 
 void Spade::save_extra(TensorMap& state) const {

@@ -20,6 +20,16 @@ struct PadimOptions {
   ADX_DETECTOR_OPTIONS(Preprocess::None);
 };
 
+/// PaDiM's Gaussian of each position: the mean (P x d) and the inverse of the unbiased
+/// covariance + `regularization` * I (P x d x d) of `embeddings` (P positions x n images x d).
+struct PadimGaussian {
+  torch::Tensor mean, inverse_covariance;
+};
+PadimGaussian padim_gaussian(const torch::Tensor& embeddings, double regularization);
+/// Mahalanobis distance of `embeddings` (P x n x d) to each position's Gaussian: P x n.
+torch::Tensor padim_distances(const torch::Tensor& embeddings, const torch::Tensor& mean,
+                              const torch::Tensor& inverse_covariance);
+
 class Padim : public BackboneDetector<PadimOptions> {
  public:
   using Options = PadimOptions;

@@ -22,6 +22,16 @@ struct PatchcoreOptions {
   ADX_DETECTOR_OPTIONS(Preprocess::None);
 };
 
+/// PatchCore's scores of patch features `patches` (n x P x D) against `memory_bank` (M x D).
+struct PatchcoreScores {
+  torch::Tensor image;    ///< n: the worst patch's distance re-weighted by eq. 7
+  torch::Tensor patches;  ///< n x P: each patch's distance to its nearest memory patch
+};
+/// Each patch's nearest-memory distance, and each image's score: the largest patch distance
+/// s* times 1 - softmax_0 of the worst patch's distances to m* and its `neighbours` - 1
+/// nearest memory neighbours (Roth et al., eq. 7).
+PatchcoreScores patchcore_scores(const torch::Tensor& patches, const torch::Tensor& memory_bank, int64_t neighbours);
+
 class Patchcore : public BackboneDetector<PatchcoreOptions> {
  public:
   using Options = PatchcoreOptions;

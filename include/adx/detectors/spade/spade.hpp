@@ -22,6 +22,14 @@ struct SpadeOptions {
   ADX_DETECTOR_OPTIONS(Preprocess::None);
 };
 
+/// SPADE's image score: the mean distance of each test image's pooled feature (n x C) to its
+/// `k` nearest training images' (N x C); also returns those neighbours' indices (n x k, nearest first).
+std::pair<torch::Tensor, torch::Tensor> spade_image_scores(const torch::Tensor& pooled_test,
+                                                           const torch::Tensor& pooled_train, int64_t k);
+/// SPADE's pixel distances of one feature map (C x h x w): each position's distance to the
+/// nearest position of any gallery map (k x C x h' x w'), as h x w.
+torch::Tensor spade_pixel_distances(const torch::Tensor& test, const torch::Tensor& gallery);
+
 class Spade : public BackboneDetector<SpadeOptions> {
  public:
   using Options = SpadeOptions;

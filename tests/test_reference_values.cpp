@@ -1,0 +1,191 @@
+// Reference values: each score on a tiny fixed input (a fixed memory, fixed weights)
+// computed independently in the test, by hand-written loops in double precision or
+// with Eigen, and compared with what adx computes.
+#include "test_helpers.hpp"
+
+#include <adx/detectors/padim/padim.hpp>
+#include <adx/detectors/patchcore/patchcore.hpp>
+#include <adx/detectors/spade/spade.hpp>
+
+#include <Eigen/Dense>
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+using Vec = std::vector<double>;
+
+namespace {
+
+double l2(const Vec& a, const Vec& b) {
+  double s = 0;
+  for (size_t i = 0; i < a.size(); ++i) s += (a[i] - b[i]) * (a[i] - b[i]);
+  return std::sqrt(s);
+}
+
+torch::Tensor tensor_of(const std::vector<Vec>& rows) {
+  auto t = torch::empty({static_cast<int64_t>(rows.size()), static_cast<int64_t>(rows[0].size())});
+  for (size_t i = 0; i < rows.size(); ++i)
+    for (size_t j = 0; j < rows[i].size(); ++j) t[i][j] = rows[i][j];
+  return t;
+}
+
+}  // namespace
+
+TEST_CASE("PatchCore: patch distances and the re-weighted image score (eq. 7) by hand", "[reference][patchcore]") {
+  const std::vector<Vec> bank{{0, 0}, {1, 0}, {0, 1}, {3, 3}, {4, 3}};
+  const std::vector<std::vector<Vec>> images{{{0.1, 0.1}, {1, 0.2}, {0.2, 0.9}}, {{3.4, 3.5}, {0, 0}, {1, 1.1}}};
+  const int64_t k = 3;
+  auto patches = torch::empty({2, 3, 2});
+  for (int i = 0; i < 2; ++i) patches[i] = tensor_of(images[static_cast<size_t>(i)]);
+  const auto got = adx::patchcore_scores(patches, tensor_of(bank), k);
+
+  for (size_t i = 0; i < images.size(); ++i) {
+    // s*: the largest nearest-memory distance over the image's patches; m_test that patch; m* its neighbour.
+    double s_star = -1;
+    size_t worst = 0, star = 0;
+    for (size_t p = 0; p < images[i].size(); ++p) {
+      size_t nearest = 0;
+      for (size_t m = 1; m < bank.size(); ++m)
+        if (l2(images[i][p], bank[m]) < l2(images[i][p], bank[nearest])) nearest = m;
+      const double d = l2(images[i][p], bank[nearest]);
+      REQUIRE(got.patches[static_cast<int64_t>(i)][static_cast<int64_t>(p)].item<double>() == Approx(d).epsilon(1e-5));
+      if (d > s_star) s_star = d, worst = p, star = nearest;
+    }
+    // N_b(m*): the k memory patches nearest to m* (m* itself first).
+    std::vector<size_t> order(bank.size());
+    std::iota(order.begin(), order.end(), 0);
+    std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return l2(bank[star], bank[a]) < l2(bank[star], bank[b]); });
+    double denominator = 0;
+    for (int64_t j = 0; j < k; ++j) denominator += std::exp(l2(images[i][worst], bank[order[static_cast<size_t>(j)]]));
+    const double weight = 1.0 - std::exp(l2(images[i][worst], bank[star])) / denominator;
+    INFO("image " << i << ": s* " << s_star << ", weight " << weight);
+    REQUIRE(got.image[static_cast<int64_t>(i)].item<double>() == Approx(weight * s_star).epsilon(1e-5));
+  }
+}
+
+TEST_CASE("PaDiM: Gaussian per position and Mahalanobis distances against Eigen in double", "[reference][padim]") {
+  torch::manual_seed(8);
+  const int64_t positions = 2, n = 6, d = 3;
+  const auto train = torch::randn({positions, n, d});
+  const auto test = torch::randn({positions, 4, d}) * 2;
+  const double regularization = 0.01;
+  const auto gaussian = adx::padim_gaussian(train, regularization);
+  const auto got = adx::padim_distances(test, gaussian.mean, gaussian.inverse_covariance);
+  const auto t64 = train.to(torch::kFloat64), q64 = test.to(torch::kFloat64);
+  for (int64_t p = 0; p < positions; ++p) {
+    Eigen::MatrixXd x(n, d);
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t j = 0; j < d; ++j) x(i, j) = t64[p][i][j].item<double>();
+    const Eigen::RowVectorXd mean = x.colwise().mean();
+    const Eigen::MatrixXd centred = x.rowwise() - mean;
+    const Eigen::MatrixXd covariance =
+        centred.transpose() * centred / static_cast<double>(n - 1) + regularization * Eigen::MatrixXd::Identity(d, d);
+    const Eigen::MatrixXd inverse = covariance.inverse();
+    for (int64_t i = 0; i < test.size(1); ++i) {
+      Eigen::VectorXd delta(d);
+      for (int64_t j = 0; j < d; ++j) delta(j) = q64[p][i][j].item<double>() - mean(j);
+      const double expected = std::sqrt(delta.dot(inverse * delta));
+      REQUIRE(got[p][i].item<double>() == Approx(expected).epsilon(1e-4));
+    }
+  }
+}
+
+TEST_CASE("SPADE: image kNN score and pixel nearest distances by hand", "[reference][spade]") {
+  const std::vector<Vec> train{{0, 0}, {1, 0}, {0, 2}, {5, 5}, {2, 2}, {-1, 0}};
+  const std::vector<Vec> test{{0.4, 0.5}, {4, 4}};
+  const int64_t k = 3;
+  const auto [scores, neighbours] = adx::spade_image_scores(tensor_of(test), tensor_of(train), k);
+  for (size_t i = 0; i < test.size(); ++i) {
+    Vec distances;
+    for (const auto& t : train) distances.push_back(l2(test[i], t));
+    std::sort(distances.begin(), distances.end());
+    const double expected = (distances[0] + distances[1] + distances[2]) / 3.0;
+    REQUIRE(scores[static_cast<int64_t>(i)].item<double>() == Approx(expected).epsilon(1e-6));
+    REQUIRE(neighbours[static_cast<int64_t>(i)][0].item<int64_t>() == (i == 0 ? 0 : 3));
+  }
+  // Pixel distances: each test position against every position of every gallery map.
+  torch::manual_seed(1);
+  const auto map = torch::randn({2, 2, 3});            // C x h x w
+  const auto gallery = torch::randn({2, 2, 2, 2});      // k x C x h' x w'
+  const auto got = adx::spade_pixel_distances(map, gallery);
+  REQUIRE(got.sizes() == torch::IntArrayRef({2, 3}));
+  for (int64_t y = 0; y < 2; ++y)
+    for (int64_t x = 0; x < 3; ++x) {
+      double best = 1e300;
+      for (int64_t g = 0; g < 2; ++g)
+        for (int64_t gy = 0; gy < 2; ++gy)
+          for (int64_t gx = 0; gx < 2; ++gx) {
+            double s = 0;
+            for (int64_t c = 0; c < 2; ++c) {
+              const double diff = map[c][y][x].item<double>() - gallery[g][c][gy][gx].item<double>();
+              s += diff * diff;
+            }
+            best = std::min(best, std::sqrt(s));
+          }
+      REQUIRE(got[y][x].item<double>() == Approx(best).epsilon(1e-5));
+    }
+}
+
+namespace {
+
+// Deep SVDD's tabular network from a model file's tensors, in double: standardisation, then
+// Linear (no bias) -> BatchNorm (eval, no affine, eps 1e-5) -> LeakyReLU(0.01) per hidden
+// layer and a final Linear; the score is the squared distance to the center (minus R^2 for
+// the soft boundary).
+Vec deep_svdd_reference(const adx::TensorMap& state, const torch::Tensor& items, bool soft_boundary) {
+  auto get = [&](const std::string& name) { return state.at(name).to(torch::kFloat64).contiguous(); };
+  const auto shift = get("preprocess.shift"), scale = get("preprocess.scale");
+  const auto center = get("model.center");
+  const double radius = get("model.radius").item<double>();
+  Vec out;
+  for (int64_t i = 0; i < items.size(0); ++i) {
+    Vec h(static_cast<size_t>(items.size(1)));
+    for (int64_t j = 0; j < items.size(1); ++j)
+      h[static_cast<size_t>(j)] = (items[i][j].item<double>() - shift[j].item<double>()) * scale[j].item<double>();
+    for (int layer = 0;; layer += 3) {
+      const auto w = get("model.encoder." + std::to_string(layer) + ".weight");
+      Vec next(static_cast<size_t>(w.size(0)), 0.0);
+      for (int64_t r = 0; r < w.size(0); ++r)
+        for (int64_t c = 0; c < w.size(1); ++c) next[static_cast<size_t>(r)] += w[r][c].item<double>() * h[static_cast<size_t>(c)];
+      h = next;
+      const std::string bn = "model.encoder." + std::to_string(layer + 1);
+      if (!state.count(bn + ".running_mean")) break;  // the last Linear
+      const auto mean = get(bn + ".running_mean"), var = get(bn + ".running_var");
+      for (size_t r = 0; r < h.size(); ++r) {
+        const double v = (h[r] - mean[static_cast<int64_t>(r)].item<double>()) /
+                         std::sqrt(var[static_cast<int64_t>(r)].item<double>() + 1e-5);
+        h[r] = v > 0 ? v : 0.01 * v;
+      }
+    }
+    double distance = 0;
+    for (size_t r = 0; r < h.size(); ++r) distance += std::pow(h[r] - center[static_cast<int64_t>(r)].item<double>(), 2);
+    out.push_back(soft_boundary ? distance - radius * radius : distance);
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("Deep SVDD: distance to the center and soft-boundary score from the saved weights, in double",
+          "[reference][deep_svdd]") {
+  torch::manual_seed(6);
+  const auto train = torch::randn({120, 5}) * 2 + 1;
+  const auto test = torch::randn({10, 5}) * 3;
+  for (const bool soft : {false, true}) {
+    INFO((soft ? "soft_boundary" : "one_class"));
+    auto detector = adx::make_detector(
+        "deep_svdd", {{"objective", soft ? "soft_boundary" : "one_class"}, {"rep_dim", "3"}, {"hidden", "8,4"},
+                      {"warm_up_epochs", "1"}, {"train.epochs", "4"}, {"pretrain_train.epochs", "2"},
+                      {"runtime.threads", "1"}, {"runtime.validation_fraction", "0"}});
+    detector->fit(adx::Data::tabular(train));
+    const auto path = adx::test::temp_path("reference_deep_svdd.adx");
+    detector->save(path);
+    const auto file = adx::read_model_file(path);
+    if (soft) REQUIRE(file.tensors.at("model.radius").item<double>() > 0);
+    const auto expected = deep_svdd_reference(file.tensors, test, soft);
+    const auto got = adx::test::to_doubles(detector->score(adx::Data::tabular(test)).per_item);
+    for (size_t i = 0; i < expected.size(); ++i) REQUIRE(got[i] == Approx(expected[i]).epsilon(1e-4).margin(1e-6));
+  }
+}
