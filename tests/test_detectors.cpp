@@ -325,10 +325,10 @@ TEST_CASE("geometric transformations: the GEOM set and a shift worked by hand", 
   REQUIRE(adx::make_transforms(adx::TransformSet::Rotations, 16).size() == 4);
   const auto geom = adx::make_transforms(adx::TransformSet::Geom, 16);
   REQUIRE(geom.size() == 72);
-  // A row [0 1 2 3] shifted right by one with reflect padding becomes [1 0 1 2].
+  // A row [0 1 2 3] shifted right by one with scipy's reflect (half-sample) padding becomes [0 0 1 2].
   const auto row = torch::arange(4, torch::kFloat32).reshape({1, 1, 1, 4});
   const auto shifted = adx::GeometricTransform{false, 1, 0, 0}.apply(row);
-  REQUIRE(torch::equal(shifted, torch::tensor({1.0f, 0.0f, 1.0f, 2.0f}).reshape({1, 1, 1, 4})));
+  REQUIRE(torch::equal(shifted, torch::tensor({0.0f, 0.0f, 1.0f, 2.0f}).reshape({1, 1, 1, 4})));
   // Four quarter turns are the identity; a flip reverses columns.
   const auto img = torch::rand({2, 1, 5, 5});
   REQUIRE(torch::equal(adx::GeometricTransform{false, 0, 0, 2}.apply(adx::GeometricTransform{false, 0, 0, 2}.apply(img)), img));

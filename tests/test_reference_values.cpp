@@ -4,6 +4,7 @@
 #include "test_helpers.hpp"
 
 #include <adx/detectors/padim/padim.hpp>
+#include <adx/detectors/rotation/rotation.hpp>
 #include <adx/detectors/patchcore/patchcore.hpp>
 #include <adx/detectors/spade/spade.hpp>
 
@@ -188,4 +189,62 @@ TEST_CASE("Deep SVDD: distance to the center and soft-boundary score from the sa
     const auto got = adx::test::to_doubles(detector->score(adx::Data::tabular(test)).per_item);
     for (size_t i = 0; i < expected.size(); ++i) REQUIRE(got[i] == Approx(expected[i]).epsilon(1e-4).margin(1e-6));
   }
+}
+
+TEST_CASE("GEOM: the Dirichlet fit matches the authors' code, padding is scipy's reflect mode", "[reference][rotation]") {
+  // Reference: the GEOM authors' fixed_point_dirichlet_mle (with calc_approx_alpha_sum and
+  // inv_psi) run with numpy and scipy on these six rows gives alpha = (12.92639025,
+  // 3.56091395, 2.30761447), and the normality score of p = (0.2, 0.5, 0.3) is -22.544207167.
+  const auto rows = tensor_of({{0.7, 0.2, 0.1}, {0.6, 0.3, 0.1}, {0.8, 0.1, 0.1}, {0.5, 0.3, 0.2},
+                               {0.9, 0.05, 0.05}, {0.65, 0.25, 0.1}})
+                        .to(torch::kFloat64);
+  const auto alpha = adx::dirichlet_mle(rows.log());
+  REQUIRE(alpha[0].item<double>() == Approx(12.92639025).epsilon(1e-7));
+  REQUIRE(alpha[1].item<double>() == Approx(3.56091395).epsilon(1e-7));
+  REQUIRE(alpha[2].item<double>() == Approx(2.30761447).epsilon(1e-7));
+  const auto p = torch::tensor({0.2, 0.5, 0.3}, torch::kFloat64);
+  REQUIRE(((alpha - 1) * p.log()).sum().item<double>() == Approx(-22.544207167).epsilon(1e-6));
+
+  // scipy.ndimage 'reflect' (half-sample symmetric): padding [0 1 2 3] by 2 gives [1 0 | 0 1 2 3 | 3 2].
+  const auto row = torch::arange(4, torch::kFloat32).reshape({1, 1, 1, 4});
+  REQUIRE(adx::test::to_doubles(adx::GeometricTransform::symmetric_pad(row, 3, 2)) ==
+          std::vector<double>{1, 0, 0, 1, 2, 3, 3, 2});
+  // A shift by one to the right repeats the edge: [0 1 2 3] -> [0 0 1 2] (translation with reflect fill).
+  const adx::GeometricTransform shift{false, 1, 0, 0};
+  REQUIRE(adx::test::to_doubles(shift.apply(row)) == std::vector<double>{0, 0, 1, 2});
+}
+
+TEST_CASE("rotation: both scores equal their formulas on the classifier's outputs", "[reference][rotation]") {
+  torch::manual_seed(9);
+  const auto images = torch::rand({40, 1, 16, 16});
+  const auto test = torch::rand({5, 1, 16, 16});
+  auto detector = adx::make_detector("rotation", {{"channels", "4,8"}, {"train.epochs", "1"}, {"runtime.threads", "1"},
+                                                  {"preprocess", "none"}});
+  detector->fit(adx::Data::images(images));
+  const auto path = adx::test::temp_path("reference_rotation.adx");
+  detector->save(path);
+  const auto file = adx::read_model_file(path);
+  const auto alpha = file.tensors.at("rotation.dirichlet_alpha");
+  REQUIRE(alpha.sizes() == torch::IntArrayRef({4, 4}));
+  // The classifier rebuilt from the saved weights gives log p_t(x) per rotation.
+  auto net = adx::nn::make_conv_classifier(1, {4, 8}, 4, 1);
+  adx::load_module_state(*net, file.tensors, "model.");
+  net->eval();
+  Vec dirichlet(5, 0.0), likelihood(5, 0.0);
+  for (int64_t t = 0; t < 4; ++t) {
+    torch::NoGradGuard no_grad;
+    const auto log_p = torch::log_softmax(net->forward(torch::rot90(test, t, {2, 3})), 1).to(torch::kFloat64);
+    for (int64_t i = 0; i < 5; ++i) {
+      likelihood[static_cast<size_t>(i)] -= log_p[i][t].item<double>() / 4;
+      for (int64_t k = 0; k < 4; ++k)
+        dirichlet[static_cast<size_t>(i)] -= (alpha[t][k].item<double>() - 1) * log_p[i][k].item<double>() / 4;
+    }
+  }
+  const auto got = adx::test::to_doubles(detector->score(adx::Data::images(test)).per_item);
+  for (size_t i = 0; i < 5; ++i) REQUIRE(got[i] == Approx(dirichlet[i]).epsilon(1e-4));
+  auto simple = adx::make_detector("rotation", {{"channels", "4,8"}, {"train.epochs", "1"}, {"runtime.threads", "1"},
+                                                {"preprocess", "none"}, {"score", "log_likelihood"}});
+  simple->fit(adx::Data::images(images));
+  const auto got_simple = adx::test::to_doubles(simple->score(adx::Data::images(test)).per_item);
+  for (size_t i = 0; i < 5; ++i) REQUIRE(got_simple[i] == Approx(likelihood[i]).epsilon(1e-4));
 }
