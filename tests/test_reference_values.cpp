@@ -131,40 +131,76 @@ TEST_CASE("SPADE: image kNN score and pixel nearest distances by hand", "[refere
 
 namespace {
 
-// Deep SVDD's tabular network from a model file's tensors, in double: standardisation, then
-// Linear (no bias) -> BatchNorm (eval, no affine, eps 1e-5) -> LeakyReLU(0.01) per hidden
-// layer and a final Linear; the score is the squared distance to the center (minus R^2 for
-// the soft boundary).
-Vec deep_svdd_reference(const adx::TensorMap& state, const torch::Tensor& items, bool soft_boundary) {
+// make_mlp's network from a model file's tensors, in double: per hidden layer Linear (with its
+// bias when the file has one) -> BatchNorm in eval mode (eps 1e-5, affine when the file has it)
+// -> ReLU or LeakyReLU(slope), then a final Linear. Layers sit 3 indices apart.
+Vec mlp_reference(const adx::TensorMap& state, const std::string& prefix, Vec h, double leaky_slope) {
   auto get = [&](const std::string& name) { return state.at(name).to(torch::kFloat64).contiguous(); };
-  const auto shift = get("preprocess.shift"), scale = get("preprocess.scale");
-  const auto center = get("model.center");
-  const double radius = get("model.radius").item<double>();
+  for (int layer = 0;; layer += 3) {
+    const std::string linear = prefix + std::to_string(layer);
+    const auto w = get(linear + ".weight");
+    Vec next(static_cast<size_t>(w.size(0)), 0.0);
+    for (int64_t r = 0; r < w.size(0); ++r) {
+      if (state.count(linear + ".bias")) next[static_cast<size_t>(r)] = get(linear + ".bias")[r].item<double>();
+      for (int64_t c = 0; c < w.size(1); ++c) next[static_cast<size_t>(r)] += w[r][c].item<double>() * h[static_cast<size_t>(c)];
+    }
+    h = next;
+    const std::string bn = prefix + std::to_string(layer + 1);
+    if (!state.count(bn + ".running_mean")) return h;  // the last Linear
+    const auto mean = get(bn + ".running_mean"), var = get(bn + ".running_var");
+    const bool affine = state.count(bn + ".weight") > 0;
+    for (size_t r = 0; r < h.size(); ++r) {
+      const auto i = static_cast<int64_t>(r);
+      double v = (h[r] - mean[i].item<double>()) / std::sqrt(var[i].item<double>() + 1e-5);
+      if (affine) v = v * get(bn + ".weight")[i].item<double>() + get(bn + ".bias")[i].item<double>();
+      h[r] = v > 0 ? v : leaky_slope * v;
+    }
+  }
+}
+
+// An item after the fitted preprocessing ((x - shift) * scale), in double.
+Vec preprocessed(const adx::TensorMap& state, const torch::Tensor& item) {
+  const auto shift = state.at("preprocess.shift").to(torch::kFloat64), scale = state.at("preprocess.scale").to(torch::kFloat64);
+  Vec h(static_cast<size_t>(item.numel()));
+  for (int64_t j = 0; j < item.numel(); ++j)
+    h[static_cast<size_t>(j)] = (item[j].item<double>() - shift[shift.numel() == 1 ? 0 : j].item<double>()) *
+                                scale[scale.numel() == 1 ? 0 : j].item<double>();
+  return h;
+}
+
+// Deep SVDD's score from the saved weights: the squared distance of the bias-free,
+// LeakyReLU(0.01) network's output to the center (minus R^2 for the soft boundary).
+Vec deep_svdd_reference(const adx::TensorMap& state, const torch::Tensor& items, bool soft_boundary) {
+  const auto center = state.at("model.center").to(torch::kFloat64);
+  const double radius = state.at("model.radius").to(torch::kFloat64).item<double>();
   Vec out;
   for (int64_t i = 0; i < items.size(0); ++i) {
-    Vec h(static_cast<size_t>(items.size(1)));
-    for (int64_t j = 0; j < items.size(1); ++j)
-      h[static_cast<size_t>(j)] = (items[i][j].item<double>() - shift[j].item<double>()) * scale[j].item<double>();
-    for (int layer = 0;; layer += 3) {
-      const auto w = get("model.encoder." + std::to_string(layer) + ".weight");
-      Vec next(static_cast<size_t>(w.size(0)), 0.0);
-      for (int64_t r = 0; r < w.size(0); ++r)
-        for (int64_t c = 0; c < w.size(1); ++c) next[static_cast<size_t>(r)] += w[r][c].item<double>() * h[static_cast<size_t>(c)];
-      h = next;
-      const std::string bn = "model.encoder." + std::to_string(layer + 1);
-      if (!state.count(bn + ".running_mean")) break;  // the last Linear
-      const auto mean = get(bn + ".running_mean"), var = get(bn + ".running_var");
-      for (size_t r = 0; r < h.size(); ++r) {
-        const double v = (h[r] - mean[static_cast<int64_t>(r)].item<double>()) /
-                         std::sqrt(var[static_cast<int64_t>(r)].item<double>() + 1e-5);
-        h[r] = v > 0 ? v : 0.01 * v;
-      }
-    }
+    const auto h = mlp_reference(state, "model.encoder.", preprocessed(state, items[i]), 0.01);
     double distance = 0;
     for (size_t r = 0; r < h.size(); ++r) distance += std::pow(h[r] - center[static_cast<int64_t>(r)].item<double>(), 2);
     out.push_back(soft_boundary ? distance - radius * radius : distance);
   }
   return out;
+}
+
+// The VAE's encoder in double: mu and log-variance of q(z | x) (the encoder MLP, a ReLU,
+// then the two linear heads; log-variance clamped to [-10, 10]).
+std::pair<Vec, Vec> vae_encode_reference(const adx::TensorMap& state, const torch::Tensor& item) {
+  auto h = mlp_reference(state, "model.encoder.", preprocessed(state, item), 0.0);
+  for (auto& v : h) v = std::max(v, 0.0);
+  auto head = [&](const std::string& name) {
+    const auto w = state.at(name + ".weight").to(torch::kFloat64), b = state.at(name + ".bias").to(torch::kFloat64);
+    Vec out(static_cast<size_t>(w.size(0)));
+    for (int64_t r = 0; r < w.size(0); ++r) {
+      double v = b[r].item<double>();
+      for (int64_t c = 0; c < w.size(1); ++c) v += w[r][c].item<double>() * h[static_cast<size_t>(c)];
+      out[static_cast<size_t>(r)] = v;
+    }
+    return out;
+  };
+  auto logvar = head("model.logvar_head");
+  for (auto& v : logvar) v = std::min(10.0, std::max(-10.0, v));
+  return {head("model.mu_head"), logvar};
 }
 
 }  // namespace
@@ -247,4 +283,50 @@ TEST_CASE("rotation: both scores equal their formulas on the classifier's output
   simple->fit(adx::Data::images(images));
   const auto got_simple = adx::test::to_doubles(simple->score(adx::Data::images(test)).per_item);
   for (size_t i = 0; i < 5; ++i) REQUIRE(got_simple[i] == Approx(likelihood[i]).epsilon(1e-4));
+}
+
+TEST_CASE("VAE: KL and latent Mahalanobis scores from the saved weights in double; ELBO = RP + beta KL",
+          "[reference][vae]") {
+  torch::manual_seed(12);
+  const auto train = torch::rand({150, 6});
+  const auto test = torch::rand({8, 6}) * 1.5;
+  const adx::OptionMap common{{"hidden", "10,6"}, {"latent", "3"}, {"train.epochs", "5"}, {"runtime.threads", "1"},
+                              {"runtime.validation_fraction", "0"}, {"beta", "0.7"}};
+  auto scores_for = [&](const std::string& score) {
+    auto options = common;
+    options["score"] = score;
+    auto detector = adx::make_detector("vae", options);
+    detector->fit(adx::Data::tabular(train));
+    detector->save(adx::test::temp_path("reference_vae.adx"));
+    return adx::test::to_doubles(detector->score(adx::Data::tabular(test)).per_item);
+  };
+  const auto kl = scores_for("kl");
+  const auto mahalanobis = scores_for("latent_mahalanobis");
+  const auto state = adx::read_model_file(adx::test::temp_path("reference_vae.adx")).tensors;  // same seed, same model
+  // The training codes' Gaussian, recomputed: mean, covariance (n - 1) + ridge 1e-6 + 1e-3 * mean variance.
+  Eigen::MatrixXd codes(train.size(0), 3);
+  for (int64_t i = 0; i < train.size(0); ++i) {
+    const auto mu = vae_encode_reference(state, train[i]).first;
+    for (int j = 0; j < 3; ++j) codes(i, j) = mu[static_cast<size_t>(j)];
+  }
+  const Eigen::RowVectorXd mean = codes.colwise().mean();
+  const Eigen::MatrixXd centred = codes.rowwise() - mean;
+  Eigen::MatrixXd covariance = centred.transpose() * centred / static_cast<double>(train.size(0) - 1);
+  covariance += (1e-6 + 1e-3 * covariance.diagonal().mean()) * Eigen::MatrixXd::Identity(3, 3);
+  const Eigen::MatrixXd precision = covariance.inverse();
+  for (int64_t i = 0; i < test.size(0); ++i) {
+    const auto [mu, logvar] = vae_encode_reference(state, test[i]);
+    double expected_kl = 0;
+    Eigen::Vector3d delta;
+    for (size_t j = 0; j < 3; ++j) {
+      expected_kl += 0.5 * (mu[j] * mu[j] + std::exp(logvar[j]) - 1.0 - logvar[j]);
+      delta(static_cast<int>(j)) = mu[j] - mean(static_cast<int>(j));
+    }
+    REQUIRE(kl[static_cast<size_t>(i)] == Approx(expected_kl).epsilon(1e-4).margin(1e-6));
+    REQUIRE(mahalanobis[static_cast<size_t>(i)] == Approx(delta.dot(precision * delta)).epsilon(1e-3).margin(1e-5));
+  }
+  // The ELBO adds beta * KL to the reconstruction probability's Monte Carlo term (same noise).
+  const auto rp = scores_for("reconstruction_probability");
+  const auto elbo = scores_for("elbo");
+  for (size_t i = 0; i < rp.size(); ++i) REQUIRE(elbo[i] == Approx(rp[i] + 0.7 * kl[i]).epsilon(1e-5));
 }
