@@ -3,7 +3,11 @@
 // with Eigen, and compared with what adx computes.
 #include "test_helpers.hpp"
 
+#include <adx/detectors/anogan/anogan.hpp>
+#include <adx/detectors/f_anogan/f_anogan.hpp>
+#include <adx/detectors/ganomaly/ganomaly.hpp>
 #include <adx/detectors/padim/padim.hpp>
+#include <adx/detectors/skip_ganomaly/skip_ganomaly.hpp>
 #include <adx/detectors/rotation/rotation.hpp>
 #include <adx/detectors/patchcore/patchcore.hpp>
 #include <adx/detectors/spade/spade.hpp>
@@ -329,4 +333,132 @@ TEST_CASE("VAE: KL and latent Mahalanobis scores from the saved weights in doubl
   const auto rp = scores_for("reconstruction_probability");
   const auto elbo = scores_for("elbo");
   for (size_t i = 0; i < rp.size(); ++i) REQUIRE(elbo[i] == Approx(rp[i] + 0.7 * kl[i]).epsilon(1e-5));
+}
+
+namespace {
+
+// A GAN detector fitted on tiny images and its model file, plus the network input the
+// file implies: min-max preprocessing from the file, [0, 1] -> [-1, 1], padded with -1.
+struct FittedGan {
+  adx::TensorMap state;
+  adx::nn::DcganSpec spec;
+  torch::Tensor test, network_input;
+  std::vector<double> scores;
+};
+
+FittedGan fit_gan(const std::string& name, adx::OptionMap options) {
+  torch::manual_seed(21);
+  const auto train = torch::rand({24, 1, 12, 12});
+  FittedGan out;
+  out.test = torch::rand({4, 1, 12, 12});
+  options["runtime.threads"] = "1";
+  options["latent"] = "4";
+  options["width"] = "4";
+  options["train.epochs"] = "1";
+  auto detector = adx::make_detector(name, options);
+  detector->fit(adx::Data::images(train));
+  out.scores = adx::test::to_doubles(detector->score(adx::Data::images(out.test)).per_item);
+  const auto path = adx::test::temp_path("reference_" + name + ".adx");
+  detector->save(path);
+  out.state = adx::read_model_file(path).tensors;
+  out.spec = {16, 1, 4, 4};  // 12 px pads to the next power of two
+  const auto shift = out.state.at("preprocess.shift"), scale = out.state.at("preprocess.scale");
+  const auto x = ((out.test - shift) * scale) * 2.0 - 1.0;
+  out.network_input = torch::constant_pad_nd(x, {2, 2, 2, 2}, -1.0);
+  return out;
+}
+
+template <class Net>
+Net load_net(Net net, const adx::TensorMap& state) {
+  adx::load_module_state(*net, state, "model.");
+  net->eval();
+  return net;
+}
+
+double per_item_mean_square(const torch::Tensor& a, const torch::Tensor& b, int64_t i) {
+  return (a[i].to(torch::kFloat64) - b[i].to(torch::kFloat64)).pow(2).mean().item<double>();
+}
+
+}  // namespace
+
+TEST_CASE("GAN scores equal their formulas on the saved networks", "[reference][gan]") {
+  SECTION("GANomaly: mean (z - z_hat)^2 of the two encoders") {
+    auto f = fit_gan("ganomaly", {});
+    torch::NoGradGuard no_grad;
+    auto net = load_net(adx::GanomalyNet(f.spec), f.state);
+    const auto z = net->encoder1->forward(f.network_input).flatten(1);
+    const auto z_hat = net->encoder2->forward(net->decoder->forward(z.unsqueeze(2).unsqueeze(3))).flatten(1);
+    for (int64_t i = 0; i < 4; ++i) REQUIRE(f.scores[static_cast<size_t>(i)] == Approx(per_item_mean_square(z, z_hat, i)).epsilon(1e-4));
+  }
+  SECTION("Skip-GANomaly: 0.9 mean (x - x_hat)^2 + 0.1 mean (f(x) - f(x_hat))^2") {
+    auto f = fit_gan("skip_ganomaly", {});
+    torch::NoGradGuard no_grad;
+    auto net = load_net(adx::SkipGanomalyNet(f.spec), f.state);
+    const auto& x = f.network_input;
+    const auto fake = net->generator->forward(x);
+    const auto fx = net->discriminator->features->forward(x), ffake = net->discriminator->features->forward(fake);
+    for (int64_t i = 0; i < 4; ++i)
+      REQUIRE(f.scores[static_cast<size_t>(i)] ==
+              Approx(0.9 * per_item_mean_square(x, fake, i) + 0.1 * per_item_mean_square(fx, ffake, i)).epsilon(1e-4));
+  }
+  SECTION("f-AnoGAN: izi_f = mean (x - G(E(x)))^2 + kappa mean (f(x) - f(G(E(x))))^2") {
+    auto f = fit_gan("f_anogan", {{"encoder_train.epochs", "1"}, {"kappa", "0.5"}});
+    torch::NoGradGuard no_grad;
+    auto net = load_net(adx::FAnoganNet(f.spec), f.state);
+    const auto& x = f.network_input;
+    const auto fake = net->generator->forward(net->encoder->forward(x));
+    const auto fx = net->critic->features->forward(x), ffake = net->critic->features->forward(fake);
+    for (int64_t i = 0; i < 4; ++i)
+      REQUIRE(f.scores[static_cast<size_t>(i)] ==
+              Approx(per_item_mean_square(x, fake, i) + 0.5 * per_item_mean_square(fx, ffake, i)).epsilon(1e-4));
+  }
+  SECTION("AnoGAN: without search steps, the lowest search loss over the stored start latents") {
+    auto f = fit_gan("anogan", {{"search_steps", "0"}, {"search_starts", "8"}});
+    torch::NoGradGuard no_grad;
+    auto net = load_net(adx::AnoganNet(f.spec, 8), f.state);
+    const auto& x = f.network_input;
+    const auto fake = net->generator->forward(net->start_latents);
+    const auto fx = net->discriminator->features->forward(x), ffake = net->discriminator->features->forward(fake);
+    for (int64_t i = 0; i < 4; ++i) {
+      double best = 1e300;
+      for (int64_t s = 0; s < 8; ++s) {
+        // (1 - lambda) sum |x - G(z)| + lambda sum |f(x) - f(G(z))|, lambda = 0.1
+        const double loss = 0.9 * (x[i].to(torch::kFloat64) - fake[s].to(torch::kFloat64)).abs().sum().item<double>() +
+                            0.1 * (fx[i].to(torch::kFloat64) - ffake[s].to(torch::kFloat64)).abs().sum().item<double>();
+        best = std::min(best, loss);
+      }
+      REQUIRE(f.scores[static_cast<size_t>(i)] == Approx(best).epsilon(1e-4));
+    }
+  }
+}
+
+TEST_CASE("SimCLR: the kNN score is 1 - mean cosine similarity to the k nearest training features",
+          "[reference][simclr]") {
+  torch::manual_seed(14);
+  const auto train = torch::randn({60, 5}), test = torch::randn({6, 5}) * 2;
+  auto detector = adx::make_detector("simclr", {{"rep_dim", "4"}, {"hidden", "8"}, {"k", "3"}, {"train.epochs", "2"},
+                                                {"runtime.threads", "1"}, {"runtime.validation_fraction", "0"}});
+  detector->fit(adx::Data::tabular(train));
+  const auto scores = adx::test::to_doubles(detector->score(adx::Data::tabular(test)).per_item);
+  const auto path = adx::test::temp_path("reference_simclr.adx");
+  detector->save(path);
+  const auto state = adx::read_model_file(path).tensors;
+  // Encoder features of the training items in double, unit length: the bank, recomputed.
+  auto features = [&](const torch::Tensor& item) {
+    auto h = mlp_reference(state, "model.encoder.", preprocessed(state, item), 0.0);
+    double norm = 0;
+    for (double v : h) norm += v * v;
+    for (double& v : h) v /= std::sqrt(norm);
+    return h;
+  };
+  std::vector<Vec> bank;
+  for (int64_t i = 0; i < train.size(0); ++i) bank.push_back(features(train[i]));
+  for (int64_t i = 0; i < test.size(0); ++i) {
+    const auto h = features(test[i]);
+    Vec similarity;
+    for (const auto& b : bank) similarity.push_back(std::inner_product(h.begin(), h.end(), b.begin(), 0.0));
+    std::sort(similarity.rbegin(), similarity.rend());
+    const double expected = 1.0 - (similarity[0] + similarity[1] + similarity[2]) / 3.0;
+    REQUIRE(scores[static_cast<size_t>(i)] == Approx(expected).epsilon(1e-4).margin(1e-5));
+  }
 }

@@ -169,3 +169,10 @@ TEST_CASE("scores agree across thread counts", "[training][threads]") {
     REQUIRE(torch::allclose(one, two, 1e-4, 1e-5));
   }
 }
+
+TEST_CASE("fit trains even when the caller holds a NoGradGuard", "[training]") {
+  torch::NoGradGuard no_grad;
+  auto detector = adx::make_detector("autoencoder", {{"train.epochs", "2"}, {"runtime.threads", "1"}});
+  detector->fit(adx::Data::tabular(torch::randn({64, 4})));
+  REQUIRE(detector->fitted());
+}

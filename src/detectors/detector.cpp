@@ -52,6 +52,8 @@ void Detector::fit(const Data& train, const Data& validation) { fit_impl(train, 
 
 void Detector::fit_impl(const Data& train_in, const Data* validation_in) {
   validate_options();
+  // Training needs autograd even when the caller holds a NoGradGuard.
+  torch::AutoGradMode grad_mode(true);
   check_input(train_in, "training data", true);
   fitted_ = false;
   calibrated_ = false;
