@@ -8,6 +8,7 @@
 #include <adx/io/state_dict.hpp>
 
 #include <catch2/catch.hpp>
+#include <zlib.h>
 
 #include <cmath>
 #include <cstring>
@@ -362,4 +363,33 @@ TEST_CASE("every truncation and every single-byte flip of a model file is an IoE
     ++refused;
   }
   REQUIRE(refused == 2 * static_cast<int64_t>(good.size()));
+}
+
+TEST_CASE("images: a PNG whose data inflates without end, unknown formats and huge headers are IoErrors",
+          "[hostile][image]") {
+  // Found by fuzzing: 115 bytes that made the PNG decoder ask for 2 GiB.
+  REQUIRE_THROWS_AS(adx::read_image(std::string(ADX_TEST_DATA_DIR) + "/png_inflate_bomb.png"), adx::IoError);
+  REQUIRE_THROWS_WITH(adx::read_image(std::string(ADX_TEST_DATA_DIR) + "/png_inflate_bomb.png"), Catch::Contains("PNG"));
+  const auto path = temp_path("hostile_image.png");
+  // A 1 x 1 PNG whose image data inflates to 1 MB: refused from its header's size.
+  auto chunk = [](const std::string& type, const std::string& data) {
+    std::string out;
+    for (int shift : {24, 16, 8, 0}) out += static_cast<char>((data.size() >> shift) & 0xff);
+    return out + type + data + std::string(4, '\0');  // the CRC is not what is tested
+  };
+  std::string ihdr{'\0', '\0', '\0', '\1', '\0', '\0', '\0', '\1', '\x08', '\0', '\0', '\0', '\0'};
+  std::vector<Bytef> packed(compressBound(1 << 20));
+  uLongf packed_size = packed.size();
+  const std::vector<Bytef> zeros(1 << 20, 0);
+  REQUIRE(compress(packed.data(), &packed_size, zeros.data(), zeros.size()) == Z_OK);
+  write_bytes(path, std::string("\x89PNG\r\n\x1a\n", 8) + chunk("IHDR", ihdr) +
+                        chunk("IDAT", std::string(reinterpret_cast<const char*>(packed.data()), packed_size)) +
+                        chunk("IEND", ""));
+  REQUIRE_THROWS_WITH(adx::read_image(path), Catch::Contains("inflates past"));
+  write_bytes(path, "GIF89a not a format adx decodes");
+  REQUIRE_THROWS_WITH(adx::read_image(path), Catch::Contains("not a PNG, JPEG or BMP"));
+  // A valid image still round-trips.
+  const auto image = torch::rand({3, 5, 7});
+  adx::write_png(path, image);
+  REQUIRE(adx::read_image(path).sizes() == torch::IntArrayRef({3, 5, 7}));
 }

@@ -6,6 +6,7 @@
 #include <stb/stb_image.h>
 #include <stb/stb_image_write.h>
 #include <torch/torch.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <cmath>
@@ -34,21 +35,84 @@ std::vector<fs::path> image_files(const fs::path& dir) {
   return files;
 }
 
-// Largest image adx decodes (2^28 pixels, 16384 x 16384): a header claiming more is refused
-// before any pixel memory is allocated.
-constexpr int64_t kMaxImagePixels = int64_t{1} << 28;
+// Largest image adx decodes (2^26 pixels, 8192 x 8192; 805 MB as RGB floats): a header
+// claiming more is refused before any pixel memory is allocated.
+constexpr int64_t kMaxImagePixels = int64_t{1} << 26;
 
-// Raw pixels as C x H x W uint8 -> float in [0, 1].
+uint32_t big_endian32(const std::string& b, size_t at) {
+  const auto* p = reinterpret_cast<const unsigned char*>(b.data()) + at;
+  return (uint32_t(p[0]) << 24) | (uint32_t(p[1]) << 16) | (uint32_t(p[2]) << 8) | uint32_t(p[3]);
+}
+
+// stb's PNG decoder reads zero bits past the end of a broken compressed stream and can keep
+// producing output until memory runs out (a 115-byte file asked for 2 GiB). So the image
+// data of a PNG is inflated with zlib first, which rejects broken streams, and must not
+// inflate past what the header's size allows.
+void check_png_stream(const std::string& bytes, const std::string& path) {
+  size_t at = 8;
+  std::string idat;
+  uint64_t limit = 0;
+  bool seen_header = false;
+  while (at + 12 <= bytes.size()) {
+    const uint32_t length = big_endian32(bytes, at);
+    const std::string type = bytes.substr(at + 4, 4);
+    ADX_CHECK_AS(IoError, length <= bytes.size() - at - 12, "PNG {}: chunk '{}' runs past the end of the file", path,
+                 type);
+    if (type == "IHDR") {
+      ADX_CHECK_AS(IoError, length >= 13, "PNG {}: header chunk too short", path);
+      const uint64_t width = big_endian32(bytes, at + 8), height = big_endian32(bytes, at + 12);
+      const uint64_t depth = static_cast<unsigned char>(bytes[at + 16]);
+      // Up to 4 channels of up to 16 bits; each row has a filter byte. Adam7 interlacing adds
+      // at most 7 extra partial rows per pass, bounded here by 8 extra full rows.
+      limit = (height + 8) * (1 + (width * 4 * std::max<uint64_t>(depth, 8) + 7) / 8);
+      seen_header = true;
+    } else if (type == "IDAT") {
+      idat.append(bytes, at + 8, length);
+    } else if (type == "IEND") {
+      break;
+    }
+    at += 12 + length;
+  }
+  ADX_CHECK_AS(IoError, seen_header && !idat.empty(), "PNG {}: no header or no image data", path);
+  z_stream stream{};
+  ADX_CHECK_AS(IoError, inflateInit(&stream) == Z_OK, "PNG {}: zlib failed to start", path);
+  std::unique_ptr<z_stream, int (*)(z_stream*)> guard(&stream, inflateEnd);
+  stream.next_in = reinterpret_cast<Bytef*>(idat.data());
+  stream.avail_in = static_cast<uInt>(idat.size());
+  std::vector<Bytef> out(1 << 16);
+  uint64_t total = 0;
+  int status = Z_OK;
+  while (status == Z_OK) {
+    stream.next_out = out.data();
+    stream.avail_out = static_cast<uInt>(out.size());
+    status = inflate(&stream, Z_NO_FLUSH);
+    total += out.size() - stream.avail_out;
+    ADX_CHECK_AS(IoError, total <= limit, "PNG {}: its image data inflates past the {} bytes its size allows", path,
+                 limit);
+  }
+  ADX_CHECK_AS(IoError, status == Z_STREAM_END, "PNG {}: corrupt or truncated image data (zlib status {})", path,
+               status);
+}
+
+// Raw pixels as C x H x W uint8 -> float in [0, 1]. Only PNG, JPEG and BMP are decoded: stb
+// knows more formats, but each is more foreign code that hostile files can reach.
 at::Tensor decode(const std::string& path, int wanted_channels, int* channels_in_file) {
   if (!fs::exists(path)) throw IoError(fmt::format("image {} does not exist", path));
-  regular_file_size(path, "image");
+  const std::string bytes = read_regular_file(path, "image");
+  const bool png = bytes.compare(0, 8, "\x89PNG\r\n\x1a\n") == 0;
+  const bool jpeg = bytes.size() >= 3 && bytes.compare(0, 3, "\xFF\xD8\xFF") == 0;
+  const bool bmp = bytes.compare(0, 2, "BM") == 0;
+  ADX_CHECK_AS(IoError, png || jpeg || bmp, "image {} is not a PNG, JPEG or BMP file", path);
+  const auto* data = reinterpret_cast<const stbi_uc*>(bytes.data());
+  const int size = static_cast<int>(std::min<size_t>(bytes.size(), INT32_MAX));
   int width = 0, height = 0;
-  ADX_CHECK_AS(IoError, stbi_info(path.c_str(), &width, &height, channels_in_file) == 1,
+  ADX_CHECK_AS(IoError, stbi_info_from_memory(data, size, &width, &height, channels_in_file) == 1,
                "cannot decode image {}: {}", path, stbi_failure_reason());
   ADX_CHECK_AS(IoError, int64_t{width} * height <= kMaxImagePixels,
                "image {} claims {} x {} pixels, more than the limit of {}", path, width, height, kMaxImagePixels);
+  if (png) check_png_stream(bytes, path);
   std::unique_ptr<unsigned char, void (*)(void*)> pixels(
-      stbi_load(path.c_str(), &width, &height, channels_in_file, wanted_channels), stbi_image_free);
+      stbi_load_from_memory(data, size, &width, &height, channels_in_file, wanted_channels), stbi_image_free);
   ADX_CHECK_AS(IoError, pixels != nullptr, "cannot decode image {}: {}", path, stbi_failure_reason());
   auto t = torch::from_blob(pixels.get(), {height, width, wanted_channels}, torch::kUInt8).clone();
   return t.permute({2, 0, 1}).to(torch::kFloat32).div_(255.0).contiguous();
