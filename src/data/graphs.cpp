@@ -15,10 +15,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
-#include <cstring>
-#include <fstream>
 #include <map>
-#include <sstream>
 #include <unordered_map>
 
 namespace adx::graph {

@@ -39,11 +39,6 @@ std::vector<fs::path> image_files(const fs::path& dir) {
 // claiming more is refused before any pixel memory is allocated.
 constexpr int64_t kMaxImagePixels = int64_t{1} << 26;
 
-uint32_t big_endian32(const std::string& b, size_t at) {
-  const auto* p = reinterpret_cast<const unsigned char*>(b.data()) + at;
-  return (uint32_t(p[0]) << 24) | (uint32_t(p[1]) << 16) | (uint32_t(p[2]) << 8) | uint32_t(p[3]);
-}
-
 // stb's PNG decoder reads zero bits past the end of a broken compressed stream and can keep
 // producing output until memory runs out (a 115-byte file asked for 2 GiB). So the image
 // data of a PNG is inflated with zlib first, which rejects broken streams, and must not
@@ -54,13 +49,13 @@ void check_png_stream(const std::string& bytes, const std::string& path) {
   uint64_t limit = 0;
   bool seen_header = false;
   while (at + 12 <= bytes.size()) {
-    const uint32_t length = big_endian32(bytes, at);
+    const uint32_t length = read_big_endian32(bytes, at);
     const std::string type = bytes.substr(at + 4, 4);
     ADX_CHECK_AS(IoError, length <= bytes.size() - at - 12, "PNG {}: chunk '{}' runs past the end of the file", path,
                  type);
     if (type == "IHDR") {
       ADX_CHECK_AS(IoError, length >= 13, "PNG {}: header chunk too short", path);
-      const uint64_t width = big_endian32(bytes, at + 8), height = big_endian32(bytes, at + 12);
+      const uint64_t width = read_big_endian32(bytes, at + 8), height = read_big_endian32(bytes, at + 12);
       const uint64_t depth = static_cast<unsigned char>(bytes[at + 16]);
       // Up to 4 channels of up to 16 bits; each row has a filter byte. Adam7 interlacing adds
       // at most 7 extra partial rows per pass, bounded here by 8 extra full rows.

@@ -56,11 +56,6 @@ class GzOrPlainReader {
   gzFile file_ = nullptr;
 };
 
-uint32_t read_be32(const std::string& b, size_t offset) {
-  const auto* p = reinterpret_cast<const unsigned char*>(b.data()) + offset;
-  return (uint32_t(p[0]) << 24) | (uint32_t(p[1]) << 16) | (uint32_t(p[2]) << 8) | uint32_t(p[3]);
-}
-
 // NumPy refuses headers longer than this by default (numpy.lib.format's max_header_size).
 constexpr size_t kMaxNpyHeader = 10000;
 
@@ -151,7 +146,7 @@ at::Tensor load_idx(const std::string& path) {
   ADX_CHECK_AS(IoError, ndim >= 1 && reader.read(head, 4 * static_cast<size_t>(ndim)) == 4 * static_cast<size_t>(ndim),
                "'{}': IDX header truncated ({} dimensions)", path, ndim);
   std::vector<int64_t> shape;
-  for (int d = 0; d < ndim; ++d) shape.push_back(read_be32(head, 4 + 4 * d));
+  for (int d = 0; d < ndim; ++d) shape.push_back(read_big_endian32(head, 4 + 4 * d));
   const uint64_t expected = checked_tensor_bytes(shape, item, fmt::format("IDX file '{}'", path));
   std::string payload;
   // One byte past the claim tells a padded file from an exact one without reading it all.

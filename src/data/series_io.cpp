@@ -9,11 +9,9 @@
 
 #include <fmt/format.h>
 
-#include <cerrno>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
-#include <cstring>
-#include <fstream>
 #include <limits>
 #include <optional>
 

@@ -269,7 +269,6 @@ void Detector::restore(const ModelFile& file) {
   calibrated_ = threshold.data_ptr<double>()[1] != 0.0;
   transform_ = Transform(resolved_preprocess(*kind_));
   transform_.load_state(file.tensors, "preprocess.");
-  check_device(runtime().device());
   apply_threads();
   {
     // The network is rebuilt from the file's options and item shape before its weights

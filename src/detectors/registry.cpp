@@ -125,12 +125,7 @@ std::unique_ptr<Detector> load(const std::string& path, const std::string& devic
   try {
     ModelFile file = read_model_file(path);
     if (!device.empty()) file.options["runtime.device"] = device;
-    std::unique_ptr<Detector> detector;
-    try {
-      detector = make_detector(file.type, file.options);
-    } catch (const OptionError& e) {
-      throw IoError(fmt::format("model file '{}' cannot be rebuilt: {}", path, e.what()));
-    }
+    auto detector = make_detector(file.type, file.options);
     detector->restore(file);
     return detector;
   } catch (const IoError&) {

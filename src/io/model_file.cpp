@@ -16,16 +16,20 @@ namespace {
 
 constexpr char kMagic[8] = {'A', 'D', 'X', 'M', 'O', 'D', 'E', 'L'};
 
-constexpr uint64_t kFnvOffset = 1469598103934665603ull;
-
-uint64_t fnv1a(const std::string& bytes) {
-  uint64_t h = kFnvOffset;
-  for (unsigned char c : bytes) {
-    h ^= c;
-    h *= 1099511628211ull;
+// FNV-1a, fed in pieces: the writer hashes the body at once, the reader as it streams.
+class Fnv1a {
+ public:
+  void update(const char* bytes, size_t n) {
+    for (size_t i = 0; i < n; ++i) {
+      value_ ^= static_cast<unsigned char>(bytes[i]);
+      value_ *= 1099511628211ull;
+    }
   }
-  return h;
-}
+  uint64_t value() const { return value_; }
+
+ private:
+  uint64_t value_ = 1469598103934665603ull;
+};
 
 template <class T>
 void put(std::string& out, T value) {
@@ -62,14 +66,11 @@ class BodyReader {
     need(n);
     in_.read(out, static_cast<std::streamsize>(n));
     ADX_CHECK_AS(IoError, static_cast<uint64_t>(in_.gcount()) == n, "model file '{}' could not be read", path_);
-    for (uint64_t i = 0; i < n; ++i) {
-      hash_ ^= static_cast<unsigned char>(out[i]);
-      hash_ *= 1099511628211ull;
-    }
+    hash_.update(out, n);
     left_ -= n;
   }
   uint64_t left() const { return left_; }
-  uint64_t hash() const { return hash_; }
+  uint64_t hash() const { return hash_.value(); }
   void need(uint64_t n) const {
     if (n > left_)
       throw IoError(fmt::format("model file '{}' is corrupt: a record runs past the end of the body", path_));
@@ -79,7 +80,7 @@ class BodyReader {
   std::ifstream& in_;
   uint64_t left_;
   const std::string& path_;
-  uint64_t hash_ = kFnvOffset;
+  Fnv1a hash_;
 };
 
 // Stable on-disk dtype codes (independent of LibTorch's enum numbering).
@@ -129,7 +130,9 @@ void write_model_file(const std::string& path, const ModelFile& model) {
     out.write(head.data(), static_cast<std::streamsize>(head.size()));
     out.write(body.data(), static_cast<std::streamsize>(body.size()));
     std::string tail;
-    put<uint64_t>(tail, fnv1a(body));
+    Fnv1a checksum;
+    checksum.update(body.data(), body.size());
+    put<uint64_t>(tail, checksum.value());
     out.write(tail.data(), static_cast<std::streamsize>(tail.size()));
     out.flush();
     if (!out.good()) {

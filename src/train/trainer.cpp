@@ -7,28 +7,29 @@
 namespace adx {
 
 void TrainOptions::check(const std::string& prefix) const {
-  auto in = [&](const char* name, double value, double low, double high, bool low_open, const char* range) {
-    const bool ok = (low_open ? value > low : value >= low) && value <= high;
+  constexpr double kHuge = 1e300;
+  // `value` must lie between `low` and `high`, each end open or closed as `range` shows.
+  auto in = [&](const char* name, double value, double low, bool low_open, double high, bool high_open,
+                const char* range) {
+    const bool ok = (low_open ? value > low : value >= low) && (high_open ? value < high : value <= high);
     ADX_CHECK_AS(OptionError, ok, "option '{}{}' must be in {}, got {}", prefix, name, range, value);
   };
-  in("epochs", static_cast<double>(epochs()), 0, 1e9, false, "[0, 1e9]");
-  in("batch_size", static_cast<double>(batch_size()), 1, 1e9, false, "[1, 1e9]");
-  in("lr", lr(), 0, 1e6, true, "(0, 1e6]");
-  in("weight_decay", weight_decay(), 0, 1e6, false, "[0, 1e6]");
-  in("beta1", beta1(), 0, 1, false, "[0, 1)");
-  ADX_CHECK_AS(OptionError, beta1() < 1 && beta2() >= 0 && beta2() < 1, "options '{}beta1' and '{}beta2' must be in "
-               "[0, 1), got {} and {}", prefix, prefix, beta1(), beta2());
-  in("lr_step", static_cast<double>(lr_step()), 1, 1e9, false, "[1, 1e9]");
-  in("lr_gamma", lr_gamma(), 0, 1, true, "(0, 1]");
-  in("patience", static_cast<double>(patience()), 0, 1e9, false, "[0, 1e9]");
-  in("min_delta", min_delta(), 0, 1e300, false, "[0, inf)");
-  in("grad_clip", grad_clip(), 0, 1e300, false, "[0, inf)");
+  in("epochs", static_cast<double>(epochs()), 0, false, 1e9, false, "[0, 1e9]");
+  in("batch_size", static_cast<double>(batch_size()), 1, false, 1e9, false, "[1, 1e9]");
+  in("lr", lr(), 0, true, 1e6, false, "(0, 1e6]");
+  in("weight_decay", weight_decay(), 0, false, 1e6, false, "[0, 1e6]");
+  in("beta1", beta1(), 0, false, 1, true, "[0, 1)");
+  in("beta2", beta2(), 0, false, 1, true, "[0, 1)");
+  in("lr_step", static_cast<double>(lr_step()), 1, false, 1e9, false, "[1, 1e9]");
+  in("lr_gamma", lr_gamma(), 0, true, 1, false, "(0, 1]");
+  in("patience", static_cast<double>(patience()), 0, false, 1e9, false, "[0, 1e9]");
+  in("min_delta", min_delta(), 0, false, kHuge, false, "[0, inf)");
+  in("grad_clip", grad_clip(), 0, false, kHuge, false, "[0, inf)");
 }
 
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(const std::vector<torch::Tensor>& parameters,
                                                         const TrainOptions& o) {
-  ADX_CHECK_AS(OptionError, o.lr() > 0, "learning rate must be > 0, got {}", o.lr());
-  ADX_CHECK_AS(OptionError, o.weight_decay() >= 0, "weight decay must be >= 0, got {}", o.weight_decay());
+  check_options(o);
   if (o.optimizer() == OptimizerKind::AdamW)
     return std::make_unique<torch::optim::AdamW>(
         parameters,
@@ -91,8 +92,8 @@ TrainResult train_steps(torch::nn::Module& module, const Data& train, const Data
                         const TrainOptions& o, const std::vector<TrainStep>& steps, const BatchLoss& validation_loss,
                         const ProgressCallback& progress, const std::string& stage,
                         const EpochHook& on_epoch_start) {
+  check_options(o);
   ADX_CHECK_AS(OptionError, o.epochs() >= 1, "epochs must be >= 1, got {}", o.epochs());
-  ADX_CHECK_AS(OptionError, o.batch_size() >= 1, "batch_size must be >= 1, got {}", o.batch_size());
   const auto& kind = train.input_kind();
   const int64_t n = kind.size(train);
   ADX_CHECK_AS(ShapeError, n >= 2, "training needs at least 2 items, got {}", n);

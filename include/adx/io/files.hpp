@@ -18,6 +18,13 @@ uint64_t regular_file_size(const std::string& path, const std::string& what);
 /// The whole content of a regular file (see regular_file_size).
 std::string read_regular_file(const std::string& path, const std::string& what);
 
+/// The big-endian 32-bit number at `offset` of `bytes` (IDX headers, PNG chunks); the caller
+/// checks that four bytes are there.
+inline uint32_t read_big_endian32(const std::string& bytes, size_t offset) {
+  const auto* p = reinterpret_cast<const unsigned char*>(bytes.data()) + offset;
+  return (uint32_t(p[0]) << 24) | (uint32_t(p[1]) << 16) | (uint32_t(p[2]) << 8) | uint32_t(p[3]);
+}
+
 /// Bytes a tensor of `shape` with `element_size`-byte elements needs. IoError naming
 /// `what` when a dimension is negative, the rank exceeds kMaxFileTensorRank, or
 /// the count overflows 64 bits.
