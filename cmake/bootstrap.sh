@@ -26,17 +26,8 @@ case "$mode" in
   bench|image-bench|patchcore-bench|series-bench|graph-bench) packages+=(python3 python3-torch python3-sklearn python3-numpy) ;;
 esac
 
-sudo_cmd=()
-if [ "$(id -u)" -ne 0 ]; then sudo_cmd=(sudo); fi
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "adx: installing ${missing[*]}"
-  "${sudo_cmd[@]}" apt-get update -q
-  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -q "${missing[@]}"
-fi
+source cmake/packages.sh
+install_missing_packages "${packages[@]}"
 
 # LibTorch calls BLAS through libblas.so.3 and libopenblas.so.0. The OpenMP build
 # of OpenBLAS shares LibTorch's OpenMP runtime, so the two thread pools never

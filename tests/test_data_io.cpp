@@ -6,19 +6,11 @@
 
 #include <fstream>
 
+using adx::test::read_bytes;
 using adx::test::temp_path;
+using adx::test::write_bytes;
 
 namespace {
-
-void write_bytes(const std::string& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
-
-std::string read_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
 
 // A 2 x 2 x 3 uint8 IDX image file with values 0..11.
 std::string tiny_idx() {

@@ -19,14 +19,8 @@ using adx::test::temp_path;
 using adx::test::to_doubles;
 using adx::test::to_ints;
 using adx::test::to_longs;
+using adx::test::write_bytes;
 
-namespace {
-
-
-
-void write_text(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
-
-}  // namespace
 
 TEST_CASE("graph: symmetric normalisation with self-loops, worked by hand", "[graph]") {
   // Path 0 - 1 - 2 given once in one direction, plus a duplicate and a self-loop.
@@ -79,19 +73,19 @@ TEST_CASE("graph: injection as PyGOD defines it, counted and repeatable", "[grap
 
 TEST_CASE("graph: edge lists with integer or string ids", "[graph][io]") {
   const auto path = temp_path("edges.csv");
-  write_text(path, "src,dst,weight\nalice,bob,1.5\nbob,carol,2\ncarol,alice,0.5\n");
+  write_bytes(path, "src,dst,weight\nalice,bob,1.5\nbob,carol,2\ncarol,alice,0.5\n");
   auto e = graph::load_edge_list(path);
   REQUIRE(e.node_ids == std::vector<std::string>{"alice", "bob", "carol"});
   REQUIRE(torch::equal(e.edge_index, torch::tensor({{0, 1, 2}, {1, 2, 0}}, torch::kLong)));
   REQUIRE(to_doubles(e.edge_weight) == std::vector<double>{1.5, 2.0, 0.5});
 
   // Integer ids are numbered in increasing order, the mapping kept.
-  write_text(path, "1000,7\n7,42\n");
+  write_bytes(path, "1000,7\n7,42\n");
   e = graph::load_edge_list(path);
   REQUIRE(e.node_ids == std::vector<std::string>{"7", "42", "1000"});
   REQUIRE(torch::equal(e.edge_index, torch::tensor({{2, 0}, {0, 1}}, torch::kLong)));
   // With a feature matrix of 50 rows, integer ids are its rows.
-  write_text(path, "3,7\n7,42\n");
+  write_bytes(path, "3,7\n7,42\n");
   graph::EdgeListOptions rows;
   rows.num_nodes = 50;
   e = graph::load_edge_list(path, rows);
@@ -99,9 +93,9 @@ TEST_CASE("graph: edge lists with integer or string ids", "[graph][io]") {
   REQUIRE(e.node_ids.size() == 50);
   rows.num_nodes = 10;
   REQUIRE_THROWS_WITH(graph::load_edge_list(path, rows), Contains("line 2") && Contains("42") && Contains("0..9"));
-  write_text(path, "1,2\n-3,4\n");
+  write_bytes(path, "1,2\n-3,4\n");
   REQUIRE_THROWS_WITH(graph::load_edge_list(path), Contains("line 2") && Contains("negative node id -3"));
-  write_text(path, "1,2,abc\n");
+  write_bytes(path, "1,2,abc\n");
   REQUIRE_THROWS_AS(graph::load_edge_list(path), IoError);
 
   // NPY: E x 2 ids, numbered in increasing order, or rows of a feature matrix.
@@ -126,6 +120,21 @@ graph::InjectedGraph injected_graph() {
   return graph::inject_contextual(g, 20, 50, 6);
 }
 
+// Fits `detector` on `data`, requires a node AUROC above `min_auroc` against `labels` and
+// identical scores from the saved model; returns the scores.
+torch::Tensor require_detects_and_round_trips(Detector& detector, const Data& data, const torch::Tensor& labels,
+                                              double min_auroc, const std::string& name) {
+  detector.fit(data);
+  const auto scores = detector.score(data).per_item;
+  const double auroc = metrics::roc_auc(to_ints(labels), to_doubles(scores));
+  INFO(name << " AUROC " << auroc);
+  REQUIRE(auroc > min_auroc);
+  const auto path = temp_path(name + ".adx");
+  detector.save(path);
+  REQUIRE(torch::equal(adx::load(path)->score(data).per_item, scores));
+  return scores;
+}
+
 }  // namespace
 
 TEST_CASE("dominant: finds injected anomalies; save/load gives identical scores", "[graph][detectors]") {
@@ -135,18 +144,9 @@ TEST_CASE("dominant: finds injected anomalies; save/load gives identical scores"
   options.runtime().seed(1);
   Dominant detector(options);
   const auto data = Data::graph(g.x, g.edge_index);
-  detector.fit(data);
-  const auto scores = detector.score(data).per_item;
-  const double auroc = metrics::roc_auc(to_ints(g.labels), to_doubles(scores));
-  INFO("DOMINANT AUROC " << auroc);
-  REQUIRE(auroc > 0.78);
+  const auto scores = require_detects_and_round_trips(detector, data, g.labels, 0.78, "dominant");
   // Scores repeat exactly (fixed draws of the non-neighbours).
   REQUIRE(torch::equal(detector.score(data).per_item, scores));
-
-  const auto path = temp_path("dominant.adx");
-  detector.save(path);
-  auto loaded = adx::load(path);
-  REQUIRE(torch::equal(loaded->score(data).per_item, scores));
   REQUIRE_THROWS_AS(detector.score(Data::tabular(g.x)), ShapeError);
 }
 
@@ -195,15 +195,7 @@ TEST_CASE("cola: finds injected anomalies; save/load gives identical scores", "[
   options.train().epochs(40);
   options.runtime().seed(1);
   Cola detector(options);
-  const auto data = Data::graph(g.x, g.edge_index);
-  detector.fit(data);
-  const auto scores = detector.score(data).per_item;
-  const double auroc = metrics::roc_auc(to_ints(g.labels), to_doubles(scores));
-  INFO("CoLA AUROC " << auroc);
-  REQUIRE(auroc > 0.75);
-  const auto path = temp_path("cola.adx");
-  detector.save(path);
-  REQUIRE(torch::equal(adx::load(path)->score(data).per_item, scores));
+  require_detects_and_round_trips(detector, Data::graph(g.x, g.edge_index), g.labels, 0.75, "cola");
 }
 
 TEST_CASE("edge scorer: ranks injected random edges first; save/load", "[graph][detectors]") {
@@ -264,15 +256,7 @@ TEST_CASE("structural: finds injected cliques without training; save/load", "[gr
   auto g = graph::make_synthetic_graph({600, 3000, 16, 6, 0.9, 2.5, 4});
   g = graph::inject_structural(g, 10, 3, 0.0, 5);
   Structural detector;
-  const auto data = Data::graph(g.x, g.edge_index);
-  detector.fit(data);
-  const auto scores = detector.score(data).per_item;
-  const double auroc = metrics::roc_auc(to_ints(g.labels), to_doubles(scores));
-  INFO("structural AUROC " << auroc);
-  REQUIRE(auroc > 0.8);
-  const auto path = temp_path("structural.adx");
-  detector.save(path);
-  REQUIRE(torch::equal(adx::load(path)->score(data).per_item, scores));
+  require_detects_and_round_trips(detector, Data::graph(g.x, g.edge_index), g.labels, 0.8, "structural");
 }
 
 TEST_CASE("graph detectors score new nodes attached to the fitted graph (inductive)", "[graph][detectors]") {

@@ -25,6 +25,18 @@ inline std::vector<int> to_ints(const torch::Tensor& t) {
   return std::vector<int>(v.begin(), v.end());
 }
 
+/// Writes `bytes` to `path` as they are.
+inline void write_bytes(const std::string& path, const std::string& bytes) {
+  std::ofstream out(path, std::ios::binary);
+  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+/// The whole content of `path` ("" when it cannot be read).
+inline std::string read_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
 inline std::string temp_path(const std::string& name) {
   const char* dir = std::getenv("ADX_TEST_TMP");
   return std::string(dir ? dir : "/tmp") + "/" + name;

@@ -15,14 +15,11 @@
 #include <filesystem>
 #include <fstream>
 
+using adx::test::read_bytes;
 using adx::test::temp_path;
+using adx::test::write_bytes;
 
 namespace {
-
-void write_bytes(const std::string& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
 
 // An NPY v1 file with the given header text and payload.
 std::string npy_bytes(const std::string& header, const std::string& payload = "") {
@@ -343,8 +340,7 @@ TEST_CASE("every truncation and every single-byte flip of a model file is an IoE
   const auto file = fitted_autoencoder_file();
   const auto path = temp_path("corpus_source.adx");
   adx::write_model_file(path, file);
-  std::ifstream in(path, std::ios::binary);
-  const std::string good((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string good = read_bytes(path);
   REQUIRE(adx::load(path)->fitted());
   const auto bad = temp_path("corpus_case.adx");
   int64_t refused = 0;

@@ -11,6 +11,7 @@
 #include <adx/detectors/rotation/rotation.hpp>
 #include <adx/detectors/patchcore/patchcore.hpp>
 #include <adx/detectors/spade/spade.hpp>
+#include <adx/detectors/vae/vae.hpp>
 
 #include <Eigen/Dense>
 #include <catch2/catch.hpp>
@@ -294,19 +295,20 @@ TEST_CASE("VAE: KL and latent Mahalanobis scores from the saved weights in doubl
   torch::manual_seed(12);
   const auto train = torch::rand({150, 6});
   const auto test = torch::rand({8, 6}) * 1.5;
-  const adx::OptionMap common{{"hidden", "10,6"}, {"latent", "3"}, {"train.epochs", "5"}, {"runtime.threads", "1"},
-                              {"runtime.validation_fraction", "0"}, {"beta", "0.7"}};
-  auto scores_for = [&](const std::string& score) {
-    auto options = common;
-    options["score"] = score;
-    auto detector = adx::make_detector("vae", options);
-    detector->fit(adx::Data::tabular(train));
-    detector->save(adx::test::temp_path("reference_vae.adx"));
-    return adx::test::to_doubles(detector->score(adx::Data::tabular(test)).per_item);
+  // One model, scored with each criterion.
+  adx::VaeOptions options;
+  options.hidden({10, 6}).latent(3).beta(0.7).train().epochs(5);
+  options.runtime().threads(1).validation_fraction(0);
+  adx::Vae detector(options);
+  detector.fit(adx::Data::tabular(train));
+  auto scores_for = [&](adx::VaeScore criterion) {
+    return adx::test::to_doubles(detector.score_with(adx::Data::tabular(test), criterion).per_item);
   };
-  const auto kl = scores_for("kl");
-  const auto mahalanobis = scores_for("latent_mahalanobis");
-  const auto state = adx::read_model_file(adx::test::temp_path("reference_vae.adx")).tensors;  // same seed, same model
+  const auto kl = scores_for(adx::VaeScore::Kl);
+  const auto mahalanobis = scores_for(adx::VaeScore::LatentMahalanobis);
+  const auto path = adx::test::temp_path("reference_vae.adx");
+  detector.save(path);
+  const auto state = adx::read_model_file(path).tensors;
   // The training codes' Gaussian, recomputed: mean, covariance (n - 1) + ridge 1e-6 + 1e-3 * mean variance.
   Eigen::MatrixXd codes(train.size(0), 3);
   for (int64_t i = 0; i < train.size(0); ++i) {
@@ -330,8 +332,8 @@ TEST_CASE("VAE: KL and latent Mahalanobis scores from the saved weights in doubl
     REQUIRE(mahalanobis[static_cast<size_t>(i)] == Approx(delta.dot(precision * delta)).epsilon(1e-3).margin(1e-5));
   }
   // The ELBO adds beta * KL to the reconstruction probability's Monte Carlo term (same noise).
-  const auto rp = scores_for("reconstruction_probability");
-  const auto elbo = scores_for("elbo");
+  const auto rp = scores_for(adx::VaeScore::ReconstructionProbability);
+  const auto elbo = scores_for(adx::VaeScore::Elbo);
   for (size_t i = 0; i < rp.size(); ++i) REQUIRE(elbo[i] == Approx(rp[i] + 0.7 * kl[i]).epsilon(1e-5));
 }
 

@@ -13,9 +13,12 @@
 
 namespace adx::fuzz {
 
-/// The input as a file with extension `ext` (one file per process, rewritten per input).
-inline const std::string& input_file(const uint8_t* data, size_t size, const char* ext) {
-  static const std::string path = "/tmp/adx_fuzz_" + std::to_string(::getpid()) + ext;
+/// This process's scratch file with extension `ext` (rewritten for every input).
+inline std::string scratch_path(const char* ext) { return "/tmp/adx_fuzz_" + std::to_string(::getpid()) + ext; }
+
+/// The input written to this process's scratch file with extension `ext`.
+inline std::string input_file(const uint8_t* data, size_t size, const char* ext) {
+  const std::string path = scratch_path(ext);
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   out.write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(size));
   return path;

@@ -5,7 +5,7 @@
 #include <adx/data/loaders.hpp>
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  const auto& path = adx::fuzz::input_file(data, size, ".csv");
+  const auto path = adx::fuzz::input_file(data, size, ".csv");
   ADX_FUZZ_EXPECT_ONLY_ADX_ERRORS(adx::load_csv(path));
   adx::SeriesCsvOptions series;
   series.timestamp_column = "time";

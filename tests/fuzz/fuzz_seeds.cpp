@@ -1,5 +1,6 @@
 // Writes the seed corpus of every fuzz target: small valid files of each format.
 //   fuzz_seeds DIR   -> DIR/npy, DIR/idx, DIR/csv, DIR/image, DIR/state_dict, DIR/model_file
+#include "../test_helpers.hpp"
 #include "../torch_archive.hpp"
 
 #include <adx/adx.hpp>
@@ -9,20 +10,6 @@
 #include <iostream>
 
 namespace fs = std::filesystem;
-
-namespace {
-
-void write(const fs::path& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
-
-std::string read(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
   if (argc != 2) {
@@ -40,12 +27,12 @@ int main(int argc, char** argv) {
   std::string idx{'\0', '\0', '\x08', '\x03'};
   for (int d : {2, 2, 3}) idx += std::string{'\0', '\0', '\0', static_cast<char>(d)};
   for (int i = 0; i < 12; ++i) idx += static_cast<char>(i);
-  write(root / "idx" / "u8.idx", idx);
+  adx::test::write_bytes((root / "idx" / "u8.idx").string(), idx);
 
-  write(root / "csv" / "table.csv", "a,b,c\n1,2,3\n4.5,-6,7e3\n");
-  write(root / "csv" / "series.csv", "time,value,label\n2024-01-01T00:00:00Z,1.5,0\n2024-01-01T00:01:00Z,,1\n"
+  adx::test::write_bytes((root / "csv" / "table.csv").string(), "a,b,c\n1,2,3\n4.5,-6,7e3\n");
+  adx::test::write_bytes((root / "csv" / "series.csv").string(), "time,value,label\n2024-01-01T00:00:00Z,1.5,0\n2024-01-01T00:01:00Z,,1\n"
                                      "2024-01-01T00:02:00Z,2.5,0\n");
-  write(root / "csv" / "edges.csv", "src,dst,weight\na,b,1.0\nb,c,0.5\n\"c\",a,2\n");
+  adx::test::write_bytes((root / "csv" / "edges.csv").string(), "src,dst,weight\na,b,1.0\nb,c,0.5\n\"c\",a,2\n");
 
   adx::write_png((root / "image" / "rgb.png").string(), torch::rand({3, 8, 8}));
   adx::write_png((root / "image" / "gray.png").string(), torch::rand({1, 5, 7}));
@@ -54,7 +41,7 @@ int main(int argc, char** argv) {
   int n = 0;
   for (const auto& pickle : {adx::test::Pickle().tensor("w", 16, 0, {4, 4}, {4, 1}).done(),
                              adx::test::Pickle().tensor("a", 16, 2, {3}, {2}).tensor("b", 16, 0, {2, 8}, {1, 2}).done()})
-    write(root / "state_dict" / ("pickle" + std::to_string(n++)), pickle);
+    adx::test::write_bytes((root / "state_dict" / ("pickle" + std::to_string(n++))).string(), pickle);
 
   // Model files of a few kinds, each raw and with an even first byte (the target then
   // restores the magic and the checksum, so mutations reach the body).
@@ -67,9 +54,9 @@ int main(int argc, char** argv) {
     detector->fit(data);
     const auto path = root / "model_file" / (name + ".adx");
     detector->save(path.string());
-    auto bytes = read(path);
+    auto bytes = adx::test::read_bytes(path.string());
     bytes[0] = 'B';
-    write(root / "model_file" / (name + ".even"), bytes);
+    adx::test::write_bytes((root / "model_file" / (name + ".even")).string(), bytes);
   }
   std::cout << "seeds written to " << root << "\n";
   return 0;

@@ -6,7 +6,7 @@
 #include <adx/io/state_dict.hpp>
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  static const std::string path = "/tmp/adx_fuzz_" + std::to_string(::getpid()) + ".pt";
+  const std::string path = adx::fuzz::scratch_path(".pt");
   adx::test::write_torch_archive(path, std::string(reinterpret_cast<const char*>(data), size),
                                  std::vector<float>(16, 1.0f));
   ADX_FUZZ_EXPECT_ONLY_ADX_ERRORS(adx::load_state_dict(path));
