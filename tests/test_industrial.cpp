@@ -4,6 +4,7 @@
 #include "test_helpers.hpp"
 
 #include <adx/detectors/components/coreset.hpp>
+#include <adx/detectors/patchcore/patchcore.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -151,6 +152,54 @@ TEST_CASE("PaDiM, PatchCore and SPADE find synthetic defects and reload to ident
       const auto again = loaded->score(Data::images(category.test));
       REQUIRE(torch::equal(again.per_item, scores.per_item));
       REQUIRE(torch::equal(again.pixel_map, scores.pixel_map));
+    }
+  }
+}
+
+TEST_CASE("PaDiM, PatchCore and SPADE keep every training image and set the threshold on left-out scores",
+          "[industrial][detectors]") {
+  const auto category = adx::load_mvtec_category(synthetic_root() + "/grain", {64, 0});
+  const int64_t n = 10;
+  const auto train = category.train.slice(0, 0, n);
+  const adx::OptionMap common{{"backbone", "resnet18"},  {"runtime.threads", "2"},        {"runtime.seed", "3"},
+                              {"threshold.policy", "percentile"}, {"threshold.percentile", "50"}};
+  for (const char* name : {"padim", "patchcore", "spade"}) {
+    DYNAMIC_SECTION(name) {
+      auto options = common;
+      if (std::string(name) == "patchcore") options["layers"] = "layer1,layer2", options["coreset_ratio"] = "1";
+      auto detector = adx::make_detector(name, options);
+      detector->fit(Data::images(train));
+      REQUIRE(detector->calibrated());
+      if (auto* patchcore = dynamic_cast<adx::Patchcore*>(detector.get())) {
+        // Every image's patches are in memory: none was held out.
+        const auto one = adx::make_detector(name, options);
+        one->fit(Data::images(train.slice(0, 0, 1)));
+        REQUIRE(patchcore->memory_bank().size(0) == n * dynamic_cast<adx::Patchcore*>(one.get())->memory_bank().size(0));
+      }
+      // What each training image scores under a detector fitted on the other n - 1.
+      std::vector<double> refit;
+      for (int64_t i = 0; i < n; ++i) {
+        auto others = adx::make_detector(name, options);
+        others->fit(Data::images(torch::cat({train.slice(0, 0, i), train.slice(0, i + 1, n)})));
+        refit.push_back(others->score(Data::images(train.slice(0, i, i + 1))).to_vector()[0]);
+      }
+      const double expected = adx::fit_threshold(refit, adx::ThresholdOptions().percentile(50));
+      INFO(name << ": threshold " << detector->threshold() << ", from refits " << expected);
+      if (std::string(name) == "padim") {
+        // The closed form keeps the normaliser n - 1 (see padim_left_out_distances): every left-out score,
+        // and so the median, lies within a factor sqrt((n - 1) / (n - 2)) above the refit's.
+        REQUIRE(detector->threshold() >= expected * (1 - 1e-4));
+        REQUIRE(detector->threshold() <= expected * std::sqrt((n - 1.0) / (n - 2.0)) * (1 + 1e-4));
+      } else {
+        REQUIRE(detector->threshold() == Approx(expected).epsilon(1e-4));
+      }
+      // Explicit validation data still calibrates instead.
+      auto validated = adx::make_detector(name, options);
+      validated->fit(Data::images(train), Data::images(category.train.slice(0, n, 2 * n)));
+      REQUIRE(validated->threshold() ==
+              Approx(adx::fit_threshold(validated->score(Data::images(category.train.slice(0, n, 2 * n))).to_vector(),
+                                        adx::ThresholdOptions().percentile(50)))
+                  .epsilon(1e-6));
     }
   }
 }

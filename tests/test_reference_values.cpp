@@ -6,6 +6,7 @@
 #include <adx/detectors/anogan/anogan.hpp>
 #include <adx/detectors/f_anogan/f_anogan.hpp>
 #include <adx/detectors/ganomaly/ganomaly.hpp>
+#include <adx/detectors/components/coreset.hpp>
 #include <adx/detectors/padim/padim.hpp>
 #include <adx/detectors/skip_ganomaly/skip_ganomaly.hpp>
 #include <adx/detectors/rotation/rotation.hpp>
@@ -18,6 +19,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
 
 using Vec = std::vector<double>;
@@ -71,6 +73,35 @@ TEST_CASE("PatchCore: patch distances and the re-weighted image score (eq. 7) by
   }
 }
 
+TEST_CASE("PatchCore left out: each image scored against the memory without its own rows", "[reference][patchcore]") {
+  torch::manual_seed(5);
+  const int64_t images = 4, patches_per_image = 6, features = 3;
+  const auto patches = torch::randn({images, patches_per_image, features});
+  // A memory of 10 rows drawn from the images' own patches, as a coreset would keep them.
+  const auto rows = torch::tensor({0, 3, 5, 7, 8, 11, 13, 17, 20, 23}, torch::kLong);
+  const auto bank = patches.reshape({-1, features}).index_select(0, rows);
+  const auto bank_images = rows.div(patches_per_image, "floor");
+  const auto got = adx::patchcore_scores(patches, bank, 3, torch::arange(images), bank_images);
+  for (int64_t i = 0; i < images; ++i) {
+    // The plain score against a bank that never held image i's rows.
+    const auto others = torch::nonzero(bank_images != i).flatten();
+    const auto expected = adx::patchcore_scores(patches.slice(0, i, i + 1), bank.index_select(0, others), 3);
+    REQUIRE(got.image[i].item<double>() == Approx(expected.image[0].item<double>()).epsilon(1e-5));
+    REQUIRE(torch::allclose(got.patches[i], expected.patches[0], 1e-5, 1e-5));
+  }
+  // The grouped nearest-neighbour search against brute force with the own group masked, over many blocks.
+  const auto queries = torch::randn({40, features});
+  const auto query_groups = torch::randint(0, 4, {40}, torch::kLong);
+  const auto bank_groups = torch::randint(0, 4, {30}, torch::kLong);
+  const auto memory = torch::randn({30, features});
+  torch::Tensor distance, index;
+  adx::nearest_neighbours(queries, memory, &distance, &index, /*block_elements=*/300, query_groups, bank_groups);
+  auto brute = torch::cdist(queries, memory);
+  brute.masked_fill_(query_groups.unsqueeze(1) == bank_groups.unsqueeze(0), std::numeric_limits<float>::infinity());
+  REQUIRE(torch::allclose(distance, std::get<0>(brute.min(1)), 1e-4, 1e-4));
+  REQUIRE(torch::equal(index, std::get<1>(brute.min(1))));
+}
+
 TEST_CASE("PaDiM: Gaussian per position and Mahalanobis distances against Eigen in double", "[reference][padim]") {
   torch::manual_seed(8);
   const int64_t positions = 2, n = 6, d = 3;
@@ -98,6 +129,46 @@ TEST_CASE("PaDiM: Gaussian per position and Mahalanobis distances against Eigen 
   }
 }
 
+TEST_CASE("PaDiM left out: the closed form equals refitting without the image, in double", "[reference][padim]") {
+  torch::manual_seed(9);
+  const int64_t n = 12, d = 3;
+  const double regularization = 0.01;
+  const auto train = torch::randn({1, n, d});
+  const auto gaussian = adx::padim_gaussian(train, regularization);
+  const auto in_sample = adx::padim_distances(train, gaussian.mean, gaussian.inverse_covariance);
+  const auto got = adx::padim_left_out_distances(in_sample, n);
+  const auto t64 = train.to(torch::kFloat64)[0];
+  for (int64_t i = 0; i < n; ++i) {
+    // The other n - 1 images' mean and scatter, with the scatter divided by n - 1 (the closed form's
+    // normaliser) and by n - 2 (an exact refit).
+    Eigen::MatrixXd x(n - 1, d);
+    Eigen::VectorXd left(d);
+    for (int64_t r = 0, row = 0; r < n; ++r)
+      for (int64_t j = 0; j < d; ++j) {
+        if (r == i) left(j) = t64[r][j].item<double>();
+        else x(row, j) = t64[r][j].item<double>();
+        if (j == d - 1 && r != i) ++row;
+      }
+    const Eigen::RowVectorXd mean = x.colwise().mean();
+    const Eigen::MatrixXd centred = x.rowwise() - mean;
+    const Eigen::MatrixXd scatter = centred.transpose() * centred;
+    const Eigen::MatrixXd identity = Eigen::MatrixXd::Identity(d, d);
+    const Eigen::VectorXd delta = left - mean.transpose();
+    auto distance = [&](double normaliser) {
+      const Eigen::MatrixXd covariance = scatter / normaliser + regularization * identity;
+      return std::sqrt(delta.dot(covariance.inverse() * delta));
+    };
+    INFO("image " << i);
+    REQUIRE(got[0][i].item<double>() == Approx(distance(n - 1.0)).epsilon(1e-4));
+    // The stated difference from an exact refit: a factor (n - 1) / (n - 2) on the data covariance moves
+    // the distance by at most its square root.
+    const double exact = distance(n - 2.0), bound = std::sqrt((n - 1.0) / (n - 2.0));
+    REQUIRE(got[0][i].item<double>() <= exact * bound * (1 + 1e-4));
+    REQUIRE(got[0][i].item<double>() >= exact * (1 - 1e-4));
+  }
+  REQUIRE_THROWS_AS(adx::padim_left_out_distances(in_sample.slice(1, 0, 2), 2), adx::ValueError);
+}
+
 TEST_CASE("SPADE: image kNN score and pixel nearest distances by hand", "[reference][spade]") {
   const std::vector<Vec> train{{0, 0}, {1, 0}, {0, 2}, {5, 5}, {2, 2}, {-1, 0}};
   const std::vector<Vec> test{{0.4, 0.5}, {4, 4}};
@@ -110,6 +181,19 @@ TEST_CASE("SPADE: image kNN score and pixel nearest distances by hand", "[refere
     const double expected = (distances[0] + distances[1] + distances[2]) / 3.0;
     REQUIRE(scores[static_cast<int64_t>(i)].item<double>() == Approx(expected).epsilon(1e-6));
     REQUIRE(neighbours[static_cast<int64_t>(i)][0].item<int64_t>() == (i == 0 ? 0 : 3));
+  }
+  // Left out: training image i scored as a test image is never its own neighbour.
+  const auto own = torch::arange(static_cast<int64_t>(train.size()));
+  const auto [left_out, left_out_neighbours] = adx::spade_image_scores(tensor_of(train), tensor_of(train), k, own);
+  for (size_t i = 0; i < train.size(); ++i) {
+    Vec distances;
+    for (size_t j = 0; j < train.size(); ++j)
+      if (j != i) distances.push_back(l2(train[i], train[j]));
+    std::sort(distances.begin(), distances.end());
+    INFO("training image " << i);
+    REQUIRE(left_out[static_cast<int64_t>(i)].item<double>() ==
+            Approx((distances[0] + distances[1] + distances[2]) / 3.0).epsilon(1e-6));
+    REQUIRE((left_out_neighbours[static_cast<int64_t>(i)] != static_cast<int64_t>(i)).all().item<bool>());
   }
   // Pixel distances: each test position against every position of every gallery map.
   torch::manual_seed(1);

@@ -16,6 +16,29 @@ void RuntimeOptions::check(const std::string& prefix) const {
   check_device(device());
 }
 
+namespace {
+
+// What a threshold is set on: per-step scores where the kind has steps (steps never
+// scored left out, with their labels), else per-item scores.
+std::vector<double> threshold_values(const Scores& scores, const std::vector<int>* labels = nullptr,
+                                     std::vector<int>* kept_labels = nullptr) {
+  if (!scores.per_step.defined()) {
+    if (kept_labels) *kept_labels = *labels;
+    return scores.to_vector();
+  }
+  const auto steps = scores.per_step.to(torch::kFloat64).contiguous();
+  const double* v = steps.data_ptr<double>();
+  std::vector<double> out;
+  for (int64_t t = 0; t < steps.numel(); ++t) {
+    if (!std::isfinite(v[t])) continue;
+    out.push_back(v[t]);
+    if (kept_labels) kept_labels->push_back((*labels)[static_cast<size_t>(t)]);
+  }
+  return out;
+}
+
+}  // namespace
+
 void Detector::check_input(const Data& data, const char* what, bool at_fit) const {
   validate(data, what);
   const auto accepted = input_kinds();
@@ -71,7 +94,7 @@ void Detector::fit_impl(const Data& train_in, const Data* validation_in) {
                  "validation items have shape {} but training items have shape {}",
                  shape_string(validation_in->item_shape()), shape_string(train_in.item_shape()));
     validation = *validation_in;
-  } else if (runtime().validation_fraction() > 0) {
+  } else if (holds_out_validation() && runtime().validation_fraction() > 0) {
     const double fraction = runtime().validation_fraction();
     std::tie(train, validation) = kind.holdout(train_in, fraction);
   }
@@ -90,15 +113,31 @@ void Detector::fit_impl(const Data& train_in, const Data* validation_in) {
     throw OptionError(fmt::format("{}: cannot build the model for items of shape {} with its options: {}", type(),
                                   shape_string(item_shape_), describe_exception(e)));
   }
+  left_out_scores_ = torch::Tensor();
   fit_model(train_prepared, val_prepared);
   if (auto* m = model()) m->eval();
   fitted_ = true;
 
-  // Calibrate on held-out normal data when there is enough of it; BestF1 needs labels.
-  if (threshold_options().policy() != ThresholdPolicy::BestF1 &&
-      val_prepared.size() >= min_calibration_samples(threshold_options())) {
-    calibrate_raw(validation);
+  // Calibrate on held-out normal data, else on left-out training scores, when there are enough;
+  // BestF1 needs labels.
+  const int64_t needed = min_calibration_samples(threshold_options());
+  if (threshold_options().policy() != ThresholdPolicy::BestF1) {
+    if (val_prepared.size() >= needed) {
+      calibrate_raw(validation);
+    } else if (left_out_scores_.defined()) {
+      // An item with nothing left to compare against scores infinity; it says nothing about the threshold.
+      Scores left_out;
+      left_out.per_item = left_out_scores_.detach().to(torch::kCPU, torch::kFloat32).reshape({-1});
+      auto values = threshold_values(left_out);
+      values.erase(std::remove_if(values.begin(), values.end(), [](double v) { return !std::isfinite(v); }),
+                   values.end());
+      if (static_cast<int64_t>(values.size()) >= needed) {
+        threshold_ = fit_threshold(values, threshold_options());
+        calibrated_ = true;
+      }
+    }
   }
+  left_out_scores_ = torch::Tensor();
 }
 
 // Scores raw (validated) data chunk by chunk: preprocessing per chunk keeps the
@@ -149,29 +188,6 @@ torch::Tensor Detector::predict(const Data& data) {
   // Series and video are judged step by step (a step never scored is not flagged).
   return (scores.per_step.defined() ? scores.per_step : scores.per_item) > threshold_;
 }
-
-namespace {
-
-// What a threshold is set on: per-step scores where the kind has steps (steps never
-// scored left out, with their labels), else per-item scores.
-std::vector<double> threshold_values(const Scores& scores, const std::vector<int>* labels = nullptr,
-                                     std::vector<int>* kept_labels = nullptr) {
-  if (!scores.per_step.defined()) {
-    if (kept_labels) *kept_labels = *labels;
-    return scores.to_vector();
-  }
-  const auto steps = scores.per_step.to(torch::kFloat64).contiguous();
-  const double* v = steps.data_ptr<double>();
-  std::vector<double> out;
-  for (int64_t t = 0; t < steps.numel(); ++t) {
-    if (!std::isfinite(v[t])) continue;
-    out.push_back(v[t]);
-    if (kept_labels) kept_labels->push_back((*labels)[static_cast<size_t>(t)]);
-  }
-  return out;
-}
-
-}  // namespace
 
 void Detector::calibrate_raw(const Data& normal) {
   threshold_ = fit_threshold(threshold_values(score_raw(normal)), threshold_options());

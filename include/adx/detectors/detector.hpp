@@ -63,7 +63,8 @@ class Detector {
   virtual std::vector<std::string> input_kinds() const = 0;
 
   /// Learns from normal data. Holds out runtime.validation_fraction of it for
-  /// early stopping and for calibrating the threshold.
+  /// early stopping and for calibrating the threshold; detectors that keep every
+  /// training item (holds_out_validation() false) calibrate on left-out scores instead.
   void fit(const Data& train);
   /// Learns from `train`; `validation` (normal data) drives early stopping and calibration.
   void fit(const Data& train, const Data& validation);
@@ -118,6 +119,14 @@ class Detector {
   /// Fitted state outside the module.
   virtual void save_extra(TensorMap& /*state*/) const {}
   virtual void load_extra(const TensorMap& /*state*/) {}
+  /// Whether fit(train) holds out runtime.validation_fraction for early stopping and calibration.
+  /// Detectors without gradient training (memory banks, Gaussians) keep every item instead and
+  /// calibrate on set_left_out_scores().
+  virtual bool holds_out_validation() const { return true; }
+  /// Called from fit_model(): per-item scores of the training items, each scored without its own
+  /// contribution to the fitted state (leave-one-out). fit(train) sets the threshold on them when
+  /// no validation data was given or held out.
+  void set_left_out_scores(const torch::Tensor& per_item) { left_out_scores_ = per_item; }
   /// Scoring needs autograd (e.g. latent search); default scoring runs without it.
   virtual bool score_needs_grad() const { return false; }
   /// What preprocess = auto means for a kind; the kind's own default unless a detector knows better.
@@ -145,6 +154,7 @@ class Detector {
   const InputKind* kind_ = nullptr;
   Transform transform_;
   ProgressCallback progress_;
+  torch::Tensor left_out_scores_;
 };
 
 /// Base for detectors with an options struct `Options` that nests `runtime`,

@@ -80,10 +80,15 @@ Coreset greedy_coreset(const at::Tensor& points_in, int64_t size, int64_t start)
 }
 
 void nearest_neighbours(const at::Tensor& queries, const at::Tensor& bank, at::Tensor* distances,
-                        at::Tensor* indices, int64_t block_elements) {
+                        at::Tensor* indices, int64_t block_elements, const at::Tensor& query_groups,
+                        const at::Tensor& bank_groups) {
   ADX_CHECK_AS(ShapeError, queries.dim() == 2 && bank.dim() == 2 && queries.size(1) == bank.size(1) && bank.size(0) > 0,
                "nearest neighbours need Q x D queries and a non-empty M x D bank, got {} and {}",
                std::string(c10::str(queries.sizes())), std::string(c10::str(bank.sizes())));
+  const bool grouped = query_groups.defined() && bank_groups.defined();
+  ADX_CHECK_AS(ShapeError, !grouped || (query_groups.numel() == queries.size(0) && bank_groups.numel() == bank.size(0)),
+               "nearest neighbours got {} query groups for {} queries and {} bank groups for {} bank rows",
+               query_groups.numel(), queries.size(0), bank_groups.numel(), bank.size(0));
   torch::NoGradGuard no_grad;
   const int64_t q = queries.size(0), m = bank.size(0);
   const int64_t bank_block = std::max<int64_t>(1, std::min(m, block_elements / 256));
@@ -99,7 +104,12 @@ void nearest_neighbours(const at::Tensor& queries, const at::Tensor& bank, at::T
     for (int64_t mb = 0; mb < m; mb += bank_block) {
       const auto y = bank.slice(0, mb, std::min(m, mb + bank_block));
       // |x - y|^2 = |x|^2 + |y|^2 - 2 x.y, one GEMM per block.
-      const auto d2 = torch::addmm(x_sq + bank_sq.slice(0, mb, mb + y.size(0)).unsqueeze(0), x, y.t(), 1.0, -2.0);
+      auto d2 = torch::addmm(x_sq + bank_sq.slice(0, mb, mb + y.size(0)).unsqueeze(0), x, y.t(), 1.0, -2.0);
+      if (grouped) {
+        const auto same = query_groups.slice(0, qb, qb + x.size(0)).unsqueeze(1) ==
+                          bank_groups.slice(0, mb, mb + y.size(0)).unsqueeze(0);
+        d2.masked_fill_(same, std::numeric_limits<float>::infinity());
+      }
       const auto [value, index] = d2.min(1);
       const auto better = value < run_best;
       run_best.copy_(torch::where(better, value, run_best));

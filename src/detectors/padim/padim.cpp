@@ -44,6 +44,19 @@ void Padim::fit_model(const Data& train, const Data&) {
   const auto gaussian = padim_gaussian(embeddings, options_.regularization());
   mean_.copy_(gaussian.mean);
   inverse_covariance_.copy_(gaussian.inverse_covariance);
+  if (n < 3) return;  // one image left out of two leaves no covariance
+  const auto in_sample = padim_distances(embeddings, mean_, inverse_covariance_);
+  set_left_out_scores(
+      scores_from_distances(padim_left_out_distances(in_sample, n), train.x.size(2), train.x.size(3)).per_item);
+}
+
+torch::Tensor padim_left_out_distances(const torch::Tensor& distances, int64_t images) {
+  ADX_CHECK_AS(ValueError, images >= 3, "leave-one-out distances need at least 3 images, got {}", images);
+  const double n = static_cast<double>(images), c = n / (n - 1.0);
+  const auto m = distances.square();
+  // 1 - c m / (n - 1) > 0 for a regularised covariance (leverage below 1); the clamp guards rounding.
+  const auto denominator = (1.0 - m * (c / (n - 1.0))).clamp_min(1e-12);
+  return (m * (c * c) / denominator).sqrt();
 }
 
 PadimGaussian padim_gaussian(const torch::Tensor& embeddings, double regularization) {
@@ -65,17 +78,21 @@ torch::Tensor padim_distances(const torch::Tensor& embeddings, const torch::Tens
 }
 
 
-Scores Padim::score_model(const Batch& batch) {
-  std::vector<torch::Tensor> maps;
-  for_each_feature_batch(batch.x, [&](const std::map<std::string, torch::Tensor>& f, int64_t) {
-    const auto e = embed(f).index_select(1, channel_index_);                 // n x d x h x w
-    const auto distances = padim_distances(e.flatten(2).permute({2, 0, 1}), mean_, inverse_covariance_);  // P x n
-    maps.push_back(distances.t().reshape({e.size(0), 1, map_height_, map_width_}));
-  });
+Scores Padim::scores_from_distances(const torch::Tensor& distances, int64_t height, int64_t width) const {
   Scores s;
-  s.pixel_map = upsample_and_blur(torch::cat(maps), batch.x.size(2), batch.x.size(3), options_.blur_sigma());
+  s.pixel_map = upsample_and_blur(distances.t().reshape({distances.size(1), 1, map_height_, map_width_}), height,
+                                  width, options_.blur_sigma());
   s.per_item = s.pixel_map.flatten(1).amax(1);
   return s;
+}
+
+Scores Padim::score_model(const Batch& batch) {
+  std::vector<torch::Tensor> distances;
+  for_each_feature_batch(batch.x, [&](const std::map<std::string, torch::Tensor>& f, int64_t) {
+    const auto e = embed(f).index_select(1, channel_index_);  // n x d x h x w
+    distances.push_back(padim_distances(e.flatten(2).permute({2, 0, 1}), mean_, inverse_covariance_));  // P x n
+  });
+  return scores_from_distances(torch::cat(distances, 1), batch.x.size(2), batch.x.size(3));
 }
 
 }  // namespace adx

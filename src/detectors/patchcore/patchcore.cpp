@@ -1,6 +1,8 @@
 #include <adx/detectors/components/coreset.hpp>
 #include <adx/detectors/patchcore/patchcore.hpp>
 
+#include <limits>
+
 namespace adx {
 
 Patchcore::Patchcore(Options options) : BackboneDetector(std::move(options)) {
@@ -18,35 +20,55 @@ torch::Tensor Patchcore::embed(const std::map<std::string, torch::Tensor>& featu
 void Patchcore::fit_model(const Data& train, const Data&) {
   load_backbone_weights();
   std::vector<torch::Tensor> patches;
+  int64_t patches_per_image = 0;
   for_each_feature_batch(train.x, [&](const std::map<std::string, torch::Tensor>& f, int64_t) {
     const auto e = embed(f);
+    patches_per_image = e.size(2) * e.size(3);
     patches.push_back(e.permute({0, 2, 3, 1}).reshape({-1, e.size(1)}));
   });
   const auto all = torch::cat(patches);
   const int64_t n = all.size(0);
   const int64_t size = std::max<int64_t>(1, static_cast<int64_t>(static_cast<double>(n) * options_.coreset_ratio()));
+  torch::Tensor rows;  // the rows of `all` kept in the memory bank
   if (size >= n) {
-    memory_bank_ = all;
+    rows = torch::arange(n, torch::TensorOptions(torch::kLong).device(all.device()));
     coverage_radius_ = 0.0;
-    return;
+  } else {
+    // Select on a random projection (cheap distances), keep the full features of the chosen rows.
+    const int64_t components = std::min(all.size(1), johnson_lindenstrauss_dim(n, options_.projection_eps()));
+    const auto projection = sparse_random_projection(all.size(1), components).to(all.device());
+    const auto projected = torch::mm(all, projection).cpu();
+    const int64_t start = torch::randint(n, {1}, torch::kLong).item<int64_t>();
+    const auto coreset = greedy_coreset(projected, size, start);
+    coverage_radius_ = coreset.coverage_radius;
+    rows = torch::tensor(coreset.indices, torch::kLong).to(all.device());
   }
-  // Select on a random projection (cheap distances), keep the full features of the chosen rows.
-  const int64_t components = std::min(all.size(1), johnson_lindenstrauss_dim(n, options_.projection_eps()));
-  const auto projection = sparse_random_projection(all.size(1), components).to(all.device());
-  const auto projected = torch::mm(all, projection).cpu();
-  const int64_t start = torch::randint(n, {1}, torch::kLong).item<int64_t>();
-  const auto coreset = greedy_coreset(projected, size, start);
-  coverage_radius_ = coreset.coverage_radius;
-  const auto index = torch::tensor(coreset.indices, torch::kLong).to(all.device());
-  memory_bank_ = all.index_select(0, index).contiguous();
+  memory_bank_ = all.index_select(0, rows).contiguous();
+
+  // Threshold calibration: each training image scored against the memory without its own patches.
+  const int64_t images = train.size();
+  if (images < 2) return;
+  const auto bank_images = rows.div(patches_per_image, "floor");
+  const auto per_image = all.reshape({images, patches_per_image, all.size(1)});
+  std::vector<torch::Tensor> left_out;
+  for (int64_t b = 0; b < images; b += options_.feature_batch_size()) {
+    const int64_t e = std::min(images, b + options_.feature_batch_size());
+    const auto ids = torch::arange(b, e, bank_images.options());
+    left_out.push_back(
+        patchcore_scores(per_image.slice(0, b, e), memory_bank_, options_.neighbours(), ids, bank_images).image);
+  }
+  set_left_out_scores(torch::cat(left_out));
 }
 
-PatchcoreScores patchcore_scores(const torch::Tensor& patches, const torch::Tensor& memory_bank, int64_t neighbours) {
+PatchcoreScores patchcore_scores(const torch::Tensor& patches, const torch::Tensor& memory_bank, int64_t neighbours,
+                                 const torch::Tensor& image_ids, const torch::Tensor& bank_images) {
   const int64_t n = patches.size(0), p = patches.size(1);
   const int64_t k = std::min(neighbours, memory_bank.size(0));
   const auto flat = patches.reshape({n * p, patches.size(2)});
+  const bool left_out = image_ids.defined() && bank_images.defined();
   torch::Tensor distance, nearest;
-  nearest_neighbours(flat, memory_bank, &distance, &nearest);
+  nearest_neighbours(flat, memory_bank, &distance, &nearest, int64_t{1} << 24,
+                     left_out ? image_ids.repeat_interleave(p) : torch::Tensor(), bank_images);
   const auto patch_scores = distance.reshape({n, p});
   const auto nearest_index = nearest.reshape({n, p});
   // Re-weighting (Roth et al., eq. 7): the most anomalous patch m_test of each image, its nearest memory
@@ -55,7 +77,9 @@ PatchcoreScores patchcore_scores(const torch::Tensor& patches, const torch::Tens
   const auto rows = torch::arange(n, where.options());
   const auto worst_patch = patches.index({rows, where});                              // n x D
   const auto star = memory_bank.index_select(0, nearest_index.index({rows, where}));  // n x D
-  const auto star_to_bank = torch::cdist(star, memory_bank);                         // n x bank
+  auto star_to_bank = torch::cdist(star, memory_bank);                               // n x bank
+  if (left_out)
+    star_to_bank.masked_fill_(image_ids.unsqueeze(1) == bank_images.unsqueeze(0), std::numeric_limits<float>::infinity());
   const auto support = std::get<1>(star_to_bank.topk(k, 1, /*largest=*/false));      // n x k, m* first
   const auto support_features = memory_bank.index_select(0, support.flatten()).reshape({n, k, -1});
   const auto to_support = torch::cdist(worst_patch.unsqueeze(1), support_features).squeeze(1);  // n x k

@@ -1,6 +1,8 @@
 #include <adx/detectors/components/coreset.hpp>
 #include <adx/detectors/spade/spade.hpp>
 
+#include <limits>
+
 namespace adx {
 
 Spade::Spade(Options options) : BackboneDetector(std::move(options)) {
@@ -28,40 +30,71 @@ void Spade::fit_model(const Data& train, const Data&) {
   pooled_ = torch::cat(pooled);
   pyramid_.clear();
   for (auto& parts : pyramid) pyramid_.push_back(torch::cat(parts));
+
+  // Threshold calibration: each training image scored against the other training images.
+  const int64_t n = pooled_.size(0);
+  if (n < 2) return;
+  std::vector<torch::Tensor> left_out;
+  for (int64_t b = 0; b < n; b += options_.feature_batch_size()) {
+    const int64_t e = std::min(n, b + options_.feature_batch_size());
+    std::vector<torch::Tensor> pyramid_part;
+    for (const auto& layer : pyramid_) pyramid_part.push_back(layer.slice(0, b, e));
+    left_out.push_back(score_features(pooled_.slice(0, b, e), pyramid_part, train.x.size(2), train.x.size(3),
+                                      torch::arange(b, e, torch::TensorOptions(torch::kLong).device(pooled_.device())))
+                           .per_item);
+  }
+  set_left_out_scores(torch::cat(left_out));
+}
+
+Scores Spade::score_features(const torch::Tensor& pooled, const std::vector<torch::Tensor>& pyramid, int64_t height,
+                             int64_t width, const torch::Tensor& own_index) const {
+  // A training image scored left-out has one neighbour fewer to choose from.
+  const int64_t available = pooled_.size(0) - (own_index.defined() ? 1 : 0);
+  const int64_t k_image = std::min(options_.image_neighbours(), available);
+  const int64_t k_pixel = std::min(options_.pixel_neighbours(), available);
+  const auto [image_score, near_index] = spade_image_scores(pooled, pooled_, k_image, own_index);
+  std::vector<torch::Tensor> maps;
+  for (int64_t i = 0; i < pooled.size(0); ++i) {
+    const auto gallery_images = near_index[i].slice(0, 0, k_pixel);
+    torch::Tensor sum;
+    for (size_t l = 0; l < pyramid.size(); ++l) {
+      const auto distance = spade_pixel_distances(pyramid[l][i], pyramid_[l].index_select(0, gallery_images));
+      const auto map = upsample_and_blur(distance.unsqueeze(0).unsqueeze(0), height, width, 0.0);
+      sum = sum.defined() ? sum + map : map;
+    }
+    maps.push_back(sum / static_cast<double>(pyramid.size()));
+  }
+  Scores s;
+  s.per_item = image_score;
+  s.pixel_map = upsample_and_blur(torch::cat(maps), height, width, options_.blur_sigma());
+  return s;
 }
 
 Scores Spade::score_model(const Batch& batch) {
   ADX_CHECK_AS(NotFittedError, pooled_.defined(), "spade has no training features; fit it first");
-  const int64_t train_n = pooled_.size(0);
-  const int64_t k_image = std::min(options_.image_neighbours(), train_n);
-  const int64_t k_pixel = std::min(options_.pixel_neighbours(), train_n);
   const auto pyramid_layers = split_layers(options_.layers());
-  std::vector<torch::Tensor> image_scores, maps;
+  std::vector<Scores> parts;
   for_each_feature_batch(batch.x, [&](const std::map<std::string, torch::Tensor>& f, int64_t) {
-    const auto pooled = f.at(options_.image_layer()).mean({2, 3});
-    const auto [image_score, near_index] = spade_image_scores(pooled, pooled_, k_image);
-    image_scores.push_back(image_score);
-    for (int64_t i = 0; i < pooled.size(0); ++i) {
-      const auto gallery_images = near_index[i].slice(0, 0, k_pixel);
-      torch::Tensor sum;
-      for (size_t l = 0; l < pyramid_layers.size(); ++l) {
-        const auto distance =
-            spade_pixel_distances(f.at(pyramid_layers[l])[i], pyramid_[l].index_select(0, gallery_images));
-        const auto map = upsample_and_blur(distance.unsqueeze(0).unsqueeze(0), batch.x.size(2), batch.x.size(3), 0.0);
-        sum = sum.defined() ? sum + map : map;
-      }
-      maps.push_back(sum / static_cast<double>(pyramid_layers.size()));
-    }
+    std::vector<torch::Tensor> pyramid;
+    for (const auto& layer : pyramid_layers) pyramid.push_back(f.at(layer));
+    parts.push_back(score_features(f.at(options_.image_layer()).mean({2, 3}), pyramid, batch.x.size(2),
+                                   batch.x.size(3)));
   });
   Scores s;
-  s.per_item = torch::cat(image_scores);
-  s.pixel_map = upsample_and_blur(torch::cat(maps), batch.x.size(2), batch.x.size(3), options_.blur_sigma());
+  std::vector<torch::Tensor> items, maps;
+  for (const auto& part : parts) items.push_back(part.per_item), maps.push_back(part.pixel_map);
+  s.per_item = torch::cat(items);
+  s.pixel_map = torch::cat(maps);
   return s;
 }
 
 std::pair<torch::Tensor, torch::Tensor> spade_image_scores(const torch::Tensor& pooled_test,
-                                                           const torch::Tensor& pooled_train, int64_t k) {
-  const auto [near_distance, near_index] = torch::cdist(pooled_test, pooled_train).topk(k, 1, /*largest=*/false);
+                                                           const torch::Tensor& pooled_train, int64_t k,
+                                                           const torch::Tensor& own_index) {
+  auto distance = torch::cdist(pooled_test, pooled_train);
+  if (own_index.defined())
+    distance.scatter_(1, own_index.reshape({-1, 1}), std::numeric_limits<float>::infinity());
+  const auto [near_distance, near_index] = distance.topk(k, 1, /*largest=*/false);
   return {near_distance.mean(1), near_index};
 }
 

@@ -4,7 +4,8 @@
 // [0, 1] into named feature maps, a fitted state without gradient training,
 // and anomaly maps brought back to the input size and smoothed.
 // The backbone's weights are part of the fitted state, so one model file holds
-// everything needed to score.
+// everything needed to score. The state is built from every training image,
+// and the threshold from each training image scored without its own share.
 #include <adx/detectors/detector.hpp>
 #include <adx/nn/resnet.hpp>
 
@@ -99,6 +100,9 @@ class BackboneDetector : public DetectorWithOptions<Options> {
   }
 
   torch::nn::Module* model() override { return container_.get(); }
+  /// The fitted state holds every training image (anomalib does the same); each detector hands
+  /// fit() leave-one-image-out scores of the training images for the threshold instead.
+  bool holds_out_validation() const override { return false; }
   Preprocess auto_preprocess(const InputKind&) const override { return Preprocess::None; }
 
   Backbone backbone_{nullptr};

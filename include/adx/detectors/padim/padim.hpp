@@ -3,7 +3,7 @@
 // the normal patch embeddings (mean and covariance + 0.01 I over a random
 // subset of the backbone's channels); the anomaly map is the Mahalanobis
 // distance of each test patch, upsampled and blurred; the image score is the
-// map's maximum. ResNet-18 layers 1-3 with 100 channels by default (550 for
+// map's maximum. The threshold is calibrated on leave-one-image-out distances. ResNet-18 layers 1-3 with 100 channels by default (550 for
 // Wide-ResNet-50-2).
 #include <adx/detectors/components/feature_memory.hpp>
 
@@ -30,6 +30,14 @@ PadimGaussian padim_gaussian(const torch::Tensor& embeddings, double regularizat
 torch::Tensor padim_distances(const torch::Tensor& embeddings, const torch::Tensor& mean,
                               const torch::Tensor& inverse_covariance);
 
+/// Leave-one-image-out distances from the in-sample ones (P x n) of the n images the Gaussian was fitted
+/// on: the distance of each image to the Gaussian of the other n - 1, computed in closed form. Removing
+/// x_i moves the mean to mu_-i (so x_i - mu_-i = c u, u = x_i - mu, c = n / (n - 1)) and the scatter by
+/// -c u u^T; keeping the normaliser n - 1 makes the covariance change rank one, and Sherman-Morrison
+/// gives d_-i^2 = c^2 m / (1 - c m / (n - 1)) with m the in-sample squared distance. (An exact refit
+/// divides by n - 2: a factor (n - 1) / (n - 2) on the data part of the covariance.)
+torch::Tensor padim_left_out_distances(const torch::Tensor& distances, int64_t images);
+
 class Padim : public BackboneDetector<PadimOptions> {
  public:
   using Options = PadimOptions;
@@ -43,6 +51,8 @@ class Padim : public BackboneDetector<PadimOptions> {
 
  private:
   torch::Tensor embed(const std::map<std::string, torch::Tensor>& features) const;
+  /// Anomaly maps and image scores of P x n distances, for images of `height` x `width`.
+  Scores scores_from_distances(const torch::Tensor& distances, int64_t height, int64_t width) const;
   torch::Tensor channel_index_, mean_, inverse_covariance_;  // [d], [P, d], [P, d, d]
   int64_t map_height_ = 0, map_width_ = 0, total_channels_ = 0;  // of the concatenated layers
 };

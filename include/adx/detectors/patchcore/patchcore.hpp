@@ -6,6 +6,8 @@
 // random projection, the distance of every test patch to its nearest memory
 // patch as the anomaly map (upsampled, Gaussian blur sigma 4), and the image
 // score re-weighted by the softmax over the 9 nearest memory neighbours.
+// The memory comes from every training image; the threshold is set on each
+// training image's score against the memory without its own patches.
 #include <adx/detectors/components/feature_memory.hpp>
 
 namespace adx {
@@ -29,8 +31,11 @@ struct PatchcoreScores {
 };
 /// Each patch's nearest-memory distance, and each image's score: the largest patch distance
 /// s* times 1 - softmax_0 of the worst patch's distances to m* and its `neighbours` - 1
-/// nearest memory neighbours (Roth et al., eq. 7).
-PatchcoreScores patchcore_scores(const torch::Tensor& patches, const torch::Tensor& memory_bank, int64_t neighbours);
+/// nearest memory neighbours (Roth et al., eq. 7). With `image_ids` (n) and `bank_images` (M, the
+/// training image each memory row came from), an image never uses memory rows of its own id: the
+/// leave-one-image-out score of a training image.
+PatchcoreScores patchcore_scores(const torch::Tensor& patches, const torch::Tensor& memory_bank, int64_t neighbours,
+                                 const torch::Tensor& image_ids = {}, const torch::Tensor& bank_images = {});
 
 class Patchcore : public BackboneDetector<PatchcoreOptions> {
  public:

@@ -5,7 +5,8 @@
 // the anomaly map compares every pixel of a feature pyramid (layers 1-3) with
 // all pixels of the 5 nearest training images (nearest-feature distance per
 // layer, upsampled, averaged over layers, Gaussian blur sigma 4).
-// The fitted state is every training image's pooled feature and pyramid.
+// The fitted state is every training image's pooled feature and pyramid; the
+// threshold is set on each training image scored against the others.
 #include <adx/detectors/components/feature_memory.hpp>
 
 namespace adx {
@@ -24,8 +25,11 @@ struct SpadeOptions {
 
 /// SPADE's image score: the mean distance of each test image's pooled feature (n x C) to its
 /// `k` nearest training images' (N x C); also returns those neighbours' indices (n x k, nearest first).
+/// With `own_index` (n), test image i is training image own_index[i] and is not its own neighbour
+/// (leave-one-image-out; k must then be below N).
 std::pair<torch::Tensor, torch::Tensor> spade_image_scores(const torch::Tensor& pooled_test,
-                                                           const torch::Tensor& pooled_train, int64_t k);
+                                                           const torch::Tensor& pooled_train, int64_t k,
+                                                           const torch::Tensor& own_index = {});
 /// SPADE's pixel distances of one feature map (C x h x w): each position's distance to the
 /// nearest position of any gallery map (k x C x h' x w'), as h x w.
 torch::Tensor spade_pixel_distances(const torch::Tensor& test, const torch::Tensor& gallery);
@@ -45,6 +49,10 @@ class Spade : public BackboneDetector<SpadeOptions> {
   void load_extra(const TensorMap& state) override;
 
  private:
+  /// Scores from backbone features: pooled image_layer features (n x C) and the pyramid layers' maps,
+  /// for images of `height` x `width`; `own_index` as in spade_image_scores.
+  Scores score_features(const torch::Tensor& pooled, const std::vector<torch::Tensor>& pyramid, int64_t height,
+                        int64_t width, const torch::Tensor& own_index = {}) const;
   torch::Tensor pooled_;                    // N x C: globally pooled image_layer features
   std::vector<torch::Tensor> pyramid_;      // per pyramid layer: N x C x h x w
 };
