@@ -5,8 +5,11 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <fstream>
+#include <vector>
 #include <string>
 
 namespace adx::test {
@@ -102,6 +105,143 @@ inline Easy easy_oriented_images(int64_t n_train = 300, int64_t n_normal_test = 
   auto train = normal(n_train);
   auto normal_test = normal(n_normal_test);
   return make_easy(train, normal_test, torch::rand({n_anomalies, 1, 16, 16}));
+}
+
+/// Tabular, curved: normal items lie on a curved 2-dimensional surface in R^16, the image of
+/// (z1, z2, z1^2, z2^2, z1 z2) under a fixed linear map. Anomalies lie in the same 5-dimensional linear
+/// span and inside the normal range, but off the surface (moved along the curvature coordinates):
+/// a linear model (PCA residual, Mahalanobis) sees little, a model of the 2-D surface sees them.
+inline Easy curved_surface_tabular(int64_t n_train = 600, int64_t n_normal_test = 200, int64_t n_anomalies = 50,
+                                   double offset = 0.3) {
+  torch::manual_seed(2024);
+  const auto map = torch::randn({5, 16});
+  auto lift = [](const torch::Tensor& z) {
+    const auto a = z.select(1, 0), b = z.select(1, 1);
+    return torch::stack({a, b, a * a, b * b, a * b}, 1);
+  };
+  auto uniform_z = [](int64_t n) { return torch::rand({n, 2}) * 2 - 1; };
+  auto noise = [](int64_t n) { return 0.02 * torch::randn({n, 16}); };
+  auto train = lift(uniform_z(n_train)).matmul(map) + noise(n_train);
+  auto normal_test = lift(uniform_z(n_normal_test)).matmul(map) + noise(n_normal_test);
+  auto moved = lift(uniform_z(n_anomalies));
+  const auto signs = torch::randint(0, 2, {n_anomalies, 3}).to(torch::kFloat32) * 2 - 1;
+  moved.slice(1, 2, 5).add_(signs * (offset / std::sqrt(3.0)));
+  return make_easy(train, normal_test, moved.matmul(map) + noise(n_anomalies));
+}
+
+/// Tabular, on the manifold: normal items fill a ring (radius 0.6 to 1) in a 2-D plane of R^16; anomalies
+/// lie in the same plane, in the empty middle (radius below 0.25). They sit at the data's mean and have no
+/// residual, so distance to the mean, Mahalanobis and PCA residual rank them as normal or more so; only a
+/// model of where the data are dense sees them.
+inline Easy ring_gap_tabular(int64_t n_train = 600, int64_t n_normal_test = 200, int64_t n_anomalies = 50) {
+  torch::manual_seed(77);
+  const auto plane = torch::randn({2, 16});
+  auto ring = [&](int64_t n, double inner, double outer) {
+    const auto radius = (torch::rand({n}) * (outer * outer - inner * inner) + inner * inner).sqrt();
+    const auto angle = torch::rand({n}) * 6.2831853;
+    return torch::stack({radius * angle.cos(), radius * angle.sin()}, 1).matmul(plane) + 0.02 * torch::randn({n, 16});
+  };
+  auto train = ring(n_train, 0.6, 1.0);
+  auto normal_test = ring(n_normal_test, 0.6, 1.0);
+  return make_easy(train, normal_test, ring(n_anomalies, 0.0, 0.25));
+}
+
+/// Images 1 x size x size: `shapes` small plus signs (3 x 3, 5 pixels) of random brightness at random,
+/// non-touching places on a noisy background. An anomaly has one of them drawn as an X (also 5 pixels,
+/// same brightness range): a change of local structure with the same intensities, in images too varied
+/// for a linear model of the pixels.
+inline Easy scattered_shapes_images(int64_t n_train = 400, int64_t n_normal_test = 100, int64_t n_anomalies = 40,
+                                    int64_t size = 32, int64_t shapes = 12) {
+  torch::manual_seed(4242);
+  static const int plus[3][3] = {{0, 1, 0}, {1, 1, 1}, {0, 1, 0}};
+  static const int cross[3][3] = {{1, 0, 1}, {0, 1, 0}, {1, 0, 1}};
+  auto draw = [&](int64_t n, bool anomalous) {
+    auto x = 0.2 + 0.03 * torch::randn({n, 1, size, size});
+    const auto places = torch::randint(0, size - 2, {n, shapes, 200, 2}, torch::kLong);
+    const auto brightness = 0.6 + 0.3 * torch::rand({n, shapes});
+    const auto shape_noise = 0.03 * torch::randn({n, 1, size, size});
+    auto a = x.accessor<float, 4>();
+    auto noise = shape_noise.accessor<float, 4>();
+    auto p = places.accessor<int64_t, 4>();
+    auto b = brightness.accessor<float, 2>();
+    for (int64_t i = 0; i < n; ++i) {
+      std::vector<char> taken(static_cast<size_t>(size * size), 0);
+      for (int64_t s = 0; s < shapes; ++s) {
+        // The first free place among 200 draws (a shape and its 1-pixel border must not overlap another).
+        for (int64_t attempt = 0; attempt < 200; ++attempt) {
+          const int64_t r = p[i][s][attempt][0], c = p[i][s][attempt][1];
+          bool free = true;
+          for (int64_t y = std::max<int64_t>(0, r - 1); y < std::min(size, r + 4) && free; ++y)
+            for (int64_t xx = std::max<int64_t>(0, c - 1); xx < std::min(size, c + 4); ++xx)
+              if (taken[static_cast<size_t>(y * size + xx)]) free = false;
+          if (!free) continue;
+          const auto& form = anomalous && s == 0 ? cross : plus;
+          for (int64_t y = 0; y < 3; ++y)
+            for (int64_t xx = 0; xx < 3; ++xx) {
+              taken[static_cast<size_t>((r + y) * size + c + xx)] = 1;
+              if (form[y][xx]) a[i][0][r + y][c + xx] = b[i][s] + noise[i][0][r + y][c + xx];
+            }
+          break;
+        }
+      }
+    }
+    return x;
+  };
+  auto train = draw(n_train, false);
+  auto normal_test = draw(n_normal_test, false);
+  return make_easy(train, normal_test, draw(n_anomalies, true));
+}
+
+/// Images 1 x size x size: one glyph (7 x 5: a bar, a foot and a tooth, asymmetric every way) of random
+/// brightness at a random place on a noisy background. An anomaly is the glyph turned by 180 degrees: the
+/// same pixels and intensities and, over random places, the same pixel covariance (a pattern and its 180
+/// degree turn have the same autocorrelation), so no rule on pixel moments can separate them.
+inline Easy turned_glyph_images(int64_t n_train = 400, int64_t n_normal_test = 100, int64_t n_anomalies = 40,
+                                int64_t size = 32) {
+  torch::manual_seed(515);
+  auto glyph = torch::zeros({7, 5});
+  glyph.slice(1, 0, 2).fill_(1);                     // the bar
+  glyph.slice(0, 5, 7).fill_(1);                     // the foot
+  glyph.slice(0, 2, 4).slice(1, 2, 4).fill_(1);      // the tooth
+  auto draw = [&](int64_t n, bool turned) {
+    const auto form = turned ? glyph.flip({0, 1}) : glyph;
+    auto x = 0.2 + 0.03 * torch::randn({n, 1, size, size});
+    const auto rows = torch::randint(0, size - 7 + 1, {n}, torch::kLong);
+    const auto cols = torch::randint(0, size - 5 + 1, {n}, torch::kLong);
+    const auto brightness = 0.6 + 0.3 * torch::rand({n, 1, 1});
+    const auto stroke = brightness + 0.03 * torch::randn({n, 7, 5});
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t r = rows[i].item<int64_t>(), c = cols[i].item<int64_t>();
+      auto window = x[i][0].slice(0, r, r + 7).slice(1, c, c + 5);
+      window.copy_(torch::where(form > 0, stroke[i], window));
+    }
+    return x;
+  };
+  auto train = draw(n_train, false);
+  auto normal_test = draw(n_normal_test, false);
+  return make_easy(train, normal_test, draw(n_anomalies, true));
+}
+
+/// The best AUROC any trivial rule reaches on `test` (items flattened): the largest absolute value, the
+/// distance to the training mean, the Mahalanobis distance, and the PCA residual for every number of
+/// components (the best one picked with the test labels, which favours the rule).
+inline double trivial_rule_auroc(const torch::Tensor& train, const torch::Tensor& test, const std::vector<int>& labels) {
+  const auto x = train.reshape({train.size(0), -1}).to(torch::kFloat64);
+  const auto t = test.reshape({test.size(0), -1}).to(torch::kFloat64);
+  const auto mean = x.mean(0);
+  const auto centred = t - mean;
+  auto auroc = [&](const torch::Tensor& scores) { return adx::metrics::roc_auc(labels, to_doubles(scores)); };
+  double best = std::max(auroc(t.abs().amax(1)), auroc(centred.norm(2, 1)));
+  const int64_t d = x.size(1);
+  const auto covariance = (x - mean).t().matmul(x - mean) / static_cast<double>(x.size(0) - 1) +
+                          1e-6 * torch::eye(d, x.options());
+  best = std::max(best, auroc((centred.matmul(torch::linalg_inv(covariance)) * centred).sum(1)));
+  const auto basis = std::get<2>(torch::linalg_svd(x - mean, /*full_matrices=*/false));  // components x d
+  for (int64_t k = 1; k < std::min(d, basis.size(0)); ++k) {
+    const auto top = basis.slice(0, 0, k);
+    best = std::max(best, auroc((centred - centred.matmul(top.t()).matmul(top)).norm(2, 1)));
+  }
+  return best;
 }
 
 // Caps this process's address space for the lifetime of the object.
