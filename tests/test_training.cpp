@@ -71,6 +71,40 @@ TEST_CASE("early stopping restores exactly the weights of the best epoch", "[tra
   REQUIRE(same(copies(*model), best_weights));
 }
 
+TEST_CASE("early stopping ignores a warm-up: no epoch before it is kept or counted", "[training]") {
+  torch::manual_seed(3);
+  const auto x = torch::randn({256, 4}), y = x.matmul(torch::randn({4, 1})) + 0.3 * torch::randn({256, 1});
+  const auto vx = torch::randn({128, 4}), vy = vx.matmul(torch::randn({4, 1}));
+  auto data = adx::Data::tabular(torch::cat({x, y}, 1));
+  auto validation = adx::Data::tabular(torch::cat({vx, vy}, 1));
+  auto run = [&](int64_t warm_up, std::vector<int64_t>* improved) {
+    torch::manual_seed(5);
+    auto model = torch::nn::Linear(4, 1);
+    adx::TrainStep step;
+    step.name = "regression";
+    step.parameters = model->parameters();
+    auto loss = [&](const adx::Batch& batch) {
+      return (model->forward(batch.x.slice(1, 0, 4)) - batch.x.slice(1, 4, 5)).pow(2).mean();
+    };
+    step.loss = loss;
+    return adx::train_steps(
+        *model, data, validation, adx::TrainOptions().epochs(200).batch_size(32).lr(0.05).patience(4).weight_decay(0),
+        {step}, [&](const adx::Batch& batch, bool) { return loss(batch); },
+        [&](const adx::EpochReport& report) {
+          if (report.improved) improved->push_back(report.epoch);
+        },
+        "train", nullptr, warm_up);
+  };
+  std::vector<int64_t> plain_improved, warm_improved;
+  const auto plain = run(0, &plain_improved);
+  const int64_t warm_up = plain.best_epoch + 3;  // the plain run's best epoch lies inside this warm-up
+  const auto warm = run(warm_up, &warm_improved);
+  INFO("plain best epoch " << plain.best_epoch << ", with a warm-up of " << warm_up << ": " << warm.best_epoch);
+  REQUIRE(warm.best_epoch > warm_up);
+  REQUIRE(warm.epochs_run >= warm_up + 1);
+  REQUIRE(warm_improved.front() == warm_up + 1);  // the first epoch after the warm-up is the first candidate
+}
+
 TEST_CASE("learning-rate schedules follow their formulas", "[training]") {
   const double lr = 0.01;
   auto o = adx::TrainOptions().lr(lr).epochs(10);

@@ -91,7 +91,7 @@ TrainResult train_module(torch::nn::Module& module, const Data& train, const Dat
 TrainResult train_steps(torch::nn::Module& module, const Data& train, const Data& validation,
                         const TrainOptions& o, const std::vector<TrainStep>& steps, const BatchLoss& validation_loss,
                         const ProgressCallback& progress, const std::string& stage,
-                        const EpochHook& on_epoch_start) {
+                        const EpochHook& on_epoch_start, int64_t first_monitored_epoch) {
   check_options(o);
   ADX_CHECK_AS(OptionError, o.epochs() >= 1, "epochs must be >= 1, got {}", o.epochs());
   const auto& kind = train.input_kind();
@@ -163,7 +163,9 @@ TrainResult train_steps(torch::nn::Module& module, const Data& train, const Data
       const double val_loss = mean_loss_over(validation, std::max<int64_t>(batch_size, 1024), validation_loss);
       result.val_losses.push_back(val_loss);
       report.val_loss = val_loss;
-      if (std::isfinite(val_loss) && val_loss < best - o.min_delta()) {
+      if (epoch < first_monitored_epoch) {
+        // Warm-up: reported, but neither a candidate for the best state nor counted toward patience.
+      } else if (std::isfinite(val_loss) && val_loss < best - o.min_delta()) {
         best = val_loss;
         result.best_epoch = epoch + 1;
         best_state = snapshot_state(module);

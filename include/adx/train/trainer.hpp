@@ -105,11 +105,15 @@ struct TrainStep {
 
 /// The general loop behind train_module: per batch, every step in order.
 /// The reported training loss is the first step's; `validation_loss` drives
-/// early stopping. A non-finite mean loss of any step is a TrainingError naming it.
+/// early stopping. Epochs before `first_monitored_epoch` (0-based) are neither kept
+/// as the best state nor counted toward patience: a warm-up whose loss is not
+/// comparable with the later ones. A non-finite mean loss of any step is a
+/// TrainingError naming it.
 TrainResult train_steps(torch::nn::Module& module, const Data& train, const Data& validation,
                         const TrainOptions& options, const std::vector<TrainStep>& steps,
                         const BatchLoss& validation_loss, const ProgressCallback& progress = nullptr,
-                        const std::string& stage = "train", const EpochHook& on_epoch_start = nullptr);
+                        const std::string& stage = "train", const EpochHook& on_epoch_start = nullptr,
+                        int64_t first_monitored_epoch = 0);
 
 /// Copies of all parameters and buffers, for restoring a best state.
 std::vector<torch::Tensor> snapshot_state(torch::nn::Module& module);

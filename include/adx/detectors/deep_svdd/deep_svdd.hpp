@@ -139,9 +139,11 @@ class DeepSvdd : public DetectorWithOptions<DeepSvddOptions> {
       torch::NoGradGuard no_grad;
       net_->radius.copy_(torch::quantile(batch_distances.detach().sqrt(), 1.0 - options_.nu()));
     };
+    // With R = 0 during the warm-up the objective is not comparable with later epochs: early stopping
+    // watches only the epochs after it.
     train_steps(*net_, train, validation, options_.train(), {step},
                 [&](const Batch& in, bool) { return objective(net_->distance(in.x)); }, progress(), type(),
-                [&](int64_t e) { epoch = e; });
+                [&](int64_t e) { epoch = e; }, soft ? options_.warm_up_epochs() : 0);
   }
 
   Scores score_model(const Batch& batch) override {
