@@ -22,5 +22,6 @@
 #include <adx/metrics/metrics.hpp>
 #include <adx/metrics/pixel_metrics.hpp>
 #include <adx/metrics/series_metrics.hpp>
+#include <adx/serve/monitoring.hpp>
 #include <adx/threshold/threshold.hpp>
 #include <adx/train/trainer.hpp>

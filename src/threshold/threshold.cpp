@@ -272,4 +272,42 @@ double best_f1_threshold(const std::vector<int>& labels, const std::vector<doubl
   return metrics::best_f1(labels, scores).threshold;
 }
 
+void AdaptiveThresholdOptions::check(const std::string& prefix) const {
+  ADX_CHECK_AS(OptionError, window() >= 1, "option '{}window' must be at least 1, got {}", prefix, window());
+  ADX_CHECK_AS(OptionError, percentile() > 0 && percentile() < 100, "option '{}percentile' must be in (0, 100), got {}",
+               prefix, percentile());
+  ADX_CHECK_AS(OptionError, smoothing() > 0 && smoothing() <= 1, "option '{}smoothing' must be in (0, 1], got {}",
+               prefix, smoothing());
+  ADX_CHECK_AS(OptionError, max_rise() >= 0 && max_fall() >= 0,
+               "options '{}max_rise' and '{}max_fall' must be >= 0, got {} and {}", prefix, prefix, max_rise(),
+               max_fall());
+  ADX_CHECK_AS(OptionError, min_samples() >= 1 && min_samples() <= window(),
+               "option '{}min_samples' must be in [1, window = {}], got {}", prefix, window(), min_samples());
+}
+
+AdaptiveThreshold::AdaptiveThreshold(double initial, AdaptiveThresholdOptions options)
+    : options_(std::move(options)), value_(initial) {
+  check_options(options_);
+  ADX_CHECK_AS(ValueError, std::isfinite(initial), "adaptive threshold: the initial value must be finite, got {}",
+               initial);
+  lower_ = initial - options_.max_fall() * std::abs(initial);
+  upper_ = initial + options_.max_rise() * std::abs(initial);
+  recent_.reserve(static_cast<size_t>(options_.window()));
+}
+
+double AdaptiveThreshold::update(double score) {
+  ADX_CHECK_AS(ValueError, std::isfinite(score), "adaptive threshold: score {} is not finite", score);
+  if (recent_.size() < static_cast<size_t>(options_.window())) {
+    recent_.push_back(score);
+  } else {
+    recent_[next_] = score;
+    next_ = (next_ + 1) % recent_.size();
+  }
+  if (++seen_ >= options_.min_samples()) {
+    const double target = quantile(recent_, options_.percentile() / 100.0);
+    value_ = std::clamp(value_ + options_.smoothing() * (target - value_), lower_, upper_);
+  }
+  return value_;
+}
+
 }  // namespace adx

@@ -70,6 +70,45 @@ double pot_threshold(const std::vector<double>& normal_scores, double risk, doub
 double anomaly_ratio_threshold(const std::vector<double>& train_scores, const std::vector<double>& test_scores,
                                double ratio_percent);
 
+struct AdaptiveThresholdOptions {
+  ADX_OPTIONS_STRUCT;
+  /// Recent scores the target percentile is taken over.
+  ADX_ARG(int64_t, window) = 500;
+  /// Target percentile in (0, 100) of the recent scores.
+  ADX_ARG(double, percentile) = 99.0;
+  /// EMA weight of each new target, in (0, 1].
+  ADX_ARG(double, smoothing) = 0.05;
+  /// The threshold stays within [initial - max_fall * |initial|, initial + max_rise * |initial|]:
+  /// a slow drift of the scores cannot move it without limit.
+  ADX_ARG(double, max_rise) = 0.5;
+  ADX_ARG(double, max_fall) = 0.5;
+  /// Scores seen before the threshold starts to move (at most `window`).
+  ADX_ARG(int64_t, min_samples) = 100;
+
+ public:
+  void check(const std::string& prefix = "") const;
+};
+
+/// A threshold that follows recent scores: after each score, once `min_samples` have been seen,
+/// it moves by `smoothing` towards the target percentile of the last `window` scores and is
+/// clamped to its bounds around the initial value.
+class AdaptiveThreshold {
+ public:
+  AdaptiveThreshold(double initial, AdaptiveThresholdOptions options = AdaptiveThresholdOptions());
+  /// Records one score and returns the updated threshold.
+  double update(double score);
+  double value() const { return value_; }
+  double lower_bound() const { return lower_; }
+  double upper_bound() const { return upper_; }
+
+ private:
+  AdaptiveThresholdOptions options_;
+  double value_, lower_, upper_;
+  std::vector<double> recent_;  ///< ring buffer of the last `window` scores
+  size_t next_ = 0;
+  int64_t seen_ = 0;
+};
+
 struct SpotOptions {
   ADX_OPTIONS_STRUCT;
   /// Target probability q that a normal score exceeds the threshold.
