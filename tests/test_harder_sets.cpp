@@ -70,13 +70,9 @@ TEST_CASE("a glyph turned by 180 degrees: patch memory and rotation prediction s
   const auto data = adx::test::turned_glyph_images();
   SECTION("patchcore") {
     // 100 training images at 2x: the backbone's features have a stride of 4 and more.
-    namespace F = torch::nn::functional;
-    auto grow = [](const torch::Tensor& x) {
-      return F::interpolate(x, F::InterpolateFuncOptions().scale_factor(std::vector<double>{2, 2}).mode(torch::kNearest));
-    };
     auto grown = data;
-    grown.train = grow(data.train.slice(0, 0, 100));
-    grown.test = grow(data.test);
+    grown.train = adx::test::nearest_upscale(data.train.slice(0, 0, 100), 2 * data.train.size(2));
+    grown.test = adx::test::nearest_upscale(data.test, 2 * data.test.size(2));
     beats_trivial_rule(grown,
                        {{"patchcore", {{"backbone", "resnet18"}, {"layers", "layer1,layer2"}, {"runtime.threads", "2"},
                                        {"runtime.seed", "3"}}}},

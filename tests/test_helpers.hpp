@@ -107,6 +107,12 @@ inline Easy easy_oriented_images(int64_t n_train = 300, int64_t n_normal_test = 
   return make_easy(train, normal_test, torch::rand({n_anomalies, 1, 16, 16}));
 }
 
+/// Images resized to `size` x `size` by nearest neighbour (pixels repeated, no new values).
+inline torch::Tensor nearest_upscale(const torch::Tensor& images, int64_t size) {
+  namespace F = torch::nn::functional;
+  return F::interpolate(images, F::InterpolateFuncOptions().size(std::vector<int64_t>{size, size}).mode(torch::kNearest));
+}
+
 /// Tabular, curved: normal items lie on a curved 2-dimensional surface in R^16, the image of
 /// (z1, z2, z1^2, z2^2, z1 z2) under a fixed linear map. Anomalies lie in the same 5-dimensional linear
 /// span and inside the normal range, but off the surface (moved along the curvature coordinates):

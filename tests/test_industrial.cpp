@@ -43,6 +43,16 @@ adx::metrics::MapStack map_stack(const torch::Tensor& maps) {
   return {std::vector<float>(m.data_ptr<float>(), m.data_ptr<float>() + m.numel()), m.size(0), m.size(2), m.size(3)};
 }
 
+// SPADE's image AUROC with `options` on defects that change the image as a whole (a bright square over
+// a tenth of it), the easy images grown to 64 px.
+double spade_large_defect_auroc(const adx::OptionMap& options) {
+  const auto easy = adx::test::easy_images(120, 30, 20);
+  auto grow = [](const torch::Tensor& x) { return adx::test::nearest_upscale(x, 64).clamp(0, 1); };
+  auto spade = adx::make_detector("spade", options);
+  spade->fit(Data::images(grow(easy.train)));
+  return adx::metrics::roc_auc(easy.labels, spade->score(Data::images(grow(easy.test))).to_vector());
+}
+
 }  // namespace
 
 TEST_CASE("the synthetic data set has MVTec layout and masks that match their defects", "[industrial][data]") {
@@ -131,18 +141,9 @@ TEST_CASE("PaDiM, PatchCore and SPADE find synthetic defects and reload to ident
         // SPADE's image score compares globally pooled features; the last layer's mean little without
         // ImageNet weights. With an earlier layer pooled and defects that change the image as a whole (a
         // bright square over a tenth of it) it must separate clearly.
-        const auto easy = adx::test::easy_images(120, 30, 20);
-        namespace F = torch::nn::functional;
-        auto grow = [](const torch::Tensor& x) {
-          return F::interpolate(x, F::InterpolateFuncOptions().size(std::vector<int64_t>{64, 64}).mode(torch::kNearest))
-              .clamp(0, 1);
-        };
         auto spade_options = options;
         spade_options["image_layer"] = "layer2";
-        auto spade = adx::make_detector("spade", spade_options);
-        spade->fit(Data::images(grow(easy.train)));
-        const double easy_auroc =
-            adx::metrics::roc_auc(easy.labels, spade->score(Data::images(grow(easy.test))).to_vector());
+        const double easy_auroc = spade_large_defect_auroc(spade_options);
         INFO("spade image AUROC on large defects " << easy_auroc);
         REQUIRE(easy_auroc > 0.9);
       }
@@ -176,16 +177,8 @@ TEST_CASE("the default configurations find defects: PatchCore on Wide-ResNet-50-
   SECTION("spade") {
     // The default image score pools layer 4, which carries little with a random backbone: on defects that
     // change the image as a whole it must still beat chance clearly (0.79 here; layer 2 reaches 0.9, above).
-    auto detector = adx::make_detector("spade", common);
-    REQUIRE(detector->options_map().at("image_layer") == "layer4");
-    const auto easy = adx::test::easy_images(120, 30, 20);
-    namespace F = torch::nn::functional;
-    auto grow = [](const torch::Tensor& x) {
-      return F::interpolate(x, F::InterpolateFuncOptions().size(std::vector<int64_t>{64, 64}).mode(torch::kNearest))
-          .clamp(0, 1);
-    };
-    detector->fit(Data::images(grow(easy.train)));
-    const double auroc = adx::metrics::roc_auc(easy.labels, detector->score(Data::images(grow(easy.test))).to_vector());
+    REQUIRE(adx::make_detector("spade", common)->options_map().at("image_layer") == "layer4");
+    const double auroc = spade_large_defect_auroc(common);
     INFO("spade default image AUROC on large defects " << auroc);
     REQUIRE(auroc > 0.75);
   }

@@ -126,11 +126,10 @@ void Detector::fit_impl(const Data& train_in, const Data* validation_in) {
       calibrate_raw(validation);
     } else if (left_out_scores_.defined()) {
       // An item with nothing left to compare against scores infinity; it says nothing about the threshold.
-      Scores left_out;
-      left_out.per_item = left_out_scores_.detach().to(torch::kCPU, torch::kFloat32).reshape({-1});
-      auto values = threshold_values(left_out);
-      values.erase(std::remove_if(values.begin(), values.end(), [](double v) { return !std::isfinite(v); }),
-                   values.end());
+      const auto left_out = left_out_scores_.detach().to(torch::kCPU, torch::kFloat64).contiguous();
+      std::vector<double> values;
+      for (int64_t i = 0; i < left_out.numel(); ++i)
+        if (std::isfinite(left_out.data_ptr<double>()[i])) values.push_back(left_out.data_ptr<double>()[i]);
       if (static_cast<int64_t>(values.size()) >= needed) {
         threshold_ = fit_threshold(values, threshold_options());
         calibrated_ = true;

@@ -50,14 +50,11 @@ void Patchcore::fit_model(const Data& train, const Data&) {
   if (images < 2) return;
   const auto bank_images = rows.div(patches_per_image, "floor");
   const auto per_image = all.reshape({images, patches_per_image, all.size(1)});
-  std::vector<torch::Tensor> left_out;
-  for (int64_t b = 0; b < images; b += options_.feature_batch_size()) {
-    const int64_t e = std::min(images, b + options_.feature_batch_size());
-    const auto ids = torch::arange(b, e, bank_images.options());
-    left_out.push_back(
-        patchcore_scores(per_image.slice(0, b, e), memory_bank_, options_.neighbours(), ids, bank_images).image);
-  }
-  set_left_out_scores(torch::cat(left_out));
+  set_left_out_scores_by_batch(images, [&](int64_t begin, int64_t end) {
+    return patchcore_scores(per_image.slice(0, begin, end), memory_bank_, options_.neighbours(),
+                            torch::arange(begin, end, bank_images.options()), bank_images)
+        .image;
+  });
 }
 
 PatchcoreScores patchcore_scores(const torch::Tensor& patches, const torch::Tensor& memory_bank, int64_t neighbours,
@@ -67,7 +64,7 @@ PatchcoreScores patchcore_scores(const torch::Tensor& patches, const torch::Tens
   const auto flat = patches.reshape({n * p, patches.size(2)});
   const bool left_out = image_ids.defined() && bank_images.defined();
   torch::Tensor distance, nearest;
-  nearest_neighbours(flat, memory_bank, &distance, &nearest, int64_t{1} << 24,
+  nearest_neighbours(flat, memory_bank, &distance, &nearest, kNearestNeighbourBlock,
                      left_out ? image_ids.repeat_interleave(p) : torch::Tensor(), bank_images);
   const auto patch_scores = distance.reshape({n, p});
   const auto nearest_index = nearest.reshape({n, p});

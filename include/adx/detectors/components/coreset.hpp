@@ -30,12 +30,15 @@ struct Coreset {
 /// recomputing every distance. `points` is N x D float32 on the CPU.
 Coreset greedy_coreset(const at::Tensor& points, int64_t size, int64_t start);
 
+/// Distances nearest_neighbours computes per block by default.
+constexpr int64_t kNearestNeighbourBlock = int64_t{1} << 24;
+
 /// Distance of each query row to its nearest bank row, and that row's index, computed as
 /// x^2 + y^2 - 2xy in blocks of at most `block_elements` distances. With `query_groups` (Q) and
 /// `bank_groups` (M), integer labels such as the source image, a query never matches a bank row of
 /// its own group (leave-one-out); a query whose group holds the whole bank gets distance infinity.
 void nearest_neighbours(const at::Tensor& queries, const at::Tensor& bank, at::Tensor* distances,
-                        at::Tensor* indices, int64_t block_elements = int64_t{1} << 24,
+                        at::Tensor* indices, int64_t block_elements = kNearestNeighbourBlock,
                         const at::Tensor& query_groups = {}, const at::Tensor& bank_groups = {});
 
 }  // namespace adx
