@@ -19,7 +19,8 @@ mode="${1:-test}"
 shift || true
 
 packages=(cmake make g++ libtorch-dev libopenblas0-openmp libeigen3-dev catch2 libfmt-dev libgloo-dev
-          libstb-dev zlib1g-dev dataset-fashion-mnist libcli11-dev)
+          libstb-dev zlib1g-dev dataset-fashion-mnist libcli11-dev nlohmann-json3-dev libcpp-httplib-dev
+          pkg-config)
 # The tests export torchvision's models to check the C++ backbones against them.
 if [ "$mode" = test ]; then packages+=(python3 python3-torch python3-torchvision); fi
 case "$mode" in

@@ -7,8 +7,9 @@
 //   fashion_mnist --full --detectors all                every registered detector (the leaderboard)
 //   fashion_mnist --detectors vae --classes 0,5 --epochs 20 --threads 2
 //   fashion_mnist --detectors anogan --set anogan:search_steps=50
-#include "common/arguments.hpp"
 #include "common/one_vs_rest.hpp"
+
+#include <CLI/CLI.hpp>
 
 #include <algorithm>
 #include <cstdlib>
@@ -20,15 +21,6 @@ namespace {
 
 const char* kClassNames[10] = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                                "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
-
-void usage() {
-  std::cout << "usage: fashion_mnist [--full] [--detectors all|a,b] [--classes 0,1] [--epochs N]\n"
-               "                     [--set detector:key=value]... [--threads N] [--data DIR] [--save DIR]\n"
-               "                     [--progress]\n"
-               "detectors:";
-  for (const auto& name : adx::detector_names()) std::cout << " " << name;
-  std::cout << "\n";
-}
 
 // Dense detectors see flattened pixels; every other detector sees images.
 std::string kind_for(const std::string& name) {
@@ -42,53 +34,51 @@ std::string kind_for(const std::string& name) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::vector<std::string> detectors{"autoencoder", "denoising_autoencoder", "sparse_autoencoder", "vae",
-                                     "conv_autoencoder"};
-  std::vector<int64_t> classes{0, 1, 7};
-  std::string data_dir = adx::kFashionMnistDir, save_dir, epochs, threads = "0";
-  bool progress = false;
+  std::string detector_list = "autoencoder,denoising_autoencoder,sparse_autoencoder,vae,conv_autoencoder";
+  std::string class_list = "0,1,7", data_dir = adx::kFashionMnistDir, save_dir, epochs;
+  int threads = 0;
+  bool full = false, progress = false;
+  std::vector<std::string> sets;
+  CLI::App app{"one-vs-rest anomaly detection on Fashion-MNIST with adx's image detectors"};
+  app.add_flag("--full", full, "the full protocol: all 10 classes");
+  app.add_option("--detectors", detector_list, "detectors, comma-separated, or all")->capture_default_str();
+  app.add_option("--classes", class_list, "normal classes 0-9, comma-separated")->capture_default_str();
+  app.add_option("--epochs", epochs, "training epochs of every detector (default: each detector's own)");
+  app.add_option("--set", sets, "an option of one detector: detector:key=value");
+  app.add_option("--threads", threads, "threads (0 = all)")->capture_default_str();
+  app.add_option("--data", data_dir, "folder of the Fashion-MNIST IDX files")->capture_default_str();
+  app.add_option("--save", save_dir, "folder to save the first class's model of each detector to");
+  app.add_flag("--progress", progress, "draw a progress bar while training");
+  std::string known;
+  for (const auto& name : adx::detector_names()) known += " " + name;
+  app.footer("detectors:" + known);
+  CLI11_PARSE(app, argc, argv);
+  std::vector<std::string> detectors;
+  std::vector<int64_t> classes;
   std::map<std::string, adx::OptionMap> overrides;  // per detector, from --set
   try {
-    for (int i = 1; i < argc; ++i) {
-      const std::string arg = argv[i];
-      auto value = [&]() -> std::string {
-        if (i + 1 >= argc) throw adx::OptionError("missing value after " + arg);
-        return argv[++i];
-      };
-      if (arg == "--full") classes = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
-      else if (arg == "--detectors") {
-        detectors = adx::split_commas(value());
-        if (detectors == std::vector<std::string>{"all"}) {
-          // Every detector that learns from the images themselves; the backbone detectors (patchcore,
-          // padim, spade) need ImageNet weights and 3-channel photographs, see examples/industrial.cpp.
-          detectors.clear();
-          for (const auto& name : adx::detector_names())
-            if (name != "patchcore" && name != "padim" && name != "spade") detectors.push_back(name);
-        }
-      } else if (arg == "--set") {
-        const auto item = value();
-        const auto colon = item.find(':'), equals = item.find('=');
-        if (colon == std::string::npos || equals == std::string::npos || equals < colon)
-          throw adx::OptionError("--set takes detector:key=value, got '" + item + "'");
-        overrides[item.substr(0, colon)][item.substr(colon + 1, equals - colon - 1)] = item.substr(equals + 1);
-      }
-      else if (arg == "--classes") {
-        classes.clear();
-        for (const auto& c : adx::split_commas(value())) {
-          const bool digit = c.size() == 1 && c[0] >= '0' && c[0] <= '9';
-          if (!digit) throw adx::OptionError("--classes takes class numbers 0-9 separated by commas, got '" + c + "'");
-          classes.push_back(c[0] - '0');
-        }
-        if (classes.empty()) throw adx::OptionError("--classes needs at least one class number 0-9");
-      } else if (arg == "--epochs") epochs = value();
-      else if (arg == "--threads") threads = value();
-      else if (arg == "--data") data_dir = value();
-      else if (arg == "--save") save_dir = value();
-      else if (arg == "--progress") progress = true;
-      else if (arg == "--help" || arg == "-h") { usage(); return 0; }
-      else throw adx::OptionError("unknown argument '" + arg + "'");
+    detectors = adx::split_commas(detector_list);
+    if (detectors == std::vector<std::string>{"all"}) {
+      // Every detector that learns from the images themselves; the backbone detectors (patchcore,
+      // padim, spade) need ImageNet weights and 3-channel photographs, see examples/industrial.cpp,
+      // and an ensemble needs its members named (see examples/benchmarks/ensemble_benchmark.cpp).
+      detectors.clear();
+      for (const auto& name : adx::detector_names())
+        if (name != "patchcore" && name != "padim" && name != "spade" && name != "ensemble") detectors.push_back(name);
     }
-    const int used_threads = adx::set_num_threads(static_cast<int>(adx::examples::integer_argument("--threads", threads)));
+    for (const auto& item : sets) {
+      const auto colon = item.find(':'), equals = item.find('=');
+      if (colon == std::string::npos || equals == std::string::npos || equals < colon)
+        throw adx::OptionError("--set takes detector:key=value, got '" + item + "'");
+      overrides[item.substr(0, colon)][item.substr(colon + 1, equals - colon - 1)] = item.substr(equals + 1);
+    }
+    for (const auto& c : adx::split_commas(full ? "0,1,2,3,4,5,6,7,8,9" : class_list)) {
+      const bool digit = c.size() == 1 && c[0] >= '0' && c[0] <= '9';
+      if (!digit) throw adx::OptionError("--classes takes class numbers 0-9 separated by commas, got '" + c + "'");
+      classes.push_back(c[0] - '0');
+    }
+    if (classes.empty()) throw adx::OptionError("--classes needs at least one class number 0-9");
+    const int used_threads = adx::set_num_threads(threads);
     std::cout << "adx Fashion-MNIST one-vs-rest: " << classes.size() << " class(es), " << used_threads
               << " thread(s), BLAS " << adx::blas_info().name << ", data from " << data_dir << "\n";
     const auto train = adx::load_mnist_split(data_dir, "train");
@@ -101,7 +91,7 @@ int main(int argc, char** argv) {
     };
     std::vector<Row> rows;
     for (const auto& name : detectors) {
-      adx::OptionMap options{{"runtime.threads", threads}};
+      adx::OptionMap options{{"runtime.threads", std::to_string(threads)}};
       if (!epochs.empty()) options["train.epochs"] = epochs;
       for (const auto& kv : overrides[name]) options[kv.first] = kv.second;
       const auto kind = kind_for(name);

@@ -7,15 +7,14 @@
 //   industrial --data /data/mvtec --categories bottle,carpet --weights /models
 //   industrial --size 128 --train 50 --detectors patchcore --out results
 //   industrial --holdout 0.1      memory from 90% of train/good, threshold from the other 10%
-//   industrial --holdout 0.1      memory from 90% of train/good, threshold from the other 10%
 //
 // --weights DIR holds resnet18.pt and/or wide_resnet50_2.pt, exported once on a
 // machine with torchvision (see README). Without them the backbones start from
 // random weights: the methods still run, but their features are far weaker.
-#include "common/arguments.hpp"
-
 #include <adx/base.hpp>
 #include <adx/detectors/patchcore/patchcore.hpp>
+
+#include <CLI/CLI.hpp>
 
 #include <chrono>
 #include <filesystem>
@@ -42,37 +41,28 @@ struct Row {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string data_dir, out_dir = "industrial_results", weights_dir, threads = "0";
+  std::string data_dir, out_dir = "industrial_results", weights_dir;
+  int threads = 0;
   std::vector<std::string> categories, detectors{"patchcore", "padim", "spade"};
   int64_t size = 256, train_images = 200;
   double holdout = 0.0;
-  bool heatmaps = true;
+  bool no_heatmaps = false;
+  CLI::App app{"PatchCore, PaDiM and SPADE on an MVTec-layout folder (default: synthetic data written first)"};
+  app.add_option("--data", data_dir, "MVTec-layout folder (default: synthetic data under --out)");
+  app.add_option("--categories", categories, "categories to run (default: every folder)")->delimiter(',');
+  app.add_option("--detectors", detectors, "patchcore, padim, spade")->delimiter(',')->capture_default_str();
+  app.add_option("--weights", weights_dir, "folder with resnet18.pt / wide_resnet50_2.pt");
+  app.add_option("--size", size, "image size")->capture_default_str();
+  app.add_option("--train", train_images, "synthetic training images per category")->capture_default_str();
+  app.add_option("--out", out_dir, "output folder")->capture_default_str();
+  app.add_option("--threads", threads, "threads (0 = all)")->capture_default_str();
+  app.add_option("--holdout", holdout,
+                 "keep this fraction of train/good out of the memory to set the threshold (default 0: memory from "
+                 "every image, threshold from left-out scores)");
+  app.add_flag("--no-heatmaps", no_heatmaps, "skip the heatmap PNGs");
+  CLI11_PARSE(app, argc, argv);
+  const bool heatmaps = !no_heatmaps;
   try {
-    for (int i = 1; i < argc; ++i) {
-      const std::string arg = argv[i];
-      auto value = [&]() -> std::string {
-        if (i + 1 >= argc) throw adx::OptionError("missing value after " + arg);
-        return argv[++i];
-      };
-      if (arg == "--data") data_dir = value();
-      else if (arg == "--out") out_dir = value();
-      else if (arg == "--weights") weights_dir = value();
-      else if (arg == "--categories") categories = adx::split_commas(value());
-      else if (arg == "--detectors") detectors = adx::split_commas(value());
-      else if (arg == "--size") size = adx::examples::integer_argument(arg, value());
-      else if (arg == "--train") train_images = adx::examples::integer_argument(arg, value());
-      else if (arg == "--threads") threads = value();
-      else if (arg == "--holdout") holdout = adx::examples::number_argument(arg, value());
-      else if (arg == "--no-heatmaps") heatmaps = false;
-      else if (arg == "--help" || arg == "-h") {
-        std::cout << "usage: industrial [--data DIR] [--categories a,b] [--detectors patchcore,padim,spade]\n"
-                     "                  [--weights DIR] [--size N] [--train N] [--out DIR] [--threads N]\n"
-                     "                  [--holdout FRACTION] [--no-heatmaps]\n"
-                     "  --holdout: keep this fraction of train/good out of the memory to set the threshold\n"
-                     "             (default 0: memory from every image, threshold from left-out scores)\n";
-        return 0;
-      } else throw adx::OptionError("unknown argument '" + arg + "'");
-    }
     // Only the backbone detectors fit this example's protocol (pixel maps, heatmaps, weights folder).
     if (detectors.empty()) throw adx::OptionError("--detectors needs at least one detector");
     if (!(holdout >= 0 && holdout < 1)) throw adx::OptionError(fmt::format("--holdout must be in [0, 1), got {}", holdout));
@@ -80,7 +70,7 @@ int main(int argc, char** argv) {
       if (!adx::make_detector(name)->options_map().count("backbone"))
         throw adx::OptionError("--detectors: '" + name + "' is not an industrial detector; this example runs "
                                "patchcore, padim and spade");
-    const int used_threads = adx::set_num_threads(static_cast<int>(adx::examples::integer_argument("--threads", threads)));
+    const int used_threads = adx::set_num_threads(threads);
     if (data_dir.empty()) {
       data_dir = out_dir + "/synthetic";
       if (!fs::exists(data_dir + "/washer/train/good")) {
@@ -106,7 +96,7 @@ int main(int argc, char** argv) {
     for (const auto& category_name : categories) {
       const auto category = adx::load_mvtec_category(data_dir + "/" + category_name, {size, 0});
       for (const auto& name : detectors) {
-        adx::OptionMap options{{"runtime.threads", threads}};
+        adx::OptionMap options{{"runtime.threads", std::to_string(threads)}};
         const auto backbone = adx::make_detector(name)->options_map().at("backbone");
         const auto weights = weights_dir.empty() ? std::string() : weights_dir + "/" + backbone + ".pt";
         if (!weights.empty() && fs::exists(weights)) options["weights"] = weights;

@@ -22,6 +22,19 @@ adx::OptionMap quick(int epochs, adx::OptionMap extra = {}) {
   return o;
 }
 
+// An ensemble's options: its own, then each member's under "<member>." keys.
+adx::OptionMap ensemble_of(const std::vector<std::pair<std::string, adx::OptionMap>>& members, adx::OptionMap own) {
+  std::string names;
+  for (const auto& [name, options] : members) {
+    names += (names.empty() ? "" : ",") + name;
+    for (const auto& [key, value] : options) own[name + "." + key] = value;
+  }
+  own["members"] = names;
+  own["runtime.threads"] = "2";
+  own["runtime.seed"] = "7";
+  return own;
+}
+
 struct Case {
   std::string name;
   adx::OptionMap options;
@@ -49,6 +62,14 @@ std::vector<Case> cases() {
       {"anogan", quick(20, {{"latent", "16"}, {"width", "16"}, {"search_steps", "20"}}), true},
       {"f_anogan", quick(20, {{"latent", "16"}, {"width", "16"}, {"encoder_train.epochs", "20"}}), true},
       {"rotation", quick(4, {{"channels", "8,16"}, {"transformations", "geom"}, {"transforms_per_image", "4"}}), true},
+      {"ensemble",
+       ensemble_of({{"autoencoder", quick(40, {{"bottleneck", "3"}})}, {"vae", quick(40, {{"latent", "3"}})}}, {}),
+       false},
+      {"ensemble",
+       ensemble_of({{"conv_autoencoder", quick(15, {{"channels", "8,16"}, {"latent", "8"}})},
+                    {"deep_svdd", quick(10, {{"rep_dim", "8"}, {"pretrain_train.epochs", "10"}, {"train.lr", "0.001"}})}},
+                   {{"normalization", "rank"}, {"combination", "weighted"}, {"weights", "1,2"}}),
+       true},
   };
 }
 

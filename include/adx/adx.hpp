@@ -11,6 +11,7 @@
 #include <adx/detectors/f_anogan/f_anogan.hpp>
 #include <adx/detectors/dominant/dominant.hpp>
 #include <adx/detectors/edge_scorer/edge_scorer.hpp>
+#include <adx/detectors/ensemble/ensemble.hpp>
 #include <adx/detectors/forecaster/forecaster.hpp>
 #include <adx/detectors/ganomaly/ganomaly.hpp>
 #include <adx/detectors/lstm_autoencoder/lstm_autoencoder.hpp>

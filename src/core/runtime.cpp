@@ -10,6 +10,7 @@
 
 #include <dlfcn.h>
 
+#include <atomic>
 #include <cstdio>
 #include <mutex>
 #include <new>
@@ -18,7 +19,7 @@
 namespace adx {
 
 namespace {
-int g_threads = 0;  // 0 until the first set_num_threads
+std::atomic<int> g_threads{0};  // 0 until the first set_num_threads; scoring threads read it
 
 template <class Fn>
 Fn openblas_symbol(const char* name) {
@@ -73,7 +74,10 @@ int set_num_threads(int threads) {
   return wanted;
 }
 
-int num_threads() { return g_threads > 0 ? g_threads : 1; }
+int num_threads() {
+  const int threads = g_threads.load();
+  return threads > 0 ? threads : 1;
+}
 
 void seed_everything(uint64_t seed) { torch::manual_seed(seed); }
 

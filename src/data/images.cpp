@@ -12,6 +12,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <random>
 
@@ -91,9 +92,7 @@ void check_png_stream(const std::string& bytes, const std::string& path) {
 
 // Raw pixels as C x H x W uint8 -> float in [0, 1]. Only PNG, JPEG and BMP are decoded: stb
 // knows more formats, but each is more foreign code that hostile files can reach.
-at::Tensor decode(const std::string& path, int wanted_channels, int* channels_in_file) {
-  if (!fs::exists(path)) throw IoError(fmt::format("image {} does not exist", path));
-  const std::string bytes = read_regular_file(path, "image");
+at::Tensor decode_bytes(const std::string& bytes, const std::string& path, int wanted_channels, int* channels_in_file) {
   const bool png = bytes.compare(0, 8, "\x89PNG\r\n\x1a\n") == 0;
   const bool jpeg = bytes.size() >= 3 && bytes.compare(0, 3, "\xFF\xD8\xFF") == 0;
   const bool bmp = bytes.compare(0, 2, "BM") == 0;
@@ -113,7 +112,35 @@ at::Tensor decode(const std::string& path, int wanted_channels, int* channels_in
   return t.permute({2, 0, 1}).to(torch::kFloat32).div_(255.0).contiguous();
 }
 
+at::Tensor decode(const std::string& path, int wanted_channels, int* channels_in_file) {
+  if (!fs::exists(path)) throw IoError(fmt::format("image {} does not exist", path));
+  return decode_bytes(read_regular_file(path, "image"), path, wanted_channels, channels_in_file);
+}
+
 }  // namespace
+
+at::Tensor decode_image(const std::string& bytes, const std::string& what, int channels) {
+  ADX_CHECK_AS(ValueError, channels == 1 || channels == 3, "images decode to 1 or 3 channels, not {}", channels);
+  int in_file = 0;
+  return decode_bytes(bytes, what, channels, &in_file);
+}
+
+std::string encode_png(const at::Tensor& image) {
+  ADX_CHECK_AS(ShapeError, image.dim() == 3 && (image.size(0) == 1 || image.size(0) == 3),
+               "encode_png takes a 1 x H x W or 3 x H x W tensor, got {}", std::string(c10::str(image.sizes())));
+  const auto bytes = image.detach().to(torch::kCPU, torch::kFloat32).clamp(0, 1).mul(255.0).round()
+                         .to(torch::kUInt8).permute({1, 2, 0}).contiguous();
+  std::string out;
+  auto append = [](void* context, void* data, int size) {
+    static_cast<std::string*>(context)->append(static_cast<const char*>(data), static_cast<size_t>(size));
+  };
+  const int height = static_cast<int>(image.size(1)), width = static_cast<int>(image.size(2)),
+            channels = static_cast<int>(image.size(0));
+  ADX_CHECK_AS(IoError, stbi_write_png_to_func(append, &out, width, height, channels, bytes.data_ptr<uint8_t>(),
+                                               width * channels) != 0,
+               "cannot encode a {} x {} PNG", height, width);
+  return out;
+}
 
 at::Tensor read_image(const std::string& path) {
   int channels = 0;
@@ -126,16 +153,13 @@ at::Tensor read_mask(const std::string& path) {
 }
 
 void write_png(const std::string& path, const at::Tensor& image) {
-  ADX_CHECK_AS(ShapeError, image.dim() == 3 && (image.size(0) == 1 || image.size(0) == 3),
-               "write_png takes a 1 x H x W or 3 x H x W tensor, got {}", std::string(c10::str(image.sizes())));
-  const auto bytes = image.detach().to(torch::kCPU, torch::kFloat32).clamp(0, 1).mul(255.0).round()
-                         .to(torch::kUInt8).permute({1, 2, 0}).contiguous();
-  const int height = static_cast<int>(image.size(1)), width = static_cast<int>(image.size(2)),
-            channels = static_cast<int>(image.size(0));
+  const std::string png = encode_png(image);
   const std::string temp = path + ".tmp";
-  ADX_CHECK_AS(IoError, stbi_write_png(temp.c_str(), width, height, channels, bytes.data_ptr<uint8_t>(),
-                                       width * channels) != 0,
-               "cannot write {}", temp);
+  {
+    std::ofstream out(temp, std::ios::binary | std::ios::trunc);
+    out.write(png.data(), static_cast<std::streamsize>(png.size()));
+    ADX_CHECK_AS(IoError, out.good(), "cannot write {}", temp);
+  }
   std::error_code ec;
   fs::rename(temp, path, ec);
   ADX_CHECK_AS(IoError, !ec, "cannot rename {} to {}: {}", temp, path, ec.message());
@@ -173,6 +197,26 @@ at::Tensor fit_image_size(const at::Tensor& images, const ImageSize& size, bool 
     out = out.slice(2, start, start + size.crop).slice(3, start, start + size.crop);
   }
   return out.contiguous();
+}
+
+ImageFolder load_image_folder(const std::string& folder, int64_t size, int channels) {
+  ADX_CHECK_AS(IoError, fs::is_directory(folder), "image folder {} does not exist", folder);
+  ADX_CHECK_AS(ValueError, channels == 1 || channels == 3, "images load as 1 or 3 channels, not {}", channels);
+  ImageFolder out;
+  std::vector<at::Tensor> images;
+  for (const auto& f : image_files(folder)) {
+    int in_file = 0;
+    auto image = decode(f.string(), channels, &in_file).unsqueeze(0);
+    if (size > 0) image = fit_image_size(image, ImageSize{size, 0});
+    ADX_CHECK_AS(ShapeError, images.empty() || image.sizes() == images.front().sizes(),
+                 "image {} is {} x {} but {} is {} x {}; give a size to resize them all", f.string(), image.size(2),
+                 image.size(3), out.paths.front(), images.front().size(2), images.front().size(3));
+    images.push_back(image);
+    out.paths.push_back(f.string());
+  }
+  ADX_CHECK_AS(IoError, !images.empty(), "{} holds no images (png, jpg or bmp)", folder);
+  out.images = torch::cat(images);
+  return out;
 }
 
 MvtecCategory load_mvtec_category(const std::string& root, const ImageSize& size) {

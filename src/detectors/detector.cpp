@@ -1,5 +1,9 @@
+#include <adx/core/hash.hpp>
+#include <adx/data/drift_features.hpp>
 #include <adx/detectors/detector.hpp>
 
+#include <ctime>
+#include <chrono>
 #include <algorithm>
 #include <cmath>
 #include <tuple>
@@ -35,6 +39,41 @@ std::vector<double> threshold_values(const Scores& scores, const std::vector<int
     if (kept_labels) kept_labels->push_back((*labels)[static_cast<size_t>(t)]);
   }
   return out;
+}
+
+// The calibration scores kept for drift monitoring: at most this many, evenly spaced in sorted order.
+constexpr size_t kReferenceScores = 5000;
+
+std::vector<double> reference_scores(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  if (values.size() <= kReferenceScores) return values;
+  std::vector<double> kept(kReferenceScores);
+  for (size_t i = 0; i < kReferenceScores; ++i)
+    kept[i] = values[i * (values.size() - 1) / (kReferenceScores - 1)];
+  return kept;
+}
+
+std::string utc_now(const char* format) {
+  const std::time_t now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  std::tm utc{};
+  gmtime_r(&now, &utc);
+  char text[32];
+  std::strftime(text, sizeof(text), format, &utc);
+  return text;
+}
+
+ModelInfo fingerprint(const Data& train, const std::string& type) {
+  ModelInfo info;
+  info.created_at = utc_now("%Y-%m-%dT%H:%M:%SZ");
+  info.version = type + "-" + utc_now("%Y%m%dT%H%M%SZ");
+  info.adx_version = adx_version();
+  info.training_items = train.size();
+  info.training_shape = train.x.sizes().vec();
+  const auto values = train.x.detach().to(torch::kCPU, torch::kFloat32).contiguous();
+  Fnv1a hash;
+  hash.update(values.data_ptr(), values.nbytes());
+  info.training_hash = hash.hex();
+  return info;
 }
 
 }  // namespace
@@ -99,6 +138,13 @@ void Detector::fit_impl(const Data& train_in, const Data* validation_in) {
     std::tie(train, validation) = kind.holdout(train_in, fraction);
   }
 
+  info_ = fingerprint(train_in, type());
+  reference_ = DriftReference();
+  {
+    auto features = drift_features(train_in);
+    reference_.features = evenly_spaced_rows(features.values, kDriftReferenceRows).clone();
+    reference_.feature_names = std::move(features.names);
+  }
   transform_ = Transform(resolved_preprocess(kind));
   transform_.fit(kind.fit_values(train).to(torch::kFloat32));
   item_shape_ = train.item_shape();
@@ -133,6 +179,7 @@ void Detector::fit_impl(const Data& train_in, const Data* validation_in) {
       if (static_cast<int64_t>(values.size()) >= needed) {
         threshold_ = fit_threshold(values, threshold_options());
         calibrated_ = true;
+        reference_.scores = reference_scores(std::move(values));
       }
     }
   }
@@ -142,7 +189,8 @@ void Detector::fit_impl(const Data& train_in, const Data* validation_in) {
 // Scores raw (validated) data chunk by chunk: preprocessing per chunk keeps the
 // working set small and never materialises a second copy of the whole input.
 Scores Detector::score_raw(const Data& data) {
-  if (auto* m = model()) m->eval();
+  // Only a model left in training mode is switched: scoring threads share the module read-only.
+  if (auto* m = model(); m && m->is_training()) m->eval();
   std::unique_ptr<torch::NoGradGuard> no_grad;
   if (!score_needs_grad()) no_grad = std::make_unique<torch::NoGradGuard>();
   const auto& kind = data.input_kind();
@@ -189,8 +237,10 @@ torch::Tensor Detector::predict(const Data& data) {
 }
 
 void Detector::calibrate_raw(const Data& normal) {
-  threshold_ = fit_threshold(threshold_values(score_raw(normal)), threshold_options());
+  auto values = threshold_values(score_raw(normal));
+  threshold_ = fit_threshold(values, threshold_options());
   calibrated_ = true;
+  reference_.scores = reference_scores(std::move(values));
 }
 
 void Detector::calibrate(const Data& normal) {
@@ -227,7 +277,15 @@ double Detector::threshold() const {
   return threshold_;
 }
 
-void Detector::save(const std::string& path) const {
+void Detector::set_version(const std::string& version) {
+  ADX_CHECK_AS(ValueError, !version.empty() && version.size() <= 256,
+               "a model version must be 1 to 256 characters, got {}", version.size());
+  info_.version = version;
+}
+
+void Detector::save(const std::string& path) const { write_model_file(path, to_model_file()); }
+
+ModelFile Detector::to_model_file() const {
   ADX_CHECK_AS(NotFittedError, fitted_, "{}: save() called before fit()", type());
   ModelFile file;
   file.type = type();
@@ -239,7 +297,16 @@ void Detector::save(const std::string& path) const {
   auto* self = const_cast<Detector*>(this);
   if (auto* m = self->model()) module_state(*m, file.tensors, "model.");
   save_extra(file.tensors);
-  write_model_file(path, file);
+  info_.to_metadata(file.metadata);
+  if (reference_.features.defined()) {
+    file.tensors["meta.reference_features"] = reference_.features;
+    std::string names;
+    for (const auto& name : reference_.feature_names) names += (names.empty() ? "" : ",") + name;
+    file.metadata["reference_features"] = names;
+  }
+  if (!reference_.scores.empty())
+    file.tensors["meta.reference_scores"] = torch::tensor(reference_.scores, torch::kFloat64);
+  return file;
 }
 
 void Detector::restore(const ModelFile& file) {
@@ -299,6 +366,21 @@ void Detector::restore(const ModelFile& file) {
     m->eval();
   }
   load_extra(file.tensors);
+  info_ = ModelInfo::from_metadata(file.metadata);
+  reference_ = DriftReference();
+  if (auto it = file.tensors.find("meta.reference_features"); it != file.tensors.end()) {
+    auto names_it = file.metadata.find("reference_features");
+    const auto names = names_it == file.metadata.end() ? std::vector<std::string>() : split_commas(names_it->second);
+    ADX_CHECK_AS(IoError, it->second.dim() == 2 && it->second.size(1) == static_cast<int64_t>(names.size()),
+                 "model file has a drift reference of shape {} for {} feature names",
+                 shape_string(it->second.sizes().vec()), names.size());
+    reference_.features = it->second.to(torch::kFloat32);
+    reference_.feature_names = names;
+  }
+  if (auto it = file.tensors.find("meta.reference_scores"); it != file.tensors.end()) {
+    const auto scores = it->second.to(torch::kFloat64).contiguous().reshape({-1});
+    reference_.scores.assign(scores.data_ptr<double>(), scores.data_ptr<double>() + scores.numel());
+  }
   fitted_ = true;
 }
 

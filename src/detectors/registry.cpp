@@ -3,6 +3,7 @@
 #include <adx/detectors/cola/cola.hpp>
 #include <adx/detectors/dominant/dominant.hpp>
 #include <adx/detectors/edge_scorer/edge_scorer.hpp>
+#include <adx/detectors/ensemble/ensemble.hpp>
 #include <adx/detectors/forecaster/forecaster.hpp>
 #include <adx/detectors/lstm_autoencoder/lstm_autoencoder.hpp>
 #include <adx/detectors/tcn_autoencoder/tcn_autoencoder.hpp>
@@ -63,6 +64,7 @@ std::map<std::string, Entry> builtin_detectors() {
       {"dominant", {factory_for<Dominant>(), "DOMINANT: GCN dual reconstruction of attributes and (sparse) structure, per node"}},
       {"edge_scorer", {factory_for<EdgeScorer>(), "GCN embeddings and an MLP on endpoint pairs; unlikely edges score high"}},
       {"structural", {factory_for<Structural>(), "robust z-scores of degree, clustering, triangles, neighbour degree"}},
+      {"ensemble", {&Ensemble::create, "normalised scores of member detectors (z-score or rank), mean/max/weighted"}},
       {"forecaster", {factory_for<Forecaster>(), "LSTM forecast of the window's last steps, normalised error"}},
   };
 }

@@ -1,4 +1,5 @@
 #include <adx/core/error.hpp>
+#include <adx/core/hash.hpp>
 #include <adx/data/data.hpp>
 #include <adx/io/files.hpp>
 #include <adx/io/model_file.hpp>
@@ -8,6 +9,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <algorithm>
 #include <fstream>
 #include <unistd.h>
 
@@ -15,21 +17,6 @@ namespace adx {
 namespace {
 
 constexpr char kMagic[8] = {'A', 'D', 'X', 'M', 'O', 'D', 'E', 'L'};
-
-// FNV-1a, fed in pieces: the writer hashes the body at once, the reader as it streams.
-class Fnv1a {
- public:
-  void update(const char* bytes, size_t n) {
-    for (size_t i = 0; i < n; ++i) {
-      value_ ^= static_cast<unsigned char>(bytes[i]);
-      value_ *= 1099511628211ull;
-    }
-  }
-  uint64_t value() const { return value_; }
-
- private:
-  uint64_t value_ = 1469598103934665603ull;
-};
 
 template <class T>
 void put(std::string& out, T value) {
@@ -146,6 +133,48 @@ void write_model_file(const std::string& path, const ModelFile& model) {
     std::remove(tmp.c_str());
     throw IoError(fmt::format("cannot move model file into place at '{}': {}", path, reason));
   }
+}
+
+std::string adx_version() { return ADX_VERSION_STRING; }
+
+void ModelInfo::to_metadata(std::map<std::string, std::string>& metadata) const {
+  metadata["model_version"] = version;
+  metadata["created_at"] = created_at;
+  metadata["adx_version"] = adx_version;
+  metadata["training_items"] = std::to_string(training_items);
+  std::string shape;
+  for (const int64_t d : training_shape) shape += (shape.empty() ? "" : "x") + std::to_string(d);
+  metadata["training_shape"] = shape;
+  metadata["training_hash"] = training_hash;
+}
+
+ModelInfo ModelInfo::from_metadata(const std::map<std::string, std::string>& metadata) {
+  ModelInfo info;
+  auto get = [&](const char* key) {
+    auto it = metadata.find(key);
+    return it == metadata.end() ? std::string() : it->second;
+  };
+  info.version = get("model_version");
+  info.created_at = get("created_at");
+  info.adx_version = get("adx_version");
+  // Counts and shapes are facts for display only: a malformed one reads as unknown, never as an error.
+  const auto items = get("training_items");
+  if (!items.empty() && items.size() < 19 && items.find_first_not_of("0123456789") == std::string::npos)
+    info.training_items = std::stoll(items);
+  const auto shape = get("training_shape");
+  size_t begin = 0;
+  while (begin < shape.size() && info.training_shape.size() < kMaxFileTensorRank) {
+    const size_t end = std::min(shape.find('x', begin), shape.size());
+    const auto part = shape.substr(begin, end - begin);
+    if (part.empty() || part.size() >= 19 || part.find_first_not_of("0123456789") != std::string::npos) {
+      info.training_shape.clear();
+      break;
+    }
+    info.training_shape.push_back(std::stoll(part));
+    begin = end + 1;
+  }
+  info.training_hash = get("training_hash");
+  return info;
 }
 
 ModelFile read_model_file(const std::string& path) {

@@ -18,6 +18,11 @@ at::Tensor read_image(const std::string& path);
 /// Reads a mask file as a 1 x H x W float tensor of 0 / 1 (any nonzero pixel is a defect).
 at::Tensor read_mask(const std::string& path);
 
+/// Decodes PNG, JPEG or BMP bytes (an HTTP body, say) as a `channels` x H x W float tensor in [0, 1]
+/// (channels 1 = grey, 3 = RGB); `what` names the source in errors.
+at::Tensor decode_image(const std::string& bytes, const std::string& what, int channels = 3);
+/// A 1 x H x W or 3 x H x W tensor in [0, 1] as PNG bytes.
+std::string encode_png(const at::Tensor& image);
 /// Writes a C x H x W tensor in [0, 1] (C = 1 or 3) as a PNG, through a temp file and a rename.
 void write_png(const std::string& path, const at::Tensor& image);
 
@@ -36,6 +41,13 @@ struct ImageSize {
 /// Resizes (bilinear; nearest for masks) and center-crops N x C x H x W images.
 at::Tensor fit_image_size(const at::Tensor& images, const ImageSize& size, bool is_mask = false);
 
+/// The images directly in a folder (png, jpg, bmp), sorted by file name.
+struct ImageFolder {
+  at::Tensor images;               ///< N x channels x H x W in [0, 1]
+  std::vector<std::string> paths;  ///< one per image
+};
+/// Loads a folder of images; `size` > 0 resizes each to size x size, 0 needs them all of one size.
+ImageFolder load_image_folder(const std::string& folder, int64_t size = 0, int channels = 3);
 /// One category of an MVTec-layout folder, resized to one size.
 struct MvtecCategory {
   std::string root;

@@ -51,6 +51,14 @@ struct RuntimeOptions {
   /** Device, threads, seed, hold-out. */                                             \
   ADX_ARG_IN_SLOT(::adx::RuntimeOptions, runtime, 2) = ::adx::RuntimeOptions()
 
+/// What fit() keeps for drift monitoring (serve/production.hpp), saved in the model file.
+struct DriftReference {
+  torch::Tensor features;                  ///< up to kDriftReferenceRows rows of drift_features(training data)
+  std::vector<std::string> feature_names;  ///< one per column
+  std::vector<double> scores;              ///< the normal scores the threshold was set on (held-out or left-out)
+};
+inline constexpr int64_t kDriftReferenceRows = 2000;
+
 class Detector {
  public:
   virtual ~Detector() = default;
@@ -89,6 +97,15 @@ class Detector {
 
   /// Writes the detector to one file, atomically.
   void save(const std::string& path) const;
+  /// What save() writes (an ensemble nests its members' files in its own).
+  ModelFile to_model_file() const;
+  /// Names this model for deployments (recorded in the model file; `adx info` shows it).
+  /// fit() sets "<type>-<UTC time of fit>".
+  void set_version(const std::string& version);
+  /// Version, creation time, adx version and training-data fingerprint (empty before fit).
+  const ModelInfo& model_info() const { return info_; }
+  /// Reference values for drift monitoring (empty before fit, and in files from before they were kept).
+  const DriftReference& drift_reference() const { return reference_; }
   /// Restores fitted state from a model file (used by adx::load).
   void restore(const ModelFile& file);
   /// Checks every option's value (ranges, finiteness, the device); the first bad one
@@ -155,6 +172,8 @@ class Detector {
   Transform transform_;
   ProgressCallback progress_;
   torch::Tensor left_out_scores_;
+  ModelInfo info_;
+  DriftReference reference_;
 };
 
 /// Base for detectors with an options struct `Options` that nests `runtime`,

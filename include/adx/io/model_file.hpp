@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
 
 namespace adx {
 
@@ -34,6 +35,24 @@ struct ModelFile {
   std::map<std::string, std::string> metadata;  ///< facts about the fit, such as the input kind's name
   TensorMap tensors;  ///< fitted preprocessing, threshold, weights, buffers, memory banks
 };
+
+/// What a model file records about how its detector was made (metadata keys "model_version",
+/// "created_at", "adx_version", "training_items", "training_shape", "training_hash"); `adx info` prints it.
+struct ModelInfo {
+  std::string version;      ///< the deployment's name for this model (Detector::set_version)
+  std::string created_at;   ///< UTC time of fit, ISO 8601
+  std::string adx_version;  ///< the adx that fitted it
+  int64_t training_items = 0;            ///< items in the training data (before any hold-out)
+  std::vector<int64_t> training_shape;   ///< shape of the training values
+  std::string training_hash;             ///< FNV-1a of the training values as float32, 16 hex digits
+
+  void to_metadata(std::map<std::string, std::string>& metadata) const;
+  /// Files written before these records existed give an empty ModelInfo.
+  static ModelInfo from_metadata(const std::map<std::string, std::string>& metadata);
+};
+
+/// The version of this adx ("0.1.0").
+std::string adx_version();
 
 /// Writes atomically (temp file + rename). Tensors are stored from the CPU.
 void write_model_file(const std::string& path, const ModelFile& model);

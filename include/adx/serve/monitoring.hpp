@@ -55,4 +55,17 @@ class AnomalyRateAlert {
 double population_stability_index(const std::vector<double>& reference, const std::vector<double>& current,
                                   int bins = 10, double floor = 1e-4);
 
+/// Two-sample Kolmogorov–Smirnov test, two-sided.
+struct KsResult {
+  double statistic = 0.0;  ///< D = max |F_a(x) - F_b(x)| over all values x
+  double p_value = 1.0;    ///< probability of a D at least this large when both samples share one distribution
+  bool exact = false;      ///< whether p_value is exact (lattice paths) or asymptotic
+};
+
+/// D and its p-value. Exact (the lattice-path count of scipy's ks_2samp method="exact") when
+/// a.size() * b.size() <= `exact_limit`; above it, Kolmogorov's limiting distribution with
+/// Stephens' small-sample correction, lambda = (sqrt(e) + 0.12 + 0.11 / sqrt(e)) * D with
+/// e = n_a n_b / (n_a + n_b). Ties are handled as scipy does (both CDFs step past equal values).
+KsResult ks_two_sample(std::vector<double> a, std::vector<double> b, double exact_limit = 1e6);
+
 }  // namespace adx

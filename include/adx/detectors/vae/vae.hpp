@@ -9,6 +9,7 @@
 //   elbo                        -ELBO (Monte Carlo reconstruction term + KL)
 //   kl                          KL(q(z|x) || N(0, I))
 //   latent_mahalanobis          Mahalanobis distance of mu(x) to the training codes
+#include <adx/core/hash.hpp>
 #include <adx/detectors/components/reconstruction.hpp>
 #include <adx/nn/mlp.hpp>
 
@@ -182,9 +183,9 @@ class Vae : public ReconstructionDetector<VaeOptions, VaeNet> {
     const auto* bytes = reinterpret_cast<const unsigned char*>(values.data_ptr<float>());
     std::vector<torch::Tensor> noise;
     for (int64_t i = 0; i < items; ++i) {
-      uint64_t hash = 1469598103934665603ULL ^ static_cast<uint64_t>(options_.runtime().seed());
-      for (int64_t b = 0; b < width * 4; ++b) hash = (hash ^ bytes[i * width * 4 + b]) * 1099511628211ULL;
-      auto gen = at::detail::createCPUGenerator(hash);
+      Fnv1a hash(Fnv1a::kOffsetBasis ^ static_cast<uint64_t>(options_.runtime().seed()));
+      hash.update(bytes + i * width * 4, static_cast<size_t>(width * 4));
+      auto gen = at::detail::createCPUGenerator(hash.value());
       noise.push_back(at::randn(shape, gen, torch::TensorOptions().dtype(torch::kFloat32)));
     }
     return torch::stack(noise);

@@ -1,0 +1,121 @@
+#include "inputs.hpp"
+
+#include <adx/core/error.hpp>
+#include <adx/data/images.hpp>
+#include <adx/data/loaders.hpp>
+#include <adx/io/files.hpp>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <sstream>
+
+namespace adx::cli {
+namespace fs = std::filesystem;
+
+namespace {
+
+bool ends_with(const std::string& text, const std::string& suffix) {
+  return text.size() >= suffix.size() && text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+bool is_idx(const std::string& path) {
+  return path.find("-ubyte") != std::string::npos || path.find(".idx") != std::string::npos;
+}
+
+// An image stack N x H x W (grey) or N x C x H x W; uint8 pixels become [0, 1].
+Data images_from(torch::Tensor x) {
+  if (x.scalar_type() == torch::kUInt8) x = x.to(torch::kFloat32).div_(255.0);
+  if (x.dim() == 3) x = x.unsqueeze(1);
+  return Data::images(x.to(torch::kFloat32));
+}
+
+}  // namespace
+
+Data read_data(const std::string& path, const InputOptions& options) {
+  const auto& kind = options.kind;
+  ADX_CHECK_AS(OptionError, kind == "auto" || kind == "tabular" || kind == "image" || kind == "series",
+               "--kind takes auto, tabular, image or series, got '{}'", kind);
+  if (fs::is_directory(path)) {
+    ADX_CHECK_AS(OptionError, kind == "auto" || kind == "image", "{} is a folder: only images are read from folders",
+                 path);
+    return Data::images(load_image_folder(path, options.image_size, options.channels).images);
+  }
+  if (kind == "series") {
+    ADX_CHECK_AS(OptionError, options.window >= 1, "series data needs --window (steps per window)");
+    const auto series = ends_with(path, ".npy") ? load_series_npy(path) : load_series_csv(path);
+    return Data::series(series.values, Windows{options.window, options.stride}, series.timestamps);
+  }
+  torch::Tensor x;
+  if (ends_with(path, ".npy")) x = load_npy(path);
+  else if (is_idx(path)) x = load_idx(path);
+  else if (ends_with(path, ".csv") || ends_with(path, ".txt") || kind == "tabular") x = load_csv(path);
+  else
+    throw IoError(fmt::format("cannot tell what {} holds: use .csv, .npy, an IDX file or a folder of images", path));
+  if (kind == "image" || (kind == "auto" && x.dim() >= 3)) {
+    ADX_CHECK_AS(ShapeError, x.dim() == 3 || x.dim() == 4, "{} holds a tensor of shape {}; images are N x H x W or "
+                 "N x C x H x W", path, shape_string(x.sizes().vec()));
+    return images_from(x);
+  }
+  ADX_CHECK_AS(ShapeError, x.dim() == 2, "{} holds a tensor of shape {}; a table is N x D", path,
+               shape_string(x.sizes().vec()));
+  return Data::tabular(x.to(torch::kFloat32));
+}
+
+std::vector<int> read_labels(const InputOptions& options, int64_t expected) {
+  ADX_CHECK_AS(OptionError, !options.labels.empty(), "labels are needed: give --labels FILE");
+  const auto& path = options.labels;
+  torch::Tensor raw;
+  if (ends_with(path, ".npy")) raw = load_npy(path);
+  else if (is_idx(path)) raw = load_idx(path);
+  else raw = load_csv(path, CsvOptions{',', 0});
+  raw = raw.reshape({-1}).to(torch::kFloat64).contiguous();
+  ADX_CHECK_AS(ShapeError, raw.numel() == expected, "{} holds {} labels for {} items", path, raw.numel(), expected);
+  double normal = 0.0;
+  const bool by_class = !options.normal_label.empty();
+  if (by_class) detail::option_from_string("--normal-label", options.normal_label, normal);
+  std::vector<int> labels(static_cast<size_t>(expected));
+  for (int64_t i = 0; i < expected; ++i) {
+    const double v = raw.data_ptr<double>()[i];
+    ADX_CHECK_AS(ValueError, std::isfinite(v), "{}: label {} is not a number", path, i);
+    labels[static_cast<size_t>(i)] = by_class ? (v != normal) : (v != 0.0);
+  }
+  return labels;
+}
+
+OptionMap read_option_arguments(const std::vector<std::string>& pairs, const std::string& json_file) {
+  OptionMap map;
+  if (!json_file.empty()) {
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(read_regular_file(json_file, "options file"));
+    } catch (const nlohmann::json::exception& e) {
+      throw OptionError(fmt::format("options file {} is not valid JSON: {}", json_file, e.what()));
+    }
+    ADX_CHECK_AS(OptionError, j.is_object(), "options file {} must hold a JSON object", json_file);
+    // {"train": {"epochs": 5}} and {"train.epochs": 5} both give train.epochs=5.
+    std::function<void(const nlohmann::json&, const std::string&)> flatten = [&](const nlohmann::json& node,
+                                                                                const std::string& prefix) {
+      for (const auto& [key, value] : node.items()) {
+        const std::string name = prefix + key;
+        if (value.is_object()) flatten(value, name + ".");
+        else if (value.is_string()) map[name] = value.get<std::string>();
+        else if (value.is_array()) {
+          std::string joined;
+          for (const auto& item : value) joined += (joined.empty() ? "" : ",") + (item.is_string() ? item.get<std::string>() : item.dump());
+          map[name] = joined;
+        } else map[name] = value.dump();
+      }
+    };
+    flatten(j, "");
+  }
+  for (const auto& pair : pairs) {
+    const auto eq = pair.find('=');
+    ADX_CHECK_AS(OptionError, eq != std::string::npos && eq > 0, "options are key=value, got '{}'", pair);
+    map[pair.substr(0, eq)] = pair.substr(eq + 1);
+  }
+  return map;
+}
+
+}  // namespace adx::cli

@@ -1,0 +1,35 @@
+#pragma once
+// How the `adx` command reads data and labels from the paths it is given.
+#include <adx/core/options.hpp>
+#include <adx/data/data.hpp>
+
+#include <string>
+#include <vector>
+
+namespace adx::cli {
+
+struct InputOptions {
+  std::string kind = "auto";  ///< auto, tabular, image or series
+  int64_t window = 0;         ///< series: steps per window
+  int64_t stride = 1;         ///< series: steps between windows
+  int64_t image_size = 0;     ///< image folders: resize to S x S (0 = keep)
+  int channels = 3;           ///< image folders: 1 (grey) or 3 (RGB)
+  std::string labels;         ///< a label file: CSV/text (one per line), NPY or IDX
+  /// With labels: items whose label equals this are normal, every other label is an anomaly.
+  /// Unset (empty): labels are 0 = normal, anything else = anomaly.
+  std::string normal_label;
+};
+
+/// Reads `path`: a CSV or NPY table, an NPY image stack (N x H x W or N x C x H x W), an IDX
+/// image file (the MNIST family, .gz or not), a folder of images, or (kind series) a series
+/// CSV with a header or an NPY of T x D.
+Data read_data(const std::string& path, const InputOptions& options);
+
+/// The labels of `options.labels` as 0 (normal) / 1 (anomaly); `expected` items must match.
+std::vector<int> read_labels(const InputOptions& options, int64_t expected);
+
+/// `key=value` arguments and a JSON options file (nested objects flatten to "a.b" keys) as one map;
+/// key=value entries win over the file.
+OptionMap read_option_arguments(const std::vector<std::string>& pairs, const std::string& json_file);
+
+}  // namespace adx::cli

@@ -1,0 +1,361 @@
+// The adx command line: list, fit, score, eval, info and serve.
+// Exit codes: 0 success, 1 a user error (one line on stderr), 2 a usage error.
+#include "inputs.hpp"
+
+#include <adx/base.hpp>
+#include <adx/data/images.hpp>
+#include <adx/serve/production.hpp>
+#include <adx/serve/server.hpp>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <thread>
+#include <unistd.h>
+
+namespace {
+
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+void add_input_flags(CLI::App* cmd, adx::cli::InputOptions& in, bool labels) {
+  cmd->add_option("--kind", in.kind, "what the data is: auto, tabular, image or series")->capture_default_str();
+  cmd->add_option("--window", in.window, "series: steps per window");
+  cmd->add_option("--stride", in.stride, "series: steps between windows")->capture_default_str();
+  cmd->add_option("--image-size", in.image_size, "image folders: resize every image to S x S");
+  cmd->add_option("--channels", in.channels, "image folders: 1 (grey) or 3 (RGB)")->capture_default_str();
+  if (labels) {
+    cmd->add_option("--labels", in.labels, "labels, one per item: CSV/text, NPY or IDX");
+    cmd->add_option("--normal-label", in.normal_label,
+                    "the label of normal items (every other is an anomaly); default: 0 normal, else anomaly");
+  }
+}
+
+// fit --labels/--normal-label: train on the normal items only (one class of a labelled set).
+adx::Data normal_items(const adx::Data& data, const adx::cli::InputOptions& in) {
+  if (in.labels.empty()) return data;
+  ADX_CHECK_AS(adx::OptionError, data.kind_name() == adx::kinds::kTabular || data.kind_name() == adx::kinds::kImage,
+               "--labels at fit selects rows or images, not {} items", data.kind_name());
+  const auto labels = adx::cli::read_labels(in, data.size());
+  std::vector<int64_t> keep;
+  for (size_t i = 0; i < labels.size(); ++i)
+    if (labels[i] == 0) keep.push_back(static_cast<int64_t>(i));
+  ADX_CHECK_AS(adx::ValueError, !keep.empty(), "no item is labelled normal in {}", in.labels);
+  return data.select(torch::tensor(keep, torch::kLong));
+}
+
+std::string markdown_table(const std::vector<std::pair<std::string, std::string>>& rows) {
+  std::string out = "| metric | value |\n|---|---|\n";
+  for (const auto& [k, v] : rows) out += "| " + k + " | " + v + " |\n";
+  return out;
+}
+
+int run_list(bool as_json, const std::string& only) {
+  json all = json::array();
+  for (const auto& info : adx::detector_infos()) {
+    if (!only.empty() && info.name != only) continue;
+    const auto detector = adx::make_detector(info.name);
+    const auto options = detector->options_map();
+    const auto kinds = detector->input_kinds();
+    all.push_back({{"name", info.name}, {"description", info.description}, {"input_kinds", kinds}, {"options", options}});
+  }
+  ADX_CHECK_AS(adx::OptionError, !all.empty(), "unknown detector '{}'; `adx list` shows them all", only);
+  if (as_json) {
+    std::cout << all.dump(2) << "\n";
+    return 0;
+  }
+  for (const auto& d : all) {
+    std::string kinds;
+    for (const auto& k : d["input_kinds"]) kinds += (kinds.empty() ? "" : ", ") + k.get<std::string>();
+    std::cout << fmt::format("{:<22} {}  [{}]\n", d["name"].get<std::string>(), d["description"].get<std::string>(),
+                             kinds);
+    if (!only.empty())
+      for (const auto& [key, value] : d["options"].items())
+        std::cout << fmt::format("    {:<40} = {}\n", key, value.get<std::string>());
+  }
+  if (only.empty()) std::cout << "\n`adx list <detector>` shows a detector's options and their defaults.\n";
+  return 0;
+}
+
+int run_fit(const std::string& name, const std::string& data_path, const std::vector<std::string>& pairs,
+            const std::string& json_file, const std::string& out, const std::string& version, bool progress,
+            const adx::cli::InputOptions& in) {
+  auto options = adx::cli::read_option_arguments(pairs, json_file);
+  auto detector = adx::make_detector(name, options);
+  const auto data = normal_items(adx::cli::read_data(data_path, in), in);
+  if (progress) detector->set_progress(adx::terminal_progress_bar());
+  std::cerr << fmt::format("adx: fitting {} on {} {} items of shape {}\n", name, data.size(), data.kind_name(),
+                           adx::shape_string(data.item_shape()));
+  detector->fit(data);
+  if (!version.empty()) detector->set_version(version);
+  detector->save(out);
+  std::cerr << fmt::format("adx: wrote {} (threshold {})\n", out,
+                           detector->calibrated() ? fmt::format("{:.6g}", detector->threshold()) : "not calibrated");
+  return 0;
+}
+
+int run_score(const std::string& model_path, const std::string& data_path, const std::string& out,
+              const std::string& maps_dir, const adx::cli::InputOptions& in) {
+  auto detector = adx::load(model_path);
+  const auto data = adx::cli::read_data(data_path, in);
+  const auto scores = detector->score(data);
+  const auto values = scores.to_vector();
+  std::string csv = detector->calibrated() ? "item,score,anomaly\n" : "item,score\n";
+  for (size_t i = 0; i < values.size(); ++i) {
+    csv += fmt::format("{},{:.9g}", i, values[i]);
+    if (detector->calibrated()) csv += values[i] > detector->threshold() ? ",1" : ",0";
+    csv += "\n";
+  }
+  if (out.empty() || out == "-") {
+    std::cout << csv;
+  } else {
+    const std::string tmp = out + ".tmp";
+    std::ofstream(tmp, std::ios::trunc) << csv;
+    ADX_CHECK_AS(adx::IoError, std::ifstream(tmp).good(), "cannot write {}", tmp);
+    fs::rename(tmp, out);
+    std::cerr << fmt::format("adx: wrote {} scores to {}\n", values.size(), out);
+  }
+  if (!maps_dir.empty()) {
+    ADX_CHECK_AS(adx::OptionError, scores.pixel_map.defined(), "{} makes no anomaly maps; drop --maps",
+                 detector->type());
+    fs::create_directories(maps_dir);
+    // One scale for every map: from 0 to twice the largest map value, so maps compare across images.
+    const auto maps = scores.pixel_map;
+    const double high = std::max(maps.max().item<double>(), 1e-12);
+    for (int64_t i = 0; i < maps.size(0); ++i)
+      adx::write_png(fmt::format("{}/map_{:05d}.png", maps_dir, i), (maps[i] / high).clamp(0, 1));
+    std::cerr << fmt::format("adx: wrote {} anomaly maps to {}\n", maps.size(0), maps_dir);
+  }
+  return 0;
+}
+
+int run_eval(const std::string& model_path, const std::string& data_path, const std::string& format,
+             const adx::cli::InputOptions& in) {
+  ADX_CHECK_AS(adx::OptionError, format == "markdown" || format == "json", "--format takes markdown or json, got '{}'",
+               format);
+  auto detector = adx::load(model_path);
+  const auto data = adx::cli::read_data(data_path, in);
+  const auto scores = detector->score(data);
+  // Series are judged per step; everything else per item.
+  const bool steps = scores.per_step.defined();
+  const auto all = steps ? std::vector<double>(scores.per_step.to(torch::kFloat64).contiguous().data_ptr<double>(),
+                                               scores.per_step.to(torch::kFloat64).contiguous().data_ptr<double>() +
+                                                   scores.per_step.numel())
+                         : scores.to_vector();
+  const auto all_labels = adx::cli::read_labels(in, static_cast<int64_t>(all.size()));
+  std::vector<double> values;
+  std::vector<int> labels;
+  for (size_t i = 0; i < all.size(); ++i)
+    if (std::isfinite(all[i])) values.push_back(all[i]), labels.push_back(all_labels[i]);
+  const auto anomalies = std::count(labels.begin(), labels.end(), 1);
+  ADX_CHECK_AS(adx::ValueError, anomalies > 0 && anomalies < static_cast<int64_t>(labels.size()),
+               "evaluation needs normal and anomalous items; the labels hold {} anomalies among {}", anomalies,
+               labels.size());
+  json j{{"detector", detector->type()},
+         {"items", labels.size()},
+         {"anomalies", anomalies},
+         {"auroc", adx::metrics::roc_auc(labels, values)},
+         {"average_precision", adx::metrics::average_precision(labels, values)},
+         {"best_f1", adx::metrics::best_f1(labels, values).f1}};
+  if (detector->calibrated()) {
+    const auto at = adx::metrics::precision_recall_f1(labels, values, detector->threshold());
+    j["threshold"] = detector->threshold();
+    j["precision"] = at.precision;
+    j["recall"] = at.recall;
+    j["f1"] = at.f1;
+  }
+  if (format == "json") {
+    std::cout << j.dump(2) << "\n";
+    return 0;
+  }
+  std::vector<std::pair<std::string, std::string>> rows{
+      {"detector", detector->type()},
+      {steps ? "steps" : "items", std::to_string(labels.size())},
+      {"anomalies", std::to_string(anomalies)},
+      {"AUROC", fmt::format("{:.4f}", j["auroc"].get<double>())},
+      {"average precision", fmt::format("{:.4f}", j["average_precision"].get<double>())},
+      {"best F1", fmt::format("{:.4f}", j["best_f1"].get<double>())}};
+  if (detector->calibrated()) {
+    rows.push_back({"threshold", fmt::format("{:.6g}", detector->threshold())});
+    rows.push_back({"precision at threshold", fmt::format("{:.4f}", j["precision"].get<double>())});
+    rows.push_back({"recall at threshold", fmt::format("{:.4f}", j["recall"].get<double>())});
+    rows.push_back({"F1 at threshold", fmt::format("{:.4f}", j["f1"].get<double>())});
+  }
+  std::cout << markdown_table(rows);
+  return 0;
+}
+
+int run_info(const std::string& model_path, bool as_json) {
+  const auto file = adx::read_model_file(model_path);
+  auto detector = adx::load(model_path);
+  const auto& info = detector->model_info();
+  uint64_t tensor_bytes = 0;
+  for (const auto& [name, tensor] : file.tensors) tensor_bytes += tensor.nbytes();
+  json j{{"file", model_path},
+         {"bytes", fs::file_size(model_path)},
+         {"detector", detector->type()},
+         {"input_kind", detector->fitted_kind()->name()},
+         {"item_shape", detector->item_shape()},
+         {"threshold", detector->calibrated() ? json(detector->threshold()) : json(nullptr)},
+         {"version", info.version},
+         {"created_at", info.created_at},
+         {"adx_version", info.adx_version},
+         {"training", {{"items", info.training_items}, {"shape", info.training_shape}, {"hash", info.training_hash}}},
+         {"drift_reference",
+          {{"features", detector->drift_reference().feature_names.size()},
+           {"rows", detector->drift_reference().features.defined() ? detector->drift_reference().features.size(0) : 0},
+           {"scores", detector->drift_reference().scores.size()}}},
+         {"format_version", file.format_version},
+         {"tensors", file.tensors.size()},
+         {"tensor_bytes", tensor_bytes},
+         {"options", file.options}};
+  if (as_json) {
+    std::cout << j.dump(2) << "\n";
+    return 0;
+  }
+  std::string shape;
+  for (const auto d : info.training_shape) shape += (shape.empty() ? "" : " x ") + std::to_string(d);
+  std::cout << fmt::format(
+      "file            {} ({} bytes, format {})\ndetector        {}\ninput kind      {}, items of shape {}\n"
+      "threshold       {}\nversion         {}\ncreated at      {}\nadx version     {}\n"
+      "training data   {} items, shape {}, FNV-1a {}\ndrift reference {} features x {} rows, {} scores\n"
+      "options         {} (adx info --json lists them)\n",
+      model_path, j["bytes"].get<uint64_t>(), file.format_version, detector->type(), detector->fitted_kind()->name(),
+      adx::shape_string(detector->item_shape()),
+      detector->calibrated() ? fmt::format("{:.6g}", detector->threshold()) : std::string("not calibrated"),
+      info.version.empty() ? "(not recorded)" : info.version, info.created_at.empty() ? "(not recorded)" : info.created_at,
+      info.adx_version.empty() ? "(not recorded)" : info.adx_version, info.training_items, shape.empty() ? "?" : shape,
+      info.training_hash.empty() ? "(not recorded)" : info.training_hash, detector->drift_reference().feature_names.size(),
+      j["drift_reference"]["rows"].get<int64_t>(), detector->drift_reference().scores.size(), file.options.size());
+  return 0;
+}
+
+int run_serve(const std::string& model_path, const adx::ServerOptions& server_options,
+              const std::vector<std::string>& pairs) {
+  // SIGINT and SIGTERM stop the server cleanly: a thread waits for them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  const auto production_options =
+      adx::from_option_map<adx::ProductionOptions>(adx::cli::read_option_arguments(pairs, ""));
+  auto production = adx::ProductionDetector::from_file(model_path, production_options);
+  adx::ScoringServer server(*production, server_options);
+  const int port = server.start();
+  std::cerr << fmt::format("adx: serving {} ({}) on http://{}:{}  (POST /score, POST /feedback, GET /health, "
+                           "GET /metrics)\n",
+                           model_path, production->detector().type(), server_options.host(), port);
+  std::thread stopper([&] {
+    int received = 0;
+    sigwait(&signals, &received);
+    std::cerr << "adx: stopping\n";
+    server.stop();
+  });
+  server.wait();
+  // The server also ends when stop() is called elsewhere; wake the waiting thread then.
+  pthread_kill(stopper.native_handle(), SIGTERM);
+  stopper.join();
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"adx: deep anomaly detection from the command line"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", adx::adx_version());
+
+  bool list_json = false;
+  std::string list_detector;
+  auto* list = app.add_subcommand("list", "detectors, the input kinds they take, and their options");
+  list->add_option("detector", list_detector, "show this detector's options and their defaults");
+  list->add_flag("--json", list_json, "print JSON");
+
+  std::string fit_detector, fit_data, fit_out = "model.adx", fit_json, fit_version;
+  std::vector<std::string> fit_pairs;
+  bool fit_progress = isatty(STDERR_FILENO), fit_quiet = false;
+  adx::cli::InputOptions fit_in;
+  auto* fit = app.add_subcommand("fit", "fit a detector on normal data and write its model file");
+  fit->add_option("detector", fit_detector, "detector name (adx list)")->required();
+  fit->add_option("data", fit_data, "training data: CSV, NPY, IDX or an image folder")->required();
+  fit->add_option("options", fit_pairs, "detector options as key=value (e.g. train.epochs=20)");
+  fit->add_option("-o,--output", fit_out, "model file to write")->capture_default_str();
+  fit->add_option("--options-file", fit_json, "detector options as a JSON object");
+  fit->add_option("--version-label", fit_version, "the model's version string (default: <detector>-<UTC time>)");
+  fit->add_flag("--progress", fit_progress, "draw a progress bar on stderr (default when stderr is a terminal)");
+  fit->add_flag("--quiet", fit_quiet, "no progress bar");
+  add_input_flags(fit, fit_in, true);
+
+  std::string score_model, score_data, score_out, score_maps;
+  adx::cli::InputOptions score_in;
+  auto* score = app.add_subcommand("score", "score data with a model file; CSV of scores and flags");
+  score->add_option("model", score_model, "model file")->required();
+  score->add_option("data", score_data, "data to score")->required();
+  score->add_option("-o,--output", score_out, "CSV file to write (default: stdout)");
+  score->add_option("--maps", score_maps, "folder to write anomaly maps to as PNG (image detectors with maps)");
+  add_input_flags(score, score_in, false);
+
+  std::string eval_model, eval_data, eval_format = "markdown";
+  adx::cli::InputOptions eval_in;
+  auto* eval = app.add_subcommand("eval", "score labelled data and print AUROC, AP and F1");
+  eval->add_option("model", eval_model, "model file")->required();
+  eval->add_option("data", eval_data, "labelled data")->required();
+  eval->add_option("--format", eval_format, "markdown or json")->capture_default_str();
+  add_input_flags(eval, eval_in, true);
+
+  std::string info_model;
+  bool info_json = false;
+  auto* info = app.add_subcommand("info", "what a model file holds: detector, version, training fingerprint");
+  info->add_option("model", info_model, "model file")->required();
+  info->add_flag("--json", info_json, "print JSON");
+
+  std::string serve_model, serve_host = "127.0.0.1";
+  int64_t serve_port = 8080, serve_max_body = int64_t{16} << 20, serve_threads = 8;
+  std::vector<std::string> serve_pairs;
+  auto* serve = app.add_subcommand("serve", "an HTTP scoring server for a model file");
+  serve->add_option("model", serve_model, "model file")->required();
+  serve->add_option("options", serve_pairs,
+                    "production options as key=value (adapt_threshold=true, latency_budget_ms=5, drift_window=1000, ...)");
+  serve->add_option("--host", serve_host, "address to listen on")->capture_default_str();
+  serve->add_option("--port", serve_port, "port (0 = any free port)")->capture_default_str();
+  serve->add_option("--max-body-bytes", serve_max_body, "largest request body")->capture_default_str();
+  serve->add_option("--threads", serve_threads, "threads answering requests")->capture_default_str();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return 2;
+  }
+  try {
+    if (*list) return run_list(list_json, list_detector);
+    if (*fit) return run_fit(fit_detector, fit_data, fit_pairs, fit_json, fit_out, fit_version,
+                             fit_progress && !fit_quiet, fit_in);
+    if (*score) return run_score(score_model, score_data, score_out, score_maps, score_in);
+    if (*eval) return run_eval(eval_model, eval_data, eval_format, eval_in);
+    if (*info) return run_info(info_model, info_json);
+    if (*serve) {
+      adx::ServerOptions options;
+      options.host(serve_host).port(serve_port).max_body_bytes(serve_max_body).threads(serve_threads);
+      return run_serve(serve_model, options, serve_pairs);
+    }
+  } catch (const std::exception& e) {  // adx::Error and anything the standard library throws
+    std::string message = e.what();
+    std::replace(message.begin(), message.end(), '\n', ' ');
+    std::cerr << "adx: error: " << message << "\n";
+    return 1;
+  }
+  return 2;
+}

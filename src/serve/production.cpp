@@ -1,0 +1,402 @@
+#include <adx/data/drift_features.hpp>
+#include <adx/detectors/registry.hpp>
+#include <adx/serve/production.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+
+namespace adx {
+
+void ProductionOptions::check(const std::string& prefix) const {
+  auto positive = [&](const char* name, int64_t value) {
+    ADX_CHECK_AS(OptionError, value >= 1, "option '{}{}' must be at least 1, got {}", prefix, name, value);
+  };
+  positive("latency_window", latency_window());
+  positive("rate_window", rate_window());
+  positive("drift_window", drift_window());
+  positive("drift_min_samples", drift_min_samples());
+  positive("feedback_min_labels", feedback_min_labels());
+  positive("remembered_items", remembered_items());
+  ADX_CHECK_AS(OptionError, drift_min_samples() <= drift_window(),
+               "option '{}drift_min_samples' ({}) must not exceed drift_window ({})", prefix, drift_min_samples(),
+               drift_window());
+  ADX_CHECK_AS(OptionError, drift_significance() > 0 && drift_significance() < 1,
+               "option '{}drift_significance' must be in (0, 1), got {}", prefix, drift_significance());
+  ADX_CHECK_AS(OptionError, target_false_positive_rate() > 0 && target_false_positive_rate() < 1,
+               "option '{}target_false_positive_rate' must be in (0, 1), got {}", prefix, target_false_positive_rate());
+  ADX_CHECK_AS(OptionError, psi_alert() > 0, "option '{}psi_alert' must be > 0, got {}", prefix, psi_alert());
+}
+
+namespace {
+
+void check_servable(const Detector* detector) {
+  ADX_CHECK_AS(ValueError, detector != nullptr, "a production detector needs a detector, got none");
+  ADX_CHECK_AS(NotFittedError, detector->fitted(), "{}: a production detector needs a fitted detector",
+               detector->type());
+  ADX_CHECK_AS(NotFittedError, detector->calibrated(),
+               "{}: a production detector needs a calibrated threshold; call calibrate() or set_threshold()",
+               detector->type());
+}
+
+double steady_seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// What a threshold and drift are judged on: per-step scores where the kind has steps, else per item.
+std::vector<double> judged_scores(const Scores& scores) {
+  const auto& source = scores.per_step.defined() ? scores.per_step : scores.per_item;
+  const auto values = source.detach().to(torch::kCPU, torch::kFloat64).contiguous();
+  std::vector<double> out;
+  for (int64_t i = 0; i < values.numel(); ++i)
+    if (std::isfinite(values.data_ptr<double>()[i])) out.push_back(values.data_ptr<double>()[i]);
+  return out;
+}
+
+}  // namespace
+
+ProductionDetector::ProductionDetector(std::unique_ptr<Detector> detector, ProductionOptions options)
+    : options_(std::move(options)),
+      latency_(1),
+      rate_alert_(1, 0.5, 0.0) {
+  check_options(options_);
+  check_servable(detector.get());
+  current_ = std::move(detector);
+  started_ = now();
+  reset_monitoring();
+}
+
+std::unique_ptr<ProductionDetector> ProductionDetector::from_file(const std::string& path, ProductionOptions options,
+                                                                  const std::string& device) {
+  return std::make_unique<ProductionDetector>(load(path, device), std::move(options));
+}
+
+void ProductionDetector::set_clock(std::function<double()> clock) {
+  std::lock_guard<std::mutex> lock(state_mutex_);
+  clock_ = std::move(clock);
+}
+
+double ProductionDetector::now() const { return clock_ ? clock_() : steady_seconds(); }
+
+void ProductionDetector::reset_monitoring() {
+  threshold_ = initial_threshold_ = current_->threshold();
+  adaptive_ = options_.adapt_threshold() ? std::make_unique<AdaptiveThreshold>(threshold_, options_.adaptive())
+                                         : nullptr;
+  latency_ = LatencyWindow(options_.latency_window(), options_.latency_budget_ms());
+  rate_alert_ = AnomalyRateAlert(options_.rate_window(), options_.max_anomaly_rate(), options_.alert_cooldown_s());
+  items_scored_ = items_flagged_ = calls_ = errors_ = 0;
+  recent_features_.clear();
+  recent_scores_.clear();
+  remembered_.clear();
+  remembered_order_.clear();
+  labelled_.clear();
+}
+
+ScoredItems ProductionDetector::score(const Data& data) {
+  const auto start = std::chrono::steady_clock::now();
+  Scores scores;
+  DriftFeatures features;
+  {
+    std::shared_lock<std::shared_mutex> model_lock(model_mutex_);
+    try {
+      scores = current_->score(data);
+      if (current_->drift_reference().features.defined()) features = drift_features(data);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(state_mutex_);
+      ++calls_;
+      ++errors_;
+      throw;
+    }
+  }
+  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  const auto per_item = scores.per_item.to(torch::kFloat64).contiguous();
+  const auto judged = judged_scores(scores);
+
+  ScoredItems out;
+  out.maps = scores.pixel_map;
+  std::lock_guard<std::mutex> lock(state_mutex_);
+  ++calls_;
+  latency_.record(ms);
+  out.threshold = threshold_;  // one threshold for the whole call; an adaptive one moves after it
+  const double time = now();
+  for (int64_t i = 0; i < per_item.numel(); ++i) {
+    const double s = per_item.data_ptr<double>()[i];
+    const int64_t id = next_id_++;
+    out.ids.push_back(id);
+    out.scores.push_back(s);
+    out.flags.push_back(s > out.threshold);
+    ++items_scored_;
+    items_flagged_ += out.flags.back();
+    rate_alert_.update(out.flags.back(), time);
+    remembered_[id] = s;
+    remembered_order_.push_back(id);
+    if (static_cast<int64_t>(remembered_order_.size()) > options_.remembered_items()) {
+      remembered_.erase(remembered_order_.front());
+      remembered_order_.pop_front();
+    }
+  }
+  for (const double s : judged) {
+    if (adaptive_) threshold_ = adaptive_->update(s);
+    recent_scores_.push_back(s);
+    if (static_cast<int64_t>(recent_scores_.size()) > options_.drift_window()) recent_scores_.pop_front();
+  }
+  if (features.values.defined()) {
+    const auto rows = features.values.contiguous();
+    const int64_t width = rows.size(1);
+    for (int64_t r = 0; r < rows.size(0); ++r) {
+      const float* row = rows.data_ptr<float>() + r * width;
+      recent_features_.emplace_back(row, row + width);
+      if (static_cast<int64_t>(recent_features_.size()) > options_.drift_window()) recent_features_.pop_front();
+    }
+  }
+  return out;
+}
+
+FeedbackResult ProductionDetector::feedback(int64_t id, bool is_anomaly) {
+  std::lock_guard<std::mutex> lock(state_mutex_);
+  auto it = remembered_.find(id);
+  ADX_CHECK_AS(ValueError, it != remembered_.end(),
+               "feedback for unknown item id {}: it was never scored by this model, or is older than the last {} "
+               "scored items",
+               id, options_.remembered_items());
+  labelled_.emplace_back(is_anomaly ? 1 : 0, it->second);
+  FeedbackResult result;
+  result.labels = static_cast<int64_t>(labelled_.size());
+  result.threshold = threshold_;
+  if (result.labels < options_.feedback_min_labels()) return result;
+
+  std::vector<int> labels;
+  std::vector<double> scores, normal_scores;
+  for (const auto& [label, score] : labelled_) {
+    labels.push_back(label);
+    scores.push_back(score);
+    if (!label) normal_scores.push_back(score);
+  }
+  const auto anomalies = std::count(labels.begin(), labels.end(), 1);
+  double next = threshold_;
+  if (anomalies > 0 && anomalies < result.labels) {
+    result.rule = "best_f1";
+    next = best_f1_threshold(labels, scores);
+  } else if (anomalies == 0) {
+    result.rule = "false_positive_rate";
+    const auto flagged = std::count_if(normal_scores.begin(), normal_scores.end(), [&](double s) { return s > threshold_; });
+    const double rate = static_cast<double>(flagged) / static_cast<double>(normal_scores.size());
+    if (rate > options_.target_false_positive_rate())
+      next = std::max(threshold_, quantile(normal_scores, 1.0 - options_.target_false_positive_rate()));
+  }
+  if (next != threshold_ && std::isfinite(next)) {
+    threshold_ = initial_threshold_ = next;
+    if (adaptive_) adaptive_ = std::make_unique<AdaptiveThreshold>(threshold_, options_.adaptive());
+    result.threshold_changed = true;
+  }
+  result.threshold = threshold_;
+  return result;
+}
+
+DriftReport ProductionDetector::drift() const {
+  std::deque<std::vector<float>> features;
+  std::vector<double> scores;
+  {
+    std::lock_guard<std::mutex> lock(state_mutex_);
+    features = recent_features_;
+    scores.assign(recent_scores_.begin(), recent_scores_.end());
+  }
+  std::shared_lock<std::shared_mutex> model_lock(model_mutex_);
+  const auto& reference = current_->drift_reference();
+  DriftReport report;
+  report.samples = static_cast<int64_t>(std::max(features.size(), scores.size()));
+  const bool have_features = reference.features.defined() && !features.empty() &&
+                             static_cast<int64_t>(features.front().size()) == reference.features.size(1);
+  const bool have_scores = !reference.scores.empty() && !scores.empty();
+  report.judged = report.samples >= options_.drift_min_samples() && (have_features || have_scores);
+  if (!report.judged) return report;
+
+  const size_t tests = (have_features ? static_cast<size_t>(reference.features.size(1)) : 0) + (have_scores ? 1 : 0);
+  const double alpha = options_.drift_significance() / static_cast<double>(tests);  // Bonferroni
+  auto judge = [&](const std::string& name, const std::vector<double>& ref, const std::vector<double>& cur) {
+    FeatureDrift d;
+    d.name = name;
+    d.psi = population_stability_index(ref, cur);
+    d.ks = ks_two_sample(ref, cur, /*exact_limit=*/0);  // asymptotic: every feature, every call, cheaply
+    d.drifting = d.ks.p_value < alpha || d.psi > options_.psi_alert();
+    if (d.drifting) report.drifting.push_back(name);
+    return d;
+  };
+  if (have_features && static_cast<int64_t>(features.size()) >= options_.drift_min_samples()) {
+    const auto ref = reference.features.to(torch::kFloat64).contiguous();
+    const int64_t rows = ref.size(0), width = ref.size(1);
+    for (int64_t j = 0; j < width; ++j) {
+      std::vector<double> r(static_cast<size_t>(rows)), c;
+      for (int64_t i = 0; i < rows; ++i) r[static_cast<size_t>(i)] = ref.data_ptr<double>()[i * width + j];
+      c.reserve(features.size());
+      for (const auto& row : features) c.push_back(row[static_cast<size_t>(j)]);
+      report.features.push_back(judge(reference.feature_names[static_cast<size_t>(j)], r, c));
+    }
+  }
+  if (have_scores && static_cast<int64_t>(scores.size()) >= options_.drift_min_samples())
+    report.score = judge("score", reference.scores, scores);
+  return report;
+}
+
+void ProductionDetector::count_rejected_call() {
+  std::lock_guard<std::mutex> lock(state_mutex_);
+  ++calls_;
+  ++errors_;
+}
+
+double ProductionDetector::threshold() const {
+  std::lock_guard<std::mutex> lock(state_mutex_);
+  return threshold_;
+}
+
+HealthSnapshot ProductionDetector::health() const {
+  HealthSnapshot h;
+  h.drift = drift();
+  std::shared_lock<std::shared_mutex> model_lock(model_mutex_);
+  std::lock_guard<std::mutex> lock(state_mutex_);
+  const auto& info = current_->model_info();
+  h.detector = current_->type();
+  h.version = info.version;
+  h.created_at = info.created_at;
+  h.adx_version = info.adx_version;
+  h.uptime_s = now() - started_;
+  h.items_scored = items_scored_;
+  h.items_flagged = items_flagged_;
+  h.calls = calls_;
+  h.errors = errors_;
+  h.threshold = threshold_;
+  h.initial_threshold = initial_threshold_;
+  h.anomaly_rate = rate_alert_.rate();
+  h.rate_alerts = rate_alert_.alerts();
+  h.latency = latency_.summary();
+  h.feedback_labels = static_cast<int64_t>(labelled_.size());
+  h.has_previous_model = previous_ != nullptr;
+  return h;
+}
+
+void ProductionDetector::deploy(std::unique_ptr<Detector> next) {
+  check_servable(next.get());
+  std::unique_lock<std::shared_mutex> model_lock(model_mutex_);
+  std::lock_guard<std::mutex> lock(state_mutex_);
+  previous_ = std::move(current_);
+  current_ = std::move(next);
+  reset_monitoring();
+}
+
+void ProductionDetector::deploy_file(const std::string& path, const std::string& device) { deploy(load(path, device)); }
+
+void ProductionDetector::rollback() {
+  std::unique_lock<std::shared_mutex> model_lock(model_mutex_);
+  std::lock_guard<std::mutex> lock(state_mutex_);
+  ADX_CHECK_AS(ValueError, previous_ != nullptr, "rollback: no previous model to return to (nothing was deployed after the first)");
+  std::swap(current_, previous_);  // a second rollback returns to the newer model
+  reset_monitoring();
+}
+
+bool ProductionDetector::has_previous() const {
+  std::shared_lock<std::shared_mutex> model_lock(model_mutex_);
+  return previous_ != nullptr;
+}
+
+const Detector& ProductionDetector::detector() const {
+  std::shared_lock<std::shared_mutex> model_lock(model_mutex_);
+  return *current_;
+}
+
+// --- health as JSON and Prometheus text ----------------------------------------------------
+
+namespace {
+
+nlohmann::json drift_json(const FeatureDrift& d) {
+  return {{"name", d.name}, {"psi", d.psi}, {"ks_statistic", d.ks.statistic}, {"ks_p_value", d.ks.p_value},
+          {"drifting", d.drifting}};
+}
+
+std::string escape_label(const std::string& value) {
+  std::string out;
+  for (char c : value) {
+    if (c == '\\' || c == '"') out += '\\';
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out += c;
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string HealthSnapshot::to_json() const {
+  nlohmann::json j;
+  j["detector"] = detector;
+  j["version"] = version;
+  j["created_at"] = created_at;
+  j["adx_version"] = adx_version;
+  j["uptime_s"] = uptime_s;
+  j["items_scored"] = items_scored;
+  j["items_flagged"] = items_flagged;
+  j["calls"] = calls;
+  j["errors"] = errors;
+  j["threshold"] = threshold;
+  j["initial_threshold"] = initial_threshold;
+  j["anomaly_rate"] = anomaly_rate;
+  j["rate_alerts"] = rate_alerts;
+  j["latency_ms"] = {{"count", latency.count}, {"mean", latency.mean_ms}, {"p50", latency.p50_ms},
+                     {"p95", latency.p95_ms},  {"p99", latency.p99_ms},   {"max", latency.max_ms},
+                     {"over_budget", latency.over_budget}};
+  nlohmann::json drift_j = {{"samples", drift.samples}, {"judged", drift.judged}, {"drifting", drift.drifting}};
+  drift_j["features"] = nlohmann::json::array();
+  for (const auto& f : drift.features) drift_j["features"].push_back(drift_json(f));
+  drift_j["score"] = drift.score ? drift_json(*drift.score) : nlohmann::json(nullptr);
+  j["drift"] = drift_j;
+  j["feedback_labels"] = feedback_labels;
+  j["has_previous_model"] = has_previous_model;
+  j["status"] = errors > 0 && errors == calls ? "failing" : (drift.drifting.empty() ? "ok" : "drift");
+  return j.dump();
+}
+
+std::string HealthSnapshot::to_prometheus() const {
+  const std::string labels = fmt::format("detector=\"{}\",version=\"{}\"", escape_label(detector), escape_label(version));
+  std::string out;
+  auto metric = [&](const char* name, const char* type, const char* help, double value, const std::string& extra = "") {
+    out += fmt::format("# HELP adx_{} {}\n# TYPE adx_{} {}\n", name, help, name, type);
+    out += fmt::format("adx_{}{{{}{}}} {}\n", name, labels, extra, value);
+  };
+  metric("items_scored_total", "counter", "Items scored by the model in service.", static_cast<double>(items_scored));
+  metric("items_flagged_total", "counter", "Items flagged as anomalous.", static_cast<double>(items_flagged));
+  metric("score_calls_total", "counter", "Scoring calls.", static_cast<double>(calls));
+  metric("score_errors_total", "counter", "Scoring calls that failed (bad input).", static_cast<double>(errors));
+  metric("threshold", "gauge", "Threshold in use.", threshold);
+  metric("anomaly_rate", "gauge", "Share of flagged items over the rate window.", anomaly_rate);
+  metric("anomaly_rate_alerts_total", "counter", "Anomaly-rate alerts raised.", static_cast<double>(rate_alerts));
+  metric("latency_over_budget_total", "counter", "Scoring calls slower than the budget.",
+         static_cast<double>(latency.over_budget));
+  out += "# HELP adx_latency_ms Scoring latency over the latency window, in milliseconds.\n# TYPE adx_latency_ms summary\n";
+  for (const auto& [q, v] : {std::pair<const char*, double>{"0.5", latency.p50_ms}, {"0.95", latency.p95_ms},
+                             {"0.99", latency.p99_ms}})
+    out += fmt::format("adx_latency_ms{{{},quantile=\"{}\"}} {}\n", labels, q, v);
+  out += fmt::format("adx_latency_ms_count{{{}}} {}\n", labels, latency.count);
+  metric("drifting_features", "gauge", "Features (and the score) drifting against the training reference.",
+         static_cast<double>(drift.drifting.size()));
+  if (!drift.features.empty() || drift.score) {
+    out += "# HELP adx_drift_psi Population stability index against the training reference.\n# TYPE adx_drift_psi gauge\n";
+    std::string ks = "# HELP adx_drift_ks_p_value KS test p-value against the training reference.\n"
+                     "# TYPE adx_drift_ks_p_value gauge\n";
+    auto add = [&](const FeatureDrift& d) {
+      out += fmt::format("adx_drift_psi{{{},feature=\"{}\"}} {}\n", labels, escape_label(d.name), d.psi);
+      ks += fmt::format("adx_drift_ks_p_value{{{},feature=\"{}\"}} {}\n", labels, escape_label(d.name), d.ks.p_value);
+    };
+    for (const auto& f : drift.features) add(f);
+    if (drift.score) add(*drift.score);
+    out += ks;
+  }
+  metric("feedback_labels", "gauge", "Operator labels received for the model in service.",
+         static_cast<double>(feedback_labels));
+  metric("uptime_seconds", "gauge", "Seconds since the production detector started.", uptime_s);
+  return out;
+}
+
+}  // namespace adx

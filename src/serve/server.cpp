@@ -1,0 +1,258 @@
+#include <adx/core/error.hpp>
+#include <adx/data/images.hpp>
+#include <adx/serve/production.hpp>
+#include <adx/serve/server.hpp>
+
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include <thread>
+
+namespace adx {
+
+void ServerOptions::check(const std::string& prefix) const {
+  ADX_CHECK_AS(OptionError, port() >= 0 && port() <= 65535, "option '{}port' must be in [0, 65535], got {}", prefix,
+               port());
+  ADX_CHECK_AS(OptionError, max_body_bytes() >= 1, "option '{}max_body_bytes' must be at least 1, got {}", prefix,
+               max_body_bytes());
+  ADX_CHECK_AS(OptionError, threads() >= 1 && threads() <= 1024, "option '{}threads' must be in [1, 1024], got {}",
+               prefix, threads());
+}
+
+namespace {
+
+using json = nlohmann::json;
+
+struct HttpError {
+  int status;
+  std::string message;
+};
+
+void reply_error(httplib::Response& res, int status, const std::string& message) {
+  res.status = status;
+  res.set_content(json{{"error", message}}.dump(), "application/json");
+}
+
+// Rows of a JSON body, each flattened to the model's item size.
+torch::Tensor rows_from_json(const std::string& body, const std::vector<int64_t>& item_shape) {
+  json j;
+  try {
+    j = json::parse(body);
+  } catch (const json::parse_error& e) {
+    throw HttpError{400, fmt::format("malformed JSON: {}", e.what())};
+  }
+  json rows;
+  if (j.is_object() && j.contains("rows")) rows = j["rows"];
+  else if (j.is_object() && j.contains("row")) rows = json::array({j["row"]});
+  else if (j.is_array()) rows = j;
+  else throw HttpError{400, "the JSON body needs \"rows\": [[...], ...] or \"row\": [...]"};
+  if (!rows.is_array() || rows.empty()) throw HttpError{400, "\"rows\" must be a non-empty array of arrays of numbers"};
+  int64_t width = 1;
+  for (const int64_t d : item_shape) width *= d;
+  std::vector<float> values;
+  values.reserve(rows.size() * static_cast<size_t>(width));
+  for (size_t r = 0; r < rows.size(); ++r) {
+    const auto& row = rows[r];
+    if (!row.is_array())
+      throw HttpError{400, fmt::format("row {} is not an array of numbers", r)};
+    if (static_cast<int64_t>(row.size()) != width)
+      throw HttpError{400, fmt::format("the model takes items of {} values (shape {}), row {} has {}", width,
+                                       shape_string(item_shape), r, row.size())};
+    for (size_t c = 0; c < row.size(); ++c) {
+      if (!row[c].is_number()) throw HttpError{400, fmt::format("row {} column {} is not a number", r, c)};
+      values.push_back(row[c].get<float>());
+    }
+  }
+  std::vector<int64_t> shape{static_cast<int64_t>(rows.size())};
+  shape.insert(shape.end(), item_shape.begin(), item_shape.end());
+  return torch::tensor(values, torch::kFloat32).reshape(shape);
+}
+
+Data data_for(const Detector& detector, torch::Tensor x) {
+  const auto* kind = detector.fitted_kind();
+  if (kind->name() == kinds::kImage) return Data::images(std::move(x));
+  if (kind->name() == kinds::kTabular) return Data::tabular(std::move(x));
+  throw HttpError{400, fmt::format("the server scores tabular and image models; this model takes {} data", kind->name())};
+}
+
+json scored_json(const ScoredItems& s) {
+  std::vector<bool> flags(s.flags.begin(), s.flags.end());
+  return {{"ids", s.ids}, {"scores", s.scores}, {"flags", flags}, {"threshold", s.threshold}};
+}
+
+}  // namespace
+
+struct ScoringServer::Impl {
+  ProductionDetector& detector;
+  ServerOptions options;
+  httplib::Server server;
+  std::thread thread;
+  int port = -1;
+
+  Impl(ProductionDetector& d, ServerOptions o) : detector(d), options(std::move(o)) {}
+
+  // Runs a handler; adx errors from bad input become 400s, anything else a 500, and the server goes on.
+  template <class Fn>
+  void guarded(httplib::Response& res, Fn&& fn) {
+    try {
+      fn();
+    } catch (const HttpError& e) {
+      reply_error(res, e.status, e.message);
+    } catch (const NotFittedError& e) {
+      reply_error(res, 500, e.what());
+    } catch (const Error& e) {
+      reply_error(res, 400, e.what());
+    } catch (const json::exception& e) {
+      reply_error(res, 400, fmt::format("bad JSON field: {}", e.what()));
+    } catch (const std::exception& e) {
+      reply_error(res, 500, describe_exception(e));
+    }
+  }
+
+  // The request's rows or image as data for the model in service.
+  Data request_data(const httplib::Request& req) {
+    const auto& model = detector.detector();
+    const auto type = req.get_header_value("Content-Type");
+    const bool json_body = type.rfind("application/json", 0) == 0;
+    const bool image_body = type.rfind("image/png", 0) == 0 || type.rfind("image/jpeg", 0) == 0;
+    if (!json_body && !image_body)
+      throw HttpError{415, fmt::format("POST /score takes application/json or image/png / image/jpeg, got '{}'", type)};
+    torch::Tensor x;
+    if (json_body) {
+      x = rows_from_json(req.body, model.item_shape());
+    } else {
+      const auto& shape = model.item_shape();
+      if (model.fitted_kind()->name() != kinds::kImage || shape.size() != 3 || (shape[0] != 1 && shape[0] != 3))
+        throw HttpError{415, "this model does not take images; send JSON rows"};
+      auto image = decode_image(req.body, "request body", static_cast<int>(shape[0])).unsqueeze(0);
+      // Brought to the model's size as the training images were.
+      if (image.size(2) != shape[1] || image.size(3) != shape[2])
+        image = torch::nn::functional::interpolate(
+            image, torch::nn::functional::InterpolateFuncOptions().size(std::vector<int64_t>{shape[1], shape[2]})
+                       .mode(torch::kBilinear).align_corners(false));
+      x = image;
+    }
+    return data_for(model, x);
+  }
+
+  void score(const httplib::Request& req, httplib::Response& res) {
+    Data data;
+    try {
+      data = request_data(req);
+    } catch (...) {
+      detector.count_rejected_call();
+      throw;
+    }
+    const auto scored = detector.score(data);
+
+    if (req.get_param_value("map") == "png") {
+      if (!scored.maps.defined() || scored.scores.size() != 1)
+        throw HttpError{400, "?map=png needs one image and a detector that makes anomaly maps"};
+      // Min-max scaled within the image (brighter = more anomalous); the score itself is in X-Adx-Score.
+      const auto map = scored.maps[0].to(torch::kFloat32);
+      const double low = map.min().item<double>(), high = map.max().item<double>();
+      res.set_content(encode_png(((map - low) / std::max(high - low, 1e-12)).clamp(0, 1)), "image/png");
+      res.set_header("X-Adx-Score", fmt::format("{}", scored.scores[0]));
+      res.set_header("X-Adx-Flag", scored.flags[0] ? "1" : "0");
+      res.set_header("X-Adx-Threshold", fmt::format("{}", scored.threshold));
+      return;
+    }
+    res.set_content(scored_json(scored).dump(), "application/json");
+  }
+
+  void feedback(const httplib::Request& req, httplib::Response& res) {
+    if (req.get_header_value("Content-Type").rfind("application/json", 0) != 0)
+      throw HttpError{415, "POST /feedback takes application/json"};
+    json j;
+    try {
+      j = json::parse(req.body);
+    } catch (const json::parse_error& e) {
+      throw HttpError{400, fmt::format("malformed JSON: {}", e.what())};
+    }
+    const json items = j.is_object() && j.contains("items") ? j["items"] : json::array({j});
+    if (!items.is_array() || items.empty()) throw HttpError{400, "\"items\" must be a non-empty array"};
+    FeedbackResult last;
+    for (const auto& item : items) {
+      if (!item.is_object() || !item.contains("id") || !item["id"].is_number_integer() || !item.contains("is_anomaly") ||
+          !item["is_anomaly"].is_boolean())
+        throw HttpError{400, "feedback needs {\"id\": <integer>, \"is_anomaly\": <true|false>}"};
+      last = detector.feedback(item["id"].get<int64_t>(), item["is_anomaly"].get<bool>());
+    }
+    res.set_content(json{{"threshold", last.threshold}, {"threshold_changed", last.threshold_changed},
+                         {"labels", last.labels}, {"rule", last.rule}}
+                        .dump(),
+                    "application/json");
+  }
+};
+
+ScoringServer::ScoringServer(ProductionDetector& detector, ServerOptions options)
+    : impl_(std::make_unique<Impl>(detector, std::move(options))) {
+  check_options(impl_->options);
+  auto& s = impl_->server;
+  auto* impl = impl_.get();
+  const auto threads = static_cast<size_t>(impl_->options.threads());
+  s.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  s.set_payload_max_length(static_cast<size_t>(impl_->options.max_body_bytes()));
+  // Clients that keep their connection open are served on it for many requests, not 5 (httplib's default).
+  s.set_keep_alive_max_count(1000);
+  // SO_REUSEADDR only: httplib's default adds SO_REUSEPORT, which would let a second server share
+  // the port silently instead of failing.
+  s.set_socket_options([](socket_t sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, reinterpret_cast<const void*>(&yes), sizeof(yes));
+  });
+  s.Post("/score", [impl](const httplib::Request& req, httplib::Response& res) {
+    impl->guarded(res, [&] { impl->score(req, res); });
+  });
+  s.Post("/feedback", [impl](const httplib::Request& req, httplib::Response& res) {
+    impl->guarded(res, [&] { impl->feedback(req, res); });
+  });
+  s.Get("/health", [impl](const httplib::Request&, httplib::Response& res) {
+    impl->guarded(res, [&] { res.set_content(impl->detector.health().to_json(), "application/json"); });
+  });
+  s.Get("/metrics", [impl](const httplib::Request&, httplib::Response& res) {
+    impl->guarded(res, [&] {
+      res.set_content(impl->detector.health().to_prometheus(), "text/plain; version=0.0.4; charset=utf-8");
+    });
+  });
+  // Statuses httplib sets itself (404, 413, ...) get a JSON body too.
+  s.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
+    if (!res.body.empty()) return;
+    std::string message = fmt::format("HTTP status {}", res.status);
+    if (res.status == 404) message = fmt::format("no endpoint {} {}", req.method, req.path);
+    if (res.status == 413) message = "request body larger than the server's limit (max_body_bytes)";
+    res.set_content(json{{"error", message}}.dump(), "application/json");
+  });
+}
+
+ScoringServer::~ScoringServer() { stop(); }
+
+int ScoringServer::start() {
+  auto& s = impl_->server;
+  const auto& host = impl_->options.host();
+  const int wanted = static_cast<int>(impl_->options.port());
+  if (wanted == 0) {
+    impl_->port = s.bind_to_any_port(host);
+    ADX_CHECK_AS(IoError, impl_->port > 0, "cannot listen on {}: no free port", host);
+  } else {
+    ADX_CHECK_AS(IoError, s.bind_to_port(host, wanted), "cannot listen on {}:{}: the port is in use or not allowed",
+                 host, wanted);
+    impl_->port = wanted;
+  }
+  impl_->thread = std::thread([this] { impl_->server.listen_after_bind(); });
+  return impl_->port;
+}
+
+void ScoringServer::wait() {
+  if (impl_->thread.joinable()) impl_->thread.join();
+}
+
+void ScoringServer::stop() {
+  impl_->server.stop();
+  wait();
+}
+
+int ScoringServer::port() const { return impl_->port; }
+
+}  // namespace adx

@@ -1,0 +1,147 @@
+// The `adx` command line end to end: fit -> score -> eval -> info on a CSV and on
+// Fashion-MNIST's IDX files, and the exit codes and messages scripts rely on.
+#include "test_helpers.hpp"
+
+#include <adx/data/loaders.hpp>
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include <cstdio>
+#include <fstream>
+#include <sys/wait.h>
+
+using adx::test::temp_path;
+
+namespace {
+
+struct Run {
+  int code = -1;
+  std::string output;  ///< stdout and stderr together
+};
+
+Run run(const std::string& arguments) {
+  const std::string command = std::string(ADX_CLI) + " " + arguments + " 2>&1";
+  Run r;
+  FILE* pipe = popen(command.c_str(), "r");
+  REQUIRE(pipe != nullptr);
+  char buffer[4096];
+  size_t n = 0;
+  while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) r.output.append(buffer, n);
+  const int status = pclose(pipe);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+void write_csv(const std::string& path, const torch::Tensor& x, bool header) {
+  std::ofstream out(path);
+  if (header) {
+    for (int64_t j = 0; j < x.size(1); ++j) out << (j ? "," : "") << "f" << j;
+    out << "\n";
+  }
+  const auto v = x.to(torch::kFloat64).contiguous();
+  for (int64_t i = 0; i < v.size(0); ++i) {
+    for (int64_t j = 0; j < v.size(1); ++j) out << (j ? "," : "") << v[i][j].item<double>();
+    out << "\n";
+  }
+}
+
+// The JSON document in a command's output (progress lines on stderr come first).
+nlohmann::json json_in(const std::string& output) { return nlohmann::json::parse(output.substr(output.find('{'))); }
+
+}  // namespace
+
+TEST_CASE("adx fit, score, eval and info on a CSV", "[cli]") {
+  const auto data = adx::test::easy_tabular();
+  const auto train = temp_path("cli_train.csv"), test = temp_path("cli_test.csv"), labels = temp_path("cli_labels.csv"),
+             model = temp_path("cli_model.adx"), scores = temp_path("cli_scores.csv"),
+             options = temp_path("cli_options.json");
+  write_csv(train, data.train, true);
+  write_csv(test, data.test, true);
+  {
+    std::ofstream out(labels);
+    for (int l : data.labels) out << l << "\n";
+    std::ofstream(options) << R"({"train": {"epochs": 30, "batch_size": 64}, "runtime": {"threads": 1, "seed": 3}})";
+  }
+  auto fit = run("fit autoencoder " + train + " bottleneck=3 --options-file " + options + " -o " + model +
+                 " --version-label plant-7 --quiet");
+  INFO(fit.output);
+  REQUIRE(fit.code == 0);
+  REQUIRE(fit.output.find("wrote " + model) != std::string::npos);
+
+  auto score = run("score " + model + " " + test + " -o " + scores);
+  REQUIRE(score.code == 0);
+  std::ifstream in(scores);
+  std::string line;
+  std::getline(in, line);
+  REQUIRE(line == "item,score,anomaly");
+  int rows = 0;
+  while (std::getline(in, line)) ++rows;
+  REQUIRE(rows == 250);
+
+  auto eval = run("eval " + model + " " + test + " --labels " + labels + " --format json");
+  INFO(eval.output);
+  REQUIRE(eval.code == 0);
+  const auto metrics = json_in(eval.output);
+  REQUIRE(metrics["items"] == 250);
+  REQUIRE(metrics["anomalies"] == 50);
+  REQUIRE(metrics["auroc"].get<double>() > 0.9);
+  REQUIRE(run("eval " + model + " " + test + " --labels " + labels).output.find("| AUROC |") != std::string::npos);
+
+  auto info = run("info " + model + " --json");
+  REQUIRE(info.code == 0);
+  const auto described = json_in(info.output);
+  REQUIRE(described["detector"] == "autoencoder");
+  REQUIRE(described["version"] == "plant-7");
+  REQUIRE(described["training"]["items"] == 600);
+  REQUIRE(described["options"]["train.epochs"] == "30");
+  REQUIRE(described["options"]["bottleneck"] == "3");
+}
+
+TEST_CASE("adx fit and eval on Fashion-MNIST's IDX files, one class as normal", "[cli]") {
+  const std::string dir = adx::kFashionMnistDir;
+  const auto model = temp_path("cli_fmnist.adx");
+  auto fit = run("fit conv_autoencoder " + dir + "/train-images-idx3-ubyte.gz --labels " + dir +
+                 "/train-labels-idx1-ubyte.gz --normal-label 1 train.epochs=1 runtime.threads=2 -o " + model + " --quiet");
+  INFO(fit.output);
+  REQUIRE(fit.code == 0);
+  REQUIRE(fit.output.find("6000 image items of shape [1 x 28 x 28]") != std::string::npos);
+  auto eval = run("eval " + model + " " + dir + "/t10k-images-idx3-ubyte.gz --labels " + dir +
+                  "/t10k-labels-idx1-ubyte.gz --normal-label 1 --format json");
+  INFO(eval.output);
+  REQUIRE(eval.code == 0);
+  const auto metrics = json_in(eval.output);
+  REQUIRE(metrics["items"] == 10000);
+  REQUIRE(metrics["anomalies"] == 9000);
+  REQUIRE(metrics["auroc"].get<double>() > 0.85);  // trousers against the other nine classes
+}
+
+TEST_CASE("adx exit codes: 0 success, 1 a user error in one line, 2 usage", "[cli]") {
+  REQUIRE(run("--help").code == 0);
+  REQUIRE(run("fit --help").code == 0);
+  REQUIRE(run("list").code == 0);
+  REQUIRE(run("list nothing").code == 1);
+  // Usage: no subcommand, a missing argument, an unknown flag.
+  REQUIRE(run("").code == 2);
+  REQUIRE(run("fit").code == 2);
+  REQUIRE(run("score model.adx data.csv --bogus").code == 2);
+  // User errors: one line on stderr naming what was wrong.
+  auto unknown = run("fit nothing " + temp_path("cli_train.csv"));
+  REQUIRE(unknown.code == 1);
+  REQUIRE(unknown.output.rfind("adx: error: unknown detector 'nothing'", 0) == 0);
+  REQUIRE(std::count(unknown.output.begin(), unknown.output.end(), '\n') == 1);
+  const auto train = temp_path("cli_small.csv");
+  write_csv(train, torch::randn({50, 4}), false);
+  auto bad_option = run("fit autoencoder " + train + " epochs=3 --quiet");
+  REQUIRE(bad_option.code == 1);
+  REQUIRE(bad_option.output.find("unknown option(s): epochs") != std::string::npos);
+  REQUIRE(run("fit autoencoder " + train + " notapair --quiet").code == 1);
+  auto missing = run("score " + temp_path("no_such_model.adx") + " " + train);
+  REQUIRE(missing.code == 1);
+  REQUIRE(missing.output.find("no_such_model.adx") != std::string::npos);
+  auto foreign = run("info " + train);
+  REQUIRE(foreign.code == 1);
+  REQUIRE(foreign.output.find("not an adx model file") != std::string::npos);
+  auto no_labels = run("eval " + temp_path("cli_model.adx") + " " + train);
+  REQUIRE(no_labels.code == 1);
+}

@@ -1,0 +1,243 @@
+// The production layer: one fitted detector scored from 8 threads at once, drift that names
+// the features that moved, feedback that recalibrates the threshold, rollback, the health
+// snapshot as JSON and Prometheus text, the model file's version records, and ensembles.
+#include "test_helpers.hpp"
+
+#include <adx/detectors/ensemble/ensemble.hpp>
+#include <adx/serve/production.hpp>
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include <thread>
+
+using adx::Data;
+using adx::test::temp_path;
+
+namespace {
+
+std::unique_ptr<adx::Detector> fitted_autoencoder(const torch::Tensor& train, int64_t seed = 7) {
+  auto d = adx::make_detector("autoencoder", {{"train.epochs", "30"}, {"train.batch_size", "64"}, {"bottleneck", "3"},
+                                              {"runtime.threads", "1"}, {"runtime.seed", std::to_string(seed)}});
+  d->fit(Data::tabular(train));
+  return d;
+}
+
+}  // namespace
+
+TEST_CASE("8 threads scoring one production detector get the scores of one thread", "[production]") {
+  const auto data = adx::test::easy_tabular();
+  adx::ProductionDetector production(fitted_autoencoder(data.train));
+  const auto test = Data::tabular(data.test);
+  const auto expected = production.score(test).scores;
+  // One item alone may differ from the same item in a batch in the last bits (BLAS blocks by batch
+  // size), so single items are compared with single items.
+  std::vector<double> expected_single;
+  for (int64_t i = 0; i < 25; ++i)
+    expected_single.push_back(production.score(Data::tabular(data.test.slice(0, i, i + 1))).scores[0]);
+  std::vector<std::vector<double>> seen(8);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t)
+    threads.emplace_back([&, t] {
+      // Each thread scores the set in its own batch sizes, then item by item for a share of it.
+      std::vector<double> mine;
+      for (int round = 0; round < 3; ++round) mine = production.score(test).scores;
+      for (int64_t i = 0; i < 25; ++i) {
+        const auto one = production.score(Data::tabular(data.test.slice(0, i, i + 1))).scores;
+        if (one[0] != expected_single[static_cast<size_t>(i)]) mine.clear();
+      }
+      seen[static_cast<size_t>(t)] = mine;
+    });
+  for (auto& th : threads) th.join();
+  for (const auto& s : seen) REQUIRE(s == expected);
+  const auto health = production.health();
+  REQUIRE(health.calls == 26 + 8 * (3 + 25));
+  REQUIRE(health.items_scored == 275 + 8 * (3 * 250 + 25));
+}
+
+TEST_CASE("drift alerts name the features that moved, and the score", "[production]") {
+  const auto data = adx::test::easy_tabular(1000);
+  auto detector = fitted_autoencoder(data.train);
+  REQUIRE(detector->drift_reference().features.size(1) == 16);
+  REQUIRE(detector->drift_reference().feature_names[3] == "x3");
+  REQUIRE(detector->drift_reference().scores.size() == 100);  // the held-out 10%
+  adx::ProductionDetector production(std::move(detector),
+                                     adx::ProductionOptions().drift_window(400).drift_min_samples(300));
+  torch::manual_seed(9);
+  // Normal traffic from the training distribution: not judged before 300 items, then no drift.
+  production.score(Data::tabular(data.train.slice(0, 0, 200)));
+  REQUIRE_FALSE(production.drift().judged);
+  production.score(Data::tabular(data.train.slice(0, 200, 600)));
+  auto calm = production.drift();
+  REQUIRE(calm.judged);
+  REQUIRE(calm.samples == 400);
+  INFO("drifting while calm: " << calm.drifting.size());
+  REQUIRE(calm.drifting.empty());
+  // Features 3 and 11 move by one standard deviation; the rest stay.
+  auto moved = data.train.slice(0, 600, 1000).clone();
+  for (int64_t f : {3, 11}) moved.select(1, f) += moved.select(1, f).std();
+  production.score(Data::tabular(moved));
+  const auto drift = production.drift();
+  std::vector<std::string> names;
+  for (const auto& f : drift.features)
+    if (f.drifting) names.push_back(f.name);
+  REQUIRE(names == std::vector<std::string>{"x3", "x11"});
+  REQUIRE(drift.features[3].psi > 0.25);
+  REQUIRE(drift.features[0].ks.p_value > 0.01 / 17);
+  // Off-manifold items move the score distribution too.
+  production.score(Data::tabular(data.test.slice(0, 200, 250).repeat({8, 1})));
+  const auto after = production.drift();
+  REQUIRE(after.score.has_value());
+  REQUIRE(after.score->drifting);
+  REQUIRE(std::find(after.drifting.begin(), after.drifting.end(), "score") != after.drifting.end());
+}
+
+TEST_CASE("feedback recalibrates the threshold by best F1, or by the confirmed false-positive rate", "[production]") {
+  const auto data = adx::test::easy_tabular();
+  auto make = [&] {
+    auto d = fitted_autoencoder(data.train);
+    return std::make_unique<adx::ProductionDetector>(std::move(d), adx::ProductionOptions().feedback_min_labels(10));
+  };
+  SECTION("labels of both classes: the best-F1 threshold on the labelled items") {
+    auto production = make();
+    const auto scored = production->score(Data::tabular(data.test));
+    std::vector<int> labels;
+    std::vector<double> scores;
+    adx::FeedbackResult last;
+    for (size_t i = 0; i < scored.ids.size(); i += 10) {
+      last = production->feedback(scored.ids[i], data.labels[i] == 1);
+      labels.push_back(data.labels[i]);
+      scores.push_back(scored.scores[i]);
+    }
+    REQUIRE(last.rule == "best_f1");
+    REQUIRE(last.labels == 25);
+    REQUIRE(production->threshold() == adx::best_f1_threshold(labels, scores));
+  }
+  SECTION("normal labels only: the threshold rises until at most 1% of them are flagged") {
+    auto detector = fitted_autoencoder(data.train);
+    // A threshold set too low: half the normal items get flagged, and operators say they are fine.
+    const auto normal = Data::tabular(data.test.slice(0, 0, 200));
+    detector->set_threshold(adx::quantile(detector->score(normal).to_vector(), 0.5));
+    const double low = detector->threshold();
+    adx::ProductionDetector production_low(std::move(detector), adx::ProductionOptions().feedback_min_labels(10));
+    auto* production = &production_low;
+    const auto scored = production->score(normal);
+    adx::FeedbackResult last;
+    for (size_t i = 0; i < 9; ++i) last = production->feedback(scored.ids[i], false);
+    REQUIRE_FALSE(last.threshold_changed);  // 9 labels: fewer than feedback_min_labels
+    REQUIRE(last.rule.empty());
+    for (size_t i = 9; i < 200; ++i) last = production->feedback(scored.ids[i], false);
+    REQUIRE(last.rule == "false_positive_rate");
+    REQUIRE(production->threshold() > low);
+    // Every feedback re-checks the rate, so at the end at most 1% of the 200 labelled items are flagged.
+    const auto flagged = std::count_if(scored.scores.begin(), scored.scores.end(),
+                                       [&](double s) { return s > production->threshold(); });
+    REQUIRE(flagged <= 2);
+    REQUIRE(flagged >= 1);  // and the threshold rose no further than it had to
+    REQUIRE_THROWS_WITH(production->feedback(123456, true), Catch::Contains("unknown item id 123456"));
+  }
+}
+
+TEST_CASE("deploy keeps the previous model and rollback returns to it", "[production]") {
+  const auto data = adx::test::easy_tabular();
+  adx::ProductionDetector production(fitted_autoencoder(data.train, 1));
+  const auto test = Data::tabular(data.test.slice(0, 0, 20));
+  const auto first = production.score(test).scores;
+  REQUIRE_FALSE(production.has_previous());
+  REQUIRE_THROWS_WITH(production.rollback(), Catch::Contains("no previous model"));
+  production.deploy(fitted_autoencoder(data.train, 2));
+  REQUIRE(production.has_previous());
+  const auto second = production.score(test).scores;
+  REQUIRE(second != first);
+  production.rollback();
+  REQUIRE(production.score(test).scores == first);
+  REQUIRE(production.health().items_scored == 20);  // monitoring restarts with each model
+  // An unfitted or uncalibrated detector never goes into service.
+  REQUIRE_THROWS_AS(production.deploy(adx::make_detector("autoencoder")), adx::NotFittedError);
+  REQUIRE(production.score(test).scores == first);
+}
+
+TEST_CASE("health is JSON and Prometheus text; bad input is counted and rethrown", "[production]") {
+  const auto data = adx::test::easy_tabular();
+  adx::ProductionDetector production(fitted_autoencoder(data.train),
+                                     adx::ProductionOptions().latency_budget_ms(1e9).drift_min_samples(100));
+  production.score(Data::tabular(data.test));
+  REQUIRE_THROWS_AS(production.score(Data::tabular(torch::zeros({3, 5}))), adx::ShapeError);
+  const auto json = nlohmann::json::parse(production.health().to_json());
+  REQUIRE(json["detector"] == "autoencoder");
+  REQUIRE(json["items_scored"] == 250);
+  REQUIRE(json["calls"] == 2);
+  REQUIRE(json["errors"] == 1);
+  REQUIRE(json["latency_ms"]["count"] == 1);
+  REQUIRE(json["drift"]["judged"] == true);
+  REQUIRE(json["drift"]["features"].size() == 16);
+  REQUIRE(json["version"].get<std::string>().rfind("autoencoder-", 0) == 0);
+  const auto text = production.health().to_prometheus();
+  REQUIRE(text.find("# TYPE adx_items_scored_total counter\nadx_items_scored_total{detector=\"autoencoder\"") !=
+          std::string::npos);
+  REQUIRE(text.find("adx_score_errors_total{") != std::string::npos);
+  REQUIRE(text.find("adx_latency_ms{detector=\"autoencoder\",version=") != std::string::npos);
+  REQUIRE(text.find("feature=\"x15\"") != std::string::npos);
+}
+
+TEST_CASE("model files record version, creation time, adx version and a training fingerprint", "[production]") {
+  const auto data = adx::test::easy_tabular();
+  auto d = fitted_autoencoder(data.train);
+  const auto& info = d->model_info();
+  REQUIRE(info.adx_version == adx::adx_version());
+  REQUIRE(info.training_items == 600);
+  REQUIRE(info.training_shape == std::vector<int64_t>{600, 16});
+  REQUIRE(info.training_hash.size() == 16);
+  REQUIRE(info.created_at.size() == 20);  // 2026-11-30T01:16:44Z
+  // The same values give the same fingerprint, one changed value another.
+  auto again = fitted_autoencoder(data.train.clone());
+  REQUIRE(again->model_info().training_hash == info.training_hash);
+  auto changed_train = data.train.clone();
+  changed_train[5][5] += 1e-3;
+  REQUIRE(fitted_autoencoder(changed_train)->model_info().training_hash != info.training_hash);
+  d->set_version("line-4/v17");
+  d->save(temp_path("versioned.adx"));
+  auto loaded = adx::load(temp_path("versioned.adx"));
+  REQUIRE(loaded->model_info().version == "line-4/v17");
+  REQUIRE(loaded->model_info().training_hash == info.training_hash);
+  REQUIRE(loaded->model_info().training_shape == info.training_shape);
+  REQUIRE(loaded->drift_reference().scores == d->drift_reference().scores);
+  REQUIRE(torch::equal(loaded->drift_reference().features, d->drift_reference().features));
+  REQUIRE_THROWS_AS(d->set_version(""), adx::ValueError);
+}
+
+TEST_CASE("an ensemble combines fitted members and checks its options", "[production][ensemble]") {
+  const auto data = adx::test::easy_tabular();
+  std::vector<std::unique_ptr<adx::Detector>> members;
+  members.push_back(fitted_autoencoder(data.train, 1));
+  members.push_back(fitted_autoencoder(data.train, 2));
+  REQUIRE_THROWS_WITH(adx::Ensemble(adx::EnsembleOptions(), std::move(members)), Catch::Contains("twice"));
+
+  std::vector<std::unique_ptr<adx::Detector>> fitted;
+  fitted.push_back(fitted_autoencoder(data.train, 1));
+  fitted.push_back(adx::make_detector("vae", {{"latent", "3"}, {"train.epochs", "30"}, {"runtime.threads", "1"}}));
+  fitted[1]->fit(Data::tabular(data.train));
+  const auto ae_scores = fitted[0]->score(Data::tabular(data.test)).per_item;
+  adx::Ensemble ensemble(adx::EnsembleOptions().combination(adx::EnsembleCombination::Max), std::move(fitted));
+  ensemble.fit(Data::tabular(data.train));
+  // The fitted member was kept as it was, not refitted.
+  REQUIRE(torch::equal(ensemble.members()[0]->score(Data::tabular(data.test)).per_item, ae_scores));
+  const auto z = ensemble.member_scores(Data::tabular(data.test));
+  REQUIRE(z.sizes() == torch::IntArrayRef({250, 2}));
+  const auto combined = ensemble.score(Data::tabular(data.test)).per_item;
+  REQUIRE(torch::allclose(combined, std::get<0>(z.max(1)).to(torch::kFloat32)));
+  REQUIRE(adx::metrics::roc_auc(data.labels, ensemble.score(Data::tabular(data.test)).to_vector()) > 0.9);
+
+  // Options: unknown keys, members that are not listed, weights that do not fit.
+  REQUIRE_THROWS_WITH(adx::make_detector("ensemble", {{"members", "autoencoder"}, {"vae.latent", "3"}}),
+                      Catch::Contains("unknown option 'vae.latent'"));
+  REQUIRE_THROWS_WITH(adx::make_detector("ensemble", {{"members", "autoencoder,vae"}, {"combination", "weighted"},
+                                                      {"weights", "1"}}),
+                      Catch::Contains("needs 2 weights"));
+  REQUIRE_THROWS_WITH(adx::make_detector("ensemble", {{"members", "autoencoder,nothing"}}),
+                      Catch::Contains("unknown detector 'nothing'"));
+  REQUIRE_THROWS_WITH(adx::make_detector("ensemble", {{"members", ","}}), Catch::Contains("at least one detector"));
+  REQUIRE(adx::make_detector("ensemble")->options_map().at("members") == "autoencoder,vae");
+  auto images_only = adx::make_detector("ensemble", {{"members", "rotation,autoencoder"}});
+  REQUIRE(images_only->input_kinds() == std::vector<std::string>{adx::kinds::kImage});
+}
