@@ -11,6 +11,8 @@
 #   bash cmake/bootstrap.sh series-bench    Anomaly Transformer against Python, and scoring memory on 10^6 steps
 #   bash cmake/bootstrap.sh graph [args]    every graph detector on a generated graph (or --features/--edges files)
 #   bash cmake/bootstrap.sh graph-bench     DOMINANT on 10^4..10^6-node graphs, and against PyGOD's dense DOMINANT
+#   bash cmake/bootstrap.sh ensemble-bench  an ensemble (rotation, VAE, Deep SVDD) against its members on Fashion-MNIST
+#   bash cmake/bootstrap.sh server-load     the scoring server under concurrent clients on 127.0.0.1
 # Every Debian package it needs is installed if missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -95,6 +97,13 @@ case "$mode" in
     ;;
   patchcore-bench)
     "$build_dir/examples/patchcore_benchmark" --work "$build_dir" "$@"
+    ;;
+  ensemble-bench)
+    "$build_dir/examples/ensemble_benchmark" "$@"
+    ;;
+  server-load)
+    "$build_dir/examples/server_load" --clients 8 --requests 20000 "$@"
+    "$build_dir/examples/server_load" --clients 16 --requests 120000 --rows 64 --server-threads 16 "$@"
     ;;
   *)
     echo "usage: bash cmake/bootstrap.sh demo|test|bench|image-bench|leaderboard|industrial|patchcore-bench [args]" >&2

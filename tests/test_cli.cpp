@@ -2,12 +2,15 @@
 // Fashion-MNIST's IDX files, and the exit codes and messages scripts rely on.
 #include "test_helpers.hpp"
 
+#include <adx/data/graphs.hpp>
+#include <adx/data/images.hpp>
 #include <adx/data/loaders.hpp>
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <sys/wait.h>
 
@@ -114,6 +117,61 @@ TEST_CASE("adx fit and eval on Fashion-MNIST's IDX files, one class as normal", 
   REQUIRE(metrics["items"] == 10000);
   REQUIRE(metrics["anomalies"] == 9000);
   REQUIRE(metrics["auroc"].get<double>() > 0.85);  // trousers against the other nine classes
+}
+
+TEST_CASE("adx fits and evaluates a graph from a feature file and an edge list", "[cli]") {
+  namespace graph = adx::graph;
+  const auto g = graph::inject_structural(graph::make_synthetic_graph({400, 1600, 8, 4, 0.9, 2.5, 1}), 10, 2, 0.0, 5);
+  const auto features = temp_path("cli_nodes.csv"), edges = temp_path("cli_edges.csv"),
+             labels = temp_path("cli_node_labels.csv"), model = temp_path("cli_graph.adx");
+  write_csv(features, g.x, true);
+  write_csv(edges, g.edge_index.t(), false);
+  {
+    std::ofstream out(labels);
+    for (int64_t i = 0; i < g.labels.size(0); ++i) out << g.labels[i].item<int64_t>() << "\n";
+  }
+  auto fit = run("fit structural " + features + " --edges " + edges + " -o " + model + " --quiet");
+  INFO(fit.output);
+  REQUIRE(fit.code == 0);
+  REQUIRE(fit.output.find("400 graph items") != std::string::npos);
+  auto eval = run("eval " + model + " " + features + " --edges " + edges + " --labels " + labels + " --format json");
+  INFO(eval.output);
+  REQUIRE(eval.code == 0);
+  REQUIRE(json_in(eval.output)["anomalies"] == 20);
+  REQUIRE(json_in(eval.output)["auroc"].get<double>() > 0.8);  // the injected cliques stand out (0.88)
+  REQUIRE(run("fit structural " + features + " --kind graph --quiet").output.find("needs --edges") != std::string::npos);
+}
+
+TEST_CASE("adx fits on a folder of images and writes anomaly maps as PNG", "[cli]") {
+  namespace fs = std::filesystem;
+  const auto data = adx::test::easy_images(30, 4, 4);
+  const auto train_dir = temp_path("cli_images_train"), test_dir = temp_path("cli_images_test"),
+             maps_dir = temp_path("cli_maps"), model = temp_path("cli_padim.adx");
+  for (const auto& dir : {train_dir, test_dir, maps_dir}) {
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+  }
+  const auto train = adx::test::nearest_upscale(data.train, 32), test = adx::test::nearest_upscale(data.test, 32);
+  for (int64_t i = 0; i < train.size(0); ++i) adx::write_png(fmt::format("{}/{:03d}.png", train_dir, i), train[i]);
+  for (int64_t i = 0; i < test.size(0); ++i) adx::write_png(fmt::format("{}/{:03d}.png", test_dir, i), test[i]);
+  auto fit = run("fit padim " + train_dir + " backbone=resnet18 runtime.threads=2 -o " + model + " --quiet");
+  INFO(fit.output);
+  REQUIRE(fit.code == 0);
+  REQUIRE(fit.output.find("30 image items of shape [3 x 32 x 32]") != std::string::npos);
+  auto score = run("score " + model + " " + test_dir + " --maps " + maps_dir + " -o " + temp_path("cli_padim.csv"));
+  INFO(score.output);
+  REQUIRE(score.code == 0);
+  for (int i = 0; i < 8; ++i) {
+    const auto map = adx::read_mask(fmt::format("{}/map_{:05d}.png", maps_dir, i));
+    REQUIRE(map.sizes() == torch::IntArrayRef({1, 32, 32}));
+  }
+  // A detector without maps says so.
+  const auto rows = temp_path("cli_rows.csv"), plain = temp_path("cli_plain.adx");
+  write_csv(rows, torch::randn({60, 4}), false);
+  REQUIRE(run("fit autoencoder " + rows + " train.epochs=1 -o " + plain + " --quiet").code == 0);
+  auto no_maps = run("score " + plain + " " + rows + " --maps " + maps_dir);
+  REQUIRE(no_maps.code == 1);
+  REQUIRE(no_maps.output.find("makes no anomaly maps") != std::string::npos);
 }
 
 TEST_CASE("adx exit codes: 0 success, 1 a user error in one line, 2 usage", "[cli]") {

@@ -134,6 +134,9 @@ TEST_CASE("feedback recalibrates the threshold by best F1, or by the confirmed f
                                        [&](double s) { return s > production->threshold(); });
     REQUIRE(flagged <= 2);
     REQUIRE(flagged >= 1);  // and the threshold rose no further than it had to
+    // Saved, the model starts where this deployment is: with the recalibrated threshold.
+    production->save(temp_path("recalibrated.adx"));
+    REQUIRE(adx::load(temp_path("recalibrated.adx"))->threshold() == production->threshold());
     REQUIRE_THROWS_WITH(production->feedback(123456, true), Catch::Contains("unknown item id 123456"));
   }
 }

@@ -22,12 +22,8 @@ int main(int argc, char** argv) {
   app.add_option("--data", data_dir, "folder of the Fashion-MNIST IDX files");
   CLI11_PARSE(app, argc, argv);
   try {
-    adx::OptionMap options{{"runtime.threads", std::to_string(threads)}};
-    for (const auto& s : sets) {
-      const auto eq = s.find('=');
-      if (eq == std::string::npos) throw adx::OptionError("--set takes key=value, got '" + s + "'");
-      options[s.substr(0, eq)] = s.substr(eq + 1);
-    }
+    auto options = adx::parse_key_values(sets);
+    options.emplace("runtime.threads", std::to_string(threads));
     const auto train = adx::load_mnist_split(data_dir, "train");
     const auto test = adx::load_mnist_split(data_dir, "t10k");
     double sum_dirichlet = 0, sum_likelihood = 0;

@@ -76,6 +76,7 @@ int main(int argc, char** argv) {
       threads.emplace_back([&, c] {
         httplib::Client client("127.0.0.1", port);
         client.set_keep_alive(true);
+        client.set_tcp_nodelay(true);
         for (int64_t i = next++; i < requests; i = next++) {
           if (i == early) rss_early = resident_mb();
           if (i == late) rss_late = resident_mb();

@@ -1,6 +1,7 @@
 #include "inputs.hpp"
 
 #include <adx/core/error.hpp>
+#include <adx/data/graphs.hpp>
 #include <adx/data/images.hpp>
 #include <adx/data/loaders.hpp>
 #include <adx/io/files.hpp>
@@ -35,8 +36,19 @@ Data images_from(torch::Tensor x) {
 
 Data read_data(const std::string& path, const InputOptions& options) {
   const auto& kind = options.kind;
-  ADX_CHECK_AS(OptionError, kind == "auto" || kind == "tabular" || kind == "image" || kind == "series",
-               "--kind takes auto, tabular, image or series, got '{}'", kind);
+  ADX_CHECK_AS(OptionError,
+               kind == "auto" || kind == "tabular" || kind == "image" || kind == "series" || kind == "graph",
+               "--kind takes auto, tabular, image, series or graph, got '{}'", kind);
+  if (kind == "graph" || !options.edges.empty()) {
+    ADX_CHECK_AS(OptionError, !options.edges.empty(), "graph data needs --edges FILE (src,dst[,weight] rows)");
+    const auto x = ends_with(path, ".npy") ? load_npy(path) : load_csv(path);
+    ADX_CHECK_AS(ShapeError, x.dim() == 2, "{} holds node features of shape {}; they are N x F", path,
+                 shape_string(x.sizes().vec()));
+    graph::EdgeListOptions edge_options;
+    edge_options.num_nodes = x.size(0);
+    const auto edges = graph::load_edge_list(options.edges, edge_options);
+    return Data::graph(x.to(torch::kFloat32), edges.edge_index, edges.edge_weight);
+  }
   if (fs::is_directory(path)) {
     ADX_CHECK_AS(OptionError, kind == "auto" || kind == "image", "{} is a folder: only images are read from folders",
                  path);
@@ -110,11 +122,7 @@ OptionMap read_option_arguments(const std::vector<std::string>& pairs, const std
     };
     flatten(j, "");
   }
-  for (const auto& pair : pairs) {
-    const auto eq = pair.find('=');
-    ADX_CHECK_AS(OptionError, eq != std::string::npos && eq > 0, "options are key=value, got '{}'", pair);
-    map[pair.substr(0, eq)] = pair.substr(eq + 1);
-  }
+  for (const auto& [key, value] : parse_key_values(pairs)) map[key] = value;
   return map;
 }
 

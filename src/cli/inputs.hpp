@@ -9,7 +9,8 @@
 namespace adx::cli {
 
 struct InputOptions {
-  std::string kind = "auto";  ///< auto, tabular, image or series
+  std::string kind = "auto";  ///< auto, tabular, image, series or graph
+  std::string edges;          ///< graph: the edge list (src,dst[,weight] CSV or NPY); the data are node features
   int64_t window = 0;         ///< series: steps per window
   int64_t stride = 1;         ///< series: steps between windows
   int64_t image_size = 0;     ///< image folders: resize to S x S (0 = keep)
@@ -21,8 +22,8 @@ struct InputOptions {
 };
 
 /// Reads `path`: a CSV or NPY table, an NPY image stack (N x H x W or N x C x H x W), an IDX
-/// image file (the MNIST family, .gz or not), a folder of images, or (kind series) a series
-/// CSV with a header or an NPY of T x D.
+/// image file (the MNIST family, .gz or not), a folder of images, (kind series) a series
+/// CSV with a header or an NPY of T x D, or (kind graph, with an edge list) node features.
 Data read_data(const std::string& path, const InputOptions& options);
 
 /// The labels of `options.labels` as 0 (normal) / 1 (anomaly); `expected` items must match.

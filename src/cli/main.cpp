@@ -1,6 +1,7 @@
 // The adx command line: list, fit, score, eval, info and serve.
 // Exit codes: 0 success, 1 a user error (one line on stderr), 2 a usage error.
 #include "inputs.hpp"
+#include "option_docs.hpp"
 
 #include <adx/base.hpp>
 #include <adx/data/images.hpp>
@@ -24,7 +25,8 @@ using nlohmann::json;
 namespace fs = std::filesystem;
 
 void add_input_flags(CLI::App* cmd, adx::cli::InputOptions& in, bool labels) {
-  cmd->add_option("--kind", in.kind, "what the data is: auto, tabular, image or series")->capture_default_str();
+  cmd->add_option("--kind", in.kind, "what the data is: auto, tabular, image, series or graph")->capture_default_str();
+  cmd->add_option("--edges", in.edges, "graph: edge list (src,dst[,weight] CSV or NPY); the data are node features");
   cmd->add_option("--window", in.window, "series: steps per window");
   cmd->add_option("--stride", in.stride, "series: steps between windows")->capture_default_str();
   cmd->add_option("--image-size", in.image_size, "image folders: resize every image to S x S");
@@ -62,7 +64,10 @@ int run_list(bool as_json, const std::string& only) {
     const auto detector = adx::make_detector(info.name);
     const auto options = detector->options_map();
     const auto kinds = detector->input_kinds();
-    all.push_back({{"name", info.name}, {"description", info.description}, {"input_kinds", kinds}, {"options", options}});
+    json documented = json::object();
+    for (const auto& [key, value] : options)
+      documented[key] = {{"default", value}, {"doc", adx::cli::option_doc(info.name, key)}};
+    all.push_back({{"name", info.name}, {"description", info.description}, {"input_kinds", kinds}, {"options", documented}});
   }
   ADX_CHECK_AS(adx::OptionError, !all.empty(), "unknown detector '{}'; `adx list` shows them all", only);
   if (as_json) {
@@ -76,7 +81,8 @@ int run_list(bool as_json, const std::string& only) {
                              kinds);
     if (!only.empty())
       for (const auto& [key, value] : d["options"].items())
-        std::cout << fmt::format("    {:<40} = {}\n", key, value.get<std::string>());
+        std::cout << fmt::format("    {:<34} = {:<12} {}\n", key, value["default"].get<std::string>(),
+                                 value["doc"].get<std::string>());
   }
   if (only.empty()) std::cout << "\n`adx list <detector>` shows a detector's options and their defaults.\n";
   return 0;
@@ -104,6 +110,9 @@ int run_score(const std::string& model_path, const std::string& data_path, const
   auto detector = adx::load(model_path);
   const auto data = adx::cli::read_data(data_path, in);
   const auto scores = detector->score(data);
+  // Checked before anything is written: a failed command leaves no partial output.
+  ADX_CHECK_AS(adx::OptionError, maps_dir.empty() || scores.pixel_map.defined(), "{} makes no anomaly maps; drop --maps",
+               detector->type());
   const auto values = scores.to_vector();
   std::string csv = detector->calibrated() ? "item,score,anomaly\n" : "item,score\n";
   for (size_t i = 0; i < values.size(); ++i) {
@@ -115,16 +124,21 @@ int run_score(const std::string& model_path, const std::string& data_path, const
     std::cout << csv;
   } else {
     const std::string tmp = out + ".tmp";
-    std::ofstream(tmp, std::ios::trunc) << csv;
-    ADX_CHECK_AS(adx::IoError, std::ifstream(tmp).good(), "cannot write {}", tmp);
-    fs::rename(tmp, out);
+    {
+      std::ofstream file(tmp, std::ios::trunc);
+      file << csv;
+      file.flush();
+      if (!file.good()) {
+        std::remove(tmp.c_str());
+        throw adx::IoError(fmt::format("cannot write {} (missing folder or disk full?)", tmp));
+      }
+    }
+    fs::rename(tmp, out);  // a reader never sees a partial file
     std::cerr << fmt::format("adx: wrote {} scores to {}\n", values.size(), out);
   }
   if (!maps_dir.empty()) {
-    ADX_CHECK_AS(adx::OptionError, scores.pixel_map.defined(), "{} makes no anomaly maps; drop --maps",
-                 detector->type());
     fs::create_directories(maps_dir);
-    // One scale for every map: from 0 to twice the largest map value, so maps compare across images.
+    // One scale for every map, from 0 to the largest value of any map, so maps compare across images.
     const auto maps = scores.pixel_map;
     const double high = std::max(maps.max().item<double>(), 1e-12);
     for (int64_t i = 0; i < maps.size(0); ++i)
@@ -316,7 +330,7 @@ int main(int argc, char** argv) {
   info->add_flag("--json", info_json, "print JSON");
 
   std::string serve_model, serve_host = "127.0.0.1";
-  int64_t serve_port = 8080, serve_max_body = int64_t{16} << 20, serve_threads = 8;
+  int64_t serve_port = 8080, serve_max_body = int64_t{16} << 20, serve_threads = 16;
   std::vector<std::string> serve_pairs;
   auto* serve = app.add_subcommand("serve", "an HTTP scoring server for a model file");
   serve->add_option("model", serve_model, "model file")->required();
@@ -325,7 +339,8 @@ int main(int argc, char** argv) {
   serve->add_option("--host", serve_host, "address to listen on")->capture_default_str();
   serve->add_option("--port", serve_port, "port (0 = any free port)")->capture_default_str();
   serve->add_option("--max-body-bytes", serve_max_body, "largest request body")->capture_default_str();
-  serve->add_option("--threads", serve_threads, "threads answering requests")->capture_default_str();
+  serve->add_option("--threads", serve_threads,
+                    "threads answering requests (at least the number of concurrent clients)")->capture_default_str();
 
   try {
     app.parse(argc, argv);

@@ -134,4 +134,26 @@ double recall_at_k(const std::vector<int>& labels, const std::vector<double>& sc
   return static_cast<double>(found) / static_cast<double>(positives);
 }
 
+std::vector<double> min_max_per_sequence(const std::vector<double>& scores, const std::vector<int64_t>& lengths) {
+  int64_t total = 0;
+  for (const int64_t n : lengths) {
+    ADX_CHECK_AS(ValueError, n >= 0, "sequence lengths must be >= 0, got {}", n);
+    total += n;
+  }
+  ADX_CHECK_AS(ShapeError, total == static_cast<int64_t>(scores.size()), "sequence lengths add up to {} but there are {} scores",
+               total, scores.size());
+  std::vector<double> out(scores.size());
+  size_t begin = 0;
+  for (const int64_t n : lengths) {
+    const size_t end = begin + static_cast<size_t>(n);
+    double low = INFINITY, high = -INFINITY;
+    for (size_t i = begin; i < end; ++i)
+      if (std::isfinite(scores[i])) low = std::min(low, scores[i]), high = std::max(high, scores[i]);
+    for (size_t i = begin; i < end; ++i)
+      out[i] = !std::isfinite(scores[i]) ? scores[i] : high > low ? (scores[i] - low) / (high - low) : 0.0;
+    begin = end;
+  }
+  return out;
+}
+
 }  // namespace adx::metrics

@@ -162,6 +162,7 @@ FeedbackResult ProductionDetector::feedback(int64_t id, bool is_anomaly) {
                "scored items",
                id, options_.remembered_items());
   labelled_.emplace_back(is_anomaly ? 1 : 0, it->second);
+  if (static_cast<int64_t>(labelled_.size()) > options_.remembered_items()) labelled_.pop_front();
   FeedbackResult result;
   result.labels = static_cast<int64_t>(labelled_.size());
   result.threshold = threshold_;
@@ -286,6 +287,17 @@ void ProductionDetector::deploy(std::unique_ptr<Detector> next) {
 }
 
 void ProductionDetector::deploy_file(const std::string& path, const std::string& device) { deploy(load(path, device)); }
+
+void ProductionDetector::save(const std::string& path) {
+  std::unique_lock<std::shared_mutex> model_lock(model_mutex_);
+  double threshold = 0.0;
+  {
+    std::lock_guard<std::mutex> lock(state_mutex_);
+    threshold = threshold_;
+  }
+  current_->set_threshold(threshold);
+  current_->save(path);
+}
 
 void ProductionDetector::rollback() {
   std::unique_lock<std::shared_mutex> model_lock(model_mutex_);

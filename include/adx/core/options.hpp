@@ -62,6 +62,18 @@ inline std::vector<std::string> split_commas(const std::string& text) {
   return out;
 }
 
+/// {"epochs=5", "train.lr=0.01"} -> {{"epochs", "5"}, {"train.lr", "0.01"}}; an item without '=' or
+/// with an empty key is an OptionError naming it.
+inline OptionMap parse_key_values(const std::vector<std::string>& pairs) {
+  OptionMap map;
+  for (const auto& pair : pairs) {
+    const auto eq = pair.find('=');
+    if (eq == std::string::npos || eq == 0) throw OptionError("options are key=value, got '" + pair + "'");
+    map[pair.substr(0, eq)] = pair.substr(eq + 1);
+  }
+  return map;
+}
+
 /// Enum <-> name table; specialise `EnumNames<E>::table()` for every option enum.
 template <class E>
 struct EnumNames;

@@ -38,6 +38,11 @@ struct BestF1 {
 /// (ties at the k-th score broken by index order).
 double recall_at_k(const std::vector<int>& labels, const std::vector<double>& scores, int64_t k);
 
+/// Min-max normalisation of per-step scores within each sequence, as video papers report frame
+/// scores (each test video scaled to [0, 1]): `lengths` splits `scores` into consecutive sequences.
+/// NaN (a step never scored) stays NaN; a sequence with one distinct value becomes 0.
+std::vector<double> min_max_per_sequence(const std::vector<double>& scores, const std::vector<int64_t>& lengths);
+
 /// Best F1 over every distinct threshold (the points of sklearn's precision_recall_curve).
 BestF1 best_f1(const std::vector<int>& labels, const std::vector<double>& scores);
 

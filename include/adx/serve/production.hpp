@@ -48,7 +48,7 @@ struct ProductionOptions {
   ADX_ARG(int64_t, feedback_min_labels) = 20;
   /// With labels of normal items only: the threshold rises until at most this share of them is flagged.
   ADX_ARG(double, target_false_positive_rate) = 0.01;
-  /// Scored items remembered (by id) for feedback.
+  /// Scored items remembered (by id) for feedback, and labels kept for recalibration.
   ADX_ARG(int64_t, remembered_items) = 100000;
 
  public:
@@ -130,6 +130,9 @@ class ProductionDetector {
   /// for rollback(); monitoring restarts for the new model.
   void deploy(std::unique_ptr<Detector> next);
   void deploy_file(const std::string& path, const std::string& device = "");
+  /// Writes the model in service with the threshold now in force (adapted or recalibrated by feedback),
+  /// so that the next start begins where this one is.
+  void save(const std::string& path);
   /// Returns to the model before the last deploy(); an error when there is none.
   void rollback();
   bool has_previous() const;
@@ -159,7 +162,7 @@ class ProductionDetector {
   std::deque<double> recent_scores_;
   std::unordered_map<int64_t, double> remembered_;  ///< id -> score
   std::deque<int64_t> remembered_order_;
-  std::vector<std::pair<int, double>> labelled_;  ///< (is_anomaly, score)
+  std::deque<std::pair<int, double>> labelled_;  ///< (is_anomaly, score), the last remembered_items
 };
 
 }  // namespace adx

@@ -24,8 +24,9 @@ struct ServerOptions {
   ADX_ARG(int64_t, port) = 8080;
   /// Largest request body in bytes; a larger one is refused with 413.
   ADX_ARG(int64_t, max_body_bytes) = int64_t{16} << 20;
-  /// Threads answering requests.
-  ADX_ARG(int64_t, threads) = 8;
+  /// Threads answering requests. A client that keeps its connection open holds one thread while it
+  /// does, so give at least as many threads as concurrent clients.
+  ADX_ARG(int64_t, threads) = 16;
 
  public:
   void check(const std::string& prefix) const;

@@ -79,8 +79,9 @@ struct AdaptiveThresholdOptions {
   /// EMA weight of each new target, in (0, 1].
   ADX_ARG(double, smoothing) = 0.05;
   /// The threshold stays within [initial - max_fall * |initial|, initial + max_rise * |initial|]:
-  /// a slow drift of the scores cannot move it without limit.
+  /// a slow drift of the scores cannot move it without limit. This is the upward bound.
   ADX_ARG(double, max_rise) = 0.5;
+  /// The downward bound (see max_rise).
   ADX_ARG(double, max_fall) = 0.5;
   /// Scores seen before the threshold starts to move (at most `window`).
   ADX_ARG(int64_t, min_samples) = 100;

@@ -15,8 +15,7 @@ namespace adx {
 #define ADX_BACKBONE_OPTIONS(default_backbone, default_layers)                                     \
   /** resnet18 or wide_resnet50_2. */                                                              \
   ADX_ARG_IN_SLOT(std::string, backbone, 0) = default_backbone;                                    \
-  /** torchvision weights of the backbone (torch.save'd state dict or TorchScript); empty = random \
-      initialisation, which gives weak features: for tests only. */                                \
+  /** torchvision weights (torch.save'd state dict or TorchScript); empty = random, weak features */ \
   ADX_ARG_IN_SLOT(std::string, weights, 1) = "";                                                   \
   /** Backbone layers whose features are used, comma-separated. */                                 \
   ADX_ARG_IN_SLOT(std::string, layers, 2) = default_layers;                                        \

@@ -13,9 +13,11 @@ namespace adx {
 struct GanomalyOptions {
   ADX_OPTIONS_STRUCT;
   ADX_GAN_OPTIONS(100, 64);
-  /// Loss weights: adversarial (feature matching), contextual (L1), encoder (L2).
+  /// Weight of the adversarial (feature matching) loss.
   ADX_ARG(double, w_adv) = 1.0;
+  /// Weight of the contextual (L1 reconstruction) loss.
   ADX_ARG(double, w_con) = 50.0;
+  /// Weight of the encoder (L2 latent) loss.
   ADX_ARG(double, w_enc) = 1.0;
   /// Adam 2e-4, betas (0.5, 0.999), batch 64, as in the paper.
   ADX_ARG(TrainOptions, train) = dcgan_train_options(15);

@@ -15,9 +15,11 @@ namespace adx {
 struct SkipGanomalyOptions {
   ADX_OPTIONS_STRUCT;
   ADX_GAN_OPTIONS(100, 64);
-  /// Loss weights: adversarial (BCE), contextual (L1), latent (feature L2).
+  /// Weight of the adversarial (BCE) loss.
   ADX_ARG(double, w_adv) = 1.0;
+  /// Weight of the contextual (L1 reconstruction) loss.
   ADX_ARG(double, w_con) = 50.0;
+  /// Weight of the latent (discriminator feature L2) loss.
   ADX_ARG(double, w_lat) = 1.0;
   /// Score weight lambda of the reconstruction term; 1 - lambda goes to the feature term.
   ADX_ARG(double, score_lambda) = 0.9;

@@ -32,7 +32,9 @@ struct VaeOptions {
   ADX_ARG(int64_t, latent) = 16;
   /// Weight of the KL term in the ELBO.
   ADX_ARG(double, beta) = 1.0;
+  /// BatchNorm after each hidden layer.
   ADX_ARG(bool, batch_norm) = true;
+  /// Dropout after each hidden layer.
   ADX_ARG(double, dropout) = 0.0;
   /// Which score score() returns.
   ADX_ARG(VaeScore, score) = VaeScore::ReconstructionProbability;
