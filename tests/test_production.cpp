@@ -244,3 +244,34 @@ TEST_CASE("an ensemble combines fitted members and checks its options", "[produc
   auto images_only = adx::make_detector("ensemble", {{"members", "rotation,autoencoder"}});
   REQUIRE(images_only->input_kinds() == std::vector<std::string>{adx::kinds::kImage});
 }
+
+TEST_CASE("ensemble normalisation: z-scores and the half-ties ECDF of held-out scores, computed independently",
+          "[production][ensemble]") {
+  const auto data = adx::test::easy_tabular();
+  const auto train = Data::tabular(data.train.slice(0, 0, 500)), held_out = Data::tabular(data.train.slice(0, 500, 600));
+  for (const char* normalization : {"zscore", "rank"}) {
+    DYNAMIC_SECTION(normalization) {
+      std::vector<std::unique_ptr<adx::Detector>> members;
+      members.push_back(fitted_autoencoder(data.train, 1));
+      const auto raw_held = adx::test::to_doubles(members[0]->score(held_out).per_item);
+      const auto raw_test = adx::test::to_doubles(members[0]->score(Data::tabular(data.test)).per_item);
+      adx::Ensemble ensemble(adx::from_option_map<adx::EnsembleOptions>({{"normalization", normalization}}),
+                             std::move(members));
+      ensemble.fit(train, held_out);
+      const auto z = adx::test::to_doubles(ensemble.member_scores(Data::tabular(data.test)).select(1, 0));
+      const double n = static_cast<double>(raw_held.size());
+      double mean = 0, var = 0;
+      for (double v : raw_held) mean += v / n;
+      for (double v : raw_held) var += (v - mean) * (v - mean) / (n - 1);
+      for (size_t i = 0; i < raw_test.size(); ++i) {
+        double expected = 0;
+        if (std::string(normalization) == "zscore") {
+          expected = (raw_test[i] - mean) / std::sqrt(var);
+        } else {
+          for (double v : raw_held) expected += (v < raw_test[i] ? 1.0 : v == raw_test[i] ? 0.5 : 0.0) / n;
+        }
+        REQUIRE(z[i] == Approx(expected).epsilon(1e-6).margin(1e-9));
+      }
+    }
+  }
+}
