@@ -11,6 +11,7 @@
 #   bash cmake/bootstrap.sh series-bench    Anomaly Transformer against Python, and scoring memory on 10^6 steps
 #   bash cmake/bootstrap.sh graph [args]    every graph detector on a generated graph (or --features/--edges files)
 #   bash cmake/bootstrap.sh graph-bench     DOMINANT on 10^4..10^6-node graphs, and against PyGOD's dense DOMINANT
+#   bash cmake/bootstrap.sh video [args]    MemAE, future-frame prediction and MIL on the generated surveillance scene
 #   bash cmake/bootstrap.sh ensemble-bench  an ensemble (rotation, VAE, Deep SVDD) against its members on Fashion-MNIST
 #   bash cmake/bootstrap.sh server-load     the scoring server under concurrent clients on 127.0.0.1
 # Every Debian package it needs is installed if missing.
@@ -92,6 +93,9 @@ case "$mode" in
     for n in 10000 100000 1000000; do "$build_dir/examples/graph_benchmark" --nodes "$n" "$@"; done
     "$build_dir/examples/graph_benchmark" --compare 10000,20000,30000,50000,100000 --epochs 5
     ;;
+  video)
+    "$build_dir/examples/video" --out "$build_dir/video_results" "$@"
+    ;;
   industrial)
     "$build_dir/examples/industrial" --out "$build_dir/industrial_results" "$@"
     ;;
@@ -106,7 +110,7 @@ case "$mode" in
     "$build_dir/examples/server_load" --clients 16 --requests 120000 --rows 64 --server-threads 16 "$@"
     ;;
   *)
-    echo "usage: bash cmake/bootstrap.sh demo|test|bench|image-bench|leaderboard|industrial|patchcore-bench [args]" >&2
+    echo "usage: bash cmake/bootstrap.sh demo|test|bench|image-bench|leaderboard|industrial|patchcore-bench|timeseries|series-bench|graph|graph-bench|video|ensemble-bench|server-load [args]" >&2
     exit 2
     ;;
 esac

@@ -155,17 +155,12 @@ int run_eval(const std::string& model_path, const std::string& data_path, const 
   auto detector = adx::load(model_path);
   const auto data = adx::cli::read_data(data_path, in);
   const auto scores = detector->score(data);
-  // Series are judged per step; everything else per item.
+  // Series and video are judged per step; everything else per item.
   const bool steps = scores.per_step.defined();
-  const auto all = steps ? std::vector<double>(scores.per_step.to(torch::kFloat64).contiguous().data_ptr<double>(),
-                                               scores.per_step.to(torch::kFloat64).contiguous().data_ptr<double>() +
-                                                   scores.per_step.numel())
-                         : scores.to_vector();
-  const auto all_labels = adx::cli::read_labels(in, static_cast<int64_t>(all.size()));
-  std::vector<double> values;
+  const int64_t judged = steps ? scores.per_step.numel() : scores.per_item.numel();
+  const auto all_labels = adx::cli::read_labels(in, judged);
   std::vector<int> labels;
-  for (size_t i = 0; i < all.size(); ++i)
-    if (std::isfinite(all[i])) values.push_back(all[i]), labels.push_back(all_labels[i]);
+  const auto values = adx::judged_scores(scores, &all_labels, &labels);
   const auto anomalies = std::count(labels.begin(), labels.end(), 1);
   ADX_CHECK_AS(adx::ValueError, anomalies > 0 && anomalies < static_cast<int64_t>(labels.size()),
                "evaluation needs normal and anomalous items; the labels hold {} anomalies among {}", anomalies,

@@ -50,6 +50,22 @@ std::vector<double> Scores::to_vector() const {
   return std::vector<double>(s.data_ptr<double>(), s.data_ptr<double>() + s.numel());
 }
 
+std::vector<double> judged_scores(const Scores& scores, const std::vector<int>* labels,
+                                  std::vector<int>* kept_labels) {
+  const auto& source = scores.per_step.defined() ? scores.per_step : scores.per_item;
+  const auto values = source.detach().to(torch::kCPU, torch::kFloat64).contiguous();
+  ADX_CHECK_AS(ShapeError, labels == nullptr || static_cast<int64_t>(labels->size()) == values.numel(),
+               "{} labels for {} scores", labels ? labels->size() : 0, values.numel());
+  const double* v = values.data_ptr<double>();
+  std::vector<double> out;
+  for (int64_t i = 0; i < values.numel(); ++i) {
+    if (!std::isfinite(v[i])) continue;
+    out.push_back(v[i]);
+    if (labels && kept_labels) kept_labels->push_back((*labels)[static_cast<size_t>(i)]);
+  }
+  return out;
+}
+
 namespace {
 
 // True when every value is finite: a branch-free scan of the exponent bits

@@ -22,25 +22,6 @@ void RuntimeOptions::check(const std::string& prefix) const {
 
 namespace {
 
-// What a threshold is set on: per-step scores where the kind has steps (steps never
-// scored left out, with their labels), else per-item scores.
-std::vector<double> threshold_values(const Scores& scores, const std::vector<int>* labels = nullptr,
-                                     std::vector<int>* kept_labels = nullptr) {
-  if (!scores.per_step.defined()) {
-    if (kept_labels) *kept_labels = *labels;
-    return scores.to_vector();
-  }
-  const auto steps = scores.per_step.to(torch::kFloat64).contiguous();
-  const double* v = steps.data_ptr<double>();
-  std::vector<double> out;
-  for (int64_t t = 0; t < steps.numel(); ++t) {
-    if (!std::isfinite(v[t])) continue;
-    out.push_back(v[t]);
-    if (kept_labels) kept_labels->push_back((*labels)[static_cast<size_t>(t)]);
-  }
-  return out;
-}
-
 // The calibration scores kept for drift monitoring: at most this many, evenly spaced in sorted order.
 constexpr size_t kReferenceScores = 5000;
 
@@ -117,6 +98,16 @@ void Detector::fit_impl(const Data& train_in, const Data* validation_in) {
   // Training needs autograd even when the caller holds a NoGradGuard.
   torch::AutoGradMode grad_mode(true);
   check_input(train_in, "training data", true);
+  if (learns_from_sequence_labels())
+    ADX_CHECK_AS(ValueError, train_in.sequence_labels.defined(),
+                 "{} is weakly supervised: fit() needs one label per video in sequence_labels (1 = it holds an "
+                 "anomaly, 0 = normal), got none",
+                 type());
+  else
+    ADX_CHECK_AS(ValueError, !train_in.sequence_labels.defined(),
+                 "{} learns from normal data only, but the training data has {} sequence labels; pass only normal "
+                 "videos and no sequence_labels (they are for weakly supervised detectors such as mil)",
+                 type(), train_in.sequence_labels.numel());
   fitted_ = false;
   calibrated_ = false;
   const InputKind& kind = train_in.input_kind();
@@ -237,7 +228,7 @@ torch::Tensor Detector::predict(const Data& data) {
 }
 
 void Detector::calibrate_raw(const Data& normal) {
-  auto values = threshold_values(score_raw(normal));
+  auto values = judged_scores(score_raw(normal));
   threshold_ = fit_threshold(values, threshold_options());
   calibrated_ = true;
   reference_.scores = reference_scores(std::move(values));
@@ -261,7 +252,7 @@ void Detector::calibrate(const Data& data, const std::vector<int>& labels) {
   ADX_CHECK_AS(ShapeError, static_cast<int64_t>(labels.size()) == expected, "calibration got {} labels for {} {}",
                labels.size(), expected, kind.has_steps() ? "steps" : "items");
   std::vector<int> kept;
-  const auto values = threshold_values(score(data), &labels, &kept);
+  const auto values = judged_scores(score(data), &labels, &kept);
   threshold_ = best_f1_threshold(kept, values);
   calibrated_ = true;
 }

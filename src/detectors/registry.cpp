@@ -23,6 +23,9 @@
 #include <adx/detectors/vae/vae.hpp>
 #include <adx/detectors/registry.hpp>
 #include <adx/detectors/rotation/rotation.hpp>
+#include <adx/detectors/memae/memae.hpp>
+#include <adx/detectors/frame_prediction/frame_prediction.hpp>
+#include <adx/detectors/mil/mil.hpp>
 
 #include <map>
 #include <mutex>
@@ -57,6 +60,10 @@ std::map<std::string, Entry> builtin_detectors() {
       {"rotation", {factory_for<Rotation>(), "predicts rotations / GEOM transformations; score = -log-likelihood"}},
       {"anomaly_transformer",
        {factory_for<AnomalyTransformer>(), "Anomaly Transformer: association discrepancy x reconstruction, per step"}},
+      {"memae", {factory_for<Memae>(), "MemAE: 3-D conv autoencoder with a sparse memory of normal codes, per frame"}},
+      {"frame_prediction",
+       {factory_for<FramePrediction>(), "future-frame prediction (U-Net or ConvLSTM), score = -PSNR per frame"}},
+      {"mil", {factory_for<Mil>(), "MIL ranking on segment features, weakly supervised by video-level labels"}},
       {"lstm_autoencoder", {factory_for<LstmAutoencoder>(), "LSTM encoder-decoder over a window, per-step error"}},
       {"tcn_autoencoder",
        {factory_for<TcnAutoencoder>(), "dilated causal convolutions with a pooled code, per-step error"}},

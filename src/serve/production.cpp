@@ -45,16 +45,6 @@ double steady_seconds() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-// What a threshold and drift are judged on: per-step scores where the kind has steps, else per item.
-std::vector<double> judged_scores(const Scores& scores) {
-  const auto& source = scores.per_step.defined() ? scores.per_step : scores.per_item;
-  const auto values = source.detach().to(torch::kCPU, torch::kFloat64).contiguous();
-  std::vector<double> out;
-  for (int64_t i = 0; i < values.numel(); ++i)
-    if (std::isfinite(values.data_ptr<double>()[i])) out.push_back(values.data_ptr<double>()[i]);
-  return out;
-}
-
 }  // namespace
 
 ProductionDetector::ProductionDetector(std::unique_ptr<Detector> detector, ProductionOptions options)

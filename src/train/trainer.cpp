@@ -115,7 +115,7 @@ TrainResult train_steps(torch::nn::Module& module, const Data& train, const Data
   for (int64_t epoch = 0; epoch < o.epochs(); ++epoch) {
     const auto start = std::chrono::steady_clock::now();
     const double lr = scheduled_lr(o, epoch);
-    for (auto& optimizer : optimizers) set_learning_rate(*optimizer, lr);
+    for (size_t k = 0; k < optimizers.size(); ++k) set_learning_rate(*optimizers[k], lr * steps[k].lr_scale);
     if (on_epoch_start) on_epoch_start(epoch);
     module.train();
     const auto order = o.shuffle() ? torch::randperm(n, torch::TensorOptions().dtype(torch::kLong))

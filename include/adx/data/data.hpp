@@ -47,6 +47,9 @@ struct Data {
   at::Tensor items;
   std::vector<int64_t> lengths;  ///< series / video: length of each stacked sequence, in order
   Windows windows;               ///< series / video: item length and stride
+  /// series / video: one label per sequence (1 = it holds an anomaly somewhere), for weakly
+  /// supervised detectors (mil), which learn from these alone; others refuse them at fit.
+  at::Tensor sequence_labels;
   int64_t hops = 0;              ///< graph: neighbourhood depth each batch carries (0 = the whole graph)
   const InputKind* kind = nullptr;
 
@@ -61,7 +64,8 @@ struct Data {
   /// One video T x C x H x W, cut into clips.
   static Data video(at::Tensor frames, Windows clips, at::Tensor labels = {});
   /// Several videos with the same frame size; clips never cross from one into the next.
-  static Data videos(const std::vector<at::Tensor>& videos, Windows clips);
+  /// `video_labels` (one 0/1 per video) are for weakly supervised training (sequence_labels).
+  static Data videos(const std::vector<at::Tensor>& videos, Windows clips, at::Tensor video_labels = {});
 
   const InputKind& input_kind() const;
   std::string kind_name() const;
@@ -96,8 +100,17 @@ struct Scores {
   /// series / video, assembled by the input kind: one score per step of x (the mean over all windows
   /// or clips covering it; NaN where none does).
   at::Tensor per_step;
+  /// series / video: how many windows or clips scored each step (per_step is their mean), so that
+  /// scores of consecutive chunks of a stream can be merged exactly.
+  at::Tensor per_step_count;
   std::vector<double> to_vector() const;
 };
+
+/// The scores a threshold judges: per step where the kind has steps, else per item, keeping only
+/// finite values (a step no window scored is left out). With `labels` (one per step or item), the
+/// labels of the kept scores are appended to `kept_labels`.
+std::vector<double> judged_scores(const Scores& scores, const std::vector<int>* labels = nullptr,
+                                  std::vector<int>* kept_labels = nullptr);
 
 /// Checks the data with its kind's rules; throws ShapeError / ValueError naming `what` and the values.
 void validate(const Data& data, const char* what);

@@ -144,6 +144,9 @@ class Detector {
   /// contribution to the fitted state (leave-one-out). fit(train) sets the threshold on them when
   /// no validation data was given or held out.
   void set_left_out_scores(const torch::Tensor& per_item) { left_out_scores_ = per_item; }
+  /// Weakly supervised detectors learn from Data::sequence_labels (one label per video) and
+  /// refuse data without them; every other detector refuses data that has them.
+  virtual bool learns_from_sequence_labels() const { return false; }
   /// Scoring needs autograd (e.g. latent search); default scoring runs without it.
   virtual bool score_needs_grad() const { return false; }
   /// What preprocess = auto means for a kind; the kind's own default unless a detector knows better.

@@ -101,6 +101,7 @@ struct TrainStep {
   std::function<torch::Tensor(const Batch& batch)> loss;
   std::function<void(const torch::Tensor& loss)> after_step;   ///< optional, e.g. re-initialise a collapsed D
   int64_t every = 1;  ///< step on every `every`-th batch only (WGAN: the generator after 5 critic steps)
+  double lr_scale = 1.0;  ///< this step's learning rate relative to the options' (e.g. a slower discriminator)
 };
 
 /// The general loop behind train_module: per batch, every step in order.

@@ -85,6 +85,7 @@ Data SequenceKind::slice(const Data& data, int64_t begin, int64_t end) const {
   for (at::Tensor* t : {&d.labels, &d.timestamps})
     if (t->defined()) *t = t->slice(0, lo, hi);
   d.items = d.items - lo;
+  d.sequence_labels = at::Tensor();  // the sequences are cut: their labels no longer apply
   // The sequences that [lo, hi) overlaps, cut to it: items never cross their boundaries.
   d.lengths.clear();
   int64_t offset = 0;
@@ -154,6 +155,7 @@ void SequenceKind::finish_steps(const StepSums& sums, Scores& scores) const {
   scores.per_step = torch::where(sums.counts > 0, sums.sums / sums.counts.clamp_min(1),
                                  torch::full_like(sums.sums, std::numeric_limits<double>::quiet_NaN()))
                         .to(torch::kFloat32);
+  scores.per_step_count = sums.counts.to(torch::kFloat32);
 }
 
 void SequenceKind::validate_sequences(const Data& data, const char* what, int64_t rank, const char* layout) const {
@@ -186,6 +188,18 @@ void SequenceKind::validate_sequences(const Data& data, const char* what, int64_
       throw ShapeError(fmt::format("{}: {} {} starts at {} {} and does not fit inside one {} of the {} {}s",
                                    what, item_word(), i, step_word(), starts[i].item<int64_t>(), sequence_word(),
                                    steps, step_word()));
+    }
+  }
+  if (data.sequence_labels.defined()) {
+    ADX_CHECK_AS(ShapeError, data.sequence_labels.numel() == static_cast<int64_t>(data.lengths.size()),
+                 "{}: {} sequence labels for {} {}s (one per {})", what, data.sequence_labels.numel(),
+                 data.lengths.size(), sequence_word(), sequence_word());
+    const auto labels = data.sequence_labels.cpu().to(torch::kDouble).reshape({-1});
+    const auto bad = (labels.ne(0) & labels.ne(1)).nonzero();
+    if (bad.numel() > 0) {
+      const int64_t i = bad[0][0].item<int64_t>();
+      throw ValueError(fmt::format("{}: sequence labels must be 0 (normal) or 1 (holds an anomaly), {} {} has {}",
+                                   what, sequence_word(), i, labels[i].item<double>()));
     }
   }
   if (data.labels.defined())

@@ -31,8 +31,10 @@ Data Data::video(at::Tensor frames, Windows clips, at::Tensor labels) {
   return d;
 }
 
-Data Data::videos(const std::vector<at::Tensor>& videos, Windows clips) {
-  return stack_sequences(videos, clips, adx::input_kind(kinds::kVideo), "video", "frame");
+Data Data::videos(const std::vector<at::Tensor>& videos, Windows clips, at::Tensor video_labels) {
+  Data d = stack_sequences(videos, clips, adx::input_kind(kinds::kVideo), "video", "frame");
+  d.sequence_labels = std::move(video_labels);
+  return d;
 }
 
 }  // namespace adx

@@ -16,6 +16,19 @@ inline torch::Tensor per_step_mse(const torch::Tensor& reconstruction, const tor
   return (reconstruction - target).pow(2).reshape({target.size(0), target.size(1), -1}).mean(2);
 }
 
+/// Error of every frame of sequence items B x L x C x H x W: B x L. `patch` 0 gives the mean squared
+/// error over the whole frame (the video papers' score); `patch` > 0 the mean over the worst
+/// patch x patch window (stride patch / 2), so that a small object's error is not averaged away by
+/// the rest of the frame.
+inline torch::Tensor per_frame_error(const torch::Tensor& reconstruction, const torch::Tensor& target, int64_t patch) {
+  if (patch <= 0) return per_step_mse(reconstruction, target);
+  const int64_t b = target.size(0), length = target.size(1);
+  const auto squared = (reconstruction - target).pow(2).mean(2).flatten(0, 1).unsqueeze(1);  // (B L) x 1 x H x W
+  const int64_t size = std::min({patch, squared.size(2), squared.size(3)});
+  const auto windows = torch::avg_pool2d(squared, {size, size}, {std::max<int64_t>(1, size / 2), std::max<int64_t>(1, size / 2)});
+  return windows.flatten(1).amax(1).view({b, length});
+}
+
 /// `Net` is a module holder whose forward(x) returns a reconstruction of x.
 template <class Options, class Net>
 class ReconstructionDetector : public DetectorWithOptions<Options> {

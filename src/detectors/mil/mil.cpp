@@ -1,0 +1,209 @@
+#include <adx/detectors/mil/mil.hpp>
+
+#include <chrono>
+
+namespace adx {
+
+std::vector<int64_t> segment_bounds(int64_t frames, int64_t segments) {
+  // Fewer frames than segments: one frame per segment.
+  const int64_t parts = std::max<int64_t>(1, std::min(frames, segments));
+  std::vector<int64_t> bounds;
+  for (int64_t k = 0; k <= parts; ++k) bounds.push_back(k * frames / parts);
+  return bounds;
+}
+
+torch::Tensor mil_ranking_loss(const torch::Tensor& anomalous, const torch::Tensor& normal, double smoothness,
+                               double sparsity) {
+  const auto ranking = torch::relu(1.0 - std::get<0>(anomalous.max(1)) + std::get<0>(normal.max(1)));
+  const auto smooth = (anomalous.slice(1, 1) - anomalous.slice(1, 0, -1)).pow(2).sum(1);
+  const auto sparse = anomalous.sum(1);
+  return (ranking + smoothness * smooth + sparsity * sparse).mean();
+}
+
+MilNetImpl::MilNetImpl(const std::vector<int64_t>& item_shape, const MilOptions& o)
+    : motion(o.motion()), max_pooling(o.pooling() == "max") {
+  const int64_t channels = item_shape.at(1);
+  int64_t frame_width = 0;
+  if (o.backbone() == "none") {
+    frame_width = channels * item_shape.at(2) * item_shape.at(3);
+  } else if (o.backbone() == "pixels") {
+    grid = o.grid();
+    frame_width = channels * grid * grid;
+  } else {
+    backbone = register_module("backbone", Backbone(nn::resnet_arch_from_name(o.backbone()), std::vector<std::string>{o.layer()}));
+    if (!o.weights().empty()) backbone->load_weights(o.weights());
+    frame_width = backbone->net->channels(o.layer());
+  }
+  description_width = frame_width * (motion ? 2 : 1);
+  description_mean = register_buffer("description_mean", torch::zeros({description_width}));
+  description_std = register_buffer("description_std", torch::ones({description_width}));
+  torch::nn::Sequential net;
+  int64_t in = description_width;
+  for (const auto width : o.hidden()) {
+    net->push_back(torch::nn::Linear(in, width));
+    net->push_back(torch::nn::ReLU());
+    net->push_back(torch::nn::Dropout(o.dropout()));
+    in = width;
+  }
+  net->push_back(torch::nn::Linear(in, 1));
+  net->push_back(torch::nn::Sigmoid());
+  mlp = register_module("mlp", net);
+}
+
+torch::Tensor MilNetImpl::frame_features(const torch::Tensor& frames, int64_t batch_size) {
+  torch::NoGradGuard no_grad;
+  if (grid > 0) return torch::adaptive_avg_pool2d(frames, {grid, grid}).flatten(1);
+  if (!backbone) return frames.flatten(1);
+  // The backbone is frozen: evaluation mode whatever mode the MLP is in.
+  backbone->eval();
+  const auto layer = backbone->layers().front();
+  std::vector<torch::Tensor> parts;
+  for (int64_t b = 0; b < frames.size(0); b += batch_size) {
+    const auto maps = backbone->forward(frames.slice(0, b, b + batch_size)).at(layer);
+    parts.push_back(max_pooling ? maps.amax({2, 3}) : maps.mean({2, 3}));
+  }
+  return parts.empty() ? torch::zeros({0, description_width / (motion ? 2 : 1)}, frames.options()) : torch::cat(parts);
+}
+
+torch::Tensor MilNetImpl::describe(const torch::Tensor& appearance, const torch::Tensor& motion_features) const {
+  auto d = appearance.mean(0);
+  if (motion) {
+    d = torch::cat({d, motion_features.size(0) > 0 ? motion_features.mean(0) : torch::zeros_like(d)});
+  }
+  // As the paper's C3D features: unit length, so a video's brightness or size does not scale its scores.
+  return d / d.norm().clamp_min(1e-12);
+}
+
+torch::Tensor MilNetImpl::forward(const torch::Tensor& descriptions) {
+  return mlp->forward((descriptions - description_mean) / description_std).squeeze(-1);
+}
+
+Mil::Mil(Options options) : DetectorWithOptions(std::move(options)) {
+  const auto& o = options_;
+  if (o.backbone() != "none" && o.backbone() != "pixels")
+    nn::resnet_arch_from_name(o.backbone());  // unknown names fail here, not at fit
+  ADX_CHECK_AS(OptionError, o.grid() >= 1, "grid must be >= 1, got {}", o.grid());
+  ADX_CHECK_AS(OptionError, o.pooling() == "mean" || o.pooling() == "max", "pooling must be mean or max, got '{}'",
+               o.pooling());
+  ADX_CHECK_AS(OptionError, o.segments() >= 1, "segments must be >= 1, got {}", o.segments());
+  for (const auto w : o.hidden()) ADX_CHECK_AS(OptionError, w >= 1, "hidden widths must be >= 1, got {}", w);
+  ADX_CHECK_AS(OptionError, o.dropout() >= 0 && o.dropout() < 1, "dropout must be in [0, 1), got {}", o.dropout());
+  ADX_CHECK_AS(OptionError, std::isfinite(o.smoothness()) && o.smoothness() >= 0,
+               "smoothness must be finite and >= 0, got {}", o.smoothness());
+  ADX_CHECK_AS(OptionError, std::isfinite(o.sparsity()) && o.sparsity() >= 0, "sparsity must be finite and >= 0, got {}",
+               o.sparsity());
+  ADX_CHECK_AS(OptionError, o.feature_batch_size() >= 1, "feature_batch_size must be >= 1, got {}",
+               o.feature_batch_size());
+  ADX_CHECK_AS(OptionError, o.train().batch_size() >= 2,
+               "train.batch_size must be >= 2 (half anomalous, half normal bags), got {}", o.train().batch_size());
+}
+
+void Mil::build(const std::vector<int64_t>& item_shape, const InputKind&) {
+  net_ = MilNet(item_shape, options_);
+  net_->to(device());
+}
+
+torch::Tensor Mil::describe_clips(const torch::Tensor& clips) {
+  const int64_t b = clips.size(0), length = clips.size(1);
+  const auto appearance = net_->frame_features(clips.flatten(0, 1), options_.feature_batch_size()).view({b, length, -1});
+  torch::Tensor motion;
+  if (net_->motion && length > 1) {
+    const auto differences = (clips.slice(1, 1) - clips.slice(1, 0, -1)).abs();
+    motion = net_->frame_features(differences.flatten(0, 1), options_.feature_batch_size()).view({b, length - 1, -1});
+  }
+  std::vector<torch::Tensor> rows;
+  for (int64_t i = 0; i < b; ++i)
+    rows.push_back(net_->describe(appearance[i], motion.defined() ? motion[i] : appearance[i].slice(0, 0, 0)));
+  return torch::stack(rows);
+}
+
+void Mil::fit_model(const Data& train, const Data&) {
+  const auto labels = train.sequence_labels.cpu().to(torch::kLong).reshape({-1});
+  const int64_t anomalous_videos = labels.sum().item<int64_t>();
+  const int64_t videos = labels.numel();
+  ADX_CHECK_AS(ValueError, anomalous_videos > 0 && anomalous_videos < videos,
+               "mil ranks anomalous videos above normal ones: it needs both, got {} anomalous of {} videos",
+               anomalous_videos, videos);
+  // The bags: every video's segments described once (the backbone is frozen).
+  std::vector<torch::Tensor> bags;
+  int64_t offset = 0;
+  for (const auto length : train.lengths) {
+    const auto frames = train.x.slice(0, offset, offset + length);
+    const auto appearance = net_->frame_features(frames, options_.feature_batch_size());
+    torch::Tensor motion;
+    if (net_->motion)
+      motion = length > 1 ? net_->frame_features((frames.slice(0, 1) - frames.slice(0, 0, -1)).abs(),
+                                                 options_.feature_batch_size())
+                          : appearance.slice(0, 0, 0);
+    const auto bounds = segment_bounds(length, options_.segments());
+    std::vector<torch::Tensor> segments;
+    for (size_t k = 0; k + 1 < bounds.size(); ++k) {
+      const int64_t a = bounds[k], e = bounds[k + 1];
+      // Differences inside the segment: frame t against t - 1 for a < t < e (index t - 1 in `motion`).
+      const auto inside = motion.defined() ? motion.slice(0, a, std::max(a, e - 1)) : torch::Tensor();
+      segments.push_back(net_->describe(appearance.slice(0, a, e), inside));
+    }
+    // Short videos have fewer segments: repeat the last so that every bag has the same size.
+    while (static_cast<int64_t>(segments.size()) < options_.segments()) segments.push_back(segments.back());
+    bags.push_back(torch::stack(segments));
+    offset += length;
+  }
+  const auto all = torch::stack(bags);  // videos x segments x F
+  {
+    // Standardised descriptions: a static scene dominates every frame's features, and what tells
+    // segments apart is small beside it (the paper's C3D features vary far more between clips).
+    torch::NoGradGuard no_grad;
+    const auto flat = all.reshape({-1, all.size(2)});
+    net_->description_mean.copy_(flat.mean(0));
+    net_->description_std.copy_(flat.std(0, /*unbiased=*/false).clamp_min(1e-6));
+  }
+  const auto on_device = [&](const torch::Tensor& idx) { return idx.to(all.device()); };
+  const auto anomalous = on_device(labels.eq(1).nonzero().reshape({-1}));
+  const auto normal = on_device(labels.eq(0).nonzero().reshape({-1}));
+
+  const auto& t = options_.train();
+  auto optimizer = make_optimizer(net_->mlp->parameters(), t);
+  const int64_t half = t.batch_size() / 2;
+  net_->mlp->train();
+  for (int64_t iteration = 0; iteration < t.epochs(); ++iteration) {
+    const auto started = std::chrono::steady_clock::now();
+    set_learning_rate(*optimizer, scheduled_lr(t, iteration));
+    // Bags drawn with replacement: the paper's 30 anomalous and 30 normal videos per batch.
+    const auto pick = [&](const torch::Tensor& pool) {
+      return pool.index_select(0, on_device(torch::randint(pool.size(0), {half}, torch::kLong)));
+    };
+    const auto a = net_->forward(all.index_select(0, pick(anomalous)));
+    const auto n = net_->forward(all.index_select(0, pick(normal)));
+    auto loss = mil_ranking_loss(a, n, options_.smoothness(), options_.sparsity());
+    ADX_CHECK_AS(TrainingError, std::isfinite(loss.item<double>()), "mil: the ranking loss became {} at iteration {}",
+                 loss.item<double>(), iteration + 1);
+    optimizer->zero_grad();
+    loss.backward();
+    optimizer->step();
+    if (progress()) {
+      EpochReport r;
+      r.epoch = iteration + 1;
+      r.epochs = t.epochs();
+      r.train_loss = loss.item<double>();
+      r.learning_rate = scheduled_lr(t, iteration);
+      r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+      r.last = iteration + 1 == t.epochs();
+      r.stage = type();
+      progress()(r);
+    }
+  }
+  net_->eval();
+  torch::NoGradGuard no_grad;
+  // The threshold comes from the normal training videos' segment scores.
+  set_left_out_scores(net_->forward(all.index_select(0, normal)).reshape({-1}).to(torch::kDouble));
+}
+
+Scores Mil::score_model(const Batch& batch) {
+  Scores s;
+  s.per_item = net_->forward(describe_clips(batch.x));
+  // Every frame of a clip gets the clip's score, as every frame of a segment gets the segment's in the paper.
+  s.step_map = s.per_item.unsqueeze(1).expand({-1, batch.x.size(1)}).contiguous();
+  return s;
+}
+
+}  // namespace adx
