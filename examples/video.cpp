@@ -24,6 +24,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <algorithm>
 #include <map>
@@ -94,6 +95,7 @@ int main(int argc, char** argv) {
   std::string detector_list = "memae,frame_prediction,frame_prediction[architecture=convlstm],mil",
               out_dir = "video_results";
   std::vector<std::string> train_paths, weak_paths, test_paths, test_label_paths, sets;
+  std::string write_scene;
   int64_t size = 32, clip = 0, epochs = 0, stream_frames = 0, scene_videos = 4, weak_videos = 24;
   int threads = 0;
   app.add_option("--detectors", detector_list, "detectors, comma-separated")->capture_default_str();
@@ -109,6 +111,8 @@ int main(int argc, char** argv) {
   app.add_option("--weak", weak_paths, "your videos that hold an anomaly somewhere (for mil)")->delimiter(',');
   app.add_option("--test", test_paths, "your test videos")->delimiter(',');
   app.add_option("--test-labels", test_label_paths, "per-frame labels of the test videos (text or NPY)")->delimiter(',');
+  app.add_option("--write-scene", write_scene,
+                 "write the generated scene as frame folders and label files under this folder, then stop");
   app.add_option("--stream-frames", stream_frames, "also stream this many frames through each detector and report memory");
   CLI11_PARSE(app, argc, argv);
   try {
@@ -159,6 +163,24 @@ int main(int argc, char** argv) {
         auto frames = adx::load_video(test_paths[v], size);
         test.push_back({frames, to_ints(adx::load_frame_labels(test_label_paths[v], frames.size(0))), test_paths[v]});
       }
+    }
+    if (!write_scene.empty()) {
+      // The layout --train/--weak/--test/--test-labels read: one frame folder per video, labels as text.
+      auto write = [&](const std::vector<Video>& videos, const std::string& kind) {
+        for (size_t v = 0; v < videos.size(); ++v) {
+          const auto folder = fmt::format("{}/{}{}", write_scene, kind, v);
+          adx::write_frame_folder(folder, videos[v].frames);
+          if (!videos[v].labels.empty()) {
+            std::ofstream labels(folder + "_labels.txt");
+            for (int l : videos[v].labels) labels << l << "\n";
+          }
+          std::cout << "wrote " << folder << "\n";
+        }
+      };
+      write(train, "normal");
+      write(weak, "weak");
+      write(test, "test");
+      return 0;
     }
     std::map<std::string, adx::OptionMap> overrides;
     for (const auto& item : sets) {
