@@ -7,6 +7,7 @@
 #   bash cmake/bootstrap.sh leaderboard   every image detector on the full Fashion-MNIST protocol (hours)
 #   bash cmake/bootstrap.sh industrial    PatchCore, PaDiM and SPADE on the synthetic industrial data
 #   bash cmake/bootstrap.sh patchcore-bench  PatchCore speed and memory, coreset against anomalib's loop
+#   bash cmake/bootstrap.sh search-bench    PatchCore's memory-bank search: adx exact, faiss exact, IVF, HNSW, SQ8
 #   bash cmake/bootstrap.sh timeseries [args] every time-series detector on a generated series (or --data FILE.csv)
 #   bash cmake/bootstrap.sh series-bench    Anomaly Transformer against Python, and scoring memory on 10^6 steps
 #   bash cmake/bootstrap.sh graph [args]    every graph detector on a generated graph (or --features/--edges files)
@@ -23,7 +24,7 @@ shift || true
 
 packages=(cmake make g++ libtorch-dev libopenblas0-openmp libeigen3-dev catch2 libfmt-dev libgloo-dev
           libstb-dev zlib1g-dev dataset-fashion-mnist libcli11-dev nlohmann-json3-dev libcpp-httplib-dev
-          pkg-config)
+          pkg-config libfaiss-dev)
 # The tests export torchvision's models to check the C++ backbones against them.
 if [ "$mode" = test ]; then packages+=(python3 python3-torch python3-torchvision); fi
 case "$mode" in
@@ -102,6 +103,9 @@ case "$mode" in
   patchcore-bench)
     "$build_dir/examples/patchcore_benchmark" --work "$build_dir" "$@"
     ;;
+  search-bench)
+    "$build_dir/examples/search_benchmark" --work "$build_dir" "$@"
+    ;;
   ensemble-bench)
     "$build_dir/examples/ensemble_benchmark" "$@"
     ;;
@@ -110,7 +114,7 @@ case "$mode" in
     "$build_dir/examples/server_load" --clients 16 --requests 120000 --rows 64 --server-threads 16 "$@"
     ;;
   *)
-    echo "usage: bash cmake/bootstrap.sh demo|test|bench|image-bench|leaderboard|industrial|patchcore-bench|timeseries|series-bench|graph|graph-bench|video|ensemble-bench|server-load [args]" >&2
+    echo "usage: bash cmake/bootstrap.sh demo|test|bench|image-bench|leaderboard|industrial|patchcore-bench|search-bench|timeseries|series-bench|graph|graph-bench|video|ensemble-bench|server-load [args]" >&2
     exit 2
     ;;
 esac

@@ -116,8 +116,8 @@ void nearest_neighbours(const at::Tensor& queries, const at::Tensor& bank, at::T
       run_index.copy_(torch::where(better, index + mb, run_index));
     }
   }
-  *distances = best.clamp_min(0).sqrt();
-  *indices = best_index;
+  if (distances) *distances = best.clamp_min(0).sqrt();
+  if (indices) *indices = best_index;
 }
 
 }  // namespace adx

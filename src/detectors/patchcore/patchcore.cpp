@@ -9,6 +9,18 @@ Patchcore::Patchcore(Options options) : BackboneDetector(std::move(options)) {
   ADX_CHECK_AS(OptionError, options_.coreset_ratio() > 0 && options_.coreset_ratio() <= 1,
                "coreset_ratio must lie in (0, 1], got {}", options_.coreset_ratio());
   ADX_CHECK_AS(OptionError, options_.neighbours() >= 1, "neighbours must be >= 1, got {}", options_.neighbours());
+  check_bank_search(bank_search());
+}
+
+BankSearch Patchcore::bank_search() const {
+  BankSearch s;
+  s.kind = options_.search();
+  s.compression = options_.compression();
+  s.ivf_lists = options_.ivf_lists();
+  s.ivf_probes = options_.ivf_probes();
+  s.hnsw_m = options_.hnsw_m();
+  s.hnsw_ef_search = options_.hnsw_ef_search();
+  return s;
 }
 
 void Patchcore::build_head(const std::vector<int64_t>&) { memory_bank_ = torch::Tensor(); }
@@ -44,6 +56,7 @@ void Patchcore::fit_model(const Data& train, const Data&) {
     rows = torch::tensor(coreset.indices, torch::kLong).to(all.device());
   }
   memory_bank_ = all.index_select(0, rows).contiguous();
+  index_.build(memory_bank_, bank_search());
 
   // Threshold calibration: each training image scored against the memory without its own patches.
   const int64_t images = train.size();
@@ -58,14 +71,18 @@ void Patchcore::fit_model(const Data& train, const Data&) {
 }
 
 PatchcoreScores patchcore_scores(const torch::Tensor& patches, const torch::Tensor& memory_bank, int64_t neighbours,
-                                 const torch::Tensor& image_ids, const torch::Tensor& bank_images) {
+                                 const torch::Tensor& image_ids, const torch::Tensor& bank_images,
+                                 const BankIndex* index) {
   const int64_t n = patches.size(0), p = patches.size(1);
   const int64_t k = std::min(neighbours, memory_bank.size(0));
   const auto flat = patches.reshape({n * p, patches.size(2)});
   const bool left_out = image_ids.defined() && bank_images.defined();
   torch::Tensor distance, nearest;
-  nearest_neighbours(flat, memory_bank, &distance, &nearest, kNearestNeighbourBlock,
-                     left_out ? image_ids.repeat_interleave(p) : torch::Tensor(), bank_images);
+  if (index != nullptr && !left_out)
+    index->search(flat, &distance, &nearest);
+  else
+    nearest_neighbours(flat, memory_bank, &distance, &nearest, kNearestNeighbourBlock,
+                       left_out ? image_ids.repeat_interleave(p) : torch::Tensor(), bank_images);
   const auto patch_scores = distance.reshape({n, p});
   const auto nearest_index = nearest.reshape({n, p});
   // Re-weighting (Roth et al., eq. 7): the most anomalous patch m_test of each image, its nearest memory
@@ -84,6 +101,28 @@ PatchcoreScores patchcore_scores(const torch::Tensor& patches, const torch::Tens
   return {weight * score, patch_scores};
 }
 
+void Patchcore::set_search(const BankSearch& search) {
+  check_bank_search(search);
+  options_.search(search.kind)
+      .compression(search.compression)
+      .ivf_lists(search.ivf_lists)
+      .ivf_probes(search.ivf_probes)
+      .hnsw_m(search.hnsw_m)
+      .hnsw_ef_search(search.hnsw_ef_search);
+  if (memory_bank_.defined()) index_.build(memory_bank_, bank_search());
+}
+
+torch::Tensor Patchcore::patch_features(const Data& images) {
+  ADX_CHECK_AS(NotFittedError, fitted(), "patchcore: patch_features() called before fit()");
+  check_input(images, "images", false);
+  std::vector<torch::Tensor> parts;
+  for_each_feature_batch(prepare(images).x, [&](const std::map<std::string, torch::Tensor>& f, int64_t) {
+    const auto e = embed(f);
+    parts.push_back(e.permute({0, 2, 3, 1}).reshape({e.size(0), e.size(2) * e.size(3), e.size(1)}));
+  });
+  return torch::cat(parts);
+}
+
 Scores Patchcore::score_model(const Batch& batch) {
   ADX_CHECK_AS(NotFittedError, memory_bank_.defined(), "patchcore has no memory bank; fit it first");
   std::vector<torch::Tensor> maps, image_scores;
@@ -91,7 +130,8 @@ Scores Patchcore::score_model(const Batch& batch) {
     const auto e = embed(f);
     const int64_t n = e.size(0), h = e.size(2), w = e.size(3);
     const auto scores =
-        patchcore_scores(e.permute({0, 2, 3, 1}).reshape({n, h * w, e.size(1)}), memory_bank_, options_.neighbours());
+        patchcore_scores(e.permute({0, 2, 3, 1}).reshape({n, h * w, e.size(1)}), memory_bank_, options_.neighbours(),
+                         {}, {}, &index_);
     image_scores.push_back(scores.image);
     maps.push_back(scores.patches.reshape({n, 1, h, w}));
   });
@@ -104,6 +144,8 @@ Scores Patchcore::score_model(const Batch& batch) {
 void Patchcore::save_extra(TensorMap& state) const {
   state["patchcore.memory_bank"] = memory_bank_.detach().cpu();
   state["patchcore.coverage_radius"] = torch::tensor(coverage_radius_, torch::kFloat64);
+  const auto index = index_.serialize();
+  if (index.defined()) state["patchcore.index"] = index;
 }
 
 void Patchcore::load_extra(const TensorMap& state) {
@@ -114,6 +156,13 @@ void Patchcore::load_extra(const TensorMap& state) {
   ADX_CHECK_AS(IoError, radius == state.end() || radius->second.numel() == 1,
                "model file has a malformed patchcore coverage record of {} values", radius->second.numel());
   coverage_radius_ = radius != state.end() ? radius->second.to(torch::kDouble).item<double>() : 0.0;
+  // A faiss index is restored as saved (HNSW's graph depends on insertion order); files without one
+  // (exact search, or written before faiss) build it from the bank.
+  auto index = state.find("patchcore.index");
+  if (index != state.end())
+    index_.deserialize(index->second, bank_search(), memory_bank_.size(0), memory_bank_.size(1));
+  else
+    index_.build(memory_bank_, bank_search());
 }
 
 }  // namespace adx

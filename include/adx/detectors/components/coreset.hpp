@@ -37,6 +37,7 @@ constexpr int64_t kNearestNeighbourBlock = int64_t{1} << 24;
 /// x^2 + y^2 - 2xy in blocks of at most `block_elements` distances. With `query_groups` (Q) and
 /// `bank_groups` (M), integer labels such as the source image, a query never matches a bank row of
 /// its own group (leave-one-out); a query whose group holds the whole bank gets distance infinity.
+/// Either output may be nullptr when it is not wanted.
 void nearest_neighbours(const at::Tensor& queries, const at::Tensor& bank, at::Tensor* distances,
                         at::Tensor* indices, int64_t block_elements = kNearestNeighbourBlock,
                         const at::Tensor& query_groups = {}, const at::Tensor& bank_groups = {});

@@ -8,6 +8,7 @@
 // score re-weighted by the softmax over the 9 nearest memory neighbours.
 // The memory comes from every training image; the threshold is set on each
 // training image's score against the memory without its own patches.
+#include <adx/detectors/components/bank_index.hpp>
 #include <adx/detectors/components/feature_memory.hpp>
 
 namespace adx {
@@ -21,6 +22,19 @@ struct PatchcoreOptions {
   ADX_ARG(double, projection_eps) = 0.9;
   /// Memory neighbours in the image-score re-weighting.
   ADX_ARG(int64_t, neighbours) = 9;
+  /// Nearest-memory search at score time: exact (adx's blocked GEMM), flat (faiss, exact), ivf or hnsw
+  /// (faiss, approximate).
+  ADX_ARG(std::string, search) = "exact";
+  /// Bank storage in a faiss index: none (float32) or sq8 (8-bit scalar quantisation, a quarter the memory).
+  ADX_ARG(std::string, compression) = "none";
+  /// ivf: k-means cells (0 = 4 sqrt(bank rows), at most rows / 39).
+  ADX_ARG(int64_t, ivf_lists) = 0;
+  /// ivf: cells searched per query.
+  ADX_ARG(int64_t, ivf_probes) = 8;
+  /// hnsw: links per node (M).
+  ADX_ARG(int64_t, hnsw_m) = 32;
+  /// hnsw: search breadth (efSearch).
+  ADX_ARG(int64_t, hnsw_ef_search) = 64;
   ADX_DETECTOR_OPTIONS(Preprocess::None);
 };
 
@@ -34,8 +48,10 @@ struct PatchcoreScores {
 /// nearest memory neighbours (Roth et al., eq. 7). With `image_ids` (n) and `bank_images` (M, the
 /// training image each memory row came from), an image never uses memory rows of its own id: the
 /// leave-one-image-out score of a training image.
+/// `index`, when given (and no ids), finds each patch's nearest memory row instead of exact search.
 PatchcoreScores patchcore_scores(const torch::Tensor& patches, const torch::Tensor& memory_bank, int64_t neighbours,
-                                 const torch::Tensor& image_ids = {}, const torch::Tensor& bank_images = {});
+                                 const torch::Tensor& image_ids = {}, const torch::Tensor& bank_images = {},
+                                 const BankIndex* index = nullptr);
 
 class Patchcore : public BackboneDetector<PatchcoreOptions> {
  public:
@@ -46,6 +62,13 @@ class Patchcore : public BackboneDetector<PatchcoreOptions> {
   const torch::Tensor& memory_bank() const { return memory_bank_; }
   /// Coverage radius of the coreset in the projected space, from the last fit.
   double coverage_radius() const { return coverage_radius_; }
+  /// The nearest-neighbour index scoring searches (its kind, its note when it fell back, its bytes).
+  const BankIndex& index() const { return index_; }
+  /// Switches a fitted detector to another search (the search options) and rebuilds its index from
+  /// the memory bank; no refit. Saved models keep the new search.
+  void set_search(const BankSearch& search);
+  /// The locally aware patch features of `images` (N x P x D), as scoring compares them with the bank.
+  torch::Tensor patch_features(const Data& images);
 
  protected:
   void build_head(const std::vector<int64_t>& item_shape) override;
@@ -56,7 +79,9 @@ class Patchcore : public BackboneDetector<PatchcoreOptions> {
 
  private:
   torch::Tensor embed(const std::map<std::string, torch::Tensor>& features) const;
+  BankSearch bank_search() const;
   torch::Tensor memory_bank_;
+  BankIndex index_;
   double coverage_radius_ = 0.0;
 };
 

@@ -1,0 +1,199 @@
+#include <adx/detectors/components/bank_index.hpp>
+
+#include <adx/core/error.hpp>
+#include <adx/data/data.hpp>
+#include <adx/detectors/components/coreset.hpp>
+
+#include <faiss/IndexFlat.h>
+#include <faiss/IndexHNSW.h>
+#include <faiss/IndexIVFFlat.h>
+#include <faiss/IndexScalarQuantizer.h>
+#include <faiss/impl/FaissException.h>
+#include <faiss/impl/io.h>
+#include <faiss/index_io.h>
+
+#include <torch/types.h>
+
+#include <cmath>
+#include <cstring>
+
+namespace adx {
+
+struct BankIndex::Faiss {
+  std::unique_ptr<faiss::Index> index;
+  std::unique_ptr<faiss::Index> quantizer;  ///< IVF's coarse quantiser, owned here
+};
+
+namespace {
+
+// faiss reports errors by throwing FaissException (and std::bad_alloc); adx reports Errors.
+template <class F>
+auto guarded(const char* what, F&& f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw Error(fmt::format("faiss failed to {}: {}", what, e.what()));
+  }
+}
+
+bool is_faiss_kind(const std::string& kind) { return kind == "flat" || kind == "ivf" || kind == "hnsw"; }
+
+int64_t ivf_lists_for(const BankSearch& s, int64_t rows) {
+  if (s.ivf_lists > 0) return s.ivf_lists;
+  // faiss's k-means wants about 39 training points per centroid.
+  return std::max<int64_t>(1, std::min<int64_t>(std::llround(4 * std::sqrt(static_cast<double>(rows))), rows / 39));
+}
+
+}  // namespace
+
+void check_bank_search(const BankSearch& s, const std::string& prefix) {
+  ADX_CHECK_AS(OptionError, s.kind == "exact" || is_faiss_kind(s.kind),
+               "{}search must be exact, flat, ivf or hnsw, got '{}'", prefix, s.kind);
+  ADX_CHECK_AS(OptionError, s.compression == "none" || s.compression == "sq8",
+               "{}compression must be none or sq8, got '{}'", prefix, s.compression);
+  ADX_CHECK_AS(OptionError, s.compression == "none" || s.kind != "exact",
+               "{}compression sq8 needs a faiss search (flat, ivf or hnsw), not exact", prefix);
+  ADX_CHECK_AS(OptionError, s.ivf_lists >= 0, "{}ivf_lists must be >= 0, got {}", prefix, s.ivf_lists);
+  ADX_CHECK_AS(OptionError, s.ivf_probes >= 1, "{}ivf_probes must be >= 1, got {}", prefix, s.ivf_probes);
+  ADX_CHECK_AS(OptionError, s.hnsw_m >= 2 && s.hnsw_m <= 256, "{}hnsw_m must be in [2, 256], got {}", prefix, s.hnsw_m);
+  ADX_CHECK_AS(OptionError, s.hnsw_ef_search >= 1, "{}hnsw_ef_search must be >= 1, got {}", prefix, s.hnsw_ef_search);
+}
+
+BankIndex::BankIndex() = default;
+BankIndex::~BankIndex() = default;
+BankIndex::BankIndex(BankIndex&&) noexcept = default;
+BankIndex& BankIndex::operator=(BankIndex&&) noexcept = default;
+
+void BankIndex::build(const at::Tensor& bank, const BankSearch& s) {
+  check_bank_search(s);
+  ADX_CHECK_AS(ShapeError, bank.defined() && bank.dim() == 2 && bank.size(0) >= 1 && bank.size(1) >= 1,
+               "a memory bank is M x D with M, D >= 1, got {}",
+               bank.defined() ? shape_string(bank.sizes().vec()) : "an undefined tensor");
+  faiss_.reset();
+  note_.clear();
+  rows_ = bank.size(0);
+  dims_ = bank.size(1);
+  kind_ = s.kind;
+  bank_ = bank;
+  if (!is_faiss_kind(s.kind)) return;
+  bank_ = at::Tensor();
+  const auto points = bank.detach().to(torch::kCPU, torch::kFloat32).contiguous();
+  const auto d = static_cast<faiss::Index::idx_t>(dims_);
+  const bool sq8 = s.compression == "sq8";
+  int64_t lists = 0;
+  if (kind_ == "ivf") {
+    lists = ivf_lists_for(s, rows_);
+    if (lists > rows_) {
+      note_ = fmt::format("ivf with {} lists needs at least as many bank rows, the bank has {}: searching flat (exact)",
+                          lists, rows_);
+      kind_ = "flat";
+    }
+  }
+  faiss_ = std::make_unique<Faiss>();
+  guarded("build the index", [&] {
+    if (kind_ == "flat") {
+      faiss_->index = sq8 ? std::unique_ptr<faiss::Index>(new faiss::IndexScalarQuantizer(
+                                d, faiss::ScalarQuantizer::QT_8bit, faiss::METRIC_L2))
+                          : std::unique_ptr<faiss::Index>(new faiss::IndexFlatL2(d));
+    } else if (kind_ == "ivf") {
+      faiss_->quantizer = std::make_unique<faiss::IndexFlatL2>(d);
+      std::unique_ptr<faiss::IndexIVF> ivf;
+      if (sq8)
+        ivf.reset(new faiss::IndexIVFScalarQuantizer(faiss_->quantizer.get(), d, static_cast<size_t>(lists),
+                                                     faiss::ScalarQuantizer::QT_8bit, faiss::METRIC_L2));
+      else
+        ivf.reset(new faiss::IndexIVFFlat(faiss_->quantizer.get(), d, static_cast<size_t>(lists), faiss::METRIC_L2));
+      ivf->nprobe = static_cast<size_t>(std::min(s.ivf_probes, lists));
+      ivf->cp.seed = 1234;  // k-means starts from the same points on every fit
+      ivf->verbose = false;
+      faiss_->index = std::move(ivf);
+    } else {
+      std::unique_ptr<faiss::IndexHNSW> hnsw;
+      if (sq8)
+        hnsw.reset(new faiss::IndexHNSWSQ(static_cast<int>(d), faiss::ScalarQuantizer::QT_8bit, static_cast<int>(s.hnsw_m)));
+      else
+        hnsw.reset(new faiss::IndexHNSWFlat(static_cast<int>(d), static_cast<int>(s.hnsw_m)));
+      hnsw->hnsw.efSearch = static_cast<int>(s.hnsw_ef_search);
+      faiss_->index = std::move(hnsw);
+    }
+    if (!faiss_->index->is_trained) faiss_->index->train(rows_, points.data_ptr<float>());
+    faiss_->index->add(rows_, points.data_ptr<float>());
+    return 0;
+  });
+}
+
+void BankIndex::search(const at::Tensor& queries, at::Tensor* distances, at::Tensor* indices) const {
+  ADX_CHECK_AS(NotFittedError, built(), "the memory bank's index is not built");
+  ADX_CHECK_AS(ShapeError, queries.dim() == 2 && queries.size(1) == dims_, "queries of shape {} for a bank of {} features",
+               shape_string(queries.sizes().vec()), dims_);
+  if (!faiss_) {
+    nearest_neighbours(queries, bank_, distances, indices);
+    return;
+  }
+  const auto q = queries.detach().to(torch::kCPU, torch::kFloat32).contiguous();
+  const int64_t n = q.size(0);
+  auto squared = torch::empty({n}, torch::kFloat32);
+  auto labels = torch::empty({n}, torch::kLong);
+  static_assert(sizeof(faiss::Index::idx_t) == sizeof(int64_t), "faiss ids are 64-bit");
+  guarded("search the index", [&] {
+    faiss_->index->search(n, q.data_ptr<float>(), 1, squared.data_ptr<float>(),
+                          reinterpret_cast<faiss::Index::idx_t*>(labels.data_ptr<int64_t>()));
+    return 0;
+  });
+  // faiss answers squared L2; adx's scores are distances. A query the index found nothing for (-1,
+  // possible with few probes) is searched exactly.
+  const auto missing = labels.lt(0).nonzero().reshape({-1});
+  if (missing.numel() > 0)
+    throw Error(fmt::format("the {} index found no neighbour for {} of {} queries; raise ivf_probes or hnsw_ef_search",
+                            kind_, missing.numel(), n));
+  if (distances) *distances = squared.clamp_min(0).sqrt().to(queries.device());
+  if (indices) *indices = labels.to(queries.device());
+}
+
+int64_t BankIndex::memory_bytes() const {
+  if (!faiss_) return 0;
+  const auto bytes = serialize();
+  return bytes.numel();
+}
+
+at::Tensor BankIndex::serialize() const {
+  if (!faiss_) return at::Tensor();
+  faiss::VectorIOWriter writer;
+  guarded("write the index", [&] {
+    faiss::write_index(faiss_->index.get(), &writer);
+    return 0;
+  });
+  auto out = torch::empty({static_cast<int64_t>(writer.data.size())}, torch::kUInt8);
+  std::memcpy(out.data_ptr<uint8_t>(), writer.data.data(), writer.data.size());
+  return out;
+}
+
+void BankIndex::deserialize(const at::Tensor& bytes, const BankSearch& s, int64_t rows, int64_t dims) {
+  ADX_CHECK_AS(IoError, bytes.defined() && bytes.dim() == 1 && bytes.scalar_type() == torch::kUInt8 && bytes.numel() > 0,
+               "model file has a malformed nearest-neighbour index record");
+  faiss::VectorIOReader reader;
+  const auto b = bytes.contiguous();
+  reader.data.assign(b.data_ptr<uint8_t>(), b.data_ptr<uint8_t>() + b.numel());
+  auto faiss = std::make_unique<Faiss>();
+  try {
+    faiss->index.reset(faiss::read_index(&reader));
+  } catch (const std::exception& e) {
+    throw IoError(fmt::format("model file has an unreadable nearest-neighbour index: {}", e.what()));
+  }
+  ADX_CHECK_AS(IoError, faiss->index && faiss->index->ntotal == rows && faiss->index->d == dims,
+               "model file's nearest-neighbour index holds {} x {} but the memory bank is {} x {}",
+               faiss->index ? faiss->index->ntotal : 0, faiss->index ? faiss->index->d : 0, rows, dims);
+  faiss_ = std::move(faiss);
+  bank_ = at::Tensor();
+  rows_ = rows;
+  dims_ = dims;
+  // The kind actually saved (ivf may have fallen back to flat when it was built).
+  kind_ = dynamic_cast<faiss::IndexIVF*>(faiss_->index.get()) ? "ivf"
+          : dynamic_cast<faiss::IndexHNSW*>(faiss_->index.get()) ? "hnsw"
+                                                                 : "flat";
+  note_ = kind_ == s.kind ? "" : fmt::format("the saved index searches {} ({} was asked for)", kind_, s.kind);
+}
+
+}  // namespace adx

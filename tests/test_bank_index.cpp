@@ -1,0 +1,159 @@
+// Nearest-neighbour search of memory banks: faiss's exact index against adx's, the
+// recall of the approximate indexes, compressed banks, fall-back and bad input, and
+// PatchCore's scores through save -> load for every search mode.
+#include "test_helpers.hpp"
+
+#include <adx/data/images.hpp>
+#include <adx/detectors/components/bank_index.hpp>
+#include <adx/detectors/components/coreset.hpp>
+#include <adx/detectors/patchcore/patchcore.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+
+using adx::Data;
+
+namespace {
+
+// Rows drawn around `centres` cluster centres, as patch features gather around a few textures; within a
+// cluster they vary along 8 directions (features of images have few degrees of freedom), plus a little
+// noise in every dimension.
+torch::Tensor clustered(int64_t rows, int64_t dims, int64_t centres, uint64_t seed) {
+  auto gen = at::detail::createCPUGenerator(seed);
+  auto basis_gen = at::detail::createCPUGenerator(99);  // the same directions for banks and queries
+  const auto centre = at::randn({centres, dims}, basis_gen) * 3;
+  const auto basis = at::randn({8, dims}, basis_gen) / std::sqrt(8.0);
+  const auto which = at::randint(centres, {rows}, gen);
+  return (centre.index_select(0, which) + at::randn({rows, 8}, gen).mm(basis) + 0.1 * at::randn({rows, dims}, gen))
+      .contiguous();
+}
+
+torch::Tensor exact_nearest(const torch::Tensor& queries, const torch::Tensor& bank) {
+  torch::Tensor distances, indices;
+  adx::nearest_neighbours(queries, bank, &distances, &indices);
+  return indices;
+}
+
+double recall_at_1(const adx::BankIndex& index, const torch::Tensor& queries, const torch::Tensor& bank) {
+  torch::Tensor indices;
+  index.search(queries, nullptr, &indices);
+  return exact_nearest(queries, bank).eq(indices).to(torch::kDouble).mean().item<double>();
+}
+
+}  // namespace
+
+TEST_CASE("faiss's exact index finds the same neighbours as adx's search", "[industrial][search]") {
+  const auto bank = clustered(3000, 64, 40, 1), queries = clustered(600, 64, 40, 2);
+  torch::Tensor adx_distance, adx_index, faiss_distance, faiss_index;
+  adx::nearest_neighbours(queries, bank, &adx_distance, &adx_index);
+  adx::BankIndex flat;
+  flat.build(bank, adx::BankSearch{"flat"});
+  REQUIRE(flat.kind() == "flat");
+  flat.search(queries, &faiss_distance, &faiss_index);
+  REQUIRE(torch::equal(faiss_index, adx_index));
+  REQUIRE(torch::allclose(faiss_distance, adx_distance, 1e-4, 1e-3));
+  // The exact kind is adx's own search.
+  adx::BankIndex exact;
+  exact.build(bank, adx::BankSearch{});
+  torch::Tensor d, i;
+  exact.search(queries, &d, &i);
+  REQUIRE(torch::equal(i, adx_index));
+  REQUIRE(torch::equal(d, adx_distance));
+  REQUIRE(exact.memory_bytes() == 0);
+}
+
+TEST_CASE("approximate indexes recall the nearest neighbour at their default settings", "[industrial][search]") {
+  const auto bank = clustered(8000, 64, 60, 3), queries = clustered(1000, 64, 60, 4);
+  for (const std::string kind : {"ivf", "hnsw"}) {
+    adx::BankSearch search;
+    search.kind = kind;
+    adx::BankIndex index;
+    index.build(bank, search);
+    REQUIRE(index.kind() == kind);
+    REQUIRE(index.note().empty());
+    const double recall = recall_at_1(index, queries, bank);
+    INFO(kind << " recall@1 " << recall);
+    REQUIRE(recall >= 0.95);
+  }
+  // An 8-bit bank: a quarter of the float32 bank's bytes, and still mostly the same neighbours.
+  adx::BankIndex float_bank, sq8_bank;
+  float_bank.build(bank, adx::BankSearch{"flat"});
+  sq8_bank.build(bank, adx::BankSearch{"flat", "sq8"});
+  INFO("flat " << float_bank.memory_bytes() << " bytes, sq8 " << sq8_bank.memory_bytes() << " bytes");
+  REQUIRE(float_bank.memory_bytes() >= 8000 * 64 * 4);
+  REQUIRE(sq8_bank.memory_bytes() < float_bank.memory_bytes() / 3);
+  const double recall = recall_at_1(sq8_bank, queries, bank);
+  INFO("sq8 recall@1 " << recall);
+  REQUIRE(recall >= 0.9);
+}
+
+TEST_CASE("a bank too small for its cells falls back to exact search; bad settings and indexes are errors",
+          "[industrial][search][errors]") {
+  const auto bank = clustered(30, 8, 3, 5), queries = clustered(20, 8, 3, 6);
+  adx::BankSearch ivf;
+  ivf.kind = "ivf";
+  ivf.ivf_lists = 50;
+  adx::BankIndex index;
+  index.build(bank, ivf);
+  REQUIRE(index.kind() == "flat");
+  REQUIRE_THAT(index.note(), Catch::Contains("50 lists") && Catch::Contains("30"));
+  REQUIRE(recall_at_1(index, queries, bank) == 1.0);
+
+  REQUIRE_THROWS_AS(adx::check_bank_search(adx::BankSearch{"annoy"}), adx::OptionError);
+  REQUIRE_THROWS_AS(adx::check_bank_search(adx::BankSearch{"exact", "sq8"}), adx::OptionError);
+  adx::BankSearch bad;
+  bad.kind = "hnsw";
+  bad.hnsw_m = 1;
+  REQUIRE_THROWS_AS(adx::check_bank_search(bad), adx::OptionError);
+  REQUIRE_THROWS_AS(index.search(torch::rand({2, 9}), nullptr, nullptr), adx::ShapeError);
+
+  adx::BankIndex flat;
+  flat.build(bank, adx::BankSearch{"flat"});
+  auto bytes = flat.serialize();
+  adx::BankIndex restored;
+  REQUIRE_THROWS_AS(restored.deserialize(bytes.slice(0, 0, 10).clone(), adx::BankSearch{"flat"}, 30, 8), adx::IoError);
+  REQUIRE_THROWS_AS(restored.deserialize(bytes, adx::BankSearch{"flat"}, 31, 8), adx::IoError);
+  auto garbage = bytes.clone();
+  garbage.slice(0, 0, 4).fill_(0x41);
+  REQUIRE_THROWS_AS(restored.deserialize(garbage, adx::BankSearch{"flat"}, 30, 8), adx::IoError);
+  restored.deserialize(bytes, adx::BankSearch{"flat"}, 30, 8);
+  REQUIRE(recall_at_1(restored, queries, bank) == 1.0);
+}
+
+TEST_CASE("PatchCore scores through every search mode and reloads to identical scores", "[industrial][search]") {
+  adx::SyntheticOptions o;
+  o.image_size = 64;
+  o.train_images = 16;
+  o.good_test_images = 6;
+  o.defects_per_type = 2;
+  const auto root = adx::test::temp_path("synthetic_search");
+  std::filesystem::remove_all(root);
+  adx::write_synthetic_industrial(root, o);
+  const auto category = adx::load_mvtec_category(root + "/washer", {64, 0});
+  torch::Tensor exact_scores;
+  for (const std::string search : {"exact", "flat", "ivf", "hnsw", "flat+sq8"}) {
+    INFO(search);
+    const bool sq8 = search == "flat+sq8";
+    adx::Patchcore detector(adx::PatchcoreOptions()
+                                .backbone("resnet18")
+                                .layers("layer1,layer2")
+                                .search(sq8 ? "flat" : search)
+                                .compression(sq8 ? "sq8" : "none")
+                                .runtime(adx::RuntimeOptions().threads(2).seed(3)));
+    detector.fit(Data::images(category.train));
+    const auto scores = detector.score(Data::images(category.test));
+    if (search == "exact") exact_scores = scores.per_item;
+    if (search == "flat") REQUIRE(torch::allclose(scores.per_item, exact_scores, 1e-4, 1e-3));
+    const double auroc = adx::metrics::roc_auc(category.test_labels, scores.to_vector());
+    INFO("image AUROC " << auroc);
+    REQUIRE(auroc > 0.8);
+    const auto path = adx::test::temp_path("patchcore_" + search + ".adx");
+    detector.save(path);
+    auto loaded = adx::load(path);
+    const auto again = loaded->score(Data::images(category.test));
+    REQUIRE(torch::equal(again.per_item, scores.per_item));
+    REQUIRE(torch::equal(again.pixel_map, scores.pixel_map));
+    REQUIRE(dynamic_cast<adx::Patchcore&>(*loaded).index().kind() == detector.index().kind());
+  }
+}
