@@ -25,12 +25,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-template <class T>
-adx::metrics::PixelStack<T> stack_of(const torch::Tensor& t) {
-  const auto c = t.contiguous();
-  return {std::vector<T>(c.data_ptr<T>(), c.data_ptr<T>() + c.numel()), c.size(0), c.size(2), c.size(3)};
-}
-
 struct Row {
   std::string detector, category;
   double image_auroc = 0, f1 = 0, pixel_auroc = 0, aupro = 0, fit_s = 0, images_per_s = 0, bank_mb = 0;
@@ -131,10 +125,11 @@ int main(int argc, char** argv) {
             if (category.test_labels[i] == 0) ++good, flagged += image_scores[i] > detector->threshold();
           row.good_flagged = static_cast<double>(flagged) / static_cast<double>(std::max<int64_t>(1, good));
         }
-        const auto masks = (category.test_masks > 0.5).to(torch::kUInt8);
         const auto maps = scores.pixel_map.to(torch::kFloat32);
-        row.pixel_auroc = adx::metrics::pixel_roc_auc(stack_of<uint8_t>(masks), stack_of<float>(maps));
-        row.aupro = adx::metrics::aupro(stack_of<uint8_t>(masks), stack_of<float>(maps), 0.3);
+        const auto mask_pixels = adx::metrics::mask_stack(category.test_masks);
+        const auto map_pixels = adx::metrics::map_stack(maps);
+        row.pixel_auroc = adx::metrics::pixel_roc_auc(mask_pixels, map_pixels);
+        row.aupro = adx::metrics::aupro(mask_pixels, map_pixels, 0.3);
         if (auto* patchcore = dynamic_cast<adx::Patchcore*>(detector.get()))
           row.bank_mb = static_cast<double>(patchcore->memory_bank().numel() * 4) / 1e6;
         std::cout << fmt::format("  {:<10} {:<10} image AUROC {:.3f}  F1max {:.3f}  F1@threshold {:.3f}  "

@@ -6,6 +6,8 @@
 #include <adx/detectors/components/coreset.hpp>
 #include <adx/detectors/patchcore/patchcore.hpp>
 
+#include <adx/metrics/pixel_tensors.hpp>
+
 #include <catch2/catch.hpp>
 
 #include <filesystem>
@@ -30,17 +32,6 @@ const std::string& synthetic_root() {
     return dir;
   }();
   return root;
-}
-
-adx::metrics::MaskStack mask_stack(const torch::Tensor& masks) {
-  const auto m = (masks > 0.5).to(torch::kUInt8).contiguous();
-  return {std::vector<uint8_t>(m.data_ptr<uint8_t>(), m.data_ptr<uint8_t>() + m.numel()), m.size(0), m.size(2),
-          m.size(3)};
-}
-
-adx::metrics::MapStack map_stack(const torch::Tensor& maps) {
-  const auto m = maps.to(torch::kFloat32).contiguous();
-  return {std::vector<float>(m.data_ptr<float>(), m.data_ptr<float>() + m.numel()), m.size(0), m.size(2), m.size(3)};
 }
 
 // SPADE's image AUROC with `options` on defects that change the image as a whole (a bright square over
@@ -132,7 +123,7 @@ TEST_CASE("PaDiM, PatchCore and SPADE find synthetic defects and reload to ident
       REQUIRE(scores.pixel_map.sizes() == torch::IntArrayRef({category.test.size(0), 1, 64, 64}));
       const double image_auroc = adx::metrics::roc_auc(category.test_labels, scores.to_vector());
       const double pixel_auroc =
-          adx::metrics::pixel_roc_auc(mask_stack(category.test_masks), map_stack(scores.pixel_map));
+          adx::metrics::pixel_roc_auc(adx::metrics::mask_stack(category.test_masks), adx::metrics::map_stack(scores.pixel_map));
       INFO(name << " image AUROC " << image_auroc << ", pixel AUROC " << pixel_auroc);
       REQUIRE(pixel_auroc > 0.8);
       if (std::string(name) != "spade") {
@@ -169,7 +160,7 @@ TEST_CASE("the default configurations find defects: PatchCore on Wide-ResNet-50-
     const auto scores = detector->score(Data::images(category.test));
     const double image_auroc = adx::metrics::roc_auc(category.test_labels, scores.to_vector());
     const double pixel_auroc =
-        adx::metrics::pixel_roc_auc(mask_stack(category.test_masks), map_stack(scores.pixel_map));
+        adx::metrics::pixel_roc_auc(adx::metrics::mask_stack(category.test_masks), adx::metrics::map_stack(scores.pixel_map));
     INFO("image AUROC " << image_auroc << ", pixel AUROC " << pixel_auroc);
     REQUIRE(image_auroc > 0.8);
     REQUIRE(pixel_auroc > 0.8);

@@ -11,6 +11,7 @@
 #include <adx/base.hpp>
 #include <adx/detectors/components/coreset.hpp>
 #include <adx/detectors/patchcore/patchcore.hpp>
+#include <adx/metrics/pixel_tensors.hpp>
 
 #include <CLI/CLI.hpp>
 
@@ -19,17 +20,6 @@
 #include <iostream>
 
 namespace {
-
-adx::metrics::MaskStack mask_stack(const torch::Tensor& masks) {
-  const auto m = (masks > 0.5).to(torch::kUInt8).contiguous();
-  return {std::vector<uint8_t>(m.data_ptr<uint8_t>(), m.data_ptr<uint8_t>() + m.numel()), m.size(0), m.size(2),
-          m.size(3)};
-}
-
-adx::metrics::MapStack map_stack(const torch::Tensor& maps) {
-  const auto m = maps.to(torch::kFloat32).contiguous();
-  return {std::vector<float>(m.data_ptr<float>(), m.data_ptr<float>() + m.numel()), m.size(0), m.size(2), m.size(3)};
-}
 
 double percentile(std::vector<double> v, double q) {
   std::sort(v.begin(), v.end());
@@ -115,7 +105,7 @@ int main(int argc, char** argv) {
       std::cout << fmt::format("| {} | {:.2f} | {:.2f} | {:.0f} | {:.0f} | {:.4f} | {:.3f} | {:.3f} | {:.1f} |\n",
                                setting.name, build_s, images_per_s, percentile(latency, 0.5), percentile(latency, 0.99),
                                recall, adx::metrics::roc_auc(category.test_labels, scores.to_vector()),
-                               adx::metrics::aupro(mask_stack(category.test_masks), map_stack(scores.pixel_map)),
+                               adx::metrics::aupro(adx::metrics::mask_stack(category.test_masks), adx::metrics::map_stack(scores.pixel_map)),
                                bank_mb);
       std::cout.flush();
     }

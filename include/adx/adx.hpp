@@ -13,8 +13,11 @@
 #include <adx/detectors/edge_scorer/edge_scorer.hpp>
 #include <adx/detectors/ensemble/ensemble.hpp>
 #include <adx/detectors/forecaster/forecaster.hpp>
+#include <adx/detectors/frame_prediction/frame_prediction.hpp>
 #include <adx/detectors/ganomaly/ganomaly.hpp>
 #include <adx/detectors/lstm_autoencoder/lstm_autoencoder.hpp>
+#include <adx/detectors/memae/memae.hpp>
+#include <adx/detectors/mil/mil.hpp>
 #include <adx/detectors/padim/padim.hpp>
 #include <adx/detectors/patchcore/patchcore.hpp>
 #include <adx/detectors/rotation/rotation.hpp>

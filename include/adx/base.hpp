@@ -14,13 +14,17 @@
 #include <adx/data/input_kind.hpp>
 #include <adx/data/loaders.hpp>
 #include <adx/data/synthetic_series.hpp>
+#include <adx/data/synthetic_video.hpp>
 #include <adx/data/transforms.hpp>
+#include <adx/data/video_io.hpp>
 #include <adx/detectors/detector.hpp>
 #include <adx/detectors/registry.hpp>
+#include <adx/detectors/stream.hpp>
 #include <adx/io/model_file.hpp>
 #include <adx/io/state_dict.hpp>
 #include <adx/metrics/metrics.hpp>
 #include <adx/metrics/pixel_metrics.hpp>
+#include <adx/metrics/pixel_tensors.hpp>
 #include <adx/metrics/series_metrics.hpp>
 #include <adx/serve/monitoring.hpp>
 #include <adx/threshold/threshold.hpp>
