@@ -1,0 +1,95 @@
+// Synthetic anomalies (DRAEM's Perlin masks and blend, CutPaste's patch) against values
+// worked by hand and values from DRAEM's reference function (rand_perlin_2d_np, run in
+// numpy with the angles fixed).
+#include "test_helpers.hpp"
+
+#include <adx/data/synthesis.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <cmath>
+
+TEST_CASE("Perlin noise matches a hand-worked value and DRAEM's reference function", "[data][synthesis]") {
+  // One cell over 4 x 4 pixels; corner gradients (1, 0) at the top corners and (0, 1) at the others
+  // (angles 0 and pi/2). At pixel (1, 2): offsets fy = 0.25, fx = 0.5; dot products n00 = 0.25,
+  // n10 = -0.75, n01 = n11 = -0.5; fade(0.25) = 0.103515625, fade(0.5) = 0.5; along y: 0.146484375
+  // and -0.5; along x: -0.1767578125; times sqrt(2) = -0.24997.
+  const double pi = std::acos(-1.0);
+  const auto angles = torch::tensor({{0.0, pi / 2}, {0.0, pi / 2}}, torch::kFloat64);
+  REQUIRE(adx::perlin_noise(angles, 4, 4)[1][2].item<double>() == Approx(-0.2499732956929006).epsilon(1e-6));
+
+  // 4 x 8 pixels, 1 x 2 cells, the reference's output for these angles.
+  const auto reference = torch::tensor(
+      {{0.0, -0.004183389691003082, -0.2106072128174594, -0.250026097655071, 0.0, 0.18263648878002262,
+        -0.00639580444055797, -0.19035642460866486},
+       {0.3745654996454651, 0.3220580648593032, 0.029581202116102493, -0.11169064766814184, 0.06596127224676798,
+        0.17004701941641268, -0.1300897666300922, -0.3865081335285411},
+       {0.5688603732838267, 0.41734364253977674, 0.12497354586240965, -0.07670823298745996, -0.09018215482167385,
+        -0.1799290464363365, -0.4956660774000414, -0.619660359830725},
+       {0.3120667477947788, 0.11563800014471369, 0.030577455335636893, -0.024311466777401772, -0.17481395130886648,
+        -0.4315222062115501, -0.6599374268896979, -0.5485855696498588}},
+      torch::kFloat64);
+  const auto noise =
+      adx::perlin_noise(torch::tensor({{0.3, 1.1, 2.0}, {4.0, 5.5, 0.7}}, torch::kFloat64), 4, 8).to(torch::kFloat64);
+  REQUIRE(torch::allclose(noise, reference, 1e-6, 1e-6));
+
+  // Random noise is exactly 0 at every lattice point and never leaves [-1, 1].
+  auto gen = at::detail::createCPUGenerator(7);
+  const auto random = adx::random_perlin_noise(64, 64, 4, 8, gen);
+  REQUIRE(random.slice(0, 0, 64, 16).slice(1, 0, 64, 8).abs().max().item<double>() == 0.0);
+  REQUIRE(random.abs().max().item<double>() <= 1.0);
+  REQUIRE(random.abs().max().item<double>() > 0.1);
+  REQUIRE_THROWS_AS(adx::perlin_noise(torch::zeros({3, 3}), 5, 4), adx::ShapeError);  // 5 rows, 2 cells
+  REQUIRE_THROWS_AS(adx::perlin_noise(torch::zeros({1, 2}), 4, 4), adx::ShapeError);
+}
+
+TEST_CASE("DRAEM's masks are binary and its blend follows its formula", "[data][synthesis]") {
+  auto gen = at::detail::createCPUGenerator(11);
+  double covered = 0;
+  for (int k = 0; k < 20; ++k) {
+    const auto mask = adx::perlin_mask(64, 64, gen);
+    REQUIRE(mask.sizes() == torch::IntArrayRef({64, 64}));
+    REQUIRE(torch::equal(mask, (mask > 0.5).to(torch::kFloat32)));
+    covered += mask.mean().item<double>();
+  }
+  // Noise above 0.5 covers a part of the image, never most of it.
+  INFO("mean covered fraction " << covered / 20);
+  REQUIRE(covered / 20 > 0.01);
+  REQUIRE(covered / 20 < 0.5);
+  REQUIRE_THROWS_AS(adx::perlin_mask(60, 64, gen), adx::ShapeError);
+
+  // Image 0.2 everywhere, source 0.9, mask on one pixel, beta 0.5: 0.5 * 0.9 + 0.5 * 0.2 = 0.55 there.
+  const auto image = torch::full({1, 2, 2}, 0.2f), source = torch::full({1, 2, 2}, 0.9f);
+  auto mask = torch::zeros({2, 2});
+  mask[0][1] = 1;
+  const auto blended = adx::blend_anomaly(image, source, mask, 0.5);
+  REQUIRE(blended[0][0][1].item<double>() == Approx(0.55));
+  REQUIRE(blended[0][0][0].item<double>() == Approx(0.2));
+  REQUIRE(adx::blend_anomaly(image, source, mask, 0.0)[0][0][1].item<double>() == Approx(0.9));
+  REQUIRE_THROWS_AS(adx::blend_anomaly(image, source, mask, 1.0), adx::ValueError);
+  REQUIRE_THROWS_AS(adx::blend_anomaly(image, source, torch::zeros({3, 2}), 0.5), adx::ShapeError);
+}
+
+TEST_CASE("CutPaste's patch has the paper's area and aspect and is copied exactly", "[data][synthesis]") {
+  auto gen = at::detail::createCPUGenerator(13);
+  for (int k = 0; k < 200; ++k) {
+    const auto box = adx::cutpaste_box(256, 256, gen);
+    REQUIRE(box.top >= 0);
+    REQUIRE(box.left >= 0);
+    REQUIRE(box.top + box.height <= 256);
+    REQUIRE(box.left + box.width <= 256);
+    const double area = static_cast<double>(box.height * box.width) / (256.0 * 256.0);
+    INFO("area " << area << ", " << box.height << " x " << box.width);
+    REQUIRE(area > 0.02 * 0.8);  // rounding each side to whole pixels
+    REQUIRE(area < 0.15 * 1.2);
+    const double aspect = static_cast<double>(box.height) / static_cast<double>(box.width);
+    REQUIRE(aspect > 0.3 * 0.9);
+    REQUIRE(aspect < 1 / 0.3 * 1.1);
+  }
+  const auto image = torch::arange(2 * 6 * 6, torch::kFloat32).reshape({2, 6, 6});
+  const auto pasted = adx::paste_patch(image, {0, 0, 2, 3}, {3, 2, 2, 3});
+  REQUIRE(torch::equal(pasted.slice(1, 3, 5).slice(2, 2, 5), image.slice(1, 0, 2).slice(2, 0, 3)));
+  REQUIRE(pasted.sub(image).abs().sum().item<double>() > 0);
+  REQUIRE(torch::equal(pasted.slice(1, 0, 3), image.slice(1, 0, 3)));  // nothing else changes
+  REQUIRE_THROWS_AS(adx::paste_patch(image, {0, 0, 2, 3}, {5, 2, 2, 3}), adx::ValueError);
+}
