@@ -143,7 +143,7 @@ void BankIndex::search(const at::Tensor& queries, at::Tensor* distances, at::Ten
     return 0;
   });
   // faiss answers squared L2; adx's scores are distances. A query the index found nothing for (-1,
-  // possible with few probes) is searched exactly.
+  // possible with few probes) is an error that says which setting to raise.
   const auto missing = labels.lt(0).nonzero().reshape({-1});
   if (missing.numel() > 0)
     throw Error(fmt::format("the {} index found no neighbour for {} of {} queries; raise ivf_probes or hnsw_ef_search",
