@@ -53,14 +53,60 @@ TEST_CASE("faiss's exact index finds the same neighbours as adx's search", "[ind
   flat.search(queries, &faiss_distance, &faiss_index);
   REQUIRE(torch::equal(faiss_index, adx_index));
   REQUIRE(torch::allclose(faiss_distance, adx_distance, 1e-4, 1e-3));
-  // The exact kind is adx's own search.
+  // The exact kind is adx's own search over the bank grouped by cell: the same rows once mapped back
+  // through order(), the same distances to the bit.
   adx::BankIndex exact;
   exact.build(bank, adx::BankSearch{});
+  REQUIRE(exact.cells().count() > 1);
+  REQUIRE(torch::equal(exact.bank(), bank.index_select(0, exact.order())));
   torch::Tensor d, i;
   exact.search(queries, &d, &i);
-  REQUIRE(torch::equal(i, adx_index));
+  REQUIRE(torch::equal(exact.order().index_select(0, i), adx_index));
   REQUIRE(torch::equal(d, adx_distance));
-  REQUIRE(exact.memory_bytes() == 0);
+  REQUIRE(exact.memory_bytes() == exact.cells().memory_bytes());
+  REQUIRE(exact.memory_bytes() < bank.numel() * 4);
+}
+
+TEST_CASE("cell search skips most of the bank and still answers as the full search does, bit for bit",
+          "[industrial][search]") {
+  for (const int64_t dims : {32, 384}) {
+    INFO(dims << " dimensions");
+    auto bank = clustered(4000, dims, 50, 7);
+    // Ties: a few rows repeated at the end of the bank.
+    bank = torch::cat({bank, bank.slice(0, 0, 20)});
+    auto queries = clustered(700, dims, 50, 8);
+    // Queries that are bank rows (distance 0, tied with their copies), and outliers far from everything.
+    queries = torch::cat({queries, bank.slice(0, 0, 30), 40 * torch::randn({20, dims})});
+    torch::Tensor offsets;
+    const auto order = adx::partition_bank(bank, 0, &offsets);
+    const auto grouped = bank.index_select(0, order).contiguous();
+    const auto cells = adx::describe_cells(grouped, offsets);
+    REQUIRE(cells.count() > 40);  // round(sqrt(4020)) = 63, less any cell k-means left empty
+    REQUIRE(cells.count() <= 63);
+    torch::Tensor full_d, full_i, cell_d, cell_i;
+    adx::nearest_neighbours(queries, grouped, &full_d, &full_i);
+    int64_t computed = 0;
+    adx::nearest_neighbours_in_cells(queries, grouped, cells, &cell_d, &cell_i, {}, {}, &computed);
+    REQUIRE(torch::equal(cell_d, full_d));
+    REQUIRE(torch::equal(cell_i, full_i));
+    const double share = static_cast<double>(computed) / static_cast<double>(queries.size(0) * bank.size(0));
+    INFO("share of the distances computed " << share);
+    REQUIRE(share < 0.5);
+    // Leave-one-out groups: queries never match rows of their own group.
+    const auto query_groups = torch::randint(5, {queries.size(0)}, torch::kLong);
+    const auto bank_groups = torch::randint(5, {bank.size(0)}, torch::kLong);
+    adx::nearest_neighbours(queries, grouped, &full_d, &full_i, adx::kNearestNeighbourBlock, query_groups, bank_groups);
+    adx::nearest_neighbours_in_cells(queries, grouped, cells, &cell_d, &cell_i, query_groups, bank_groups);
+    REQUIRE(torch::equal(cell_d, full_d));
+    REQUIRE(torch::equal(cell_i, full_i));
+  }
+  // The cells hold every row once, and malformed boundaries are refused.
+  const auto bank = clustered(500, 16, 10, 9);
+  torch::Tensor offsets;
+  const auto order = adx::partition_bank(bank, 7, &offsets);
+  REQUIRE(torch::equal(std::get<0>(order.sort()), torch::arange(500)));
+  REQUIRE_THROWS_AS(adx::describe_cells(bank, torch::tensor({0, 300, 200, 500})), adx::ValueError);
+  REQUIRE_THROWS_AS(adx::describe_cells(bank, torch::tensor({0, 499})), adx::ValueError);
 }
 
 TEST_CASE("approximate indexes recall the nearest neighbour at their default settings", "[industrial][search]") {
@@ -112,13 +158,29 @@ TEST_CASE("a bank too small for its cells falls back to exact search; bad settin
   flat.build(bank, adx::BankSearch{"flat"});
   auto bytes = flat.serialize();
   adx::BankIndex restored;
-  REQUIRE_THROWS_AS(restored.deserialize(bytes.slice(0, 0, 10).clone(), adx::BankSearch{"flat"}, 30, 8), adx::IoError);
-  REQUIRE_THROWS_AS(restored.deserialize(bytes, adx::BankSearch{"flat"}, 31, 8), adx::IoError);
+  REQUIRE_THROWS_AS(restored.deserialize(bytes.slice(0, 0, 10).clone(), bank, adx::BankSearch{"flat"}), adx::IoError);
+  REQUIRE_THROWS_AS(restored.deserialize(bytes, clustered(31, 8, 3, 5), adx::BankSearch{"flat"}), adx::IoError);
   auto garbage = bytes.clone();
   garbage.slice(0, 0, 4).fill_(0x41);
-  REQUIRE_THROWS_AS(restored.deserialize(garbage, adx::BankSearch{"flat"}, 30, 8), adx::IoError);
-  restored.deserialize(bytes, adx::BankSearch{"flat"}, 30, 8);
+  REQUIRE_THROWS_AS(restored.deserialize(garbage, bank, adx::BankSearch{"flat"}), adx::IoError);
+  restored.deserialize(bytes, bank, adx::BankSearch{"flat"});
   REQUIRE(recall_at_1(restored, queries, bank) == 1.0);
+
+  // Exact search's cells: boundaries that do not fit the bank are an IoError, as is a record of cells
+  // under options that ask for faiss.
+  const auto big = clustered(400, 8, 6, 10);
+  adx::BankIndex exact;
+  exact.build(big, adx::BankSearch{});
+  const auto cells = exact.serialize();
+  REQUIRE(cells.scalar_type() == torch::kLong);
+  REQUIRE_THROWS_AS(restored.deserialize(cells, big.slice(0, 0, 300), adx::BankSearch{}), adx::IoError);
+  REQUIRE_THROWS_AS(restored.deserialize(cells.flip(0), exact.bank(), adx::BankSearch{}), adx::IoError);
+  REQUIRE_THROWS_AS(restored.deserialize(cells, exact.bank(), adx::BankSearch{"flat"}), adx::IoError);
+  restored.deserialize(cells, exact.bank(), adx::BankSearch{});
+  torch::Tensor a, b;
+  exact.search(queries, nullptr, &a);
+  restored.search(queries, nullptr, &b);
+  REQUIRE(torch::equal(a, b));
 }
 
 TEST_CASE("PatchCore scores through every search mode and reloads to identical scores", "[industrial][search]") {
@@ -132,23 +194,26 @@ TEST_CASE("PatchCore scores through every search mode and reloads to identical s
   adx::write_synthetic_industrial(root, o);
   const auto category = adx::load_mvtec_category(root + "/washer", {64, 0});
   torch::Tensor exact_scores;
-  for (const std::string search : {"exact", "flat", "ivf", "hnsw", "flat+sq8"}) {
+  for (const std::string search : {"exact", "exact, whole bank", "flat", "ivf", "hnsw", "flat+sq8"}) {
     INFO(search);
     const bool sq8 = search == "flat+sq8";
     adx::Patchcore detector(adx::PatchcoreOptions()
                                 .backbone("resnet18")
                                 .layers("layer1,layer2")
-                                .search(sq8 ? "flat" : search)
+                                .search(sq8 ? "flat" : search.substr(0, search.find(',')))
+                                .exact_cells(search == "exact, whole bank" ? 1 : 0)
                                 .compression(sq8 ? "sq8" : "none")
                                 .runtime(adx::RuntimeOptions().threads(2).seed(3)));
     detector.fit(Data::images(category.train));
     const auto scores = detector.score(Data::images(category.test));
     if (search == "exact") exact_scores = scores.per_item;
+    // Cells skip rows, never answers: the same scores as searching the whole bank.
+    if (search == "exact, whole bank") REQUIRE(torch::equal(scores.per_item, exact_scores));
     if (search == "flat") REQUIRE(torch::allclose(scores.per_item, exact_scores, 1e-4, 1e-3));
     const double auroc = adx::metrics::roc_auc(category.test_labels, scores.to_vector());
     INFO("image AUROC " << auroc);
     REQUIRE(auroc > 0.8);
-    const auto path = adx::test::temp_path("patchcore_" + search + ".adx");
+    const auto path = adx::test::temp_path("patchcore_" + search.substr(0, search.find(',')) + ".adx");
     detector.save(path);
     auto loaded = adx::load(path);
     const auto again = loaded->score(Data::images(category.test));

@@ -5,13 +5,15 @@
 //   patchcore_benchmark [--size 256] [--train 200] [--category grain] [--threads 2]
 //                       [--weights DIR] [--python-iterations 1000] [--work DIR] [--python /usr/bin/python3]
 //
-// 1. PatchCore fit and inference (images/s) and the memory bank's size.
+// 1. PatchCore fit and inference (images/s) and the memory bank's size; inference again searching the
+//    whole bank, with the scores compared bit for bit.
 // 2. Coreset selection: the same projected patch features go to adx's greedy
 //    k-center and to anomalib's KCenterGreedy loop (coreset_reference.py), from
 //    the same start row. anomalib's loop costs the same every iteration, so with
 //    --python-iterations below the coreset size its time is measured on those
 //    iterations and scaled; the selections are compared row by row.
-// 3. Nearest-neighbour search rate against the GEMM rate on the same machine.
+// 3. Nearest-neighbour search rate against the GEMM rate on the same machine, and the share of the
+//    distances the cell search computes.
 #include "common/reference.hpp"
 
 #include <adx/base.hpp>
@@ -89,10 +91,26 @@ int main(int argc, char** argv) {
     const auto scores = detector.score(adx::Data::images(category.test));
     const double score_s = seconds_since(t0);
     const auto& bank = detector.memory_bank();
-    std::cout << fmt::format("fit {:.1f} s; inference {:.2f} images/s; memory bank {} x {} = {:.1f} MB; image "
-                             "AUROC {:.3f}\n",
+    std::cout << fmt::format("fit {:.1f} s; inference {:.2f} images/s; memory bank {} x {} = {:.1f} MB "
+                             "(+ {:.1f} MB of cell bounds); image AUROC {:.3f}\n",
                              fit_s, category.test.size(0) / score_s, bank.size(0), bank.size(1),
-                             bank.numel() * 4 / 1e6, adx::metrics::roc_auc(category.test_labels, scores.to_vector()));
+                             bank.numel() * 4 / 1e6, detector.index().memory_bytes() / 1e6,
+                             adx::metrics::roc_auc(category.test_labels, scores.to_vector()));
+    // The same detector searching its whole bank, as exact search did before cells.
+    const auto cells = detector.index().cells();
+    adx::BankSearch whole_bank;
+    whole_bank.exact_cells = 1;
+    detector.set_search(whole_bank);
+    t0 = clock_type::now();
+    const auto whole_scores = detector.score(adx::Data::images(category.test));
+    const double whole_s = seconds_since(t0);
+    std::cout << fmt::format("searching the whole bank instead of {} cells: inference {:.2f} images/s; cells are "
+                             "{:.2f}x faster; scores and maps {}\n",
+                             cells.count(), category.test.size(0) / whole_s, whole_s / score_s,
+                             torch::equal(whole_scores.per_item, scores.per_item) &&
+                                     torch::equal(whole_scores.pixel_map, scores.pixel_map)
+                                 ? "identical"
+                                 : "differ");
 
     // 2. Coreset selection on identical projected features.
     torch::NoGradGuard no_grad;
@@ -162,6 +180,16 @@ int main(int argc, char** argv) {
     const double nn_rate = 2.0 * queries.size(0) * bank.size(0) * bank.size(1) / seconds_since(t0) / 1e9;
     std::cout << fmt::format("nearest-neighbour search {:.1f} GFLOP/s against GEMM {:.1f} GFLOP/s: {:.2f} of GEMM\n",
                              nn_rate, gemm_rate, nn_rate / gemm_rate);
+    int64_t computed = 0;
+    torch::Tensor cell_distance, cell_index;
+    t0 = clock_type::now();
+    adx::nearest_neighbours_in_cells(queries, bank, cells, &cell_distance, &cell_index, {}, {}, &computed);
+    const double cell_s = seconds_since(t0);
+    std::cout << fmt::format("search in {} cells: {:.1f}% of the distances computed, {:.2f}x faster than the whole "
+                             "bank, same rows and distances: {}\n",
+                             cells.count(), 100.0 * computed / static_cast<double>(queries.size(0) * bank.size(0)),
+                             2.0 * queries.size(0) * bank.size(0) * bank.size(1) / nn_rate / 1e9 / cell_s,
+                             torch::equal(cell_distance, distance) && torch::equal(cell_index, index) ? "yes" : "no");
     return 0;
   } catch (const std::exception& e) {
     std::cerr << "error: " << e.what() << "\n";

@@ -40,6 +40,9 @@ auto guarded(const char* what, F&& f) -> decltype(f()) {
 
 bool is_faiss_kind(const std::string& kind) { return kind == "flat" || kind == "ivf" || kind == "hnsw"; }
 
+// Fewer cells than this leave too little to skip to repay the bounds' bookkeeping.
+constexpr int64_t kMinimumCells = 4;
+
 int64_t ivf_lists_for(const BankSearch& s, int64_t rows) {
   if (s.ivf_lists > 0) return s.ivf_lists;
   // faiss's k-means wants about 39 training points per centroid.
@@ -59,6 +62,7 @@ void check_bank_search(const BankSearch& s, const std::string& prefix) {
   ADX_CHECK_AS(OptionError, s.ivf_probes >= 1, "{}ivf_probes must be >= 1, got {}", prefix, s.ivf_probes);
   ADX_CHECK_AS(OptionError, s.hnsw_m >= 2 && s.hnsw_m <= 256, "{}hnsw_m must be in [2, 256], got {}", prefix, s.hnsw_m);
   ADX_CHECK_AS(OptionError, s.hnsw_ef_search >= 1, "{}hnsw_ef_search must be >= 1, got {}", prefix, s.hnsw_ef_search);
+  ADX_CHECK_AS(OptionError, s.exact_cells >= 0, "{}exact_cells must be >= 0, got {}", prefix, s.exact_cells);
 }
 
 BankIndex::BankIndex() = default;
@@ -77,7 +81,18 @@ void BankIndex::build(const at::Tensor& bank, const BankSearch& s) {
   dims_ = bank.size(1);
   kind_ = s.kind;
   bank_ = bank;
-  if (!is_faiss_kind(s.kind)) return;
+  order_ = at::Tensor();
+  cells_ = BankCells();
+  if (!is_faiss_kind(s.kind)) {
+    // Cells pay off on a CPU bank large enough to skip most of; elsewhere the bank is searched whole.
+    const int64_t cells = s.exact_cells > 0 ? s.exact_cells : std::llround(std::sqrt(static_cast<double>(rows_)));
+    if (cells < kMinimumCells || !bank.device().is_cpu()) return;
+    at::Tensor offsets;
+    order_ = partition_bank(bank, cells, &offsets);
+    bank_ = bank.index_select(0, order_).contiguous();
+    cells_ = describe_cells(bank_, offsets);
+    return;
+  }
   bank_ = at::Tensor();
   const auto points = bank.detach().to(torch::kCPU, torch::kFloat32).contiguous();
   const auto d = static_cast<faiss::Index::idx_t>(dims_);
@@ -124,14 +139,16 @@ void BankIndex::build(const at::Tensor& bank, const BankSearch& s) {
   });
 }
 
-void BankIndex::search(const at::Tensor& queries, at::Tensor* distances, at::Tensor* indices) const {
+void BankIndex::search(const at::Tensor& queries, at::Tensor* distances, at::Tensor* indices,
+                       const at::Tensor& query_groups, const at::Tensor& bank_groups) const {
   ADX_CHECK_AS(NotFittedError, built(), "the memory bank's index is not built");
   ADX_CHECK_AS(ShapeError, queries.dim() == 2 && queries.size(1) == dims_, "queries of shape {} for a bank of {} features",
                shape_string(queries.sizes().vec()), dims_);
   if (!faiss_) {
-    nearest_neighbours(queries, bank_, distances, indices);
+    nearest_neighbours_in_cells(queries, bank_, cells_, distances, indices, query_groups, bank_groups);
     return;
   }
+  ADX_CHECK_AS(OptionError, !query_groups.defined(), "leave-one-out groups need exact search, not {}", kind_);
   const auto q = queries.detach().to(torch::kCPU, torch::kFloat32).contiguous();
   const int64_t n = q.size(0);
   auto squared = torch::empty({n}, torch::kFloat32);
@@ -153,13 +170,13 @@ void BankIndex::search(const at::Tensor& queries, at::Tensor* distances, at::Ten
 }
 
 int64_t BankIndex::memory_bytes() const {
-  if (!faiss_) return 0;
+  if (!faiss_) return cells_.memory_bytes();
   const auto bytes = serialize();
   return bytes.numel();
 }
 
 at::Tensor BankIndex::serialize() const {
-  if (!faiss_) return at::Tensor();
+  if (!faiss_) return cells_.count() > 0 ? cells_.offsets.clone() : at::Tensor();
   faiss::VectorIOWriter writer;
   guarded("write the index", [&] {
     faiss::write_index(faiss_->index.get(), &writer);
@@ -170,9 +187,33 @@ at::Tensor BankIndex::serialize() const {
   return out;
 }
 
-void BankIndex::deserialize(const at::Tensor& bytes, const BankSearch& s, int64_t rows, int64_t dims) {
-  ADX_CHECK_AS(IoError, bytes.defined() && bytes.dim() == 1 && bytes.scalar_type() == torch::kUInt8 && bytes.numel() > 0,
+void BankIndex::deserialize(const at::Tensor& bytes, const at::Tensor& bank, const BankSearch& s) {
+  ADX_CHECK_AS(IoError, bank.defined() && bank.dim() == 2 && bank.size(0) >= 1,
+               "a nearest-neighbour index needs the M x D bank it indexes");
+  const int64_t rows = bank.size(0), dims = bank.size(1);
+  ADX_CHECK_AS(IoError, bytes.defined() && bytes.dim() == 1 && bytes.numel() > 0 &&
+                            (bytes.scalar_type() == torch::kUInt8 || bytes.scalar_type() == torch::kLong),
                "model file has a malformed nearest-neighbour index record");
+  if (bytes.scalar_type() == torch::kLong) {
+    // Exact search's cells: the bank was saved grouped by cell, so only the boundaries are stored.
+    ADX_CHECK_AS(IoError, !is_faiss_kind(s.kind), "model file holds exact search's cells but its options ask for {}",
+                 s.kind);
+    BankCells cells;
+    try {
+      cells = describe_cells(bank, bytes);
+    } catch (const ValueError& e) {
+      throw IoError(fmt::format("model file has malformed cells for exact search: {}", e.what()));
+    }
+    faiss_.reset();
+    bank_ = bank;
+    order_ = at::Tensor();
+    cells_ = std::move(cells);
+    rows_ = rows;
+    dims_ = dims;
+    kind_ = "exact";
+    note_.clear();
+    return;
+  }
   faiss::VectorIOReader reader;
   const auto b = bytes.contiguous();
   reader.data.assign(b.data_ptr<uint8_t>(), b.data_ptr<uint8_t>() + b.numel());
@@ -187,6 +228,8 @@ void BankIndex::deserialize(const at::Tensor& bytes, const BankSearch& s, int64_
                faiss->index ? faiss->index->ntotal : 0, faiss->index ? faiss->index->d : 0, rows, dims);
   faiss_ = std::move(faiss);
   bank_ = at::Tensor();
+  order_ = at::Tensor();
+  cells_ = BankCells();
   rows_ = rows;
   dims_ = dims;
   // The kind actually saved (ivf may have fallen back to flat when it was built).

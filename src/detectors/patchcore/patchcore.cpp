@@ -20,7 +20,15 @@ BankSearch Patchcore::bank_search() const {
   s.ivf_probes = options_.ivf_probes();
   s.hnsw_m = options_.hnsw_m();
   s.hnsw_ef_search = options_.hnsw_ef_search();
+  s.exact_cells = options_.exact_cells();
   return s;
+}
+
+void Patchcore::index_bank(torch::Tensor* rows) {
+  index_.build(memory_bank_, bank_search());
+  if (!index_.order().defined()) return;
+  memory_bank_ = index_.bank();  // shared with the index: one copy of the bank
+  if (rows) *rows = rows->index_select(0, index_.order().to(rows->device()));
 }
 
 void Patchcore::build_head(const std::vector<int64_t>&) { memory_bank_ = torch::Tensor(); }
@@ -56,16 +64,18 @@ void Patchcore::fit_model(const Data& train, const Data&) {
     rows = torch::tensor(coreset.indices, torch::kLong).to(all.device());
   }
   memory_bank_ = all.index_select(0, rows).contiguous();
-  index_.build(memory_bank_, bank_search());
+  index_bank(&rows);
 
   // Threshold calibration: each training image scored against the memory without its own patches.
   const int64_t images = train.size();
   if (images < 2) return;
   const auto bank_images = rows.div(patches_per_image, "floor");
   const auto per_image = all.reshape({images, patches_per_image, all.size(1)});
+  // Exact search takes the leave-one-out groups; faiss cannot, so its models calibrate on the full search.
+  const BankIndex* exact = index_.kind() == "exact" ? &index_ : nullptr;
   set_left_out_scores_by_batch(images, [&](int64_t begin, int64_t end) {
     return patchcore_scores(per_image.slice(0, begin, end), memory_bank_, options_.neighbours(),
-                            torch::arange(begin, end, bank_images.options()), bank_images)
+                            torch::arange(begin, end, bank_images.options()), bank_images, exact)
         .image;
   });
 }
@@ -78,11 +88,11 @@ PatchcoreScores patchcore_scores(const torch::Tensor& patches, const torch::Tens
   const auto flat = patches.reshape({n * p, patches.size(2)});
   const bool left_out = image_ids.defined() && bank_images.defined();
   torch::Tensor distance, nearest;
-  if (index != nullptr && !left_out)
-    index->search(flat, &distance, &nearest);
+  const auto query_groups = left_out ? image_ids.repeat_interleave(p) : torch::Tensor();
+  if (index != nullptr)
+    index->search(flat, &distance, &nearest, query_groups, left_out ? bank_images : torch::Tensor());
   else
-    nearest_neighbours(flat, memory_bank, &distance, &nearest, kNearestNeighbourBlock,
-                       left_out ? image_ids.repeat_interleave(p) : torch::Tensor(), bank_images);
+    nearest_neighbours(flat, memory_bank, &distance, &nearest, kNearestNeighbourBlock, query_groups, bank_images);
   const auto patch_scores = distance.reshape({n, p});
   const auto nearest_index = nearest.reshape({n, p});
   // Re-weighting (Roth et al., eq. 7): the most anomalous patch m_test of each image, its nearest memory
@@ -103,13 +113,16 @@ PatchcoreScores patchcore_scores(const torch::Tensor& patches, const torch::Tens
 
 void Patchcore::set_search(const BankSearch& search) {
   check_bank_search(search);
+  // The same search keeps its index (and exact search its grouping of the bank's rows).
+  if (search == bank_search() && index_.built()) return;
   options_.search(search.kind)
       .compression(search.compression)
       .ivf_lists(search.ivf_lists)
       .ivf_probes(search.ivf_probes)
       .hnsw_m(search.hnsw_m)
-      .hnsw_ef_search(search.hnsw_ef_search);
-  if (memory_bank_.defined()) index_.build(memory_bank_, bank_search());
+      .hnsw_ef_search(search.hnsw_ef_search)
+      .exact_cells(search.exact_cells);
+  if (memory_bank_.defined()) index_bank();
 }
 
 torch::Tensor Patchcore::patch_features(const Data& images) {
@@ -156,13 +169,13 @@ void Patchcore::load_extra(const TensorMap& state) {
   ADX_CHECK_AS(IoError, radius == state.end() || radius->second.numel() == 1,
                "model file has a malformed patchcore coverage record of {} values", radius->second.numel());
   coverage_radius_ = radius != state.end() ? radius->second.to(torch::kDouble).item<double>() : 0.0;
-  // A faiss index is restored as saved (HNSW's graph depends on insertion order); files without one
-  // (exact search, or written before faiss) build it from the bank.
+  // An index is restored as saved (HNSW's graph depends on insertion order; exact search's bank is saved
+  // grouped by cell); files without one build it from the bank.
   auto index = state.find("patchcore.index");
   if (index != state.end())
-    index_.deserialize(index->second, bank_search(), memory_bank_.size(0), memory_bank_.size(1));
+    index_.deserialize(index->second, memory_bank_, bank_search());
   else
-    index_.build(memory_bank_, bank_search());
+    index_bank();
 }
 
 }  // namespace adx

@@ -1,12 +1,15 @@
 #pragma once
 // Nearest-neighbour search over a memory bank (PatchCore's), exact or approximate:
-//   exact  adx's blocked GEMM search (coreset.hpp)
+//   exact  adx's GEMM search over the bank grouped into k-means cells, skipping the cells that
+//          provably cannot hold the answer (cell_search.hpp); the same answers as a full search
 //   flat   faiss IndexFlatL2: exact as well
 //   ivf    faiss IVF-Flat: the bank split into `ivf_lists` k-means cells, `ivf_probes` searched
 //   hnsw   faiss HNSW-Flat: a navigable small-world graph, `hnsw_m` links, breadth `hnsw_ef_search`
 // each optionally over an 8-bit scalar-quantised bank (compression = sq8, a quarter of the memory).
 // faiss is what the PatchCore authors' code searches with. The index serialises into the model
 // file, so save -> load gives identical scores; faiss's errors become adx::Errors.
+#include <adx/detectors/components/cell_search.hpp>
+
 #include <ATen/Tensor.h>
 
 #include <cstdint>
@@ -22,6 +25,12 @@ struct BankSearch {
   int64_t ivf_probes = 8;
   int64_t hnsw_m = 32;
   int64_t hnsw_ef_search = 64;
+  int64_t exact_cells = 0;           ///< exact: k-means cells (0 = round(sqrt(bank rows)), 1 = search it all)
+  bool operator==(const BankSearch& o) const {
+    return kind == o.kind && compression == o.compression && ivf_lists == o.ivf_lists && ivf_probes == o.ivf_probes &&
+           hnsw_m == o.hnsw_m && hnsw_ef_search == o.hnsw_ef_search && exact_cells == o.exact_cells;
+  }
+  bool operator!=(const BankSearch& o) const { return !(*this == o); }
 };
 
 /// Refuses unknown kinds and out-of-range parameters (OptionError naming `prefix` + field).
@@ -34,28 +43,41 @@ class BankIndex {
   BankIndex(BankIndex&&) noexcept;
   BankIndex& operator=(BankIndex&&) noexcept;
 
-  /// Indexes `bank` (M x D float32; any device, faiss works on a CPU copy).
+  /// Indexes `bank` (M x D float32; any device, faiss works on a CPU copy). Exact search with cells keeps
+  /// the rows grouped by cell: bank() is then the bank in that order, and order() says which row of `bank`
+  /// each of its rows is. Answers are rows of bank().
   void build(const at::Tensor& bank, const BankSearch& search);
   /// Euclidean distance of every query row (N x D) to its nearest bank row, and that row's index;
-  /// on the queries' device.
-  void search(const at::Tensor& queries, at::Tensor* distances, at::Tensor* indices) const;
+  /// on the queries' device. Exact search also takes leave-one-out groups, as nearest_neighbours does.
+  void search(const at::Tensor& queries, at::Tensor* distances, at::Tensor* indices,
+              const at::Tensor& query_groups = {}, const at::Tensor& bank_groups = {}) const;
+  /// Exact search: the bank it searches, in its row order (undefined for faiss, which holds a copy).
+  const at::Tensor& bank() const { return bank_; }
+  /// The row of the bank given to build() for each row of bank(); undefined when the order is unchanged.
+  const at::Tensor& order() const { return order_; }
+  /// Exact search: the cells (count() 0 or 1 when the bank is searched whole).
+  const BankCells& cells() const { return cells_; }
   /// What the index searches with: the kind asked for, or flat where an approximate index could not be
   /// built (see note()).
   const std::string& kind() const { return kind_; }
   /// Why the kind differs from the one asked for (empty otherwise).
   const std::string& note() const { return note_; }
   bool built() const { return rows_ > 0; }
-  /// Bytes the index holds for the bank (0 for exact, which searches the bank tensor itself).
+  /// Bytes the index holds beside the bank (for exact, the cells' centroids and bounds; exact searches the
+  /// bank tensor itself).
   int64_t memory_bytes() const;
-  /// The faiss index as bytes (empty for exact), for the model file.
+  /// For the model file: the faiss index as bytes (uint8), exact search's cell offsets (int64), or an
+  /// undefined tensor for a bank searched whole.
   at::Tensor serialize() const;
-  /// Restores what serialize() wrote for a bank of `rows` x `dims`; a mismatch is an IoError.
-  void deserialize(const at::Tensor& bytes, const BankSearch& search, int64_t rows, int64_t dims);
+  /// Restores what serialize() wrote, for `bank` as saved (in the index's order); a mismatch is an IoError.
+  void deserialize(const at::Tensor& record, const at::Tensor& bank, const BankSearch& search);
 
  private:
   struct Faiss;
   std::unique_ptr<Faiss> faiss_;
-  at::Tensor bank_;  ///< exact: the bank itself
+  at::Tensor bank_;   ///< exact: the bank itself, grouped by cell
+  at::Tensor order_;  ///< exact with cells: the given bank's row for each row of bank_
+  BankCells cells_;
   std::string kind_ = "exact", note_;
   int64_t rows_ = 0, dims_ = 0;
 };

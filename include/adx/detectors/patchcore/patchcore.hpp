@@ -22,9 +22,11 @@ struct PatchcoreOptions {
   ADX_ARG(double, projection_eps) = 0.9;
   /// Memory neighbours in the image-score re-weighting.
   ADX_ARG(int64_t, neighbours) = 9;
-  /// Nearest-memory search at score time: exact (adx's blocked GEMM), flat (faiss, exact), ivf or hnsw
-  /// (faiss, approximate).
+  /// Nearest-memory search at score time: exact (adx's GEMM search, skipping k-means cells that cannot hold
+  /// the answer), flat (faiss, exact), ivf or hnsw (faiss, approximate).
   ADX_ARG(std::string, search) = "exact";
+  /// exact: k-means cells of the bank (0 = round(sqrt(rows)); 1 = search the whole bank). Same answers.
+  ADX_ARG(int64_t, exact_cells) = 0;
   /// Bank storage in a faiss index: none (float32) or sq8 (8-bit scalar quantisation, a quarter the memory).
   ADX_ARG(std::string, compression) = "none";
   /// ivf: k-means cells (0 = 4 sqrt(bank rows), at most rows / 39).
@@ -48,7 +50,8 @@ struct PatchcoreScores {
 /// nearest memory neighbours (Roth et al., eq. 7). With `image_ids` (n) and `bank_images` (M, the
 /// training image each memory row came from), an image never uses memory rows of its own id: the
 /// leave-one-image-out score of a training image.
-/// `index`, when given (and no ids), finds each patch's nearest memory row instead of exact search.
+/// `index`, when given, finds each patch's nearest memory row (it must index `memory_bank` in its order,
+/// and be exact when ids are given); otherwise every memory row is searched.
 PatchcoreScores patchcore_scores(const torch::Tensor& patches, const torch::Tensor& memory_bank, int64_t neighbours,
                                  const torch::Tensor& image_ids = {}, const torch::Tensor& bank_images = {},
                                  const BankIndex* index = nullptr);
@@ -65,7 +68,8 @@ class Patchcore : public BackboneDetector<PatchcoreOptions> {
   /// The nearest-neighbour index scoring searches (its kind, its note when it fell back, its bytes).
   const BankIndex& index() const { return index_; }
   /// Switches a fitted detector to another search (the search options) and rebuilds its index from
-  /// the memory bank; no refit. Saved models keep the new search.
+  /// the memory bank; no refit. Saved models keep the new search. Exact search with cells regroups the
+  /// bank's rows, so memory_bank() may change order (not content).
   void set_search(const BankSearch& search);
   /// The locally aware patch features of `images` (N x P x D), as scoring compares them with the bank.
   torch::Tensor patch_features(const Data& images);
@@ -80,6 +84,9 @@ class Patchcore : public BackboneDetector<PatchcoreOptions> {
  private:
   torch::Tensor embed(const std::map<std::string, torch::Tensor>& features) const;
   BankSearch bank_search() const;
+  /// Builds the index and keeps the bank in its row order (exact search groups rows by cell), permuting
+  /// `rows` (the training patches the bank rows came from) alongside when given.
+  void index_bank(torch::Tensor* rows = nullptr);
   torch::Tensor memory_bank_;
   BankIndex index_;
   double coverage_radius_ = 0.0;
