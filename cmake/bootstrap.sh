@@ -8,6 +8,7 @@
 #   bash cmake/bootstrap.sh industrial    PatchCore, PaDiM and SPADE on the synthetic industrial data
 #   bash cmake/bootstrap.sh patchcore-bench  PatchCore speed and memory, coreset against anomalib's loop
 #   bash cmake/bootstrap.sh search-bench    PatchCore's memory-bank search: adx exact, faiss exact, IVF, HNSW, SQ8
+#   bash cmake/bootstrap.sh latency-bench   batch-1 latency of every image detector; PatchCore's real-time preset
 #   bash cmake/bootstrap.sh timeseries [args] every time-series detector on a generated series (or --data FILE.csv)
 #   bash cmake/bootstrap.sh series-bench    Anomaly Transformer against Python, and scoring memory on 10^6 steps
 #   bash cmake/bootstrap.sh graph [args]    every graph detector on a generated graph (or --features/--edges files)
@@ -106,6 +107,9 @@ case "$mode" in
   search-bench)
     "$build_dir/examples/search_benchmark" --work "$build_dir" "$@"
     ;;
+  latency-bench)
+    "$build_dir/examples/latency_benchmark" --work "$build_dir" "$@"
+    ;;
   ensemble-bench)
     "$build_dir/examples/ensemble_benchmark" "$@"
     ;;
@@ -114,7 +118,7 @@ case "$mode" in
     "$build_dir/examples/server_load" --clients 16 --requests 120000 --rows 64 --server-threads 16 "$@"
     ;;
   *)
-    echo "usage: bash cmake/bootstrap.sh demo|test|bench|image-bench|leaderboard|industrial|patchcore-bench|search-bench|timeseries|series-bench|graph|graph-bench|video|ensemble-bench|server-load [args]" >&2
+    echo "usage: bash cmake/bootstrap.sh demo|test|bench|image-bench|leaderboard|industrial|patchcore-bench|search-bench|latency-bench|timeseries|series-bench|graph|graph-bench|video|ensemble-bench|server-load [args]" >&2
     exit 2
     ;;
 esac

@@ -55,8 +55,10 @@ TEST_CASE("faiss's exact index finds the same neighbours as adx's search", "[ind
   REQUIRE(torch::allclose(faiss_distance, adx_distance, 1e-4, 1e-3));
   // The exact kind is adx's own search over the bank grouped by cell: the same rows once mapped back
   // through order(), the same distances to the bit.
+  adx::BankSearch cells;
+  cells.exact_cells = 55;
   adx::BankIndex exact;
-  exact.build(bank, adx::BankSearch{});
+  exact.build(bank, cells);
   REQUIRE(exact.cells().count() > 1);
   REQUIRE(torch::equal(exact.bank(), bank.index_select(0, exact.order())));
   torch::Tensor d, i;
@@ -65,6 +67,13 @@ TEST_CASE("faiss's exact index finds the same neighbours as adx's search", "[ind
   REQUIRE(torch::equal(d, adx_distance));
   REQUIRE(exact.memory_bytes() == exact.cells().memory_bytes());
   REQUIRE(exact.memory_bytes() < bank.numel() * 4);
+  // Left to choose, a bank this small (3,000 x 64, under 2^20 values) is searched whole: the cells' bookkeeping
+  // would cost more than they save.
+  adx::BankIndex automatic;
+  automatic.build(bank, adx::BankSearch{});
+  REQUIRE(automatic.cells().count() == 0);
+  REQUIRE_FALSE(automatic.order().defined());
+  REQUIRE(automatic.memory_bytes() == 0);
 }
 
 TEST_CASE("cell search skips most of the bank and still answers as the full search does, bit for bit",
@@ -169,14 +178,16 @@ TEST_CASE("a bank too small for its cells falls back to exact search; bad settin
   // Exact search's cells: boundaries that do not fit the bank are an IoError, as is a record of cells
   // under options that ask for faiss.
   const auto big = clustered(400, 8, 6, 10);
+  adx::BankSearch six_cells;
+  six_cells.exact_cells = 6;
   adx::BankIndex exact;
-  exact.build(big, adx::BankSearch{});
+  exact.build(big, six_cells);
   const auto cells = exact.serialize();
   REQUIRE(cells.scalar_type() == torch::kLong);
-  REQUIRE_THROWS_AS(restored.deserialize(cells, big.slice(0, 0, 300), adx::BankSearch{}), adx::IoError);
-  REQUIRE_THROWS_AS(restored.deserialize(cells.flip(0), exact.bank(), adx::BankSearch{}), adx::IoError);
+  REQUIRE_THROWS_AS(restored.deserialize(cells, big.slice(0, 0, 300), six_cells), adx::IoError);
+  REQUIRE_THROWS_AS(restored.deserialize(cells.flip(0), exact.bank(), six_cells), adx::IoError);
   REQUIRE_THROWS_AS(restored.deserialize(cells, exact.bank(), adx::BankSearch{"flat"}), adx::IoError);
-  restored.deserialize(cells, exact.bank(), adx::BankSearch{});
+  restored.deserialize(cells, exact.bank(), six_cells);
   torch::Tensor a, b;
   exact.search(queries, nullptr, &a);
   restored.search(queries, nullptr, &b);
@@ -194,21 +205,24 @@ TEST_CASE("PatchCore scores through every search mode and reloads to identical s
   adx::write_synthetic_industrial(root, o);
   const auto category = adx::load_mvtec_category(root + "/washer", {64, 0});
   torch::Tensor exact_scores;
-  for (const std::string search : {"exact", "exact, whole bank", "flat", "ivf", "hnsw", "flat+sq8"}) {
+  for (const std::string search : {"exact", "exact, 8 cells", "flat", "ivf", "hnsw", "flat+sq8"}) {
     INFO(search);
     const bool sq8 = search == "flat+sq8";
     adx::Patchcore detector(adx::PatchcoreOptions()
                                 .backbone("resnet18")
                                 .layers("layer1,layer2")
                                 .search(sq8 ? "flat" : search.substr(0, search.find(',')))
-                                .exact_cells(search == "exact, whole bank" ? 1 : 0)
+                                .exact_cells(search == "exact, 8 cells" ? 8 : 0)
                                 .compression(sq8 ? "sq8" : "none")
                                 .runtime(adx::RuntimeOptions().threads(2).seed(3)));
     detector.fit(Data::images(category.train));
     const auto scores = detector.score(Data::images(category.test));
+    // This bank is small enough to be searched whole by default; cells skip rows, never answers.
     if (search == "exact") exact_scores = scores.per_item;
-    // Cells skip rows, never answers: the same scores as searching the whole bank.
-    if (search == "exact, whole bank") REQUIRE(torch::equal(scores.per_item, exact_scores));
+    if (search == "exact, 8 cells") {
+      REQUIRE(detector.index().cells().count() == 8);
+      REQUIRE(torch::equal(scores.per_item, exact_scores));
+    }
     if (search == "flat") REQUIRE(torch::allclose(scores.per_item, exact_scores, 1e-4, 1e-3));
     const double auroc = adx::metrics::roc_auc(category.test_labels, scores.to_vector());
     INFO("image AUROC " << auroc);

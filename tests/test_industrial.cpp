@@ -175,6 +175,54 @@ TEST_CASE("the default configurations find defects: PatchCore on Wide-ResNet-50-
   }
 }
 
+TEST_CASE("the real-time preset fills in the options left at their defaults; channels-last and bfloat16 "
+          "convolutions score as float32 does, up to rounding, and reload to identical scores",
+          "[industrial][detectors]") {
+  adx::Patchcore preset(adx::PatchcoreOptions().preset("realtime"));
+  REQUIRE(preset.options().backbone() == "resnet18");
+  REQUIRE(preset.options().coreset_ratio() == 0.01);
+  REQUIRE(preset.options().channels_last());
+  adx::Patchcore mine(adx::PatchcoreOptions().preset("realtime").coreset_ratio(0.05));
+  REQUIRE(mine.options().coreset_ratio() == 0.05);
+  REQUIRE_THROWS_AS(adx::Patchcore(adx::PatchcoreOptions().preset("fast")), adx::OptionError);
+  REQUIRE_THROWS_AS(adx::make_detector("padim", {{"precision", "float16"}}), adx::OptionError);
+
+  const auto category = adx::load_mvtec_category(synthetic_root() + "/washer", {64, 0});
+  const adx::OptionMap common{{"backbone", "resnet18"}, {"layers", "layer1,layer2"}, {"runtime.threads", "2"},
+                              {"runtime.seed", "3"}};
+  auto reference = adx::make_detector("patchcore", common);
+  reference->fit(Data::images(category.train));
+  const auto expected = reference->score(Data::images(category.test));
+  for (const std::string variant : {"channels_last", "bfloat16"}) {
+    DYNAMIC_SECTION(variant) {
+      auto options = common;
+      if (variant == "channels_last") options["channels_last"] = "true";
+      if (variant == "bfloat16") options["precision"] = "bfloat16";
+      if (variant == "bfloat16" && !adx::cpu_has_bfloat16()) {
+        // No AVX-512 BF16 here: a clear error rather than slow emulated bfloat16.
+        REQUIRE_THROWS_AS(adx::make_detector("patchcore", options)->fit(Data::images(category.train)), adx::OptionError);
+        return;
+      }
+      auto detector = adx::make_detector("patchcore", options);
+      detector->fit(Data::images(category.train));
+      const auto scores = detector->score(Data::images(category.test));
+      // bfloat16 keeps 8 bits of mantissa: features err by about 1%, and a nearest-patch distance, a small
+      // difference of two features, by up to about 10% (8.6% here).
+      const double tolerance = variant == "bfloat16" ? 0.2 : 1e-4;
+      INFO(variant << " largest relative difference "
+                   << ((scores.per_item - expected.per_item).abs() / expected.per_item.abs()).max().item<double>());
+      REQUIRE(torch::allclose(scores.per_item, expected.per_item, tolerance, 0));
+      REQUIRE(adx::metrics::roc_auc(category.test_labels, scores.to_vector()) > 0.8);
+      const auto path = adx::test::temp_path("patchcore_" + variant + ".adx");
+      detector->save(path);
+      auto loaded = adx::load(path);
+      const auto again = loaded->score(Data::images(category.test));
+      REQUIRE(torch::equal(again.per_item, scores.per_item));
+      REQUIRE(torch::equal(again.pixel_map, scores.pixel_map));
+    }
+  }
+}
+
 TEST_CASE("PaDiM, PatchCore and SPADE keep every training image and set the threshold on left-out scores",
           "[industrial][detectors]") {
   const auto category = adx::load_mvtec_category(synthetic_root() + "/grain", {64, 0});

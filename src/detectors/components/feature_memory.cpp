@@ -1,6 +1,14 @@
 #include <adx/detectors/components/feature_memory.hpp>
 
 
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <mutex>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
+
 namespace adx {
 
 BackboneImpl::BackboneImpl(nn::ResNetArch arch, std::vector<std::string> layers) : layers_(std::move(layers)) {
@@ -13,7 +21,68 @@ BackboneImpl::BackboneImpl(nn::ResNetArch arch, std::vector<std::string> layers)
 
 std::map<std::string, torch::Tensor> BackboneImpl::forward(const torch::Tensor& images) {
   auto x = images.size(1) == 1 ? images.expand({-1, 3, -1, -1}) : images;
-  return net->features((x - mean_) / std_, layers_);
+  x = (x - mean_) / std_;
+  if (!channels_last_ && !bfloat16_) return net->features(x, layers_);
+  if (channels_last_) x = x.contiguous(torch::MemoryFormat::ChannelsLast);
+  if (bfloat16_) x = x.to(torch::kBFloat16);
+  auto features = inference_net()->features(x, layers_);
+  // Downstream code works on float32 in the standard layout.
+  for (auto& [name, f] : features) f = f.to(torch::kFloat32).contiguous();
+  return features;
+}
+
+void BackboneImpl::set_inference(bool channels_last, bool bfloat16) {
+  ADX_CHECK_AS(OptionError, !bfloat16 || !mean_.device().is_cpu() || cpu_has_bfloat16(),
+               "precision=bfloat16 needs a CPU with AVX-512 BF16 (or a CUDA device); this CPU lacks it, so "
+               "bfloat16 convolutions would be emulated and slower than float32: use precision=float32");
+  channels_last_ = channels_last;
+  bfloat16_ = bfloat16;
+  inference_net_ = nullptr;
+  inference_source_.clear();
+}
+
+nn::ResNet& BackboneImpl::inference_net() {
+  std::vector<std::pair<const void*, uint32_t>> source;
+  for (const auto& t : net->parameters()) source.emplace_back(t.data_ptr(), t._version());
+  for (const auto& t : net->buffers()) source.emplace_back(t.data_ptr(), t._version());
+  if (inference_net_ && source == inference_source_) return inference_net_;
+  torch::NoGradGuard no_grad;
+  {
+    // Building a ResNet draws its initial weights (all overwritten below); the global generator is put back
+    // so that what follows (PatchCore's coreset, PaDiM's channels) draws as without the copy.
+    auto generator = at::detail::getDefaultCPUGenerator();
+    const auto state = [&] {
+      std::lock_guard<std::mutex> lock(generator.mutex());
+      return generator.get_state();
+    }();
+    inference_net_ = nn::ResNet(net->arch());
+    std::lock_guard<std::mutex> lock(generator.mutex());
+    generator.set_state(state);
+  }
+  const auto convert = [&](const torch::Tensor& t) {
+    auto out = t.to(mean_.device(), bfloat16_ && t.is_floating_point() ? torch::kBFloat16 : t.scalar_type());
+    return channels_last_ && out.dim() == 4 ? out.contiguous(torch::MemoryFormat::ChannelsLast) : out.contiguous();
+  };
+  auto parameters = net->named_parameters(true);
+  for (auto& p : inference_net_->named_parameters(true)) p.value().set_data(convert(parameters[p.key()]));
+  auto buffers = net->named_buffers(true);
+  for (auto& b : inference_net_->named_buffers(true)) b.value().set_data(convert(buffers[b.key()]));
+  for (auto& p : inference_net_->parameters()) p.set_requires_grad(false);
+  inference_net_->eval();
+  inference_source_ = std::move(source);
+  return inference_net_;
+}
+
+bool cpu_has_bfloat16() {
+#if defined(__x86_64__) || defined(__i386__)
+  // CPUID leaf 7, sub-leaf 1: EAX bit 5 is AVX512_BF16.
+  unsigned int eax = 0, ebx = 0, ecx = 0, edx = 0;
+  if (__get_cpuid_max(0, nullptr) < 7) return false;
+  __cpuid_count(7, 1, eax, ebx, ecx, edx);
+  return (eax >> 5) & 1u;
+#else
+  return false;
+#endif
 }
 
 void BackboneImpl::load_weights(const std::string& path) {

@@ -103,17 +103,26 @@ void Mil::build(const std::vector<int64_t>& item_shape, const InputKind&) {
   net_->to(device());
 }
 
-torch::Tensor Mil::describe_clips(const torch::Tensor& clips) {
+namespace {
+
+// Frame features of clips B x L x C x H x W (B x L x F), and features of the differences of consecutive
+// frames (B x (L - 1) x F; undefined without motion): what both training and scoring describe segments with.
+std::pair<torch::Tensor, torch::Tensor> clip_features(MilNet& net, const torch::Tensor& clips, int64_t batch_size) {
   const int64_t b = clips.size(0), length = clips.size(1);
-  const auto appearance = net_->frame_features(clips.flatten(0, 1), options_.feature_batch_size()).view({b, length, -1});
-  torch::Tensor motion;
-  if (net_->motion && length > 1) {
-    const auto differences = (clips.slice(1, 1) - clips.slice(1, 0, -1)).abs();
-    motion = net_->frame_features(differences.flatten(0, 1), options_.feature_batch_size()).view({b, length - 1, -1});
-  }
+  const auto appearance = net->frame_features(clips.flatten(0, 1), batch_size).view({b, length, -1});
+  if (!net->motion) return {appearance, torch::Tensor()};
+  if (length < 2) return {appearance, appearance.slice(1, 0, 0)};
+  const auto differences = (clips.slice(1, 1) - clips.slice(1, 0, -1)).abs();
+  return {appearance, net->frame_features(differences.flatten(0, 1), batch_size).view({b, length - 1, -1})};
+}
+
+}  // namespace
+
+torch::Tensor Mil::describe_clips(const torch::Tensor& clips) {
+  const auto [appearance, motion] = clip_features(net_, clips, options_.feature_batch_size());
   std::vector<torch::Tensor> rows;
-  for (int64_t i = 0; i < b; ++i)
-    rows.push_back(net_->describe(appearance[i], motion.defined() ? motion[i] : appearance[i].slice(0, 0, 0)));
+  for (int64_t i = 0; i < clips.size(0); ++i)
+    rows.push_back(net_->describe(appearance[i], motion.defined() ? motion[i] : torch::Tensor()));
   return torch::stack(rows);
 }
 
@@ -128,13 +137,9 @@ void Mil::fit_model(const Data& train, const Data&) {
   std::vector<torch::Tensor> bags;
   int64_t offset = 0;
   for (const auto length : train.lengths) {
-    const auto frames = train.x.slice(0, offset, offset + length);
-    const auto appearance = net_->frame_features(frames, options_.feature_batch_size());
-    torch::Tensor motion;
-    if (net_->motion)
-      motion = length > 1 ? net_->frame_features((frames.slice(0, 1) - frames.slice(0, 0, -1)).abs(),
-                                                 options_.feature_batch_size())
-                          : appearance.slice(0, 0, 0);
+    const auto [video_appearance, video_motion] = clip_features(net_, train.x.slice(0, offset, offset + length).unsqueeze(0), options_.feature_batch_size());
+    const auto appearance = video_appearance[0];
+    const auto motion = video_motion.defined() ? video_motion[0] : torch::Tensor();
     const auto bounds = segment_bounds(length, options_.segments());
     std::vector<torch::Tensor> segments;
     for (size_t k = 0; k + 1 < bounds.size(); ++k) {

@@ -5,7 +5,25 @@
 
 namespace adx {
 
-Patchcore::Patchcore(Options options) : BackboneDetector(std::move(options)) {
+namespace {
+
+// The real-time preset, chosen by latency_benchmark: ResNet-18's layers 2 and 3 cost a fifth of
+// Wide-ResNet-50-2's, a 1% coreset a tenth of the search, and the channels-last layout a third of
+// ResNet-18's convolution time, at the same image AUROC on the synthetic set.
+PatchcoreOptions with_preset(PatchcoreOptions options) {
+  if (options.preset().empty()) return options;
+  ADX_CHECK_AS(OptionError, options.preset() == "realtime", "preset must be empty or realtime, got '{}'",
+               options.preset());
+  const PatchcoreOptions defaults;
+  if (options.backbone() == defaults.backbone()) options.backbone("resnet18");
+  if (options.coreset_ratio() == defaults.coreset_ratio()) options.coreset_ratio(0.01);
+  if (options.channels_last() == defaults.channels_last()) options.channels_last(true);
+  return options;
+}
+
+}  // namespace
+
+Patchcore::Patchcore(Options options) : BackboneDetector(with_preset(std::move(options))) {
   ADX_CHECK_AS(OptionError, options_.coreset_ratio() > 0 && options_.coreset_ratio() <= 1,
                "coreset_ratio must lie in (0, 1], got {}", options_.coreset_ratio());
   ADX_CHECK_AS(OptionError, options_.neighbours() >= 1, "neighbours must be >= 1, got {}", options_.neighbours());

@@ -25,7 +25,8 @@ struct BankSearch {
   int64_t ivf_probes = 8;
   int64_t hnsw_m = 32;
   int64_t hnsw_ef_search = 64;
-  int64_t exact_cells = 0;           ///< exact: k-means cells (0 = round(sqrt(bank rows)), 1 = search it all)
+  /// exact: k-means cells (0 = round(sqrt(bank rows)) for banks of 2^20 values or more, else none; 1 = none)
+  int64_t exact_cells = 0;
   bool operator==(const BankSearch& o) const {
     return kind == o.kind && compression == o.compression && ivf_lists == o.ivf_lists && ivf_probes == o.ivf_probes &&
            hnsw_m == o.hnsw_m && hnsw_ef_search == o.hnsw_ef_search && exact_cells == o.exact_cells;

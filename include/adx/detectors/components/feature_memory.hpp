@@ -22,7 +22,11 @@ namespace adx {
   /** Gaussian blur of the anomaly map at input resolution (0 = none). */                          \
   ADX_ARG_IN_SLOT(double, blur_sigma, 3) = 4.0;                                                    \
   /** Images per backbone forward pass. */                                                         \
-  ADX_ARG_IN_SLOT(int64_t, feature_batch_size, 4) = 16
+  ADX_ARG_IN_SLOT(int64_t, feature_batch_size, 4) = 16;                                            \
+  /** Convolutions in float32 or bfloat16 (a CPU with AVX-512 BF16, or CUDA); features stay float32. */ \
+  ADX_ARG_IN_SLOT(std::string, precision, 5) = "float32";                                          \
+  /** Convolutions in the channels-last layout (oneDNN's fast path on a CPU; last-bit differences). */ \
+  ADX_ARG_IN_SLOT(bool, channels_last, 6) = false
 
 /// A frozen backbone with ImageNet normalisation in front.
 class BackboneImpl : public torch::nn::Module {
@@ -32,13 +36,25 @@ class BackboneImpl : public torch::nn::Module {
   std::map<std::string, torch::Tensor> forward(const torch::Tensor& images);
   /// Loads torchvision weights from `path` (see nn::load_resnet).
   void load_weights(const std::string& path);
+  /// Runs the convolutions on a copy of `net` in the channels-last layout and/or in bfloat16 (the copy is
+  /// refreshed whenever net's weights change); both off: net itself. bfloat16 on a CPU without AVX-512 BF16
+  /// is an OptionError.
+  void set_inference(bool channels_last, bool bfloat16);
   const std::vector<std::string>& layers() const { return layers_; }
   nn::ResNet net{nullptr};
 
  private:
+  /// The inference copy of net, rebuilt when net's tensors moved or changed since it was made.
+  nn::ResNet& inference_net();
   std::vector<std::string> layers_;
   torch::Tensor mean_, std_;
+  bool channels_last_ = false, bfloat16_ = false;
+  nn::ResNet inference_net_{nullptr};
+  std::vector<std::pair<const void*, uint32_t>> inference_source_;  ///< net's tensors when the copy was made
 };
+
+/// Whether this CPU has AVX-512 BF16 instructions (bfloat16 convolutions at full speed).
+bool cpu_has_bfloat16();
 TORCH_MODULE(Backbone);
 
 /// The named layers' maps resized to the first one's size (`bilinear`, else nearest) and concatenated
@@ -63,6 +79,8 @@ class BackboneDetector : public DetectorWithOptions<Options> {
     ADX_CHECK_AS(OptionError, this->options_.blur_sigma() >= 0 && this->options_.feature_batch_size() >= 1,
                  "blur_sigma must be >= 0 and feature_batch_size >= 1, got {} and {}", this->options_.blur_sigma(),
                  this->options_.feature_batch_size());
+    ADX_CHECK_AS(OptionError, this->options_.precision() == "float32" || this->options_.precision() == "bfloat16",
+                 "precision must be float32 or bfloat16, got '{}'", this->options_.precision());
   }
   std::vector<std::string> input_kinds() const override { return {kinds::kImage}; }
 
@@ -81,6 +99,7 @@ class BackboneDetector : public DetectorWithOptions<Options> {
     backbone_ = container_->register_module("backbone", Backbone(arch_, backbone_layers()));
     build_head(shape);
     container_->to(this->device());
+    backbone_->set_inference(this->options_.channels_last(), this->options_.precision() == "bfloat16");
   }
 
   /// Loads the configured weights: at fit time only; a loaded model file already holds them.

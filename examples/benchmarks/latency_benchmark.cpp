@@ -1,0 +1,237 @@
+// Batch-1 latency of the image detectors, and PatchCore's settings with accuracy beside speed.
+//
+//   latency_benchmark [--part detectors,patchcore] [--size 256] [--train 100] [--calls 50] [--threads 2]
+//                     [--categories grain,plate,tiles,washer,weave] [--work DIR]
+//                     [--fmnist-classes 10] [--fmnist-train 200] [--fmnist-test 500] [--fmnist-size 128]
+//
+// detectors: every registered detector that takes images, at its default settings (the training
+//   length cut to one epoch: scoring costs the same however long a model trained), fitted on one
+//   synthetic category at --size px, then scored one test image per call: p50, p99 and mean over
+//   --calls warm calls, and images/s when scoring the whole test set at once.
+// patchcore: PatchCore at its default settings and at the real-time preset (and the settings the
+//   preset was chosen from) on every synthetic category: image AUROC, AUPRO, batch-1 p50 and p99,
+//   images/s and the memory bank's size; and the image AUROC on real photographs adx did not generate,
+//   Fashion-MNIST one-vs-rest (each class in turn normal), resized to --fmnist-size px.
+#include "common/timing.hpp"
+
+#include <adx/base.hpp>
+#include <adx/detectors/patchcore/patchcore.hpp>
+#include <adx/metrics/pixel_tensors.hpp>
+
+#include <CLI/CLI.hpp>
+
+#include <algorithm>
+#include <filesystem>
+#include <iostream>
+
+namespace {
+
+using adx::examples::Clock;
+using adx::examples::seconds_since;
+
+struct Latency {
+  double p50 = 0, p99 = 0, mean = 0, images_per_s = 0;
+};
+
+double percentile(std::vector<double> v, double q) {
+  std::sort(v.begin(), v.end());
+  const auto rank = static_cast<size_t>(std::ceil(q * static_cast<double>(v.size()))) - 1;
+  return v[std::min(rank, v.size() - 1)];
+}
+
+// `calls` single-image scores after three warm-up calls, cycling through `test`; then the whole set at once.
+Latency measure(adx::Detector& detector, const adx::Data& test, int64_t calls) {
+  std::vector<double> ms;
+  for (int64_t i = 0; i < calls + 3; ++i) {
+    const int64_t at = i % test.size();
+    const auto one = test.slice(at, at + 1);
+    const auto t0 = Clock::now();
+    detector.score(one);
+    if (i >= 3) ms.push_back(1000 * seconds_since(t0));
+  }
+  Latency l;
+  l.p50 = percentile(ms, 0.5);
+  l.p99 = percentile(ms, 0.99);
+  for (double v : ms) l.mean += v / static_cast<double>(ms.size());
+  const auto t0 = Clock::now();
+  detector.score(test);
+  l.images_per_s = static_cast<double>(test.size()) / seconds_since(t0);
+  return l;
+}
+
+std::vector<std::string> split(const std::string& text) {
+  std::vector<std::string> out;
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ','))
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+bool takes_images(const std::string& name) {
+  const auto detector = adx::make_detector(name);
+  const auto kinds = detector->input_kinds();
+  return std::find(kinds.begin(), kinds.end(), adx::kinds::kImage) != kinds.end();
+}
+
+// The detector's defaults with one training epoch, where it trains by epochs.
+std::unique_ptr<adx::Detector> one_epoch(const std::string& name, int threads) {
+  const adx::OptionMap runtime{{"runtime.threads", std::to_string(threads)}};
+  for (const auto* key : {"train.epochs", "epochs"}) {
+    auto options = runtime;
+    options[key] = "1";
+    try {
+      return adx::make_detector(name, options);
+    } catch (const adx::OptionError&) {
+    }
+  }
+  return adx::make_detector(name, runtime);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Batch-1 latency of the image detectors, and PatchCore's real-time settings"};
+  int64_t size = 256, train_images = 100, calls = 50;
+  int threads = 2;
+  std::string parts = "detectors,patchcore", categories = "grain,plate,tiles,washer,weave", work = "latency_benchmark";
+  app.add_option("--part", parts, "detectors, patchcore or both")->capture_default_str();
+  app.add_option("--size", size, "image size")->capture_default_str();
+  app.add_option("--train", train_images, "training images per category")->capture_default_str();
+  app.add_option("--calls", calls, "timed single-image calls")->capture_default_str();
+  app.add_option("--threads", threads, "threads")->capture_default_str();
+  app.add_option("--categories", categories, "synthetic categories for the PatchCore table")->capture_default_str();
+  app.add_option("--work", work, "folder for the generated data")->capture_default_str();
+  int64_t fmnist_classes = 10, fmnist_train_images = 200, fmnist_test_images = 500, fmnist_size = 128;
+  app.add_option("--fmnist-classes", fmnist_classes, "Fashion-MNIST classes taken in turn as normal (0 = none)")
+      ->capture_default_str();
+  app.add_option("--fmnist-train", fmnist_train_images, "Fashion-MNIST training images per class")->capture_default_str();
+  app.add_option("--fmnist-test", fmnist_test_images, "Fashion-MNIST test images")->capture_default_str();
+  app.add_option("--fmnist-size", fmnist_size, "Fashion-MNIST images resized to this size")->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+  try {
+    adx::set_num_threads(threads);
+    adx::SyntheticOptions o;
+    o.image_size = size;
+    o.train_images = train_images;
+    o.good_test_images = 20;
+    o.defects_per_type = 4;
+    const auto root = work + "/synthetic_" + std::to_string(size) + "_" + std::to_string(train_images);
+    if (!std::filesystem::exists(root + "/grain")) adx::write_synthetic_industrial(root, o);
+    const auto wanted = split(parts);
+    const auto wants = [&](const std::string& p) { return std::find(wanted.begin(), wanted.end(), p) != wanted.end(); };
+
+    if (wants("detectors")) {
+      const auto category = adx::load_mvtec_category(root + "/grain", {size, 0});
+      const auto train = adx::Data::images(category.train), test = adx::Data::images(category.test);
+      std::cout << fmt::format("Image detectors, batch 1, {} px RGB, {} thread(s), {} warm calls each\n\n", size,
+                               threads, calls);
+      std::cout << "| detector | settings | fit s | p50 ms | p99 ms | mean ms | images/s (batch of " << test.size()
+                << ") |\n|---|---|---|---|---|---|---|\n";
+      std::vector<std::pair<std::string, std::string>> runs;
+      for (const auto& name : adx::detector_names())
+        if (name != "ensemble" && takes_images(name)) runs.emplace_back(name, "default");
+      runs.emplace_back("patchcore", "realtime");
+      for (const auto& [name, settings] : runs) {
+        try {
+          auto detector =
+              settings == "realtime"
+                  ? adx::make_detector(name, {{"preset", "realtime"}, {"runtime.threads", std::to_string(threads)}})
+                  : one_epoch(name, threads);
+          auto t0 = Clock::now();
+          detector->fit(train);
+          const double fit_s = seconds_since(t0);
+          const auto l = measure(*detector, test, calls);
+          std::cout << fmt::format("| `{}` | {} | {:.1f} | {:.1f} | {:.1f} | {:.1f} | {:.1f} |\n", name, settings,
+                                   fit_s, l.p50, l.p99, l.mean, l.images_per_s);
+        } catch (const adx::Error& e) {
+          std::cout << fmt::format("| `{}` | {} | refused: {} | | | | |\n", name, settings, e.what());
+        }
+        std::cout.flush();
+      }
+    }
+
+    if (wants("patchcore")) {
+      struct Setting {
+        std::string name;
+        adx::OptionMap options;
+      };
+      const std::vector<Setting> settings{
+          {"default (Wide-ResNet-50-2, coreset 10%)", {}},
+          {"ResNet-18, coreset 10%", {{"backbone", "resnet18"}}},
+          {"ResNet-18, coreset 1%", {{"backbone", "resnet18"}, {"coreset_ratio", "0.01"}}},
+          {"`preset=realtime` (ResNet-18, coreset 1%, channels-last)", {{"preset", "realtime"}}},
+          {"`preset=realtime precision=bfloat16`", {{"preset", "realtime"}, {"precision", "bfloat16"}}},
+          {"Wide-ResNet-50-2, coreset 1%", {{"coreset_ratio", "0.01"}}},
+      };
+      std::cout << fmt::format("\nPatchCore settings, {} px, {} training images per category, {} thread(s); "
+                               "AUROC and AUPRO are means over {}\n\n",
+                               size, train_images, threads, categories);
+      std::cout << "| setting | image AUROC | AUPRO | p50 ms | p99 ms | images/s | bank MB | fit s | "
+                   "Fashion-MNIST AUROC |\n|---|---|---|---|---|---|---|---|---|\n";
+      const auto names = split(categories);
+      // Real photographs that adx did not generate: Fashion-MNIST one-vs-rest at fmnist_size px.
+      adx::LabeledImages fmnist_train, fmnist_test;
+      if (fmnist_classes > 0) {
+        fmnist_train = adx::load_mnist_split(adx::kFashionMnistDir, "train");
+        fmnist_test = adx::load_mnist_split(adx::kFashionMnistDir, "t10k");
+        fmnist_test.images = adx::fit_image_size(fmnist_test.images.slice(0, 0, fmnist_test_images), {fmnist_size, 0});
+        fmnist_test.labels = fmnist_test.labels.slice(0, 0, fmnist_test_images);
+      }
+      for (const auto& setting : settings) {
+        double auroc = 0, aupro = 0, fit_s = 0, bank_mb = 0;
+        std::vector<double> p50, p99, rate;
+        std::string per_category;
+        for (const auto& name : names) {
+          const auto category = adx::load_mvtec_category(root + "/" + name, {size, 0});
+          auto options = setting.options;
+          options["runtime.threads"] = std::to_string(threads);
+          auto detector = adx::make_detector("patchcore", options);
+          auto t0 = Clock::now();
+          detector->fit(adx::Data::images(category.train));
+          fit_s += seconds_since(t0);
+          const auto test = adx::Data::images(category.test);
+          const auto scores = detector->score(test);
+          const double a = adx::metrics::roc_auc(category.test_labels, scores.to_vector());
+          auroc += a / static_cast<double>(names.size());
+          aupro += adx::metrics::aupro(adx::metrics::mask_stack(category.test_masks),
+                                       adx::metrics::map_stack(scores.pixel_map)) /
+                   static_cast<double>(names.size());
+          per_category += fmt::format(" {} {:.3f}", name, a);
+          const auto l = measure(*detector, test, calls);
+          p50.push_back(l.p50);
+          p99.push_back(l.p99);
+          rate.push_back(l.images_per_s);
+          const auto& bank = dynamic_cast<adx::Patchcore&>(*detector).memory_bank();
+          bank_mb += static_cast<double>(bank.numel() * 4) / 1e6 / static_cast<double>(names.size());
+        }
+        double fmnist_auroc = 0;
+        for (int64_t c = 0; c < fmnist_classes; ++c) {
+          auto options = setting.options;
+          options["runtime.threads"] = std::to_string(threads);
+          auto detector = adx::make_detector("patchcore", options);
+          const auto normal = fmnist_train.images.index({fmnist_train.labels == c}).slice(0, 0, fmnist_train_images);
+          detector->fit(adx::Data::images(adx::fit_image_size(normal, {fmnist_size, 0})));
+          const auto scores = detector->score(adx::Data::images(fmnist_test.images)).to_vector();
+          const auto labels_t = (fmnist_test.labels != c).to(torch::kInt32).contiguous();
+          const std::vector<int> labels(labels_t.data_ptr<int>(), labels_t.data_ptr<int>() + labels_t.numel());
+          const double a = adx::metrics::roc_auc(labels, scores);
+          fmnist_auroc += a / static_cast<double>(fmnist_classes);
+          per_category += fmnist_classes > 0 ? fmt::format(" fmnist{} {:.3f}", c, a) : "";
+        }
+        // Latency: the median category's p50, the worst category's p99.
+        std::cout << fmt::format("| {} | {:.3f} | {:.3f} | {:.1f} | {:.1f} | {:.2f} | {:.1f} | {:.1f} | {} |\n",
+                                 setting.name, auroc, aupro, percentile(p50, 0.5),
+                                 *std::max_element(p99.begin(), p99.end()), percentile(rate, 0.5), bank_mb,
+                                 fit_s / static_cast<double>(names.size()),
+                                 fmnist_classes > 0 ? fmt::format("{:.3f}", fmnist_auroc) : "-");
+        std::cerr << setting.name << ":" << per_category << "\n";
+        std::cout.flush();
+      }
+    }
+    return 0;
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 1;
+  }
+}
