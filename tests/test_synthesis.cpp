@@ -1,8 +1,9 @@
-// Synthetic anomalies (DRAEM's Perlin masks and blend, CutPaste's patch) against values
-// worked by hand and values from DRAEM's reference function (rand_perlin_2d_np, run in
-// numpy with the angles fixed).
+// Synthetic anomalies (DRAEM's Perlin masks and blend, CutPaste's patch, NSA's Poisson blend)
+// against values worked by hand and values from DRAEM's reference function (rand_perlin_2d_np,
+// run in numpy with the angles fixed).
 #include "test_helpers.hpp"
 
+#include <adx/data/poisson_blend.hpp>
 #include <adx/data/synthesis.hpp>
 
 #include <catch2/catch.hpp>
@@ -92,4 +93,56 @@ TEST_CASE("CutPaste's patch has the paper's area and aspect and is copied exactl
   REQUIRE(pasted.sub(image).abs().sum().item<double>() > 0);
   REQUIRE(torch::equal(pasted.slice(1, 0, 3), image.slice(1, 0, 3)));  // nothing else changes
   REQUIRE_THROWS_AS(adx::paste_patch(image, {0, 0, 2, 3}, {5, 2, 2, 3}), adx::ValueError);
+}
+
+namespace {
+
+// The 4-neighbour discrete Laplacian of x (C x H x W) at the interior pixels.
+torch::Tensor laplacian(const torch::Tensor& x) {
+  const auto c = x.slice(1, 1, -1).slice(2, 1, -1);
+  return x.slice(1, 0, -2).slice(2, 1, -1) + x.slice(1, 2).slice(2, 1, -1) + x.slice(1, 1, -1).slice(2, 0, -2) +
+         x.slice(1, 1, -1).slice(2, 2) - 4 * c;
+}
+
+}  // namespace
+
+TEST_CASE("Poisson blending keeps the target outside the mask and the source's Laplacian inside it",
+          "[data][synthesis]") {
+  auto gen = at::detail::createCPUGenerator(5);
+  const auto target = torch::rand({3, 24, 24}, gen), source = torch::rand({3, 24, 24}, gen);
+  auto mask = torch::zeros({24, 24});
+  mask.slice(0, 5, 15).slice(1, 6, 18).fill_(1);
+  mask[0][3] = 1;  // a pixel on the image border never counts as inside
+  const auto out = adx::poisson_blend(target, source, mask);
+  auto inside = mask.ne(0);
+  inside[0][3] = false;
+  // Outside the mask (its boundary included): the target, to the bit.
+  REQUIRE(torch::equal(out.masked_select(~inside.expand({3, 24, 24})), target.masked_select(~inside.expand({3, 24, 24}))));
+  REQUIRE(out[0][0][3].item<float>() == target[0][0][3].item<float>());
+  // Inside: the result's Laplacian is the source's, so the patch keeps the source's texture and meets the
+  // target without a seam.
+  const auto interior = inside.slice(0, 1, -1).slice(1, 1, -1).expand({3, 22, 22});
+  const auto error = (laplacian(out.to(torch::kDouble)) - laplacian(source.to(torch::kDouble))).masked_select(interior);
+  INFO("largest Laplacian difference " << error.abs().max().item<double>());
+  REQUIRE(error.abs().max().item<double>() < 1e-5);
+  REQUIRE(out.sub(target).abs().sum().item<double>() > 1);  // the patch did change
+
+  // One unknown pixel, worked by hand: target 0.5 everywhere, source 1 at the centre and 0 around it. The
+  // guidance sums to 4 x (1 - 0), the boundary to 4 x 0.5: f = (2 + 4) / 4 = 1.5.
+  const auto flat = torch::full({1, 5, 5}, 0.5);
+  auto spike = torch::zeros({1, 5, 5});
+  spike[0][2][2] = 1;
+  auto centre = torch::zeros({5, 5});
+  centre[2][2] = 1;
+  REQUIRE(adx::poisson_blend(flat, spike, centre)[0][2][2].item<double>() == Approx(1.5).epsilon(1e-9));
+
+  // Blending an image into itself changes nothing; mixed gradients keep a textured target where the source is flat.
+  REQUIRE(torch::allclose(adx::poisson_blend(target, target, mask), target, 0, 1e-5));
+  adx::PoissonBlendOptions mixed;
+  mixed.mixed = true;
+  REQUIRE(torch::allclose(adx::poisson_blend(target, torch::full_like(target, 0.3), mask, mixed), target, 0, 1e-5));
+  // An empty mask returns the target; bad shapes are errors.
+  REQUIRE(torch::equal(adx::poisson_blend(target, source, torch::zeros({24, 24})), target));
+  REQUIRE_THROWS_AS(adx::poisson_blend(target, source.slice(0, 0, 2), mask), adx::ShapeError);
+  REQUIRE_THROWS_AS(adx::poisson_blend(target, source, mask.slice(0, 0, 20)), adx::ShapeError);
 }
