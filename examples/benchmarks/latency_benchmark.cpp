@@ -14,16 +14,18 @@
 //   preset was chosen from) on every synthetic category: image AUROC, AUPRO, batch-1 p50 and p99,
 //   images/s and the memory bank's size; and the image AUROC on real photographs adx did not generate,
 //   Fashion-MNIST one-vs-rest (each class in turn normal), resized to --fmnist-size px.
+#include "common/one_vs_rest.hpp"
+#include "common/synthetic_industrial.hpp"
 #include "common/timing.hpp"
 
 #include <adx/base.hpp>
 #include <adx/detectors/patchcore/patchcore.hpp>
 #include <adx/metrics/pixel_tensors.hpp>
+#include <adx/serve/monitoring.hpp>
 
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
-#include <filesystem>
 #include <iostream>
 
 namespace {
@@ -35,42 +37,37 @@ struct Latency {
   double p50 = 0, p99 = 0, mean = 0, images_per_s = 0;
 };
 
-double percentile(std::vector<double> v, double q) {
+double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
-  const auto rank = static_cast<size_t>(std::ceil(q * static_cast<double>(v.size()))) - 1;
-  return v[std::min(rank, v.size() - 1)];
+  return v[(v.size() - 1) / 2];
 }
 
 // `calls` single-image scores after three warm-up calls, cycling through `test` (fewer, but at least 10, for a
 // detector that needs more than `budget_s` for them); then the whole set at once.
 Latency measure(adx::Detector& detector, const adx::Data& test, int64_t calls, double budget_s = 30) {
-  std::vector<double> ms;
+  adx::LatencyWindow window(calls);
+  int64_t timed = 0;
   const auto start = Clock::now();
   for (int64_t i = 0; i < calls + 3; ++i) {
     const int64_t at = i % test.size();
     const auto one = test.slice(at, at + 1);
     const auto t0 = Clock::now();
     detector.score(one);
-    if (i >= 3) ms.push_back(1000 * seconds_since(t0));
-    if (ms.size() >= 10 && seconds_since(start) > budget_s) break;
+    if (i >= 3) {
+      window.record(1000 * seconds_since(t0));
+      ++timed;
+    }
+    if (timed >= 10 && seconds_since(start) > budget_s) break;
   }
+  const auto summary = window.summary();
   Latency l;
-  l.p50 = percentile(ms, 0.5);
-  l.p99 = percentile(ms, 0.99);
-  for (double v : ms) l.mean += v / static_cast<double>(ms.size());
+  l.p50 = summary.p50_ms;
+  l.p99 = summary.p99_ms;
+  l.mean = summary.mean_ms;
   const auto t0 = Clock::now();
   detector.score(test);
   l.images_per_s = static_cast<double>(test.size()) / seconds_since(t0);
   return l;
-}
-
-std::vector<std::string> split(const std::string& text) {
-  std::vector<std::string> out;
-  std::stringstream ss(text);
-  std::string item;
-  while (std::getline(ss, item, ','))
-    if (!item.empty()) out.push_back(item);
-  return out;
 }
 
 bool takes_images(const std::string& name) {
@@ -118,14 +115,8 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   try {
     adx::set_num_threads(threads);
-    adx::SyntheticOptions o;
-    o.image_size = size;
-    o.train_images = train_images;
-    o.good_test_images = 20;
-    o.defects_per_type = 4;
-    const auto root = work + "/synthetic_" + std::to_string(size) + "_" + std::to_string(train_images);
-    if (!std::filesystem::exists(root + "/grain")) adx::write_synthetic_industrial(root, o);
-    const auto wanted = split(parts);
+    const auto root = adx::examples::synthetic_industrial_root(work, size, train_images);
+    const auto wanted = adx::split_commas(parts);
     const auto wants = [&](const std::string& p) { return std::find(wanted.begin(), wanted.end(), p) != wanted.end(); };
 
     if (wants("detectors")) {
@@ -183,11 +174,19 @@ int main(int argc, char** argv) {
                                size, train_images, threads, categories);
       std::cout << "| setting | image AUROC | AUPRO | p50 ms | p99 ms | images/s | bank MB | fit s | "
                    "Fashion-MNIST AUROC |\n|---|---|---|---|---|---|---|---|---|\n";
-      const auto names = split(categories);
+      const auto names = adx::split_commas(categories);
       // Real photographs that adx did not generate: Fashion-MNIST one-vs-rest at fmnist_size px.
       adx::LabeledImages fmnist_train, fmnist_test;
       if (fmnist_classes > 0) {
-        fmnist_train = adx::load_mnist_split(adx::kFashionMnistDir, "train");
+        // The first fmnist_train images of each class taken as normal, resized once.
+        const auto all = adx::load_mnist_split(adx::kFashionMnistDir, "train");
+        std::vector<torch::Tensor> images, labels;
+        for (int64_t c = 0; c < fmnist_classes; ++c) {
+          images.push_back(all.images.index({all.labels == c}).slice(0, 0, fmnist_train_images));
+          labels.push_back(torch::full({images.back().size(0)}, c, torch::kLong));
+        }
+        fmnist_train.images = adx::fit_image_size(torch::cat(images), {fmnist_size, 0});
+        fmnist_train.labels = torch::cat(labels);
         fmnist_test = adx::load_mnist_split(adx::kFashionMnistDir, "t10k");
         fmnist_test.images = adx::fit_image_size(fmnist_test.images.slice(0, 0, fmnist_test_images), {fmnist_size, 0});
         fmnist_test.labels = fmnist_test.labels.slice(0, 0, fmnist_test_images);
@@ -223,20 +222,15 @@ int main(int argc, char** argv) {
         for (int64_t c = 0; c < fmnist_classes; ++c) {
           auto options = setting.options;
           options["runtime.threads"] = std::to_string(threads);
-          auto detector = adx::make_detector("patchcore", options);
-          const auto normal = fmnist_train.images.index({fmnist_train.labels == c}).slice(0, 0, fmnist_train_images);
-          detector->fit(adx::Data::images(adx::fit_image_size(normal, {fmnist_size, 0})));
-          const auto scores = detector->score(adx::Data::images(fmnist_test.images)).to_vector();
-          const auto labels_t = (fmnist_test.labels != c).to(torch::kInt32).contiguous();
-          const std::vector<int> labels(labels_t.data_ptr<int>(), labels_t.data_ptr<int>() + labels_t.numel());
-          const double a = adx::metrics::roc_auc(labels, scores);
+          const double a =
+              adx::examples::run_one_vs_rest("patchcore", options, fmnist_train, fmnist_test, c, adx::kinds::kImage).auroc;
           fmnist_auroc += a / static_cast<double>(fmnist_classes);
           per_category += fmnist_classes > 0 ? fmt::format(" fmnist{} {:.3f}", c, a) : "";
         }
         // Latency: the median category's p50, the worst category's p99.
         std::cout << fmt::format("| {} | {:.3f} | {:.3f} | {:.1f} | {:.1f} | {:.2f} | {:.1f} | {:.1f} | {} |\n",
-                                 setting.name, auroc, aupro, percentile(p50, 0.5),
-                                 *std::max_element(p99.begin(), p99.end()), percentile(rate, 0.5), bank_mb,
+                                 setting.name, auroc, aupro, median(p50),
+                                 *std::max_element(p99.begin(), p99.end()), median(rate), bank_mb,
                                  fit_s / static_cast<double>(names.size()),
                                  fmnist_classes > 0 ? fmt::format("{:.3f}", fmnist_auroc) : "-");
         std::cerr << setting.name << ":" << per_category << "\n";

@@ -7,25 +7,21 @@
 //
 //   search_benchmark [--size 256] [--train 100] [--category grain] [--threads 2] [--weights FILE]
 //                    [--latency-images 20] [--work DIR]
+#include "common/synthetic_industrial.hpp"
 #include "common/timing.hpp"
 
 #include <adx/base.hpp>
 #include <adx/detectors/components/coreset.hpp>
 #include <adx/detectors/patchcore/patchcore.hpp>
 #include <adx/metrics/pixel_tensors.hpp>
+#include <adx/serve/monitoring.hpp>
 
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
-#include <filesystem>
 #include <iostream>
 
 namespace {
-
-double percentile(std::vector<double> v, double q) {
-  std::sort(v.begin(), v.end());
-  return v[static_cast<size_t>(std::min<double>(static_cast<double>(v.size()) - 1, q * static_cast<double>(v.size())))];
-}
 
 struct Setting {
   std::string name;
@@ -49,13 +45,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   try {
     adx::set_num_threads(threads);
-    adx::SyntheticOptions o;
-    o.image_size = size;
-    o.train_images = train_images;
-    o.good_test_images = 20;
-    o.defects_per_type = 4;
-    const auto root = work + "/synthetic_" + std::to_string(size) + "_" + std::to_string(train_images);
-    if (!std::filesystem::exists(root + "/" + category_name)) adx::write_synthetic_industrial(root, o);
+    const auto root = adx::examples::synthetic_industrial_root(work, size, train_images);
     const auto category = adx::load_mvtec_category(root + "/" + category_name, {size, 0});
 
     adx::Patchcore detector(adx::PatchcoreOptions().weights(weights).runtime(adx::RuntimeOptions().threads(threads)));
@@ -96,12 +86,12 @@ int main(int argc, char** argv) {
       t0 = adx::examples::Clock::now();
       const auto scores = detector.score(test);
       const double images_per_s = static_cast<double>(test.size()) / adx::examples::seconds_since(t0);
-      std::vector<double> latency;
+      adx::LatencyWindow latency(latency_images);
       for (int64_t i = 0; i < std::min<int64_t>(latency_images + 2, test.size()); ++i) {
         const auto one = test.slice(i, i + 1);
         t0 = adx::examples::Clock::now();
         detector.score(one);
-        if (i >= 2) latency.push_back(1000 * adx::examples::seconds_since(t0));  // two warm-up calls
+        if (i >= 2) latency.record(1000 * adx::examples::seconds_since(t0));  // two warm-up calls
       }
       torch::Tensor nearest;
       detector.index().search(flat_patches, nullptr, &nearest);
@@ -114,7 +104,7 @@ int main(int argc, char** argv) {
                         torch::equal(scores.pixel_map, reference.pixel_map);
       const double largest_difference = (scores.per_item - reference.per_item).abs().max().item<double>();
       std::cout << fmt::format("| {} | {:.2f} | {:.2f} | {:.0f} | {:.0f} | {:.4f} | {:.3f} | {:.3f} | {:.1f} | {} |\n",
-                               setting.name, build_s, images_per_s, percentile(latency, 0.5), percentile(latency, 0.99),
+                               setting.name, build_s, images_per_s, latency.summary().p50_ms, latency.summary().p99_ms,
                                recall, adx::metrics::roc_auc(category.test_labels, scores.to_vector()),
                                adx::metrics::aupro(adx::metrics::mask_stack(category.test_masks), adx::metrics::map_stack(scores.pixel_map)),
                                bank_mb, same ? "identical" : fmt::format("differ, up to {:.2g}", largest_difference));

@@ -136,16 +136,10 @@ void nearest_neighbours_in_cells(const at::Tensor& queries, const at::Tensor& ba
   ADX_CHECK_AS(ValueError, queries.scalar_type() == torch::kFloat32 && bank.scalar_type() == torch::kFloat32,
                "cell search takes float32 queries and bank, got {} and {}", c10::toString(queries.scalar_type()),
                c10::toString(bank.scalar_type()));
-  ADX_CHECK_AS(ShapeError, queries.dim() == 2 && bank.dim() == 2 && queries.size(1) == bank.size(1),
-               "nearest neighbours need Q x D queries and an M x D bank, got {} and {}",
-               shape_string(queries.sizes().vec()), shape_string(bank.sizes().vec()));
+  const bool grouped = check_nearest_neighbour_inputs(queries, bank, query_groups, bank_groups);
   ADX_CHECK_AS(ShapeError, cells.bank_sq.numel() == bank.size(0) && cells.centroids.size(1) == bank.size(1),
                "the cells describe a bank of {} x {}, not {} x {}", cells.bank_sq.numel(), cells.centroids.size(1),
                bank.size(0), bank.size(1));
-  const bool grouped = query_groups.defined() && bank_groups.defined();
-  ADX_CHECK_AS(ShapeError, !grouped || (query_groups.numel() == queries.size(0) && bank_groups.numel() == bank.size(0)),
-               "nearest neighbours got {} query groups for {} queries and {} bank groups for {} bank rows",
-               query_groups.numel(), queries.size(0), bank_groups.numel(), bank.size(0));
   torch::NoGradGuard no_grad;
   const int64_t q = queries.size(0), dims = queries.size(1);
   if (q == 0) {

@@ -79,9 +79,8 @@ Coreset greedy_coreset(const at::Tensor& points_in, int64_t size, int64_t start)
   return out;
 }
 
-void nearest_neighbours(const at::Tensor& queries, const at::Tensor& bank, at::Tensor* distances,
-                        at::Tensor* indices, int64_t block_elements, const at::Tensor& query_groups,
-                        const at::Tensor& bank_groups) {
+bool check_nearest_neighbour_inputs(const at::Tensor& queries, const at::Tensor& bank, const at::Tensor& query_groups,
+                                    const at::Tensor& bank_groups) {
   ADX_CHECK_AS(ShapeError, queries.dim() == 2 && bank.dim() == 2 && queries.size(1) == bank.size(1) && bank.size(0) > 0,
                "nearest neighbours need Q x D queries and a non-empty M x D bank, got {} and {}",
                std::string(c10::str(queries.sizes())), std::string(c10::str(bank.sizes())));
@@ -89,6 +88,13 @@ void nearest_neighbours(const at::Tensor& queries, const at::Tensor& bank, at::T
   ADX_CHECK_AS(ShapeError, !grouped || (query_groups.numel() == queries.size(0) && bank_groups.numel() == bank.size(0)),
                "nearest neighbours got {} query groups for {} queries and {} bank groups for {} bank rows",
                query_groups.numel(), queries.size(0), bank_groups.numel(), bank.size(0));
+  return grouped;
+}
+
+void nearest_neighbours(const at::Tensor& queries, const at::Tensor& bank, at::Tensor* distances,
+                        at::Tensor* indices, int64_t block_elements, const at::Tensor& query_groups,
+                        const at::Tensor& bank_groups) {
+  const bool grouped = check_nearest_neighbour_inputs(queries, bank, query_groups, bank_groups);
   torch::NoGradGuard no_grad;
   const int64_t q = queries.size(0), m = bank.size(0);
   const int64_t bank_block = std::max<int64_t>(1, std::min(m, block_elements / 256));

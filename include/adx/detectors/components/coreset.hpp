@@ -38,6 +38,11 @@ constexpr int64_t kNearestNeighbourBlock = int64_t{1} << 24;
 /// `bank_groups` (M), integer labels such as the source image, a query never matches a bank row of
 /// its own group (leave-one-out); a query whose group holds the whole bank gets distance infinity.
 /// Either output may be nullptr when it is not wanted.
+/// What nearest_neighbours asks of its inputs, as ShapeErrors: Q x D queries, a non-empty M x D bank, and
+/// leave-one-out groups, when both are given, one per query and one per bank row. Returns whether they are.
+bool check_nearest_neighbour_inputs(const at::Tensor& queries, const at::Tensor& bank, const at::Tensor& query_groups,
+                                    const at::Tensor& bank_groups);
+
 void nearest_neighbours(const at::Tensor& queries, const at::Tensor& bank, at::Tensor* distances,
                         at::Tensor* indices, int64_t block_elements = kNearestNeighbourBlock,
                         const at::Tensor& query_groups = {}, const at::Tensor& bank_groups = {});
