@@ -1,5 +1,5 @@
-// Industrial inspection with PatchCore, PaDiM and SPADE on an MVTec-layout
-// folder: fit on train/good, score test/*, report image AUROC and F1, pixel
+// Industrial inspection with PatchCore, PaDiM, SPADE and DRAEM (or any image
+// detector) on an MVTec-layout folder: fit on train/good, score test/*, report image AUROC and F1, pixel
 // AUROC and AUPRO per category, and write a heatmap overlay PNG beside each
 // test image so a person can see where the defect is.
 //
@@ -7,6 +7,7 @@
 //   industrial --data /data/mvtec --categories bottle,carpet --weights /models
 //   industrial --size 128 --train 50 --detectors patchcore --out results
 //   industrial --holdout 0.1      memory from 90% of train/good, threshold from the other 10%
+//   industrial --detectors draem --textures /data/dtd/images
 //
 // --weights DIR holds resnet18.pt and/or wide_resnet50_2.pt, exported once on a
 // machine with torchvision (see README). Without them the backbones start from
@@ -35,17 +36,22 @@ struct Row {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string data_dir, out_dir = "industrial_results", weights_dir;
+  std::string data_dir, out_dir = "industrial_results", weights_dir, texture_dir;
   int threads = 0;
   std::vector<std::string> categories, detectors{"patchcore", "padim", "spade"};
   int64_t size = 256, train_images = 200;
   double holdout = 0.0;
   bool no_heatmaps = false;
-  CLI::App app{"PatchCore, PaDiM and SPADE on an MVTec-layout folder (default: synthetic data written first)"};
+  CLI::App app{"PatchCore, PaDiM, SPADE, DRAEM or any image detector on an MVTec-layout folder (default: synthetic "
+               "data written first)"};
   app.add_option("--data", data_dir, "MVTec-layout folder (default: synthetic data under --out)");
   app.add_option("--categories", categories, "categories to run (default: every folder)")->delimiter(',');
-  app.add_option("--detectors", detectors, "patchcore, padim, spade")->delimiter(',')->capture_default_str();
+  app.add_option("--detectors", detectors, "image detectors: patchcore, padim, spade, draem, ...")
+      ->delimiter(',')
+      ->capture_default_str();
   app.add_option("--weights", weights_dir, "folder with resnet18.pt / wide_resnet50_2.pt");
+  app.add_option("--textures", texture_dir, "texture folder for DRAEM's synthetic anomalies (e.g. DTD; default: "
+                                           "procedural textures)");
   app.add_option("--size", size, "image size")->capture_default_str();
   app.add_option("--train", train_images, "synthetic training images per category")->capture_default_str();
   app.add_option("--out", out_dir, "output folder")->capture_default_str();
@@ -57,13 +63,14 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   const bool heatmaps = !no_heatmaps;
   try {
-    // Only the backbone detectors fit this example's protocol (pixel maps, heatmaps, weights folder).
+    // Any image detector runs; the pixel metrics and heatmaps need one that makes anomaly maps.
     if (detectors.empty()) throw adx::OptionError("--detectors needs at least one detector");
     if (!(holdout >= 0 && holdout < 1)) throw adx::OptionError(fmt::format("--holdout must be in [0, 1), got {}", holdout));
-    for (const auto& name : detectors)
-      if (!adx::make_detector(name)->options_map().count("backbone"))
-        throw adx::OptionError("--detectors: '" + name + "' is not an industrial detector; this example runs "
-                               "patchcore, padim and spade");
+    for (const auto& name : detectors) {
+      const auto kinds = adx::make_detector(name)->input_kinds();
+      if (std::find(kinds.begin(), kinds.end(), adx::kinds::kImage) == kinds.end())
+        throw adx::OptionError("--detectors: '" + name + "' does not take images");
+    }
     const int used_threads = adx::set_num_threads(threads);
     if (data_dir.empty()) {
       data_dir = out_dir + "/synthetic";
@@ -91,10 +98,14 @@ int main(int argc, char** argv) {
       const auto category = adx::load_mvtec_category(data_dir + "/" + category_name, {size, 0});
       for (const auto& name : detectors) {
         adx::OptionMap options{{"runtime.threads", std::to_string(threads)}};
-        const auto backbone = adx::make_detector(name)->options_map().at("backbone");
-        const auto weights = weights_dir.empty() ? std::string() : weights_dir + "/" + backbone + ".pt";
-        if (!weights.empty() && fs::exists(weights)) options["weights"] = weights;
-        else if (rows.empty()) std::cout << "note: no " << backbone << " weights given; the backbone is random\n";
+        const auto defaults = adx::make_detector(name)->options_map();
+        if (defaults.count("backbone")) {
+          const auto& backbone = defaults.at("backbone");
+          const auto weights = weights_dir.empty() ? std::string() : weights_dir + "/" + backbone + ".pt";
+          if (!weights.empty() && fs::exists(weights)) options["weights"] = weights;
+          else if (rows.empty()) std::cout << "note: no " << backbone << " weights given; the backbone is random\n";
+        }
+        if (defaults.count("texture_dir") && !texture_dir.empty()) options["texture_dir"] = texture_dir;
         auto detector = adx::make_detector(name, options);
         Row row;
         row.detector = name;
@@ -125,11 +136,15 @@ int main(int argc, char** argv) {
             if (category.test_labels[i] == 0) ++good, flagged += image_scores[i] > detector->threshold();
           row.good_flagged = static_cast<double>(flagged) / static_cast<double>(std::max<int64_t>(1, good));
         }
-        const auto maps = scores.pixel_map.to(torch::kFloat32);
-        const auto mask_pixels = adx::metrics::mask_stack(category.test_masks);
-        const auto map_pixels = adx::metrics::map_stack(maps);
-        row.pixel_auroc = adx::metrics::pixel_roc_auc(mask_pixels, map_pixels);
-        row.aupro = adx::metrics::aupro(mask_pixels, map_pixels, 0.3);
+        const bool has_maps = scores.pixel_map.defined();
+        const auto maps = has_maps ? scores.pixel_map.to(torch::kFloat32) : torch::Tensor();
+        row.pixel_auroc = row.aupro = std::nan("");
+        if (has_maps) {
+          const auto mask_pixels = adx::metrics::mask_stack(category.test_masks);
+          const auto map_pixels = adx::metrics::map_stack(maps);
+          row.pixel_auroc = adx::metrics::pixel_roc_auc(mask_pixels, map_pixels);
+          row.aupro = adx::metrics::aupro(mask_pixels, map_pixels, 0.3);
+        }
         if (auto* patchcore = dynamic_cast<adx::Patchcore*>(detector.get()))
           row.bank_mb = static_cast<double>(patchcore->memory_bank().numel() * 4) / 1e6;
         std::cout << fmt::format("  {:<10} {:<10} image AUROC {:.3f}  F1max {:.3f}  F1@threshold {:.3f}  "
@@ -137,7 +152,7 @@ int main(int argc, char** argv) {
                                  name, category_name, row.image_auroc, row.f1, row.f1_at_threshold, row.good_flagged,
                                  row.pixel_auroc, row.aupro, row.fit_s, row.images_per_s);
         std::cout.flush();
-        if (heatmaps) {
+        if (heatmaps && has_maps) {
           // One colour scale per category and detector: the range of its test maps.
           const double low = maps.min().item<double>(), high = maps.max().item<double>();
           for (int64_t i = 0; i < category.test.size(0); ++i) {

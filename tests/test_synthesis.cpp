@@ -9,6 +9,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <filesystem>
 
 TEST_CASE("Perlin noise matches a hand-worked value and DRAEM's reference function", "[data][synthesis]") {
   // One cell over 4 x 4 pixels; corner gradients (1, 0) at the top corners and (0, 1) at the others
@@ -145,4 +146,106 @@ TEST_CASE("Poisson blending keeps the target outside the mask and the source's L
   REQUIRE(torch::equal(adx::poisson_blend(target, source, torch::zeros({24, 24})), target));
   REQUIRE_THROWS_AS(adx::poisson_blend(target, source.slice(0, 0, 2), mask), adx::ShapeError);
   REQUIRE_THROWS_AS(adx::poisson_blend(target, source, mask.slice(0, 0, 20)), adx::ShapeError);
+}
+
+TEST_CASE("rotation turns images about their centre and DRAEM's rotated masks stay binary", "[data][synthesis]") {
+  // A quarter turn of a square image moves pixel (r, c) to (c, n - 1 - r) or (n - 1 - c, r), by direction;
+  // bilinear sampling at whole-pixel positions gives the pixels exactly (to float rounding).
+  const auto image = torch::rand({2, 16, 16});
+  const auto turned = adx::rotate_image(image, 90);
+  const bool one_way = torch::allclose(turned, torch::rot90(image, 1, {1, 2}), 0, 1e-4);
+  const bool other_way = torch::allclose(turned, torch::rot90(image, -1, {1, 2}), 0, 1e-4);
+  REQUIRE((one_way || other_way));
+  REQUIRE(torch::equal(adx::rotate_image(image, 0), image));
+  // At 45 degrees the corners turn in from outside the image: zero there.
+  const auto diagonal = adx::rotate_image(torch::ones({1, 32, 32}), 45);
+  REQUIRE(diagonal[0][0][0].item<double>() == 0);
+  REQUIRE(diagonal[0][16][16].item<double>() == Approx(1));
+  REQUIRE_THROWS_AS(adx::rotate_image(torch::ones({1, 1, 4, 4}), 10), adx::ShapeError);
+
+  auto gen = at::detail::createCPUGenerator(3);
+  double covered = 0;
+  for (int k = 0; k < 20; ++k) {
+    const auto mask = adx::perlin_mask(64, 64, gen, 0.5, 6, 90);
+    REQUIRE(torch::equal(mask, (mask > 0.5).to(torch::kFloat32)));
+    covered += mask.mean().item<double>();
+  }
+  INFO("mean covered fraction " << covered / 20);
+  REQUIRE(covered / 20 > 0.01);
+  REQUIRE(covered / 20 < 0.5);
+  REQUIRE_THROWS_AS(adx::perlin_mask(64, 64, gen, 0.5, 6, 200), adx::ValueError);
+}
+
+TEST_CASE("anomaly sources: procedural textures vary, augmentation stays in range, folders and normal images "
+          "are drawn at the asked size", "[data][synthesis]") {
+  auto gen = at::detail::createCPUGenerator(17);
+  std::vector<torch::Tensor> textures;
+  for (int k = 0; k < 12; ++k) {
+    const auto texture = adx::procedural_texture(3, 40, 56, gen);
+    REQUIRE(texture.sizes() == torch::IntArrayRef({3, 40, 56}));
+    REQUIRE(texture.min().item<double>() >= 0);
+    REQUIRE(texture.max().item<double>() <= 1);
+    REQUIRE(texture.std().item<double>() > 0.005);  // a pattern, not a flat colour
+    textures.push_back(texture);
+  }
+  // Different draws differ: their mean colours spread out.
+  REQUIRE(torch::stack(textures).mean({2, 3}).std(0).mean().item<double>() > 0.05);
+  REQUIRE(adx::procedural_texture(1, 33, 17, gen).sizes() == torch::IntArrayRef({1, 33, 17}));
+
+  int changed = 0;
+  for (int k = 0; k < 20; ++k) {
+    const auto texture = adx::procedural_texture(3, 32, 32, gen);
+    const auto augmented = adx::augment_anomaly_source(texture, gen);
+    REQUIRE(augmented.sizes() == texture.sizes());
+    REQUIRE(augmented.min().item<double>() >= 0);
+    REQUIRE(augmented.max().item<double>() <= 1);
+    changed += augmented.sub(texture).abs().max().item<double>() > 1e-3;
+  }
+  REQUIRE(changed >= 18);  // 3 of 10 operations, some of which can leave an image nearly as it was
+  REQUIRE(torch::equal(adx::augment_anomaly_source(textures[0], gen, 0), textures[0]));
+  REQUIRE_THROWS_AS(adx::augment_anomaly_source(textures[0], gen, 11), adx::ValueError);
+
+  // A folder: read recursively, converted and resized to what is asked.
+  const auto folder = adx::test::temp_path("texture_folder");
+  std::filesystem::remove_all(folder);
+  std::filesystem::create_directories(folder + "/striped");
+  adx::write_png(folder + "/striped/a.png", torch::full({3, 20, 30}, 0.25));
+  adx::write_png(folder + "/b.png", torch::full({3, 8, 8}, 0.75));
+  const auto from_folder = adx::AnomalySource::textures(folder);
+  REQUIRE(from_folder.describe().find("(2 images)") != std::string::npos);
+  bool seen_low = false, seen_high = false;
+  for (int k = 0; k < 20; ++k) {
+    const auto drawn = from_folder.draw(1, 16, 24, gen);
+    REQUIRE(drawn.sizes() == torch::IntArrayRef({1, 16, 24}));
+    const double value = drawn.mean().item<double>();
+    seen_low |= std::abs(value - 0.25) < 0.01, seen_high |= std::abs(value - 0.75) < 0.01;
+  }
+  REQUIRE((seen_low && seen_high));
+  REQUIRE_THROWS_AS(adx::AnomalySource::textures(folder + "/missing"), adx::IoError);
+  std::filesystem::create_directories(folder + "_empty");
+  REQUIRE_THROWS_AS(adx::AnomalySource::textures(folder + "_empty"), adx::IoError);
+  REQUIRE(adx::AnomalySource::textures("").describe() == "procedural");
+
+  const auto normal = torch::stack({torch::full({3, 8, 8}, 0.1), torch::full({3, 8, 8}, 0.9)});
+  const auto from_normal = adx::AnomalySource::normal_images(normal);
+  const auto drawn = from_normal.draw(3, 8, 8, gen);
+  REQUIRE((torch::equal(drawn, normal[0]) || torch::equal(drawn, normal[1])));
+  REQUIRE_THROWS_AS(adx::AnomalySource::normal_images(torch::zeros({3, 8, 8})), adx::ShapeError);
+
+  // DRAEM's anomaly changes the image inside its mask only.
+  const auto image = torch::full({3, 64, 64}, 0.5), source = torch::zeros({3, 64, 64});
+  adx::PerlinAnomalyOptions perlin;
+  perlin.opacity_max = 0.5;
+  int non_empty = 0;
+  for (int k = 0; k < 10; ++k) {
+    const auto anomaly = adx::perlin_anomaly(image, source, gen, perlin);
+    const auto outside = (anomaly.mask == 0).expand({3, 64, 64});
+    REQUIRE(torch::equal(anomaly.image.masked_select(outside), image.masked_select(outside)));
+    if (anomaly.mask.sum().item<double>() > 0) {
+      ++non_empty;
+      const auto inside = anomaly.image.masked_select(~outside);
+      REQUIRE(inside.max().item<double>() <= 0.25 + 1e-6);  // at most half the image shows through
+    }
+  }
+  REQUIRE(non_empty >= 5);
 }

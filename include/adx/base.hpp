@@ -13,6 +13,7 @@
 #include <adx/data/images.hpp>
 #include <adx/data/input_kind.hpp>
 #include <adx/data/loaders.hpp>
+#include <adx/data/poisson_blend.hpp>
 #include <adx/data/synthesis.hpp>
 #include <adx/data/synthetic_series.hpp>
 #include <adx/data/synthetic_video.hpp>

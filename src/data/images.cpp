@@ -142,9 +142,23 @@ std::string encode_png(const at::Tensor& image) {
   return out;
 }
 
-at::Tensor read_image(const std::string& path) {
-  int channels = 0;
-  return decode(path, 3, &channels);
+at::Tensor read_image(const std::string& path, int channels) {
+  ADX_CHECK_AS(ValueError, channels == 1 || channels == 3, "images read as 1 or 3 channels, not {}", channels);
+  int in_file = 0;
+  return decode(path, channels, &in_file);
+}
+
+std::vector<std::string> list_image_files(const std::string& folder, bool recursive) {
+  std::vector<std::string> files;
+  if (!recursive) {
+    for (const auto& f : image_files(folder)) files.push_back(f.string());
+    return files;
+  }
+  if (!fs::is_directory(folder)) return files;
+  for (const auto& entry : fs::recursive_directory_iterator(folder, fs::directory_options::skip_permission_denied))
+    if (entry.is_regular_file() && is_image_file(entry.path())) files.push_back(entry.path().string());
+  std::sort(files.begin(), files.end());
+  return files;
 }
 
 at::Tensor read_mask(const std::string& path) {

@@ -2,10 +2,12 @@
 
 #include <adx/core/error.hpp>
 #include <adx/data/data.hpp>
+#include <adx/data/images.hpp>
 
 #include <torch/torch.h>
 
 #include <cmath>
+#include <filesystem>
 
 namespace adx {
 namespace {
@@ -14,7 +16,96 @@ double uniform(at::Generator& generator, double low, double high) {
   return torch::empty({1}, torch::kDouble).uniform_(low, high, generator).item<double>();
 }
 
+// An integer uniform in [0, n).
+int64_t uniform_index(at::Generator& generator, int64_t n) {
+  return std::min<int64_t>(n - 1, static_cast<int64_t>(std::floor(uniform(generator, 0, static_cast<double>(n)))));
+}
+
+// Bilinear resize of a C x H x W image.
+at::Tensor resize_image(const at::Tensor& image, int64_t height, int64_t width) {
+  if (image.size(1) == height && image.size(2) == width) return image;
+  namespace F = torch::nn::functional;
+  return F::interpolate(image.unsqueeze(0), F::InterpolateFuncOptions()
+                                                .size(std::vector<int64_t>{height, width})
+                                                .mode(torch::kBilinear)
+                                                .align_corners(false))
+      .squeeze(0)
+      .clamp(0, 1);
+}
+
+// Brings a C x H x W image to `channels` (1 or 3): grey repeated, or colour averaged.
+at::Tensor with_channels(const at::Tensor& image, int64_t channels) {
+  if (image.size(0) == channels) return image;
+  if (channels == 1) return image.mean(0, true);
+  return image.mean(0, true).expand({channels, image.size(1), image.size(2)}).contiguous();
+}
+
+// Fractal Perlin noise (octaves of doubling frequency, halving amplitude) of any size, scaled to [0, 1].
+at::Tensor fractal_noise(int64_t height, int64_t width, int64_t base_cells, int64_t octaves, at::Generator& generator) {
+  const int64_t finest = base_cells << (octaves - 1);
+  const int64_t padded_h = (height + finest - 1) / finest * finest, padded_w = (width + finest - 1) / finest * finest;
+  auto total = torch::zeros({padded_h, padded_w});
+  double amplitude = 1.0;
+  for (int64_t o = 0; o < octaves; ++o, amplitude *= 0.5) {
+    const int64_t cells = base_cells << o;
+    total += amplitude * random_perlin_noise(padded_h, padded_w, cells, cells, generator);
+  }
+  total = total.slice(0, 0, height).slice(1, 0, width);
+  return (total - total.min()) / (total.max() - total.min()).clamp_min(1e-12);
+}
+
+// The 3 x 3 smoothing of PIL's ImageEnhance.Sharpness (centre 5, neighbours 1), edges replicated.
+at::Tensor smoothed(const at::Tensor& image) {
+  auto kernel = torch::ones({3, 3});
+  kernel[1][1] = 5;
+  kernel = (kernel / 13).expand({image.size(0), 1, 3, 3}).contiguous();
+  namespace F = torch::nn::functional;
+  const auto padded = F::pad(image.unsqueeze(0), F::PadFuncOptions({1, 1, 1, 1}).mode(torch::kReplicate));
+  return F::conv2d(padded, kernel, F::Conv2dFuncOptions().groups(image.size(0))).squeeze(0);
+}
+
+// Rotates RGB colours about the grey axis by `radians` (a hue shift) and scales their distance from grey.
+at::Tensor shift_hue_saturation(const at::Tensor& image, double radians, double saturation_scale) {
+  const double c = std::cos(radians), s = std::sin(radians), third = 1.0 / 3.0, root = std::sqrt(third);
+  // Rodrigues' rotation about the unit vector (1, 1, 1) / sqrt(3).
+  const auto rotation = torch::tensor({{c + third * (1 - c), third * (1 - c) - root * s, third * (1 - c) + root * s},
+                                       {third * (1 - c) + root * s, c + third * (1 - c), third * (1 - c) - root * s},
+                                       {third * (1 - c) - root * s, third * (1 - c) + root * s, c + third * (1 - c)}},
+                                      torch::kFloat32);
+  const auto rotated = torch::matmul(rotation, image.reshape({3, -1})).reshape(image.sizes());
+  const auto grey = rotated.mean(0, true);
+  return grey + saturation_scale * (rotated - grey);
+}
+
+// Histogram equalisation of each channel on 256 levels.
+at::Tensor equalize(const at::Tensor& image) {
+  const auto levels = (image * 255).round().clamp(0, 255);
+  std::vector<at::Tensor> channels;
+  for (int64_t c = 0; c < image.size(0); ++c) {
+    const auto histogram = torch::histc(levels[c], 256, 0, 255);
+    const auto cdf = histogram.cumsum(0) / static_cast<double>(levels[c].numel());
+    channels.push_back(cdf.index({levels[c].to(torch::kLong)}));
+  }
+  return torch::stack(channels);
+}
+
 }  // namespace
+
+at::Tensor rotate_image(const at::Tensor& image, double degrees) {
+  ADX_CHECK_AS(ShapeError, image.dim() == 2 || image.dim() == 3, "rotate_image takes H x W or C x H x W, got {}",
+               shape_string(image.sizes().vec()));
+  if (degrees == 0) return image;
+  const auto x = (image.dim() == 2 ? image.unsqueeze(0) : image).unsqueeze(0).to(torch::kFloat32);
+  const double radians = degrees * std::acos(-1.0) / 180.0, c = std::cos(radians), s = std::sin(radians);
+  const double h = static_cast<double>(x.size(2)), w = static_cast<double>(x.size(3));
+  // Rotation in pixel units, written in the [-1, 1] coordinates of affine_grid (sides may differ).
+  const auto theta = torch::tensor({{c, -s * h / w, 0.0}, {s * w / h, c, 0.0}}, torch::kFloat32).unsqueeze(0);
+  namespace F = torch::nn::functional;
+  const auto grid = F::affine_grid(theta, x.sizes(), /*align_corners=*/false);
+  auto out = F::grid_sample(x, grid, F::GridSampleFuncOptions().mode(torch::kBilinear).padding_mode(torch::kZeros).align_corners(false));
+  out = out.squeeze(0);
+  return (image.dim() == 2 ? out.squeeze(0) : out).to(image.scalar_type());
+}
 
 at::Tensor perlin_noise(const at::Tensor& angles, int64_t height, int64_t width) {
   ADX_CHECK_AS(ShapeError, angles.defined() && angles.dim() == 2 && angles.size(0) >= 2 && angles.size(1) >= 2,
@@ -53,9 +144,12 @@ at::Tensor random_perlin_noise(int64_t height, int64_t width, int64_t cells_y, i
   return perlin_noise(angles, height, width);
 }
 
-at::Tensor perlin_mask(int64_t height, int64_t width, at::Generator generator, double threshold, int64_t max_scale_log2) {
+at::Tensor perlin_mask(int64_t height, int64_t width, at::Generator generator, double threshold, int64_t max_scale_log2,
+                       double max_rotation_degrees) {
   ADX_CHECK_AS(ValueError, max_scale_log2 >= 1 && max_scale_log2 <= 12, "max_scale_log2 must be in [1, 12], got {}",
                max_scale_log2);
+  ADX_CHECK_AS(ValueError, max_rotation_degrees >= 0 && max_rotation_degrees <= 180,
+               "max_rotation_degrees must be in [0, 180], got {}", max_rotation_degrees);
   const int64_t largest = int64_t{1} << (max_scale_log2 - 1);
   ADX_CHECK_AS(ShapeError, height % largest == 0 && width % largest == 0,
                "a Perlin mask of {} x {} needs sides that are multiples of {}", height, width, largest);
@@ -63,7 +157,155 @@ at::Tensor perlin_mask(int64_t height, int64_t width, at::Generator generator, d
     return int64_t{1} << static_cast<int64_t>(std::floor(uniform(generator, 0, static_cast<double>(max_scale_log2))));
   };
   const int64_t cells_y = scale(), cells_x = scale();
-  return (random_perlin_noise(height, width, cells_y, cells_x, generator) > threshold).to(torch::kFloat32);
+  auto noise = random_perlin_noise(height, width, cells_y, cells_x, generator);
+  // As DRAEM's reference, the noise is rotated before thresholding; what turns in from outside is 0.
+  if (max_rotation_degrees > 0) noise = rotate_image(noise, uniform(generator, -max_rotation_degrees, max_rotation_degrees));
+  return (noise > threshold).to(torch::kFloat32);
+}
+
+at::Tensor augment_anomaly_source(const at::Tensor& image, at::Generator generator, int64_t count) {
+  ADX_CHECK_AS(ShapeError, image.dim() == 3 && (image.size(0) == 1 || image.size(0) == 3),
+               "an anomaly source is 1 x H x W or 3 x H x W, got {}", shape_string(image.sizes().vec()));
+  constexpr int64_t kOperations = 10;
+  ADX_CHECK_AS(ValueError, count >= 0 && count <= kOperations, "augmentation count must be in [0, {}], got {}",
+               kOperations, count);
+  auto x = image.to(torch::kFloat32).clamp(0, 1);
+  const auto order = torch::randperm(kOperations, generator, torch::kLong);
+  for (int64_t k = 0; k < count; ++k) {
+    switch (order[k].item<int64_t>()) {
+      case 0: {  // gamma contrast, one gamma per channel
+        const auto gamma = torch::empty({x.size(0), 1, 1}).uniform_(0.5, 2.0, generator);
+        x = x.clamp_min(0).pow(gamma);
+        break;
+      }
+      case 1:  // brightness: multiply, then add
+        x = x * uniform(generator, 0.8, 1.2) + uniform(generator, -30, 30) / 255.0;
+        break;
+      case 2: {  // sharpness: blend between the smoothed image (0) and an over-sharpened one (2)
+        const auto smooth = smoothed(x);
+        x = smooth + uniform(generator, 0.0, 2.0) * (x - smooth);
+        break;
+      }
+      case 3: {  // hue and saturation, each its own shift (grey images have neither)
+        const double hue = uniform(generator, -50, 50), saturation = uniform(generator, -50, 50);
+        if (x.size(0) == 3) x = shift_hue_saturation(x, hue / 255.0 * std::acos(-1.0), 1.0 + saturation / 127.5);
+        break;
+      }
+      case 4: {  // solarize, half the time: invert what lies above the threshold
+        const double threshold = uniform(generator, 32, 128) / 255.0;
+        if (uniform(generator, 0, 1) < 0.5) x = torch::where(x >= threshold, 1 - x, x);
+        break;
+      }
+      case 5: {  // posterize to 1-8 bits
+        const double step = std::pow(2.0, 8 - (1 + uniform_index(generator, 8)));
+        x = torch::floor(x * 255.0 / step) * step / 255.0;
+        break;
+      }
+      case 6:  // invert
+        x = 1 - x;
+        break;
+      case 7: {  // autocontrast, each channel stretched between its cut-off quantiles
+        const double cutoff = uniform(generator, 0.0, 0.2);
+        const auto flat = x.reshape({x.size(0), -1});
+        const auto low = torch::quantile(flat, cutoff, 1, true), high = torch::quantile(flat, 1 - cutoff, 1, true);
+        const auto range = (high - low).unsqueeze(2);
+        x = torch::where(range > 1e-6, (x - low.unsqueeze(2)) / range.clamp_min(1e-6), x);
+        break;
+      }
+      case 8:  // histogram equalisation
+        x = equalize(x.clamp(0, 1));
+        break;
+      default:  // rotation by up to 45 degrees, zero outside
+        x = rotate_image(x, uniform(generator, -45, 45));
+        break;
+    }
+    x = x.clamp(0, 1);
+  }
+  return x;
+}
+
+at::Tensor procedural_texture(int64_t channels, int64_t height, int64_t width, at::Generator generator) {
+  ADX_CHECK_AS(ValueError, (channels == 1 || channels == 3) && height >= 1 && width >= 1,
+               "a procedural texture needs 1 or 3 channels and a positive size, got {} x {} x {}", channels, height,
+               width);
+  const double pi = std::acos(-1.0);
+  const auto y = (torch::arange(height, torch::kFloat32) / static_cast<double>(std::max(height, width))).unsqueeze(1);
+  const auto x = (torch::arange(width, torch::kFloat32) / static_cast<double>(std::max(height, width))).unsqueeze(0);
+  const auto warp = fractal_noise(height, width, int64_t{1} << uniform_index(generator, 3), 3, generator) - 0.5;
+  at::Tensor pattern;
+  switch (uniform_index(generator, 3)) {
+    case 0:  // fractal noise, from coarse blotches to fine grain
+      pattern = fractal_noise(height, width, int64_t{1} << uniform_index(generator, 4), 4, generator);
+      break;
+    case 1: {  // stripes at a random angle and period, bent by the noise; hard-edged half the time
+      const double angle = uniform(generator, 0, pi), cycles = uniform(generator, 2, 24);
+      pattern = 0.5 + 0.5 * torch::sin(2 * pi * cycles * (std::cos(angle) * x + std::sin(angle) * y) +
+                                       uniform(generator, 0, 2 * pi) * warp);
+      if (uniform(generator, 0, 1) < 0.5) pattern = (pattern > 0.5).to(torch::kFloat32);
+      break;
+    }
+    default: {  // a checkerboard bent by the noise
+      const double cells = uniform(generator, 2, 16), bend = uniform(generator, 0, 1);
+      pattern = (torch::floor(cells * x + bend * warp) + torch::floor(cells * y + bend * warp)).remainder(2);
+      break;
+    }
+  }
+  pattern = pattern.expand({height, width});
+  // Two random colours, and a grain that keeps flat regions from being perfectly flat.
+  const auto from = torch::empty({channels, 1, 1}).uniform_(0, 1, generator);
+  const auto to = torch::empty({channels, 1, 1}).uniform_(0, 1, generator);
+  const auto grain = 0.85 + 0.3 * fractal_noise(height, width, 8, 2, generator);
+  return ((from + pattern.unsqueeze(0) * (to - from)) * grain.unsqueeze(0)).clamp(0, 1).contiguous();
+}
+
+AnomalySource AnomalySource::textures(const std::string& folder) {
+  AnomalySource source;
+  if (folder.empty()) return source;
+  ADX_CHECK_AS(IoError, std::filesystem::is_directory(folder), "texture folder {} does not exist", folder);
+  source.folder_ = folder;
+  source.files_ = list_image_files(folder, /*recursive=*/true);
+  ADX_CHECK_AS(IoError, !source.files_.empty(), "texture folder {} holds no images (png, jpg or bmp)", folder);
+  return source;
+}
+
+AnomalySource AnomalySource::normal_images(const at::Tensor& images) {
+  ADX_CHECK_AS(ShapeError, images.defined() && images.dim() == 4 && images.size(0) >= 1,
+               "normal images as an anomaly source must be N x C x H x W with N >= 1, got {}",
+               images.defined() ? shape_string(images.sizes().vec()) : "an undefined tensor");
+  AnomalySource source;
+  source.images_ = images.detach().to(torch::kCPU, torch::kFloat32).contiguous();
+  return source;
+}
+
+at::Tensor AnomalySource::draw(int64_t channels, int64_t height, int64_t width, at::Generator generator) const {
+  if (images_.defined())
+    return resize_image(with_channels(images_[uniform_index(generator, images_.size(0))], channels), height, width);
+  if (!files_.empty()) {
+    const auto& path = files_[static_cast<size_t>(uniform_index(generator, static_cast<int64_t>(files_.size())))];
+    return resize_image(read_image(path, static_cast<int>(channels == 1 ? 1 : 3)), height, width);
+  }
+  return procedural_texture(channels, height, width, generator);
+}
+
+std::string AnomalySource::describe() const {
+  if (images_.defined()) return std::to_string(images_.size(0)) + " normal images";
+  if (!files_.empty()) return "folder " + folder_ + " (" + std::to_string(files_.size()) + " images)";
+  return "procedural";
+}
+
+SyntheticAnomaly perlin_anomaly(const at::Tensor& image, const at::Tensor& source, at::Generator generator,
+                                const PerlinAnomalyOptions& options) {
+  ADX_CHECK_AS(ValueError, 0 <= options.opacity_min && options.opacity_min <= options.opacity_max && options.opacity_max < 1,
+               "opacities need 0 <= opacity_min <= opacity_max < 1, got {} and {}", options.opacity_min,
+               options.opacity_max);
+  ADX_CHECK_AS(ShapeError, image.dim() == 3, "a Perlin anomaly needs a C x H x W image, got {}",
+               shape_string(image.sizes().vec()));
+  const auto mask = perlin_mask(image.size(1), image.size(2), generator, options.threshold, options.max_scale_log2,
+                                options.max_rotation_degrees);
+  const double beta = options.opacity_max > options.opacity_min
+                          ? uniform(generator, options.opacity_min, options.opacity_max)
+                          : options.opacity_min;
+  return {blend_anomaly(image, source.to(image.scalar_type()), mask, beta), mask};
 }
 
 at::Tensor blend_anomaly(const at::Tensor& image, const at::Tensor& source, const at::Tensor& mask, double beta) {

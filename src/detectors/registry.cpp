@@ -23,6 +23,7 @@
 #include <adx/detectors/vae/vae.hpp>
 #include <adx/detectors/registry.hpp>
 #include <adx/detectors/rotation/rotation.hpp>
+#include <adx/detectors/draem/draem.hpp>
 #include <adx/detectors/memae/memae.hpp>
 #include <adx/detectors/frame_prediction/frame_prediction.hpp>
 #include <adx/detectors/mil/mil.hpp>
@@ -57,6 +58,7 @@ std::map<std::string, Entry> builtin_detectors() {
       {"anogan", {factory_for<Anogan>(), "AnoGAN: DCGAN with a batched per-image latent search at score time"}},
       {"f_anogan", {factory_for<FAnogan>(), "f-AnoGAN: WGAN-GP and an izi_f encoder, score = image + kappa * feature residual"}},
       {"simclr", {factory_for<Simclr>(), "SimCLR (NT-Xent) features scored by kNN cosine or SVDD distance"}},
+      {"draem", {factory_for<Draem>(), "DRAEM: reconstruction + segmentation of synthetic anomalies; map = anomaly probability"}},
       {"rotation", {factory_for<Rotation>(), "predicts rotations / GEOM transformations; score = -log-likelihood"}},
       {"anomaly_transformer",
        {factory_for<AnomalyTransformer>(), "Anomaly Transformer: association discrepancy x reconstruction, per step"}},

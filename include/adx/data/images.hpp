@@ -11,9 +11,12 @@
 
 namespace adx {
 
-/// Reads an image file as a 3 x H x W float tensor in [0, 1] (grey is repeated to three channels).
-/// A missing or unreadable file is an IoError naming it.
-at::Tensor read_image(const std::string& path);
+/// Reads an image file as a `channels` x H x W float tensor in [0, 1] (channels 3: grey is repeated to
+/// three channels; channels 1: colour is converted to grey). A missing or unreadable file is an IoError naming it.
+at::Tensor read_image(const std::string& path, int channels = 3);
+
+/// The image files (png, jpg, jpeg, bmp) in `folder`, and with `recursive` in its subfolders, sorted.
+std::vector<std::string> list_image_files(const std::string& folder, bool recursive = false);
 
 /// Reads a mask file as a 1 x H x W float tensor of 0 / 1 (any nonzero pixel is a defect).
 at::Tensor read_mask(const std::string& path);

@@ -2,12 +2,20 @@
 // Synthetic anomalies for self-supervised inspection (DRAEM, CutPaste, NSA): Perlin-noise
 // masks and the blend DRAEM pastes with, and CutPaste's rectangle. Written once here so
 // that the detectors built on them share one implementation.
+#include <adx/core/options.hpp>
+
 #include <ATen/core/Generator.h>
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <string>
+#include <vector>
 
 namespace adx {
+
+/// Rotates a C x H x W image (or an H x W map) by `degrees` about its centre (bilinear; zero outside the
+/// original, as imgaug's Affine with its default constant fill).
+at::Tensor rotate_image(const at::Tensor& image, double degrees);
 
 /// 2-D Perlin gradient noise as DRAEM's reference code computes it (rand_perlin_2d): a lattice of
 /// (cells_y + 1) x (cells_x + 1) unit gradients at `angles` (radians), the fade 6t^5 - 15t^4 + 10t^3,
@@ -20,14 +28,71 @@ at::Tensor random_perlin_noise(int64_t height, int64_t width, int64_t cells_y, i
                                at::Generator generator);
 
 /// DRAEM's anomaly mask for a height x width image: Perlin noise with 2^a x 2^b cells (a, b uniform in
-/// [0, max_scale_log2)), thresholded at `threshold` (DRAEM's 0.5); float 0/1, height x width. Sides must
-/// be multiples of 2^(max_scale_log2 - 1).
+/// [0, max_scale_log2)), rotated by an angle uniform in [-max_rotation_degrees, max_rotation_degrees]
+/// (DRAEM's 90), thresholded at `threshold` (DRAEM's 0.5); float 0/1, height x width. Sides must be
+/// multiples of 2^(max_scale_log2 - 1).
 at::Tensor perlin_mask(int64_t height, int64_t width, at::Generator generator, double threshold = 0.5,
-                       int64_t max_scale_log2 = 6);
+                       int64_t max_scale_log2 = 6, double max_rotation_degrees = 0.0);
 
 /// DRAEM's blend of `source` into `image` under `mask` (C x H x W images, H x W mask in [0, 1]):
 /// (1 - mask) image + (1 - beta) mask source + beta mask image, beta the opacity in [0, 1).
 at::Tensor blend_anomaly(const at::Tensor& image, const at::Tensor& source, const at::Tensor& mask, double beta);
+
+/// DRAEM's augmentation of an anomaly source image (C x H x W in [0, 1]): `count` distinct operations drawn
+/// from its ten (per-channel gamma 0.5-2, brightness x0.8-1.2 and +-30/255, sharpness 0-2, hue and saturation
+/// shifts of up to 50/255, solarize above 32-128/255 with probability 0.5, posterize to 1-8 bits, invert,
+/// autocontrast with a 0-20% cut-off, histogram equalisation, rotation by up to 45 degrees), applied in the
+/// order drawn. Returns values in [0, 1].
+at::Tensor augment_anomaly_source(const at::Tensor& image, at::Generator generator, int64_t count = 3);
+
+/// A procedural texture, channels x height x width in [0, 1], for when no texture folder is given: fractal
+/// Perlin noise, stripes or a checkerboard (the latter two warped by noise), in two random colours.
+at::Tensor procedural_texture(int64_t channels, int64_t height, int64_t width, at::Generator generator);
+
+/// Where synthetic anomalies take their content from.
+enum class AnomalySourceKind {
+  Textures,     ///< images of a texture folder (DRAEM uses DTD), or procedural textures without one
+  NormalImages  ///< the other training images (NSA, CutPaste)
+};
+ADX_ENUM_NAMES(AnomalySourceKind, {AnomalySourceKind::Textures, "textures"},
+               {AnomalySourceKind::NormalImages, "normal_images"});
+
+/// Draws anomaly source images of one size: a file of a texture folder (every png, jpg and bmp under it,
+/// read when drawn), a procedural texture, or one of a set of normal images.
+class AnomalySource {
+ public:
+  /// Textures from `folder`, or procedural ones when `folder` is empty. A folder that does not exist or
+  /// holds no images is an IoError.
+  static AnomalySource textures(const std::string& folder);
+  /// The images of `images` (N x C x H x W, N >= 1).
+  static AnomalySource normal_images(const at::Tensor& images);
+
+  /// One source image, channels x height x width in [0, 1], on the CPU.
+  at::Tensor draw(int64_t channels, int64_t height, int64_t width, at::Generator generator) const;
+  /// "procedural", "folder <path> (<n> images)" or "<n> normal images".
+  std::string describe() const;
+
+ private:
+  std::string folder_;
+  std::vector<std::string> files_;
+  at::Tensor images_;
+};
+
+/// DRAEM's synthetic anomaly (Zavrtanik et al. 2021, its reference data set): `source` blended into `image`
+/// under a rotated Perlin mask with opacity beta uniform in [opacity_min, opacity_max). (The mask can come
+/// out empty; the reference, too, then trains on an unchanged image.)
+struct PerlinAnomalyOptions {
+  double opacity_min = 0.0, opacity_max = 0.8;
+  double threshold = 0.5;
+  int64_t max_scale_log2 = 6;
+  double max_rotation_degrees = 90.0;
+};
+struct SyntheticAnomaly {
+  at::Tensor image;  ///< C x H x W
+  at::Tensor mask;   ///< H x W, 0 / 1
+};
+SyntheticAnomaly perlin_anomaly(const at::Tensor& image, const at::Tensor& source, at::Generator generator,
+                                const PerlinAnomalyOptions& options = {});
 
 /// A rectangle inside an image.
 struct PatchBox {
