@@ -249,3 +249,46 @@ TEST_CASE("anomaly sources: procedural textures vary, augmentation stays in rang
   }
   REQUIRE(non_empty >= 5);
 }
+
+TEST_CASE("median filters match hand-worked values; NSA's anomalies change the image inside their patches only "
+          "and label it by how much it changed", "[data][synthesis]") {
+  // scikit-image's disk(5) holds 81 pixels; a 3 x 3 median of a lone spike removes it and keeps a block.
+  REQUIRE(adx::disk_footprint(5).sum().item<int64_t>() == 81);
+  REQUIRE(adx::disk_footprint(1).sum().item<int64_t>() == 5);
+  auto map = torch::zeros({5, 5});
+  map[0][0] = 9;                              // a corner spike: replicated edges give it 4 of 9 neighbours
+  map.slice(0, 2, 5).slice(1, 2, 5).fill_(1);  // a 3 x 3 block in the other corner
+  const auto filtered = adx::median_filter(map, torch::ones({3, 3}, torch::kBool));
+  REQUIRE(filtered[0][0].item<double>() == 0);
+  REQUIRE(filtered[3][3].item<double>() == 1);
+  REQUIRE(filtered[4][4].item<double>() == 1);
+  REQUIRE(filtered[2][2].item<double>() == 0);  // 4 of its 9 neighbours are 1
+  REQUIRE_THROWS_AS(adx::median_filter(map, torch::ones({2, 2}, torch::kBool)), adx::ShapeError);
+
+  auto gen = at::detail::createCPUGenerator(21);
+  // A smooth image and a striped source: blended patches carry the stripes.
+  const auto y = torch::linspace(0.2, 0.6, 96).reshape({1, 96, 1}).expand({3, 96, 96}).contiguous();
+  const auto source = (0.5 + 0.4 * torch::sin(torch::arange(96, torch::kFloat32) * 0.8)).reshape({1, 1, 96}).expand({3, 96, 96}).contiguous();
+  int labelled = 0;
+  for (int k = 0; k < 10; ++k) {
+    const auto anomaly = adx::natural_anomaly(y, source, gen);
+    REQUIRE(anomaly.image.sizes() == y.sizes());
+    REQUIRE(anomaly.mask.sizes() == torch::IntArrayRef({96, 96}));
+    REQUIRE(anomaly.mask.min().item<double>() >= 0);
+    REQUIRE(anomaly.mask.max().item<double>() <= 1);
+    // The label is 0 farther than 2 px (the 5 x 5 median's reach) from every pixel the blend changed.
+    const auto changed = ((anomaly.image - y).abs().amax(0) > 0).to(torch::kFloat32);
+    const auto near_change = torch::max_pool2d(changed.unsqueeze(0), 5, 1, 2).squeeze(0) > 0;
+    REQUIRE(anomaly.mask.masked_select(~near_change).abs().sum().item<double>() == 0);
+    labelled += anomaly.mask.max().item<double>() > 0.5;
+  }
+  REQUIRE(labelled >= 8);
+  // Patches of a flat image blended into itself change nothing, so nothing is labelled.
+  const auto flat = torch::full({3, 96, 96}, 0.4);
+  const auto same = adx::natural_anomaly(flat, flat, gen);
+  REQUIRE(torch::allclose(same.image, flat, 0, 1e-4));
+  REQUIRE(same.mask.max().item<double>() == 0);
+  adx::NaturalAnomalyOptions bad;
+  bad.max_half_width = 0.6;
+  REQUIRE_THROWS_AS(adx::natural_anomaly(y, source, gen, bad), adx::ValueError);
+}

@@ -3,6 +3,7 @@
 #include <adx/core/error.hpp>
 #include <adx/data/data.hpp>
 #include <adx/data/images.hpp>
+#include <adx/data/poisson_blend.hpp>
 
 #include <torch/torch.h>
 
@@ -12,9 +13,7 @@
 namespace adx {
 namespace {
 
-double uniform(at::Generator& generator, double low, double high) {
-  return torch::empty({1}, torch::kDouble).uniform_(low, high, generator).item<double>();
-}
+double uniform(at::Generator& generator, double low, double high) { return draw_uniform(generator, low, high); }
 
 // An integer uniform in [0, n).
 int64_t uniform_index(at::Generator& generator, int64_t n) {
@@ -90,6 +89,10 @@ at::Tensor equalize(const at::Tensor& image) {
 }
 
 }  // namespace
+
+double draw_uniform(at::Generator generator, double low, double high) {
+  return torch::empty({1}, torch::kDouble).uniform_(low, high, generator).item<double>();
+}
 
 at::Tensor rotate_image(const at::Tensor& image, double degrees) {
   ADX_CHECK_AS(ShapeError, image.dim() == 2 || image.dim() == 3, "rotate_image takes H x W or C x H x W, got {}",
@@ -319,6 +322,111 @@ at::Tensor blend_anomaly(const at::Tensor& image, const at::Tensor& source, cons
   return (1 - m) * image + (1 - beta) * m * source + beta * m * image;
 }
 
+at::Tensor disk_footprint(int64_t radius) {
+  const auto offsets = torch::arange(-radius, radius + 1, torch::kFloat64);
+  return (offsets.pow(2).unsqueeze(1) + offsets.pow(2).unsqueeze(0)) <= static_cast<double>(radius * radius);
+}
+
+at::Tensor median_filter(const at::Tensor& map, const at::Tensor& footprint) {
+  ADX_CHECK_AS(ShapeError, map.dim() == 2 && footprint.dim() == 2 && footprint.size(0) == footprint.size(1) &&
+                               footprint.size(0) % 2 == 1,
+               "median_filter takes an H x W map and a K x K footprint with K odd, got {} and {}",
+               shape_string(map.sizes().vec()), shape_string(footprint.sizes().vec()));
+  const int64_t k = footprint.size(0), pad = k / 2;
+  namespace F = torch::nn::functional;
+  const auto padded =
+      F::pad(map.to(torch::kFloat32).unsqueeze(0).unsqueeze(0), F::PadFuncOptions({pad, pad, pad, pad}).mode(torch::kReplicate));
+  // Every pixel's K x K neighbourhood as a column, then only the footprint's rows.
+  const auto columns = F::unfold(padded, F::UnfoldFuncOptions({k, k})).squeeze(0);
+  const auto kept = columns.index_select(0, footprint.reshape({-1}).nonzero().squeeze(1));
+  return std::get<0>(kept.median(0)).reshape(map.sizes());
+}
+
+SyntheticAnomaly natural_anomaly(const at::Tensor& image, const at::Tensor& source, at::Generator generator,
+                                 const NaturalAnomalyOptions& o) {
+  ADX_CHECK_AS(ShapeError, image.dim() == 3 && source.sizes() == image.sizes(),
+               "a natural anomaly needs a C x H x W image and a source of one shape, got {} and {}",
+               shape_string(image.sizes().vec()), shape_string(source.sizes().vec()));
+  ADX_CHECK_AS(ValueError,
+               o.max_patches >= 1 && 0 < o.min_half_width && o.min_half_width <= o.max_half_width &&
+                   o.max_half_width < 0.5 && 0 < o.min_scale && o.min_scale <= o.max_scale && o.gamma_shape > 0 &&
+                   o.gamma_scale > 0,
+               "natural anomaly options need max_patches >= 1, 0 < min_half_width <= max_half_width < 0.5 and "
+               "0 < min_scale <= max_scale, got {}, {}, {}, {}, {}",
+               o.max_patches, o.min_half_width, o.max_half_width, o.min_scale, o.max_scale);
+  const int64_t height = image.size(1), width = image.size(2);
+  const auto original = image.to(torch::kFloat32);
+  const auto donor = source.to(torch::kFloat32);
+  auto result = original.clone();
+  auto patches = torch::zeros({height, width});
+  const int64_t min_h = std::llround(o.min_half_width * height), max_h = std::llround(o.max_half_width * height);
+  const int64_t min_w = std::llround(o.min_half_width * width), max_w = std::llround(o.max_half_width * width);
+  ADX_CHECK_AS(ShapeError, min_h >= 1 && min_w >= 1, "a natural anomaly needs an image of at least {} x {} px, got {} x {}",
+               static_cast<int64_t>(std::ceil(0.5 / o.min_half_width)), static_cast<int64_t>(std::ceil(0.5 / o.min_half_width)),
+               height, width);
+  // An integer uniform in [low, high), as numpy's randint.
+  auto randint = [&](int64_t low, int64_t high) { return low + uniform_index(generator, std::max<int64_t>(1, high - low)); };
+  // Gamma(shape, scale) by Marsaglia and Tsang's method, from the generator's normals and uniforms.
+  auto gamma = [&] {
+    const double shape = o.gamma_shape < 1 ? o.gamma_shape + 1 : o.gamma_shape;
+    const double d = shape - 1.0 / 3.0, c = 1.0 / std::sqrt(9.0 * d);
+    double value = 0;
+    for (;;) {
+      const double z = torch::empty({1}, torch::kDouble).normal_(0, 1, generator).item<double>();
+      const double v = std::pow(1 + c * z, 3);
+      if (v <= 0) continue;
+      if (std::log(uniform(generator, 0, 1)) < 0.5 * z * z + d - d * v + d * std::log(v)) {
+        value = d * v;
+        break;
+      }
+    }
+    if (o.gamma_shape < 1) value *= std::pow(uniform(generator, 0, 1), 1.0 / o.gamma_shape);
+    return value * o.gamma_scale;
+  };
+  for (int64_t p = 0; p < o.max_patches; ++p) {
+    if (p > 0 && uniform(generator, 0, 1) < 0.5) continue;
+    const int64_t half_h = std::clamp<int64_t>(static_cast<int64_t>((o.gamma_offset + gamma()) * height), min_h, max_h);
+    const int64_t half_w = std::clamp<int64_t>(static_cast<int64_t>((o.gamma_offset + gamma()) * width), min_w, max_w);
+    const int64_t centre_y = randint(min_h, height - min_h), centre_x = randint(min_w, width - min_w);
+    const int64_t top = std::max<int64_t>(0, centre_y - half_h), bottom = std::min(height, centre_y + half_h);
+    const int64_t left = std::max<int64_t>(0, centre_x - half_w), right = std::min(width, centre_x + half_w);
+    int64_t h = bottom - top, w = right - left;
+    if (h < 3 || w < 3) continue;
+    // Resize by a factor N(1, 0.5), clipped, keeping the aspect ratio within the bounds.
+    const double scale = std::clamp(torch::empty({1}, torch::kDouble).normal_(1, 0.5, generator).item<double>(),
+                                    o.min_scale, o.max_scale);
+    const double scaled_h = std::clamp(scale * static_cast<double>(h), static_cast<double>(min_h), static_cast<double>(max_h));
+    const int64_t new_w = std::clamp<int64_t>(static_cast<int64_t>(scaled_h / h * w), min_w, max_w);
+    const int64_t new_h = std::clamp<int64_t>(static_cast<int64_t>(static_cast<double>(new_w) / w * h), min_h, max_h);
+    auto patch = donor.slice(1, top, bottom).slice(2, left, right).unsqueeze(0);
+    namespace F = torch::nn::functional;
+    patch = F::interpolate(patch, F::InterpolateFuncOptions()
+                                      .size(std::vector<int64_t>{new_h, new_w})
+                                      .mode(torch::kBilinear)
+                                      .align_corners(false))
+                .squeeze(0);
+    h = new_h, w = new_w;
+    if (h < 3 || w < 3 || height - h / 2 - 1 <= h / 2 + 1 || width - w / 2 - 1 <= w / 2 + 1) continue;
+    const int64_t to_y = randint(h / 2 + 1, height - h / 2 - 1) - h / 2;
+    const int64_t to_x = randint(w / 2 + 1, width - w / 2 - 1) - w / 2;
+    // The patch placed on a copy of the image; its outer ring stays the boundary, as the reference zeroes it.
+    auto placed = result.clone();
+    placed.slice(1, to_y, to_y + h).slice(2, to_x, to_x + w).copy_(patch);
+    auto inside = torch::zeros({height, width});
+    inside.slice(0, to_y + 1, to_y + h - 1).slice(1, to_x + 1, to_x + w - 1).fill_(1);
+    if (inside.sum().item<double>() < 50) continue;
+    PoissonBlendOptions blend;
+    blend.mixed = o.mixed_gradients;
+    result = poisson_blend(result, placed, inside, blend).clamp(0, 1);
+    patches.slice(0, to_y, to_y + h).slice(1, to_x, to_x + w).fill_(1);
+  }
+  const auto difference = (original - result).abs().mean(0) * 255.0 * patches;
+  const auto changed = median_filter((difference > o.tolerance).to(torch::kFloat32), torch::ones({5, 5}, torch::kBool));
+  const auto intensity = median_filter(difference * changed, disk_footprint(5));
+  const auto label = changed / (1 + torch::exp(-o.label_k * (intensity - o.label_x0)));
+  return {result.to(image.scalar_type()), label};
+}
+
 PatchBox cutpaste_box(int64_t height, int64_t width, at::Generator generator, double area_min, double area_max,
                       double aspect_min) {
   ADX_CHECK_AS(ValueError, 0 < area_min && area_min <= area_max && area_max <= 1 && 0 < aspect_min && aspect_min <= 1,
@@ -349,6 +457,83 @@ at::Tensor paste_patch(const at::Tensor& image, const PatchBox& from, const Patc
   out.slice(1, to.top, to.top + to.height)
       .slice(2, to.left, to.left + to.width)
       .copy_(image.slice(1, from.top, from.top + from.height).slice(2, from.left, from.left + from.width));
+  return out;
+}
+
+at::Tensor color_jitter(const at::Tensor& image, at::Generator generator, double strength) {
+  ADX_CHECK_AS(ShapeError, image.dim() == 3 && (image.size(0) == 1 || image.size(0) == 3),
+               "color_jitter takes a 1 x H x W or 3 x H x W image, got {}", shape_string(image.sizes().vec()));
+  ADX_CHECK_AS(ValueError, strength >= 0 && strength <= 0.5, "color_jitter strength must be in [0, 0.5], got {}",
+               strength);
+  auto x = image.to(torch::kFloat32);
+  const auto grey = [](const at::Tensor& t) {
+    return t.size(0) == 3 ? (0.299 * t[0] + 0.587 * t[1] + 0.114 * t[2]).unsqueeze(0) : t;
+  };
+  const auto order = torch::randperm(4, generator, torch::kLong);
+  for (int64_t k = 0; k < 4; ++k) {
+    switch (order[k].item<int64_t>()) {
+      case 0:  // brightness
+        x = x * uniform(generator, 1 - strength, 1 + strength);
+        break;
+      case 1: {  // contrast: towards the mean grey level
+        const double factor = uniform(generator, 1 - strength, 1 + strength);
+        x = factor * x + (1 - factor) * grey(x).mean();
+        break;
+      }
+      case 2: {  // saturation: towards the pixel's grey
+        const double factor = uniform(generator, 1 - strength, 1 + strength);
+        if (x.size(0) == 3) x = factor * x + (1 - factor) * grey(x);
+        break;
+      }
+      default: {  // hue
+        const double turn = uniform(generator, -strength, strength);
+        if (x.size(0) == 3) x = shift_hue_saturation(x, turn * 2 * std::acos(-1.0), 1.0);
+        break;
+      }
+    }
+    x = x.clamp(0, 1);
+  }
+  return x;
+}
+
+at::Tensor cutpaste(const at::Tensor& image, at::Generator generator) {
+  ADX_CHECK_AS(ShapeError, image.dim() == 3, "cutpaste takes a C x H x W image, got {}", shape_string(image.sizes().vec()));
+  const int64_t height = image.size(1), width = image.size(2);
+  const auto from = cutpaste_box(height, width, generator);
+  PatchBox to = from;
+  to.top = uniform_index(generator, height - from.height + 1);
+  to.left = uniform_index(generator, width - from.width + 1);
+  auto out = image.clone();
+  const auto patch = image.slice(1, from.top, from.top + from.height).slice(2, from.left, from.left + from.width);
+  out.slice(1, to.top, to.top + to.height).slice(2, to.left, to.left + to.width).copy_(color_jitter(patch, generator));
+  return out;
+}
+
+at::Tensor cutpaste_scar(const at::Tensor& image, at::Generator generator) {
+  ADX_CHECK_AS(ShapeError, image.dim() == 3 && image.size(1) >= 16 && image.size(2) >= 16,
+               "cutpaste_scar takes a C x H x W image of at least 16 x 16, got {}", shape_string(image.sizes().vec()));
+  const int64_t height = image.size(1), width = image.size(2);
+  const double unit = static_cast<double>(std::min(height, width)) / 256.0;
+  const int64_t scar_w = std::clamp<int64_t>(std::llround(uniform(generator, 2, 16) * unit), 1, width - 1);
+  const int64_t scar_h = std::clamp<int64_t>(std::llround(uniform(generator, 10, 25) * unit), 2, height - 1);
+  const int64_t top = uniform_index(generator, height - scar_h + 1), left = uniform_index(generator, width - scar_w + 1);
+  const auto patch = color_jitter(image.slice(1, top, top + scar_h).slice(2, left, left + scar_w), generator);
+  // Rotated on a square canvas as large as its diagonal, with a mask of where the scar lies (PIL's
+  // rotate(expand=True) with its alpha channel).
+  const int64_t side = static_cast<int64_t>(std::ceil(std::hypot(scar_h, scar_w))) + 1;
+  auto canvas = torch::zeros({image.size(0) + 1, side, side});
+  const int64_t at_y = (side - scar_h) / 2, at_x = (side - scar_w) / 2;
+  canvas.slice(0, 0, image.size(0)).slice(1, at_y, at_y + scar_h).slice(2, at_x, at_x + scar_w).copy_(patch);
+  canvas[image.size(0)].slice(0, at_y, at_y + scar_h).slice(1, at_x, at_x + scar_w).fill_(1);
+  canvas = rotate_image(canvas, uniform(generator, -45, 45));
+  const int64_t to_y = uniform_index(generator, std::max<int64_t>(1, height - side + 1));
+  const int64_t to_x = uniform_index(generator, std::max<int64_t>(1, width - side + 1));
+  const int64_t fit_h = std::min(side, height - to_y), fit_w = std::min(side, width - to_x);
+  auto out = image.clone();
+  auto region = out.slice(1, to_y, to_y + fit_h).slice(2, to_x, to_x + fit_w);
+  const auto placed = canvas.slice(1, 0, fit_h).slice(2, 0, fit_w);
+  const auto inside = (placed[image.size(0)] > 0.5).unsqueeze(0).expand({image.size(0), fit_h, fit_w});
+  region.copy_(torch::where(inside, placed.slice(0, 0, image.size(0)).to(out.scalar_type()), region));
   return out;
 }
 

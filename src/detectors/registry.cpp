@@ -24,6 +24,8 @@
 #include <adx/detectors/registry.hpp>
 #include <adx/detectors/rotation/rotation.hpp>
 #include <adx/detectors/draem/draem.hpp>
+#include <adx/detectors/nsa/nsa.hpp>
+#include <adx/detectors/cutpaste/cutpaste.hpp>
 #include <adx/detectors/memae/memae.hpp>
 #include <adx/detectors/frame_prediction/frame_prediction.hpp>
 #include <adx/detectors/mil/mil.hpp>
@@ -59,6 +61,8 @@ std::map<std::string, Entry> builtin_detectors() {
       {"f_anogan", {factory_for<FAnogan>(), "f-AnoGAN: WGAN-GP and an izi_f encoder, score = image + kappa * feature residual"}},
       {"simclr", {factory_for<Simclr>(), "SimCLR (NT-Xent) features scored by kNN cosine or SVDD distance"}},
       {"draem", {factory_for<Draem>(), "DRAEM: reconstruction + segmentation of synthetic anomalies; map = anomaly probability"}},
+      {"nsa", {factory_for<Nsa>(), "NSA: segments Poisson-blended patches of other normal images; map = anomaly probability"}},
+      {"cutpaste", {factory_for<Cutpaste>(), "CutPaste: classifier of cut-paste and scar augmentations, Gaussian density of its features; patch-level map"}},
       {"rotation", {factory_for<Rotation>(), "predicts rotations / GEOM transformations; score = -log-likelihood"}},
       {"anomaly_transformer",
        {factory_for<AnomalyTransformer>(), "Anomaly Transformer: association discrepancy x reconstruction, per step"}},

@@ -13,6 +13,9 @@
 
 namespace adx {
 
+/// A number uniform in [low, high) from `generator`.
+double draw_uniform(at::Generator generator, double low, double high);
+
 /// Rotates a C x H x W image (or an H x W map) by `degrees` about its centre (bilinear; zero outside the
 /// original, as imgaug's Affine with its default constant fill).
 at::Tensor rotate_image(const at::Tensor& image, double degrees);
@@ -89,10 +92,38 @@ struct PerlinAnomalyOptions {
 };
 struct SyntheticAnomaly {
   at::Tensor image;  ///< C x H x W
-  at::Tensor mask;   ///< H x W, 0 / 1
+  at::Tensor mask;   ///< H x W: 0 / 1 (DRAEM), or a continuous label in [0, 1] (NSA)
 };
 SyntheticAnomaly perlin_anomaly(const at::Tensor& image, const at::Tensor& source, at::Generator generator,
                                 const PerlinAnomalyOptions& options = {});
+
+/// NSA's natural synthetic anomaly (Schlüter et al., ECCV 2022, its reference patch_ex with the
+/// logistic-intensity label): patches of `source`, resized, moved and Poisson-blended into `image`; the label
+/// is how much each pixel changed. Per patch (the first always, each further one on a coin flip):
+///   half-widths (gamma_offset + Gamma(gamma_shape, gamma_scale)) x side, clipped to [min_half_width,
+///   max_half_width] x side; a random centre in the source; the patch resized by a factor N(1, 0.5) clipped to
+///   [min_scale, max_scale] (its sides kept within the half-width bounds, as the reference does); a random
+///   centre in the image; seamless cloning with the source's (or mixed) gradients, the patch's outer ring
+///   kept as the boundary. Patches under 50 pixels are skipped.
+/// Label, on the 0-255 scale: d = the mean over channels of |image - result| inside the patches; the pixels
+/// with d > tolerance, 5 x 5 median-filtered, times the logistic 1 / (1 + exp(-k (m - x0))) of m, d
+/// median-filtered over a disk of radius 5.
+struct NaturalAnomalyOptions {
+  int64_t max_patches = 3;
+  double min_half_width = 0.03, max_half_width = 0.4;
+  double gamma_shape = 2.0, gamma_scale = 0.05, gamma_offset = 0.03;
+  double min_scale = 0.7, max_scale = 1.3;
+  bool mixed_gradients = false;
+  double label_k = 1.0 / 6.0, label_x0 = 20.0, tolerance = 1.0;
+};
+SyntheticAnomaly natural_anomaly(const at::Tensor& image, const at::Tensor& source, at::Generator generator,
+                                 const NaturalAnomalyOptions& options = {});
+
+/// The median of each pixel's neighbours in a `footprint` (K x K, K odd, nonzero = counted) of an H x W map,
+/// edges replicated (OpenCV's medianBlur, scikit-image's median with mode 'nearest').
+at::Tensor median_filter(const at::Tensor& map, const at::Tensor& footprint);
+/// A (2r + 1) x (2r + 1) disk: x^2 + y^2 <= r^2 (scikit-image's disk(r)).
+at::Tensor disk_footprint(int64_t radius);
 
 /// A rectangle inside an image.
 struct PatchBox {
@@ -107,5 +138,18 @@ PatchBox cutpaste_box(int64_t height, int64_t width, at::Generator generator, do
 
 /// Copies `from` of `image` (C x H x W) onto `to` (same size) and returns the new image.
 at::Tensor paste_patch(const at::Tensor& image, const PatchBox& from, const PatchBox& to);
+
+/// torchvision's ColorJitter(strength, strength, strength, strength) on a C x H x W image in [0, 1]:
+/// brightness, contrast and saturation factors uniform in [1 - strength, 1 + strength] and a hue shift of up
+/// to `strength` of a turn, in a random order (grey images skip saturation and hue).
+at::Tensor color_jitter(const at::Tensor& image, at::Generator generator, double strength = 0.1);
+
+/// CutPaste (Li et al., CVPR 2021): a cutpaste_box of the image, colour-jittered (0.1), pasted at another
+/// uniform place.
+at::Tensor cutpaste(const at::Tensor& image, at::Generator generator);
+
+/// CutPaste-Scar: a thin rectangle (width 2-16 px, height 10-25 px at 256 px, scaled to the image's side) of
+/// the image, colour-jittered, rotated by up to 45 degrees, pasted at another uniform place.
+at::Tensor cutpaste_scar(const at::Tensor& image, at::Generator generator);
 
 }  // namespace adx

@@ -11,9 +11,7 @@
 // adx's defaults are scaled to train on a CPU in minutes; the reference's are
 // image_size=256 reconstruction_width=128 segmentation_width=64, 700 epochs of
 // batch 8 at learning rate 1e-4 (README: DRAEM).
-#include <adx/data/synthesis.hpp>
-#include <adx/detectors/detector.hpp>
-#include <adx/train/trainer.hpp>
+#include <adx/detectors/components/self_supervised.hpp>
 
 namespace adx {
 
@@ -48,13 +46,12 @@ struct DraemOptions {
   ADX_DETECTOR_OPTIONS(Preprocess::None);
 };
 
-class Draem : public DetectorWithOptions<DraemOptions> {
+class Draem : public SyntheticAnomalyDetector<DraemOptions> {
  public:
   using Options = DraemOptions;
   explicit Draem(Options options = Options());
   ~Draem() override;
   std::string type() const override { return "draem"; }
-  std::vector<std::string> input_kinds() const override { return {kinds::kImage}; }
 
   /// One training example as fit() makes it, for images N x C x H x W at the working size: the images with
   /// synthetic anomalies, the anomaly-free targets and the N x 1 x H x W masks (for inspection and tests).
@@ -64,22 +61,14 @@ class Draem : public DetectorWithOptions<DraemOptions> {
   Example synthesize(const torch::Tensor& images, at::Generator generator) const;
 
  protected:
-  void build(const std::vector<int64_t>& item_shape, const InputKind& kind) override;
-  void fit_model(const Data& train, const Data& validation) override;
-  Scores score_model(const Batch& batch) override;
+  void build_networks(int64_t channels) override;
+  torch::Tensor synthetic_loss(const torch::Tensor& working_images, at::Generator generator) override;
+  torch::Tensor anomaly_map(const torch::Tensor& working_images) override;
   torch::nn::Module* model() override;
 
  private:
   struct Networks;
-  torch::Tensor to_working_size(const torch::Tensor& images) const;
-  /// Anomaly probabilities at the working size, N x 1 x S x S.
-  torch::Tensor anomaly_probability(const torch::Tensor& working_images);
-  torch::Tensor loss(const torch::Tensor& images, bool training);
-
   std::shared_ptr<Networks> networks_;
-  std::unique_ptr<AnomalySource> source_;
-  int64_t working_height_ = 0, working_width_ = 0;
-  at::Generator validation_generator_;
 };
 
 }  // namespace adx

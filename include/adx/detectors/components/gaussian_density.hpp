@@ -1,0 +1,21 @@
+#pragma once
+// A Gaussian density of feature rows with Ledoit and Wolf's shrunk covariance:
+// CutPaste's density estimate (its reference uses scikit-learn's LedoitWolf).
+#include <torch/torch.h>
+
+namespace adx {
+
+struct GaussianDensity {
+  torch::Tensor mean;       ///< D, float64
+  torch::Tensor precision;  ///< D x D, the inverse of the shrunk covariance, float64
+  double shrinkage = 0;     ///< Ledoit and Wolf's weight of the scaled identity, in [0, 1]
+};
+
+/// Fits the mean and the covariance (1 - s) S + s (tr S / D) I of `rows` (N x D, N >= 2), S the maximum-likelihood
+/// covariance and s Ledoit and Wolf's shrinkage, computed as scikit-learn's ledoit_wolf_shrinkage; in float64.
+GaussianDensity fit_gaussian_density(const torch::Tensor& rows);
+
+/// Mahalanobis distance of each row (N x D) to the density: N values on the rows' device, float32.
+torch::Tensor mahalanobis_distances(const GaussianDensity& density, const torch::Tensor& rows);
+
+}  // namespace adx

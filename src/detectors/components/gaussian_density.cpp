@@ -1,0 +1,44 @@
+#include <adx/core/error.hpp>
+#include <adx/data/data.hpp>
+#include <adx/detectors/components/gaussian_density.hpp>
+#include <adx/detectors/padim/padim.hpp>
+
+namespace adx {
+
+GaussianDensity fit_gaussian_density(const torch::Tensor& rows) {
+  ADX_CHECK_AS(ShapeError, rows.dim() == 2 && rows.size(0) >= 2 && rows.size(1) >= 1,
+               "a Gaussian density needs N x D rows with N >= 2, got {}", shape_string(rows.sizes().vec()));
+  const auto x = rows.detach().to(torch::kCPU, torch::kFloat64);
+  const double n = static_cast<double>(x.size(0)), d = static_cast<double>(x.size(1));
+  GaussianDensity density;
+  density.mean = x.mean(0);
+  const auto centred = x - density.mean;
+  const auto covariance = centred.t().mm(centred) / n;
+  // Ledoit-Wolf shrinkage, term for term as scikit-learn's ledoit_wolf_shrinkage.
+  const auto variances = centred.pow(2).sum(0) / n;
+  const double mu = variances.sum().item<double>() / d;
+  const auto squared = centred.pow(2);
+  const double beta_sum = squared.t().mm(squared).sum().item<double>();
+  const double delta_sum = centred.t().mm(centred).pow(2).sum().item<double>() / (n * n);
+  double beta = (beta_sum / n - delta_sum) / (d * n);
+  const double delta = (delta_sum - 2.0 * mu * variances.sum().item<double>() + d * mu * mu) / d;
+  beta = std::min(beta, delta);
+  density.shrinkage = beta == 0 ? 0.0 : beta / delta;
+  const auto shrunk = (1 - density.shrinkage) * covariance +
+                      density.shrinkage * mu * torch::eye(x.size(1), torch::kFloat64);
+  density.precision = torch::linalg::pinv(shrunk);
+  return density;
+}
+
+torch::Tensor mahalanobis_distances(const GaussianDensity& density, const torch::Tensor& rows) {
+  ADX_CHECK_AS(ShapeError, rows.dim() == 2 && density.mean.defined() && rows.size(1) == density.mean.size(0),
+               "Mahalanobis distances need N x {} rows, got {}", density.mean.defined() ? density.mean.size(0) : 0,
+               shape_string(rows.sizes().vec()));
+  const auto options = rows.options().dtype(torch::kFloat32);
+  // One position of PaDiM's per-position distances.
+  return padim_distances(rows.to(torch::kFloat32).unsqueeze(0), density.mean.to(options).unsqueeze(0),
+                         density.precision.to(options).unsqueeze(0))
+      .squeeze(0);
+}
+
+}  // namespace adx
