@@ -177,8 +177,13 @@ Scores Cutpaste::score_model(const Batch& batch) {
   if (options_.localization()) {
     const int64_t p = patch_size(), stride = patch_stride();
     const int64_t grid_h = (working_height_ - p) / stride + 1, grid_w = (working_width_ - p) / stride + 1;
-    const auto distances =
-        mahalanobis_distances(patch_density_, normalised_embeddings(networks_->patch, patches(images), 4 * chunk));
+    // A chunk of images at a time: every image has grid_h x grid_w patches.
+    std::vector<torch::Tensor> parts;
+    for (int64_t begin = 0; begin < images.size(0); begin += chunk) {
+      const auto part = patches(images.slice(0, begin, std::min(images.size(0), begin + chunk)));
+      parts.push_back(mahalanobis_distances(patch_density_, normalised_embeddings(networks_->patch, part, 4 * chunk)));
+    }
+    const auto distances = torch::cat(parts);
     // Each patch's distance at its centre, spread over the image: the grid resized to the area the centres
     // span, padded by half a patch with the nearest value, and blurred over the patch (sigma = p / 4).
     const auto grid = distances.reshape({images.size(0), 1, grid_h, grid_w});
