@@ -398,13 +398,7 @@ SyntheticAnomaly natural_anomaly(const at::Tensor& image, const at::Tensor& sour
     const double scaled_h = std::clamp(scale * static_cast<double>(h), static_cast<double>(min_h), static_cast<double>(max_h));
     const int64_t new_w = std::clamp<int64_t>(static_cast<int64_t>(scaled_h / h * w), min_w, max_w);
     const int64_t new_h = std::clamp<int64_t>(static_cast<int64_t>(static_cast<double>(new_w) / w * h), min_h, max_h);
-    auto patch = donor.slice(1, top, bottom).slice(2, left, right).unsqueeze(0);
-    namespace F = torch::nn::functional;
-    patch = F::interpolate(patch, F::InterpolateFuncOptions()
-                                      .size(std::vector<int64_t>{new_h, new_w})
-                                      .mode(torch::kBilinear)
-                                      .align_corners(false))
-                .squeeze(0);
+    const auto patch = resize_image(donor.slice(1, top, bottom).slice(2, left, right), new_h, new_w);
     h = new_h, w = new_w;
     if (h < 3 || w < 3 || height - h / 2 - 1 <= h / 2 + 1 || width - w / 2 - 1 <= w / 2 + 1) continue;
     const int64_t to_y = randint(h / 2 + 1, height - h / 2 - 1) - h / 2;

@@ -46,9 +46,7 @@ Draem::Example Draem::synthesize(const torch::Tensor& images, at::Generator gene
   PerlinAnomalyOptions perlin;
   perlin.opacity_min = options_.opacity_min();
   perlin.opacity_max = options_.opacity_max();
-  auto uniform = [&](double low, double high) {
-    return torch::empty({1}, torch::kDouble).uniform_(low, high, generator).item<double>();
-  };
+  auto uniform = [&](double low, double high) { return draw_uniform(generator, low, high); };
   std::vector<torch::Tensor> inputs, targets, masks;
   for (int64_t i = 0; i < cpu.size(0); ++i) {
     auto image = cpu[i];
