@@ -2,6 +2,8 @@
 // Shared helpers of the test programs: temp paths and small synthetic data sets.
 #include <adx/base.hpp>
 
+#include <catch2/catch.hpp>
+
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -269,5 +271,26 @@ class AddressSpaceCap {
   rlimit saved_{};
   bool active_ = false;
 };
+
+/// The easy striped images grown to `size` px (nearest neighbour), kept in [0, 1].
+inline Easy easy_images_at(int64_t size, int64_t n_train, int64_t n_normal_test, int64_t n_anomalies) {
+  auto easy = easy_images(n_train, n_normal_test, n_anomalies);
+  easy.train = nearest_upscale(easy.train, size).clamp(0, 1);
+  easy.test = nearest_upscale(easy.test, size).clamp(0, 1);
+  return easy;
+}
+
+/// Saves the fitted detector, loads it back, and checks that it gives the very same scores, maps and threshold
+/// (or, like the original, none).
+inline void require_identical_reload(Detector& detector, const torch::Tensor& images, const Scores& scores) {
+  const auto path = temp_path(detector.type() + ".adx");
+  detector.save(path);
+  auto loaded = load(path);
+  const auto again = loaded->score(Data::images(images));
+  REQUIRE(torch::equal(again.per_item, scores.per_item));
+  REQUIRE(torch::equal(again.pixel_map, scores.pixel_map));
+  REQUIRE(loaded->calibrated() == detector.calibrated());
+  if (detector.calibrated()) REQUIRE(loaded->threshold() == detector.threshold());
+}
 
 }  // namespace adx::test

@@ -315,7 +315,7 @@ TEST_CASE("every option is spelled once and reaches the key/value map", "[option
                           "sparsity_target", "train.epochs", "train.grad_clip", "preprocess", "threshold.policy",
                           "threshold.pot_level", "runtime.device", "runtime.score_batch_size"})
     REQUIRE(ae.count(key) == 1);
-  REQUIRE(ae.size() == 8 + 14 + 1 + 6 + 5);
+  REQUIRE(ae.size() == 8 + 15 + 1 + 6 + 5);
 }
 
 TEST_CASE("class names and folders follow the registry names", "[layout]") {

@@ -14,28 +14,9 @@ using adx::Data;
 
 namespace {
 
-// The easy striped images grown to `size` px (nearest neighbour), kept in [0, 1].
-adx::test::Easy easy_images_at(int64_t size, int64_t n_train, int64_t n_normal_test, int64_t n_anomalies) {
-  auto easy = adx::test::easy_images(n_train, n_normal_test, n_anomalies);
-  easy.train = adx::test::nearest_upscale(easy.train, size).clamp(0, 1);
-  easy.test = adx::test::nearest_upscale(easy.test, size).clamp(0, 1);
-  return easy;
-}
-
 // The easy striped images, grown to 32 px (DRAEM halves the image 5 times) and kept in [0, 1].
 adx::test::Easy easy_images_32(int64_t n_train, int64_t n_normal_test, int64_t n_anomalies) {
-  return easy_images_at(32, n_train, n_normal_test, n_anomalies);
-}
-
-// Saves the fitted detector, loads it back, and checks that it gives the very same scores, maps and threshold.
-void require_identical_reload(adx::Detector& detector, const torch::Tensor& images, const adx::Scores& scores) {
-  const auto path = adx::test::temp_path(detector.type() + ".adx");
-  detector.save(path);
-  auto loaded = adx::load(path);
-  const auto again = loaded->score(Data::images(images));
-  REQUIRE(torch::equal(again.per_item, scores.per_item));
-  REQUIRE(torch::equal(again.pixel_map, scores.pixel_map));
-  REQUIRE(loaded->threshold() == detector.threshold());
+  return adx::test::easy_images_at(32, n_train, n_normal_test, n_anomalies);
 }
 
 // Small networks that train in seconds.
@@ -71,7 +52,7 @@ TEST_CASE("DRAEM finds blobs it never saw, maps them where they are, and reloads
   INFO("mean map on the blobs " << on << ", off them " << off);
   CHECK(on > off);
 
-  require_identical_reload(*draem, easy.test, scores);
+  adx::test::require_identical_reload(*draem, easy.test, scores);
 
   // Equal seeds give equal models.
   auto twin = adx::make_detector("draem", small_draem(1));
@@ -114,34 +95,45 @@ TEST_CASE("DRAEM refuses bad options and bad images with clear errors", "[self_s
                     adx::Error);
 }
 
-TEST_CASE("NSA finds synthetic defects from blended patches of normal images, and reloads to identical scores",
+TEST_CASE("NSA finds patches of other normal images, and reloads to identical scores",
           "[self_supervised][detectors]") {
-  // NSA's anomalies are patches of other normal images; on the easy striped images they never look like
-  // the bright blobs (AUROC below 0.5 measured), so NSA is tested on the synthetic washers' defects. It
-  // needs about 100 steps to rank them (48 images gave 0.31 and 0.57, 100 images 0.94).
-  const auto root = adx::test::temp_path("nsa_synthetic");
-  std::filesystem::remove_all(root);
-  adx::SyntheticOptions synthetic;
-  synthetic.image_size = 64;
-  synthetic.train_images = 100;
-  synthetic.good_test_images = 10;
-  synthetic.defects_per_type = 2;
-  adx::write_synthetic_industrial(root, synthetic);
-  const auto category = adx::load_mvtec_category(root + "/washer", {64, 0});
-  adx::OptionMap options{{"image_size", "0"}, {"image_score", "mean"}, {"train.epochs", "20"},
-                         {"train.batch_size", "16"}, {"runtime.seed", "5"}};
+  // NSA learns to find patches of other normal images blended in. Its easy data are diagonal stripes of
+  // random phase with a patch of another stripe image (another phase) pasted in: a seam, as in NSA's own
+  // synthesis. (On the bright blobs of the DRAEM test, which none of its patches resemble, it ranks
+  // below chance.) 4 seeds gave AUROC 0.89 to 0.94 at these settings.
+  torch::manual_seed(5);
+  const int64_t size = 64;
+  const auto stripes = [&](int64_t n) {
+    const auto rows = torch::arange(size, torch::kFloat32).reshape({1, 1, size, 1});
+    const auto cols = torch::arange(size, torch::kFloat32).reshape({1, 1, 1, size});
+    const auto phase = torch::rand({n, 1, 1, 1}) * 6.283f;
+    const auto x = 0.5 + 0.3 * torch::sin(rows * 0.5 + cols * 0.2 + phase);
+    return (x.expand({n, 3, size, size}) + 0.02 * torch::randn({n, 3, size, size})).clamp(0, 1).contiguous();
+  };
+  const auto train = stripes(64);
+  auto normal = stripes(20), anomalies = stripes(20);
+  const auto donors = stripes(20);
+  for (int64_t i = 0; i < 20; ++i) {
+    using torch::indexing::Slice;
+    const int64_t h = 12 + (i * 7) % 12, w = 12 + (i * 5) % 12, r = (i * 11) % (size - h), c = (i * 13) % (size - w);
+    const auto region = std::vector<at::indexing::TensorIndex>{i, Slice(), Slice(r, r + h), Slice(c, c + w)};
+    anomalies.index_put_(region, donors.index(region));
+  }
+  const auto test = torch::cat({normal, anomalies});
+  std::vector<int> labels(20, 0);
+  labels.resize(40, 1);
+  adx::OptionMap options{{"image_size", "0"}, {"train.epochs", "20"}, {"train.batch_size", "16"},
+                         {"runtime.seed", "1"}};
   auto nsa = adx::make_detector("nsa", options);
-  nsa->fit(Data::images(category.train));
-  const auto scores = nsa->score(Data::images(category.test));
-  const double auroc = adx::metrics::roc_auc(category.test_labels, scores.to_vector());
+  nsa->fit(Data::images(train));
+  const auto scores = nsa->score(Data::images(test));
+  const double auroc = adx::metrics::roc_auc(labels, scores.to_vector());
   INFO("NSA image AUROC " << auroc);
-  // 0.83 with GCC, 0.61 with Clang (the sanitizer build): 20 epochs leave NSA sensitive to rounding, so the
-  // bound only asks for better than chance.
-  CHECK(auroc > 0.55);
-  REQUIRE(scores.pixel_map.sizes() == torch::IntArrayRef({category.test.size(0), 1, 64, 64}));
+  REQUIRE(auroc > 0.8);
+  REQUIRE(scores.pixel_map.sizes() == torch::IntArrayRef({test.size(0), 1, 64, 64}));
   // image_score=mean is the map's mean.
   REQUIRE(torch::allclose(scores.per_item, scores.pixel_map.flatten(1).mean(1), 1e-5, 1e-6));
-  require_identical_reload(*nsa, category.test, scores);
+  adx::test::require_identical_reload(*nsa, test, scores);
   REQUIRE_THROWS_AS(adx::make_detector("nsa", {{"max_half_width", "0.5"}}), adx::OptionError);
   REQUIRE_THROWS_AS(adx::make_detector("nsa", {{"image_size", "48"}}), adx::OptionError);
 }
@@ -186,7 +178,7 @@ TEST_CASE("CutPaste's augmentations paste inside the image; CutPaste finds blobs
   REQUIRE(jittered.max().item<double>() <= 1);
   REQUIRE((jittered - image).abs().max().item<double>() < 0.5);
 
-  const auto easy = easy_images_at(64, 100, 30, 20);
+  const auto easy = adx::test::easy_images_at(64, 100, 30, 20);
   adx::OptionMap options{{"image_size", "0"}, {"head", "64,32"}, {"train.epochs", "6"}, {"train.batch_size", "16"},
                          {"runtime.seed", "3"}};
   auto detector = adx::make_detector("cutpaste", options);
@@ -196,7 +188,7 @@ TEST_CASE("CutPaste's augmentations paste inside the image; CutPaste finds blobs
   INFO("CutPaste image AUROC " << auroc);
   CHECK(auroc > 0.8);
   REQUIRE(scores.pixel_map.sizes() == torch::IntArrayRef({50, 1, 64, 64}));
-  require_identical_reload(*detector, easy.test, scores);
+  adx::test::require_identical_reload(*detector, easy.test, scores);
   REQUIRE_THROWS_AS(adx::make_detector("cutpaste", {{"image_size", "32"}}), adx::OptionError);
   REQUIRE_THROWS_AS(adx::make_detector("cutpaste", {{"variant", "rotate"}}), adx::OptionError);
   REQUIRE_THROWS_AS(adx::make_detector("cutpaste", options)->fit(Data::images(torch::rand({4, 3, 48, 48}))),

@@ -114,7 +114,7 @@ int main(int argc, char** argv) {
 
     // 2. Coreset selection on identical projected features.
     torch::NoGradGuard no_grad;
-    adx::Backbone backbone(adx::nn::ResNetArch::WideResNet50_2, std::vector<std::string>{"layer2", "layer3"});
+    adx::Backbone backbone("wide_resnet50_2", std::vector<std::string>{"layer2", "layer3"});
     if (!weights.empty()) backbone->load_weights(weights);
     backbone->eval();
     auto features_of = [&](const torch::Tensor& images) {

@@ -4,6 +4,7 @@
 #include "option_docs.hpp"
 
 #include <adx/base.hpp>
+#include <adx/core/distributed.hpp>
 #include <adx/data/images.hpp>
 #include <adx/serve/production.hpp>
 #include <adx/serve/server.hpp>
@@ -94,12 +95,18 @@ int run_fit(const std::string& name, const std::string& data_path, const std::ve
   auto options = adx::cli::read_option_arguments(pairs, json_file);
   auto detector = adx::make_detector(name, options);
   const auto data = normal_items(adx::cli::read_data(data_path, in), in);
-  if (progress) detector->set_progress(adx::terminal_progress_bar());
+  // ADX_WORLD_SIZE / ADX_RANK / ADX_MASTER_ADDR / ADX_MASTER_PORT (or torchrun's names): data-parallel.
+  const auto group = adx::init_distributed_from_environment();
+  if (group)
+    std::cerr << fmt::format("adx: rank {} of {}, rendezvous at {}:{}\n", group->rank(), group->world_size(),
+                             group->options().master_addr, group->options().master_port);
+  if (progress && adx::is_main_rank()) detector->set_progress(adx::terminal_progress_bar());
   std::cerr << fmt::format("adx: fitting {} on {} {} items of shape {}\n", name, data.size(), data.kind_name(),
                            adx::shape_string(data.item_shape()));
   detector->fit(data);
   if (!version.empty()) detector->set_version(version);
   detector->save(out);
+  if (!adx::is_main_rank()) return 0;  // rank 0 writes the file
   std::cerr << fmt::format("adx: wrote {} (threshold {})\n", out,
                            detector->calibrated() ? fmt::format("{:.6g}", detector->threshold()) : "not calibrated");
   return 0;

@@ -42,6 +42,21 @@ void warn_once_about_blas() {
                    "LibTorch's OpenMP pool and slows training by up to 4x. Install libopenblas0-openmp and "
                    "select it: update-alternatives --set libblas.so.3-x86_64-linux-gnu "
                    "/usr/lib/x86_64-linux-gnu/openblas-openmp/libblas.so.3 (and the same for liblapack)\n");
+    // OpenBLAS 0.3.21 does not know some newer Xeons (Sapphire Rapids) and falls back to its generic kernels.
+    static auto* corename = openblas_symbol<char* (*)()>("openblas_get_corename");
+    const std::string core = corename ? corename() : "";
+#if defined(__x86_64__)
+    const bool modern = __builtin_cpu_supports("avx2");
+#else
+    const bool modern = false;
+#endif
+    if (modern && (core == "Prescott" || core == "Core2" || core == "Penryn" || core == "Nehalem" ||
+                   core == "Dunnington" || core == "Atom"))
+      std::fprintf(stderr,
+                   "adx: warning: OpenBLAS does not recognise this CPU and uses its %s kernels, which skip the "
+                   "CPU's AVX2/AVX-512 units and round differently from them. Start the program with "
+                   "OPENBLAS_CORETYPE=SkylakeX (CPUs with AVX-512) or OPENBLAS_CORETYPE=Haswell (AVX2)\n",
+                   core.c_str());
   });
 }
 }  // namespace

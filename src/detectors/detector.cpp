@@ -1,5 +1,6 @@
 #include <adx/core/hash.hpp>
 #include <adx/data/drift_features.hpp>
+#include <adx/core/distributed.hpp>
 #include <adx/detectors/detector.hpp>
 
 #include <ctime>
@@ -19,6 +20,20 @@ void RuntimeOptions::check(const std::string& prefix) const {
                prefix, score_batch_size());
   check_device(device());
 }
+
+namespace {
+
+// The seed every rank uses: rank 0's, so that hold-out split and starting weights agree.
+uint64_t agreed_seed(int64_t seed) {
+  if (auto* group = current_process_group()) {
+    auto value = torch::tensor({seed}, torch::kLong);
+    group->broadcast(value, 0);
+    seed = value.item<int64_t>();
+  }
+  return static_cast<uint64_t>(seed);
+}
+
+}  // namespace
 
 namespace {
 
@@ -113,7 +128,7 @@ void Detector::fit_impl(const Data& train_in, const Data* validation_in) {
   const InputKind& kind = train_in.input_kind();
   kind_ = &kind;
   apply_threads();
-  seed_everything(static_cast<uint64_t>(runtime().seed()));
+  seed_everything(agreed_seed(runtime().seed()));
 
   Data train = train_in, validation;
   if (validation_in) {
@@ -274,7 +289,11 @@ void Detector::set_version(const std::string& version) {
   info_.version = version;
 }
 
-void Detector::save(const std::string& path) const { write_model_file(path, to_model_file()); }
+void Detector::save(const std::string& path) const {
+  // In a distributed run every rank holds the same model; rank 0 writes it.
+  if (!is_main_rank()) return;
+  write_model_file(path, to_model_file());
+}
 
 ModelFile Detector::to_model_file() const {
   ADX_CHECK_AS(NotFittedError, fitted_, "{}: save() called before fit()", type());

@@ -1,8 +1,11 @@
+#include <adx/core/distributed.hpp>
 #include <adx/core/error.hpp>
 #include <adx/train/trainer.hpp>
 
 #include <chrono>
 #include <cmath>
+#include <limits>
+#include <optional>
 
 namespace adx {
 
@@ -16,6 +19,7 @@ void TrainOptions::check(const std::string& prefix) const {
   };
   in("epochs", static_cast<double>(epochs()), 0, false, 1e9, false, "[0, 1e9]");
   in("batch_size", static_cast<double>(batch_size()), 1, false, 1e9, false, "[1, 1e9]");
+  in("micro_batches", static_cast<double>(micro_batches()), 1, false, 1e6, false, "[1, 1e6]");
   in("lr", lr(), 0, true, 1e6, false, "(0, 1e6]");
   in("weight_decay", weight_decay(), 0, false, 1e6, false, "[0, 1e6]");
   in("beta1", beta1(), 0, false, 1, true, "[0, 1)");
@@ -69,11 +73,122 @@ void restore_state(torch::nn::Module& module, const std::vector<torch::Tensor>& 
 
 namespace {
 
-double mean_loss_over(const Data& data, int64_t batch_size, const BatchLoss& loss) {
-  const auto weighted = map_batches(data, batch_size, [&](const Batch& batch) {
-    return (loss(batch, false).detach().to(torch::kFloat64) * batch.size()).reshape({1});
-  });
-  return weighted.sum().item<double>() / static_cast<double>(data.size());
+double mean_loss_over(const Data& data, int64_t batch_size, const BatchLoss& loss, ProcessGroup* group) {
+  const auto& kind = data.input_kind();
+  const int64_t n = kind.size(data);
+  // Under a process group each rank scores its share and the sums meet in one all-reduce.
+  const int64_t ranks = group ? group->world_size() : 1, rank = group ? group->rank() : 0;
+  const int64_t begin = n * rank / ranks, end = n * (rank + 1) / ranks;
+  auto total = torch::zeros({1}, torch::kFloat64);
+  if (end > begin) {
+    const auto share = ranks == 1 ? data : kind.slice(data, begin, end);
+    const auto weighted = map_batches(share, batch_size, [&](const Batch& batch) {
+      return (loss(batch, false).detach().to(torch::kFloat64) * batch.size()).reshape({1});
+    });
+    total = weighted.sum().reshape({1}).cpu();
+  }
+  if (group) group->all_reduce_sum(total);
+  return total.item<double>() / static_cast<double>(n);
+}
+
+// BatchNorm's running statistics, which each part of a split batch updates from the same start and
+// which then take the parts' mean.
+struct RunningStatistics {
+  std::vector<torch::Tensor> averaged;  // running_mean, running_var
+  std::vector<torch::Tensor> counters;  // num_batches_tracked
+  std::vector<torch::Tensor> start, sums;
+
+  explicit RunningStatistics(torch::nn::Module& module) {
+    for (const auto& b : module.named_buffers()) {
+      const auto& name = b.key();
+      const auto ends_with = [&](const std::string& suffix) {
+        return name.size() >= suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+      };
+      if (ends_with("running_mean") || ends_with("running_var")) averaged.push_back(b.value());
+      else if (ends_with("num_batches_tracked")) counters.push_back(b.value());
+    }
+  }
+  void begin_step() {
+    start.clear();
+    sums.clear();
+    for (const auto& t : averaged) {
+      start.push_back(t.detach().clone());
+      sums.push_back(torch::zeros_like(t));
+    }
+    for (const auto& t : counters) start.push_back(t.detach().clone());
+  }
+  // Before each part: back to the step's start, so every part updates from the same values.
+  void begin_part() {
+    torch::NoGradGuard no_grad;
+    size_t i = 0;
+    for (auto& t : averaged) t.copy_(start[i++]);
+    for (auto& t : counters) t.copy_(start[i++]);
+  }
+  void end_part() {
+    for (size_t i = 0; i < averaged.size(); ++i) sums[i] += averaged[i].detach();
+  }
+  // `reduced`: the parts' sums of every rank, in the order of flat_sums(); sets the means.
+  torch::Tensor flat_sums() const {
+    std::vector<torch::Tensor> flat;
+    for (const auto& t : sums) flat.push_back(t.reshape({-1}));
+    return flat.empty() ? torch::Tensor() : torch::cat(flat);
+  }
+  void set_means(const torch::Tensor& reduced, int64_t parts) {
+    torch::NoGradGuard no_grad;
+    int64_t offset = 0;
+    for (auto& t : averaged) {
+      t.copy_(reduced.slice(0, offset, offset + t.numel()).view_as(t) / static_cast<double>(parts));
+      offset += t.numel();
+    }
+  }
+};
+
+// The gradients of `parameters` that backward defined, the step's loss and the running-statistics sums,
+// in one buffer for one all-reduce; written back after it.
+void all_reduce_step(ProcessGroup& group, const std::vector<torch::Tensor>& parameters, torch::Tensor& loss,
+                     RunningStatistics* statistics, int64_t parts) {
+  std::vector<torch::Tensor> flat;
+  for (const auto& p : parameters)
+    if (p.grad().defined()) flat.push_back(p.grad().reshape({-1}).to(torch::kFloat32));
+  flat.push_back(loss.reshape({1}).to(torch::kFloat32));
+  torch::Tensor statistic_sums;
+  if (statistics) {
+    statistic_sums = statistics->flat_sums();
+    if (statistic_sums.defined()) flat.push_back(statistic_sums.to(torch::kFloat32));
+  }
+  auto buffer = torch::cat(flat);
+  group.all_reduce_sum(buffer);
+  torch::NoGradGuard no_grad;
+  int64_t offset = 0;
+  for (const auto& p : parameters) {
+    if (!p.grad().defined()) continue;
+    auto grad = p.grad();
+    grad.copy_(buffer.slice(0, offset, offset + grad.numel()).view_as(grad));
+    offset += grad.numel();
+  }
+  loss = buffer.slice(0, offset, offset + 1).reshape({}).to(loss.options());
+  offset += 1;
+  if (statistics && statistic_sums.defined()) statistics->set_means(buffer.slice(0, offset), parts);
+}
+
+// A seed for part `part` of gradient step `step` (splitmix64 of the run's base): a split batch draws its
+// dropout and noise per part from that part's own seed, so a part draws the same wherever it runs.
+uint64_t part_seed(uint64_t base, int64_t step, int64_t part, int64_t parts) {
+  uint64_t z = base + static_cast<uint64_t>(step) * static_cast<uint64_t>(parts + 1) + static_cast<uint64_t>(part) +
+               0x9e3779b97f4a7c15ULL;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+// Every rank starts from rank 0's parameters and buffers.
+void broadcast_state(ProcessGroup& group, torch::nn::Module& module) {
+  torch::NoGradGuard no_grad;
+  for (auto& p : module.parameters()) {
+    auto data = p.detach();
+    group.broadcast(data, 0);
+  }
+  for (auto& b : module.buffers()) group.broadcast(b, 0);
 }
 
 }  // namespace
@@ -111,6 +226,21 @@ TrainResult train_steps(torch::nn::Module& module, const Data& train, const Data
   int64_t since_best = 0;
   int64_t batch_index = 0;  // counts across epochs, so a step with `every` > batches per epoch still runs
   const auto f64 = torch::TensorOptions().dtype(torch::kFloat64).device(train.x.device());
+  ProcessGroup* group = current_process_group();
+  const int64_t ranks = group ? group->world_size() : 1, rank = group ? group->rank() : 0;
+  // Each batch splits into `parts` parts, `micro_batches` of them on every rank.
+  const int64_t parts = ranks * o.micro_batches();
+  std::optional<RunningStatistics> statistics;
+  if (parts > 1) statistics.emplace(module);
+  if (group) broadcast_state(*group, module);
+  // The base of the per-part seeds: drawn once, rank 0's for every rank.
+  uint64_t seed_base = 0;
+  int64_t split_steps = 0;
+  if (parts > 1) {
+    auto base = torch::randint(0, std::numeric_limits<int64_t>::max(), {1}, torch::kLong);
+    if (group) group->broadcast(base, 0);
+    seed_base = static_cast<uint64_t>(base.item<int64_t>());
+  }
 
   for (int64_t epoch = 0; epoch < o.epochs(); ++epoch) {
     const auto start = std::chrono::steady_clock::now();
@@ -118,21 +248,53 @@ TrainResult train_steps(torch::nn::Module& module, const Data& train, const Data
     for (size_t k = 0; k < optimizers.size(); ++k) set_learning_rate(*optimizers[k], lr * steps[k].lr_scale);
     if (on_epoch_start) on_epoch_start(epoch);
     module.train();
-    const auto order = o.shuffle() ? torch::randperm(n, torch::TensorOptions().dtype(torch::kLong))
-                                   : torch::arange(n, torch::TensorOptions().dtype(torch::kLong));
+    auto order = o.shuffle() ? torch::randperm(n, torch::TensorOptions().dtype(torch::kLong))
+                             : torch::arange(n, torch::TensorOptions().dtype(torch::kLong));
+    if (group && o.shuffle()) group->broadcast(order, 0);
     std::vector<torch::Tensor> totals(steps.size(), torch::zeros({}, f64));
     std::vector<int64_t> counted(steps.size(), 0);
     for (int64_t begin = 0; begin < n; begin += batch_size) {
       const int64_t end = std::min(n, begin + batch_size);
-      // A trailing batch of one item breaks batch statistics; it joins the next epoch's shuffle.
-      if (end - begin < 2) continue;
-      const auto batch = kind.collate(o.shuffle() ? kind.select(train, order.slice(0, begin, end))
-                                                  : kind.slice(train, begin, end));
+      // A trailing batch that cannot give every part 2 items breaks batch statistics; it joins the next
+      // epoch's shuffle.
+      if (end - begin < 2 * parts) continue;
+      const auto part_batch = [&](int64_t part) {
+        const int64_t from = begin + (end - begin) * part / parts, to = begin + (end - begin) * (part + 1) / parts;
+        return kind.collate(o.shuffle() ? kind.select(train, order.slice(0, from, to)) : kind.slice(train, from, to));
+      };
+      // This rank's parts, made once: every step of the batch sees the same part tensors.
+      std::vector<Batch> local_parts;
+      for (int64_t part = rank * o.micro_batches(); part < (rank + 1) * o.micro_batches(); ++part)
+        local_parts.push_back(part_batch(part));
       for (size_t k = 0; k < steps.size(); ++k) {
         if ((batch_index + 1) % steps[k].every != 0) continue;
         optimizers[k]->zero_grad();
-        auto value = steps[k].loss(batch);
-        value.backward();
+        torch::Tensor value;
+        if (parts == 1) {
+          value = steps[k].loss(local_parts.front());
+          value.backward();
+        } else {
+          // Each part's loss weighted by its share of the batch: the gradients add up to the batch mean's.
+          statistics->begin_step();
+          value = torch::zeros({}, f64);
+          for (int64_t local = 0; local < o.micro_batches(); ++local) {
+            statistics->begin_part();
+            torch::manual_seed(part_seed(seed_base, split_steps, rank * o.micro_batches() + local, parts));
+            const auto& batch = local_parts[local];
+            auto weighted = steps[k].loss(batch) * (static_cast<double>(batch.size()) / static_cast<double>(end - begin));
+            weighted.backward();
+            statistics->end_part();
+            value = value + weighted.detach().to(torch::kFloat64);
+          }
+          // Every rank leaves the step with the same generator state.
+          torch::manual_seed(part_seed(seed_base, split_steps, parts, parts));
+          ++split_steps;
+          if (group) {
+            all_reduce_step(*group, steps[k].parameters, value, &*statistics, parts);
+          } else {
+            statistics->set_means(statistics->flat_sums(), parts);
+          }
+        }
         if (o.grad_clip() > 0) torch::nn::utils::clip_grad_norm_(steps[k].parameters, o.grad_clip());
         optimizers[k]->step();
         totals[k] += value.detach().to(torch::kFloat64) * (end - begin);
@@ -160,7 +322,7 @@ TrainResult train_steps(torch::nn::Module& module, const Data& train, const Data
     report.stage = stage;
     if (validate) {
       module.eval();
-      const double val_loss = mean_loss_over(validation, std::max<int64_t>(batch_size, 1024), validation_loss);
+      const double val_loss = mean_loss_over(validation, std::max<int64_t>(batch_size, 1024), validation_loss, group);
       result.val_losses.push_back(val_loss);
       report.val_loss = val_loss;
       if (epoch < first_monitored_epoch) {

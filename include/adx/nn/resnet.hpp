@@ -3,7 +3,7 @@
 // (conv1, bn1, layer1.0.conv1, ..., fc), so that a torchvision state dict
 // loads name for name. Used as frozen feature extractors by the industrial
 // image detectors; they return named intermediate layers.
-#include <torch/torch.h>
+#include <adx/nn/feature_extractor.hpp>
 
 #include <map>
 #include <string>
@@ -17,7 +17,7 @@ enum class ResNetArch { ResNet18, WideResNet50_2 };
 ResNetArch resnet_arch_from_name(const std::string& name);
 std::string resnet_arch_name(ResNetArch arch);
 
-class ResNetImpl : public torch::nn::Module {
+class ResNetImpl : public FeatureExtractor {
  public:
   explicit ResNetImpl(ResNetArch arch, int64_t num_classes = 1000);
 
@@ -26,12 +26,13 @@ class ResNetImpl : public torch::nn::Module {
 
   /// Outputs of the named stages ("conv1" = after the stem's max pool, "layer1" .. "layer4");
   /// the network runs only as deep as the deepest one asked for.
-  std::map<std::string, torch::Tensor> features(const torch::Tensor& x, const std::vector<std::string>& layers);
+  std::map<std::string, torch::Tensor> features(const torch::Tensor& x, const std::vector<std::string>& layers) override;
 
   /// Channels of a named stage's output.
-  int64_t channels(const std::string& layer) const;
+  int64_t channels(const std::string& layer) const override;
   /// Stride of a named stage's output relative to the input.
-  int64_t stride(const std::string& layer) const;
+  int64_t stride(const std::string& layer) const override;
+  std::string arch_name() const override { return resnet_arch_name(arch_); }
 
   ResNetArch arch() const { return arch_; }
 

@@ -27,6 +27,10 @@ struct TrainOptions {
   ADX_ARG(int64_t, epochs) = 50;
   /// Items per gradient step.
   ADX_ARG(int64_t, batch_size) = 256;
+  /// Parts each batch is split into, one forward and backward each, their gradients added as one step;
+  /// BatchNorm normalises over each part and its running statistics take the parts' mean. Less memory
+  /// per pass, and the very steps a data-parallel run with this many ranks takes.
+  ADX_ARG(int64_t, micro_batches) = 1;
   /// Reshuffle the training data every epoch.
   ADX_ARG(bool, shuffle) = true;
   /// Adam (L2 penalty in the gradient) or AdamW (decoupled weight decay).
@@ -83,7 +87,12 @@ double scheduled_lr(const TrainOptions& options, int64_t epoch);
 void set_learning_rate(torch::optim::Optimizer& optimizer, double lr);
 
 /// Trains `module` on the items of `train` with the loss `loss`; batches are
-/// drawn and stacked by the data's input kind. With a non-empty `validation`
+/// drawn and stacked by the data's input kind. Under a process group
+/// (adx/core/distributed.hpp) every rank holds the same data and each takes its
+/// share of every batch: rank 0's starting weights and shuffle order are
+/// broadcast, gradients, losses and BatchNorm running statistics are averaged
+/// over ranks, and the validation loss (hence early stopping) is computed over
+/// every rank's share, so all ranks stop at the same epoch with the same state. With a non-empty `validation`
 /// it tracks the validation loss, stops early after `patience` epochs without
 /// improvement and restores the best state.
 /// A non-finite loss stops training with adx::TrainingError.

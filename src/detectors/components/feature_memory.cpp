@@ -11,8 +11,8 @@
 
 namespace adx {
 
-BackboneImpl::BackboneImpl(nn::ResNetArch arch, std::vector<std::string> layers) : layers_(std::move(layers)) {
-  net = register_module("net", nn::ResNet(arch));
+BackboneImpl::BackboneImpl(const std::string& name, std::vector<std::string> layers) : layers_(std::move(layers)) {
+  net = register_module("net", nn::make_backbone(name));
   for (const auto& layer : layers_) net->channels(layer);  // an unknown layer is an OptionError now, not at fit
   mean_ = register_buffer("mean", torch::tensor({0.485f, 0.456f, 0.406f}).reshape({1, 3, 1, 1}));
   std_ = register_buffer("std", torch::tensor({0.229f, 0.224f, 0.225f}).reshape({1, 3, 1, 1}));
@@ -25,7 +25,7 @@ std::map<std::string, torch::Tensor> BackboneImpl::forward(const torch::Tensor& 
   if (!channels_last_ && !bfloat16_) return net->features(x, layers_);
   if (channels_last_) x = x.contiguous(torch::MemoryFormat::ChannelsLast);
   if (bfloat16_) x = x.to(torch::kBFloat16);
-  auto features = inference_net()->features(x, layers_);
+  auto features = inference_net().features(x, layers_);
   // Downstream code works on float32 in the standard layout.
   for (auto& [name, f] : features) f = f.to(torch::kFloat32).contiguous();
   return features;
@@ -41,21 +41,21 @@ void BackboneImpl::set_inference(bool channels_last, bool bfloat16) {
   inference_source_.clear();
 }
 
-nn::ResNet& BackboneImpl::inference_net() {
+nn::FeatureExtractor& BackboneImpl::inference_net() {
   std::vector<std::pair<const void*, uint32_t>> source;
   for (const auto& t : net->parameters()) source.emplace_back(t.data_ptr(), t._version());
   for (const auto& t : net->buffers()) source.emplace_back(t.data_ptr(), t._version());
-  if (inference_net_ && source == inference_source_) return inference_net_;
+  if (inference_net_ && source == inference_source_) return *inference_net_;
   torch::NoGradGuard no_grad;
   {
-    // Building a ResNet draws its initial weights (all overwritten below); the global generator is put back
+    // Building a backbone draws its initial weights (all overwritten below); the global generator is put back
     // so that what follows (PatchCore's coreset, PaDiM's channels) draws as without the copy.
     auto generator = at::detail::getDefaultCPUGenerator();
     const auto state = [&] {
       std::lock_guard<std::mutex> lock(generator.mutex());
       return generator.get_state();
     }();
-    inference_net_ = nn::ResNet(net->arch());
+    inference_net_ = nn::make_backbone(net->arch_name());
     std::lock_guard<std::mutex> lock(generator.mutex());
     generator.set_state(state);
   }
@@ -70,7 +70,7 @@ nn::ResNet& BackboneImpl::inference_net() {
   for (auto& p : inference_net_->parameters()) p.set_requires_grad(false);
   inference_net_->eval();
   inference_source_ = std::move(source);
-  return inference_net_;
+  return *inference_net_;
 }
 
 bool cpu_has_bfloat16() {
@@ -86,7 +86,7 @@ bool cpu_has_bfloat16() {
 }
 
 void BackboneImpl::load_weights(const std::string& path) {
-  auto loaded = nn::load_resnet(net->arch(), path);
+  auto loaded = nn::load_backbone(net->arch_name(), path);
   torch::NoGradGuard no_grad;
   auto source = loaded->named_parameters(true);
   for (auto& p : net->named_parameters(true)) p.value().copy_(source[p.key()]);

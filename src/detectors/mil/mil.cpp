@@ -1,4 +1,5 @@
 #include <adx/detectors/mil/mil.hpp>
+#include <adx/nn/resnet.hpp>
 
 #include <chrono>
 
@@ -30,7 +31,7 @@ MilNetImpl::MilNetImpl(const std::vector<int64_t>& item_shape, const MilOptions&
     grid = o.grid();
     frame_width = channels * grid * grid;
   } else {
-    backbone = register_module("backbone", Backbone(nn::resnet_arch_from_name(o.backbone()), std::vector<std::string>{o.layer()}));
+    backbone = register_module("backbone", Backbone(o.backbone(), std::vector<std::string>{o.layer()}));
     if (!o.weights().empty()) backbone->load_weights(o.weights());
     frame_width = backbone->net->channels(o.layer());
   }

@@ -14,7 +14,7 @@ void Padim::build_head(const std::vector<int64_t>& item_shape) {
   backbone_->eval();
   const auto probe = embed(backbone_->forward(torch::zeros({1, item_shape[0], item_shape[1], item_shape[2]})));
   total_channels_ = probe.size(1);
-  const int64_t paper = arch_ == nn::ResNetArch::ResNet18 ? 100 : 550;
+  const int64_t paper = options_.backbone() == "resnet18" ? 100 : 550;
   const int64_t d = std::min(options_.channels() > 0 ? options_.channels() : paper, total_channels_);
   map_height_ = probe.size(2);
   map_width_ = probe.size(3);

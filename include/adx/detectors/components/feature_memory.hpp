@@ -1,23 +1,24 @@
 #pragma once
-// What PatchCore, PaDiM and SPADE share: a frozen ImageNet backbone (ResNet-18
-// or Wide-ResNet-50-2 with torchvision weights) that turns RGB images in
-// [0, 1] into named feature maps, a fitted state without gradient training,
+// What PatchCore, PaDiM and SPADE share: a frozen ImageNet backbone (ResNet-18,
+// Wide-ResNet-50-2 or a Vision Transformer, with torchvision weights) that
+// turns RGB images in [0, 1] into named feature maps, a fitted state without gradient training,
 // and anomaly maps brought back to the input size and smoothed.
 // The backbone's weights are part of the fitted state, so one model file holds
 // everything needed to score. The state is built from every training image,
 // and the threshold from each training image scored without its own share.
 #include <adx/detectors/detector.hpp>
-#include <adx/nn/resnet.hpp>
+#include <adx/nn/feature_extractor.hpp>
 
 namespace adx {
 
 /// The options every backbone detector has, spliced into its options struct.
 #define ADX_BACKBONE_OPTIONS(default_backbone, default_layers)                                     \
-  /** resnet18 or wide_resnet50_2. */                                                              \
+  /** resnet18, wide_resnet50_2, or a Vision Transformer: vit_b_16, vit_b_32, vit_l_16, vit_l_32. */ \
   ADX_ARG_IN_SLOT(std::string, backbone, 0) = default_backbone;                                    \
   /** torchvision weights (torch.save'd state dict or TorchScript); empty = random, weak features */ \
   ADX_ARG_IN_SLOT(std::string, weights, 1) = "";                                                   \
-  /** Backbone layers whose features are used, comma-separated. */                                 \
+  /** Backbone layers whose features are used, comma-separated; a ViT left at this default uses */ \
+  /** its blocks 6 and 9 (of 12; 12 and 18 of 24). */                                             \
   ADX_ARG_IN_SLOT(std::string, layers, 2) = default_layers;                                        \
   /** Gaussian blur of the anomaly map at input resolution (0 = none). */                          \
   ADX_ARG_IN_SLOT(double, blur_sigma, 3) = 4.0;                                                    \
@@ -31,25 +32,26 @@ namespace adx {
 /// A frozen backbone with ImageNet normalisation in front.
 class BackboneImpl : public torch::nn::Module {
  public:
-  BackboneImpl(nn::ResNetArch arch, std::vector<std::string> layers);
+  /// `name`: one of nn::backbone_names().
+  BackboneImpl(const std::string& name, std::vector<std::string> layers);
   /// Named feature maps of N x C x H x W images in [0, 1] (C = 1 is repeated to RGB).
   std::map<std::string, torch::Tensor> forward(const torch::Tensor& images);
-  /// Loads torchvision weights from `path` (see nn::load_resnet).
+  /// Loads torchvision weights from `path` (see nn::load_backbone).
   void load_weights(const std::string& path);
   /// Runs the convolutions on a copy of `net` in the channels-last layout and/or in bfloat16 (the copy is
   /// refreshed whenever net's weights change); both off: net itself. bfloat16 on a CPU without AVX-512 BF16
   /// is an OptionError.
   void set_inference(bool channels_last, bool bfloat16);
   const std::vector<std::string>& layers() const { return layers_; }
-  nn::ResNet net{nullptr};
+  std::shared_ptr<nn::FeatureExtractor> net;
 
  private:
   /// The inference copy of net, rebuilt when net's tensors moved or changed since it was made.
-  nn::ResNet& inference_net();
+  nn::FeatureExtractor& inference_net();
   std::vector<std::string> layers_;
   torch::Tensor mean_, std_;
   bool channels_last_ = false, bfloat16_ = false;
-  nn::ResNet inference_net_{nullptr};
+  std::shared_ptr<nn::FeatureExtractor> inference_net_;
   std::vector<std::pair<const void*, uint32_t>> inference_source_;  ///< net's tensors when the copy was made
 };
 
@@ -74,7 +76,9 @@ template <class Options>
 class BackboneDetector : public DetectorWithOptions<Options> {
  public:
   explicit BackboneDetector(Options options) : DetectorWithOptions<Options>(std::move(options)) {
-    arch_ = nn::resnet_arch_from_name(this->options_.backbone());
+    nn::check_backbone_name(this->options_.backbone());
+    if (nn::is_vision_transformer(this->options_.backbone()) && this->options_.layers() == Options().layers())
+      this->options_.layers(nn::default_vit_layers(this->options_.backbone()));
     ADX_CHECK_AS(OptionError, !split_layers(this->options_.layers()).empty(), "layers must name at least one layer");
     ADX_CHECK_AS(OptionError, this->options_.blur_sigma() >= 0 && this->options_.feature_batch_size() >= 1,
                  "blur_sigma must be >= 0 and feature_batch_size >= 1, got {} and {}", this->options_.blur_sigma(),
@@ -96,7 +100,7 @@ class BackboneDetector : public DetectorWithOptions<Options> {
     ADX_CHECK_AS(ShapeError, shape[0] == 1 || shape[0] == 3,
                  "{} takes grey or RGB images, got {} channels", this->type(), shape[0]);
     container_ = std::make_shared<torch::nn::Module>("BackboneDetector");
-    backbone_ = container_->register_module("backbone", Backbone(arch_, backbone_layers()));
+    backbone_ = container_->register_module("backbone", Backbone(this->options_.backbone(), backbone_layers()));
     build_head(shape);
     container_->to(this->device());
     backbone_->set_inference(this->options_.channels_last(), this->options_.precision() == "bfloat16");
@@ -134,7 +138,6 @@ class BackboneDetector : public DetectorWithOptions<Options> {
   Preprocess auto_preprocess(const InputKind&) const override { return Preprocess::None; }
 
   Backbone backbone_{nullptr};
-  nn::ResNetArch arch_;
 
  private:
   std::shared_ptr<torch::nn::Module> container_;

@@ -33,6 +33,39 @@ inline torch::Tensor generator_bce(const torch::Tensor& fake_logit) {
   return torch::binary_cross_entropy_with_logits(fake_logit, torch::ones_like(fake_logit));
 }
 
+/// The generator step's images, kept for the discriminator step that follows on the same batch (as the
+/// reference implementations do). A batch split into parts (train.micro_batches, or ranks) runs the
+/// generator on every part before the discriminator's first, so each part's images are kept under its
+/// input tensor (the trainer hands every step the same part tensors).
+class GeneratedImages {
+ public:
+  void remember(const torch::Tensor& input, torch::Tensor generated) {
+    for (auto& entry : entries_)
+      if (entry.first == input.unsafeGetTensorImpl()) {
+        entry.second = std::move(generated);
+        return;
+      }
+    // Bounded: entries the discriminator never took (a step that skips batches) make room.
+    if (entries_.size() >= kMostEntries) entries_.erase(entries_.begin());
+    entries_.emplace_back(input.unsafeGetTensorImpl(), std::move(generated));
+  }
+  /// The images made from `input`, handed over once.
+  torch::Tensor take(const torch::Tensor& input) {
+    for (auto it = entries_.begin(); it != entries_.end(); ++it)
+      if (it->first == input.unsafeGetTensorImpl()) {
+        auto generated = std::move(it->second);
+        entries_.erase(it);
+        return generated;
+      }
+    throw Error("the discriminator step found no images of the generator step for its batch");
+  }
+  void clear() { entries_.clear(); }
+
+ private:
+  static constexpr size_t kMostEntries = 1024;
+  std::vector<std::pair<const void*, torch::Tensor>> entries_;
+};
+
 /// Re-initialises a discriminator whose loss collapsed below 1e-5: a perfect
 /// discriminator gives the generator no gradient (GANomaly's and Skip-GANomaly's rule).
 inline std::function<void(const torch::Tensor&)> reinitialise_when_collapsed(torch::nn::Module& discriminator) {

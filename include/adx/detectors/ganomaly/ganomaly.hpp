@@ -75,7 +75,7 @@ class Ganomaly : public ImageGanDetector<GanomalyOptions> {
       const auto& batch = in.x;
       const auto x = to_network_input(batch);
       const auto g = net_->generate(x);
-      generated_ = g.fake.detach();
+      generated_.remember(in.x, g.fake.detach());
       const auto adv = (net_->discriminator->features->forward(x) -
                         net_->discriminator->features->forward(g.fake)).pow(2).mean();
       return options_.w_adv() * adv + options_.w_con() * (g.fake - x).abs().mean() +
@@ -89,7 +89,7 @@ class Ganomaly : public ImageGanDetector<GanomalyOptions> {
       // D learns on the images the generator step just made, as in the reference implementation.
       const auto x = to_network_input(batch);
       const auto real_logit = net_->discriminator->forward(x).flatten();
-      const auto fake_logit = net_->discriminator->forward(generated_).flatten();
+      const auto fake_logit = net_->discriminator->forward(generated_.take(in.x)).flatten();
       return discriminator_bce(real_logit, fake_logit);
     };
     discriminator.after_step = reinitialise_when_collapsed(*net_->discriminator);
@@ -102,7 +102,7 @@ class Ganomaly : public ImageGanDetector<GanomalyOptions> {
     };
     train_steps(*net_, train, validation, options_.train(), {generator, discriminator}, validation_loss,
                 progress(), type());
-    generated_ = torch::Tensor();
+    generated_.clear();
   }
 
   Scores score_model(const Batch& batch) override {
@@ -115,7 +115,7 @@ class Ganomaly : public ImageGanDetector<GanomalyOptions> {
 
  private:
   GanomalyNet net_{nullptr};
-  torch::Tensor generated_;  // the generator step's output, reused by the discriminator step
+  GeneratedImages generated_;
 };
 
 }  // namespace adx

@@ -64,7 +64,7 @@ class SkipGanomaly : public ImageGanDetector<SkipGanomalyOptions> {
       const auto& batch = in.x;
       const auto x = to_network_input(batch);
       const auto fake = net_->generator->forward(x);
-      generated_ = fake.detach();
+      generated_.remember(in.x, fake.detach());
       const auto fake_features = d->features->forward(fake);
       const auto adv = generator_bce(d->final->forward(fake_features).flatten());
       const auto lat = (d->features->forward(x) - fake_features).pow(2).mean();
@@ -79,7 +79,7 @@ class SkipGanomaly : public ImageGanDetector<SkipGanomalyOptions> {
       // made, with the sum BCE(real) + BCE(fake) (no 1/2) plus the latent term w_lat * L2
       // between D's features of real and generated images.
       const auto x = to_network_input(batch);
-      const auto real_features = d->features->forward(x), fake_features = d->features->forward(generated_);
+      const auto real_features = d->features->forward(x), fake_features = d->features->forward(generated_.take(in.x));
       const auto real_logit = d->final->forward(real_features).flatten();
       const auto fake_logit = d->final->forward(fake_features).flatten();
       return 2.0 * discriminator_bce(real_logit, fake_logit) +
@@ -94,7 +94,7 @@ class SkipGanomaly : public ImageGanDetector<SkipGanomalyOptions> {
     };
     train_steps(*net_, train, validation, options_.train(), {generator, discriminator}, validation_loss,
                 progress(), type());
-    generated_ = torch::Tensor();
+    generated_.clear();
   }
 
   Scores score_model(const Batch& batch) override {
@@ -111,7 +111,7 @@ class SkipGanomaly : public ImageGanDetector<SkipGanomalyOptions> {
 
  private:
   SkipGanomalyNet net_{nullptr};
-  torch::Tensor generated_;  // the generator step's output, reused by the discriminator step
+  GeneratedImages generated_;
 };
 
 }  // namespace adx

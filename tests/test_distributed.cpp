@@ -1,0 +1,261 @@
+// Data-parallel training on c10d's Gloo process group: 2 processes on
+// 127.0.0.1 train the AE, Deep SVDD and GANomaly to the same model file that
+// one process writes with the same global batches split the same way
+// (train.micro_batches = 2); a rank that never joins, dies, or finds the port
+// taken ends in a clear DistributedError within the timeout.
+//
+// The program is its own worker: started with ADX_TEST_WORKER set, it joins
+// the process group from the environment, as `adx fit` would, and fits.
+#define CATCH_CONFIG_RUNNER
+#include "test_helpers.hpp"
+
+#include <adx/core/distributed.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+#include <chrono>
+#include <filesystem>
+#include <thread>
+
+extern char** environ;
+
+using adx::Data;
+
+namespace {
+
+struct Job {
+  std::string detector;
+  adx::OptionMap options;
+};
+
+// Small models, a few epochs, BatchNorm and dropout at their defaults; train.micro_batches is set per run.
+Job job(const std::string& name) {
+  adx::OptionMap common{{"train.epochs", "3"}, {"train.batch_size", "32"}, {"runtime.threads", "1"},
+                        {"runtime.seed", "11"}};
+  if (name == "autoencoder") common["bottleneck"] = "4";
+  if (name == "deep_svdd") {
+    common["rep_dim"] = "8";
+    common["pretrain_train.epochs"] = "2";
+    common["pretrain_train.batch_size"] = "32";
+  }
+  if (name == "ganomaly") {
+    common["latent"] = "8";
+    common["width"] = "8";
+  }
+  return {name, common};
+}
+
+torch::Tensor training_images() { return adx::test::easy_images(150, 10, 10).train.clamp(0, 1); }
+
+// Worker: join the group from the environment and fit; rank 0 writes the model file.
+int run_worker() {
+  try {
+    const std::string name = std::getenv("ADX_TEST_WORKER");
+    auto group = adx::init_distributed_from_environment();
+    if (std::getenv("ADX_TEST_DIE")) std::_Exit(3);  // joined, then gone
+    auto j = job(name);
+    auto detector = adx::make_detector(j.detector, j.options);
+    detector->fit(Data::images(training_images()));
+    detector->save(std::getenv("ADX_TEST_OUT"));
+    std::printf("rank %lld: communication %.3f s\n", static_cast<long long>(group->rank()),
+                group->communication_seconds());
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "worker failed: %s\n", e.what());
+    return 1;
+  }
+}
+
+int free_port() {
+  const int s = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  address.sin_port = 0;
+  ::bind(s, reinterpret_cast<sockaddr*>(&address), sizeof(address));
+  socklen_t length = sizeof(address);
+  ::getsockname(s, reinterpret_cast<sockaddr*>(&address), &length);
+  ::close(s);
+  return ntohs(address.sin_port);
+}
+
+// Starts this program as a worker with `extra` added to the environment.
+pid_t spawn_worker(const std::vector<std::string>& extra) {
+  std::vector<std::string> env;
+  for (char** e = environ; *e; ++e) env.emplace_back(*e);
+  env.insert(env.end(), extra.begin(), extra.end());
+  std::vector<char*> envp;
+  for (auto& e : env) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  std::string self = "/proc/self/exe";
+  char* argv[] = {self.data(), nullptr};
+  pid_t pid = 0;
+  REQUIRE(posix_spawn(&pid, self.c_str(), nullptr, nullptr, argv, envp.data()) == 0);
+  return pid;
+}
+
+// The worker's exit status, killing it after `seconds`.
+int wait_worker(pid_t pid, double seconds) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  int status = 0;
+  while (waitpid(pid, &status, WNOHANG) == 0) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+      return -1;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -2;
+}
+
+std::vector<std::string> rank_environment(int rank, int port, const std::string& name, const std::string& out) {
+  return {"ADX_TEST_WORKER=" + name,       "ADX_RANK=" + std::to_string(rank), "ADX_WORLD_SIZE=2",
+          "ADX_MASTER_ADDR=127.0.0.1",     "ADX_MASTER_PORT=" + std::to_string(port), "ADX_DIST_TIMEOUT=60",
+          "ADX_TEST_OUT=" + out};
+}
+
+}  // namespace
+
+TEST_CASE("2 data-parallel processes write the file that one process writes on the same global batches",
+          "[distributed]") {
+  for (const std::string name : {"autoencoder", "deep_svdd", "ganomaly"}) {
+    INFO(name);
+    const auto distributed_path = adx::test::temp_path("dp_" + name + "_rank0.adx");
+    const auto single_path = adx::test::temp_path("dp_" + name + "_single.adx");
+    std::filesystem::remove(distributed_path);
+    const int port = free_port();
+    const pid_t rank0 = spawn_worker(rank_environment(0, port, name, distributed_path));
+    const pid_t rank1 = spawn_worker(rank_environment(1, port, name, adx::test::temp_path("dp_unused.adx")));
+    REQUIRE(wait_worker(rank0, 300) == 0);
+    REQUIRE(wait_worker(rank1, 60) == 0);
+    // Only rank 0 writes.
+    REQUIRE(!std::filesystem::exists(adx::test::temp_path("dp_unused.adx")));
+
+    auto j = job(name);
+    // Every training stage splits its batches as the 2 ranks do (Deep SVDD pretrains an autoencoder first).
+    for (auto& [key, value] : adx::OptionMap(j.options))
+      if (key.find("train.") != std::string::npos) j.options[key.substr(0, key.find("train.")) + "train.micro_batches"] = "2";
+    auto single = adx::make_detector(j.detector, j.options);
+    single->fit(Data::images(training_images()));
+    single->save(single_path);
+
+    const auto a = adx::read_model_file(distributed_path), b = adx::read_model_file(single_path);
+    REQUIRE(a.tensors.size() == b.tensors.size());
+    double largest = 0;
+    for (const auto& [key, tensor] : b.tensors) {
+      INFO(key);
+      REQUIRE(a.tensors.count(key));
+      REQUIRE(a.tensors.at(key).sizes() == tensor.sizes());
+      if (tensor.is_floating_point())
+        largest = std::max(largest, (a.tensors.at(key) - tensor).abs().max().item<double>());
+      else
+        REQUIRE(torch::equal(a.tensors.at(key), tensor));
+    }
+    INFO("largest difference between the two files' tensors " << largest);
+    // Two ranks add two partial gradients, as one process adds its two parts': the same sums.
+    REQUIRE(largest <= 1e-6);
+    const auto images = adx::test::easy_images(10, 20, 10).test.clamp(0, 1);
+    REQUIRE(torch::allclose(adx::load(distributed_path)->score(Data::images(images)).per_item,
+                            single->score(Data::images(images)).per_item, 1e-5, 1e-6));
+  }
+}
+
+TEST_CASE("a batch split into micro-batches takes the whole batch's gradient", "[distributed]") {
+  // One step on 10 items as 1, 2 or 3 parts (sizes 5/5 and 3/3/4): the gradient each part adds, weighted
+  // by its share, is the whole batch's.
+  const auto x = torch::randn({10, 4}, torch::TensorOptions().dtype(torch::kFloat64));
+  std::vector<torch::Tensor> gradients;
+  for (int64_t parts : {1, 2, 3}) {
+    torch::manual_seed(1);
+    torch::nn::Linear linear(4, 2);
+    linear->to(torch::kFloat64);
+    adx::TrainOptions o;
+    o.epochs(1).batch_size(10).shuffle(false).micro_batches(parts);
+    adx::train_module(*linear, Data::tabular(x), Data{}, o, [&](const adx::Batch& batch, bool) {
+      return (linear->forward(batch.x) - 1.0).pow(2).mean();
+    });
+    gradients.push_back(linear->weight.grad().clone());
+  }
+  REQUIRE(torch::allclose(gradients[0], gradients[1], 1e-12, 1e-12));
+  REQUIRE(torch::allclose(gradients[0], gradients[2], 1e-12, 1e-12));
+  REQUIRE(gradients[0].abs().sum().item<double>() > 0.1);
+  REQUIRE_THROWS_AS(adx::make_detector("autoencoder", {{"train.micro_batches", "0"}}), adx::OptionError);
+}
+
+TEST_CASE("a rank that never joins, dies or finds the port taken is a clear error within the timeout",
+          "[distributed][errors]") {
+  adx::DistributedOptions o;
+  o.world_size = 2;
+  o.timeout_seconds = 2;
+  // Rank 0 alone: rank 1 never arrives.
+  o.master_port = free_port();
+  auto start = std::chrono::steady_clock::now();
+  REQUIRE_THROWS_AS(adx::ProcessGroup(o), adx::DistributedError);
+  double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  INFO("rank 0 waited " << waited << " s");
+  REQUIRE(waited < 15);
+  // Rank 1 with no rank 0 to meet.
+  o.rank = 1;
+  o.master_port = free_port();
+  start = std::chrono::steady_clock::now();
+  REQUIRE_THROWS_WITH(adx::ProcessGroup(o), Catch::Contains("rendezvous") && Catch::Contains("rank 1 of 2"));
+  waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  REQUIRE(waited < 15);
+
+  // The port is taken by another listener.
+  const int s = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_ANY);
+  address.sin_port = 0;
+  REQUIRE(::bind(s, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0);
+  REQUIRE(::listen(s, 4) == 0);
+  socklen_t length = sizeof(address);
+  ::getsockname(s, reinterpret_cast<sockaddr*>(&address), &length);
+  o.rank = 0;
+  o.master_port = ntohs(address.sin_port);
+  REQUIRE_THROWS_WITH(adx::ProcessGroup(o), Catch::Contains("already in use"));
+  ::close(s);
+
+  // Rank 1 joins and exits: rank 0's next collective fails instead of hanging.
+  o.master_port = free_port();
+  o.timeout_seconds = 10;
+  auto env = rank_environment(1, o.master_port, "autoencoder", adx::test::temp_path("dp_dead.adx"));
+  env.push_back("ADX_TEST_DIE=1");
+  const pid_t peer = spawn_worker(env);
+  adx::ProcessGroup group(o);
+  start = std::chrono::steady_clock::now();
+  auto t = torch::ones({1000});
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  REQUIRE_THROWS_AS(group.all_reduce_sum(t), adx::DistributedError);
+  REQUIRE(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() < 30);
+  REQUIRE(wait_worker(peer, 30) == 3);
+
+  // Settings from the environment: malformed values are option errors.
+  setenv("ADX_WORLD_SIZE", "2", 1);
+  setenv("ADX_RANK", "2", 1);
+  REQUIRE_THROWS_WITH(adx::distributed_options_from_environment(), Catch::Contains("ADX_RANK"));
+  setenv("ADX_RANK", "1", 1);
+  setenv("MASTER_PORT", "70000", 1);
+  REQUIRE_THROWS_WITH(adx::distributed_options_from_environment(), Catch::Contains("MASTER_PORT"));
+  setenv("ADX_MASTER_PORT", "29511", 1);
+  const auto parsed = adx::distributed_options_from_environment();
+  REQUIRE(parsed);
+  REQUIRE(parsed->rank == 1);
+  REQUIRE(parsed->master_port == 29511);
+  for (const char* v : {"ADX_WORLD_SIZE", "ADX_RANK", "MASTER_PORT", "ADX_MASTER_PORT"}) unsetenv(v);
+  REQUIRE(!adx::distributed_options_from_environment());
+}
+
+int main(int argc, char* argv[]) {
+  if (std::getenv("ADX_TEST_WORKER")) return run_worker();
+  return Catch::Session().run(argc, argv);
+}
