@@ -1,8 +1,10 @@
 // Data-parallel training on c10d's Gloo process group: 2 processes on
 // 127.0.0.1 train the AE, Deep SVDD and GANomaly to the same model file that
 // one process writes with the same global batches split the same way
-// (train.micro_batches = 2); a rank that never joins, dies, or finds the port
-// taken ends in a clear DistributedError within the timeout.
+// (train.micro_batches = 2), and build PatchCore's memory bank from their
+// shares of the images with a distributed coreset, again the single-process
+// file; a rank that never joins, dies, or finds the port taken ends in a clear
+// DistributedError within the timeout.
 //
 // The program is its own worker: started with ADX_TEST_WORKER set, it joins
 // the process group from the environment, as `adx fit` would, and fits.
@@ -10,6 +12,7 @@
 #include "test_helpers.hpp"
 
 #include <adx/core/distributed.hpp>
+#include <adx/detectors/components/coreset.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -22,6 +25,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <thread>
 
 extern char** environ;
@@ -49,20 +53,43 @@ Job job(const std::string& name) {
     common["latent"] = "8";
     common["width"] = "8";
   }
+  if (name == "patchcore")  // no gradient training: the ranks share the backbone work and the coreset
+    common = {{"backbone", "resnet18"}, {"coreset_ratio", "0.2"}, {"runtime.threads", "1"}, {"runtime.seed", "11"}};
   return {name, common};
 }
 
-torch::Tensor training_images() { return adx::test::easy_images(150, 10, 10).train.clamp(0, 1); }
+torch::Tensor training_images(const std::string& name) {
+  if (name == "patchcore") return adx::test::easy_images_at(64, 41, 10, 10).train;
+  return adx::test::easy_images(150, 10, 10).train.clamp(0, 1);
+}
 
-// Worker: join the group from the environment and fit; rank 0 writes the model file.
+// Rows for the coreset test: 37 features (no multiple of a vector width), split unevenly between 2 ranks.
+torch::Tensor coreset_points() {
+  torch::manual_seed(9);
+  return torch::randn({501, 37});
+}
+constexpr int64_t kRank0Rows = 230;
+
+// Worker: join the group from the environment and fit; rank 0 writes the model file. The coreset worker
+// selects from its share of coreset_points() and writes the indices and radius.
 int run_worker() {
   try {
     const std::string name = std::getenv("ADX_TEST_WORKER");
     auto group = adx::init_distributed_from_environment();
     if (std::getenv("ADX_TEST_DIE")) std::_Exit(3);  // joined, then gone
+    if (name == "coreset") {
+      const auto points = coreset_points();
+      const auto mine = group->rank() == 0 ? points.slice(0, 0, kRank0Rows) : points.slice(0, kRank0Rows);
+      const auto coreset = adx::greedy_coreset_distributed(mine, 60, 321, *group);
+      std::ofstream out(std::getenv("ADX_TEST_OUT"));
+      out.precision(9);
+      out << coreset.coverage_radius;
+      for (auto i : coreset.indices) out << " " << i;
+      return 0;
+    }
     auto j = job(name);
     auto detector = adx::make_detector(j.detector, j.options);
-    detector->fit(Data::images(training_images()));
+    detector->fit(Data::images(training_images(name)));
     detector->save(std::getenv("ADX_TEST_OUT"));
     std::printf("rank %lld: communication %.3f s\n", static_cast<long long>(group->rank()),
                 group->communication_seconds());
@@ -126,7 +153,7 @@ std::vector<std::string> rank_environment(int rank, int port, const std::string&
 
 TEST_CASE("2 data-parallel processes write the file that one process writes on the same global batches",
           "[distributed]") {
-  for (const std::string name : {"autoencoder", "deep_svdd", "ganomaly"}) {
+  for (const std::string name : {"autoencoder", "deep_svdd", "ganomaly", "patchcore"}) {
     INFO(name);
     const auto distributed_path = adx::test::temp_path("dp_" + name + "_rank0.adx");
     const auto single_path = adx::test::temp_path("dp_" + name + "_single.adx");
@@ -144,7 +171,7 @@ TEST_CASE("2 data-parallel processes write the file that one process writes on t
     for (auto& [key, value] : adx::OptionMap(j.options))
       if (key.find("train.") != std::string::npos) j.options[key.substr(0, key.find("train.")) + "train.micro_batches"] = "2";
     auto single = adx::make_detector(j.detector, j.options);
-    single->fit(Data::images(training_images()));
+    single->fit(Data::images(training_images(name)));
     single->save(single_path);
 
     const auto a = adx::read_model_file(distributed_path), b = adx::read_model_file(single_path);
@@ -162,10 +189,35 @@ TEST_CASE("2 data-parallel processes write the file that one process writes on t
     INFO("largest difference between the two files' tensors " << largest);
     // Two ranks add two partial gradients, as one process adds its two parts': the same sums.
     REQUIRE(largest <= 1e-6);
-    const auto images = adx::test::easy_images(10, 20, 10).test.clamp(0, 1);
+    const auto images = name == "patchcore" ? adx::test::easy_images_at(64, 2, 10, 10).test
+                                            : adx::test::easy_images(10, 20, 10).test.clamp(0, 1);
     REQUIRE(torch::allclose(adx::load(distributed_path)->score(Data::images(images)).per_item,
                             single->score(Data::images(images)).per_item, 1e-5, 1e-6));
   }
+}
+
+TEST_CASE("the distributed coreset picks the rows one machine picks", "[distributed]") {
+  const int port = free_port();
+  std::vector<std::string> files;
+  std::vector<pid_t> ranks;
+  for (int r = 0; r < 2; ++r) {
+    files.push_back(adx::test::temp_path("coreset_rank" + std::to_string(r) + ".txt"));
+    ranks.push_back(spawn_worker(rank_environment(r, port, "coreset", files.back())));
+  }
+  for (auto pid : ranks) REQUIRE(wait_worker(pid, 120) == 0);
+  const auto single = adx::greedy_coreset(coreset_points(), 60, 321);
+  for (const auto& file : files) {
+    std::ifstream in(file);
+    double radius = 0;
+    in >> radius;
+    std::vector<int64_t> indices;
+    for (int64_t i; in >> i;) indices.push_back(i);
+    REQUIRE(indices == single.indices);
+    REQUIRE(radius == Approx(single.coverage_radius).epsilon(1e-7));
+  }
+  // Rows on both sides of the split were chosen.
+  REQUIRE(std::count_if(single.indices.begin(), single.indices.end(), [](int64_t i) { return i < kRank0Rows; }) > 5);
+  REQUIRE(std::count_if(single.indices.begin(), single.indices.end(), [](int64_t i) { return i >= kRank0Rows; }) > 5);
 }
 
 TEST_CASE("a batch split into micro-batches takes the whole batch's gradient", "[distributed]") {

@@ -188,6 +188,7 @@ at::Tensor ProcessGroup::all_gather(const at::Tensor& tensor) {
   sizes[options_.rank] = tensor.size(0);
   all_reduce_sum(sizes);
   const int64_t largest = sizes.max().item<int64_t>();
+  if (largest == 0) return tensor.clone();  // nothing anywhere
   auto padded_shape = tensor.sizes().vec();
   padded_shape[0] = largest;
   auto input = torch::zeros(padded_shape, tensor.options().device(torch::kCPU));

@@ -230,6 +230,10 @@ TrainResult train_steps(torch::nn::Module& module, const Data& train, const Data
   const int64_t ranks = group ? group->world_size() : 1, rank = group ? group->rank() : 0;
   // Each batch splits into `parts` parts, `micro_batches` of them on every rank.
   const int64_t parts = ranks * o.micro_batches();
+  ADX_CHECK_AS(ShapeError, std::min(o.batch_size(), n) >= 2 * parts,
+               "{}: batches of {} items cannot give each of {} parts ({} rank(s) x {} micro-batches) 2 items; "
+               "use a larger train.batch_size or fewer parts",
+               stage, std::min(o.batch_size(), n), parts, ranks, o.micro_batches());
   std::optional<RunningStatistics> statistics;
   if (parts > 1) statistics.emplace(module);
   if (group) broadcast_state(*group, module);

@@ -1,3 +1,4 @@
+#include <adx/core/distributed.hpp>
 #include <adx/detectors/components/coreset.hpp>
 #include <adx/detectors/patchcore/patchcore.hpp>
 
@@ -57,45 +58,81 @@ torch::Tensor Patchcore::embed(const std::map<std::string, torch::Tensor>& featu
 
 void Patchcore::fit_model(const Data& train, const Data&) {
   load_backbone_weights();
+  // Under a process group each rank embeds its share of the images (the backbone is the cost), the
+  // coreset is chosen over every rank's patches at once, and every rank ends with the whole memory bank:
+  // the bank one process would build.
+  ProcessGroup* group = current_process_group();
+  const int64_t images = train.size();
+  const int64_t ranks = group ? group->world_size() : 1, rank = group ? group->rank() : 0;
+  const int64_t first_image = images * rank / ranks, last_image = images * (rank + 1) / ranks;
   std::vector<torch::Tensor> patches;
-  int64_t patches_per_image = 0;
-  for_each_feature_batch(train.x, [&](const std::map<std::string, torch::Tensor>& f, int64_t) {
-    const auto e = embed(f);
-    patches_per_image = e.size(2) * e.size(3);
-    patches.push_back(e.permute({0, 2, 3, 1}).reshape({-1, e.size(1)}));
-  });
-  const auto all = torch::cat(patches);
-  const int64_t n = all.size(0);
+  int64_t patches_per_image = 0, dims = 0;
+  for_each_feature_batch(train.x.slice(0, first_image, last_image),
+                         [&](const std::map<std::string, torch::Tensor>& f, int64_t) {
+                           const auto e = embed(f);
+                           patches_per_image = e.size(2) * e.size(3);
+                           dims = e.size(1);
+                           patches.push_back(e.permute({0, 2, 3, 1}).reshape({-1, e.size(1)}));
+                         });
+  if (group) {  // a rank with no image learns the sizes from the others
+    auto sizes = torch::tensor({patches_per_image, dims}, torch::kLong);
+    group->all_reduce_max(sizes);
+    patches_per_image = sizes[0].item<int64_t>();
+    dims = sizes[1].item<int64_t>();
+  }
+  const auto mine = patches.empty() ? torch::zeros({0, dims}, train.x.options()) : torch::cat(patches);
+  const int64_t n = images * patches_per_image, first_row = first_image * patches_per_image;
   const int64_t size = std::max<int64_t>(1, static_cast<int64_t>(static_cast<double>(n) * options_.coreset_ratio()));
-  torch::Tensor rows;  // the rows of `all` kept in the memory bank
+  torch::Tensor rows;  // the rows of the whole patch matrix kept in the memory bank
   if (size >= n) {
-    rows = torch::arange(n, torch::TensorOptions(torch::kLong).device(all.device()));
+    rows = torch::arange(n, torch::TensorOptions(torch::kLong).device(mine.device()));
     coverage_radius_ = 0.0;
   } else {
     // Select on a random projection (cheap distances), keep the full features of the chosen rows.
-    const int64_t components = std::min(all.size(1), johnson_lindenstrauss_dim(n, options_.projection_eps()));
-    const auto projection = sparse_random_projection(all.size(1), components).to(all.device());
-    const auto projected = torch::mm(all, projection).cpu();
+    const int64_t components = std::min(dims, johnson_lindenstrauss_dim(n, options_.projection_eps()));
+    const auto projection = sparse_random_projection(dims, components).to(mine.device());
+    const auto projected = torch::mm(mine, projection).cpu();
     const int64_t start = torch::randint(n, {1}, torch::kLong).item<int64_t>();
-    const auto coreset = greedy_coreset(projected, size, start);
+    const auto coreset = group ? greedy_coreset_distributed(projected, size, start, *group)
+                               : greedy_coreset(projected, size, start);
     coverage_radius_ = coreset.coverage_radius;
-    rows = torch::tensor(coreset.indices, torch::kLong).to(all.device());
+    rows = torch::tensor(coreset.indices, torch::kLong).to(mine.device());
   }
-  memory_bank_ = all.index_select(0, rows).contiguous();
+  if (group) {
+    // Each rank contributes the chosen rows it holds, with their places in the bank.
+    const auto local = (rows >= first_row) & (rows < first_row + mine.size(0));
+    const auto places = torch::nonzero(local).reshape({-1});
+    const auto gathered = group->all_gather(mine.index_select(0, rows.index({local}) - first_row));
+    const auto gathered_places = group->all_gather(places.to(torch::kCPU)).to(mine.device());
+    memory_bank_ = torch::empty({rows.size(0), dims}, mine.options());
+    memory_bank_.index_copy_(0, gathered_places, gathered.to(mine.device()));
+  } else {
+    memory_bank_ = mine.index_select(0, rows).contiguous();
+  }
   index_bank(&rows);
 
-  // Threshold calibration: each training image scored against the memory without its own patches.
-  const int64_t images = train.size();
+  // Threshold calibration: each training image scored against the memory without its own patches (each
+  // rank scores its share; the scores meet in image order).
   if (images < 2) return;
   const auto bank_images = rows.div(patches_per_image, "floor");
-  const auto per_image = all.reshape({images, patches_per_image, all.size(1)});
+  const int64_t own = last_image - first_image;
+  const auto per_image = mine.reshape({own, patches_per_image, dims});
   // Exact search takes the leave-one-out groups; faiss cannot, so its models calibrate on the full search.
   const BankIndex* exact = index_.kind() == "exact" ? &index_ : nullptr;
-  set_left_out_scores_by_batch(images, [&](int64_t begin, int64_t end) {
+  const auto left_out = [&](int64_t begin, int64_t end) {
     return patchcore_scores(per_image.slice(0, begin, end), memory_bank_, options_.neighbours(),
-                            torch::arange(begin, end, bank_images.options()), bank_images, exact)
+                            torch::arange(first_image + begin, first_image + end, bank_images.options()), bank_images,
+                            exact)
         .image;
-  });
+  };
+  if (!group) {
+    set_left_out_scores_by_batch(images, left_out);
+    return;
+  }
+  std::vector<torch::Tensor> parts{torch::zeros({0}, mine.options())};
+  for (int64_t b = 0; b < own; b += options_.feature_batch_size())
+    parts.push_back(left_out(b, std::min(own, b + options_.feature_batch_size())));
+  set_left_out_scores(group->all_gather(torch::cat(parts).cpu()));
 }
 
 PatchcoreScores patchcore_scores(const torch::Tensor& patches, const torch::Tensor& memory_bank, int64_t neighbours,

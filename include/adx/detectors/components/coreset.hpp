@@ -30,6 +30,15 @@ struct Coreset {
 /// recomputing every distance. `points` is N x D float32 on the CPU.
 Coreset greedy_coreset(const at::Tensor& points, int64_t size, int64_t start);
 
+class ProcessGroup;
+
+/// greedy_coreset over rows spread across the ranks of `group`: each rank passes its own rows (its
+/// training images' patches), and the whole matrix is the ranks' rows in rank order; `start` is a row
+/// of the whole matrix. Each step finds the farthest row in one all-reduce and its owner broadcasts it,
+/// so every rank returns the same indices (into the whole matrix) and radius as greedy_coreset on the
+/// whole matrix on one machine, without any rank holding more than its rows and the chosen centres.
+Coreset greedy_coreset_distributed(const at::Tensor& local_points, int64_t size, int64_t start, ProcessGroup& group);
+
 /// Distances nearest_neighbours computes per block by default.
 constexpr int64_t kNearestNeighbourBlock = int64_t{1} << 24;
 
