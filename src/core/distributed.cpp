@@ -97,6 +97,8 @@ struct ProcessGroupAccess {
     }
     g.communication_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
   }
+  // In place, through a host copy when the tensor is not a contiguous CPU tensor.
+  static void all_reduce(ProcessGroup& g, at::Tensor& tensor, c10d::ReduceOp::RedOpType op, const char* what);
 };
 
 ProcessGroup::ProcessGroup(const DistributedOptions& options) : state_(std::make_unique<State>()), options_(options) {
@@ -150,24 +152,23 @@ void copy_back(at::Tensor& target, const torch::Tensor& host) {
 }
 }  // namespace
 
-void ProcessGroup::all_reduce_sum(at::Tensor& tensor) {
+void ProcessGroupAccess::all_reduce(ProcessGroup& g, at::Tensor& tensor, c10d::ReduceOp::RedOpType op,
+                                    const char* what) {
   std::vector<torch::Tensor> tensors{host_copy(tensor)};
-  ProcessGroupAccess::run(*this, "all-reduce (sum)", [&](c10d::ProcessGroupGloo& g) {
+  run(g, what, [&](c10d::ProcessGroupGloo& group) {
     c10d::AllreduceOptions o;
-    o.reduceOp = c10d::ReduceOp::SUM;
-    return g.allreduce(tensors, o);
+    o.reduceOp = op;
+    return group.allreduce(tensors, o);
   });
   copy_back(tensor, tensors[0]);
 }
 
+void ProcessGroup::all_reduce_sum(at::Tensor& tensor) {
+  ProcessGroupAccess::all_reduce(*this, tensor, c10d::ReduceOp::SUM, "all-reduce (sum)");
+}
+
 void ProcessGroup::all_reduce_max(at::Tensor& tensor) {
-  std::vector<torch::Tensor> tensors{host_copy(tensor)};
-  ProcessGroupAccess::run(*this, "all-reduce (max)", [&](c10d::ProcessGroupGloo& g) {
-    c10d::AllreduceOptions o;
-    o.reduceOp = c10d::ReduceOp::MAX;
-    return g.allreduce(tensors, o);
-  });
-  copy_back(tensor, tensors[0]);
+  ProcessGroupAccess::all_reduce(*this, tensor, c10d::ReduceOp::MAX, "all-reduce (max)");
 }
 
 void ProcessGroup::broadcast(at::Tensor& tensor, int64_t root) {
