@@ -3,7 +3,8 @@
 // one process writes with the same global batches split the same way
 // (train.micro_batches = 2), and build PatchCore's memory bank from their
 // shares of the images with a distributed coreset, again the single-process
-// file; a rank that never joins, dies, or finds the port taken ends in a clear
+// file; PatchCore with a sharded bank scores as one process does, and its
+// shards make the single-process file again; a rank that never joins, dies, or finds the port taken ends in a clear
 // DistributedError within the timeout.
 //
 // The program is its own worker: started with ADX_TEST_WORKER set, it joins
@@ -13,6 +14,7 @@
 
 #include <adx/core/distributed.hpp>
 #include <adx/detectors/components/coreset.hpp>
+#include <adx/detectors/patchcore/patchcore.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -70,6 +72,57 @@ torch::Tensor coreset_points() {
 }
 constexpr int64_t kRank0Rows = 230;
 
+// PatchCore with its bank in k-means cells, so that the shards' own cells and the whole bank's differ.
+Job sharded_patchcore_job() {
+  auto j = job("patchcore");
+  j.options["exact_cells"] = "6";
+  return j;
+}
+torch::Tensor patchcore_test_images() { return adx::test::easy_images_at(64, 2, 10, 10).test; }
+
+// Worker for the sharded bank: fit with shard_bank, score, save; load the single-process file
+// (ADX_TEST_SINGLE) and shard it, score, save; load the file the shards wrote (shards again), score. Files
+// go to ADX_TEST_DIR; each rank writes its scores and shard sizes there.
+void run_sharded_patchcore_worker(adx::ProcessGroup& group) {
+  const std::string dir = std::getenv("ADX_TEST_DIR");
+  const auto test = Data::images(patchcore_test_images());
+  auto j = sharded_patchcore_job();
+  j.options["shard_bank"] = "true";
+  auto fitted = adx::make_detector(j.detector, j.options);
+  fitted->fit(Data::images(training_images("patchcore")));
+  const auto fitted_scores = fitted->score(test);
+  fitted->save(dir + "/fit.adx");
+
+  auto loaded = adx::load(std::getenv("ADX_TEST_SINGLE"));
+  auto& loaded_patchcore = dynamic_cast<adx::Patchcore&>(*loaded);
+  const bool whole_before = !loaded_patchcore.sharded();
+  loaded_patchcore.shard_across(group);
+  const auto loaded_scores = loaded->score(test);
+  loaded->save(dir + "/resaved.adx");
+
+  group.barrier();  // rank 0 has written fit.adx
+  auto reloaded = adx::load(dir + "/fit.adx");
+  const auto& reloaded_patchcore = dynamic_cast<const adx::Patchcore&>(*reloaded);
+  const auto reloaded_scores = reloaded->score(test);
+
+  // Ranks passing different images is refused on every rank, and the ranks stay in step.
+  bool mismatch_refused = false;
+  try {
+    reloaded->score(Data::images(patchcore_test_images().slice(0, 0, group.rank() == 0 ? 3 : 2)));
+  } catch (const adx::ValueError&) {
+    mismatch_refused = true;
+  }
+  const auto& fitted_patchcore = dynamic_cast<const adx::Patchcore&>(*fitted);
+  const auto facts = torch::tensor({fitted_patchcore.memory_bank().size(0), fitted_patchcore.shard().bank_rows,
+                                    loaded_patchcore.memory_bank().size(0), reloaded_patchcore.memory_bank().size(0),
+                                    int64_t{whole_before}, int64_t{reloaded_patchcore.sharded()},
+                                    int64_t{mismatch_refused}},
+                                   torch::kLong);
+  torch::save(std::vector<torch::Tensor>{fitted_scores.per_item, fitted_scores.pixel_map, loaded_scores.per_item,
+                                         loaded_scores.pixel_map, reloaded_scores.per_item, facts},
+              dir + "/rank" + std::to_string(group.rank()) + ".pt");
+}
+
 // Worker: join the group from the environment and fit; rank 0 writes the model file. The coreset worker
 // selects from its share of coreset_points() and writes the indices and radius.
 int run_worker() {
@@ -77,6 +130,10 @@ int run_worker() {
     const std::string name = std::getenv("ADX_TEST_WORKER");
     auto group = adx::init_distributed_from_environment();
     if (std::getenv("ADX_TEST_DIE")) std::_Exit(3);  // joined, then gone
+    if (name == "patchcore_shards") {
+      run_sharded_patchcore_worker(*group);
+      return 0;
+    }
     if (name == "coreset") {
       const auto points = coreset_points();
       const auto mine = group->rank() == 0 ? points.slice(0, 0, kRank0Rows) : points.slice(0, kRank0Rows);
@@ -194,6 +251,80 @@ TEST_CASE("2 data-parallel processes write the file that one process writes on t
     REQUIRE(torch::allclose(adx::load(distributed_path)->score(Data::images(images)).per_item,
                             single->score(Data::images(images)).per_item, 1e-5, 1e-6));
   }
+}
+
+TEST_CASE("a sharded PatchCore bank scores as the whole bank does, and its shards write the whole bank's file",
+          "[distributed]") {
+  const auto dir = adx::test::temp_path("sharded_patchcore");
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  const auto j = sharded_patchcore_job();
+  auto single = adx::make_detector(j.detector, j.options);
+  single->fit(Data::images(training_images("patchcore")));
+  const auto single_path = dir + "/single.adx";
+  single->save(single_path);
+  const auto test = Data::images(patchcore_test_images());
+  const auto expected = single->score(test);
+  const int64_t bank_rows = dynamic_cast<const adx::Patchcore&>(*single).memory_bank().size(0);
+
+  const int port = free_port();
+  std::vector<pid_t> ranks;
+  for (int r = 0; r < 2; ++r) {
+    auto env = rank_environment(r, port, "patchcore_shards", dir + "/unused");
+    env.push_back("ADX_TEST_DIR=" + dir);
+    env.push_back("ADX_TEST_SINGLE=" + single_path);
+    ranks.push_back(spawn_worker(env));
+  }
+  for (auto pid : ranks) REQUIRE(wait_worker(pid, 300) == 0);
+
+  // Largest difference relative to the scores' scale; the search computes each distance as the whole
+  // bank's search does, so it is 0 here.
+  const auto relative = [](const torch::Tensor& a, const torch::Tensor& b) {
+    return ((a - b).abs().max() / b.abs().max()).item<double>();
+  };
+  int64_t fitted_rows = 0, loaded_rows = 0;
+  for (int r = 0; r < 2; ++r) {
+    INFO("rank " << r);
+    std::vector<torch::Tensor> saved;
+    torch::load(saved, dir + "/rank" + std::to_string(r) + ".pt");
+    REQUIRE(saved.size() == 6);
+    const auto facts = saved[5];
+    // A shard is a strict part of the bank, and the shards together are the bank.
+    REQUIRE(facts[1].item<int64_t>() == bank_rows);
+    REQUIRE(facts[0].item<int64_t>() < bank_rows);
+    REQUIRE(facts[2].item<int64_t>() < bank_rows);
+    REQUIRE(facts[3].item<int64_t>() == facts[2].item<int64_t>());
+    fitted_rows += facts[0].item<int64_t>();
+    loaded_rows += facts[2].item<int64_t>();
+    REQUIRE(facts[4].item<int64_t>() == 1);  // a file without shard_bank loads whole
+    REQUIRE(facts[5].item<int64_t>() == 1);  // a file with it loads into shards under a group
+    REQUIRE(facts[6].item<int64_t>() == 1);
+    const double fitted_image = relative(saved[0], expected.per_item), fitted_map = relative(saved[1], expected.pixel_map);
+    const double loaded_image = relative(saved[2], expected.per_item), loaded_map = relative(saved[3], expected.pixel_map);
+    const double reloaded_image = relative(saved[4], expected.per_item);
+    INFO("relative differences: fitted " << fitted_image << " / " << fitted_map << ", loaded " << loaded_image
+                                         << " / " << loaded_map << ", reloaded " << reloaded_image);
+    CHECK(fitted_image <= 1e-6);
+    CHECK(fitted_map <= 1e-6);
+    CHECK(loaded_image <= 1e-6);
+    CHECK(loaded_map <= 1e-6);
+    CHECK(reloaded_image <= 1e-6);
+  }
+  REQUIRE(fitted_rows == bank_rows);
+  REQUIRE(loaded_rows == bank_rows);
+
+  // The shards of the distributed fit write the single-process file, threshold and cells included.
+  const auto a = adx::read_model_file(dir + "/fit.adx"), b = adx::read_model_file(single_path);
+  REQUIRE(a.tensors.size() == b.tensors.size());
+  for (const auto& [key, tensor] : b.tensors) {
+    INFO(key);
+    REQUIRE(a.tensors.count(key));
+    REQUIRE(torch::equal(a.tensors.at(key), tensor));
+  }
+  // The loaded-and-sharded model's file holds the same bank (its rows possibly regrouped) and scores the same.
+  auto resaved = adx::load(dir + "/resaved.adx");
+  REQUIRE(dynamic_cast<const adx::Patchcore&>(*resaved).memory_bank().size(0) == bank_rows);
+  REQUIRE(relative(resaved->score(test).per_item, expected.per_item) <= 1e-6);
 }
 
 TEST_CASE("the distributed coreset picks the rows one machine picks", "[distributed]") {

@@ -3,8 +3,12 @@
 // and 2 processes of 1 thread each joined by c10d's Gloo group on 127.0.0.1.
 // Reports seconds per epoch, the collectives' time per step and the bytes each
 // step all-reduces, from which the scaling across machines can be estimated.
+// Then PatchCore's sharded memory bank: one fitted model scored whole by 1
+// process, and split between 2 processes (each embeds half of every batch and
+// searches its half of the bank), with the collectives' time per image.
 //
 //   distributed_benchmark [--models conv_autoencoder,ganomaly] [--class 0] [--epochs 2] [--batch 64]
+//                         [--patchcore-train 1000] [--patchcore-test 400]
 //
 // The program is its own worker: with ADX_BENCH_WORKER set it joins the group from the environment.
 #include <adx/adx.hpp>
@@ -41,6 +45,31 @@ torch::Tensor normal_images(int64_t normal_class) {
 struct Run {
   double seconds = 0, communication = 0;
 };
+
+// PatchCore's images: Fashion-MNIST at 64 px, so that ResNet-18's layer 2 gives an 8 x 8 patch grid.
+torch::Tensor at_64_pixels(const torch::Tensor& images) {
+  namespace F = torch::nn::functional;
+  return F::interpolate(images, F::InterpolateFuncOptions().size(std::vector<int64_t>{64, 64}).mode(torch::kBilinear)
+                                    .align_corners(false));
+}
+torch::Tensor patchcore_test_images(int64_t count) {
+  return at_64_pixels(adx::load_mnist_split(adx::kFashionMnistDir, "test").images.slice(0, 0, count));
+}
+adx::OptionMap patchcore_options(int64_t threads) {
+  return {{"backbone", "resnet18"}, {"coreset_ratio", "0.1"}, {"runtime.threads", std::to_string(threads)},
+          {"runtime.seed", "1"}};
+}
+
+Run score_here(adx::Detector& detector, const torch::Tensor& images, torch::Tensor* scores) {
+  auto* group = adx::current_process_group();
+  const double before = group ? group->communication_seconds() : 0.0;
+  const auto start = std::chrono::steady_clock::now();
+  *scores = detector.score(adx::Data::images(images)).per_item;
+  Run run;
+  run.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (group) run.communication = group->communication_seconds() - before;
+  return run;
+}
 
 Run fit_here(const std::string& model, const adx::OptionMap& options, const torch::Tensor& images) {
   auto detector = adx::make_detector(model, options);
@@ -81,12 +110,89 @@ pid_t spawn_self(const std::vector<std::string>& extra, char* self) {
 int worker() {
   const std::string model = std::getenv("ADX_BENCH_WORKER");
   auto group = adx::init_distributed_from_environment();
+  if (model == "patchcore_shards") {  // the parent's model, split between the ranks
+    auto detector = adx::load(std::getenv("ADX_BENCH_MODEL"));
+    dynamic_cast<adx::Patchcore&>(*detector).shard_across(*group);
+    torch::Tensor scores;
+    const auto run = score_here(*detector, patchcore_test_images(std::stoll(std::getenv("ADX_BENCH_TEST"))), &scores);
+    std::ofstream(std::getenv("ADX_BENCH_OUT")) << run.seconds << " " << run.communication << " "
+                                                 << dynamic_cast<adx::Patchcore&>(*detector).memory_bank().size(0)
+                                                 << "\n";
+    if (group->rank() == 0) torch::save(scores, std::string(std::getenv("ADX_BENCH_OUT")) + ".pt");
+    return 0;
+  }
   const auto run = fit_here(model,
                             options_for(model, std::stoll(std::getenv("ADX_BENCH_EPOCHS")),
                                         std::stoll(std::getenv("ADX_BENCH_BATCH")), 1),
                             normal_images(std::stoll(std::getenv("ADX_BENCH_CLASS"))));
   std::ofstream(std::getenv("ADX_BENCH_OUT")) << run.seconds << " " << run.communication << "\n";
   return 0;
+}
+
+// Starts 2 ranks of this program on 127.0.0.1 with `extra` in their environment, waits for them, and
+// returns the files named by ADX_BENCH_OUT (one per rank).
+std::vector<std::string> run_two_ranks(const std::vector<std::string>& extra, char* self) {
+  const int port = free_port();
+  std::vector<pid_t> ranks;
+  std::vector<std::string> outs;
+  for (int r = 0; r < 2; ++r) {
+    outs.push_back(fmt::format("/tmp/adx_distributed_benchmark_{}_{}.txt", getpid(), r));
+    auto env = extra;
+    env.insert(env.end(), {"ADX_RANK=" + std::to_string(r), "ADX_WORLD_SIZE=2", "ADX_MASTER_ADDR=127.0.0.1",
+                           "ADX_MASTER_PORT=" + std::to_string(port), "ADX_BENCH_OUT=" + outs[r]});
+    ranks.push_back(spawn_self(env, self));
+  }
+  for (auto pid : ranks) {
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) throw adx::Error("a worker failed");
+  }
+  return outs;
+}
+
+// One PatchCore model scored whole by 1 process (2 threads, then 1) and sharded between 2 processes.
+void sharded_patchcore(int64_t train_count, int64_t test_count, char* self) {
+  const auto train = at_64_pixels(normal_images(0).slice(0, 0, train_count));
+  const auto test = patchcore_test_images(test_count);
+  auto detector = adx::make_detector("patchcore", patchcore_options(2));
+  detector->fit(adx::Data::images(train));
+  const auto path = fmt::format("/tmp/adx_distributed_benchmark_{}_patchcore.adx", getpid());
+  detector->save(path);
+  const auto& bank = dynamic_cast<const adx::Patchcore&>(*detector).memory_bank();
+  // The same model on 1 thread, for the single-process run and for every rank.
+  auto file = adx::read_model_file(path);
+  file.options["runtime.threads"] = "1";
+  const auto one_thread_path = path + ".1thread.adx";
+  adx::write_model_file(one_thread_path, file);
+  torch::Tensor whole_scores, unused;
+  const auto two_threads = score_here(*detector, test, &whole_scores);
+  const auto one_thread = score_here(*adx::load(one_thread_path), test, &unused);
+  const auto outs = run_two_ranks({"ADX_BENCH_WORKER=patchcore_shards", "ADX_BENCH_MODEL=" + one_thread_path,
+                                   "ADX_BENCH_TEST=" + std::to_string(test_count)},
+                                  self);
+  Run sharded;
+  int64_t shard_rows = 0;
+  std::ifstream(outs[0]) >> sharded.seconds >> sharded.communication >> shard_rows;
+  torch::Tensor sharded_scores;
+  torch::load(sharded_scores, outs[0] + ".pt");
+  for (const auto& f : outs) std::remove(f.c_str());
+  std::remove((outs[0] + ".pt").c_str());
+  std::remove(path.c_str());
+  std::remove(one_thread_path.c_str());
+  const double n = static_cast<double>(test_count);
+  std::cout << fmt::format(
+      "\nPatchCore (resnet18, coreset 10%) fitted on {} Fashion-MNIST class-0 images at 64 px: a bank of {} x {}; "
+      "{} test images scored\n\n",
+      train_count, bank.size(0), bank.size(1), test_count);
+  std::cout << "| scoring | bank rows per process | images/s | collective ms per image (rank 0) | largest score "
+               "difference from the whole bank |\n|---|---|---|---|---|\n";
+  std::cout << fmt::format("| 1 process, 2 threads, whole bank | {} | {:.1f} | | |\n", bank.size(0),
+                           n / two_threads.seconds);
+  std::cout << fmt::format("| 1 process, 1 thread, whole bank | {} | {:.1f} | | |\n", bank.size(0),
+                           n / one_thread.seconds);
+  std::cout << fmt::format("| 2 processes x 1 thread, sharded | {} (rank 0) | {:.1f} | {:.2f} | {:.3g} |\n",
+                           shard_rows, n / sharded.seconds, 1000.0 * sharded.communication / n,
+                           (sharded_scores - whole_scores).abs().max().item<double>());
 }
 
 }  // namespace
@@ -107,6 +213,10 @@ int main(int argc, char** argv) {
   app.add_option("--class", normal_class, "Fashion-MNIST class used as training data")->capture_default_str();
   app.add_option("--epochs", epochs, "epochs")->capture_default_str();
   app.add_option("--batch", batch, "global batch size")->capture_default_str();
+  int64_t patchcore_train = 1000, patchcore_test = 400;
+  app.add_option("--patchcore-train", patchcore_train, "PatchCore's training images (0: skip PatchCore)")
+      ->capture_default_str();
+  app.add_option("--patchcore-test", patchcore_test, "PatchCore's test images")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   try {
     const auto images = normal_images(normal_class);
@@ -119,23 +229,10 @@ int main(int argc, char** argv) {
     for (const auto& model : models) {
       const auto two_threads = fit_here(model, options_for(model, epochs, batch, 2), images);
       const auto one_thread = fit_here(model, options_for(model, epochs, batch, 1), images);
-      const int port = free_port();
-      std::vector<pid_t> ranks;
-      std::vector<std::string> outs;
-      for (int r = 0; r < 2; ++r) {
-        outs.push_back(fmt::format("/tmp/adx_distributed_benchmark_{}_{}.txt", getpid(), r));
-        ranks.push_back(spawn_self({"ADX_BENCH_WORKER=" + model, "ADX_RANK=" + std::to_string(r), "ADX_WORLD_SIZE=2",
-                                    "ADX_MASTER_ADDR=127.0.0.1", "ADX_MASTER_PORT=" + std::to_string(port),
-                                    "ADX_BENCH_EPOCHS=" + std::to_string(epochs),
-                                    "ADX_BENCH_BATCH=" + std::to_string(batch),
-                                    "ADX_BENCH_CLASS=" + std::to_string(normal_class), "ADX_BENCH_OUT=" + outs[r]},
-                                   argv[0]));
-      }
-      for (auto pid : ranks) {
-        int status = 0;
-        waitpid(pid, &status, 0);
-        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) throw adx::Error("a worker failed");
-      }
+      const auto outs = run_two_ranks({"ADX_BENCH_WORKER=" + model, "ADX_BENCH_EPOCHS=" + std::to_string(epochs),
+                                       "ADX_BENCH_BATCH=" + std::to_string(batch),
+                                       "ADX_BENCH_CLASS=" + std::to_string(normal_class)},
+                                      argv[0]);
       Run data_parallel;
       std::ifstream(outs[0]) >> data_parallel.seconds >> data_parallel.communication;
       for (const auto& f : outs) std::remove(f.c_str());
@@ -158,6 +255,7 @@ int main(int argc, char** argv) {
                                1000.0 * data_parallel.communication / steps,
                                4.0 * static_cast<double>(parameters) / 1e6);
     }
+    if (patchcore_train > 0) sharded_patchcore(patchcore_train, patchcore_test, argv[0]);
   } catch (const std::exception& e) {
     std::cerr << "distributed_benchmark: " << e.what() << "\n";
     return 1;

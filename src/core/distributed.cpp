@@ -99,6 +99,8 @@ struct ProcessGroupAccess {
   }
   // In place, through a host copy when the tensor is not a contiguous CPU tensor.
   static void all_reduce(ProcessGroup& g, at::Tensor& tensor, c10d::ReduceOp::RedOpType op, const char* what);
+  // Every rank's rows, concatenated in rank order, on `root` (on every rank when root < 0).
+  static at::Tensor gather(ProcessGroup& g, const at::Tensor& tensor, int64_t root);
 };
 
 ProcessGroup::ProcessGroup(const DistributedOptions& options) : state_(std::make_unique<State>()), options_(options) {
@@ -183,24 +185,52 @@ void ProcessGroup::broadcast(at::Tensor& tensor, int64_t root) {
   copy_back(tensor, tensors[0]);
 }
 
-at::Tensor ProcessGroup::all_gather(const at::Tensor& tensor) {
-  ADX_CHECK_AS(ShapeError, tensor.dim() >= 1, "all_gather needs a tensor with a first dimension, got a scalar");
-  auto sizes = torch::full({options_.world_size}, 0, torch::kLong);
-  sizes[options_.rank] = tensor.size(0);
-  all_reduce_sum(sizes);
+void ProcessGroup::all_reduce_min(at::Tensor& tensor) {
+  ProcessGroupAccess::all_reduce(*this, tensor, c10d::ReduceOp::MIN, "all-reduce (min)");
+}
+
+// Gloo gathers equal sizes: every rank's rows are padded to the largest count, and the padding is cut off
+// after. `root` < 0 gathers to every rank.
+at::Tensor ProcessGroupAccess::gather(ProcessGroup& g, const at::Tensor& tensor, int64_t root) {
+  const auto& options = g.options_;
+  ADX_CHECK_AS(ShapeError, tensor.dim() >= 1, "gathering needs a tensor with a first dimension, got a scalar");
+  ADX_CHECK_AS(OptionError, root < options.world_size, "gather root {} is not a rank of {}", root,
+               options.world_size);
+  auto sizes = torch::full({options.world_size}, 0, torch::kLong);
+  sizes[options.rank] = tensor.size(0);
+  g.all_reduce_sum(sizes);
   const int64_t largest = sizes.max().item<int64_t>();
-  if (largest == 0) return tensor.clone();  // nothing anywhere
+  const bool receives = root < 0 || root == options.rank;
+  if (largest == 0) return receives ? tensor.clone() : tensor.slice(0, 0, 0).clone();  // nothing anywhere
   auto padded_shape = tensor.sizes().vec();
   padded_shape[0] = largest;
   auto input = torch::zeros(padded_shape, tensor.options().device(torch::kCPU));
   input.slice(0, 0, tensor.size(0)).copy_(tensor);
   std::vector<std::vector<torch::Tensor>> outputs(1);
-  for (int64_t r = 0; r < options_.world_size; ++r) outputs[0].push_back(torch::empty_like(input));
+  if (receives)
+    for (int64_t r = 0; r < options.world_size; ++r) outputs[0].push_back(torch::empty_like(input));
   std::vector<torch::Tensor> inputs{input};
-  ProcessGroupAccess::run(*this, "all-gather", [&](c10d::ProcessGroupGloo& g) { return g.allgather(outputs, inputs); });
+  if (root < 0) {
+    run(g, "all-gather", [&](c10d::ProcessGroupGloo& group) { return group.allgather(outputs, inputs); });
+  } else {
+    if (!receives) outputs.clear();
+    run(g, "gather", [&](c10d::ProcessGroupGloo& group) {
+      c10d::GatherOptions o;
+      o.rootRank = root;
+      return group.gather(outputs, inputs, o);
+    });
+  }
+  if (!receives) return tensor.slice(0, 0, 0).clone();
   std::vector<torch::Tensor> parts;
-  for (int64_t r = 0; r < options_.world_size; ++r) parts.push_back(outputs[0][r].slice(0, 0, sizes[r].item<int64_t>()));
+  for (int64_t r = 0; r < options.world_size; ++r) parts.push_back(outputs[0][r].slice(0, 0, sizes[r].item<int64_t>()));
   return torch::cat(parts).to(tensor.device());
+}
+
+at::Tensor ProcessGroup::all_gather(const at::Tensor& tensor) { return ProcessGroupAccess::gather(*this, tensor, -1); }
+
+at::Tensor ProcessGroup::gather(const at::Tensor& tensor, int64_t root) {
+  ADX_CHECK_AS(OptionError, root >= 0, "gather root must be a rank, got {}", root);
+  return ProcessGroupAccess::gather(*this, tensor, root);
 }
 
 void ProcessGroup::barrier() {

@@ -290,9 +290,10 @@ void Detector::set_version(const std::string& version) {
 }
 
 void Detector::save(const std::string& path) const {
-  // In a distributed run every rank holds the same model; rank 0 writes it.
-  if (!is_main_rank()) return;
-  write_model_file(path, to_model_file());
+  // In a distributed run every rank calls save() and rank 0 writes. Every rank assembles the file, since a
+  // model spread over the ranks (PatchCore's sharded bank) gathers its parts while it does.
+  const auto file = to_model_file();
+  if (is_main_rank()) write_model_file(path, file);
 }
 
 ModelFile Detector::to_model_file() const {

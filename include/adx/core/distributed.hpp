@@ -67,10 +67,14 @@ class ProcessGroup {
   void all_reduce_sum(at::Tensor& tensor);
   /// In place: the element-wise maximum over ranks.
   void all_reduce_max(at::Tensor& tensor);
+  /// In place: the element-wise minimum over ranks.
+  void all_reduce_min(at::Tensor& tensor);
   /// In place: every rank gets `root`'s values.
   void broadcast(at::Tensor& tensor, int64_t root = 0);
   /// Every rank's tensor, concatenated in rank order along the first dimension (sizes may differ).
   at::Tensor all_gather(const at::Tensor& tensor);
+  /// all_gather's result on `root` only (an empty tensor elsewhere): what is gathered is held once.
+  at::Tensor gather(const at::Tensor& tensor, int64_t root = 0);
   void barrier();
   /// Seconds spent inside collectives since construction (for scaling estimates).
   double communication_seconds() const { return communication_seconds_; }

@@ -8,6 +8,9 @@
 // score re-weighted by the softmax over the 9 nearest memory neighbours.
 // The memory comes from every training image; the threshold is set on each
 // training image's score against the memory without its own patches.
+// Under a process group the fit is shared among the ranks, and with shard_bank
+// each rank keeps only a shard of the memory bank (see the option).
+#include <adx/core/distributed.hpp>
 #include <adx/detectors/components/bank_index.hpp>
 #include <adx/detectors/components/feature_memory.hpp>
 
@@ -41,7 +44,18 @@ struct PatchcoreOptions {
   ADX_ARG(int64_t, hnsw_m) = 32;
   /// hnsw: search breadth (efSearch).
   ADX_ARG(int64_t, hnsw_ef_search) = 64;
+  /// Under a process group, each rank keeps only its shard of the memory bank (after fit, or on loading a
+  /// model); scoring is then collective (every rank scores the same images; each patch's nearest distance is
+  /// the least over the shards), and so is save(), where rank 0 writes the file one process would.
+  ADX_ARG(bool, shard_bank) = false;
   ADX_DETECTOR_OPTIONS(Preprocess::None);
+};
+
+/// A memory bank split over the ranks of a process group: this rank's part of it.
+struct BankShard {
+  ProcessGroup* group = nullptr;
+  torch::Tensor rows;     ///< int64, one per local bank row: its row in the whole bank
+  int64_t bank_rows = 0;  ///< rows of the whole bank
 };
 
 /// PatchCore's scores of patch features `patches` (n x P x D) against `memory_bank` (M x D).
@@ -56,17 +70,29 @@ struct PatchcoreScores {
 /// leave-one-image-out score of a training image.
 /// `index`, when given, finds each patch's nearest memory row (it must index `memory_bank` in its order,
 /// and be exact when ids are given); otherwise every memory row is searched.
+/// With `shard`, `memory_bank` (and `bank_images`, `index`) are this rank's shard, and the call is collective:
+/// every rank passes the same patches and gets the scores the whole bank gives. Each patch's nearest distance
+/// is the least over the shards, m* comes from the shard that holds it, and the k neighbours of m* are the
+/// k nearest among every shard's k nearest (ties go to the lower row of the whole bank).
 PatchcoreScores patchcore_scores(const torch::Tensor& patches, const torch::Tensor& memory_bank, int64_t neighbours,
                                  const torch::Tensor& image_ids = {}, const torch::Tensor& bank_images = {},
-                                 const BankIndex* index = nullptr);
+                                 const BankIndex* index = nullptr, const BankShard* shard = nullptr);
 
 class Patchcore : public BackboneDetector<PatchcoreOptions> {
  public:
   using Options = PatchcoreOptions;
   explicit Patchcore(Options options = Options());
   std::string type() const override { return "patchcore"; }
-  /// Rows x features of the fitted memory bank.
+  /// Rows x features of the fitted memory bank (this rank's shard when sharded()).
   const torch::Tensor& memory_bank() const { return memory_bank_; }
+  /// Whether this rank holds only a shard of the memory bank; scoring and save() are then collective.
+  bool sharded() const { return shard_.group != nullptr; }
+  /// This rank's shard: its rows' places in the whole bank, and the whole bank's row count.
+  const BankShard& shard() const { return shard_; }
+  /// Splits the whole memory bank of a fitted or loaded model over `group` (collective: every rank holds the
+  /// same bank, as after adx::load of one file, and keeps a contiguous slice of it). Sets shard_bank, so a
+  /// file saved from the shards loads back into shards under a group.
+  void shard_across(ProcessGroup& group);
   /// Coverage radius of the coreset in the projected space, from the last fit.
   double coverage_radius() const { return coverage_radius_; }
   /// The nearest-neighbour index scoring searches (its kind, its note when it fell back, its bytes).
@@ -87,12 +113,22 @@ class Patchcore : public BackboneDetector<PatchcoreOptions> {
 
  private:
   torch::Tensor embed(const std::map<std::string, torch::Tensor>& features) const;
+  /// The locally aware patch features of `images` (N x P x D; undefined for no image) and their grid.
+  torch::Tensor embed_patches(const torch::Tensor& images, int64_t* height, int64_t* width);
   BankSearch bank_search() const;
   /// Builds the index and keeps the bank in its row order (exact search groups rows by cell), permuting
   /// `rows` (the training patches the bank rows came from) alongside when given.
   void index_bank(torch::Tensor* rows = nullptr);
+  /// Scores of `patches` against the bank, through the index, over every shard when sharded.
+  PatchcoreScores scores_of(const torch::Tensor& patches, const torch::Tensor& image_ids = {},
+                            const torch::Tensor& bank_images = {}, bool exact_only = false) const;
+  /// Leave-one-image-out scores of the training images when every rank holds a shard: at each step every
+  /// rank adds a batch of its own images (`per_image`, from image `first_image` on) to the queries.
+  torch::Tensor sharded_left_out_scores(const torch::Tensor& per_image, int64_t first_image, int64_t images,
+                                        const torch::Tensor& bank_images) const;
   torch::Tensor memory_bank_;
   BankIndex index_;
+  BankShard shard_;
   double coverage_radius_ = 0.0;
 };
 
