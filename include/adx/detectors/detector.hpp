@@ -95,7 +95,8 @@ class Detector {
   bool fitted() const { return fitted_; }
   bool calibrated() const { return calibrated_; }
 
-  /// Writes the detector to one file, atomically.
+  /// Writes the detector to one file, atomically. In a distributed run every rank calls it (a sharded
+  /// PatchCore bank is gathered) and rank 0 writes.
   void save(const std::string& path) const;
   /// What save() writes (an ensemble nests its members' files in its own).
   ModelFile to_model_file() const;
