@@ -112,14 +112,20 @@ void run_sharded_patchcore_worker(adx::ProcessGroup& group) {
   } catch (const adx::ValueError&) {
     mismatch_refused = true;
   }
+  // A bank of one row: rank 0's shard is empty.
+  auto tiny = adx::load(dir + "/tiny.adx");
+  auto& tiny_patchcore = dynamic_cast<adx::Patchcore&>(*tiny);
+  tiny_patchcore.shard_across(group);
+  const auto tiny_scores = tiny->score(test).pixel_map;
+
   const auto& fitted_patchcore = dynamic_cast<const adx::Patchcore&>(*fitted);
   const auto facts = torch::tensor({fitted_patchcore.memory_bank().size(0), fitted_patchcore.shard().bank_rows,
                                     loaded_patchcore.memory_bank().size(0), reloaded_patchcore.memory_bank().size(0),
                                     int64_t{whole_before}, int64_t{reloaded_patchcore.sharded()},
-                                    int64_t{mismatch_refused}},
+                                    int64_t{mismatch_refused}, tiny_patchcore.memory_bank().size(0)},
                                    torch::kLong);
   torch::save(std::vector<torch::Tensor>{fitted_scores.per_item, fitted_scores.pixel_map, loaded_scores.per_item,
-                                         loaded_scores.pixel_map, reloaded_scores.per_item, facts},
+                                         loaded_scores.pixel_map, reloaded_scores.per_item, facts, tiny_scores},
               dir + "/rank" + std::to_string(group.rank()) + ".pt");
 }
 
@@ -266,6 +272,13 @@ TEST_CASE("a sharded PatchCore bank scores as the whole bank does, and its shard
   const auto test = Data::images(patchcore_test_images());
   const auto expected = single->score(test);
   const int64_t bank_rows = dynamic_cast<const adx::Patchcore&>(*single).memory_bank().size(0);
+  auto tiny_options = j.options;
+  tiny_options["coreset_ratio"] = "0.0001";  // a bank of one row
+  auto tiny = adx::make_detector(j.detector, tiny_options);
+  tiny->fit(Data::images(training_images("patchcore")));
+  REQUIRE(dynamic_cast<const adx::Patchcore&>(*tiny).memory_bank().size(0) == 1);
+  tiny->save(dir + "/tiny.adx");
+  const auto tiny_expected = tiny->score(test).pixel_map;  // the image scores are all 0 with one neighbour
 
   const int port = free_port();
   std::vector<pid_t> ranks;
@@ -287,7 +300,7 @@ TEST_CASE("a sharded PatchCore bank scores as the whole bank does, and its shard
     INFO("rank " << r);
     std::vector<torch::Tensor> saved;
     torch::load(saved, dir + "/rank" + std::to_string(r) + ".pt");
-    REQUIRE(saved.size() == 6);
+    REQUIRE(saved.size() == 7);
     const auto facts = saved[5];
     // A shard is a strict part of the bank, and the shards together are the bank.
     REQUIRE(facts[1].item<int64_t>() == bank_rows);
@@ -299,6 +312,8 @@ TEST_CASE("a sharded PatchCore bank scores as the whole bank does, and its shard
     REQUIRE(facts[4].item<int64_t>() == 1);  // a file without shard_bank loads whole
     REQUIRE(facts[5].item<int64_t>() == 1);  // a file with it loads into shards under a group
     REQUIRE(facts[6].item<int64_t>() == 1);
+    REQUIRE(facts[7].item<int64_t>() == (r == 0 ? 0 : 1));  // rank 1 holds the row, rank 0 nothing
+    REQUIRE(relative(saved[6], tiny_expected) <= 1e-6);
     const double fitted_image = relative(saved[0], expected.per_item), fitted_map = relative(saved[1], expected.pixel_map);
     const double loaded_image = relative(saved[2], expected.per_item), loaded_map = relative(saved[3], expected.pixel_map);
     const double reloaded_image = relative(saved[4], expected.per_item);
