@@ -3,6 +3,7 @@
 #include <adx/detectors/patchcore/patchcore.hpp>
 
 #include <limits>
+#include <utility>
 
 namespace adx {
 
@@ -20,6 +21,14 @@ PatchcoreOptions with_preset(PatchcoreOptions options) {
   if (options.coreset_ratio() == defaults.coreset_ratio()) options.coreset_ratio(0.01);
   if (options.channels_last() == defaults.channels_last()) options.channels_last(true);
   return options;
+}
+
+// The least and the largest of `value` over the ranks, in one all-reduce: collective steps check with it
+// that every rank brought the same size.
+std::pair<int64_t, int64_t> range_over_ranks(ProcessGroup& group, int64_t value) {
+  auto extremes = torch::tensor({-value, value}, torch::kLong);
+  group.all_reduce_max(extremes);
+  return {-extremes[0].item<int64_t>(), extremes[1].item<int64_t>()};
 }
 
 }  // namespace
@@ -59,11 +68,10 @@ void Patchcore::shard_across(ProcessGroup& group) {
   ADX_CHECK_AS(NotFittedError, memory_bank_.defined(), "patchcore has no memory bank to shard; fit or load it first");
   ADX_CHECK_AS(ValueError, !sharded(), "patchcore's memory bank is already sharded");
   const int64_t rows = memory_bank_.size(0), ranks = group.world_size(), rank = group.rank();
-  auto sizes = torch::tensor({rows, -rows}, torch::kLong);
-  group.all_reduce_max(sizes);
-  ADX_CHECK_AS(ValueError, sizes[0].item<int64_t>() == rows && sizes[1].item<int64_t>() == -rows,
+  const auto [least, largest] = range_over_ranks(group, rows);
+  ADX_CHECK_AS(ValueError, least == rows && largest == rows,
                "rank {}: sharding needs the same memory bank on every rank, but the banks hold between {} and {} rows",
-               rank, -sizes[1].item<int64_t>(), sizes[0].item<int64_t>());
+               rank, least, largest);
   const int64_t begin = rows * rank / ranks, end = rows * (rank + 1) / ranks;
   memory_bank_ = memory_bank_.slice(0, begin, end).clone();
   shard_ = {&group, torch::arange(begin, end, torch::TensorOptions(torch::kLong).device(memory_bank_.device())), rows};
@@ -82,9 +90,9 @@ torch::Tensor Patchcore::embed(const std::map<std::string, torch::Tensor>& featu
 
 void Patchcore::fit_model(const Data& train, const Data&) {
   load_backbone_weights();
-  // Under a process group each rank embeds its share of the images (the backbone is the cost), the
-  // coreset is chosen over every rank's patches at once, and every rank ends with the whole memory bank:
-  // the bank one process would build.
+  // Under a process group each rank embeds its share of the images (the backbone is the cost), and the
+  // coreset is chosen over every rank's patches at once. Every rank then ends with the whole memory bank (the
+  // bank one process would build), or with shard_bank, with the chosen rows it holds.
   ProcessGroup* group = current_process_group();
   const int64_t images = train.size();
   const int64_t ranks = group ? group->world_size() : 1, rank = group ? group->rank() : 0;
@@ -339,12 +347,11 @@ Scores Patchcore::score_model(const Batch& batch) {
     // Collective: the ranks must be scoring the same images. Each embeds its share of them (the backbone is
     // the cost), and the features meet, since every shard must search every patch.
     ProcessGroup& group = *shard_.group;
-    auto sizes = torch::tensor({n, -n}, torch::kLong);
-    group.all_reduce_max(sizes);
-    ADX_CHECK_AS(ValueError, sizes[0].item<int64_t>() == n && sizes[1].item<int64_t>() == -n,
+    const auto [least, largest] = range_over_ranks(group, n);
+    ADX_CHECK_AS(ValueError, least == n && largest == n,
                  "rank {}: a sharded patchcore scores collectively, and every rank must pass the same images; "
                  "this rank has a batch of {}, others between {} and {}",
-                 group.rank(), n, -sizes[1].item<int64_t>(), sizes[0].item<int64_t>());
+                 group.rank(), n, least, largest);
     const int64_t ranks = group.world_size(), rank = group.rank();
     auto mine = embed_patches(batch.x.slice(0, n * rank / ranks, n * (rank + 1) / ranks), &h, &w);
     auto shape = torch::tensor({h, w, memory_bank_.size(1)}, torch::kLong);
