@@ -57,7 +57,7 @@ cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release
 cmake --build "$build_dir" -j "$jobs"
 
 source cmake/openblas_core.sh
-select_openblas_core "$build_dir/tests/test_metrics_thresholds"
+select_openblas_core "$build_dir/tests/blas_probe"
 
 case "$mode" in
   test)

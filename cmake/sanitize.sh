@@ -21,7 +21,7 @@ cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILE
   -DADX_BUILD_EXAMPLES=OFF
 cmake --build "$build_dir" -j "$(nproc)"
 source cmake/openblas_core.sh
-select_openblas_core "$build_dir/tests/test_metrics_thresholds"
+select_openblas_core "$build_dir/tests/blas_probe"
 
 # LibTorch is not instrumented and keeps some allocations for the life of the process;
 # leaks are reported for adx's own code by the fuzzers, where LibTorch's start-up does

@@ -250,10 +250,15 @@ TEST_CASE("2 data-parallel processes write the file that one process writes on t
         REQUIRE(torch::equal(a.tensors.at(key), tensor));
     }
     INFO("largest difference between the two files' tensors " << largest);
-    // Two ranks add two partial gradients, as one process adds its two parts': the same sums.
+    // Two ranks add two partial gradients, as one process adds its two parts': the same sums, computed at
+    // the same shapes. What remains is how the all-reduce rounds its float32 sum against the local
+    // accumulation, a few float32 steps per update over these few steps: 1e-6 is about 10 steps of weights
+    // near 1, and a wrong split (another batch, a missing part) moves weights by 1e-3 or more.
     REQUIRE(largest <= 1e-6);
     const auto images = name == "patchcore" ? adx::test::easy_images_at(64, 2, 10, 10).test
                                             : adx::test::easy_images(10, 20, 10).test.clamp(0, 1);
+    // Weights within 1e-6 give scores within about 1e-6 relative; 1e-5 leaves room for the scores' own
+    // float32 arithmetic.
     REQUIRE(torch::allclose(adx::load(distributed_path)->score(Data::images(images)).per_item,
                             single->score(Data::images(images)).per_item, 1e-5, 1e-6));
   }
@@ -290,8 +295,9 @@ TEST_CASE("a sharded PatchCore bank scores as the whole bank does, and its shard
   }
   for (auto pid : ranks) REQUIRE(wait_worker(pid, 300) == 0);
 
-  // Largest difference relative to the scores' scale; the search computes each distance as the whole
-  // bank's search does, so it is 0 here.
+  // Largest difference relative to the scores' scale. The search and the re-weighting decide every distance
+  // with the fixed-order kernel (exact_search.hpp), so a shard adds no rounding of its own; what 1e-6 allows
+  // is the backbone, which each rank runs on its share of the images, a batch of another size.
   const auto relative = [](const torch::Tensor& a, const torch::Tensor& b) {
     return ((a - b).abs().max() / b.abs().max()).item<double>();
   };

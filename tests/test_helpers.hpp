@@ -282,6 +282,24 @@ inline Easy easy_images_at(int64_t size, int64_t n_train, int64_t n_normal_test,
 
 /// Saves the fitted detector, loads it back, and checks that it gives the very same scores, maps and threshold
 /// (or, like the original, none).
+/// Checks a nearest-neighbour answer (`index`, `distance`) computed by another arithmetic than adx's (faiss,
+/// cdist) against adx's own (`expected_index`), from float64 distances: the rows agree, or where they
+/// differ the two rows are a near-tie, their squared distances within `relative` of (|x| + |y|)^2, the scale
+/// of float32's rounding of x^2 + y^2 - 2xy; and each distance is within that of the float64 one.
+inline void require_same_nearest(const torch::Tensor& queries, const torch::Tensor& bank, const torch::Tensor& index,
+                                 const torch::Tensor& distance, const torch::Tensor& expected_index,
+                                 double relative) {
+  const auto x = queries.to(torch::kFloat64), y = bank.to(torch::kFloat64);
+  const auto scale = (x.norm(2, 1) + y.norm(2, 1).max()).square();
+  const auto d2 = [&](const torch::Tensor& rows) { return (x - y.index_select(0, rows)).square().sum(1); };
+  const auto gap = (d2(index) - d2(expected_index)).abs() / scale;
+  INFO(index.ne(expected_index).sum().item<int64_t>() << " rows differ; largest near-tie gap " << gap.max().item<double>());
+  REQUIRE(gap.max().item<double>() <= relative);
+  const auto error = (distance.to(torch::kFloat64).square() - d2(index)).abs() / scale;
+  INFO("largest distance error " << error.max().item<double>());
+  REQUIRE(error.max().item<double>() <= relative);
+}
+
 inline void require_identical_reload(Detector& detector, const torch::Tensor& images, const Scores& scores) {
   const auto path = temp_path(detector.type() + ".adx");
   detector.save(path);

@@ -12,6 +12,7 @@
 
 #include <atomic>
 #include <cstdio>
+#include <cstdlib>
 #include <mutex>
 #include <new>
 #include <thread>
@@ -75,11 +76,25 @@ BlasInfo blas_info() {
   return info;
 }
 
+namespace {
+
+// ADX_NUM_THREADS, when it holds a positive count (0 when unset or not a count).
+int forced_threads() {
+  const char* value = std::getenv("ADX_NUM_THREADS");
+  if (!value || !*value) return 0;
+  char* end = nullptr;
+  const long count = std::strtol(value, &end, 10);
+  return *end == '\0' && count > 0 && count <= 4096 ? static_cast<int>(count) : 0;
+}
+
+}  // namespace
+
 int set_num_threads(int threads) {
   ADX_CHECK_AS(OptionError, threads >= 0, "thread count must be >= 0 (0 = all hardware threads), got {}",
                threads);
   warn_once_about_blas();
   int wanted = threads;
+  if (const int forced = forced_threads(); forced > 0) wanted = forced;
   if (wanted == 0) wanted = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   if (wanted != g_threads || at::get_num_threads() != wanted) {
     at::set_num_threads(wanted);

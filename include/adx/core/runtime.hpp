@@ -13,6 +13,8 @@ namespace adx {
 /// on the calling thread, so the two never oversubscribe the cores. Returns the
 /// number of threads now in use. The first call warns once on stderr when the
 /// pthread build of OpenBLAS is loaded (its own pool fights LibTorch's).
+/// When the environment variable ADX_NUM_THREADS holds a positive count, it replaces every count asked for:
+/// a deployment's cap, and how the test suite checks its results at 1 and at 2 threads.
 int set_num_threads(int threads);
 
 /// Number of threads set last (1 before any call).

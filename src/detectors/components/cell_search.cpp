@@ -2,6 +2,7 @@
 #include <adx/data/data.hpp>
 #include <adx/detectors/components/cell_search.hpp>
 #include <adx/detectors/components/coreset.hpp>
+#include <adx/detectors/components/exact_search.hpp>
 
 #include <ATen/Parallel.h>
 #include <torch/torch.h>
@@ -14,19 +15,8 @@ namespace adx {
 
 namespace {
 
-// OpenBLAS multiplies small matrices with other kernels, which sum in another order; a GEMM of at least
-// this many multiply-adds takes the blocked path the full search takes, so every distance keeps its bits.
-constexpr double kBlockedGemmWork = double(1 << 21);
-// At most this many query rows per GEMM come from padding.
-constexpr int64_t kMaxPaddedRows = 4096;
 // Queries whose bounds are computed at once (their float64 copy is this many rows).
 constexpr int64_t kBoundBlock = 4096;
-// Bound on |computed - exact| / (|x| + |y|)^2 for x^2 + y^2 - 2xy in float32 over `dims` terms:
-// gamma_{dims+4} = (dims + 4) u / (1 - (dims + 4) u), u = 2^-24, doubled to cover the float64 bounds.
-double rounding_margin_factor(int64_t dims) {
-  const double nu = static_cast<double>(dims + 4) * std::ldexp(1.0, -24);
-  return 2.0 * nu / (1.0 - nu);
-}
 
 // Squared distances of `a` (N x D) to `b` (C x D) in float64 as x^2 + y^2 - 2xy, clamped at 0.
 at::Tensor squared_distances(const at::Tensor& a, const at::Tensor& b) {
@@ -152,12 +142,13 @@ void nearest_neighbours_in_cells(const at::Tensor& queries, const at::Tensor& ba
   const auto x_sq = x_all.square().sum(1);
   const auto* offsets = cells.offsets.data_ptr<int64_t>();
 
-  // Bounds, in float64: each query's nearest cell, and for every cell the least squared distance a row of
-  // it could show after float32 rounding (`floor`); a cell whose floor exceeds the best distance found
-  // cannot hold the answer, nor tie with it. One pass per query block, so memory stays bounded.
+  // Bounds, in float64: each query's nearest cell, and for every cell the least GEMM squared distance a row
+  // of it could show after float32 rounding (`floor`); a cell whose floor exceeds the query's reach (its
+  // best GEMM distance plus the shortlist's slack, exact_search.hpp) cannot hold the answer, nor tie with it.
+  // One pass per query block, so memory stays bounded.
   auto floor = torch::empty({q, count}, torch::kFloat64);
   auto first = torch::empty({q}, torch::kLong);
-  const double margin = rounding_margin_factor(dims);
+  const double margin = squared_distance_rounding(dims);
   const auto centroid_sq = cells.centroids.square().sum(1).contiguous();
   const auto* centroid_sq_p = centroid_sq.data_ptr<double>();
   const auto* radius_p = cells.radius.data_ptr<double>();
@@ -200,42 +191,23 @@ void nearest_neighbours_in_cells(const at::Tensor& queries, const at::Tensor& ba
   const auto floor_a = floor.accessor<double, 2>();
   const auto first_a = first.accessor<int64_t, 1>();
 
-  std::vector<float> best(static_cast<size_t>(q), std::numeric_limits<float>::infinity());
-  std::vector<int64_t> best_row(static_cast<size_t>(q), 0);
+  ExactNearest answers(x_all, bank, x_sq, cells.bank_sq.max().item<double>());
   std::vector<int64_t> chosen;
   chosen.reserve(static_cast<size_t>(q));
   int64_t computed = 0;
-  // Searches cell c for the queries in `chosen` and keeps each one's better answer.
+  // Offers cell c's GEMM distances for the queries in `chosen` to the exact search.
   const auto search_cell = [&](int64_t c) {
     const int64_t lo = offsets[c], hi = offsets[c + 1], found = static_cast<int64_t>(chosen.size());
     computed += found * (hi - lo);
-    const int64_t padded = std::min<int64_t>(
-        kMaxPaddedRows, static_cast<int64_t>(std::ceil(kBlockedGemmWork / static_cast<double>((hi - lo) * dims))));
-    auto rows = torch::from_blob(chosen.data(), {found}, torch::kLong);
-    // Repeat the first query so that small GEMMs take the blocked path (extra rows are discarded).
-    if (found < padded) rows = torch::cat({rows, rows.slice(0, 0, 1).expand({padded - found})});
-    const auto x = x_all.index_select(0, rows);
-    auto d2 = torch::addmm(x_sq.index_select(0, rows).unsqueeze(1) + cells.bank_sq.slice(0, lo, hi).unsqueeze(0), x,
-                           bank.slice(0, lo, hi).t(), 1.0, -2.0)
-                  .slice(0, 0, found);
+    const auto rows = torch::from_blob(chosen.data(), {found}, torch::kLong);
+    auto d2 = torch::addmm(x_sq.index_select(0, rows).unsqueeze(1) + cells.bank_sq.slice(0, lo, hi).unsqueeze(0),
+                           x_all.index_select(0, rows), bank.slice(0, lo, hi).t(), 1.0, -2.0);
     if (grouped)
-      d2.masked_fill_(query_groups.index_select(0, rows.slice(0, 0, found)).unsqueeze(1) ==
-                          bank_groups.slice(0, lo, hi).unsqueeze(0),
+      d2.masked_fill_(query_groups.index_select(0, rows).unsqueeze(1) == bank_groups.slice(0, lo, hi).unsqueeze(0),
                       std::numeric_limits<float>::infinity());
-    const auto [value, where] = d2.min(1);
-    const auto value_a = value.accessor<float, 1>();
-    const auto where_a = where.accessor<int64_t, 1>();
-    for (int64_t i = 0; i < found; ++i) {
-      const auto k = static_cast<size_t>(chosen[static_cast<size_t>(i)]);
-      const float v = value_a[i];
-      const int64_t row = where_a[i] + lo;
-      if (v < best[k] || (v == best[k] && row < best_row[k])) {
-        best[k] = v;
-        best_row[k] = row;
-      }
-    }
+    answers.offer(rows, d2, lo);
   };
-  // Each query's nearest cell first, which sets a good best distance, then every cell its floor allows.
+  // Each query's nearest cell first, which sets a good reach, then every cell its floor allows.
   for (int64_t c = 0; c < count; ++c) {
     chosen.clear();
     for (int64_t i = 0; i < q; ++i)
@@ -245,13 +217,11 @@ void nearest_neighbours_in_cells(const at::Tensor& queries, const at::Tensor& ba
   for (int64_t c = 0; c < count; ++c) {
     chosen.clear();
     for (int64_t i = 0; i < q; ++i)
-      if (first_a[i] != c && floor_a[i][c] <= static_cast<double>(best[static_cast<size_t>(i)])) chosen.push_back(i);
+      if (first_a[i] != c && floor_a[i][c] <= answers.reach(i)) chosen.push_back(i);
     if (!chosen.empty()) search_cell(c);
   }
   if (distances_computed) *distances_computed = computed;
-  const auto best_t = torch::from_blob(best.data(), {q}, torch::kFloat32).clone();
-  if (distances) *distances = best_t.clamp_min(0).sqrt();
-  if (indices) *indices = torch::from_blob(best_row.data(), {q}, torch::kLong).clone();
+  answers.finish(distances, indices);
 }
 
 }  // namespace adx

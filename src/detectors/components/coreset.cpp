@@ -28,26 +28,9 @@ at::Tensor sparse_random_projection(int64_t features, int64_t components) {
 
 namespace {
 
-// Euclidean distance of two rows in 16 running sums combined in a fixed order: the compiler vectorises
-// it, and unlike a library reduction its rounding does not depend on where the rows lie in memory, so a
-// row copied to another rank gives the very same distance.
-float row_distance(const float* a, const float* b, int64_t d) {
-  constexpr int kLanes = 16;
-  float lanes[kLanes] = {};
-  int64_t j = 0;
-  for (; j + kLanes <= d; j += kLanes)
-    for (int k = 0; k < kLanes; ++k) {
-      const float t = a[j + k] - b[j + k];
-      lanes[k] += t * t;
-    }
-  for (int k = 0; j < d; ++j, ++k) {
-    const float t = a[j] - b[j];
-    lanes[k] += t * t;
-  }
-  for (int width = kLanes / 2; width >= 1; width /= 2)
-    for (int k = 0; k < width; ++k) lanes[k] += lanes[k + width];
-  return std::sqrt(lanes[0]);
-}
+// Euclidean distance of two rows by the fixed-order kernel: a row copied to another rank gives the very
+// same distance.
+float row_distance(const float* a, const float* b, int64_t d) { return std::sqrt(squared_distance_fixed_order(a, b, d)); }
 
 // The greedy k-center loop over rows `p` (n x d), given how to find the farthest row over everyone's rows
 // and how to get that row's features. Rows whose nearest centre is provably closer than the new centre
@@ -164,53 +147,6 @@ Coreset greedy_coreset_distributed(const at::Tensor& local_in, int64_t size, int
   };
   const auto start_row = row_of(start);
   return greedy_k_center(p, rows, d, size, start_row.data(), farthest, row_of, global_max);
-}
-
-bool check_nearest_neighbour_inputs(const at::Tensor& queries, const at::Tensor& bank, const at::Tensor& query_groups,
-                                    const at::Tensor& bank_groups) {
-  ADX_CHECK_AS(ShapeError, queries.dim() == 2 && bank.dim() == 2 && queries.size(1) == bank.size(1) && bank.size(0) > 0,
-               "nearest neighbours need Q x D queries and a non-empty M x D bank, got {} and {}",
-               std::string(c10::str(queries.sizes())), std::string(c10::str(bank.sizes())));
-  const bool grouped = query_groups.defined() && bank_groups.defined();
-  ADX_CHECK_AS(ShapeError, !grouped || (query_groups.numel() == queries.size(0) && bank_groups.numel() == bank.size(0)),
-               "nearest neighbours got {} query groups for {} queries and {} bank groups for {} bank rows",
-               query_groups.numel(), queries.size(0), bank_groups.numel(), bank.size(0));
-  return grouped;
-}
-
-void nearest_neighbours(const at::Tensor& queries, const at::Tensor& bank, at::Tensor* distances,
-                        at::Tensor* indices, int64_t block_elements, const at::Tensor& query_groups,
-                        const at::Tensor& bank_groups) {
-  const bool grouped = check_nearest_neighbour_inputs(queries, bank, query_groups, bank_groups);
-  torch::NoGradGuard no_grad;
-  const int64_t q = queries.size(0), m = bank.size(0);
-  const int64_t bank_block = std::max<int64_t>(1, std::min(m, block_elements / 256));
-  const int64_t query_block = std::max<int64_t>(1, block_elements / bank_block);
-  const auto bank_sq = bank.square().sum(1);
-  auto best = torch::full({q}, std::numeric_limits<float>::infinity(), queries.options());
-  auto best_index = torch::zeros({q}, queries.options().dtype(torch::kLong));
-  for (int64_t qb = 0; qb < q; qb += query_block) {
-    const auto x = queries.slice(0, qb, std::min(q, qb + query_block));
-    const auto x_sq = x.square().sum(1, /*keepdim=*/true);
-    auto run_best = best.slice(0, qb, qb + x.size(0));
-    auto run_index = best_index.slice(0, qb, qb + x.size(0));
-    for (int64_t mb = 0; mb < m; mb += bank_block) {
-      const auto y = bank.slice(0, mb, std::min(m, mb + bank_block));
-      // |x - y|^2 = |x|^2 + |y|^2 - 2 x.y, one GEMM per block.
-      auto d2 = torch::addmm(x_sq + bank_sq.slice(0, mb, mb + y.size(0)).unsqueeze(0), x, y.t(), 1.0, -2.0);
-      if (grouped) {
-        const auto same = query_groups.slice(0, qb, qb + x.size(0)).unsqueeze(1) ==
-                          bank_groups.slice(0, mb, mb + y.size(0)).unsqueeze(0);
-        d2.masked_fill_(same, std::numeric_limits<float>::infinity());
-      }
-      const auto [value, index] = d2.min(1);
-      const auto better = value < run_best;
-      run_best.copy_(torch::where(better, value, run_best));
-      run_index.copy_(torch::where(better, index + mb, run_index));
-    }
-  }
-  if (distances) *distances = best.clamp_min(0).sqrt();
-  if (indices) *indices = best_index;
 }
 
 }  // namespace adx

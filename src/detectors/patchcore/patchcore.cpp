@@ -234,20 +234,19 @@ torch::Tensor nearest_memory_rows(const torch::Tensor& memory_bank, const torch:
 }
 
 // The distances of each image's worst patch to the k memory neighbours of m*, nearest first: the whole bank's
-// k nearest to m*, merged from every shard's k nearest when sharded.
+// k nearest to m*, merged from every shard's k nearest when sharded. Every distance comes from the fixed-order
+// kernel (exact_search.hpp), so a shard's candidates carry the bits the whole bank's search gives them.
 torch::Tensor distances_to_support(const torch::Tensor& worst_patch, const torch::Tensor& star,
                                    const torch::Tensor& memory_bank, int64_t k, const torch::Tensor& image_ids,
                                    const torch::Tensor& bank_images, const BankShard* shard) {
   const int64_t n = star.size(0), local_k = std::min(k, memory_bank.size(0));
   torch::Tensor to_m_star, support, to_support;
   if (local_k > 0) {
-    auto star_to_bank = torch::cdist(star, memory_bank);  // n x bank
-    if (image_ids.defined() && bank_images.defined())
-      star_to_bank.masked_fill_(image_ids.unsqueeze(1) == bank_images.unsqueeze(0),
-                                std::numeric_limits<float>::infinity());
-    std::tie(to_m_star, support) = star_to_bank.topk(local_k, 1, /*largest=*/false);  // n x k, m* first
-    const auto support_features = memory_bank.index_select(0, support.flatten()).reshape({n, local_k, -1});
-    to_support = torch::cdist(worst_patch.unsqueeze(1), support_features).squeeze(1);  // n x k
+    const bool left_out = image_ids.defined() && bank_images.defined();
+    k_nearest_neighbours(star, memory_bank, local_k, &to_m_star, &support, left_out ? image_ids : torch::Tensor(),
+                         left_out ? bank_images : torch::Tensor());  // n x k, m* first
+    const auto support_features = memory_bank.index_select(0, support.flatten());
+    to_support = row_pair_distances(worst_patch.repeat_interleave(local_k, 0), support_features).reshape({n, local_k});
   }
   if (!shard) return to_support;
   // Every shard's candidates (distance to m*, row of the whole bank, distance to the worst patch), exactly

@@ -4,11 +4,13 @@
 // nearest cell first; any other cell is searched only when a lower bound on the
 // distance to every row in it (the ball around the cell's centroid, and the
 // half-space that separates the cell from the query's nearest one) could still
-// beat the best distance found, less a margin that covers float32 rounding.
-// Every distance that is computed is computed as nearest_neighbours computes it
-// (x^2 + y^2 - 2xy by GEMM), so the answer is the full search's: the same row and
-// the same distance, at a fraction of the arithmetic on banks whose queries lie
-// near them, as a memory bank's normal patches do.
+// reach the shortlist of exact_search.hpp, less a margin that covers float32
+// rounding. The searched cells' GEMM distances go through that shortlist, and
+// its fixed-order kernel decides, so the answer is the full search's: the same
+// row and the same distance, on every CPU, at a fraction of the arithmetic on
+// banks whose queries lie near them, as a memory bank's normal patches do.
+#include <adx/detectors/components/exact_search.hpp>
+
 #include <ATen/Tensor.h>
 
 #include <cstdint>
@@ -25,7 +27,7 @@ struct BankCells {
   /// 0 when k-means has converged, kept so that the half-space bound holds for any grouping.
   at::Tensor slack;
   at::Tensor max_norm;            ///< C, float64: the largest row norm, which sets the rounding margin
-  at::Tensor bank_sq;             ///< M, float32: squared row norms, computed as nearest_neighbours does
+  at::Tensor bank_sq;             ///< M, float32: squared row norms, the GEMM's y^2 term
   int64_t count() const { return offsets.defined() ? offsets.numel() - 1 : 0; }
   /// Bytes held beside the bank.
   int64_t memory_bytes() const;

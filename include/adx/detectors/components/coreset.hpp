@@ -1,8 +1,10 @@
 #pragma once
 // Memory-bank algorithms shared by the patch detectors: sparse random
-// projection, greedy k-center coreset selection and chunked exact nearest
-// neighbours. Every step works in chunks, so a bank of 200k x 1536 features
+// projection and greedy k-center coreset selection (exact nearest neighbours
+// are in exact_search.hpp). Every step works in chunks, so a bank of 200k x 1536 features
 // never needs a 200k x 200k matrix.
+#include <adx/detectors/components/exact_search.hpp>
+
 #include <ATen/Tensor.h>
 
 #include <cstdint>
@@ -38,22 +40,5 @@ class ProcessGroup;
 /// so every rank returns the same indices (into the whole matrix) and radius as greedy_coreset on the
 /// whole matrix on one machine, without any rank holding more than its rows and the chosen centres.
 Coreset greedy_coreset_distributed(const at::Tensor& local_points, int64_t size, int64_t start, ProcessGroup& group);
-
-/// Distances nearest_neighbours computes per block by default.
-constexpr int64_t kNearestNeighbourBlock = int64_t{1} << 24;
-
-/// Distance of each query row to its nearest bank row, and that row's index, computed as
-/// x^2 + y^2 - 2xy in blocks of at most `block_elements` distances. With `query_groups` (Q) and
-/// `bank_groups` (M), integer labels such as the source image, a query never matches a bank row of
-/// its own group (leave-one-out); a query whose group holds the whole bank gets distance infinity.
-/// Either output may be nullptr when it is not wanted.
-/// What nearest_neighbours asks of its inputs, as ShapeErrors: Q x D queries, a non-empty M x D bank, and
-/// leave-one-out groups, when both are given, one per query and one per bank row. Returns whether they are.
-bool check_nearest_neighbour_inputs(const at::Tensor& queries, const at::Tensor& bank, const at::Tensor& query_groups,
-                                    const at::Tensor& bank_groups);
-
-void nearest_neighbours(const at::Tensor& queries, const at::Tensor& bank, at::Tensor* distances,
-                        at::Tensor* indices, int64_t block_elements = kNearestNeighbourBlock,
-                        const at::Tensor& query_groups = {}, const at::Tensor& bank_groups = {});
 
 }  // namespace adx
