@@ -8,7 +8,11 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <filesystem>
+#include <memory>
+#include <utility>
+#include <vector>
 
 using adx::Data;
 
@@ -19,11 +23,13 @@ adx::test::Easy easy_images_32(int64_t n_train, int64_t n_normal_test, int64_t n
   return adx::test::easy_images_at(32, n_train, n_normal_test, n_anomalies);
 }
 
-// Small networks that train in seconds.
-adx::OptionMap small_draem(int64_t epochs) {
+// Small networks that train in seconds. At lr 2e-3 and 6 epochs the outcome swung with the rounding of the
+// BLAS kernel and the thread count (AUROC 0.36 to 0.96 over 5 seeds); at 1e-3 and 15 epochs 10 runs over
+// seeds, Haswell and SkylakeX kernels, 1 and 2 threads gave 0.94 to 1.00.
+adx::OptionMap small_draem(int64_t epochs, int seed = 5) {
   return {{"image_size", "0"},           {"reconstruction_width", "8"}, {"segmentation_width", "8"},
-          {"train.epochs", std::to_string(epochs)}, {"train.batch_size", "16"}, {"train.lr", "2e-3"},
-          {"runtime.seed", "5"}};
+          {"train.epochs", std::to_string(epochs)}, {"train.batch_size", "16"}, {"train.lr", "1e-3"},
+          {"runtime.seed", std::to_string(seed)}};
 }
 
 }  // namespace
@@ -31,12 +37,20 @@ adx::OptionMap small_draem(int64_t epochs) {
 TEST_CASE("DRAEM finds blobs it never saw, maps them where they are, and reloads to identical scores",
           "[self_supervised][detectors]") {
   const auto easy = easy_images_32(160, 30, 20);
-  auto draem = adx::make_detector("draem", small_draem(6));
-  draem->fit(Data::images(easy.train));
+  // Three seeds, judged by the median, so that no single rounding path decides; the maps and the reload are
+  // checked on the median model.
+  std::vector<std::pair<double, std::unique_ptr<adx::Detector>>> runs;
+  for (const int seed : {5, 6, 7}) {
+    auto detector = adx::make_detector("draem", small_draem(15, seed));
+    detector->fit(Data::images(easy.train));
+    runs.emplace_back(adx::metrics::roc_auc(easy.labels, detector->score(Data::images(easy.test)).to_vector()),
+                      std::move(detector));
+  }
+  std::sort(runs.begin(), runs.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  INFO("DRAEM image AUROC over 3 seeds " << runs[0].first << ", " << runs[1].first << ", " << runs[2].first);
+  REQUIRE(runs[1].first > 0.8);
+  auto& draem = runs[1].second;
   const auto scores = draem->score(Data::images(easy.test));
-  const double auroc = adx::metrics::roc_auc(easy.labels, scores.to_vector());
-  INFO("DRAEM image AUROC " << auroc);
-  CHECK(auroc > 0.8);
   REQUIRE(scores.pixel_map.sizes() == torch::IntArrayRef({50, 1, 32, 32}));
   REQUIRE(scores.pixel_map.min().item<double>() >= 0);
   REQUIRE(scores.pixel_map.max().item<double>() <= 1);
@@ -50,7 +64,7 @@ TEST_CASE("DRAEM finds blobs it never saw, maps them where they are, and reloads
   const double on = anomalous_maps.masked_select(blob).mean().item<double>();
   const double off = anomalous_maps.masked_select(~blob).mean().item<double>();
   INFO("mean map on the blobs " << on << ", off them " << off);
-  CHECK(on > off);
+  REQUIRE(on > off);
 
   adx::test::require_identical_reload(*draem, easy.test, scores);
 
@@ -194,3 +208,4 @@ TEST_CASE("CutPaste's augmentations paste inside the image; CutPaste finds blobs
   REQUIRE_THROWS_AS(adx::make_detector("cutpaste", options)->fit(Data::images(torch::rand({4, 3, 48, 48}))),
                     adx::ShapeError);
 }
+
