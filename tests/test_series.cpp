@@ -409,8 +409,11 @@ TEST_CASE("series scoring in chunks equals scoring at once", "[series][detectors
   LstmAutoencoder chunked(chunked_options);
   chunked.fit(Data::series(s.train, {24, 1}));
   const auto parts = chunked.score(Data::series(s.test, {24, 1}));
-  REQUIRE(torch::allclose(parts.per_step, whole.per_step, 1e-6, 1e-7));
-  REQUIRE(torch::allclose(parts.per_item, whole.per_item, 1e-6, 1e-7));
+  // A batch of 7 windows multiplies the LSTM's gates at another GEMM shape, which rounds differently over
+  // the 24 steps (kernel- and thread-dependent, about 1e-7 relative); a misplaced chunk boundary moves
+  // scores by far more than 1e-5.
+  REQUIRE(torch::allclose(parts.per_step, whole.per_step, 1e-5, 1e-7));
+  REQUIRE(torch::allclose(parts.per_item, whole.per_item, 1e-5, 1e-7));
 }
 
 TEST_CASE("anomaly transformer: prior association and minimax gradients as in the reference", "[series][detectors]") {
