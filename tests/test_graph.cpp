@@ -9,6 +9,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <cstdlib>
 #include <fstream>
 
 #include "test_helpers.hpp"
@@ -145,9 +146,66 @@ TEST_CASE("dominant: finds injected anomalies; save/load gives identical scores"
   Dominant detector(options);
   const auto data = Data::graph(g.x, g.edge_index);
   const auto scores = require_detects_and_round_trips(detector, data, g.labels, 0.78, "dominant");
-  // Scores repeat exactly (fixed draws of the non-neighbours).
+  // Scores repeat exactly (they are exact: no draws).
   REQUIRE(torch::equal(detector.score(data).per_item, scores));
   REQUIRE_THROWS_AS(detector.score(Data::tabular(g.x)), ShapeError);
+}
+
+TEST_CASE("dominant: scores equal a port of PyGOD's dense DOMINANT on the same weights", "[graph][reference][dominant]") {
+  // tests/export_dominant.py ports PyGOD's DOMINANTBase, DotProductDecoder and double_recon_loss over
+  // torch_geometric's GCN with dense N x N matrices in float64, and writes its weights, inputs and scores.
+  const char* path = std::getenv("ADX_DOMINANT_REFERENCE");
+  REQUIRE(path != nullptr);
+  const auto fixtures = adx::load_state_dict(path);
+  const auto x = fixtures.at("x"), edge_index = fixtures.at("edge_index");
+  auto options = DominantOptions().hidden(16).layers(4);
+  DominantNet net(x.size(1), options);
+  torch::NoGradGuard no_grad;
+  int copied = 0;
+  for (auto& p : net->named_parameters()) {
+    INFO(p.key());
+    REQUIRE(fixtures.count(p.key()) == 1);
+    p.value().copy_(fixtures.at(p.key()));
+    ++copied;
+  }
+  REQUIRE(copied == 10);
+  GraphStructureCache cache;
+  Batch batch;
+  batch.x = x;
+  batch.edge_index = edge_index;
+  const auto& graph = cache.of(batch);
+  const int64_t n = x.size(0);
+  const auto targets = torch::arange(n);
+  for (const bool sigmoid : {false, true}) {
+    INFO("sigmoid " << sigmoid);
+    options.alpha(sigmoid ? 0.8 : 0.5).sigmoid_structure(sigmoid);
+    const auto expected = fixtures.at(sigmoid ? "score_w0.8_sigmoid" : "score_w0.5");
+    const auto got = dominant_scores(*net, x, graph, targets, options).to(torch::kFloat64);
+    // float32 against the reference's float64: the structure error's two sums cancel in part, so 1e-4.
+    const double worst = ((got - expected).abs() / expected.abs()).max().item<double>();
+    INFO("largest relative difference " << worst);
+    REQUIRE(worst < 1e-4);
+  }
+  // The exact structure error in row chunks equals the dense computation, whatever the chunk; without the
+  // sigmoid the closed form z_i^T (Z^T Z) z_i does too.
+  const auto z = net->forward(x, graph.adjacency).first;
+  auto adjacency = torch::zeros({n, n});
+  adjacency.index_put_({edge_index[0], edge_index[1]}, torch::ones({edge_index.size(1)}));
+  const auto dot = z.mm(z.t());
+  const auto dense_sigmoid = (adjacency - torch::sigmoid(dot)).pow(2).sum(1).sqrt();
+  const auto dense_plain = (adjacency - dot).pow(2).sum(1).sqrt();
+  for (const int64_t chunk : {int64_t{1}, int64_t{7}, n, int64_t{0}}) {
+    INFO("chunks of " << chunk);
+    const auto chunked = dominant_structure_error(z, graph, targets, true, 0, c10::nullopt, chunk);
+    REQUIRE(torch::allclose(chunked, dense_sigmoid, 1e-5, 1e-6));
+  }
+  REQUIRE(torch::allclose(dominant_structure_error(z, graph, targets, false), dense_plain, 1e-4, 1e-5));
+  // Training's estimate from drawn nodes is unbiased before the square root.
+  auto generator = at::detail::createCPUGenerator(4);
+  auto squared = torch::zeros({n});
+  for (int i = 0; i < 200; ++i)
+    squared += dominant_structure_error(z, graph, targets, true, 16, generator).pow(2) / 200;
+  REQUIRE(torch::allclose(squared, dense_sigmoid.pow(2), 0.05, 0.0));
 }
 
 TEST_CASE("dominant: a 50k-node graph trains and scores under a memory cap", "[graph][detectors][memory]") {

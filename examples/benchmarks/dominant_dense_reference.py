@@ -44,16 +44,18 @@ class Dominant(torch.nn.Module):
         self.struct = Gcn([hidden, hidden])
 
     def forward(self, x, adj):
-        h = torch.relu(self.encoder(x, adj))
+        # PyGOD's defaults: no activation after the encoder's last layer, no sigmoid on Z Z^T.
+        h = self.encoder(x, adj)
         z = self.struct(h, adj)
-        return self.attr(h, adj), torch.sigmoid(z @ z.T)
+        return self.attr(h, adj), z @ z.T
 
 
 def scores(model, x, adj, s, alpha=0.5):
+    """double_recon_loss: alpha (PyGOD's weight) weighs the attributes."""
     x_, s_ = model(x, adj)
     attribute = torch.sqrt(torch.sum((x - x_) ** 2, 1))
     structure = torch.sqrt(torch.sum((s - s_) ** 2, 1))
-    return alpha * structure + (1 - alpha) * attribute
+    return alpha * attribute + (1 - alpha) * structure
 
 
 def run(n, edges_per_node, features, epochs):

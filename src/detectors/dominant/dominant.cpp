@@ -10,9 +10,47 @@ std::vector<int64_t> widths(int64_t first, int64_t hidden, int64_t layers, int64
   return w;
 }
 
+// Distances per chunk of an exact sigmoid structure error: chunk x N values at a time.
+constexpr int64_t kChunkValues = int64_t{1} << 22;
+
 }  // namespace
 
+torch::Tensor dominant_structure_error(const torch::Tensor& z, const GraphStructure& graph, const torch::Tensor& targets,
+                                       bool sigmoid, int64_t negative_samples, c10::optional<at::Generator> generator,
+                                       int64_t chunk_rows) {
+  const int64_t nodes = z.size(0), n = targets.size(0);
+  const auto s = [sigmoid](const torch::Tensor& dot) { return sigmoid ? torch::sigmoid(dot) : dot; };
+  // Edges: 1 - 2 S_ij for every neighbour j of a target i (A_ij = 1), summed per target.
+  const auto [rows, owner] = graph.edges_from(targets);
+  const auto src = graph.symmetric[0].index_select(0, rows), dst = graph.symmetric[1].index_select(0, rows);
+  const auto s_edge = s((z.index_select(0, src) * z.index_select(0, dst)).sum(1));
+  const auto edges = torch::zeros({n}, z.options()).index_add(0, owner, 1 - 2 * s_edge);
+  const auto z_targets = z.index_select(0, targets);
+  torch::Tensor every;  // sum over every node j (i included) of S_ij^2
+  if (!sigmoid) {
+    // sum_j (z_i . z_j)^2 = z_i^T (Z^T Z) z_i: exact without any N x N product.
+    every = (z_targets.mm(z.t().mm(z)) * z_targets).sum(1);
+  } else if (negative_samples > 0) {
+    // N / k times the sum over k uniform draws of j (i may be drawn, as it counts in the sum).
+    const auto long_options = torch::TensorOptions().dtype(torch::kLong);
+    auto drawn = generator ? torch::randint(nodes, {n, negative_samples}, *generator, long_options)
+                           : torch::randint(nodes, {n, negative_samples}, long_options);
+    const auto z_drawn = z.index_select(0, drawn.to(z.device()).reshape({-1})).reshape({n, negative_samples, -1});
+    const auto a = torch::sigmoid(torch::bmm(z_drawn, z_targets.unsqueeze(2)).squeeze(2));
+    every = static_cast<double>(nodes) / static_cast<double>(negative_samples) * a.pow(2).sum(1);
+  } else {
+    const int64_t chunk = chunk_rows > 0 ? chunk_rows : std::max<int64_t>(1, kChunkValues / std::max<int64_t>(1, nodes));
+    std::vector<torch::Tensor> parts;
+    for (int64_t begin = 0; begin < n; begin += chunk)
+      parts.push_back(torch::sigmoid(z_targets.narrow(0, begin, std::min(chunk, n - begin)).mm(z.t())).pow(2).sum(1));
+    every = parts.empty() ? torch::zeros({0}, z.options()) : torch::cat(parts);
+  }
+  // The two sums cancel where S fits A well; rounding may leave a tiny negative.
+  return (every + edges).clamp_min(0).add(1e-12).sqrt();
+}
+
 DominantNetImpl::DominantNetImpl(int64_t features, const DominantOptions& o) {
+  // PyGOD's split: floor(layers / 2) encode, ceil(layers / 2) decode the attributes, one fewer the structure.
   const int64_t encoder_layers = std::max<int64_t>(1, o.layers() / 2);
   const int64_t decoder_layers = std::max<int64_t>(1, o.layers() - encoder_layers);
   encoder = register_module("encoder", nn::GcnStack(widths(features, o.hidden(), encoder_layers, o.hidden()), o.dropout()));
@@ -24,7 +62,9 @@ DominantNetImpl::DominantNetImpl(int64_t features, const DominantOptions& o) {
 }
 
 std::pair<torch::Tensor, torch::Tensor> DominantNetImpl::forward(const torch::Tensor& x, const torch::Tensor& adjacency) {
-  const auto h = torch::relu(encoder->forward(x, adjacency));
+  // PyGOD's GCN (torch_geometric's) applies the activation between layers only: the embedding is the last
+  // layer's output as it is.
+  const auto h = encoder->forward(x, adjacency);
   return {structure_decoder->forward(h, adjacency), attribute_decoder->forward(h, adjacency)};
 }
 
@@ -33,54 +73,35 @@ Dominant::Dominant(Options options) : GraphDetector(std::move(options)) {
   ADX_CHECK_AS(OptionError, o.hidden() > 0 && o.layers() >= 2, "hidden must be > 0 and layers >= 2, got {} and {}",
                o.hidden(), o.layers());
   ADX_CHECK_AS(OptionError, o.alpha() >= 0 && o.alpha() <= 1, "alpha must be in [0, 1], got {}", o.alpha());
-  ADX_CHECK_AS(OptionError, o.negative_samples() >= 1, "negative_samples must be >= 1, got {}", o.negative_samples());
+  ADX_CHECK_AS(OptionError, o.negative_samples() >= 0, "negative_samples must be >= 0, got {}", o.negative_samples());
   ADX_CHECK_AS(OptionError, o.dropout() >= 0 && o.dropout() < 1, "dropout must be in [0, 1), got {}", o.dropout());
 }
 
-torch::Tensor Dominant::node_scores(const Batch& batch, c10::optional<at::Generator> generator) {
-  const auto& g = graphs_.of(batch);
-  const int64_t nodes = batch.x.size(0);
-  const auto targets = batch.targets.defined() ? batch.targets
-                                               : torch::arange(nodes, torch::TensorOptions().dtype(torch::kLong).device(batch.x.device()));
-  const auto [z, x_hat] = net_->forward(batch.x, g.adjacency);
-  const auto attribute = (batch.x.index_select(0, targets) - x_hat.index_select(0, targets)).pow(2).sum(1).sqrt();
+torch::Tensor dominant_scores(DominantNetImpl& net, const torch::Tensor& x, const GraphStructure& graph,
+                              const torch::Tensor& targets, const DominantOptions& options, bool training) {
+  const auto [z, x_hat] = net.forward(x, graph.adjacency);
+  const auto attribute = (x.index_select(0, targets) - x_hat.index_select(0, targets)).pow(2).sum(1).sqrt();
+  const auto structure = dominant_structure_error(z, graph, targets, options.sigmoid_structure(),
+                                                  training ? options.negative_samples() : 0);
+  return options.alpha() * attribute + (1 - options.alpha()) * structure;
+}
 
-  // Edges: (1 - a)^2 - a^2 for every neighbour j of a target i, summed per target.
-  const auto [rows, owner] = g.edges_from(targets);
-  const auto src = g.symmetric[0].index_select(0, rows), dst = g.symmetric[1].index_select(0, rows);
-  const auto a_edge = torch::sigmoid((z.index_select(0, src) * z.index_select(0, dst)).sum(1));
-  auto structure = torch::zeros({targets.size(0)}, z.options()).index_add(0, owner, (1 - a_edge).pow(2) - a_edge.pow(2));
-  // All other nodes: (N - 1) / k * sum of a^2 over k uniformly drawn nodes j != i, a chunk
-  // of targets at a time (each chunk gathers chunk x k embeddings).
-  const int64_t k = options_.negative_samples();
-  const auto long_options = torch::TensorOptions().dtype(torch::kLong);
-  std::vector<torch::Tensor> others_sum;
-  for (int64_t begin = 0; begin < targets.size(0); begin += kTargetChunk) {
-    const int64_t n = std::min(kTargetChunk, targets.size(0) - begin);
-    const auto chunk = targets.narrow(0, begin, n);
-    const int64_t high = std::max<int64_t>(2, nodes);
-    auto offsets = generator ? torch::randint(1, high, {n, k}, *generator, long_options)
-                             : torch::randint(1, high, {n, k}, long_options);
-    const auto others = torch::remainder(chunk.unsqueeze(1) + offsets.to(chunk.device()), nodes);  // never i itself
-    const auto z_others = z.index_select(0, others.reshape({-1})).reshape({n, k, -1});
-    const auto a = torch::sigmoid(torch::bmm(z_others, z.index_select(0, chunk).unsqueeze(2)).squeeze(2));
-    others_sum.push_back(a.pow(2).sum(1));
-  }
-  structure = structure + static_cast<double>(nodes - 1) / static_cast<double>(k) * torch::cat(others_sum);
-  const auto structure_error = structure.clamp_min(0).add(1e-12).sqrt();
-  return options_.alpha() * structure_error + (1 - options_.alpha()) * attribute;
+torch::Tensor Dominant::node_scores(const Batch& batch, bool training) {
+  const auto targets = batch.targets.defined()
+                           ? batch.targets
+                           : torch::arange(batch.x.size(0), torch::TensorOptions().dtype(torch::kLong).device(batch.x.device()));
+  return dominant_scores(*net_, batch.x, graphs_.of(batch), targets, options_, training);
 }
 
 void Dominant::fit_model(const Data& train, const Data& validation) {
   train_module(*net_, train, validation, options_.train(),
-               [this](const Batch& batch, bool) { return node_scores(batch, c10::nullopt).mean(); }, progress(),
+               [this](const Batch& batch, bool) { return node_scores(batch, /*training=*/true).mean(); }, progress(),
                type());
 }
 
 Scores Dominant::score_model(const Batch& batch) {
   Scores s;
-  auto generator = at::detail::createCPUGenerator(static_cast<uint64_t>(options_.runtime().seed()) + 17);
-  s.per_item = node_scores(batch, generator);
+  s.per_item = node_scores(batch, /*training=*/false);
   return s;
 }
 
