@@ -148,6 +148,13 @@ TEST_CASE("dominant: finds injected anomalies; save/load gives identical scores"
   const auto scores = require_detects_and_round_trips(detector, data, g.labels, 0.78, "dominant");
   // Scores repeat exactly (they are exact: no draws).
   REQUIRE(torch::equal(detector.score(data).per_item, scores));
+  // A file without the score's definition was fitted under the earlier DOMINANT: refused, not rescored.
+  const auto path = temp_path("dominant_definition.adx");
+  detector.save(path);
+  auto file = adx::read_model_file(path);
+  REQUIRE(file.tensors.erase("dominant.score_definition") == 1);
+  adx::write_model_file(path, file);
+  REQUIRE_THROWS_WITH(adx::load(path), Contains("earlier adx") && Contains("fit it again"));
   REQUIRE_THROWS_AS(detector.score(Data::tabular(g.x)), ShapeError);
 }
 

@@ -13,6 +13,10 @@ std::vector<int64_t> widths(int64_t first, int64_t hidden, int64_t layers, int64
 // Distances per chunk of an exact sigmoid structure error: chunk x N values at a time.
 constexpr int64_t kChunkValues = int64_t{1} << 22;
 
+// The score's definition, stored in model files: 2 since DOMINANT follows PyGOD (alpha on the attributes).
+constexpr int64_t kScoreDefinition = 2;
+const char* const kDefinitionKey = "dominant.score_definition";
+
 }  // namespace
 
 torch::Tensor dominant_structure_error(const torch::Tensor& z, const GraphStructure& graph, const torch::Tensor& targets,
@@ -103,6 +107,20 @@ Scores Dominant::score_model(const Batch& batch) {
   Scores s;
   s.per_item = node_scores(batch, /*training=*/false);
   return s;
+}
+
+void Dominant::save_extra(TensorMap& state) const {
+  state[kDefinitionKey] = torch::tensor(kScoreDefinition, torch::kLong);
+}
+
+void Dominant::load_extra(const TensorMap& state) {
+  const auto found = state.find(kDefinitionKey);
+  ADX_CHECK_AS(IoError, found != state.end() && found->second.numel() == 1,
+               "this DOMINANT model was fitted by an earlier adx, whose score weighed the structure by alpha, "
+               "applied a sigmoid and sampled non-edges; fit it again to score as PyGOD's DOMINANT does");
+  const int64_t definition = found->second.item<int64_t>();
+  ADX_CHECK_AS(IoError, definition == kScoreDefinition,
+               "this DOMINANT model has score definition {}, this adx knows {}", definition, kScoreDefinition);
 }
 
 }  // namespace adx

@@ -85,6 +85,10 @@ class Dominant : public GraphDetector<DominantOptions, DominantNet> {
   DominantNet make_net(int64_t features) override { return DominantNet(features, options_); }
   void fit_model(const Data& train, const Data& validation) override;
   Scores score_model(const Batch& batch) override;
+  /// Files record which definition of the score they were fitted under; files of the earlier one (alpha on
+  /// the structure, a sigmoid, sampled scores) are refused rather than scored differently.
+  void save_extra(TensorMap& state) const override;
+  void load_extra(const TensorMap& state) override;
 };
 
 }  // namespace adx
