@@ -13,6 +13,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <cstdlib>
 #include <fstream>
 #include <numeric>
 #include <random>
@@ -133,22 +134,59 @@ TEST_CASE("series metrics: affiliation precision and recall (Huet et al.)", "[se
 TEST_CASE("series metrics: VUS-ROC and VUS-PR (Paparrizos et al.)", "[series][metrics]") {
   // Four steps, the anomaly (step 1) has the second-lowest score. With 4 thresholds
   // (0.9, 0.3, 0.2, 0.1) and no buffer: TPR 0,0,1,1 and FPR 1/3,2/3,2/3,1, so
-  // range-AUC-ROC = 1/3 (the point-wise AUROC); precision 0,0,1/3,1/4 gives AP = 1/6.
+  // range-AUC-ROC = 1/3 (the point-wise AUROC); precision 0,0,1/3,1/4, and the recall step at the third
+  // threshold times the precision there gives AP = 1/3.
   const std::vector<int> labels{0, 1, 0, 0};
   const std::vector<double> scores{0.1, 0.2, 0.9, 0.3};
   auto v = vus(labels, scores, 0, 4);
   REQUIRE(v.roc == Approx(1.0 / 3.0));
-  REQUIRE(v.pr == Approx(1.0 / 6.0));
-  // Buffer 2 adds sqrt(1 - 1/2) on step 0 (the reference ramps buffer/2 steps before a
-  // range, buffer/2 - 1 after it). Then P' = (1 + 1 + r) / 2 with r = sqrt(0.5):
+  REQUIRE(v.pr == Approx(1.0 / 3.0));
+  // Buffer 2 ramps one step either side: r = sqrt(1 - 1/2) on steps 0 and 2. P' = (P + P + the ramp's
+  // flagged soft labels) / 2 depends on the threshold: (2 + r) / 2 while step 0 is unflagged, 1 + r after.
   const double r = std::sqrt(0.5), p = (2.0 + r) / 2.0, n = 4.0 - p;
-  const double tpr3 = 1.0 / p, fpr3 = 2.0 / n, fpr4 = (4.0 - 1.0 - r) / n;
-  const double roc2 = (fpr4 - fpr3) * (tpr3 + 1.0) / 2.0 + (1.0 - fpr4);
-  const double pr2 = tpr3 * (1.0 / 3.0) / 2.0 + (1.0 - tpr3) * ((1.0 + r) / 4.0 + 1.0 / 3.0) / 2.0;
+  const double t = r / p;                                      // thresholds 0.9 and 0.3: step 2 (soft r) flagged
+  const double f1 = (1.0 - r) / n, f2 = (2.0 - r) / n;         // 1 and 2 flagged, r of them true
+  const double f4 = (4.0 - (1.0 + 2.0 * r)) / (4.0 - (1.0 + r));  // all flagged, P' = 1 + r
+  const double roc2 = f1 * t / 2.0 + (f2 - f1) * t + (f4 - f2) + (1.0 - f4);  // TPR reaches 1 at 0.2
+  const double pr2 = t * r + (1.0 - t) * (1.0 + r) / 3.0;      // precision r at 0.9, (1 + r) / 3 at 0.2
   // Buffers 0 and 1 give the unbuffered values; VUS is the mean over buffers 0..2.
   v = vus(labels, scores, 2, 4);
   REQUIRE(v.roc == Approx((2.0 / 3.0 + roc2) / 3.0));
-  REQUIRE(v.pr == Approx((2.0 / 6.0 + pr2) / 3.0));
+  REQUIRE(v.pr == Approx((2.0 / 3.0 + pr2) / 3.0));
+  REQUIRE(v.roc == Approx(0.4681451864).margin(1e-9));  // the reference's figures for this case
+  REQUIRE(v.pr == Approx(0.4359439063).margin(1e-9));
+  REQUIRE(median_range_length({1, 0, 1, 1, 0, 1, 1, 1, 1, 0}) == 2);
+  REQUIRE(median_range_length({1, 1, 0, 1, 1, 1, 1, 1}) == 3);  // numpy's median 3.5, truncated
+}
+
+TEST_CASE("series metrics: VUS equals the authors' reference on 50 random label and score sets",
+          "[series][metrics][parity]") {
+  // tests/export_vus.py runs TheDatumOrg/VUS's RangeAUC_volume_opt on random labels (1 to 6 ranges, some at
+  // the ends or merged by the buffer), scores with and without ties, buffers 0 to 39 and 7 to 250
+  // thresholds. Both sides sum in float64 in different orders: 1e-12 relative.
+  const char* path = std::getenv("ADX_VUS_REFERENCE");
+  if (path == nullptr) {
+    WARN("ADX_VUS_REFERENCE is not set (ctest sets it); skipping");
+    return;
+  }
+  std::ifstream in(path);
+  REQUIRE(in.good());
+  int cases = 0;
+  int64_t n = 0, buffer = 0, thresholds = 0;
+  while (in >> n >> buffer >> thresholds) {
+    std::vector<int> labels(static_cast<size_t>(n));
+    std::vector<double> scores(static_cast<size_t>(n));
+    for (auto& l : labels) in >> l;
+    for (auto& s : scores) in >> s;
+    double roc = 0, pr = 0;
+    in >> roc >> pr;
+    const auto v = vus(labels, scores, buffer, thresholds);
+    INFO("case " << cases << ": n " << n << ", buffer " << buffer << ", thresholds " << thresholds);
+    REQUIRE(v.roc == Approx(roc).epsilon(1e-12).margin(1e-14));
+    REQUIRE(v.pr == Approx(pr).epsilon(1e-12).margin(1e-14));
+    ++cases;
+  }
+  REQUIRE(cases == 50);
 }
 
 TEST_CASE("series metrics: random scores earn a high PA-F1 but a chance-level F1", "[series][metrics]") {

@@ -280,48 +280,56 @@ Vus vus(const std::vector<int>& labels, const std::vector<double>& scores, int64
   std::vector<double> levels(thresholds);
   const double step = static_cast<double>(n - 1) / static_cast<double>(thresholds - 1);
   for (int64_t k = 0; k < thresholds; ++k) {
-    int64_t pos = static_cast<int64_t>(static_cast<double>(k) * step);
+    // numpy's linspace: k * step, truncated by astype(int), and the last position exactly n - 1.
+    int64_t pos = k + 1 == thresholds ? n - 1 : static_cast<int64_t>(static_cast<double>(k) * step);
     levels[k] = scores[order[pos]];
     while (pos + 1 < n && scores[order[pos + 1]] == levels[k]) ++pos;
     flagged[k] = pos + 1;
   }
 
+  // The reference (TheDatumOrg/VUS, RangeAUC_volume_opt), buffer by buffer:
+  //  - soft labels: 1 on the ranges, + sqrt(1 - distance / buffer) on buffer/2 steps either side, capped at 1;
+  //  - the buffered ranges as segments, merged when their reaches overlap or touch (one step shared);
+  //  - at each threshold, TP = the soft labels at flagged steps; P' = (P + 1 on the ranges + the soft labels at
+  //    flagged steps around them) / 2, so P' grows as the threshold falls; TPR = min(TP / P', 1) times the
+  //    share of segments with a flagged step; FPR = (flagged - TP) / (n - P'); precision = TP / flagged;
+  //  - range-AUC-ROC by trapezoids over (0, 0), the thresholds and (1, 1); range-AUC-PR as the sum of
+  //    recall steps times the precision at each step's right end.
   Vus out;
-  std::vector<double> soft(n), cumulative(n + 1);
+  std::vector<double> soft(n), soft_flagged(n + 1), ramp_flagged(n + 1);
   for (int64_t buffer = 0; buffer <= max_buffer; ++buffer) {
-    // Soft labels: 1 on the ranges, sqrt(1 - distance / buffer) on ramps around them
-    // (buffer/2 steps before a range and buffer/2 - 1 after it, as the reference does).
-    for (int64_t t = 0; t < n; ++t) soft[t] = labels[t];
     const int64_t half = buffer / 2;
+    for (int64_t t = 0; t < n; ++t) soft[t] = labels[t];
     for (const auto& r : real) {
       const int64_t last = r.end - 1;
-      for (int64_t t = last + 1; t < std::min(last + half, n); ++t)
+      for (int64_t t = last + 1; t <= std::min(last + half, n - 1); ++t)
         soft[t] += std::sqrt(1.0 - static_cast<double>(t - last) / static_cast<double>(buffer));
       for (int64_t t = std::max<int64_t>(r.begin - half, 0); t < r.begin; ++t)
         soft[t] += std::sqrt(1.0 - static_cast<double>(r.begin - t) / static_cast<double>(buffer));
     }
-    double soft_total = 0.0;
-    for (auto& v : soft) soft_total += (v = std::min(1.0, v));
-    // Segments of the soft labels and the highest score in each: a segment "exists" at
-    // a threshold when its highest score reaches it.
+    for (auto& v : soft) v = std::min(1.0, v);
+    // Segments: [begin - half, last + half] per range, clipped to the series, merged as the reference merges.
     std::vector<double> segment_max;
-    for (int64_t t = 0; t < n;) {
-      if (soft[t] <= 0) {
-        ++t;
-        continue;
-      }
-      double m = -std::numeric_limits<double>::infinity();
-      for (; t < n && soft[t] > 0; ++t) m = std::max(m, scores[t]);
-      segment_max.push_back(m);
+    for (size_t j = 0; j < real.size();) {
+      const int64_t first = std::max<int64_t>(real[j].begin - half, 0);
+      int64_t last = real[j].end - 1 + half;
+      while (j + 1 < real.size() && last >= real[j + 1].begin - half) last = real[++j].end - 1 + half;
+      last = std::min(last, n - 1);
+      ++j;
+      segment_max.push_back(*std::max_element(scores.begin() + first, scores.begin() + last + 1));
     }
     std::sort(segment_max.begin(), segment_max.end());
-    for (int64_t k = 0; k < n; ++k) cumulative[k + 1] = cumulative[k] + soft[order[k]];
+    for (int64_t k = 0; k < n; ++k) {
+      const int64_t t = order[k];
+      soft_flagged[k + 1] = soft_flagged[k] + soft[t];
+      ramp_flagged[k + 1] = ramp_flagged[k] + (labels[t] == 0 ? soft[t] : 0.0);
+    }
 
-    const double p_new = 0.5 * (positives + soft_total);
     std::vector<double> tpr{0.0}, fpr{0.0}, precision{1.0};
     for (int64_t k = 0; k < thresholds; ++k) {
-      const double tp = cumulative[flagged[k]];
+      const double tp = soft_flagged[flagged[k]];
       const double predicted = static_cast<double>(flagged[k]);
+      const double p_new = 0.5 * (positives + positives + ramp_flagged[flagged[k]]);
       const auto existing = segment_max.end() - std::lower_bound(segment_max.begin(), segment_max.end(), levels[k]);
       const double existence = static_cast<double>(existing) / static_cast<double>(segment_max.size());
       tpr.push_back(std::min(tp / p_new, 1.0) * existence);
@@ -332,13 +340,23 @@ Vus vus(const std::vector<int>& labels, const std::vector<double>& scores, int64
     fpr.push_back(1.0);
     double auc = 0.0, ap = 0.0;
     for (size_t i = 1; i < tpr.size(); ++i) auc += (fpr[i] - fpr[i - 1]) * 0.5 * (tpr[i] + tpr[i - 1]);
-    for (size_t i = 1; i + 1 < tpr.size(); ++i) ap += (tpr[i] - tpr[i - 1]) * 0.5 * (precision[i] + precision[i - 1]);
+    for (size_t i = 1; i + 1 < tpr.size(); ++i) ap += (tpr[i] - tpr[i - 1]) * precision[i];
     out.roc += auc;
     out.pr += ap;
   }
   out.roc /= static_cast<double>(max_buffer + 1);
   out.pr /= static_cast<double>(max_buffer + 1);
   return out;
+}
+
+int64_t median_range_length(const std::vector<int>& labels) {
+  std::vector<int64_t> lengths;
+  for (const auto& range : ranges_of(labels)) lengths.push_back(range.length());
+  ADX_CHECK_AS(ValueError, !lengths.empty(), "the median range length needs at least one labelled anomaly range");
+  std::sort(lengths.begin(), lengths.end());
+  const size_t middle = lengths.size() / 2;
+  // numpy's median (the mean of the middle two for an even count), truncated as the reference's int() does.
+  return lengths.size() % 2 == 1 ? lengths[middle] : (lengths[middle - 1] + lengths[middle]) / 2;
 }
 
 SeriesReport series_report(const std::vector<int>& labels, std::vector<double> scores, double threshold,
@@ -362,14 +380,7 @@ SeriesReport series_report(const std::vector<int>& labels, std::vector<double> s
   r.pa_k_auc = pa_k_auc(labels, predicted);
   r.range = range_precision_recall(labels, predicted);
   r.affiliation = affiliation(labels, predicted);
-  int64_t buffer = options.vus_max_buffer;
-  if (buffer <= 0) {
-    std::vector<int64_t> lengths;
-    for (const auto& range : ranges_of(labels)) lengths.push_back(range.length());
-    std::nth_element(lengths.begin(), lengths.begin() + lengths.size() / 2, lengths.end());
-    buffer = 2 * lengths[lengths.size() / 2];
-  }
-  r.vus = vus(labels, scores, buffer);
+  r.vus = vus(labels, scores, options.vus_max_buffer > 0 ? options.vus_max_buffer : median_range_length(labels));
   r.best_point_f1 = best_f1(labels, scores).f1;
   std::vector<double> sorted = scores;
   std::sort(sorted.begin(), sorted.end());

@@ -84,11 +84,15 @@ struct Vus {
   double pr = 0.0;
 };
 
-/// Volume under the range-AUC surfaces (Paparrizos et al. 2022): range-AUC-ROC and
-/// range-AUC-PR with soft label buffers of width 0..max_buffer, averaged; `thresholds`
-/// scores of the descending order are swept, as the reference implementation does.
+/// Volume under the range-AUC surfaces (Paparrizos et al. 2022), as the authors' reference computes it
+/// (TheDatumOrg/VUS, RangeAUC_volume_opt): range-AUC-ROC and range-AUC-PR with soft label buffers of
+/// width 0..max_buffer (buffer/2 steps either side of each range), averaged; `thresholds` scores of the
+/// descending order are swept. The reference's README sets max_buffer to the median range length.
 Vus vus(const std::vector<int>& labels, const std::vector<double>& scores, int64_t max_buffer,
         int64_t thresholds = 250);
+
+/// The median length of the labelled anomaly ranges, as numpy's median truncated to an integer.
+int64_t median_range_length(const std::vector<int>& labels);
 
 /// Every metric above for one detector's per-step scores and a threshold.
 struct SeriesReport {
@@ -105,7 +109,7 @@ struct SeriesReport {
 };
 
 struct SeriesReportOptions {
-  /// VUS buffer; 0 picks twice the median label range length.
+  /// VUS buffer; 0 picks the median label range length (the VUS reference's recommendation).
   int64_t vus_max_buffer = 0;
   /// Thresholds tried for the best-F1 figures (quantiles of the scores).
   int64_t best_f1_thresholds = 200;
