@@ -317,7 +317,7 @@ TEST_CASE("every option is spelled once and reaches the key/value map", "[option
                           "sparsity_target", "train.epochs", "train.grad_clip", "preprocess", "threshold.policy",
                           "threshold.pot_level", "runtime.device", "runtime.score_batch_size"})
     REQUIRE(ae.count(key) == 1);
-  REQUIRE(ae.size() == 8 + 15 + 1 + 6 + 5);
+  REQUIRE(ae.size() == 8 + 16 + 1 + 6 + 5);  // 16 training options
 }
 
 TEST_CASE("class names and folders follow the registry names", "[layout]") {

@@ -397,14 +397,44 @@ void check_series_detector(D& detector, double min_auroc, bool per_window = fals
 
 // The paper's criterion (softmax over the window at temperature 50) ranks steps within
 // a window: it finds the anomalous windows, scored on non-overlapping windows as the
-// reference does, while its per-step ranking across windows is weak (see README).
+// reference does, while its per-step ranking across windows is weak (see README). Judged on
+// 100 test windows, a quarter of them holding a spike, by the median over 3 seeds: on the 16
+// windows of easy_series one seed's AUROC ranged from 0.38 to 0.94. The small preset (20 epochs,
+// early stopping on the reconstruction) gave 0.82, 0.92 and 0.98 here; the reference's stopping rule
+// (both phases) keeps epoch 1 on this series and gave 0.65 to 0.71.
 TEST_CASE("anomaly transformer: finds anomalous windows in a seasonal series; save/load", "[series][detectors]") {
-  auto options = AnomalyTransformerOptions::small_preset();
-  options.d_model(32).heads(4).layers(2).d_ff(32);
-  options.train().epochs(8);
-  options.runtime().seed(1);
-  AnomalyTransformer detector(options);
-  check_series_detector(detector, 0.85, /*per_window=*/true);
+  torch::manual_seed(8);
+  const int64_t window = 24, train_steps = 1200, test_windows = 100;
+  const int64_t steps = train_steps + test_windows * window;
+  const auto t = torch::arange(steps, torch::kFloat32);
+  const auto season = torch::sin(t * (2 * M_PI / 24));
+  auto x = torch::stack({season, 0.5 * torch::cos(t * (2 * M_PI / 24)) + 0.5 * season}, 1) +
+           0.05 * torch::randn({steps, 2});
+  std::vector<int> window_labels(test_windows, 0);
+  for (int64_t w = 0; w < test_windows; w += 4) {
+    const int64_t at = train_steps + w * window + (w * 7) % window;
+    x[at][w % 8 == 0 ? 0 : 1] += 4.0;
+    window_labels[static_cast<size_t>(w)] = 1;
+  }
+  const auto train = Data::series(x.slice(0, 0, train_steps), Windows{window, 1});
+  const auto test = Data::series(x.slice(0, train_steps), Windows{window, window});
+  std::vector<std::pair<double, std::unique_ptr<AnomalyTransformer>>> runs;
+  for (const int seed : {1, 2, 3}) {
+    auto options = AnomalyTransformerOptions::small_preset();
+    options.d_model(32).heads(4).layers(2).d_ff(32);
+    options.runtime().seed(seed);
+    auto detector = std::make_unique<AnomalyTransformer>(options);
+    detector->fit(train);
+    runs.emplace_back(roc_auc(window_labels, to_doubles(detector->score(test).per_item)), std::move(detector));
+  }
+  std::sort(runs.begin(), runs.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  INFO("window AUROC over 3 seeds " << runs[0].first << ", " << runs[1].first << ", " << runs[2].first);
+  REQUIRE(runs[1].first > 0.85);
+  const auto scores = runs[1].second->score(test);
+  REQUIRE(scores.per_step.size(0) == test_windows * window);
+  const auto path = temp_path("anomaly_transformer_series.adx");
+  runs[1].second->save(path);
+  REQUIRE(torch::equal(adx::load(path)->score(test).per_step, scores.per_step));
 }
 
 TEST_CASE("lstm autoencoder: finds anomalies in a seasonal series; save/load", "[series][detectors]") {
@@ -495,6 +525,58 @@ TEST_CASE("anomaly transformer: prior association and minimax gradients as in th
   (rec + 3.0 * prior_loss).backward();
   size_t i = 0;
   for (auto& p : net->parameters()) REQUIRE(torch::allclose(p.grad(), summed[i++], 1e-5, 1e-6));
+}
+
+TEST_CASE("anomaly transformer: forward pass, criterion and phase losses equal the authors' model",
+          "[series][detectors][parity]") {
+  // tests/export_anomaly_transformer.py ports thuml/Anomaly-Transformer's model and solver.py's criterion
+  // and validation losses, runs them in float64 on random weights (LayerNorms' affine terms randomised too)
+  // and writes them under adx's names. adx runs the same weights in float64: 1e-9 relative, the sums' order.
+  const char* path = std::getenv("ADX_ANOMALY_TRANSFORMER_REFERENCE");
+  if (path == nullptr) {
+    WARN("ADX_ANOMALY_TRANSFORMER_REFERENCE is not set (ctest sets it); skipping");
+    return;
+  }
+  const auto fixtures = adx::load_state_dict(path);
+  auto options = AnomalyTransformerOptions().d_model(16).heads(2).layers(2).d_ff(24);
+  AnomalyTransformerNet net(3, options);
+  net->to(torch::kFloat64);
+  torch::NoGradGuard no_grad;
+  int copied = 0;
+  for (auto& p : net->named_parameters()) {
+    INFO(p.key());
+    REQUIRE(fixtures.count(p.key()) == 1);
+    REQUIRE(p.value().sizes() == fixtures.at(p.key()).sizes());
+    p.value().copy_(fixtures.at(p.key()));
+    ++copied;
+  }
+  REQUIRE(copied == 1 + 2 * 18 + 4);
+  net->eval();
+  const auto x = fixtures.at("x");
+  const auto close = [](const torch::Tensor& got, const torch::Tensor& expected) {
+    const double worst = ((got - expected).abs() / (expected.abs() + 1e-12)).max().item<double>();
+    INFO("largest relative difference " << worst);
+    REQUIRE(worst < 1e-9);
+  };
+  const auto out = net->run(x);
+  close(out.reconstruction, fixtures.at("reconstruction"));
+  for (int l = 0; l < 2; ++l) {
+    INFO("layer " << l);
+    close(out.series[static_cast<size_t>(l)], fixtures.at("series." + std::to_string(l)));
+    close(out.prior[static_cast<size_t>(l)], fixtures.at("prior." + std::to_string(l)));
+  }
+  close(net->criterion(x, 50.0), fixtures.at("criterion"));
+  const auto [phase1, phase2] = net->phase_losses(x, 3.0);
+  close(phase1.reshape({1}), fixtures.at("loss1"));
+  close(phase2.reshape({1}), fixtures.at("loss2"));
+}
+
+TEST_CASE("anomaly transformer: the reference's learning rates", "[series][detectors]") {
+  // solver.py's adjust_learning_rate(optimizer, epoch + 1, lr) after each epoch sets lr * 0.5^epoch for
+  // the next: epochs train at lr, lr, lr/2, lr/4, ...
+  const auto train = AnomalyTransformerOptions().train();
+  const std::vector<double> expected{1e-4, 1e-4, 5e-5, 2.5e-5, 1.25e-5};
+  for (int64_t epoch = 0; epoch < 5; ++epoch) REQUIRE(adx::scheduled_lr(train, epoch) == Approx(expected[epoch]));
 }
 
 TEST_CASE("time-series detectors refuse other kinds and too-short windows", "[series][detectors]") {

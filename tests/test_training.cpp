@@ -105,6 +105,42 @@ TEST_CASE("early stopping ignores a warm-up: no epoch before it is kept or count
   REQUIRE(warm_improved.front() == warm_up + 1);  // the first epoch after the warm-up is the first candidate
 }
 
+TEST_CASE("early stopping on several criteria: an epoch improves only when every criterion falls", "[training]") {
+  // Scripted validation criteria per epoch (a, b): epoch 1 sets the best; 2 lowers a but raises b (no
+  // improvement); 3 lowers both (best); 4 and 5 lower a only, and patience 2 stops after epoch 5. On a
+  // alone, every epoch would have improved.
+  const std::vector<std::pair<double, double>> script{{1.0, 1.0}, {0.5, 1.2}, {0.4, 0.9}, {0.3, 0.95}, {0.2, 0.99},
+                                                      {0.1, 0.5}};
+  torch::manual_seed(3);
+  auto model = torch::nn::Linear(4, 1);
+  const auto data = adx::Data::tabular(torch::randn({64, 5})), validation = adx::Data::tabular(torch::randn({16, 5}));
+  int64_t epoch = 0;
+  adx::TrainStep step;
+  step.name = "regression";
+  step.parameters = model->parameters();
+  step.loss = [&](const adx::Batch& batch) {
+    return (model->forward(batch.x.slice(1, 0, 4)) - batch.x.slice(1, 4, 5)).pow(2).mean();
+  };
+  std::vector<int64_t> improved;
+  const auto result = adx::train_steps(
+      *model, data, validation, adx::TrainOptions().epochs(6).batch_size(16).patience(2),
+      {step},
+      [&](const adx::Batch&, bool) {
+        const auto& [a, b] = script.at(static_cast<size_t>(epoch));
+        return torch::tensor({a, b}, torch::kFloat64);
+      },
+      [&](const adx::EpochReport& report) {
+        if (report.improved) improved.push_back(report.epoch);
+      },
+      "train", [&](int64_t e) { epoch = e; });
+  REQUIRE(improved == std::vector<int64_t>{1, 3});
+  REQUIRE(result.best_epoch == 3);
+  REQUIRE(result.epochs_run == 5);
+  REQUIRE(result.stopped_early);
+  REQUIRE(result.val_losses == std::vector<double>{1.0, 0.5, 0.4, 0.3, 0.2});  // the first criterion is reported
+  REQUIRE(result.best_val_loss == 0.4);
+}
+
 TEST_CASE("learning-rate schedules follow their formulas", "[training]") {
   const double lr = 0.01;
   auto o = adx::TrainOptions().lr(lr).epochs(10);
@@ -113,6 +149,10 @@ TEST_CASE("learning-rate schedules follow their formulas", "[training]") {
   const double step_expected[] = {0.01, 0.01, 0.01, 0.005, 0.005, 0.005, 0.0025, 0.0025, 0.0025, 0.00125};
   for (int64_t e = 0; e < 10; ++e) REQUIRE(adx::scheduled_lr(o, e) == Approx(step_expected[e]));
   // Cosine annealing to 0 over the epochs: lr/2 (1 + cos(pi e / E)).
+  // A delay holds the full rate for its epochs before the steps start counting.
+  o.lr_step_delay(2);
+  const double delayed_expected[] = {0.01, 0.01, 0.01, 0.01, 0.01, 0.005, 0.005, 0.005, 0.0025, 0.0025};
+  for (int64_t e = 0; e < 10; ++e) REQUIRE(adx::scheduled_lr(o, e) == Approx(delayed_expected[e]));
   o.lr_schedule(adx::LrSchedule::Cosine);
   REQUIRE(adx::scheduled_lr(o, 0) == Approx(lr));
   REQUIRE(adx::scheduled_lr(o, 5) == Approx(lr / 2));

@@ -2,6 +2,7 @@
 #include <adx/core/error.hpp>
 #include <adx/train/trainer.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <limits>
@@ -25,6 +26,7 @@ void TrainOptions::check(const std::string& prefix) const {
   in("beta1", beta1(), 0, false, 1, true, "[0, 1)");
   in("beta2", beta2(), 0, false, 1, true, "[0, 1)");
   in("lr_step", static_cast<double>(lr_step()), 1, false, 1e9, false, "[1, 1e9]");
+  in("lr_step_delay", static_cast<double>(lr_step_delay()), 0, false, 1e9, false, "[0, 1e9]");
   in("lr_gamma", lr_gamma(), 0, true, 1, false, "(0, 1]");
   in("patience", static_cast<double>(patience()), 0, false, 1e9, false, "[0, 1e9]");
   in("min_delta", min_delta(), 0, false, kHuge, false, "[0, inf)");
@@ -45,8 +47,10 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const std::vector<torch:
 double scheduled_lr(const TrainOptions& o, int64_t epoch) {
   switch (o.lr_schedule()) {
     case LrSchedule::Constant: return o.lr();
-    case LrSchedule::Step:
-      return o.lr() * std::pow(o.lr_gamma(), static_cast<double>(epoch / std::max<int64_t>(1, o.lr_step())));
+    case LrSchedule::Step: {
+      const int64_t counted = std::max<int64_t>(0, epoch - o.lr_step_delay());
+      return o.lr() * std::pow(o.lr_gamma(), static_cast<double>(counted / std::max<int64_t>(1, o.lr_step())));
+    }
     case LrSchedule::Cosine:
       return o.lr() * 0.5 * (1.0 + std::cos(M_PI * static_cast<double>(epoch) / static_cast<double>(o.epochs())));
   }
@@ -73,22 +77,29 @@ void restore_state(torch::nn::Module& module, const std::vector<torch::Tensor>& 
 
 namespace {
 
-double mean_loss_over(const Data& data, int64_t batch_size, const BatchLoss& loss, ProcessGroup* group) {
+// The validation loss's mean over `data`: one value per criterion (a BatchLoss may return several).
+std::vector<double> mean_loss_over(const Data& data, int64_t batch_size, const BatchLoss& loss, ProcessGroup* group) {
   const auto& kind = data.input_kind();
   const int64_t n = kind.size(data);
   // Under a process group each rank scores its share and the sums meet in one all-reduce.
   const int64_t ranks = group ? group->world_size() : 1, rank = group ? group->rank() : 0;
   const int64_t begin = n * rank / ranks, end = n * (rank + 1) / ranks;
-  auto total = torch::zeros({1}, torch::kFloat64);
+  torch::Tensor total;
   if (end > begin) {
     const auto share = ranks == 1 ? data : kind.slice(data, begin, end);
     const auto weighted = map_batches(share, batch_size, [&](const Batch& batch) {
-      return (loss(batch, false).detach().to(torch::kFloat64) * batch.size()).reshape({1});
+      const auto value = loss(batch, false).detach().to(torch::kFloat64) * batch.size();
+      return value.reshape({1, value.numel()});
     });
-    total = weighted.sum().reshape({1}).cpu();
+    total = weighted.sum(0).cpu();
+  } else {
+    // A rank with no share still needs the number of criteria for the all-reduce: one item's loss tells it.
+    total = torch::zeros({loss(kind.collate(kind.slice(data, 0, 1)), false).numel()}, torch::kFloat64);
   }
+  const int64_t criteria = total.numel();
   if (group) group->all_reduce_sum(total);
-  return total.item<double>() / static_cast<double>(n);
+  total /= static_cast<double>(n);
+  return std::vector<double>(total.data_ptr<double>(), total.data_ptr<double>() + criteria);
 }
 
 // BatchNorm's running statistics, which each part of a split batch updates from the same start and
@@ -222,7 +233,7 @@ TrainResult train_steps(torch::nn::Module& module, const Data& train, const Data
   const int64_t batch_size = std::min(o.batch_size(), n);
   TrainResult result;
   std::vector<torch::Tensor> best_state;
-  double best = std::numeric_limits<double>::infinity();
+  std::vector<double> best;  // per validation criterion
   int64_t since_best = 0;
   int64_t batch_index = 0;  // counts across epochs, so a step with `every` > batches per epoch still runs
   const auto f64 = torch::TensorOptions().dtype(torch::kFloat64).device(train.x.device());
@@ -326,13 +337,18 @@ TrainResult train_steps(torch::nn::Module& module, const Data& train, const Data
     report.stage = stage;
     if (validate) {
       module.eval();
-      const double val_loss = mean_loss_over(validation, std::max<int64_t>(batch_size, 1024), validation_loss, group);
+      const auto val = mean_loss_over(validation, std::max<int64_t>(batch_size, 1024), validation_loss, group);
+      const double val_loss = val.front();
       result.val_losses.push_back(val_loss);
       report.val_loss = val_loss;
+      // An improvement lowers every criterion by more than min_delta (with several, as the Anomaly
+      // Transformer's reference stops when either of its two losses stops improving).
+      bool improved = std::all_of(val.begin(), val.end(), [](double v) { return std::isfinite(v); });
+      for (size_t c = 0; improved && c < best.size(); ++c) improved = val[c] < best[c] - o.min_delta();
       if (epoch < first_monitored_epoch) {
         // Warm-up: reported, but neither a candidate for the best state nor counted toward patience.
-      } else if (std::isfinite(val_loss) && val_loss < best - o.min_delta()) {
-        best = val_loss;
+      } else if (improved) {
+        best = val;
         result.best_epoch = epoch + 1;
         best_state = snapshot_state(module);
         since_best = 0;
@@ -353,7 +369,7 @@ TrainResult train_steps(torch::nn::Module& module, const Data& train, const Data
   }
   if (validate && !best_state.empty()) {
     restore_state(module, best_state);
-    result.best_val_loss = best;
+    result.best_val_loss = best.front();
   }
   module.eval();
   return result;

@@ -47,6 +47,8 @@ struct TrainOptions {
   ADX_ARG(LrSchedule, lr_schedule) = LrSchedule::Constant;
   /// Step schedule: epochs between decays.
   ADX_ARG(int64_t, lr_step) = 30;
+  /// Step schedule: epochs at the full rate before the steps start counting (1 gives lr, lr, lr·gamma, …).
+  ADX_ARG(int64_t, lr_step_delay) = 0;
   /// Step schedule: decay factor.
   ADX_ARG(double, lr_gamma) = 0.1;
   /// Early stopping: epochs without validation improvement before stopping (0 = off).
@@ -61,7 +63,9 @@ struct TrainOptions {
   void check(const std::string& prefix) const;
 };
 
-/// Loss of one batch. `training` is false during validation (no noise, no dropout).
+/// Loss of one batch. `training` is false during validation (no noise, no dropout). For validation a loss
+/// may return several criteria (a 1-D tensor): early stopping then counts an epoch as an improvement only
+/// when every criterion improved; the first is the reported validation loss.
 using BatchLoss = std::function<torch::Tensor(const Batch& batch, bool training)>;
 
 /// Called with the 0-based epoch before its first batch (e.g. to start a warm-up phase).

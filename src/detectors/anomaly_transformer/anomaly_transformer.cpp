@@ -1,6 +1,7 @@
 #include <adx/detectors/anomaly_transformer/anomaly_transformer.hpp>
 
 #include <cmath>
+#include <utility>
 
 namespace adx {
 namespace {
@@ -103,13 +104,11 @@ AnomalyTransformerOutput AnomalyTransformerNetImpl::run(const torch::Tensor& x) 
   return out;
 }
 
-torch::Tensor AnomalyTransformerNetImpl::minimax_loss(const torch::Tensor& x, double k) {
+std::pair<torch::Tensor, torch::Tensor> AnomalyTransformerNetImpl::phase_losses(const torch::Tensor& x, double k) {
   const auto out = run(x);
   const auto reconstruction = torch::mse_loss(out.reconstruction, x);
   // Phase 1 maximises the discrepancy with the prior detached, phase 2 minimises it with the
-  // series association detached. The reference backpropagates the two losses separately
-  // into one optimiser step; their gradients add up, so one backward pass of the sum
-  // gives the same update.
+  // series association detached; each averages the layers' symmetric KL.
   torch::Tensor phase1, phase2;
   for (size_t u = 0; u < out.series.size(); ++u) {
     const auto& series = out.series[u];
@@ -121,7 +120,14 @@ torch::Tensor AnomalyTransformerNetImpl::minimax_loss(const torch::Tensor& x, do
     phase2 = phase2.defined() ? phase2 + d2 : d2;
   }
   const double layers = static_cast<double>(out.series.size());
-  return (reconstruction - k * phase1 / layers) + (reconstruction + k * phase2 / layers);
+  return {reconstruction - k * phase1 / layers, reconstruction + k * phase2 / layers};
+}
+
+torch::Tensor AnomalyTransformerNetImpl::minimax_loss(const torch::Tensor& x, double k) {
+  // The reference backpropagates the two phases separately into one optimiser step; their gradients add
+  // up, so one backward pass of the sum gives the same update.
+  const auto [phase1, phase2] = phase_losses(x, k);
+  return phase1 + phase2;
 }
 
 torch::Tensor AnomalyTransformerNetImpl::criterion(const torch::Tensor& x, double temperature) {
@@ -154,9 +160,14 @@ AnomalyTransformerNet AnomalyTransformer::make_net(const std::vector<int64_t>& i
 }
 
 torch::Tensor AnomalyTransformer::loss(const torch::Tensor& x, bool training) {
-  // Validation (early stopping) watches the reconstruction: phase 1 + phase 2 equals
-  // twice the reconstruction loss, the two discrepancy terms cancelling in value.
-  if (!training) return torch::mse_loss(net_->forward(x), x);
+  // Validation returns both phases' losses, as the reference's early stopping watches both: an epoch
+  // improves only when each falls.
+  if (!training) {
+    if (options_.stop_on() == AnomalyTransformerStopping::Reconstruction)
+      return torch::mse_loss(net_->forward(x), x);
+    const auto [phase1, phase2] = net_->phase_losses(x, options_.k());
+    return torch::stack({phase1, phase2});
+  }
   return net_->minimax_loss(x, options_.k());
 }
 
