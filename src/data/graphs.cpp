@@ -129,14 +129,22 @@ InjectedGraph inject_structural(const InjectedGraph& g, int64_t clique_size, int
   auto gen = generator(seed);
   const auto chosen = torch::randperm(n, gen, kLong).slice(0, 0, clique_size * cliques);
   const auto groups = chosen.reshape({cliques, clique_size});
-  // Every ordered pair inside each clique.
-  const auto src = groups.unsqueeze(2).expand({cliques, clique_size, clique_size}).reshape({-1});
-  const auto dst = groups.unsqueeze(1).expand({cliques, clique_size, clique_size}).reshape({-1});
-  auto keep = src != dst;
-  if (drop > 0) keep = keep & (torch::rand({src.size(0)}, gen) >= drop);
-  const auto idx = keep.nonzero().reshape({-1});
+  // Every unordered pair inside each clique (torch.combinations), as PyGOD lists them.
+  const auto first = groups.unsqueeze(2).expand({cliques, clique_size, clique_size}).reshape({-1});
+  const auto second = groups.unsqueeze(1).expand({cliques, clique_size, clique_size}).reshape({-1});
+  const auto position = torch::arange(clique_size, kLong);
+  const auto upper = (position.unsqueeze(1) < position.unsqueeze(0)).expand({cliques, clique_size, clique_size});
+  const auto pairs = upper.reshape({-1}).nonzero().reshape({-1});
+  auto src = first.index_select(0, pairs), dst = second.index_select(0, pairs);
+  if (drop > 0) {
+    // PyGOD keeps int((1 - p) * pairs) whole pairs drawn at random: an undirected edge goes with both copies.
+    const auto kept = torch::randperm(src.size(0), gen, kLong)
+                          .slice(0, 0, static_cast<int64_t>((1.0 - drop) * static_cast<double>(src.size(0))));
+    src = src.index_select(0, kept);
+    dst = dst.index_select(0, kept);
+  }
   InjectedGraph out = g;
-  out.edge_index = torch::cat({g.edge_index.to(torch::kLong), torch::stack({src.index_select(0, idx), dst.index_select(0, idx)})}, 1);
+  out.edge_index = torch::cat({g.edge_index.to(torch::kLong), torch::stack({torch::cat({src, dst}), torch::cat({dst, src})})}, 1);
   out.labels = g.labels.defined() ? g.labels.clone() : torch::zeros({n}, kLong);
   out.labels.index_fill_(0, chosen, 1);
   return out;

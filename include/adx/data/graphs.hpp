@@ -37,8 +37,9 @@ struct InjectedGraph {
 };
 
 /// Structural anomalies (PyGOD's gen_structural_outliers): `cliques` groups of `clique_size`
-/// random distinct nodes, each group fully connected (both directions); each new edge is
-/// then dropped with probability `drop`. Labels of the chosen nodes become 1.
+/// random distinct nodes, each group fully connected (both directions); with `drop` = p, as PyGOD
+/// does, only int((1 - p) * pairs) of a clique's undirected pairs, drawn at random, are added, each with
+/// both directions. Labels of the chosen nodes become 1.
 InjectedGraph inject_structural(const InjectedGraph& graph, int64_t clique_size, int64_t cliques, double drop = 0.0,
                                 uint64_t seed = 0);
 

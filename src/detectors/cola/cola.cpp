@@ -25,11 +25,12 @@ torch::Tensor sample_subgraphs(const GraphStructure& g, const torch::Tensor& tar
   const int64_t single_steps = 3 * need, walk_steps = 50;
   for (int64_t step = 0; step < single_steps + walk_steps && need > 0; ++step) {
     if ((count >= need).all().item<bool>()) break;
-    // Restart: always during the first phase, with probability 0.1 afterwards.
+    // Restart: always during the first phase, with the reference's probability 0.9 afterwards, so that
+    // the subgraph stays close to the target.
     if (step < single_steps) {
       position = targets.clone();
     } else {
-      const auto restart = uniform({b}, generator, float_options).to(targets.device()) < 0.1;
+      const auto restart = uniform({b}, generator, float_options).to(targets.device()) < 0.9;
       position = torch::where(restart, targets, position);
     }
     const auto deg = degree.index_select(0, position);
@@ -63,17 +64,25 @@ torch::Tensor sample_subgraphs(const GraphStructure& g, const torch::Tensor& tar
 
 ColaNetImpl::ColaNetImpl(int64_t features, int64_t embedding) {
   gcn = register_module("gcn", torch::nn::Linear(torch::nn::LinearOptions(features, embedding).bias(false)));
+  gcn_bias = register_parameter("gcn_bias", torch::zeros({embedding}));
   activation = register_module("activation", torch::nn::PReLU());
   discriminator = register_module("discriminator", torch::nn::Bilinear(embedding, embedding, 1));
+  // The reference's initialisation: Xavier-uniform weights, zero biases.
+  torch::NoGradGuard no_grad;
+  torch::nn::init::xavier_uniform_(gcn->weight);
+  torch::nn::init::xavier_uniform_(discriminator->weight);
+  discriminator->bias.zero_();
 }
 
 torch::Tensor ColaNetImpl::forward(const torch::Tensor& features, const torch::Tensor& adjacency) {
-  const auto h = activation->forward(torch::bmm(adjacency, gcn->forward(features)));  // B x (S+1) x E
-  const auto readout = h.narrow(1, 0, h.size(1) - 1).mean(1);                        // the subgraph
-  const auto node = h.select(1, h.size(1) - 1);                                       // the target alone
-  // Negative pairs: each node against the next node's subgraph.
-  const auto shifted = torch::roll(readout, 1, 0);
-  return torch::cat({discriminator->forward(readout, node), discriminator->forward(shifted, node)}).reshape({-1});
+  const auto h = activation->forward(torch::bmm(adjacency, gcn->forward(features)) + gcn_bias);  // B x (S+1) x E
+  const auto readout = h.narrow(1, 0, h.size(1) - 1).mean(1);                                  // the subgraph
+  const auto node = h.select(1, h.size(1) - 1);                                                 // the target alone
+  // Negative pairs, as the reference shifts the batch: row i takes row i - 1's subgraph, and row 0 the
+  // second-to-last row's (one row alone is its own negative).
+  const int64_t b = readout.size(0);
+  const auto shifted = b < 2 ? readout : torch::cat({readout.narrow(0, b - 2, 1), readout.narrow(0, 0, b - 1)});
+  return torch::cat({discriminator->forward(node, readout), discriminator->forward(node, shifted)}).reshape({-1});
 }
 
 Cola::Cola(Options options) : GraphDetector(std::move(options)) {
@@ -83,31 +92,47 @@ Cola::Cola(Options options) : GraphDetector(std::move(options)) {
   ADX_CHECK_AS(OptionError, o.rounds() >= 1, "rounds must be >= 1, got {}", o.rounds());
 }
 
-torch::Tensor Cola::logits(const Batch& batch, c10::optional<at::Generator> generator) {
-  const auto& g = graphs_.of(batch);
-  const int64_t n = batch.x.size(0), s = options_.subgraph_size();
-  const auto targets = batch.targets.defined()
-                           ? batch.targets
-                           : torch::arange(n, torch::TensorOptions().dtype(torch::kLong).device(batch.x.device()));
-  const auto nodes = graph::sample_subgraphs(g, targets, s, generator);  // B x s, target last
-  const int64_t b = nodes.size(0);
+torch::Tensor cola_logits(ColaNetImpl& net, const torch::Tensor& x, const GraphStructure& g, const torch::Tensor& nodes) {
+  const int64_t b = nodes.size(0), s = nodes.size(1);
+  const auto targets = nodes.select(1, s - 1);
   // Adjacency among the subgraph's nodes, normalised as the reference does: D^-1/2 A D^-1/2
   // with the full graph's degrees, plus I; an extra isolated node carries the target alone.
   const auto u = nodes.unsqueeze(2).expand({b, s, s}), v = nodes.unsqueeze(1).expand({b, s, s});
-  const auto degree = g.degree().to(batch.x.scalar_type()).clamp_min(1);
-  auto a = g.has_edge(u.reshape({-1}), v.reshape({-1})).reshape({b, s, s}).to(batch.x.scalar_type()) *
+  const auto degree = g.degree().to(x.scalar_type()).clamp_min(1);
+  auto a = g.has_edge(u.reshape({-1}), v.reshape({-1})).reshape({b, s, s}).to(x.scalar_type()) *
            degree.index_select(0, u.reshape({-1})).rsqrt().reshape({b, s, s}) *
            degree.index_select(0, v.reshape({-1})).rsqrt().reshape({b, s, s});
-  a = a + torch::eye(s, a.options());
+  // + I on the whole graph, as the reference adds it before slicing: a node repeated in a small
+  // neighbourhood's subgraph is joined to its copies.
+  a = a + (u == v).to(a.scalar_type());
   auto adjacency = torch::zeros({b, s + 1, s + 1}, a.options());
   adjacency.narrow(1, 0, s).narrow(2, 0, s).copy_(a);
   adjacency.select(1, s).select(1, s).fill_(1.0);
   // Features: the subgraph with the target anonymised (zeros), then the target itself.
-  auto features = batch.x.index_select(0, nodes.reshape({-1})).reshape({b, s, -1});
+  auto features = x.index_select(0, nodes.reshape({-1})).reshape({b, s, -1});
   features = torch::cat({features.narrow(1, 0, s - 1), torch::zeros_like(features.narrow(1, 0, 1)),
-                         batch.x.index_select(0, targets).unsqueeze(1)},
+                         x.index_select(0, targets).unsqueeze(1)},
                         1);
-  return net_->forward(features, adjacency);
+  return net.forward(features, adjacency);
+}
+
+torch::Tensor cola_round_scores(ColaNetImpl& net, const torch::Tensor& x, const GraphStructure& g,
+                                const torch::Tensor& nodes) {
+  const auto out = torch::sigmoid(cola_logits(net, x, g, nodes));
+  const int64_t b = out.size(0) / 2;
+  return out.narrow(0, b, b) - out.narrow(0, 0, b);
+}
+
+torch::Tensor Cola::logits(const Batch& batch, c10::optional<at::Generator> generator) {
+  const auto& g = graphs_.of(batch);
+  const auto nodes = graph::sample_subgraphs(g, batch_targets(batch), options_.subgraph_size(), generator);
+  return cola_logits(*net_, batch.x, g, nodes);
+}
+
+torch::Tensor Cola::batch_targets(const Batch& batch) {
+  return batch.targets.defined()
+             ? batch.targets
+             : torch::arange(batch.x.size(0), torch::TensorOptions().dtype(torch::kLong).device(batch.x.device()));
 }
 
 void Cola::fit_model(const Data& train, const Data& validation) {
@@ -123,12 +148,16 @@ void Cola::fit_model(const Data& train, const Data& validation) {
 
 Scores Cola::score_model(const Batch& batch) {
   auto generator = at::detail::createCPUGenerator(static_cast<uint64_t>(options_.runtime().seed()) + 29);
-  torch::Tensor total;
+  const auto& g = graphs_.of(batch);
+  const auto targets = batch_targets(batch);
+  const int64_t b = targets.size(0);
+  torch::Tensor total = torch::zeros({b}, batch.x.options());
   for (int64_t r = 0; r < options_.rounds(); ++r) {
-    const auto out = torch::sigmoid(logits(batch, generator));
-    const int64_t b = out.size(0) / 2;
-    const auto score = out.narrow(0, b, b) - out.narrow(0, 0, b);
-    total = total.defined() ? total + score : score;
+    // A fresh order every round, as the reference shuffles the nodes before each round: the negatives
+    // (the shifted order) are other nodes' subgraphs each time.
+    const auto order = torch::randperm(b, generator, torch::TensorOptions().dtype(torch::kLong)).to(targets.device());
+    const auto nodes = graph::sample_subgraphs(g, targets.index_select(0, order), options_.subgraph_size(), generator);
+    total.index_add_(0, order, cola_round_scores(*net_, batch.x, g, nodes));
   }
   Scores s;
   s.per_item = total / static_cast<double>(options_.rounds());

@@ -5,8 +5,9 @@
 // copy of the target is anonymised (zero features) and the target itself is appended as
 // an isolated node; a one-layer GCN embeds both, the subgraph is read out by averaging,
 // and a bilinear discriminator tells the node's own subgraph (positive) from another
-// node's (negative, the batch shifted by one). Score = mean over `rounds` sampling rounds
-// of (negative logit - positive logit): a node that does not agree with its
+// node's (negative, the batch shifted by one as the reference shifts it). Score = mean over
+// `rounds` sampling rounds, each in a fresh random order of the nodes, of
+// (sigmoid(negative logit) - sigmoid(positive logit)): a node that does not agree with its
 // neighbourhood scores high.
 #include <adx/detectors/components/graph_structure.hpp>
 #include <adx/train/trainer.hpp>
@@ -33,6 +34,7 @@ class ColaNetImpl : public torch::nn::Module {
   /// B x (S + 1) x F and normalised subgraph adjacencies B x (S + 1) x (S + 1).
   torch::Tensor forward(const torch::Tensor& features, const torch::Tensor& adjacency);
   torch::nn::Linear gcn{nullptr};
+  torch::Tensor gcn_bias;  ///< the reference's GCN adds a bias after propagating
   torch::nn::PReLU activation{nullptr};
   torch::nn::Bilinear discriminator{nullptr};
 };
@@ -52,12 +54,21 @@ class Cola : public GraphDetector<ColaOptions, ColaNet> {
  private:
   /// One round's logits for the batch's targets: positive then negative pairs (2B).
   torch::Tensor logits(const Batch& batch, c10::optional<at::Generator> generator);
+  static torch::Tensor batch_targets(const Batch& batch);
 };
+
+/// Discriminator logits (positive pairs, then negative) for given subgraphs `nodes` (B x s node ids of
+/// the graph's x, the target last), in that order: the negatives pair row i with row i - 1's subgraph.
+torch::Tensor cola_logits(ColaNetImpl& net, const torch::Tensor& x, const GraphStructure& graph,
+                          const torch::Tensor& nodes);
+/// One scoring round for given subgraphs: sigmoid(negative logit) - sigmoid(positive logit) per row.
+torch::Tensor cola_round_scores(ColaNetImpl& net, const torch::Tensor& x, const GraphStructure& graph,
+                                const torch::Tensor& nodes);
 
 namespace graph {
 /// Random walks with restart from every target until `size` - 1 distinct other nodes are
 /// found: first single steps from the target (CoLA's restart probability 1), then walks
-/// restarting with probability 0.1; nodes with too small a neighbourhood repeat what was
+/// restarting with probability 0.9 (the reference's second phase); nodes with too small a neighbourhood repeat what was
 /// found (the target itself when isolated). Returns B x size node ids, the target last.
 torch::Tensor sample_subgraphs(const GraphStructure& graph, const torch::Tensor& targets, int64_t size,
                                c10::optional<at::Generator> generator);
