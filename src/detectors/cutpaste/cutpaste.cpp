@@ -193,7 +193,13 @@ Scores Cutpaste::score_model(const Batch& batch) {
     const auto full = F::pad(inner, F::PadFuncOptions({p / 2, working_width_ - inner_w - p / 2, p / 2,
                                                  working_height_ - inner_h - p / 2})
                                   .mode(torch::kReplicate));
-    s.pixel_map = upsample_and_blur(full, batch.x.size(2), batch.x.size(3), static_cast<double>(p) / 4.0);
+    // The blur's sigma is p / 4 working pixels; the map is blurred after resizing to the input, so it is
+    // measured in the input's pixels there.
+    const double input_pixels_per_working =
+        0.5 * (static_cast<double>(batch.x.size(2)) / static_cast<double>(working_height_) +
+               static_cast<double>(batch.x.size(3)) / static_cast<double>(working_width_));
+    s.pixel_map = upsample_and_blur(full, batch.x.size(2), batch.x.size(3),
+                                    static_cast<double>(p) / 4.0 * input_pixels_per_working);
   }
   return s;
 }
