@@ -167,21 +167,12 @@ TEST_CASE("dominant: finds injected anomalies; save/load gives identical scores"
 TEST_CASE("dominant: scores equal a port of PyGOD's dense DOMINANT on the same weights", "[graph][reference][dominant]") {
   // tests/export_dominant.py ports PyGOD's DOMINANTBase, DotProductDecoder and double_recon_loss over
   // torch_geometric's GCN with dense N x N matrices in float64, and writes its weights, inputs and scores.
-  const char* path = std::getenv("ADX_DOMINANT_REFERENCE");
-  REQUIRE(path != nullptr);
-  const auto fixtures = adx::load_state_dict(path);
+  const auto fixtures = adx::load_state_dict(adx::test::reference_fixture("ADX_DOMINANT_REFERENCE"));
   const auto x = fixtures.at("x"), edge_index = fixtures.at("edge_index");
   auto options = DominantOptions().hidden(16).layers(4);
   DominantNet net(x.size(1), options);
+  REQUIRE(adx::test::copy_reference_parameters(*net, fixtures) == 10);
   torch::NoGradGuard no_grad;
-  int copied = 0;
-  for (auto& p : net->named_parameters()) {
-    INFO(p.key());
-    REQUIRE(fixtures.count(p.key()) == 1);
-    p.value().copy_(fixtures.at(p.key()));
-    ++copied;
-  }
-  REQUIRE(copied == 10);
   GraphStructureCache cache;
   Batch batch;
   batch.x = x;
@@ -266,21 +257,12 @@ TEST_CASE("cola: a round's scores equal a port of the authors' CoLA on the same 
   // discriminator with the reference's batch shift), adjacency normalisation and test-time batch assembly,
   // and scores one round in a shuffled node order in float64. adx takes the same weights, subgraphs and
   // order in float64: 1e-10 relative.
-  const char* path = std::getenv("ADX_COLA_REFERENCE");
-  REQUIRE(path != nullptr);
-  const auto fixtures = adx::load_state_dict(path);
+  const auto fixtures = adx::load_state_dict(adx::test::reference_fixture("ADX_COLA_REFERENCE"));
   const auto x = fixtures.at("x").to(torch::kFloat64);
   ColaNet net(x.size(1), 16);
   net->to(torch::kFloat64);
+  REQUIRE(adx::test::copy_reference_parameters(*net, fixtures) == 5);
   torch::NoGradGuard no_grad;
-  int copied = 0;
-  for (auto& p : net->named_parameters()) {
-    INFO(p.key());
-    REQUIRE(fixtures.count(p.key()) == 1);
-    p.value().copy_(fixtures.at(p.key()));
-    ++copied;
-  }
-  REQUIRE(copied == 5);
   Batch batch;
   batch.x = x;
   batch.edge_index = fixtures.at("edge_index");

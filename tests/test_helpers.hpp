@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <map>
 #include <fstream>
 #include <vector>
 #include <string>
@@ -271,6 +272,30 @@ class AddressSpaceCap {
   rlimit saved_{};
   bool active_ = false;
 };
+
+/// Copies a reference's weights (a state dict under adx's parameter names) into `module`: every parameter
+/// must be there with its shape. Returns how many were copied, for the caller to check against the
+/// reference's count.
+inline int copy_reference_parameters(torch::nn::Module& module, const std::map<std::string, torch::Tensor>& weights) {
+  torch::NoGradGuard no_grad;
+  int copied = 0;
+  for (auto& p : module.named_parameters()) {
+    INFO(p.key());
+    REQUIRE(weights.count(p.key()) == 1);
+    REQUIRE(p.value().sizes() == weights.at(p.key()).sizes());
+    p.value().copy_(weights.at(p.key()));
+    ++copied;
+  }
+  return copied;
+}
+
+/// The path in environment variable `name` (ctest sets it to a reference fixture file).
+inline std::string reference_fixture(const char* name) {
+  const char* path = std::getenv(name);
+  INFO(name << " is set by ctest to the file its export script writes");
+  REQUIRE(path != nullptr);
+  return path;
+}
 
 /// The easy striped images grown to `size` px (nearest neighbour), kept in [0, 1].
 inline Easy easy_images_at(int64_t size, int64_t n_train, int64_t n_normal_test, int64_t n_anomalies) {

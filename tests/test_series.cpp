@@ -164,12 +164,7 @@ TEST_CASE("series metrics: VUS equals the authors' reference on 50 random label 
   // tests/export_vus.py runs TheDatumOrg/VUS's RangeAUC_volume_opt on random labels (1 to 6 ranges, some at
   // the ends or merged by the buffer), scores with and without ties, buffers 0 to 39 and 7 to 250
   // thresholds. Both sides sum in float64 in different orders: 1e-12 relative.
-  const char* path = std::getenv("ADX_VUS_REFERENCE");
-  if (path == nullptr) {
-    WARN("ADX_VUS_REFERENCE is not set (ctest sets it); skipping");
-    return;
-  }
-  std::ifstream in(path);
+  std::ifstream in(adx::test::reference_fixture("ADX_VUS_REFERENCE"));
   REQUIRE(in.good());
   int cases = 0;
   int64_t n = 0, buffer = 0, thresholds = 0;
@@ -532,25 +527,12 @@ TEST_CASE("anomaly transformer: forward pass, criterion and phase losses equal t
   // tests/export_anomaly_transformer.py ports thuml/Anomaly-Transformer's model and solver.py's criterion
   // and validation losses, runs them in float64 on random weights (LayerNorms' affine terms randomised too)
   // and writes them under adx's names. adx runs the same weights in float64: 1e-9 relative, the sums' order.
-  const char* path = std::getenv("ADX_ANOMALY_TRANSFORMER_REFERENCE");
-  if (path == nullptr) {
-    WARN("ADX_ANOMALY_TRANSFORMER_REFERENCE is not set (ctest sets it); skipping");
-    return;
-  }
-  const auto fixtures = adx::load_state_dict(path);
+  const auto fixtures = adx::load_state_dict(adx::test::reference_fixture("ADX_ANOMALY_TRANSFORMER_REFERENCE"));
   auto options = AnomalyTransformerOptions().d_model(16).heads(2).layers(2).d_ff(24);
   AnomalyTransformerNet net(3, options);
   net->to(torch::kFloat64);
+  REQUIRE(adx::test::copy_reference_parameters(*net, fixtures) == 1 + 2 * 18 + 4);
   torch::NoGradGuard no_grad;
-  int copied = 0;
-  for (auto& p : net->named_parameters()) {
-    INFO(p.key());
-    REQUIRE(fixtures.count(p.key()) == 1);
-    REQUIRE(p.value().sizes() == fixtures.at(p.key()).sizes());
-    p.value().copy_(fixtures.at(p.key()));
-    ++copied;
-  }
-  REQUIRE(copied == 1 + 2 * 18 + 4);
   net->eval();
   const auto x = fixtures.at("x");
   const auto close = [](const torch::Tensor& got, const torch::Tensor& expected) {
