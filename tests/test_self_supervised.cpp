@@ -5,12 +5,14 @@
 #include <adx/detectors/components/gaussian_density.hpp>
 #include <adx/detectors/cutpaste/cutpaste.hpp>
 #include <adx/detectors/draem/draem.hpp>
+#include <adx/nn/losses.hpp>
 
 #include <catch2/catch.hpp>
 
 #include <algorithm>
 #include <filesystem>
 #include <memory>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -80,6 +82,21 @@ TEST_CASE("DRAEM finds blobs it never saw, maps them where they are, and reloads
   twin_again->fit(Data::images(easy.train.slice(0, 0, 40)));
   REQUIRE(torch::equal(twin->score(Data::images(easy.test)).per_item,
                        twin_again->score(Data::images(easy.test)).per_item));
+}
+
+TEST_CASE("DRAEM's SSIM and focal losses equal the authors' loss.py", "[self_supervised][reference]") {
+  // tests/export_draem_losses.py runs VitjanZ/DRAEM's SSIM loss and focal loss (as train_DRAEM.py calls
+  // them) on random RGB and grey images, class probabilities and masks, in float32. adx computes the same
+  // in float32 with its own convolution order: 1e-5 relative.
+  const auto fixtures = adx::load_state_dict(adx::test::reference_fixture("ADX_DRAEM_LOSSES_REFERENCE"));
+  for (const std::string name : {"rgb", "grey"}) {
+    INFO(name);
+    const auto at = [&](const std::string& key) { return fixtures.at(name + "." + key); };
+    const double ssim_loss = 1.0 - adx::nn::ssim(at("a"), at("b")).item<double>();
+    REQUIRE(ssim_loss == Approx(at("ssim_loss").item<double>()).epsilon(1e-5));
+    const double focal = adx::nn::focal_loss(at("probabilities"), at("mask")).item<double>();
+    REQUIRE(focal == Approx(at("focal").item<double>()).epsilon(1e-5));
+  }
 }
 
 TEST_CASE("DRAEM's training examples carry their anomaly inside the mask only", "[self_supervised]") {
