@@ -96,10 +96,9 @@ std::vector<double> mean_loss_over(const Data& data, int64_t batch_size, const B
     // A rank with no share still needs the number of criteria for the all-reduce: one item's loss tells it.
     total = torch::zeros({loss(kind.collate(kind.slice(data, 0, 1)), false).numel()}, torch::kFloat64);
   }
-  const int64_t criteria = total.numel();
   if (group) group->all_reduce_sum(total);
   total /= static_cast<double>(n);
-  return std::vector<double>(total.data_ptr<double>(), total.data_ptr<double>() + criteria);
+  return std::vector<double>(total.data_ptr<double>(), total.data_ptr<double>() + total.numel());
 }
 
 // BatchNorm's running statistics, which each part of a split batch updates from the same start and

@@ -129,12 +129,6 @@ torch::Tensor Cola::logits(const Batch& batch, c10::optional<at::Generator> gene
   return cola_logits(*net_, batch.x, g, nodes);
 }
 
-torch::Tensor Cola::batch_targets(const Batch& batch) {
-  return batch.targets.defined()
-             ? batch.targets
-             : torch::arange(batch.x.size(0), torch::TensorOptions().dtype(torch::kLong).device(batch.x.device()));
-}
-
 void Cola::fit_model(const Data& train, const Data& validation) {
   train_module(*net_, train, validation, options_.train(),
                [this](const Batch& batch, bool) {

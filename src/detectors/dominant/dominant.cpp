@@ -91,10 +91,7 @@ torch::Tensor dominant_scores(DominantNetImpl& net, const torch::Tensor& x, cons
 }
 
 torch::Tensor Dominant::node_scores(const Batch& batch, bool training) {
-  const auto targets = batch.targets.defined()
-                           ? batch.targets
-                           : torch::arange(batch.x.size(0), torch::TensorOptions().dtype(torch::kLong).device(batch.x.device()));
-  return dominant_scores(*net_, batch.x, graphs_.of(batch), targets, options_, training);
+  return dominant_scores(*net_, batch.x, graphs_.of(batch), batch_targets(batch), options_, training);
 }
 
 void Dominant::fit_model(const Data& train, const Data& validation) {

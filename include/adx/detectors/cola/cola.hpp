@@ -54,7 +54,6 @@ class Cola : public GraphDetector<ColaOptions, ColaNet> {
  private:
   /// One round's logits for the batch's targets: positive then negative pairs (2B).
   torch::Tensor logits(const Batch& batch, c10::optional<at::Generator> generator);
-  static torch::Tensor batch_targets(const Batch& batch);
 };
 
 /// Discriminator logits (positive pairs, then negative) for given subgraphs `nodes` (B x s node ids of
@@ -68,8 +67,8 @@ torch::Tensor cola_round_scores(ColaNetImpl& net, const torch::Tensor& x, const 
 namespace graph {
 /// Random walks with restart from every target until `size` - 1 distinct other nodes are
 /// found: first single steps from the target (CoLA's restart probability 1), then walks
-/// restarting with probability 0.9 (the reference's second phase); nodes with too small a neighbourhood repeat what was
-/// found (the target itself when isolated). Returns B x size node ids, the target last.
+/// restarting with probability 0.9 (the reference's second phase); nodes with too small a
+/// neighbourhood repeat what was found (the target itself when isolated). Returns B x size node ids, the target last.
 torch::Tensor sample_subgraphs(const GraphStructure& graph, const torch::Tensor& targets, int64_t size,
                                c10::optional<at::Generator> generator);
 }  // namespace graph

@@ -56,6 +56,12 @@ class GraphDetector : public DetectorWithOptions<Options> {
     graphs_.clear();
   }
   torch::nn::Module* model() override { return net_.is_empty() ? nullptr : net_.ptr().get(); }
+  /// The nodes a batch scores: its targets, or every node when it names none.
+  static torch::Tensor batch_targets(const Batch& batch) {
+    return batch.targets.defined()
+               ? batch.targets
+               : torch::arange(batch.x.size(0), torch::TensorOptions().dtype(torch::kLong).device(batch.x.device()));
+  }
 
   Net net_{nullptr};
   GraphStructureCache graphs_;
