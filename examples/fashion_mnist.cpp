@@ -7,6 +7,7 @@
 //   fashion_mnist --full --detectors all                every registered detector (the leaderboard)
 //   fashion_mnist --detectors vae --classes 0,5 --epochs 20 --threads 2
 //   fashion_mnist --detectors anogan --set anogan:search_steps=50
+#include "common/detector_sets.hpp"
 #include "common/one_vs_rest.hpp"
 
 #include <CLI/CLI.hpp>
@@ -66,12 +67,7 @@ int main(int argc, char** argv) {
       for (const auto& name : adx::detector_names())
         if (name != "patchcore" && name != "padim" && name != "spade" && name != "ensemble") detectors.push_back(name);
     }
-    for (const auto& item : sets) {
-      const auto colon = item.find(':'), equals = item.find('=');
-      if (colon == std::string::npos || equals == std::string::npos || equals < colon)
-        throw adx::OptionError("--set takes detector:key=value, got '" + item + "'");
-      overrides[item.substr(0, colon)][item.substr(colon + 1, equals - colon - 1)] = item.substr(equals + 1);
-    }
+    overrides = adx::examples::parse_detector_sets(sets);
     for (const auto& c : adx::split_commas(full ? "0,1,2,3,4,5,6,7,8,9" : class_list)) {
       const bool digit = c.size() == 1 && c[0] >= '0' && c[0] <= '9';
       if (!digit) throw adx::OptionError("--classes takes class numbers 0-9 separated by commas, got '" + c + "'");

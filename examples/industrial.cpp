@@ -15,6 +15,8 @@
 #include <adx/base.hpp>
 #include <adx/detectors/patchcore/patchcore.hpp>
 
+#include "common/detector_sets.hpp"
+
 #include <CLI/CLI.hpp>
 
 #include <chrono>
@@ -38,7 +40,7 @@ struct Row {
 int main(int argc, char** argv) {
   std::string data_dir, out_dir = "industrial_results", weights_dir, texture_dir;
   int threads = 0;
-  std::vector<std::string> categories, detectors{"patchcore", "padim", "spade"};
+  std::vector<std::string> categories, detectors{"patchcore", "padim", "spade"}, sets;
   int64_t size = 256, train_images = 200;
   double holdout = 0.0;
   bool no_heatmaps = false;
@@ -59,6 +61,7 @@ int main(int argc, char** argv) {
   app.add_option("--holdout", holdout,
                  "keep this fraction of train/good out of the memory to set the threshold (default 0: memory from "
                  "every image, threshold from left-out scores)");
+  app.add_option("--set", sets, "an option of one detector: detector:key=value (repeatable)");
   app.add_flag("--no-heatmaps", no_heatmaps, "skip the heatmap PNGs");
   CLI11_PARSE(app, argc, argv);
   const bool heatmaps = !no_heatmaps;
@@ -66,6 +69,7 @@ int main(int argc, char** argv) {
     // Any image detector runs; the pixel metrics and heatmaps need one that makes anomaly maps.
     if (detectors.empty()) throw adx::OptionError("--detectors needs at least one detector");
     if (!(holdout >= 0 && holdout < 1)) throw adx::OptionError(fmt::format("--holdout must be in [0, 1), got {}", holdout));
+    auto overrides = adx::examples::parse_detector_sets(sets);
     for (const auto& name : detectors) {
       const auto kinds = adx::make_detector(name)->input_kinds();
       if (std::find(kinds.begin(), kinds.end(), adx::kinds::kImage) == kinds.end())
@@ -106,6 +110,7 @@ int main(int argc, char** argv) {
           else if (rows.empty()) std::cout << "note: no " << backbone << " weights given; the backbone is random\n";
         }
         if (defaults.count("texture_dir") && !texture_dir.empty()) options["texture_dir"] = texture_dir;
+        for (const auto& [key, value] : overrides[name]) options[key] = value;
         auto detector = adx::make_detector(name, options);
         Row row;
         row.detector = name;

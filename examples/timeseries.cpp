@@ -22,6 +22,7 @@
 #include <iostream>
 #include <random>
 
+#include "common/detector_sets.hpp"
 #include "common/series_plot.hpp"
 #include "common/tensors.hpp"
 #include "common/timing.hpp"
@@ -165,6 +166,7 @@ int main(int argc, char** argv) {
     std::vector<std::string> rows;
     std::vector<std::pair<std::string, adx::examples::ScoreTrack>> tracks;
     std::vector<std::string> timings;
+    auto overrides = adx::examples::parse_detector_sets(settings);
     for (const auto& name : detectors) {
       adx::OptionMap options;
       if (name == "anomaly_transformer" && !paper_size)
@@ -172,12 +174,7 @@ int main(int argc, char** argv) {
       options["runtime.seed"] = std::to_string(seed);
       options["runtime.threads"] = std::to_string(used_threads);
       if (epochs > 0) options["train.epochs"] = std::to_string(epochs);
-      for (const auto& s : settings) {
-        const auto colon = s.find(':'), equals = s.find('=');
-        ADX_CHECK_AS(adx::OptionError, colon != std::string::npos && equals != std::string::npos && equals > colon,
-                     "--set takes detector:key=value, got '{}'", s);
-        if (s.substr(0, colon) == name) options[s.substr(colon + 1, equals - colon - 1)] = s.substr(equals + 1);
-      }
+      for (const auto& [key, value] : overrides[name]) options[key] = value;
       auto detector = adx::make_detector(name, options);
       const auto t0 = Clock::now();
       detector->fit(train);

@@ -12,6 +12,7 @@
 //   video --detectors "frame_prediction[architecture=convlstm;hidden=64]"   options per entry
 //   video --train n1,n2 --weak a1,a2 --test t1 --test-labels t1.txt   frame folders or .npy
 //   video --stream-frames 100000                  also stream 10^5 frames and report memory
+#include "common/detector_sets.hpp"
 #include "common/series_plot.hpp"
 #include "common/timing.hpp"
 
@@ -182,13 +183,7 @@ int main(int argc, char** argv) {
       write(test, "test");
       return 0;
     }
-    std::map<std::string, adx::OptionMap> overrides;
-    for (const auto& item : sets) {
-      const auto colon = item.find(':'), equals = item.find('=');
-      if (colon == std::string::npos || equals == std::string::npos || equals < colon)
-        throw adx::OptionError("--set takes detector:key=value, got '" + item + "'");
-      overrides[item.substr(0, colon)][item.substr(colon + 1, equals - colon - 1)] = item.substr(equals + 1);
-    }
+    auto overrides = adx::examples::parse_detector_sets(sets);
     std::filesystem::create_directories(out_dir);
     std::cout << fmt::format("{} normal (mil: {} more) and {} weakly labelled training videos, {} test videos of {} x {} frames, {} thread(s)\n",
                              train.size(), weak_normal.size(), weak.size(), test.size(), test[0].frames.size(2), test[0].frames.size(3),

@@ -106,6 +106,17 @@ TEST_CASE("transforms are fitted on training data and reapplied", "[transforms]"
   adx::Transform minmax(adx::Preprocess::MinMax);
   minmax.fit(x);
   REQUIRE(minmax.apply(torch::tensor({{2.0f, 20.0f, 5.0f}}))[0][1].item<float>() == Approx(0.5f));
+  // One range for every value (video frames): min 1, max 30, so 5 -> 4/29 and 20 -> 19/29 in every column,
+  // where the per-feature range gives column 2 (constant 5) its own scale.
+  adx::Transform global(adx::Preprocess::GlobalMinMax);
+  global.fit(x);
+  const auto scaled = global.apply(torch::tensor({{5.0f, 20.0f, 5.0f}, {31.0f, 1.0f, 30.0f}}));
+  REQUIRE(scaled[0][0].item<float>() == Approx(4.0f / 29.0f));
+  REQUIRE(scaled[0][1].item<float>() == Approx(19.0f / 29.0f));
+  REQUIRE(scaled[0][2].item<float>() == Approx(4.0f / 29.0f));
+  REQUIRE(scaled[1][0].item<float>() == Approx(30.0f / 29.0f));  // beyond the training range, by the same scale
+  REQUIRE(scaled[1][1].item<float>() == Approx(0.0f).margin(1e-6));
+  REQUIRE(scaled[1][2].item<float>() == Approx(1.0f));
   // GCN (L1): [1, 2, 3] -> centered [-1, 0, 1], mean |.| = 2/3 -> [-1.5, 0, 1.5].
   const auto g = adx::global_contrast_normalize(torch::tensor({{1.0f, 2.0f, 3.0f}}));
   REQUIRE(g[0][0].item<float>() == Approx(-1.5f));

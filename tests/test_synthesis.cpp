@@ -5,6 +5,7 @@
 
 #include <adx/data/poisson_blend.hpp>
 #include <adx/data/synthesis.hpp>
+#include <adx/io/state_dict.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -291,4 +292,26 @@ TEST_CASE("median filters match hand-worked values; NSA's anomalies change the i
   adx::NaturalAnomalyOptions bad;
   bad.max_half_width = 0.6;
   REQUIRE_THROWS_AS(adx::natural_anomaly(y, source, gen, bad), adx::ValueError);
+}
+
+TEST_CASE("NSA's label equals the authors' label code", "[synthesis][reference]") {
+  // tests/export_nsa_labels.py runs the end of the reference's patch_ex ('logistic-intensity', k = 1/6, x0 = 20,
+  // tol = 1) with OpenCV's medianBlur and scikit-image's median over disk(5), in float64, on images blended by
+  // hand with shifts from below the tolerance to saturating. adx computes in float32 from float32 images:
+  // 1e-5 absolute on labels in [0, 1].
+  const auto fixtures = adx::load_state_dict(adx::test::reference_fixture("ADX_NSA_LABELS_REFERENCE"));
+  int cases = 0;
+  for (const std::string name : {"rgb", "grey", "wide", "rgb2"}) {
+    INFO(name);
+    const auto at = [&](const std::string& key) { return fixtures.at(name + "." + key); };
+    const auto label = adx::natural_anomaly_label(at("original"), at("blended"), at("patches"));
+    const auto expected = at("label").to(torch::kFloat32);
+    REQUIRE(label.sizes() == expected.sizes());
+    REQUIRE(expected.gt(0.05).logical_and(expected.lt(0.95)).any().item<bool>());  // the logistic's slope is covered
+    REQUIRE((label - expected).abs().max().item<double>() < 1e-5);
+    ++cases;
+  }
+  REQUIRE(cases == 4);
+  REQUIRE_THROWS_AS(adx::natural_anomaly_label(torch::zeros({3, 8, 8}), torch::zeros({3, 8, 9}), torch::zeros({8, 8})),
+                    adx::ShapeError);
 }

@@ -414,11 +414,22 @@ SyntheticAnomaly natural_anomaly(const at::Tensor& image, const at::Tensor& sour
     result = poisson_blend(result, placed, inside, blend).clamp(0, 1);
     patches.slice(0, to_y, to_y + h).slice(1, to_x, to_x + w).fill_(1);
   }
-  const auto difference = (original - result).abs().mean(0) * 255.0 * patches;
+  return {result.to(image.scalar_type()), natural_anomaly_label(original, result, patches, o)};
+}
+
+at::Tensor natural_anomaly_label(const at::Tensor& original, const at::Tensor& blended, const at::Tensor& patches,
+                                 const NaturalAnomalyOptions& o) {
+  ADX_CHECK_AS(ShapeError,
+               original.dim() == 3 && blended.sizes() == original.sizes() && patches.dim() == 2 &&
+                   patches.size(0) == original.size(1) && patches.size(1) == original.size(2),
+               "a natural anomaly's label needs C x H x W images of one shape and an H x W patch mask, got {}, {} and {}",
+               shape_string(original.sizes().vec()), shape_string(blended.sizes().vec()),
+               shape_string(patches.sizes().vec()));
+  const auto difference = (original.to(torch::kFloat32) - blended.to(torch::kFloat32)).abs().mean(0) * 255.0 *
+                          patches.to(torch::kFloat32);
   const auto changed = median_filter((difference > o.tolerance).to(torch::kFloat32), torch::ones({5, 5}, torch::kBool));
   const auto intensity = median_filter(difference * changed, disk_footprint(5));
-  const auto label = changed / (1 + torch::exp(-o.label_k * (intensity - o.label_x0)));
-  return {result.to(image.scalar_type()), label};
+  return changed / (1 + torch::exp(-o.label_k * (intensity - o.label_x0)));
 }
 
 PatchBox cutpaste_box(int64_t height, int64_t width, at::Generator generator, double area_min, double area_max,

@@ -33,8 +33,9 @@ void Transform::fit(const at::Tensor& x) {
       scale_ = torch::where(range > 1e-12, 1.0 / range, torch::ones_like(range));
       break;
     }
+    case Preprocess::GlobalMinMax:
     case Preprocess::GcnMinMax: {
-      const auto g = global_contrast_normalize(data);
+      const auto g = kind_ == Preprocess::GcnMinMax ? global_contrast_normalize(data) : data;
       shift_ = g.min().reshape({1});
       const auto range = g.max().reshape({1}) - shift_;
       scale_ = torch::where(range > 1e-12, 1.0 / range, torch::ones_like(range));

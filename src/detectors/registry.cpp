@@ -70,7 +70,7 @@ std::map<std::string, Entry> builtin_detectors() {
       {"frame_prediction",
        {factory_for<FramePrediction>(), "future-frame prediction (U-Net or ConvLSTM), score = -PSNR per frame"}},
       {"mil", {factory_for<Mil>(), "MIL ranking on segment features, weakly supervised by video-level labels"}},
-      {"lstm_autoencoder", {factory_for<LstmAutoencoder>(), "LSTM encoder-decoder over a window, per-step error"}},
+      {"lstm_autoencoder", {factory_for<LstmAutoencoder>(), "repeat-vector LSTM autoencoder over a window, per-step error"}},
       {"tcn_autoencoder",
        {factory_for<TcnAutoencoder>(), "dilated causal convolutions with a pooled code, per-step error"}},
       {"cola", {factory_for<Cola>(), "CoLA: node against sampled neighbourhood subgraphs, contrastive discriminator"}},

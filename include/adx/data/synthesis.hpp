@@ -118,6 +118,10 @@ struct NaturalAnomalyOptions {
 };
 SyntheticAnomaly natural_anomaly(const at::Tensor& image, const at::Tensor& source, at::Generator generator,
                                  const NaturalAnomalyOptions& options = {});
+/// natural_anomaly's label (H x W, in [0, 1]) of `blended`, the C x H x W image in [0, 1] after blending, against
+/// the `original`, with `patches` (H x W, 0 / 1) the union of the pasted rectangles.
+at::Tensor natural_anomaly_label(const at::Tensor& original, const at::Tensor& blended, const at::Tensor& patches,
+                                 const NaturalAnomalyOptions& options = {});
 
 /// The median of each pixel's neighbours in a `footprint` (K x K, K odd, nonzero = counted) of an H x W map,
 /// edges replicated (OpenCV's medianBlur, scikit-image's median with mode 'nearest').

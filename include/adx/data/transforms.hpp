@@ -16,10 +16,12 @@ enum class Preprocess {
   None,         ///< identity
   Standardize,  ///< per-feature zero mean, unit variance
   MinMax,       ///< per-feature range [0, 1]
+  GlobalMinMax, ///< one range for every value, [0, 1] over the training data (frames scaled as a whole)
   GcnMinMax,    ///< per-sample global contrast normalisation (L1), then global min-max to [0, 1]
 };
 ADX_ENUM_NAMES(Preprocess, {Preprocess::Auto, "auto"}, {Preprocess::None, "none"}, {Preprocess::Standardize, "standardize"},
-               {Preprocess::MinMax, "minmax"}, {Preprocess::GcnMinMax, "gcn_minmax"});
+               {Preprocess::MinMax, "minmax"}, {Preprocess::GlobalMinMax, "global_minmax"},
+               {Preprocess::GcnMinMax, "gcn_minmax"});
 
 /// Global contrast normalisation with the L1 norm (Ruff et al. 2018): per item,
 /// subtract the mean and divide by the mean absolute deviation.

@@ -13,7 +13,7 @@ class VideoKind final : public SequenceKind {
   void validate(const Data& data, const char* what) const override {
     validate_sequences(data, what, 4, "T x C x H x W");
   }
-  Preprocess default_preprocess() const override { return Preprocess::MinMax; }
+  Preprocess default_preprocess() const override { return Preprocess::GlobalMinMax; }
 
  protected:
   const char* sequence_word() const override { return "video"; }

@@ -32,12 +32,13 @@ MemaeNetImpl::MemaeNetImpl(const std::vector<int64_t>& item_shape, const MemaeOp
 }
 
 std::pair<torch::Tensor, torch::Tensor> MemaeNetImpl::forward_with_weights(const torch::Tensor& clips) {
-  const auto x = clips.permute({0, 2, 1, 3, 4});  // B x C x L x H x W
+  // B x C x L x H x W, in [-1, 1] as the reference feeds its network (Normalize(0.5, 0.5) of [0, 1] frames).
+  const auto x = clips.permute({0, 2, 1, 3, 4}) * 2 - 1;
   auto read = memory->forward(encoder->forward(x));
   auto out = decoder->forward(read.code);
   // Lengths and sizes that are not multiples of the strides come back larger: crop to the input.
   out = out.slice(2, 0, x.size(2)).slice(3, 0, x.size(3)).slice(4, 0, x.size(4));
-  return {out.permute({0, 2, 1, 3, 4}).contiguous(), read.weights};
+  return {((out.permute({0, 2, 1, 3, 4}) + 1) / 2).contiguous(), read.weights};
 }
 
 Memae::Memae(Options options) : ReconstructionDetector(std::move(options)) {

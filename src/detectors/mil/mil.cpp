@@ -99,6 +99,11 @@ Mil::Mil(Options options) : DetectorWithOptions(std::move(options)) {
                "train.batch_size must be >= 2 (half anomalous, half normal bags), got {}", o.train().batch_size());
 }
 
+Preprocess Mil::auto_preprocess(const InputKind&) const {
+  const bool cnn = options_.backbone() != "pixels" && options_.backbone() != "none";
+  return cnn ? Preprocess::GlobalMinMax : Preprocess::MinMax;
+}
+
 void Mil::build(const std::vector<int64_t>& item_shape, const InputKind&) {
   net_ = MilNet(item_shape, options_);
   net_->to(device());

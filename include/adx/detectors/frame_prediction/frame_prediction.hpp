@@ -4,8 +4,11 @@
 // do not explain is predicted badly. Training loss: intensity (L2) + gradient (L1 of the
 // difference of absolute image gradients) + an optional least-squares adversarial term
 // from a patch discriminator. The paper's optical-flow loss needs a pretrained FlowNet
-// and is left out (README). Score of frame t = -PSNR(prediction, frame) on frames in
-// [0, 1]; the paper's per-video min-max normalisation is metrics::min_max_per_sequence.
+// and is left out (README). Frames are scaled as a whole to [0, 1] (global_minmax) and
+// fed to the network in [-1, 1], as the paper's. Score of frame t = -PSNR(prediction,
+// frame) with peak 1 on the [0, 1] frames (the reference's PSNR on [-1, 1] frames is this
+// minus 10 log10 4, a constant); the paper's per-video min-max normalisation is
+// metrics::min_max_per_sequence.
 //
 //   adx::FramePrediction fp(adx::FramePredictionOptions().architecture("convlstm"));
 //   fp.fit(adx::Data::video(frames, {5, 1}));   // clips of context + 1 frames
@@ -38,7 +41,7 @@ struct FramePredictionOptions {
   ADX_ARG(int64_t, patch) = 0;
   /// Training loop; Adam at the paper's 2e-4.
   ADX_ARG(TrainOptions, train) = TrainOptions().epochs(20).batch_size(8).lr(2e-4).weight_decay(0);
-  ADX_DETECTOR_OPTIONS(Preprocess::MinMax);
+  ADX_DETECTOR_OPTIONS(Preprocess::GlobalMinMax);
 };
 
 /// The predictor (U-Net or ConvLSTM) and, with an adversarial loss, its discriminator.

@@ -1,7 +1,9 @@
 #pragma once
-// LSTM encoder-decoder over a window (Malhotra et al. 2016, EncDec-AD): the encoder's
-// last hidden state summarises the window, the decoder unrolls it back into the
-// window, and each step's reconstruction error is its score.
+// Repeat-vector LSTM autoencoder over a window: the encoder's last hidden state
+// summarises the window, the decoder reads it at every step and unrolls it back into
+// the window, and each step's squared reconstruction error is its score. Not
+// Malhotra et al.'s EncDec-AD (reverse-order decoding from the encoder state, a
+// Mahalanobis score of the error vectors); the README lists the differences.
 //
 //   adx::LstmAutoencoder lstm(adx::LstmAutoencoderOptions().hidden(64));
 //   lstm.fit(adx::Data::series(train, {50, 1}));

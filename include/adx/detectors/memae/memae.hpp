@@ -3,7 +3,9 @@
 // every spatio-temporal position, is replaced by a sparse combination of learned memory
 // items (nn::Memory: 2000 slots, hard shrinkage 0.0025). Trained on normal clips with the
 // reconstruction error plus 0.0002 x the entropy of the memory addressing, so anomalies,
-// which no combination of normal prototypes fits, are reconstructed badly. Each frame's
+// which no combination of normal prototypes fits, are reconstructed badly. Frames are
+// scaled as a whole to [0, 1] (global_minmax) and the network sees them in [-1, 1], as the
+// reference's Normalize(0.5, 0.5) gives. Each frame's
 // score is its reconstruction error; the paper normalises it per video (min-max), which
 // metrics::min_max_per_sequence does on the per-frame scores.
 //
@@ -31,7 +33,7 @@ struct MemaeOptions {
   /// Training loop: Adam as the paper's video model; the rate is raised from its 1e-4 so that a CPU
   /// budget of epochs converges (see README).
   ADX_ARG(TrainOptions, train) = TrainOptions().epochs(30).batch_size(16).lr(1e-3);
-  ADX_DETECTOR_OPTIONS(Preprocess::MinMax);
+  ADX_DETECTOR_OPTIONS(Preprocess::GlobalMinMax);
 };
 
 class MemaeNetImpl : public torch::nn::Module {

@@ -51,7 +51,10 @@ struct MilOptions {
   /// epochs = training iterations; batch_size = bags per iteration, half anomalous and half normal
   /// (the paper's 30 + 30); weight decay stands for the paper's L2 regulariser.
   ADX_ARG(TrainOptions, train) = TrainOptions().epochs(1000).batch_size(60).lr(1e-3).weight_decay(1e-3);
-  ADX_DETECTOR_OPTIONS(Preprocess::MinMax);
+  /// auto: frames scaled as a whole (global_minmax) for a CNN backbone, which was trained on natural
+  /// images; each pixel over its own training range (minmax) for pixels and none, where it takes the
+  /// static scene out of the descriptions (README, Video).
+  ADX_DETECTOR_OPTIONS(Preprocess::Auto);
 };
 
 class MilNetImpl : public torch::nn::Module {
@@ -103,6 +106,7 @@ class Mil : public DetectorWithOptions<MilOptions> {
   /// Held-out tails of anomalous videos would be mislabelled normal: fit keeps every video and sets
   /// the threshold on the normal training videos' scores (or on validation videos given to fit).
   bool holds_out_validation() const override { return false; }
+  Preprocess auto_preprocess(const InputKind& kind) const override;
 
  private:
   /// Descriptions of clips B x L x C x H x W: B x F.

@@ -1,8 +1,10 @@
 #pragma once
-// TCN autoencoder (Thill et al. 2020): dilated causal convolutions encode the window,
-// a 1x1 convolution narrows the channels and average pooling shortens time, so the
-// code cannot copy its input; the decoder upsamples, runs its own dilated stack and
-// maps back to the features. Score = each step's reconstruction error.
+// Causal temporal-convolution autoencoder: dilated causal convolutions encode the
+// window, a 1x1 convolution narrows the channels and average pooling shortens time, so
+// the code cannot copy its input; the decoder upsamples, runs its own dilated stack and
+// maps back to the features. Score = each step's squared reconstruction error. Not
+// Thill et al.'s TCN-AE (non-causal kernel-20 convolutions, skip connections,
+// log-cosh loss, a Mahalanobis score of error windows); the README lists the differences.
 #include <adx/detectors/components/reconstruction.hpp>
 #include <adx/nn/sequence.hpp>
 
