@@ -9,10 +9,16 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <thread>
+
+#include <fcntl.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 using adx::test::temp_path;
 
@@ -202,4 +208,56 @@ TEST_CASE("adx exit codes: 0 success, 1 a user error in one line, 2 usage", "[cl
   REQUIRE(foreign.output.find("not an adx model file") != std::string::npos);
   auto no_labels = run("eval " + temp_path("cli_model.adx") + " " + train);
   REQUIRE(no_labels.code == 1);
+}
+
+TEST_CASE("adx serve stops cleanly on SIGTERM and SIGINT, every time", "[cli][server]") {
+  const auto train = temp_path("cli_serve_train.csv"), model = temp_path("cli_serve_model.adx");
+  std::string log;
+  write_csv(train, torch::randn({300, 4}), false);
+  const auto fit = run("fit autoencoder " + train + " train.epochs=2 runtime.threads=1 -o " + model + " --quiet");
+  INFO(fit.output);
+  REQUIRE(fit.code == 0);
+  const auto read_log = [&] {
+    std::ifstream in(log);
+    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  };
+  // Each try starts a server, waits until it listens, signals it, and needs exit status 0 within 30 s.
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    const int signal_sent = attempt % 2 ? SIGINT : SIGTERM;
+    INFO("attempt " << attempt << ", signal " << signal_sent);
+    log = temp_path("cli_serve_log_" + std::to_string(attempt) + ".txt");
+    std::filesystem::remove(log);  // "serving" must come from this server
+    const pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {  // only async-signal-safe calls before exec
+      const int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      dup2(fd, 1);
+      dup2(fd, 2);
+      execl(ADX_CLI, ADX_CLI, "serve", model.c_str(), "--port", "0", static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    const auto deadline = [](double seconds) {
+      return std::chrono::steady_clock::now() + std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
+    };
+    auto until = deadline(60);
+    while (read_log().find("serving") == std::string::npos && std::chrono::steady_clock::now() < until)
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    INFO(read_log());
+    REQUIRE(read_log().find("serving") != std::string::npos);
+    REQUIRE(kill(pid, signal_sent) == 0);
+    int status = 0;
+    pid_t done = 0;
+    until = deadline(30);
+    while ((done = waitpid(pid, &status, WNOHANG)) == 0 && std::chrono::steady_clock::now() < until)
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    if (done == 0) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+    }
+    INFO(read_log());
+    REQUIRE(done == pid);
+    REQUIRE(WIFEXITED(status));
+    REQUIRE(WEXITSTATUS(status) == 0);
+    REQUIRE(read_log().find("adx: stopped") != std::string::npos);
+  }
 }

@@ -119,7 +119,9 @@ TEST_CASE("feedback recalibrates the threshold by best F1, or by the confirmed f
     const auto normal = Data::tabular(data.test.slice(0, 0, 200));
     detector->set_threshold(adx::quantile(detector->score(normal).to_vector(), 0.5));
     const double low = detector->threshold();
-    adx::ProductionDetector production_low(std::move(detector), adx::ProductionOptions().feedback_min_labels(10));
+    // Unbounded: this checks the rate rule itself; feedback_max_shift has its own test.
+    adx::ProductionDetector production_low(std::move(detector),
+                                           adx::ProductionOptions().feedback_min_labels(10).feedback_max_shift(0));
     auto* production = &production_low;
     const auto scored = production->score(normal);
     adx::FeedbackResult last;
@@ -139,6 +141,52 @@ TEST_CASE("feedback recalibrates the threshold by best F1, or by the confirmed f
     REQUIRE(adx::load(temp_path("recalibrated.adx"))->threshold() == production->threshold());
     REQUIRE_THROWS_WITH(production->feedback(123456, true), Catch::Contains("unknown item id 123456"));
   }
+}
+
+TEST_CASE("feedback cannot be stuffed: one label per id, and the threshold stays within its bounds", "[production]") {
+  const auto data = adx::test::easy_tabular();
+  adx::ProductionDetector production(fitted_autoencoder(data.train), adx::ProductionOptions().feedback_min_labels(5));
+  const double t0 = production.threshold();
+  const auto& calibration = production.detector().drift_reference().scores;
+  REQUIRE(calibration.size() >= 2);
+  double mean = 0, squares = 0;
+  for (const double v : calibration) mean += v / static_cast<double>(calibration.size());
+  for (const double v : calibration) squares += (v - mean) * (v - mean);
+  const double spread = std::sqrt(squares / static_cast<double>(calibration.size() - 1));
+  const auto scored = production.score(Data::tabular(data.test));
+
+  // The most anomalous item labelled normal 20 times in one request is one label, below the 5 needed.
+  const auto top = std::max_element(scored.scores.begin(), scored.scores.end()) - scored.scores.begin();
+  const std::vector<std::pair<int64_t, bool>> stuffed(20, {scored.ids[static_cast<size_t>(top)], false});
+  auto result = production.feedback(stuffed);
+  REQUIRE(result.labels == 1);
+  REQUIRE(production.threshold() == t0);
+
+  // One unknown id refuses the whole request: nothing is recorded.
+  std::vector<std::pair<int64_t, bool>> with_bad_id{{scored.ids[0], false}, {scored.ids[1], false}, {987654, false}};
+  REQUIRE_THROWS_WITH(production.feedback(with_bad_id), Catch::Contains("unknown item id 987654"));
+  REQUIRE(production.health().feedback_labels == 1);
+
+  // Every item, anomalies included, labelled normal: the rate rule would lift the threshold above the
+  // anomalies; it stops at t0 + 3 standard deviations of the calibration scores, and anomalies stay flagged.
+  std::vector<std::pair<int64_t, bool>> all_normal;
+  for (const auto id : scored.ids) all_normal.emplace_back(id, false);
+  result = production.feedback(all_normal);
+  REQUIRE(result.rule == "false_positive_rate");
+  REQUIRE(result.labels == static_cast<int64_t>(scored.ids.size()));
+  REQUIRE(production.threshold() == Approx(t0 + 3 * spread).epsilon(1e-9));
+  REQUIRE(std::count_if(scored.scores.begin(), scored.scores.end(), [&](double s) { return s > production.threshold(); }) > 0);
+
+  // Relabelled the other way round (normal items as anomalies and anomalies as normal): best F1 would put
+  // the threshold below every item; it stops at t0 - 3 standard deviations.
+  std::vector<std::pair<int64_t, bool>> inverted;
+  for (size_t i = 0; i < scored.ids.size(); ++i) inverted.emplace_back(scored.ids[i], data.labels[i] == 0);
+  result = production.feedback(inverted);
+  REQUIRE(result.rule == "best_f1");
+  REQUIRE(result.labels == static_cast<int64_t>(scored.ids.size()));  // relabelled, not added
+  REQUIRE(production.threshold() >= t0 - 3 * spread - 1e-12);
+  REQUIRE_THROWS_AS(adx::ProductionDetector(fitted_autoencoder(data.train), adx::ProductionOptions().feedback_max_shift(-1)),
+                    adx::OptionError);
 }
 
 TEST_CASE("deploy keeps the previous model and rollback returns to it", "[production]") {

@@ -123,3 +123,87 @@ TEST_CASE("the scoring server takes PNG images and returns anomaly maps as PNG",
   require_json_error(client.Post("/score?map=png", std::string("\x89PNG\r\n\x1a\nbroken", 14), "image/png"), 400,
                      "cannot decode");
 }
+
+TEST_CASE("the scoring server refuses hostile bodies before reading or parsing them", "[server][errors]") {
+  const auto data = adx::test::easy_tabular();
+  auto detector = adx::make_detector("autoencoder", {{"train.epochs", "5"}, {"bottleneck", "3"}, {"runtime.threads", "1"}});
+  detector->fit(Data::tabular(data.train));
+  adx::ProductionDetector production(std::move(detector));
+  adx::ScoringServer server(production, adx::ServerOptions().port(0).max_body_bytes(4 << 20).threads(2));
+  httplib::Client client("127.0.0.1", server.start());
+  const auto good = rows_json(data.test.slice(0, 0, 2));
+
+  // A million '[' (2 MB, under the size limit) is refused by its depth, before anything recurses into it;
+  // so is a small body one level deeper than the limit. Three levels ({"rows": [[...]]}) are served.
+  require_json_error(client.Post("/score", std::string(2000000, '['), "application/json"), 400, "nested deeper");
+  require_json_error(client.Post("/score", std::string(17, '[') + std::string(17, ']'), "application/json"), 400,
+                     "limit of 16 levels");
+  // Brackets inside strings are not nesting.
+  require_json_error(client.Post("/score", R"({"rows": "[[[[[[[[[[[[[[[[[[[[[[["})", "application/json"), 400,
+                     "non-empty array");
+  require_json_error(client.Post("/feedback", std::string(100, '{'), "application/json"), 400, "nested deeper");
+
+  // Compressed and chunked bodies would grow past max_body_bytes while read: refused unread.
+  require_json_error(client.Post("/score", httplib::Headers{{"Content-Encoding", "gzip"}}, good, "application/json"),
+                     415, "Content-Encoding: gzip");
+  {
+    httplib::Client chunked_client("127.0.0.1", server.port());
+    const auto chunked = chunked_client.Post(
+        "/score",
+        [&](size_t offset, httplib::DataSink& sink) {
+          if (offset == 0) sink.write(good.data(), good.size());
+          else sink.done();
+          return true;
+        },
+        "application/json");
+    require_json_error(chunked, 411, "Content-Length");
+  }
+
+  // An input far beyond the training range scores NaN or infinity: it is flagged, never passed as normal,
+  // counted, and its id cannot move the threshold.
+  std::string huge = "{\"rows\": [[";
+  for (int j = 0; j < 16; ++j) huge += std::string(j ? "," : "") + "3e38";
+  huge += "]]}";
+  const auto scored = client.Post("/score", huge, "application/json");
+  REQUIRE(scored);
+  INFO(scored->body);
+  REQUIRE(scored->status == 200);
+  const auto body = json::parse(scored->body);
+  // Standardised, 3e38 stays near 3e38, and its squared reconstruction error overflows float32.
+  REQUIRE(body["scores"][0].is_null());  // JSON has no NaN or infinity
+  REQUIRE(body["flags"][0].get<bool>());
+  REQUIRE(production.health().nonfinite_scores == 1);
+  const auto metrics = client.Get("/metrics")->body;
+  const auto line = metrics.find("\nadx_nonfinite_scores_total{");
+  REQUIRE(line != std::string::npos);
+  REQUIRE(metrics.substr(line, metrics.find('\n', line + 1) - line).rfind("} 1") != std::string::npos);
+  const auto id = body["ids"][0].get<int64_t>();
+  require_json_error(client.Post("/feedback", json{{"id", id}, {"is_anomaly", false}}.dump(), "application/json"), 400,
+                     "cannot place a threshold");
+  REQUIRE(client.Post("/score", good, "application/json")->status == 200);
+}
+
+TEST_CASE("with a token, only its holder can send feedback", "[server][errors]") {
+  const auto data = adx::test::easy_tabular();
+  auto detector = adx::make_detector("autoencoder", {{"train.epochs", "5"}, {"bottleneck", "3"}, {"runtime.threads", "1"}});
+  detector->fit(Data::tabular(data.train));
+  adx::ProductionDetector production(std::move(detector));
+  adx::ScoringServer server(production, adx::ServerOptions().port(0).threads(2).feedback_token("s3cret-token"));
+  httplib::Client client("127.0.0.1", server.start());
+  REQUIRE(client.Post("/score", rows_json(data.test.slice(0, 0, 2)), "application/json")->status == 200);
+  const std::string label = R"({"id": 0, "is_anomaly": false})";
+  const auto refused = client.Post("/feedback", label, "application/json");
+  require_json_error(refused, 401, "Authorization: Bearer");
+  REQUIRE(refused->get_header_value("WWW-Authenticate") == "Bearer");
+  require_json_error(client.Post("/feedback", httplib::Headers{{"Authorization", "Bearer s3cret-tokeN"}}, label,
+                                 "application/json"),
+                     401, "token");
+  require_json_error(client.Post("/feedback", httplib::Headers{{"Authorization", "Bearer s3cret"}}, label,
+                                 "application/json"),
+                     401, "token");
+  REQUIRE(production.health().feedback_labels == 0);
+  const auto accepted =
+      client.Post("/feedback", httplib::Headers{{"Authorization", "Bearer s3cret-token"}}, label, "application/json");
+  REQUIRE(accepted->status == 200);
+  REQUIRE(production.health().feedback_labels == 1);
+}

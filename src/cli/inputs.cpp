@@ -126,4 +126,11 @@ OptionMap read_option_arguments(const std::vector<std::string>& pairs, const std
   return map;
 }
 
+std::string read_token_file(const std::string& path) {
+  const auto text = read_regular_file(path, "token file");
+  const auto first = text.find_first_not_of(" \t\r\n");
+  ADX_CHECK_AS(OptionError, first != std::string::npos, "token file {} is empty", path);
+  return text.substr(first, text.find_last_not_of(" \t\r\n") - first + 1);
+}
+
 }  // namespace adx::cli

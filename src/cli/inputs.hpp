@@ -33,4 +33,7 @@ std::vector<int> read_labels(const InputOptions& options, int64_t expected);
 /// key=value entries win over the file.
 OptionMap read_option_arguments(const std::vector<std::string>& pairs, const std::string& json_file);
 
+/// The token in a file: its content less surrounding white space; an empty token is an OptionError.
+std::string read_token_file(const std::string& path);
+
 }  // namespace adx::cli

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include <csignal>
+#include <cstdlib>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -253,11 +254,14 @@ int run_info(const std::string& model_path, bool as_json) {
 
 int run_serve(const std::string& model_path, const adx::ServerOptions& server_options,
               const std::vector<std::string>& pairs) {
-  // SIGINT and SIGTERM stop the server cleanly: a thread waits for them.
+  // SIGINT and SIGTERM stop the server cleanly: a thread waits for them (blocked here, before any
+  // other thread starts, so no thread takes them by default action). SIGUSR1 is the main thread's
+  // wake-up for that thread once the server has ended.
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGUSR1);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   const auto production_options =
       adx::from_option_map<adx::ProductionOptions>(adx::cli::read_option_arguments(pairs, ""));
@@ -268,15 +272,25 @@ int run_serve(const std::string& model_path, const adx::ServerOptions& server_op
                            "GET /metrics)\n",
                            model_path, production->detector().type(), server_options.host(), port);
   std::thread stopper([&] {
-    int received = 0;
-    sigwait(&signals, &received);
-    std::cerr << "adx: stopping\n";
-    server.stop();
+    bool stopping = false;
+    for (;;) {
+      int received = 0;
+      if (sigwait(&signals, &received) != 0 || received == SIGUSR1) return;
+      if (stopping) {
+        // A second signal: the operator will not wait for the requests in flight.
+        std::cerr << "adx: second signal, exiting now\n";
+        std::_Exit(128 + received);
+      }
+      stopping = true;
+      std::cerr << "adx: stopping: no new connections; answering the requests in flight (a second signal exits "
+                   "at once)\n";
+      server.stop();
+    }
   });
   server.wait();
-  // The server also ends when stop() is called elsewhere; wake the waiting thread then.
-  pthread_kill(stopper.native_handle(), SIGTERM);
+  pthread_kill(stopper.native_handle(), SIGUSR1);
   stopper.join();
+  std::cerr << "adx: stopped\n";
   return 0;
 }
 
@@ -331,8 +345,8 @@ int main(int argc, char** argv) {
   info->add_option("model", info_model, "model file")->required();
   info->add_flag("--json", info_json, "print JSON");
 
-  std::string serve_model, serve_host = "127.0.0.1";
-  int64_t serve_port = 8080, serve_max_body = int64_t{16} << 20, serve_threads = 16;
+  std::string serve_model, serve_host = "127.0.0.1", serve_token_file;
+  int64_t serve_port = 8080, serve_max_body = int64_t{16} << 20, serve_threads = 16, serve_max_depth = 16;
   std::vector<std::string> serve_pairs;
   auto* serve = app.add_subcommand("serve", "an HTTP scoring server for a model file");
   serve->add_option("model", serve_model, "model file")->required();
@@ -341,6 +355,9 @@ int main(int argc, char** argv) {
   serve->add_option("--host", serve_host, "address to listen on")->capture_default_str();
   serve->add_option("--port", serve_port, "port (0 = any free port)")->capture_default_str();
   serve->add_option("--max-body-bytes", serve_max_body, "largest request body")->capture_default_str();
+  serve->add_option("--max-json-depth", serve_max_depth, "deepest JSON nesting a request may have")->capture_default_str();
+  serve->add_option("--token-file", serve_token_file,
+                    "file holding a token that POST /feedback must bring as \"Authorization: Bearer <token>\"");
   serve->add_option("--threads", serve_threads,
                     "threads answering requests (at least the number of concurrent clients)")->capture_default_str();
 
@@ -365,7 +382,9 @@ int main(int argc, char** argv) {
     if (*info) return run_info(info_model, info_json);
     if (*serve) {
       adx::ServerOptions options;
-      options.host(serve_host).port(serve_port).max_body_bytes(serve_max_body).threads(serve_threads);
+      options.host(serve_host).port(serve_port).max_body_bytes(serve_max_body).threads(serve_threads).max_json_depth(
+          serve_max_depth);
+      if (!serve_token_file.empty()) options.feedback_token(adx::cli::read_token_file(serve_token_file));
       return run_serve(serve_model, options, serve_pairs);
     }
   } catch (const std::exception& e) {  // adx::Error and anything the standard library throws

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <limits>
 
 namespace adx {
 
@@ -28,6 +29,8 @@ void ProductionOptions::check(const std::string& prefix) const {
   ADX_CHECK_AS(OptionError, target_false_positive_rate() > 0 && target_false_positive_rate() < 1,
                "option '{}target_false_positive_rate' must be in (0, 1), got {}", prefix, target_false_positive_rate());
   ADX_CHECK_AS(OptionError, psi_alert() > 0, "option '{}psi_alert' must be > 0, got {}", prefix, psi_alert());
+  ADX_CHECK_AS(OptionError, std::isfinite(feedback_max_shift()) && feedback_max_shift() >= 0,
+               "option '{}feedback_max_shift' must be finite and >= 0, got {}", prefix, feedback_max_shift());
 }
 
 namespace {
@@ -72,16 +75,31 @@ double ProductionDetector::now() const { return clock_ ? clock_() : steady_secon
 
 void ProductionDetector::reset_monitoring() {
   threshold_ = initial_threshold_ = current_->threshold();
+  // Feedback's bounds: the file's threshold +- feedback_max_shift standard deviations of the calibration
+  // scores (of |threshold| when the file keeps fewer than two).
+  const auto& calibration = current_->drift_reference().scores;
+  double spread = std::abs(threshold_);
+  if (calibration.size() >= 2) {
+    double mean = 0, squares = 0;
+    for (const double v : calibration) mean += v;
+    mean /= static_cast<double>(calibration.size());
+    for (const double v : calibration) squares += (v - mean) * (v - mean);
+    spread = std::sqrt(squares / static_cast<double>(calibration.size() - 1));
+  }
+  const bool bounded = options_.feedback_max_shift() > 0 && spread > 0 && std::isfinite(spread);
+  feedback_low_ = bounded ? threshold_ - options_.feedback_max_shift() * spread : -std::numeric_limits<double>::infinity();
+  feedback_high_ = bounded ? threshold_ + options_.feedback_max_shift() * spread : std::numeric_limits<double>::infinity();
   adaptive_ = options_.adapt_threshold() ? std::make_unique<AdaptiveThreshold>(threshold_, options_.adaptive())
                                          : nullptr;
   latency_ = LatencyWindow(options_.latency_window(), options_.latency_budget_ms());
   rate_alert_ = AnomalyRateAlert(options_.rate_window(), options_.max_anomaly_rate(), options_.alert_cooldown_s());
-  items_scored_ = items_flagged_ = calls_ = errors_ = 0;
+  items_scored_ = items_flagged_ = nonfinite_scores_ = calls_ = errors_ = 0;
   recent_features_.clear();
   recent_scores_.clear();
   remembered_.clear();
   remembered_order_.clear();
   labelled_.clear();
+  labelled_order_.clear();
 }
 
 ScoredItems ProductionDetector::score(const Data& data) {
@@ -116,7 +134,11 @@ ScoredItems ProductionDetector::score(const Data& data) {
     const int64_t id = next_id_++;
     out.ids.push_back(id);
     out.scores.push_back(s);
-    out.flags.push_back(s > out.threshold);
+    // A score that is not a number (an input far outside the training range can overflow the model)
+    // is flagged: "s > threshold" would be false for NaN and hide it.
+    const bool finite = std::isfinite(s);
+    out.flags.push_back(!finite || s > out.threshold);
+    nonfinite_scores_ += !finite;
     ++items_scored_;
     items_flagged_ += out.flags.back();
     rate_alert_.update(out.flags.back(), time);
@@ -128,6 +150,7 @@ ScoredItems ProductionDetector::score(const Data& data) {
     }
   }
   for (const double s : judged) {
+    if (!std::isfinite(s)) continue;  // counted above; never fed to the adaptive threshold or drift
     if (adaptive_) threshold_ = adaptive_->update(s);
     recent_scores_.push_back(s);
     if (static_cast<int64_t>(recent_scores_.size()) > options_.drift_window()) recent_scores_.pop_front();
@@ -144,15 +167,31 @@ ScoredItems ProductionDetector::score(const Data& data) {
   return out;
 }
 
-FeedbackResult ProductionDetector::feedback(int64_t id, bool is_anomaly) {
+FeedbackResult ProductionDetector::feedback(int64_t id, bool is_anomaly) { return feedback({{id, is_anomaly}}); }
+
+FeedbackResult ProductionDetector::feedback(const std::vector<std::pair<int64_t, bool>>& items) {
+  ADX_CHECK_AS(ValueError, !items.empty(), "feedback needs at least one labelled item");
   std::lock_guard<std::mutex> lock(state_mutex_);
-  auto it = remembered_.find(id);
-  ADX_CHECK_AS(ValueError, it != remembered_.end(),
-               "feedback for unknown item id {}: it was never scored by this model, or is older than the last {} "
-               "scored items",
-               id, options_.remembered_items());
-  labelled_.emplace_back(is_anomaly ? 1 : 0, it->second);
-  if (static_cast<int64_t>(labelled_.size()) > options_.remembered_items()) labelled_.pop_front();
+  for (const auto& [id, is_anomaly] : items) {
+    auto it = remembered_.find(id);
+    ADX_CHECK_AS(ValueError, it != remembered_.end(),
+                 "feedback for unknown item id {}: it was never scored by this model, or is older than the last {} "
+                 "scored items",
+                 id, options_.remembered_items());
+    ADX_CHECK_AS(ValueError, std::isfinite(it->second),
+                 "feedback for item {}: its score was {}, which cannot place a threshold", id, it->second);
+  }
+  for (const auto& [id, is_anomaly] : items) {
+    // Labelling an id again replaces its label, so repeating an id cannot outweigh other items.
+    const auto [entry, added] = labelled_.insert_or_assign(id, std::make_pair(is_anomaly ? 1 : 0, remembered_.at(id)));
+    (void)entry;
+    if (!added) continue;
+    labelled_order_.push_back(id);
+    if (static_cast<int64_t>(labelled_order_.size()) > options_.remembered_items()) {
+      labelled_.erase(labelled_order_.front());
+      labelled_order_.pop_front();
+    }
+  }
   FeedbackResult result;
   result.labels = static_cast<int64_t>(labelled_.size());
   result.threshold = threshold_;
@@ -160,7 +199,10 @@ FeedbackResult ProductionDetector::feedback(int64_t id, bool is_anomaly) {
 
   std::vector<int> labels;
   std::vector<double> scores, normal_scores;
-  for (const auto& [label, score] : labelled_) {
+  labels.reserve(labelled_.size());
+  scores.reserve(labelled_.size());
+  for (const int64_t id : labelled_order_) {
+    const auto& [label, score] = labelled_.at(id);
     labels.push_back(label);
     scores.push_back(score);
     if (!label) normal_scores.push_back(score);
@@ -177,6 +219,7 @@ FeedbackResult ProductionDetector::feedback(int64_t id, bool is_anomaly) {
     if (rate > options_.target_false_positive_rate())
       next = std::max(threshold_, quantile(normal_scores, 1.0 - options_.target_false_positive_rate()));
   }
+  next = std::clamp(next, feedback_low_, feedback_high_);
   if (next != threshold_ && std::isfinite(next)) {
     threshold_ = initial_threshold_ = next;
     if (adaptive_) adaptive_ = std::make_unique<AdaptiveThreshold>(threshold_, options_.adaptive());
@@ -255,6 +298,7 @@ HealthSnapshot ProductionDetector::health() const {
   h.uptime_s = now() - started_;
   h.items_scored = items_scored_;
   h.items_flagged = items_flagged_;
+  h.nonfinite_scores = nonfinite_scores_;
   h.calls = calls_;
   h.errors = errors_;
   h.threshold = threshold_;
@@ -340,6 +384,7 @@ std::string HealthSnapshot::to_json() const {
   j["uptime_s"] = uptime_s;
   j["items_scored"] = items_scored;
   j["items_flagged"] = items_flagged;
+  j["nonfinite_scores"] = nonfinite_scores;
   j["calls"] = calls;
   j["errors"] = errors;
   j["threshold"] = threshold;
@@ -369,6 +414,8 @@ std::string HealthSnapshot::to_prometheus() const {
   };
   metric("items_scored_total", "counter", "Items scored by the model in service.", static_cast<double>(items_scored));
   metric("items_flagged_total", "counter", "Items flagged as anomalous.", static_cast<double>(items_flagged));
+  metric("nonfinite_scores_total", "counter", "Items whose score was not finite (flagged as anomalous).",
+         static_cast<double>(nonfinite_scores));
   metric("score_calls_total", "counter", "Scoring calls.", static_cast<double>(calls));
   metric("score_errors_total", "counter", "Scoring calls that failed (bad input).", static_cast<double>(errors));
   metric("threshold", "gauge", "Threshold in use.", threshold);

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include <mutex>
 #include <thread>
 
 namespace adx {
@@ -18,6 +19,9 @@ void ServerOptions::check(const std::string& prefix) const {
                max_body_bytes());
   ADX_CHECK_AS(OptionError, threads() >= 1 && threads() <= 1024, "option '{}threads' must be in [1, 1024], got {}",
                prefix, threads());
+  ADX_CHECK_AS(OptionError, max_json_depth() >= 3 && max_json_depth() <= 1000,
+               "option '{}max_json_depth' must be in [3, 1000] ({{\"rows\": [[...]]}} nests 3 deep), got {}", prefix,
+               max_json_depth());
 }
 
 namespace {
@@ -34,26 +38,57 @@ void reply_error(httplib::Response& res, int status, const std::string& message)
   res.set_content(json{{"error", message}}.dump(), "application/json");
 }
 
-// Rows of a JSON body, each flattened to the model's item size.
-torch::Tensor rows_from_json(const std::string& body, const std::vector<int64_t>& item_shape) {
-  json j;
+// The deepest nesting of arrays and objects in a JSON text, counted outside strings and stopping once
+// past `limit`: a linear scan, so that a body of a million '[' is refused before any parser or copy
+// recurses into it.
+int64_t json_depth_beyond(const std::string& body, int64_t limit) {
+  int64_t depth = 0;
+  bool in_string = false, escaped = false;
+  for (const char c : body) {
+    if (in_string) {
+      if (escaped) escaped = false;
+      else if (c == '\\') escaped = true;
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > limit) return depth;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return 0;
+}
+
+json parse_request_json(const std::string& body, int64_t max_depth) {
+  if (json_depth_beyond(body, max_depth) > 0)
+    throw HttpError{400, fmt::format("JSON nested deeper than the server's limit of {} levels (max_json_depth)", max_depth)};
   try {
-    j = json::parse(body);
+    return json::parse(body);
   } catch (const json::parse_error& e) {
     throw HttpError{400, fmt::format("malformed JSON: {}", e.what())};
   }
-  json rows;
-  if (j.is_object() && j.contains("rows")) rows = j["rows"];
-  else if (j.is_object() && j.contains("row")) rows = json::array({j["row"]});
-  else if (j.is_array()) rows = j;
+}
+
+// Rows of a JSON body, each flattened to the model's item size.
+torch::Tensor rows_from_json(const std::string& body, const std::vector<int64_t>& item_shape, int64_t max_depth) {
+  const json j = parse_request_json(body, max_depth);
+  // The rows are read where they lie; a single row is read as a list of one.
+  const json* rows_field = nullptr;
+  bool single_row = false;
+  if (j.is_object() && j.contains("rows")) rows_field = &j["rows"];
+  else if (j.is_object() && j.contains("row")) rows_field = &j["row"], single_row = true;
+  else if (j.is_array()) rows_field = &j;
   else throw HttpError{400, "the JSON body needs \"rows\": [[...], ...] or \"row\": [...]"};
-  if (!rows.is_array() || rows.empty()) throw HttpError{400, "\"rows\" must be a non-empty array of arrays of numbers"};
+  if (!rows_field->is_array() || rows_field->empty())
+    throw HttpError{400, "\"rows\" must be a non-empty array of arrays of numbers"};
+  const size_t count = single_row ? 1 : rows_field->size();
   int64_t width = 1;
   for (const int64_t d : item_shape) width *= d;
   std::vector<float> values;
-  values.reserve(rows.size() * static_cast<size_t>(width));
-  for (size_t r = 0; r < rows.size(); ++r) {
-    const auto& row = rows[r];
+  values.reserve(count * static_cast<size_t>(width));
+  for (size_t r = 0; r < count; ++r) {
+    const auto& row = single_row ? *rows_field : (*rows_field)[r];
     if (!row.is_array())
       throw HttpError{400, fmt::format("row {} is not an array of numbers", r)};
     if (static_cast<int64_t>(row.size()) != width)
@@ -64,7 +99,7 @@ torch::Tensor rows_from_json(const std::string& body, const std::vector<int64_t>
       values.push_back(row[c].get<float>());
     }
   }
-  std::vector<int64_t> shape{static_cast<int64_t>(rows.size())};
+  std::vector<int64_t> shape{static_cast<int64_t>(count)};
   shape.insert(shape.end(), item_shape.begin(), item_shape.end());
   return torch::tensor(values, torch::kFloat32).reshape(shape);
 }
@@ -88,6 +123,7 @@ struct ScoringServer::Impl {
   ServerOptions options;
   httplib::Server server;
   std::thread thread;
+  std::mutex thread_mutex;  // wait() may be called from several threads; one joins
   int port = -1;
 
   Impl(ProductionDetector& d, ServerOptions o) : detector(d), options(std::move(o)) {}
@@ -120,7 +156,7 @@ struct ScoringServer::Impl {
       throw HttpError{415, fmt::format("POST /score takes application/json or image/png / image/jpeg, got '{}'", type)};
     torch::Tensor x;
     if (json_body) {
-      x = rows_from_json(req.body, model.item_shape());
+      x = rows_from_json(req.body, model.item_shape(), options.max_json_depth());
     } else {
       const auto& shape = model.item_shape();
       if (model.fitted_kind()->name() != kinds::kImage || shape.size() != 3 || (shape[0] != 1 && shape[0] != 3))
@@ -161,24 +197,36 @@ struct ScoringServer::Impl {
     res.set_content(scored_json(scored).dump(), "application/json");
   }
 
+  // The same time whatever the first differing byte, so the token cannot be found byte by byte.
+  static bool same_secret(const std::string& given, const std::string& expected) {
+    unsigned char difference = given.size() == expected.size() ? 0 : 1;
+    for (size_t i = 0; i < given.size(); ++i)
+      difference |= static_cast<unsigned char>(given[i] ^ expected[i % std::max<size_t>(1, expected.size())]);
+    return difference == 0;
+  }
+
   void feedback(const httplib::Request& req, httplib::Response& res) {
+    if (!options.feedback_token().empty() &&
+        !same_secret(req.get_header_value("Authorization"), "Bearer " + options.feedback_token())) {
+      res.set_header("WWW-Authenticate", "Bearer");
+      throw HttpError{401, "POST /feedback needs \"Authorization: Bearer <token>\" with the server's token"};
+    }
     if (req.get_header_value("Content-Type").rfind("application/json", 0) != 0)
       throw HttpError{415, "POST /feedback takes application/json"};
-    json j;
-    try {
-      j = json::parse(req.body);
-    } catch (const json::parse_error& e) {
-      throw HttpError{400, fmt::format("malformed JSON: {}", e.what())};
-    }
-    const json items = j.is_object() && j.contains("items") ? j["items"] : json::array({j});
-    if (!items.is_array() || items.empty()) throw HttpError{400, "\"items\" must be a non-empty array"};
-    FeedbackResult last;
-    for (const auto& item : items) {
+    const json j = parse_request_json(req.body, options.max_json_depth());
+    const bool listed = j.is_object() && j.contains("items");
+    const json& items = listed ? j["items"] : j;
+    if (listed && (!items.is_array() || items.empty())) throw HttpError{400, "\"items\" must be a non-empty array"};
+    std::vector<std::pair<int64_t, bool>> labels;
+    for (size_t k = 0; k < (listed ? items.size() : 1); ++k) {
+      const json& item = listed ? items[k] : j;
       if (!item.is_object() || !item.contains("id") || !item["id"].is_number_integer() || !item.contains("is_anomaly") ||
           !item["is_anomaly"].is_boolean())
         throw HttpError{400, "feedback needs {\"id\": <integer>, \"is_anomaly\": <true|false>}"};
-      last = detector.feedback(item["id"].get<int64_t>(), item["is_anomaly"].get<bool>());
+      labels.emplace_back(item["id"].get<int64_t>(), item["is_anomaly"].get<bool>());
     }
+    // One recalibration for the whole request; a bad id refuses it all.
+    const auto last = detector.feedback(labels);
     res.set_content(json{{"threshold", last.threshold}, {"threshold_changed", last.threshold_changed},
                          {"labels", last.labels}, {"rule", last.rule}}
                         .dump(),
@@ -219,6 +267,22 @@ ScoringServer::ScoringServer(ProductionDetector& detector, ServerOptions options
       res.set_content(impl->detector.health().to_prometheus(), "text/plain; version=0.0.4; charset=utf-8");
     });
   });
+  // Only bodies whose size is known before they are read: httplib checks max_body_bytes against
+  // Content-Length, but reads chunked bodies and inflates compressed ones without a limit.
+  s.set_pre_routing_handler([](const httplib::Request& req, httplib::Response& res) {
+    const auto encoding = req.get_header_value("Content-Encoding");
+    if (!encoding.empty() && encoding != "identity") {
+      reply_error(res, 415, fmt::format("compressed bodies (Content-Encoding: {}) are not accepted; send the body "
+                                        "uncompressed with Content-Length", encoding));
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    if (req.get_header_value("Transfer-Encoding").find("chunked") != std::string::npos) {
+      reply_error(res, 411, "chunked bodies are not accepted; send the body with Content-Length");
+      res.set_header("Connection", "close");  // the chunks are never read
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    return httplib::Server::HandlerResponse::Unhandled;
+  });
   // Statuses httplib sets itself (404, 413, ...) get a JSON body too.
   s.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty()) return;
@@ -229,7 +293,10 @@ ScoringServer::ScoringServer(ProductionDetector& detector, ServerOptions options
   });
 }
 
-ScoringServer::~ScoringServer() { stop(); }
+ScoringServer::~ScoringServer() {
+  stop();
+  wait();
+}
 
 int ScoringServer::start() {
   auto& s = impl_->server;
@@ -248,13 +315,11 @@ int ScoringServer::start() {
 }
 
 void ScoringServer::wait() {
+  std::lock_guard<std::mutex> lock(impl_->thread_mutex);
   if (impl_->thread.joinable()) impl_->thread.join();
 }
 
-void ScoringServer::stop() {
-  impl_->server.stop();
-  wait();
-}
+void ScoringServer::stop() { impl_->server.stop(); }
 
 int ScoringServer::port() const { return impl_->port; }
 

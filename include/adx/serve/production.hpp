@@ -50,6 +50,10 @@ struct ProductionOptions {
   ADX_ARG(double, target_false_positive_rate) = 0.01;
   /// Scored items remembered (by id) for feedback, and labels kept for recalibration.
   ADX_ARG(int64_t, remembered_items) = 100000;
+  /// Feedback moves the threshold at most this many standard deviations of the model's calibration
+  /// scores (its normal held-out scores) away from the model file's threshold (0 = unbounded), so a
+  /// burst of wrong labels cannot silence the detector or make it flag everything.
+  ADX_ARG(double, feedback_max_shift) = 3.0;
 
  public:
   void check(const std::string& prefix) const;
@@ -90,6 +94,7 @@ struct HealthSnapshot {
   std::string detector, version, created_at, adx_version;
   double uptime_s = 0.0;
   int64_t items_scored = 0, items_flagged = 0, calls = 0, errors = 0;
+  int64_t nonfinite_scores = 0;  ///< items whose score was NaN or infinite; each is flagged
   double threshold = 0.0, initial_threshold = 0.0;
   double anomaly_rate = 0.0;  ///< over the rate window
   int64_t rate_alerts = 0;
@@ -116,8 +121,12 @@ class ProductionDetector {
   ScoredItems score(const Data& data);
   /// Records an operator's label for a scored item; enough labels recalibrate the threshold:
   /// both classes present -> the best-F1 threshold on the labelled items; normal items only ->
-  /// raised, if needed, to the (1 - target_false_positive_rate) quantile of their scores.
+  /// raised, if needed, to the (1 - target_false_positive_rate) quantile of their scores. The move is
+  /// clamped to feedback_max_shift. Labelling an id again replaces its label.
   FeedbackResult feedback(int64_t id, bool is_anomaly);
+  /// Many labels, (id, is_anomaly), recalibrating once: O(n log n) in the labels kept. Every id is
+  /// checked before any label is recorded, so a bad id leaves the state as it was.
+  FeedbackResult feedback(const std::vector<std::pair<int64_t, bool>>& labels);
   /// Input and score drift of the recent items against the training reference.
   DriftReport drift() const;
   HealthSnapshot health() const;
@@ -154,15 +163,17 @@ class ProductionDetector {
   std::function<double()> clock_;
   double started_ = 0.0;
   double threshold_ = 0.0, initial_threshold_ = 0.0;
+  double feedback_low_ = 0.0, feedback_high_ = 0.0;  ///< where feedback may move the threshold
   std::unique_ptr<AdaptiveThreshold> adaptive_;
   LatencyWindow latency_;
   AnomalyRateAlert rate_alert_;
-  int64_t next_id_ = 0, items_scored_ = 0, items_flagged_ = 0, calls_ = 0, errors_ = 0;
+  int64_t next_id_ = 0, items_scored_ = 0, items_flagged_ = 0, nonfinite_scores_ = 0, calls_ = 0, errors_ = 0;
   std::deque<std::vector<float>> recent_features_;
   std::deque<double> recent_scores_;
   std::unordered_map<int64_t, double> remembered_;  ///< id -> score
   std::deque<int64_t> remembered_order_;
-  std::deque<std::pair<int, double>> labelled_;  ///< (is_anomaly, score), the last remembered_items
+  std::unordered_map<int64_t, std::pair<int, double>> labelled_;  ///< id -> (is_anomaly, score)
+  std::deque<int64_t> labelled_order_;                            ///< ids in the order first labelled
 };
 
 }  // namespace adx

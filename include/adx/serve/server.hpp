@@ -3,7 +3,8 @@
 //   POST /score     JSON {"rows": [[...], ...]} (or {"row": [...]}), or an image as PNG/JPEG bytes;
 //                   returns {"ids", "scores", "flags", "threshold"}; with ?map=png an image detector's
 //                   anomaly map comes back as a PNG, its score in the X-Adx-Score header
-//   POST /feedback  {"id": 3, "is_anomaly": true} or {"items": [{"id": .., "is_anomaly": ..}, ...]}
+//   POST /feedback  {"id": 3, "is_anomaly": true} or {"items": [{"id": .., "is_anomaly": ..}, ...]};
+//                   with feedback_token set, only with "Authorization: Bearer <token>"
 //   GET  /health    the health snapshot as JSON
 //   GET  /metrics   Prometheus text
 // Bad requests get a 4xx status and a JSON body {"error": "..."}; the server keeps answering.
@@ -22,11 +23,19 @@ struct ServerOptions {
   ADX_ARG(std::string, host) = "127.0.0.1";
   /// Port; 0 picks a free one (see ScoringServer::port()).
   ADX_ARG(int64_t, port) = 8080;
-  /// Largest request body in bytes; a larger one is refused with 413.
+  /// Largest request body in bytes; a larger one is refused with 413 before it is read. Bodies must
+  /// come with Content-Length: chunked bodies are refused with 411 and compressed ones
+  /// (Content-Encoding) with 415, so no body grows past this limit while it is read or inflated.
   ADX_ARG(int64_t, max_body_bytes) = int64_t{16} << 20;
+  /// Deepest nesting of arrays and objects a JSON body may have ({"rows": [[...]]} nests 3 deep); a
+  /// deeper one is refused with 400 before it is parsed.
+  ADX_ARG(int64_t, max_json_depth) = 16;
   /// Threads answering requests. A client that keeps its connection open holds one thread while it
   /// does, so give at least as many threads as concurrent clients.
   ADX_ARG(int64_t, threads) = 16;
+  /// When set, POST /feedback (which moves the threshold) needs "Authorization: Bearer <token>"; others
+  /// get 401. Scoring and the probes stay open. Bound beyond loopback, set it (adx serve --token-file).
+  ADX_ARG(std::string, feedback_token) = "";
 
  public:
   void check(const std::string& prefix) const;
@@ -42,8 +51,11 @@ class ScoringServer {
 
   /// Binds and answers in background threads; returns the port. A port in use is an IoError.
   int start();
-  /// Blocks until stop() is called (from another thread or a signal handler's thread).
+  /// Blocks until the server has stopped (stop() called from another thread or a signal-waiting
+  /// thread) and its requests in flight are answered. Safe to call from several threads.
   void wait();
+  /// Stops accepting connections and returns at once; wait() returns once the requests in flight are
+  /// answered.
   void stop();
   int port() const;
 
