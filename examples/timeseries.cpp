@@ -78,7 +78,8 @@ void write_demo_csv(const std::string& path, uint64_t seed) {
 
 int main(int argc, char** argv) {
   CLI::App app{"Time-series anomaly detection: every detector, every metric, and a plot."};
-  std::string data_path, timestamp_column, label_column, out_dir = "timeseries_results", demo_csv;
+  std::string data_path, timestamp_column, label_column, out_dir = "timeseries_results", demo_csv,
+      duplicate_timestamps = "error", backward_timestamps = "error";
   double train_fraction = 0.5, trend = 0.3, anomaly_ratio = 1.0;
   bool interpolate = false, paper_size = false;
   int64_t window = 100, train_stride = 1, epochs = 0, threads = 0, seed = 0, length = 12000, channels = 4;
@@ -90,6 +91,11 @@ int main(int argc, char** argv) {
   app.add_option("--label-column", label_column, "CSV column of labels (0 = normal)");
   app.add_option("--train-fraction", train_fraction, "head of the series used for training")->check(CLI::Range(0.05, 0.95));
   app.add_flag("--interpolate", interpolate, "fill empty cells by linear interpolation instead of failing");
+  app.add_option("--duplicate-timestamps", duplicate_timestamps, "rows repeating a timestamp: error, first, last or mean")
+      ->capture_default_str();
+  app.add_option("--backward-timestamps", backward_timestamps,
+                 "a timestamp earlier than the one before: error, drop or sort")
+      ->capture_default_str();
   app.add_option("--length", length, "generated series: steps")->check(CLI::PositiveNumber);
   app.add_option("--channels", channels, "generated series: channels")->check(CLI::PositiveNumber);
   app.add_option("--trend", trend, "generated series: typical drift of a channel over the series");
@@ -138,6 +144,8 @@ int main(int argc, char** argv) {
       o.timestamp_column = timestamp_column;
       o.label_column = label_column;
       o.interpolate_gaps = interpolate;
+      o.duplicate_timestamps = duplicate_timestamps;
+      o.backward_timestamps = backward_timestamps;
       const auto loaded = adx::load_series_csv(data_path, o);
       values = loaded.values;
       labels = loaded.labels;
@@ -175,6 +183,9 @@ int main(int argc, char** argv) {
       options["runtime.threads"] = std::to_string(used_threads);
       if (epochs > 0) options["train.epochs"] = std::to_string(epochs);
       for (const auto& [key, value] : overrides[name]) options[key] = value;
+      // One detector that cannot run here (too short a head for its windows, a bad option) is reported
+      // and the others go on.
+      try {
       auto detector = adx::make_detector(name, options);
       const auto t0 = Clock::now();
       detector->fit(train);
@@ -214,16 +225,32 @@ int main(int argc, char** argv) {
                                  (scores.per_step > paper_threshold).sum().item<int64_t>(), per_step.size(),
                                  paper_threshold);
       }
-      if (labelled) rows.push_back(adx::metrics::markdown_row(name, adx::metrics::series_report(test_labels, per_step, detector->threshold())));
+      // A detector whose held-out tail was too short to calibrate has no threshold: its threshold-free
+      // figures are reported, the others print as –.
+      const double threshold = detector->calibrated() ? detector->threshold() : NAN;
+      const std::string label = detector->calibrated() ? name : name + " (no threshold)";
+      if (labelled) rows.push_back(adx::metrics::markdown_row(label, adx::metrics::series_report(test_labels, per_step, threshold)));
       // Plot over the whole series: training steps unscored.
       adx::examples::ScoreTrack track;
       track.scores.assign(static_cast<size_t>(train_steps), NAN);
       track.scores.insert(track.scores.end(), per_step.begin(), per_step.end());
-      track.threshold = detector->threshold();
+      track.threshold = threshold;
       tracks.emplace_back(name, track);
-      const auto alarms = (scores.per_step > detector->threshold()).sum().item<int64_t>();
-      std::cout << fmt::format("{}: fit {:.1f} s, score {:.1f} s, {} of {} test steps above the threshold {:.4g}\n",
-                               name, fit_s, score_s, alarms, per_step.size(), detector->threshold());
+      if (std::isnan(threshold)) {
+        std::cout << fmt::format("{}: fit {:.1f} s, score {:.1f} s; no threshold: the held-out tail was too short "
+                                 "to calibrate one\n", name, fit_s, score_s);
+      } else {
+        const auto alarms = (scores.per_step > threshold).sum().item<int64_t>();
+        std::cout << fmt::format("{}: fit {:.1f} s, score {:.1f} s, {} of {} test steps above the threshold {:.4g}\n",
+                                 name, fit_s, score_s, alarms, per_step.size(), threshold);
+      }
+      } catch (const adx::Error& e) {
+        std::cout << fmt::format("{}: skipped: {}\n", name, e.what());
+        std::string row = "| " + name + " (skipped: see the log) |";
+        for (int cell = 0; cell < 12; ++cell) row += " – |";
+        if (labelled) rows.push_back(row);
+        timings.push_back(fmt::format("| {} | – | – | – |", name));
+      }
     }
 
     // ---- report -----------------------------------------------------------

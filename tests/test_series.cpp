@@ -15,6 +15,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
+#include <limits>
 #include <numeric>
 #include <random>
 
@@ -202,6 +203,17 @@ TEST_CASE("series metrics: random scores earn a high PA-F1 but a chance-level F1
   REQUIRE(report.pa_k_auc < 0.25);  // PA%K exposes it: above K = 10% nothing is adjusted
   REQUIRE(report.range.f1 < 0.15);
   REQUIRE_THAT(markdown_row("random", report), Contains("| random |"));
+  // Without a threshold (none calibrated) the figures at a threshold are unknown, the others unchanged.
+  const auto unthresholded = series_report(labels, scores, std::numeric_limits<double>::quiet_NaN());
+  REQUIRE(std::isnan(unthresholded.point.f1));
+  REQUIRE(std::isnan(unthresholded.adjusted.f1));
+  REQUIRE(std::isnan(unthresholded.affiliation.recall));
+  REQUIRE(unthresholded.auroc == report.auroc);
+  REQUIRE(unthresholded.vus.roc == report.vus.roc);
+  REQUIRE(unthresholded.best_point_f1 == report.best_point_f1);
+  const auto row = markdown_row("uncalibrated", unthresholded);
+  REQUIRE(std::count(row.begin(), row.end(), '|') == 14);
+  REQUIRE_THAT(row, Contains(fmt::format("| {:.3f} | {:.3f} | – | – | – | – | – | – |", report.auroc, report.auprc)));
 }
 
 // ---- thresholds -------------------------------------------------------------
@@ -280,7 +292,35 @@ TEST_CASE("series CSV: named columns, date-times, labels, gaps", "[series][io]")
   write_text(path, "t,v\n1,0.5\n3,0.6\n2,0.7\n");
   SeriesCsvOptions by_t;
   by_t.timestamp_column = "t";
-  REQUIRE_THROWS_WITH(load_series_csv(path, by_t), Contains("line 4") && Contains("row 2"));
+  REQUIRE_THROWS_WITH(load_series_csv(path, by_t), Contains("line 4") && Contains("backward_timestamps"));
+  // A clock set back: drop skips rows until time passes the latest again; sort puts rows in time order.
+  write_text(path, "t,v,label\n1,0.5,0\n3,0.6,0\n2,0.7,1\n3,0.8,0\n4,0.9,0\n");
+  by_t.label_column = "label";
+  by_t.backward_timestamps = "drop";
+  REQUIRE_THROWS_WITH(load_series_csv(path, by_t), Contains("line 5") && Contains("duplicate_timestamps"));
+  by_t.duplicate_timestamps = "first";
+  auto dropped = load_series_csv(path, by_t);
+  REQUIRE(to_doubles(dropped.timestamps) == std::vector<double>{1, 3, 4});
+  REQUIRE(to_doubles(dropped.values.reshape({-1})) == std::vector<double>{0.5, 0.6000000238418579, 0.8999999761581421});
+  by_t.backward_timestamps = "sort";
+  by_t.duplicate_timestamps = "last";
+  auto sorted = load_series_csv(path, by_t);
+  REQUIRE(to_doubles(sorted.timestamps) == std::vector<double>{1, 2, 3, 4});
+  REQUIRE(sorted.values[2][0].item<float>() == 0.8f);  // of the two rows at t = 3, the later one
+  by_t.duplicate_timestamps = "mean";
+  sorted = load_series_csv(path, by_t);
+  REQUIRE(sorted.values[2][0].item<float>() == Approx(0.7f));
+  REQUIRE(to_ints(sorted.labels) == std::vector<int>{0, 1, 0, 0});
+  // Repeats with a gap: the mean leaves the gap out; a label is anomalous if any repeat is.
+  write_text(path, "t,v,label\n1,1.0,0\n1,,1\n1,3.0,0\n2,4.0,0\n");
+  by_t.backward_timestamps = "error";
+  const auto merged = load_series_csv(path, by_t);
+  REQUIRE(to_doubles(merged.values.reshape({-1})) == std::vector<double>{2, 4});
+  REQUIRE(to_ints(merged.labels) == std::vector<int>{1, 0});
+  by_t.duplicate_timestamps = "median";
+  REQUIRE_THROWS_WITH(load_series_csv(path, by_t), Contains("first, last or mean"));
+  by_t.duplicate_timestamps = "error";
+  by_t.label_column.clear();
   by_t.timestamp_column = "time";
   REQUIRE_THROWS_WITH(load_series_csv(path, by_t), Contains("no timestamp column 'time'") && Contains("t, v"));
   write_text(path, "t,v\n1,abc\n");

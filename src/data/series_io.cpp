@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -122,6 +123,93 @@ bool parse_iso8601(const std::string& text, double& seconds) {
   return true;
 }
 
+namespace {
+
+// A CSV's rows as read: `columns` values per row, a timestamp, a label (if any) and the file's line.
+struct SeriesRows {
+  int64_t columns;
+  std::vector<double>& values;
+  std::vector<double>& stamps;
+  std::vector<int64_t>& labels;
+  std::vector<int64_t>& lines;
+
+  int64_t size() const { return static_cast<int64_t>(stamps.size()); }
+  // Keeps the rows `kept` (in that order).
+  void select(const std::vector<int64_t>& kept) {
+    std::vector<double> new_values, new_stamps;
+    std::vector<int64_t> new_labels, new_lines;
+    for (const int64_t r : kept) {
+      new_values.insert(new_values.end(), values.begin() + r * columns, values.begin() + (r + 1) * columns);
+      new_stamps.push_back(stamps[static_cast<size_t>(r)]);
+      if (!labels.empty()) new_labels.push_back(labels[static_cast<size_t>(r)]);
+      new_lines.push_back(lines[static_cast<size_t>(r)]);
+    }
+    values.swap(new_values), stamps.swap(new_stamps), labels.swap(new_labels), lines.swap(new_lines);
+  }
+};
+
+// Brings the rows to strictly increasing timestamps as the options say, or names the first row that
+// breaks the order and the option that would get past it.
+void order_by_time(SeriesRows& rows, const SeriesCsvOptions& o, const std::string& path) {
+  ADX_CHECK_AS(OptionError, o.backward_timestamps == "error" || o.backward_timestamps == "drop" || o.backward_timestamps == "sort",
+               "backward_timestamps must be error, drop or sort, got '{}'", o.backward_timestamps);
+  ADX_CHECK_AS(OptionError,
+               o.duplicate_timestamps == "error" || o.duplicate_timestamps == "first" ||
+                   o.duplicate_timestamps == "last" || o.duplicate_timestamps == "mean",
+               "duplicate_timestamps must be error, first, last or mean, got '{}'", o.duplicate_timestamps);
+  const auto& t = rows.stamps;
+  std::vector<int64_t> order;
+  double latest = -std::numeric_limits<double>::infinity();
+  for (int64_t r = 0; r < rows.size(); ++r) {
+    const double stamp = t[static_cast<size_t>(r)];
+    if (stamp < latest) {
+      ADX_CHECK_AS(ValueError, o.backward_timestamps != "error",
+                   "CSV '{}' line {}: timestamp {} is earlier than the one before it ({}); set backward_timestamps "
+                   "to drop (skip such rows) or sort (put rows in time order)",
+                   path, rows.lines[static_cast<size_t>(r)], stamp, latest);
+      if (o.backward_timestamps == "drop") continue;
+    }
+    latest = std::max(latest, stamp);
+    order.push_back(r);
+  }
+  if (o.backward_timestamps == "sort")
+    std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return t[static_cast<size_t>(a)] < t[static_cast<size_t>(b)]; });
+  if (static_cast<int64_t>(order.size()) != rows.size() || !std::is_sorted(order.begin(), order.end())) rows.select(order);
+
+  // Runs of equal timestamps become one row.
+  std::vector<int64_t> kept;
+  const auto& stamps = rows.stamps;
+  for (int64_t begin = 0; begin < rows.size();) {
+    int64_t end = begin + 1;
+    while (end < rows.size() && stamps[static_cast<size_t>(end)] == stamps[static_cast<size_t>(begin)]) ++end;
+    if (end - begin > 1) {
+      ADX_CHECK_AS(ValueError, o.duplicate_timestamps != "error",
+                   "CSV '{}' line {}: timestamp {} repeats the previous row's; set duplicate_timestamps to first, "
+                   "last or mean to keep one row per timestamp",
+                   path, rows.lines[static_cast<size_t>(begin + 1)], stamps[static_cast<size_t>(begin)]);
+      if (o.duplicate_timestamps == "mean") {
+        for (int64_t c = 0; c < rows.columns; ++c) {
+          double sum = 0;
+          int64_t count = 0;
+          for (int64_t r = begin; r < end; ++r) {
+            const double v = rows.values[static_cast<size_t>(r * rows.columns + c)];
+            if (!std::isnan(v)) sum += v, ++count;
+          }
+          rows.values[static_cast<size_t>(begin * rows.columns + c)] = count > 0 ? sum / static_cast<double>(count) : kNaN;
+        }
+        if (!rows.labels.empty())
+          for (int64_t r = begin + 1; r < end; ++r)
+            rows.labels[static_cast<size_t>(begin)] |= rows.labels[static_cast<size_t>(r)];
+      }
+    }
+    kept.push_back(o.duplicate_timestamps == "last" ? end - 1 : begin);
+    begin = end;
+  }
+  if (static_cast<int64_t>(kept.size()) != rows.size()) rows.select(kept);
+}
+
+}  // namespace
+
 LoadedSeries load_series_csv(const std::string& path, const SeriesCsvOptions& options) {
   csv::LineReader reader(path, "CSV file", options.delimiter);
   std::vector<std::string> header, cells;
@@ -169,10 +257,6 @@ LoadedSeries load_series_csv(const std::string& path, const SeriesCsvOptions& op
                    "CSV '{}' line {} column '{}': '{}' is neither a number nor an ISO 8601 date-time", path, line_no,
                    header[*time_col], cell);
       if (numeric) t = *numeric;
-      ADX_CHECK_AS(ValueError, stamps.empty() || t > stamps.back(),
-                   "CSV '{}' line {} (row {}): timestamp '{}' does not come after the previous row's; timestamps "
-                   "must increase strictly",
-                   path, line_no, stamps.size(), cell);
       stamps.push_back(t);
     }
     if (label_col) {
@@ -183,8 +267,12 @@ LoadedSeries load_series_csv(const std::string& path, const SeriesCsvOptions& op
     }
     line_of_row.push_back(line_no);
   }
+  ADX_CHECK_AS(IoError, !line_of_row.empty(), "CSV file '{}' has a header but no data rows", path);
+  if (time_col) {
+    SeriesRows table{cols, values, stamps, labels, line_of_row};
+    order_by_time(table, options, path);
+  }
   const int64_t rows = static_cast<int64_t>(line_of_row.size());
-  ADX_CHECK_AS(IoError, rows > 0, "CSV file '{}' has a header but no data rows", path);
   out.filled_gaps = fill_gaps(values, rows, cols, options.interpolate_gaps, out.columns, path, line_of_row);
   out.values = to_float_tensor(values, rows, cols);
   if (time_col) out.timestamps = torch::tensor(stamps, torch::kFloat64);

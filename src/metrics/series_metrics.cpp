@@ -374,12 +374,21 @@ SeriesReport series_report(const std::vector<int>& labels, std::vector<double> s
   SeriesReport r;
   r.auroc = roc_auc(labels, scores);
   r.auprc = average_precision(labels, scores);
-  const auto predicted = predictions_above(scores, threshold);
-  r.point = point_precision_recall_f1(labels, predicted);
-  r.adjusted = pa_k_f1(labels, predicted, 0.0);
-  r.pa_k_auc = pa_k_auc(labels, predicted);
-  r.range = range_precision_recall(labels, predicted);
-  r.affiliation = affiliation(labels, predicted);
+  if (std::isnan(threshold)) {
+    // No threshold (none could be calibrated): the figures at a threshold are unknown, not zero.
+    constexpr double unknown = std::numeric_limits<double>::quiet_NaN();
+    r.point.precision = r.point.recall = r.point.f1 = unknown;
+    r.adjusted = r.range = r.point;
+    r.pa_k_auc = unknown;
+    r.affiliation.precision = r.affiliation.recall = unknown;
+  } else {
+    const auto predicted = predictions_above(scores, threshold);
+    r.point = point_precision_recall_f1(labels, predicted);
+    r.adjusted = pa_k_f1(labels, predicted, 0.0);
+    r.pa_k_auc = pa_k_auc(labels, predicted);
+    r.range = range_precision_recall(labels, predicted);
+    r.affiliation = affiliation(labels, predicted);
+  }
   r.vus = vus(labels, scores, options.vus_max_buffer > 0 ? options.vus_max_buffer : median_range_length(labels));
   r.best_point_f1 = best_f1(labels, scores).f1;
   std::vector<double> sorted = scores;
@@ -401,11 +410,11 @@ std::string markdown_header() {
 }
 
 std::string markdown_row(const std::string& name, const SeriesReport& r) {
-  return fmt::format(
-      "| {} | {:.3f} | {:.3f} | {:.3f} | {:.3f} | {:.3f} | {:.3f} | {:.3f} | {:.3f} | {:.3f} | {:.3f} | {:.3f} | "
-      "{:.3f} |",
-      name, r.auroc, r.auprc, r.point.f1, r.adjusted.f1, r.pa_k_auc, r.range.f1, r.affiliation.precision,
-      r.affiliation.recall, r.vus.roc, r.vus.pr, r.best_point_f1, r.best_adjusted_f1);
+  std::string row = "| " + name + " |";
+  for (const double v : {r.auroc, r.auprc, r.point.f1, r.adjusted.f1, r.pa_k_auc, r.range.f1, r.affiliation.precision,
+                         r.affiliation.recall, r.vus.roc, r.vus.pr, r.best_point_f1, r.best_adjusted_f1})
+    row += std::isnan(v) ? std::string(" – |") : fmt::format(" {:.3f} |", v);
+  return row;
 }
 
 }  // namespace adx::metrics

@@ -35,6 +35,13 @@ struct SeriesCsvOptions {
   /// Fill empty, NaN or NA cells by linear interpolation in time (the nearest value at the
   /// ends); false makes them an error naming row and column.
   bool interpolate_gaps = false;
+  /// Rows that repeat the previous row's timestamp: "error", "first" (keep the first of them), "last",
+  /// or "mean" (one row: the mean of their values, gaps left out; labelled anomalous if any of them is).
+  std::string duplicate_timestamps = "error";
+  /// A timestamp earlier than the latest before it (a clock set back): "error", "drop" (rows dropped
+  /// until time passes the latest timestamp again), or "sort" (rows put in time order, stably).
+  /// Repeats are then handled by duplicate_timestamps.
+  std::string backward_timestamps = "error";
 };
 
 /// A multivariate series T x D read from a file.
@@ -46,8 +53,9 @@ struct LoadedSeries {
   int64_t filled_gaps = 0;           ///< cells filled by interpolation
 };
 
-/// Reads a series from a CSV file with a header row. Timestamps must increase strictly
-/// (an error names the first row that does not).
+/// Reads a series from a CSV file with a header row. Timestamps must increase strictly unless
+/// duplicate_timestamps / backward_timestamps say what to do (an error names the first row that does
+/// not, and the option that would get past it).
 LoadedSeries load_series_csv(const std::string& path, const SeriesCsvOptions& options = {});
 
 /// Reads a series from a .npy file of shape T or T x D; NaN cells are an error naming row

@@ -115,11 +115,13 @@ struct SeriesReportOptions {
   int64_t best_f1_thresholds = 200;
 };
 
-/// Computes the report. Steps whose score is NaN (never scored) count as the lowest score.
+/// Computes the report. Steps whose score is NaN (never scored) count as the lowest score. A NaN
+/// threshold (none could be calibrated) leaves every figure at a threshold NaN; the threshold-free
+/// ones (AUROC, AUPRC, VUS, best F1) are computed as always.
 SeriesReport series_report(const std::vector<int>& labels, std::vector<double> scores, double threshold,
                            const SeriesReportOptions& options = {});
 
-/// One Markdown table row: `name` and the report's figures, unadjusted beside adjusted.
+/// One Markdown table row: `name` and the report's figures, unadjusted beside adjusted; NaN prints as –.
 std::string markdown_row(const std::string& name, const SeriesReport& report);
 /// The header that matches markdown_row.
 std::string markdown_header();
