@@ -74,7 +74,7 @@ case "$mode" in
     "$build_dir/examples/image_benchmark" "$@"
     ;;
   leaderboard)
-    # GAN detectors at CPU-sized settings (see README); every other detector at its defaults.
+    # GAN detectors at CPU-sized settings (see docs/results.md); every other detector at its defaults.
     "$build_dir/examples/fashion_mnist" --full --detectors all \
       --set ganomaly:width=32 --set ganomaly:train.epochs=5 \
       --set skip_ganomaly:width=16 --set skip_ganomaly:train.epochs=5 \

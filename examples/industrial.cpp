@@ -10,7 +10,7 @@
 //   industrial --detectors draem --textures /data/dtd/images
 //
 // --weights DIR holds resnet18.pt and/or wide_resnet50_2.pt, exported once on a
-// machine with torchvision (see README). Without them the backbones start from
+// machine with torchvision (see docs/industrial.md). Without them the backbones start from
 // random weights: the methods still run, but their features are far weaker.
 #include <adx/base.hpp>
 #include <adx/detectors/patchcore/patchcore.hpp>

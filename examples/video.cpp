@@ -58,7 +58,7 @@ std::vector<double> stream_scores(adx::Detector& detector, const torch::Tensor& 
 }
 
 // Settings for a CPU run of a few minutes on 32 x 32 frames; the papers' networks are larger
-// (README). An entry's own [key=value] and --set override them.
+// (docs/video.md). An entry's own [key=value] and --set override them.
 adx::OptionMap example_options(const std::string& detector) {
   if (detector == "memae") return {{"channels", "16,32,64"}, {"slots", "500"}, {"train.epochs", "20"}, {"patch", "4"}};
   if (detector == "frame_prediction") return {{"widths", "16,32,64"}, {"hidden", "32"}, {"train.epochs", "15"}, {"train.lr", "1e-3"}};

@@ -432,7 +432,7 @@ void check_series_detector(D& detector, double min_auroc, bool per_window = fals
 
 // The paper's criterion (softmax over the window at temperature 50) ranks steps within
 // a window: it finds the anomalous windows, scored on non-overlapping windows as the
-// reference does, while its per-step ranking across windows is weak (see README). Judged on
+// reference does, while its per-step ranking across windows is weak (see docs/series.md). Judged on
 // 100 test windows, a quarter of them holding a spike, by the median over 3 seeds: on the 16
 // windows of easy_series one seed's AUROC ranged from 0.38 to 0.94. The small preset (20 epochs,
 // early stopping on the reconstruction) gave 0.82, 0.92 and 0.98 here; the reference's stopping rule

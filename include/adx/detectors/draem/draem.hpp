@@ -10,7 +10,7 @@
 //   image score   the map's maximum after a mean filter (21 x 21 at 256 px)
 // adx's defaults are scaled to train on a CPU in minutes; the reference's are
 // image_size=256 reconstruction_width=128 segmentation_width=64, 700 epochs of
-// batch 8 at learning rate 1e-4 (README: DRAEM).
+// batch 8 at learning rate 1e-4 (docs/industrial.md: DRAEM).
 #include <adx/detectors/components/self_supervised.hpp>
 
 namespace adx {

@@ -4,7 +4,7 @@
 // do not explain is predicted badly. Training loss: intensity (L2) + gradient (L1 of the
 // difference of absolute image gradients) + an optional least-squares adversarial term
 // from a patch discriminator. The paper's optical-flow loss needs a pretrained FlowNet
-// and is left out (README). Frames are scaled as a whole to [0, 1] (global_minmax) and
+// and is left out (docs/video.md). Frames are scaled as a whole to [0, 1] (global_minmax) and
 // fed to the network in [-1, 1], as the paper's. Score of frame t = -PSNR(prediction,
 // frame) with peak 1 on the [0, 1] frames (the reference's PSNR on [-1, 1] frames is this
 // minus 10 log10 4, a constant); the paper's per-video min-max normalisation is

@@ -3,7 +3,7 @@
 // summarises the window, the decoder reads it at every step and unrolls it back into
 // the window, and each step's squared reconstruction error is its score. Not
 // Malhotra et al.'s EncDec-AD (reverse-order decoding from the encoder state, a
-// Mahalanobis score of the error vectors); the README lists the differences.
+// Mahalanobis score of the error vectors); docs/series.md lists the differences.
 //
 //   adx::LstmAutoencoder lstm(adx::LstmAutoencoderOptions().hidden(64));
 //   lstm.fit(adx::Data::series(train, {50, 1}));

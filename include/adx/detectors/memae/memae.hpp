@@ -31,7 +31,7 @@ struct MemaeOptions {
   /// Frame score: 0 = mean squared error over the frame (the paper's), N = over its worst N x N patch.
   ADX_ARG(int64_t, patch) = 0;
   /// Training loop: Adam as the paper's video model; the rate is raised from its 1e-4 so that a CPU
-  /// budget of epochs converges (see README).
+  /// budget of epochs converges (see docs/video.md).
   ADX_ARG(TrainOptions, train) = TrainOptions().epochs(30).batch_size(16).lr(1e-3);
   ADX_DETECTOR_OPTIONS(Preprocess::GlobalMinMax);
 };

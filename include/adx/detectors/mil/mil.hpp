@@ -53,7 +53,7 @@ struct MilOptions {
   ADX_ARG(TrainOptions, train) = TrainOptions().epochs(1000).batch_size(60).lr(1e-3).weight_decay(1e-3);
   /// auto: frames scaled as a whole (global_minmax) for a CNN backbone, which was trained on natural
   /// images; each pixel over its own training range (minmax) for pixels and none, where it takes the
-  /// static scene out of the descriptions (README, Video).
+  /// static scene out of the descriptions (docs/video.md).
   ADX_DETECTOR_OPTIONS(Preprocess::Auto);
 };
 

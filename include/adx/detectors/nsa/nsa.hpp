@@ -8,7 +8,7 @@
 //   image score   the map's mean (`image_score=max`: its maximum after a mean filter, as DRAEM)
 // adx's defaults are scaled to train on a CPU in minutes; the reference trains
 // 320 epochs of batch 64 at 256 px (Adam 1e-3, cosine to 1e-6), with settings per
-// MVTec category (README: NSA).
+// MVTec category (docs/industrial.md: NSA).
 #include <adx/detectors/components/self_supervised.hpp>
 
 namespace adx {

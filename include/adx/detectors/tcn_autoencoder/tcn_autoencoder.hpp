@@ -4,7 +4,7 @@
 // the code cannot copy its input; the decoder upsamples, runs its own dilated stack and
 // maps back to the features. Score = each step's squared reconstruction error. Not
 // Thill et al.'s TCN-AE (non-causal kernel-20 convolutions, skip connections,
-// log-cosh loss, a Mahalanobis score of error windows); the README lists the differences.
+// log-cosh loss, a Mahalanobis score of error windows); docs/series.md lists the differences.
 #include <adx/detectors/components/reconstruction.hpp>
 #include <adx/nn/sequence.hpp>
 
