@@ -96,6 +96,27 @@ TEST_CASE("adx fit, score, eval and info on a CSV", "[cli]") {
   REQUIRE(metrics["anomalies"] == 50);
   REQUIRE(metrics["auroc"].get<double>() > 0.9);
   REQUIRE(run("eval " + model + " " + test + " --labels " + labels).output.find("| AUROC |") != std::string::npos);
+  REQUIRE(metrics["left_out"] == 0);
+  REQUIRE(eval.output.find("below chance") == std::string::npos);
+  // Labels in scikit-learn's convention (1 = normal) without --normal-label: said, not passed over.
+  const auto inverted = temp_path("cli_labels_inverted.csv");
+  {
+    std::ofstream out(inverted);
+    for (int l : data.labels) out << 1 - l << "\n";
+  }
+  auto warned = run("eval " + model + " " + test + " --labels " + inverted + " --format json");
+  REQUIRE(warned.code == 0);
+  REQUIRE(warned.output.find("pass --normal-label 1") != std::string::npos);
+  REQUIRE(run("eval " + model + " " + test + " --labels " + inverted + " --normal-label 1 --format json")
+              .output.find("below chance") == std::string::npos);
+  // fit names the normal class, and checks where it will write before it trains.
+  auto unnamed = run("fit autoencoder " + test + " --labels " + labels + " -o " + temp_path("x.adx"));
+  REQUIRE(unnamed.code == 1);
+  REQUIRE(unnamed.output.find("needs --normal-label") != std::string::npos);
+  auto nowhere = run("fit autoencoder " + train + " -o /nonexistent_folder/model.adx");
+  REQUIRE(nowhere.code == 1);
+  REQUIRE(nowhere.output.find("/nonexistent_folder does not exist") != std::string::npos);
+  REQUIRE(nowhere.output.find("fitting") == std::string::npos);  // refused before training
 
   auto info = run("info " + model + " --json");
   REQUIRE(info.code == 0);
@@ -211,7 +232,9 @@ TEST_CASE("adx exit codes: 0 success, 1 a user error in one line, 2 usage", "[cl
 }
 
 TEST_CASE("adx serve stops cleanly on SIGTERM and SIGINT, every time", "[cli][server]") {
-  const auto train = temp_path("cli_serve_train.csv"), model = temp_path("cli_serve_model.adx");
+  const auto train = temp_path("cli_serve_train.csv"), model = temp_path("cli_serve_model.adx"),
+             state = temp_path("cli_serve_state.adx");
+  std::filesystem::remove(state);
   std::string log;
   write_csv(train, torch::randn({300, 4}), false);
   const auto fit = run("fit autoencoder " + train + " train.epochs=2 runtime.threads=1 -o " + model + " --quiet");
@@ -233,7 +256,7 @@ TEST_CASE("adx serve stops cleanly on SIGTERM and SIGINT, every time", "[cli][se
       const int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
       dup2(fd, 1);
       dup2(fd, 2);
-      execl(ADX_CLI, ADX_CLI, "serve", model.c_str(), "--port", "0", static_cast<char*>(nullptr));
+      execl(ADX_CLI, ADX_CLI, "serve", model.c_str(), "--port", "0", "--state", state.c_str(), static_cast<char*>(nullptr));
       _exit(127);
     }
     const auto deadline = [](double seconds) {
@@ -259,5 +282,8 @@ TEST_CASE("adx serve stops cleanly on SIGTERM and SIGINT, every time", "[cli][se
     REQUIRE(WIFEXITED(status));
     REQUIRE(WEXITSTATUS(status) == 0);
     REQUIRE(read_log().find("adx: stopped") != std::string::npos);
+    // --state: the threshold in force is saved on the way out and resumed at the next start.
+    REQUIRE(std::filesystem::exists(state));
+    REQUIRE((read_log().find("resuming the threshold") != std::string::npos) == (attempt > 0));
   }
 }

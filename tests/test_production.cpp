@@ -9,6 +9,8 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include <atomic>
+#include <chrono>
 #include <thread>
 
 using adx::Data;
@@ -147,7 +149,8 @@ TEST_CASE("feedback cannot be stuffed: one label per id, and the threshold stays
   const auto data = adx::test::easy_tabular();
   adx::ProductionDetector production(fitted_autoencoder(data.train), adx::ProductionOptions().feedback_min_labels(5));
   const double t0 = production.threshold();
-  const auto& calibration = production.detector().drift_reference().scores;
+  const auto model = production.detector();
+  const auto& calibration = model->drift_reference().scores;
   REQUIRE(calibration.size() >= 2);
   double mean = 0, squares = 0;
   for (const double v : calibration) mean += v / static_cast<double>(calibration.size());
@@ -189,6 +192,40 @@ TEST_CASE("feedback cannot be stuffed: one label per id, and the threshold stays
                     adx::OptionError);
 }
 
+TEST_CASE("deploys and rollbacks while other threads score: every call sees one whole model", "[production]") {
+  const auto data = adx::test::easy_tabular();
+  adx::ProductionDetector production(fitted_autoencoder(data.train, 1));
+  production.deploy(fitted_autoencoder(data.train, 2));
+  const auto test = Data::tabular(data.test.slice(0, 0, 8));
+  std::atomic<bool> done{false};
+  std::atomic<int64_t> calls{0}, replaced{0}, mixed{0};  // Catch's REQUIRE is for the main thread only
+  std::vector<std::thread> scorers;
+  for (int t = 0; t < 3; ++t)
+    scorers.emplace_back([&] {
+      while (!done) {
+        const auto model = production.detector();  // a snapshot: valid whatever the swaps do
+        if (model->type() != "autoencoder") ++mixed;
+        const auto scored = production.score(test);
+        const bool old = scored.ids.front() < 0;
+        for (const auto id : scored.ids) mixed += (id < 0) != old;  // a call is judged by one model
+        ++calls, replaced += old;
+      }
+    });
+  for (int k = 0; k < 100; ++k) {
+    production.rollback();
+    if (k % 10 == 0) production.save(temp_path("swapping.adx"));
+  }
+  while (calls < 20) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  done = true;
+  for (auto& t : scorers) t.join();
+  INFO(calls << " calls, " << replaced << " scored by a model replaced during the call");
+  REQUIRE(calls > 0);
+  REQUIRE(mixed == 0);
+  REQUIRE(adx::load(temp_path("swapping.adx"))->type() == "autoencoder");
+  // Monitoring restarted with the last swap and counts only the calls made since.
+  REQUIRE(production.health().calls <= calls);
+}
+
 TEST_CASE("deploy keeps the previous model and rollback returns to it", "[production]") {
   const auto data = adx::test::easy_tabular();
   adx::ProductionDetector production(fitted_autoencoder(data.train, 1));
@@ -218,7 +255,10 @@ TEST_CASE("health is JSON and Prometheus text; bad input is counted and rethrown
   REQUIRE(json["detector"] == "autoencoder");
   REQUIRE(json["items_scored"] == 250);
   REQUIRE(json["calls"] == 2);
-  REQUIRE(json["errors"] == 1);
+  // A wrong shape is the caller's error: rejected, not a model error, and the service is not failing.
+  REQUIRE(json["rejected"] == 1);
+  REQUIRE(json["errors"] == 0);
+  REQUIRE(json["status"] == "drift");  // 250 test items, anomalies included, against the training reference
   REQUIRE(json["latency_ms"]["count"] == 1);
   REQUIRE(json["drift"]["judged"] == true);
   REQUIRE(json["drift"]["features"].size() == 16);
@@ -227,6 +267,7 @@ TEST_CASE("health is JSON and Prometheus text; bad input is counted and rethrown
   REQUIRE(text.find("# TYPE adx_items_scored_total counter\nadx_items_scored_total{detector=\"autoencoder\"") !=
           std::string::npos);
   REQUIRE(text.find("adx_score_errors_total{") != std::string::npos);
+  REQUIRE(text.find("adx_score_rejected_total{") != std::string::npos);
   REQUIRE(text.find("adx_latency_ms{detector=\"autoencoder\",version=") != std::string::npos);
   REQUIRE(text.find("feature=\"x15\"") != std::string::npos);
 }

@@ -10,6 +10,9 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
+#include <chrono>
+#include <thread>
+
 using adx::Data;
 using json = nlohmann::json;
 
@@ -86,7 +89,19 @@ TEST_CASE("the scoring server answers every endpoint and survives bad requests",
   REQUIRE(health->status == 200);
   const auto h = json::parse(health->body);
   REQUIRE(h["items_scored"] == 6);
-  REQUIRE(h["errors"].get<int>() >= 1);
+  // Every refused request was the client's fault: rejected, none a model error, and the service is not failing.
+  REQUIRE(h["rejected"].get<int>() >= 1);
+  REQUIRE(h["errors"] == 0);
+  REQUIRE(h["status"] != "failing");
+  REQUIRE(client.Get("/livez")->status == 200);
+  // Every answer is counted by its status code.
+  const auto counted = client.Get("/metrics")->body;
+  REQUIRE(counted.find("adx_http_responses_total{code=\"200\"}") != std::string::npos);
+  REQUIRE(counted.find("adx_http_responses_total{code=\"413\"} 1") != std::string::npos);
+  REQUIRE(counted.find("adx_http_responses_total{code=\"404\"} 1") != std::string::npos);
+  const auto ready = client.Get("/readyz");
+  REQUIRE(ready->status == 200);
+  REQUIRE(json::parse(ready->body)["status"] == "ready");
   auto metrics = client.Get("/metrics");
   REQUIRE(metrics->status == 200);
   REQUIRE(metrics->get_header_value("Content-Type").rfind("text/plain", 0) == 0);
@@ -206,4 +221,30 @@ TEST_CASE("with a token, only its holder can send feedback", "[server][errors]")
       client.Post("/feedback", httplib::Headers{{"Authorization", "Bearer s3cret-token"}}, label, "application/json");
   REQUIRE(accepted->status == 200);
   REQUIRE(production.health().feedback_labels == 1);
+}
+
+TEST_CASE("a full server answers 503 with Retry-After at once, and serves again once a thread is free", "[server]") {
+  const auto data = adx::test::easy_tabular();
+  auto detector = adx::make_detector("autoencoder", {{"train.epochs", "2"}, {"bottleneck", "3"}, {"runtime.threads", "1"}});
+  detector->fit(Data::tabular(data.train));
+  adx::ProductionDetector production(std::move(detector));
+  adx::ScoringServer server(production, adx::ServerOptions().port(0).threads(1).max_queued_connections(0));
+  const int port = server.start();
+  httplib::Client holder("127.0.0.1", port);
+  holder.set_keep_alive(true);
+  REQUIRE(holder.Get("/livez")->status == 200);  // the only thread now waits on this kept-alive connection
+  httplib::Client other("127.0.0.1", port);
+  const auto started = std::chrono::steady_clock::now();
+  const auto busy = other.Get("/livez");
+  require_json_error(busy, 503, "busy");
+  REQUIRE(busy->get_header_value("Retry-After") == "1");
+  REQUIRE(std::chrono::steady_clock::now() - started < std::chrono::seconds(3));  // at once, not after a wait
+  holder.stop();  // the connection closes and its thread is free again
+  int status = 0;
+  for (int attempt = 0; attempt < 100 && status != 200; ++attempt) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    const auto again = other.Get("/livez");
+    status = again ? again->status : 0;
+  }
+  REQUIRE(status == 200);
 }

@@ -43,6 +43,11 @@ void add_input_flags(CLI::App* cmd, adx::cli::InputOptions& in, bool labels) {
 // fit --labels/--normal-label: train on the normal items only (one class of a labelled set).
 adx::Data normal_items(const adx::Data& data, const adx::cli::InputOptions& in) {
   if (in.labels.empty()) return data;
+  // Conventions differ (scikit-learn's one-class labels mark normal items 1), and training on the wrong
+  // class fails silently: the normal class is named, never guessed.
+  ADX_CHECK_AS(adx::OptionError, !in.normal_label.empty(),
+               "--labels at fit needs --normal-label: the label of the normal items to train on (e.g. 0, or 1 in "
+               "scikit-learn's convention)");
   ADX_CHECK_AS(adx::OptionError, data.kind_name() == adx::kinds::kTabular || data.kind_name() == adx::kinds::kImage,
                "--labels at fit selects rows or images, not {} items", data.kind_name());
   const auto labels = adx::cli::read_labels(in, data.size());
@@ -95,6 +100,10 @@ int run_fit(const std::string& name, const std::string& data_path, const std::ve
             const adx::cli::InputOptions& in) {
   auto options = adx::cli::read_option_arguments(pairs, json_file);
   auto detector = adx::make_detector(name, options);
+  // The output's folder is checked before training, so a typo does not cost a whole fit.
+  const auto folder = fs::path(out).parent_path().empty() ? fs::path(".") : fs::path(out).parent_path();
+  ADX_CHECK_AS(adx::IoError, fs::is_directory(folder) && access(folder.c_str(), W_OK) == 0,
+               "cannot write {}: the folder {} does not exist or is not writable", out, folder.string());
   const auto data = normal_items(adx::cli::read_data(data_path, in), in);
   // ADX_WORLD_SIZE / ADX_RANK / ADX_MASTER_ADDR / ADX_MASTER_PORT (or torchrun's names): data-parallel.
   const auto group = adx::init_distributed_from_environment();
@@ -173,12 +182,23 @@ int run_eval(const std::string& model_path, const std::string& data_path, const 
   ADX_CHECK_AS(adx::ValueError, anomalies > 0 && anomalies < static_cast<int64_t>(labels.size()),
                "evaluation needs normal and anomalous items; the labels hold {} anomalies among {}", anomalies,
                labels.size());
+  // Items or steps without a finite score (steps no window covers, a score that overflowed) cannot be
+  // ranked; they are counted and said, never dropped silently.
+  const auto left_out = static_cast<int64_t>(all_labels.size() - labels.size());
+  if (left_out > 0)
+    std::cerr << fmt::format("adx: {} of {} {} have no finite score and are left out of the metrics\n", left_out,
+                             all_labels.size(), steps ? "steps" : "items");
   json j{{"detector", detector->type()},
          {"items", labels.size()},
          {"anomalies", anomalies},
          {"auroc", adx::metrics::roc_auc(labels, values)},
          {"average_precision", adx::metrics::average_precision(labels, values)},
-         {"best_f1", adx::metrics::best_f1(labels, values).f1}};
+         {"best_f1", adx::metrics::best_f1(labels, values).f1},
+         {"left_out", left_out}};
+  if (in.normal_label.empty() && j["auroc"].get<double>() < 0.5)
+    std::cerr << fmt::format("adx: warning: AUROC {:.3f} is below chance; if 1 marks the normal items in {} "
+                             "(scikit-learn's convention), pass --normal-label 1\n",
+                             j["auroc"].get<double>(), in.labels);
   if (detector->calibrated()) {
     const auto at = adx::metrics::precision_recall_f1(labels, values, detector->threshold());
     j["threshold"] = detector->threshold();
@@ -194,6 +214,7 @@ int run_eval(const std::string& model_path, const std::string& data_path, const 
       {"detector", detector->type()},
       {steps ? "steps" : "items", std::to_string(labels.size())},
       {"anomalies", std::to_string(anomalies)},
+      {"left out (no finite score)", std::to_string(left_out)},
       {"AUROC", fmt::format("{:.4f}", j["auroc"].get<double>())},
       {"average precision", fmt::format("{:.4f}", j["average_precision"].get<double>())},
       {"best F1", fmt::format("{:.4f}", j["best_f1"].get<double>())}};
@@ -252,8 +273,26 @@ int run_info(const std::string& model_path, bool as_json) {
   return 0;
 }
 
+// The model to serve: `model_path`, or the state file saved by an earlier run when it holds the same
+// model (same version and training fingerprint) with the threshold that run learned.
+std::unique_ptr<adx::Detector> model_to_serve(const std::string& model_path, const std::string& state_path) {
+  auto model = adx::load(model_path);
+  if (state_path.empty() || !fs::exists(state_path)) return model;
+  auto state = adx::load(state_path);
+  const auto& a = model->model_info();
+  const auto& b = state->model_info();
+  if (state->type() != model->type() || a.version != b.version || a.training_hash != b.training_hash) {
+    std::cerr << fmt::format("adx: {} holds another model ({} {}); starting from {}'s threshold\n", state_path,
+                             state->type(), b.version, model_path);
+    return model;
+  }
+  std::cerr << fmt::format("adx: resuming the threshold {:.6g} learned before (from {}; the file's own is {:.6g})\n",
+                           state->threshold(), state_path, model->threshold());
+  return state;
+}
+
 int run_serve(const std::string& model_path, const adx::ServerOptions& server_options,
-              const std::vector<std::string>& pairs) {
+              const std::vector<std::string>& pairs, const std::string& state_path) {
   // SIGINT and SIGTERM stop the server cleanly: a thread waits for them (blocked here, before any
   // other thread starts, so no thread takes them by default action). SIGUSR1 is the main thread's
   // wake-up for that thread once the server has ended.
@@ -265,12 +304,12 @@ int run_serve(const std::string& model_path, const adx::ServerOptions& server_op
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   const auto production_options =
       adx::from_option_map<adx::ProductionOptions>(adx::cli::read_option_arguments(pairs, ""));
-  auto production = adx::ProductionDetector::from_file(model_path, production_options);
+  auto production = std::make_unique<adx::ProductionDetector>(model_to_serve(model_path, state_path), production_options);
   adx::ScoringServer server(*production, server_options);
   const int port = server.start();
   std::cerr << fmt::format("adx: serving {} ({}) on http://{}:{}  (POST /score, POST /feedback, GET /health, "
                            "GET /metrics)\n",
-                           model_path, production->detector().type(), server_options.host(), port);
+                           model_path, production->detector()->type(), server_options.host(), port);
   std::thread stopper([&] {
     bool stopping = false;
     for (;;) {
@@ -290,6 +329,10 @@ int run_serve(const std::string& model_path, const adx::ServerOptions& server_op
   server.wait();
   pthread_kill(stopper.native_handle(), SIGUSR1);
   stopper.join();
+  if (!state_path.empty()) {
+    production->save(state_path);
+    std::cerr << fmt::format("adx: saved the threshold in force ({:.6g}) to {}\n", production->threshold(), state_path);
+  }
   std::cerr << "adx: stopped\n";
   return 0;
 }
@@ -345,8 +388,9 @@ int main(int argc, char** argv) {
   info->add_option("model", info_model, "model file")->required();
   info->add_flag("--json", info_json, "print JSON");
 
-  std::string serve_model, serve_host = "127.0.0.1", serve_token_file;
-  int64_t serve_port = 8080, serve_max_body = int64_t{16} << 20, serve_threads = 16, serve_max_depth = 16;
+  std::string serve_model, serve_host = "127.0.0.1", serve_token_file, serve_state;
+  int64_t serve_port = 8080, serve_max_body = int64_t{16} << 20, serve_threads = 16, serve_max_depth = 16,
+          serve_max_queued = 64;
   std::vector<std::string> serve_pairs;
   auto* serve = app.add_subcommand("serve", "an HTTP scoring server for a model file");
   serve->add_option("model", serve_model, "model file")->required();
@@ -356,8 +400,14 @@ int main(int argc, char** argv) {
   serve->add_option("--port", serve_port, "port (0 = any free port)")->capture_default_str();
   serve->add_option("--max-body-bytes", serve_max_body, "largest request body")->capture_default_str();
   serve->add_option("--max-json-depth", serve_max_depth, "deepest JSON nesting a request may have")->capture_default_str();
+  serve->add_option("--state", serve_state,
+                    "model file that keeps the threshold learned in service (feedback, adaptation): written on "
+                    "a clean stop, resumed at the next start when it holds the same model");
   serve->add_option("--token-file", serve_token_file,
                     "file holding a token that POST /feedback must bring as \"Authorization: Bearer <token>\"");
+  serve->add_option("--max-queued-connections", serve_max_queued,
+                    "connections that may wait for a thread; one more is answered 503 with Retry-After")
+      ->capture_default_str();
   serve->add_option("--threads", serve_threads,
                     "threads answering requests (at least the number of concurrent clients)")->capture_default_str();
 
@@ -383,9 +433,9 @@ int main(int argc, char** argv) {
     if (*serve) {
       adx::ServerOptions options;
       options.host(serve_host).port(serve_port).max_body_bytes(serve_max_body).threads(serve_threads).max_json_depth(
-          serve_max_depth);
+          serve_max_depth).max_queued_connections(serve_max_queued);
       if (!serve_token_file.empty()) options.feedback_token(adx::cli::read_token_file(serve_token_file));
-      return run_serve(serve_model, options, serve_pairs);
+      return run_serve(serve_model, options, serve_pairs, serve_state);
     }
   } catch (const std::exception& e) {  // adx::Error and anything the standard library throws
     std::string message = e.what();

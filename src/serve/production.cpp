@@ -56,7 +56,7 @@ ProductionDetector::ProductionDetector(std::unique_ptr<Detector> detector, Produ
       rate_alert_(1, 0.5, 0.0) {
   check_options(options_);
   check_servable(detector.get());
-  current_ = std::move(detector);
+  current_ = std::shared_ptr<Detector>(std::move(detector));
   started_ = now();
   reset_monitoring();
 }
@@ -93,7 +93,7 @@ void ProductionDetector::reset_monitoring() {
                                          : nullptr;
   latency_ = LatencyWindow(options_.latency_window(), options_.latency_budget_ms());
   rate_alert_ = AnomalyRateAlert(options_.rate_window(), options_.max_anomaly_rate(), options_.alert_cooldown_s());
-  items_scored_ = items_flagged_ = nonfinite_scores_ = calls_ = errors_ = 0;
+  items_scored_ = items_flagged_ = nonfinite_scores_ = calls_ = errors_ = rejected_ = 0;
   recent_features_.clear();
   recent_scores_.clear();
   remembered_.clear();
@@ -106,11 +106,25 @@ ScoredItems ProductionDetector::score(const Data& data) {
   const auto start = std::chrono::steady_clock::now();
   Scores scores;
   DriftFeatures features;
+  std::shared_ptr<Detector> model;
+  uint64_t generation = 0;
+  double threshold_at_start = 0.0;
   {
-    std::shared_lock<std::shared_mutex> model_lock(model_mutex_);
+    std::lock_guard<std::mutex> lock(state_mutex_);
+    model = current_;
+    generation = generation_;
+    threshold_at_start = threshold_;
+  }
+  {
     try {
-      scores = current_->score(data);
-      if (current_->drift_reference().features.defined()) features = drift_features(data);
+      scores = model->score(data);
+      if (model->drift_reference().features.defined()) features = drift_features(data);
+    } catch (const ShapeError&) {
+      count_rejected_call();  // the caller's input, not the model, was wrong
+      throw;
+    } catch (const ValueError&) {
+      count_rejected_call();
+      throw;
     } catch (...) {
       std::lock_guard<std::mutex> lock(state_mutex_);
       ++calls_;
@@ -125,6 +139,18 @@ ScoredItems ProductionDetector::score(const Data& data) {
   ScoredItems out;
   out.maps = scores.pixel_map;
   std::lock_guard<std::mutex> lock(state_mutex_);
+  if (generation != generation_) {
+    // A deploy or rollback landed while this call scored: its scores are the old model's, judged by
+    // the old model's threshold, and kept out of the new model's monitoring and feedback.
+    out.threshold = threshold_at_start;
+    for (int64_t i = 0; i < per_item.numel(); ++i) {
+      const double s = per_item.data_ptr<double>()[i];
+      out.ids.push_back(-1);  // no feedback for a model out of service
+      out.scores.push_back(s);
+      out.flags.push_back(!std::isfinite(s) || s > out.threshold);
+    }
+    return out;
+  }
   ++calls_;
   latency_.record(ms);
   out.threshold = threshold_;  // one threshold for the whole call; an adaptive one moves after it
@@ -237,8 +263,8 @@ DriftReport ProductionDetector::drift() const {
     features = recent_features_;
     scores.assign(recent_scores_.begin(), recent_scores_.end());
   }
-  std::shared_lock<std::shared_mutex> model_lock(model_mutex_);
-  const auto& reference = current_->drift_reference();
+  const auto model = detector();
+  const auto& reference = model->drift_reference();
   DriftReport report;
   report.samples = static_cast<int64_t>(std::max(features.size(), scores.size()));
   const bool have_features = reference.features.defined() && !features.empty() &&
@@ -277,7 +303,7 @@ DriftReport ProductionDetector::drift() const {
 void ProductionDetector::count_rejected_call() {
   std::lock_guard<std::mutex> lock(state_mutex_);
   ++calls_;
-  ++errors_;
+  ++rejected_;
 }
 
 double ProductionDetector::threshold() const {
@@ -288,7 +314,6 @@ double ProductionDetector::threshold() const {
 HealthSnapshot ProductionDetector::health() const {
   HealthSnapshot h;
   h.drift = drift();
-  std::shared_lock<std::shared_mutex> model_lock(model_mutex_);
   std::lock_guard<std::mutex> lock(state_mutex_);
   const auto& info = current_->model_info();
   h.detector = current_->type();
@@ -301,6 +326,7 @@ HealthSnapshot ProductionDetector::health() const {
   h.nonfinite_scores = nonfinite_scores_;
   h.calls = calls_;
   h.errors = errors_;
+  h.rejected = rejected_;
   h.threshold = threshold_;
   h.initial_threshold = initial_threshold_;
   h.anomaly_rate = rate_alert_.rate();
@@ -313,42 +339,46 @@ HealthSnapshot ProductionDetector::health() const {
 
 void ProductionDetector::deploy(std::unique_ptr<Detector> next) {
   check_servable(next.get());
-  std::unique_lock<std::shared_mutex> model_lock(model_mutex_);
+  std::shared_ptr<Detector> incoming(std::move(next));
   std::lock_guard<std::mutex> lock(state_mutex_);
   previous_ = std::move(current_);
-  current_ = std::move(next);
+  current_ = std::move(incoming);
+  ++generation_;
   reset_monitoring();
 }
 
 void ProductionDetector::deploy_file(const std::string& path, const std::string& device) { deploy(load(path, device)); }
 
 void ProductionDetector::save(const std::string& path) {
-  std::unique_lock<std::shared_mutex> model_lock(model_mutex_);
+  std::lock_guard<std::mutex> saving(save_mutex_);
+  std::shared_ptr<Detector> model;
   double threshold = 0.0;
   {
     std::lock_guard<std::mutex> lock(state_mutex_);
+    model = current_;
     threshold = threshold_;
   }
-  current_->set_threshold(threshold);
-  current_->save(path);
+  // Scoring goes on meanwhile: it reads the model's weights, never its stored threshold.
+  model->set_threshold(threshold);
+  model->save(path);
 }
 
 void ProductionDetector::rollback() {
-  std::unique_lock<std::shared_mutex> model_lock(model_mutex_);
   std::lock_guard<std::mutex> lock(state_mutex_);
   ADX_CHECK_AS(ValueError, previous_ != nullptr, "rollback: no previous model to return to (nothing was deployed after the first)");
   std::swap(current_, previous_);  // a second rollback returns to the newer model
+  ++generation_;
   reset_monitoring();
 }
 
 bool ProductionDetector::has_previous() const {
-  std::shared_lock<std::shared_mutex> model_lock(model_mutex_);
+  std::lock_guard<std::mutex> lock(state_mutex_);
   return previous_ != nullptr;
 }
 
-const Detector& ProductionDetector::detector() const {
-  std::shared_lock<std::shared_mutex> model_lock(model_mutex_);
-  return *current_;
+std::shared_ptr<const Detector> ProductionDetector::detector() const {
+  std::lock_guard<std::mutex> lock(state_mutex_);
+  return current_;
 }
 
 // --- health as JSON and Prometheus text ----------------------------------------------------
@@ -401,8 +431,15 @@ std::string HealthSnapshot::to_json() const {
   j["drift"] = drift_j;
   j["feedback_labels"] = feedback_labels;
   j["has_previous_model"] = has_previous_model;
-  j["status"] = errors > 0 && errors == calls ? "failing" : (drift.drifting.empty() ? "ok" : "drift");
+  j["rejected"] = rejected;
+  j["status"] = status();
   return j.dump();
+}
+
+std::string HealthSnapshot::status() const {
+  const int64_t model_calls = calls - rejected;
+  if (errors > 0 && errors == model_calls) return "failing";
+  return drift.drifting.empty() ? "ok" : "drift";
 }
 
 std::string HealthSnapshot::to_prometheus() const {
@@ -417,7 +454,9 @@ std::string HealthSnapshot::to_prometheus() const {
   metric("nonfinite_scores_total", "counter", "Items whose score was not finite (flagged as anomalous).",
          static_cast<double>(nonfinite_scores));
   metric("score_calls_total", "counter", "Scoring calls.", static_cast<double>(calls));
-  metric("score_errors_total", "counter", "Scoring calls that failed (bad input).", static_cast<double>(errors));
+  metric("score_errors_total", "counter", "Scoring calls the model failed on.", static_cast<double>(errors));
+  metric("score_rejected_total", "counter", "Scoring calls refused as bad input (the caller's error).",
+         static_cast<double>(rejected));
   metric("threshold", "gauge", "Threshold in use.", threshold);
   metric("anomaly_rate", "gauge", "Share of flagged items over the rate window.", anomaly_rate);
   metric("anomaly_rate_alerts_total", "counter", "Anomaly-rate alerts raised.", static_cast<double>(rate_alerts));

@@ -7,6 +7,10 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include <array>
+#include <atomic>
+#include <condition_variable>
+#include <deque>
 #include <mutex>
 #include <thread>
 
@@ -19,6 +23,10 @@ void ServerOptions::check(const std::string& prefix) const {
                max_body_bytes());
   ADX_CHECK_AS(OptionError, threads() >= 1 && threads() <= 1024, "option '{}threads' must be in [1, 1024], got {}",
                prefix, threads());
+  ADX_CHECK_AS(OptionError, max_queued_connections() >= 0 && max_queued_connections() <= 100000,
+               "option '{}max_queued_connections' must be in [0, 100000], got {}", prefix, max_queued_connections());
+  ADX_CHECK_AS(OptionError, idle_timeout_s() >= 1 && idle_timeout_s() <= 3600,
+               "option '{}idle_timeout_s' must be in [1, 3600], got {}", prefix, idle_timeout_s());
   ADX_CHECK_AS(OptionError, max_json_depth() >= 3 && max_json_depth() <= 1000,
                "option '{}max_json_depth' must be in [3, 1000] ({{\"rows\": [[...]]}} nests 3 deep), got {}", prefix,
                max_json_depth());
@@ -37,6 +45,68 @@ void reply_error(httplib::Response& res, int status, const std::string& message)
   res.status = status;
   res.set_content(json{{"error", message}}.dump(), "application/json");
 }
+
+// True on the thread that answers connections the pool had no room for.
+thread_local bool answering_overflow = false;
+
+// httplib's thread pool with a bound. Connections wait for a free thread in a queue of at most
+// `queued`; one that finds the queue full is handed to an overflow thread, which answers its request
+// 503 with Retry-After at once, instead of letting the queue grow without limit.
+class BoundedPool final : public httplib::TaskQueue {
+ public:
+  BoundedPool(size_t threads, size_t queued) : queued_(queued), idle_(threads) {
+    for (size_t i = 0; i < threads; ++i) workers_.emplace_back([this] { run(jobs_, false); });
+    workers_.emplace_back([this] { run(overflow_, true); });
+  }
+  ~BoundedPool() override { shutdown(); }
+
+  void enqueue(std::function<void()> fn) override {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      // Jobs not yet taken first go to the idle threads, then wait in the queue.
+      (jobs_.size() < idle_ + queued_ ? jobs_ : overflow_).push_back(std::move(fn));
+    }
+    ready_.notify_all();
+  }
+
+  void shutdown() override {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (stopping_) return;
+      stopping_ = true;
+    }
+    ready_.notify_all();
+    for (auto& t : workers_) t.join();  // queued connections are still answered first
+  }
+
+ private:
+  void run(std::deque<std::function<void()>>& queue, bool overflow) {
+    answering_overflow = overflow;
+    for (;;) {
+      std::function<void()> job;
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        ready_.wait(lock, [&] { return stopping_ || !queue.empty(); });
+        if (queue.empty()) return;  // stopping, and nothing left
+        job = std::move(queue.front());
+        queue.pop_front();
+        if (!overflow) --idle_;
+      }
+      job();
+      if (!overflow) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        ++idle_;
+      }
+    }
+  }
+
+  size_t queued_, idle_ = 0;
+  std::mutex mutex_;
+  std::condition_variable ready_;
+  std::deque<std::function<void()>> jobs_, overflow_;
+  std::vector<std::thread> workers_;
+  bool stopping_ = false;
+};
 
 // The deepest nesting of arrays and objects in a JSON text, counted outside strings and stopping once
 // past `limit`: a linear scan, so that a body of a million '[' is refused before any parser or copy
@@ -124,6 +194,17 @@ struct ScoringServer::Impl {
   httplib::Server server;
   std::thread thread;
   std::mutex thread_mutex;  // wait() may be called from several threads; one joins
+  std::atomic<bool> stopping{false};
+  // Responses by status code (100..599), for /metrics.
+  std::array<std::atomic<int64_t>, 600> responses{};
+
+  std::string response_metrics() const {
+    std::string out = "# HELP adx_http_responses_total HTTP responses by status code.\n"
+                      "# TYPE adx_http_responses_total counter\n";
+    for (size_t code = 100; code < responses.size(); ++code)
+      if (const auto n = responses[code].load()) out += fmt::format("adx_http_responses_total{{code=\"{}\"}} {}\n", code, n);
+    return out;
+  }
   int port = -1;
 
   Impl(ProductionDetector& d, ServerOptions o) : detector(d), options(std::move(o)) {}
@@ -148,7 +229,8 @@ struct ScoringServer::Impl {
 
   // The request's rows or image as data for the model in service.
   Data request_data(const httplib::Request& req) {
-    const auto& model = detector.detector();
+    const auto snapshot = detector.detector();  // the model stays alive for this request
+    const auto& model = *snapshot;
     const auto type = req.get_header_value("Content-Type");
     const bool json_body = type.rfind("application/json", 0) == 0;
     const bool image_body = type.rfind("image/png", 0) == 0 || type.rfind("image/jpeg", 0) == 0;
@@ -240,10 +322,13 @@ ScoringServer::ScoringServer(ProductionDetector& detector, ServerOptions options
   auto& s = impl_->server;
   auto* impl = impl_.get();
   const auto threads = static_cast<size_t>(impl_->options.threads());
-  s.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  const auto queued = static_cast<size_t>(impl_->options.max_queued_connections());
+  s.new_task_queue = [threads, queued] { return new BoundedPool(threads, queued); };
   s.set_payload_max_length(static_cast<size_t>(impl_->options.max_body_bytes()));
   // Clients that keep their connection open are served on it for many requests, not 5 (httplib's default).
   s.set_keep_alive_max_count(1000);
+  s.set_keep_alive_timeout(static_cast<time_t>(impl_->options.idle_timeout_s()));
+  s.set_read_timeout(static_cast<time_t>(impl_->options.idle_timeout_s()), 0);
   // SO_REUSEADDR only: httplib's default adds SO_REUSEPORT, which would let a second server share
   // the port silently instead of failing.
   s.set_socket_options([](socket_t sock) {
@@ -262,14 +347,39 @@ ScoringServer::ScoringServer(ProductionDetector& detector, ServerOptions options
   s.Get("/health", [impl](const httplib::Request&, httplib::Response& res) {
     impl->guarded(res, [&] { res.set_content(impl->detector.health().to_json(), "application/json"); });
   });
+  // Probes: alive while the process answers; ready while it takes work (not stopping, and the model in
+  // service is not failing every call).
+  s.Get("/livez", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content(json{{"status", "alive"}}.dump(), "application/json");
+  });
+  s.Get("/readyz", [impl](const httplib::Request&, httplib::Response& res) {
+    impl->guarded(res, [&] {
+      const auto status = impl->detector.health().status();
+      const bool ready = !impl->stopping && status != "failing";
+      res.status = ready ? 200 : 503;
+      res.set_content(json{{"status", ready ? "ready" : impl->stopping ? "stopping" : status}}.dump(),
+                      "application/json");
+    });
+  });
   s.Get("/metrics", [impl](const httplib::Request&, httplib::Response& res) {
     impl->guarded(res, [&] {
-      res.set_content(impl->detector.health().to_prometheus(), "text/plain; version=0.0.4; charset=utf-8");
+      res.set_content(impl->detector.health().to_prometheus() + impl->response_metrics(),
+                      "text/plain; version=0.0.4; charset=utf-8");
     });
+  });
+  // Called once per answered request, whatever answered it (a handler, the error handler, a refusal).
+  s.set_logger([impl](const httplib::Request&, const httplib::Response& res) {
+    if (res.status >= 100 && res.status < 600) ++impl->responses[static_cast<size_t>(res.status)];
   });
   // Only bodies whose size is known before they are read: httplib checks max_body_bytes against
   // Content-Length, but reads chunked bodies and inflates compressed ones without a limit.
   s.set_pre_routing_handler([](const httplib::Request& req, httplib::Response& res) {
+    if (answering_overflow) {
+      reply_error(res, 503, "the server is busy: every thread is answering and the queue is full; retry shortly");
+      res.set_header("Retry-After", "1");
+      res.set_header("Connection", "close");
+      return httplib::Server::HandlerResponse::Handled;
+    }
     const auto encoding = req.get_header_value("Content-Encoding");
     if (!encoding.empty() && encoding != "identity") {
       reply_error(res, 415, fmt::format("compressed bodies (Content-Encoding: {}) are not accepted; send the body "
@@ -319,7 +429,10 @@ void ScoringServer::wait() {
   if (impl_->thread.joinable()) impl_->thread.join();
 }
 
-void ScoringServer::stop() { impl_->server.stop(); }
+void ScoringServer::stop() {
+  impl_->stopping = true;
+  impl_->server.stop();
+}
 
 int ScoringServer::port() const { return impl_->port; }
 

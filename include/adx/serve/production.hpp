@@ -61,7 +61,7 @@ struct ProductionOptions {
 
 /// What one scoring call returns.
 struct ScoredItems {
-  std::vector<int64_t> ids;     ///< one per item, for feedback
+  std::vector<int64_t> ids;     ///< one per item, for feedback (-1: the model was replaced during the call)
   std::vector<double> scores;   ///< per item
   std::vector<bool> flags;      ///< score > threshold
   double threshold = 0.0;       ///< the threshold the flags were judged with
@@ -93,7 +93,9 @@ struct FeedbackResult {
 struct HealthSnapshot {
   std::string detector, version, created_at, adx_version;
   double uptime_s = 0.0;
-  int64_t items_scored = 0, items_flagged = 0, calls = 0, errors = 0;
+  int64_t items_scored = 0, items_flagged = 0, calls = 0;
+  int64_t errors = 0;    ///< calls the model failed on (not the caller's bad input)
+  int64_t rejected = 0;  ///< calls refused as bad input (wrong shape, NaN, malformed request)
   int64_t nonfinite_scores = 0;  ///< items whose score was NaN or infinite; each is flagged
   double threshold = 0.0, initial_threshold = 0.0;
   double anomaly_rate = 0.0;  ///< over the rate window
@@ -103,6 +105,8 @@ struct HealthSnapshot {
   int64_t feedback_labels = 0;
   bool has_previous_model = false;
 
+  /// "failing" when every call that reached the model failed, "drift" when features drift, else "ok".
+  std::string status() const;
   std::string to_json() const;
   /// Prometheus text exposition format (version 0.0.4), metric names prefixed "adx_".
   std::string to_prometheus() const;
@@ -130,8 +134,8 @@ class ProductionDetector {
   /// Input and score drift of the recent items against the training reference.
   DriftReport drift() const;
   HealthSnapshot health() const;
-  /// Counts a scoring request refused before it reached the model (a server's malformed request):
-  /// it shows as a failed call in the health snapshot.
+  /// Counts a scoring request refused as the caller's error (a server's malformed request): it shows
+  /// as a rejected call in the health snapshot, not as a model error.
   void count_rejected_call();
   double threshold() const;
 
@@ -140,13 +144,13 @@ class ProductionDetector {
   void deploy(std::unique_ptr<Detector> next);
   void deploy_file(const std::string& path, const std::string& device = "");
   /// Writes the model in service with the threshold now in force (adapted or recalibrated by feedback),
-  /// so that the next start begins where this one is.
+  /// so that the next start begins where this one is. Scoring goes on while it writes.
   void save(const std::string& path);
   /// Returns to the model before the last deploy(); an error when there is none.
   void rollback();
   bool has_previous() const;
-  /// The model in service. Keep the reference only while no deploy() or rollback() can run.
-  const Detector& detector() const;
+  /// The model in service: a snapshot that stays valid whatever deploy() or rollback() do meanwhile.
+  std::shared_ptr<const Detector> detector() const;
 
   /// Seconds since an arbitrary start; replaceable for tests (cooldowns, uptime).
   void set_clock(std::function<double()> clock);
@@ -156,10 +160,13 @@ class ProductionDetector {
   double now() const;
 
   ProductionOptions options_;
-  mutable std::shared_mutex model_mutex_;  // shared: scoring; exclusive: deploy, rollback
-  std::unique_ptr<Detector> current_, previous_;
-
-  mutable std::mutex state_mutex_;  // everything below
+  // The model in service and its monitoring state, behind one mutex held only briefly: a scoring call
+  // takes a snapshot (the model, its generation, the threshold), scores without the lock, and records
+  // its results only if no deploy() or rollback() changed the generation meanwhile.
+  mutable std::mutex state_mutex_;
+  std::mutex save_mutex_;  // one save at a time
+  std::shared_ptr<Detector> current_, previous_;
+  uint64_t generation_ = 0;
   std::function<double()> clock_;
   double started_ = 0.0;
   double threshold_ = 0.0, initial_threshold_ = 0.0;
@@ -167,7 +174,8 @@ class ProductionDetector {
   std::unique_ptr<AdaptiveThreshold> adaptive_;
   LatencyWindow latency_;
   AnomalyRateAlert rate_alert_;
-  int64_t next_id_ = 0, items_scored_ = 0, items_flagged_ = 0, nonfinite_scores_ = 0, calls_ = 0, errors_ = 0;
+  int64_t next_id_ = 0, items_scored_ = 0, items_flagged_ = 0, nonfinite_scores_ = 0, calls_ = 0, errors_ = 0,
+          rejected_ = 0;
   std::deque<std::vector<float>> recent_features_;
   std::deque<double> recent_scores_;
   std::unordered_map<int64_t, double> remembered_;  ///< id -> score

@@ -6,6 +6,7 @@
 //   POST /feedback  {"id": 3, "is_anomaly": true} or {"items": [{"id": .., "is_anomaly": ..}, ...]};
 //                   with feedback_token set, only with "Authorization: Bearer <token>"
 //   GET  /health    the health snapshot as JSON
+//   GET  /livez     200 while the process answers; GET /readyz 200 while it takes work, else 503
 //   GET  /metrics   Prometheus text
 // Bad requests get a 4xx status and a JSON body {"error": "..."}; the server keeps answering.
 #include <adx/core/options.hpp>
@@ -33,6 +34,11 @@ struct ServerOptions {
   /// Threads answering requests. A client that keeps its connection open holds one thread while it
   /// does, so give at least as many threads as concurrent clients.
   ADX_ARG(int64_t, threads) = 16;
+  /// Connections that may wait for a free thread; one more is answered 503 with Retry-After at once.
+  ADX_ARG(int64_t, max_queued_connections) = 64;
+  /// Seconds a connection may stay silent, idle between requests or within one, before it is closed
+  /// and its thread freed.
+  ADX_ARG(int64_t, idle_timeout_s) = 5;
   /// When set, POST /feedback (which moves the threshold) needs "Authorization: Bearer <token>"; others
   /// get 401. Scoring and the probes stay open. Bound beyond loopback, set it (adx serve --token-file).
   ADX_ARG(std::string, feedback_token) = "";
