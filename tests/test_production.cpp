@@ -98,7 +98,9 @@ TEST_CASE("feedback recalibrates the threshold by best F1, or by the confirmed f
   const auto data = adx::test::easy_tabular();
   auto make = [&] {
     auto d = fitted_autoencoder(data.train);
-    return std::make_unique<adx::ProductionDetector>(std::move(d), adx::ProductionOptions().feedback_min_labels(10));
+    // Unbounded: these sections check the recalibration rules; feedback_max_shift has its own test.
+    return std::make_unique<adx::ProductionDetector>(
+        std::move(d), adx::ProductionOptions().feedback_min_labels(10).feedback_max_shift(0));
   };
   SECTION("labels of both classes: the best-F1 threshold on the labelled items") {
     auto production = make();
@@ -147,7 +149,9 @@ TEST_CASE("feedback recalibrates the threshold by best F1, or by the confirmed f
 
 TEST_CASE("feedback cannot be stuffed: one label per id, and the threshold stays within its bounds", "[production]") {
   const auto data = adx::test::easy_tabular();
-  adx::ProductionDetector production(fitted_autoencoder(data.train), adx::ProductionOptions().feedback_min_labels(5));
+  const double shift = 3;  // tighter than the default, so that the rate rule below surely reaches it
+  adx::ProductionDetector production(fitted_autoencoder(data.train),
+                                     adx::ProductionOptions().feedback_min_labels(5).feedback_max_shift(shift));
   const double t0 = production.threshold();
   const auto model = production.detector();
   const auto& calibration = model->drift_reference().scores;
@@ -171,23 +175,24 @@ TEST_CASE("feedback cannot be stuffed: one label per id, and the threshold stays
   REQUIRE(production.health().feedback_labels == 1);
 
   // Every item, anomalies included, labelled normal: the rate rule would lift the threshold above the
-  // anomalies; it stops at t0 + 3 standard deviations of the calibration scores, and anomalies stay flagged.
+  // anomalies; it stops at t0 + feedback_max_shift standard deviations of the calibration scores, and the
+  // anomalies stay flagged.
   std::vector<std::pair<int64_t, bool>> all_normal;
   for (const auto id : scored.ids) all_normal.emplace_back(id, false);
   result = production.feedback(all_normal);
   REQUIRE(result.rule == "false_positive_rate");
   REQUIRE(result.labels == static_cast<int64_t>(scored.ids.size()));
-  REQUIRE(production.threshold() == Approx(t0 + 3 * spread).epsilon(1e-9));
+  REQUIRE(production.threshold() == Approx(t0 + shift * spread).epsilon(1e-9));
   REQUIRE(std::count_if(scored.scores.begin(), scored.scores.end(), [&](double s) { return s > production.threshold(); }) > 0);
 
   // Relabelled the other way round (normal items as anomalies and anomalies as normal): best F1 would put
-  // the threshold below every item; it stops at t0 - 3 standard deviations.
+  // the threshold below every item; it stops at t0 - feedback_max_shift standard deviations.
   std::vector<std::pair<int64_t, bool>> inverted;
   for (size_t i = 0; i < scored.ids.size(); ++i) inverted.emplace_back(scored.ids[i], data.labels[i] == 0);
   result = production.feedback(inverted);
   REQUIRE(result.rule == "best_f1");
   REQUIRE(result.labels == static_cast<int64_t>(scored.ids.size()));  // relabelled, not added
-  REQUIRE(production.threshold() >= t0 - 3 * spread - 1e-12);
+  REQUIRE(production.threshold() >= t0 - shift * spread - 1e-12);
   REQUIRE_THROWS_AS(adx::ProductionDetector(fitted_autoencoder(data.train), adx::ProductionOptions().feedback_max_shift(-1)),
                     adx::OptionError);
 }
