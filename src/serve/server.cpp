@@ -9,6 +9,7 @@
 
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -421,6 +422,12 @@ int ScoringServer::start() {
     impl_->port = wanted;
   }
   impl_->thread = std::thread([this] { impl_->server.listen_after_bind(); });
+  // httplib's stop() does nothing until the listening loop runs, so a stop() (a SIGTERM) that came
+  // right after start() returned would be lost and wait() would hang: start() returns once it runs.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (!s.is_running() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  ADX_CHECK_AS(IoError, s.is_running(), "the server on {}:{} did not start listening within 30 s", host, impl_->port);
   return impl_->port;
 }
 
