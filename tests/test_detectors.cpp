@@ -3,6 +3,7 @@
 #include "test_helpers.hpp"
 
 #include <adx/detectors/deep_svdd/deep_svdd.hpp>
+#include <adx/detectors/isolation_forest/isolation_forest.hpp>
 #include <adx/detectors/rotation/rotation.hpp>
 #include <adx/detectors/simclr/simclr.hpp>
 #include <adx/detectors/vae/vae.hpp>
@@ -473,4 +474,106 @@ TEST_CASE("scores do not depend on how many items are scored at once", "[detecto
       REQUIRE(torch::allclose(a, b, 1e-4, 1e-5));
     }
   }
+}
+
+// ---- Isolation Forest ----------------------------------------------------------------------
+
+TEST_CASE("isolation forest: c(n), the average path length, worked by hand", "[detectors][isolation_forest]") {
+  REQUIRE(adx::isolation_average_path_length(0) == 0.0);
+  REQUIRE(adx::isolation_average_path_length(1) == 0.0);
+  REQUIRE(adx::isolation_average_path_length(2) == 1.0);
+  // c(3) = 2 (ln 2 + 0.5772157) - 2 * 2 / 3 = 2.5407257 - 1.3333333
+  REQUIRE(adx::isolation_average_path_length(3) == Approx(1.2073924).epsilon(1e-7));
+  // c(4) = 2 (ln 3 + 0.5772157) - 2 * 3 / 4 = 3.3516559 - 1.5
+  REQUIRE(adx::isolation_average_path_length(4) == Approx(1.8516559).epsilon(1e-7));
+  // c(256) = 2 (ln 255 + 0.5772157) - 2 * 255 / 256 = 12.2369584 - 1.9921875
+  REQUIRE(adx::isolation_average_path_length(256) == Approx(10.2447709).epsilon(1e-7));
+}
+
+TEST_CASE("isolation forest: path lengths and scores of hand-built trees", "[detectors][isolation_forest]") {
+  // Tree 1: x0 <= 0.5 ? leaf(1 item) : (x1 <= 2 ? leaf(2 items) : leaf(1 item)).
+  // Tree 2: a single leaf that held all 4 items (a constant sample): every path is c(4).
+  adx::IsolationForestModel forest;
+  forest.feature = {0, -1, 1, -1, -1, -1};
+  forest.split = {0.5, 0, 2.0, 0, 0, 0};
+  forest.left = {1, -1, 3, -1, -1, -1};
+  forest.right = {2, -1, 4, -1, -1, -1};
+  forest.size = {4, 1, 3, 2, 1, 4};
+  forest.roots = {0, 5};
+  forest.samples_per_tree = 4;
+  forest.features = 2;
+  const auto rows = torch::tensor({0.2, 9.0, 0.9, 1.0, 0.9, 3.0, 0.5, 2.0}, torch::kFloat64).reshape({4, 2});
+  const double c4 = 1.8516559071392855;
+  // Tree 1: depth 1 + c(1) = 1; depth 2 + c(2) = 3; depth 2 + c(1) = 2; a value equal to the split goes
+  // left: 0.5 <= 0.5, depth 1.
+  const auto lengths = adx::isolation_path_lengths(forest, rows);
+  const std::vector<double> tree_one{1.0, 3.0, 2.0, 1.0};
+  for (int64_t i = 0; i < 4; ++i) {
+    const double expected = (tree_one[static_cast<size_t>(i)] + c4) / 2;
+    REQUIRE(lengths[i].item<double>() == Approx(expected).epsilon(1e-12));
+    REQUIRE(adx::isolation_scores(forest, rows)[i].item<double>() ==
+            Approx(std::pow(2.0, -expected / c4)).epsilon(1e-12));
+  }
+  // The shallow path scores highest; one tree alone gives 2^(-1 / c(4)) = 0.6877437.
+  forest.roots = {0};
+  REQUIRE(adx::isolation_scores(forest, rows)[0].item<double>() == Approx(0.6877437).epsilon(1e-6));
+  REQUIRE_THROWS_AS(adx::isolation_scores(forest, torch::zeros({2, 3}, torch::kFloat64)), adx::ShapeError);
+}
+
+TEST_CASE("isolation forest: detects outliers, grows the same forest for a seed, reloads", "[detectors][isolation_forest]") {
+  torch::manual_seed(3);
+  const auto train = torch::randn({500, 8});
+  const auto test = torch::cat({torch::randn({200, 8}), 10.0 * torch::rand({40, 8}) - 5.0});
+  std::vector<int> labels(200, 0);
+  labels.resize(240, 1);
+  auto detector = adx::make_detector("isolation_forest", {{"runtime.seed", "4"}, {"runtime.threads", "2"}});
+  detector->fit(Data::tabular(train));
+  REQUIRE(detector->calibrated());
+  const auto scores = detector->score(Data::tabular(test));
+  const double auroc = adx::metrics::roc_auc(labels, scores.to_vector());
+  INFO("AUROC " << auroc);
+  REQUIRE(auroc > 0.9);
+  REQUIRE(scores.per_item.min().item<double>() > 0.0);
+  REQUIRE(scores.per_item.max().item<double>() <= 1.0);
+  // The trees are limited to ceil(log2 256) = 8 levels and each grew on 256 items.
+  const auto& forest = dynamic_cast<adx::IsolationForest&>(*detector).forest();
+  REQUIRE(forest.roots.size() == 100);
+  REQUIRE(forest.samples_per_tree == 256);
+  REQUIRE(forest.size[static_cast<size_t>(forest.roots[0])] == 256);
+
+  // The same seed grows the same forest, whatever the thread count.
+  auto again = adx::make_detector("isolation_forest", {{"runtime.seed", "4"}, {"runtime.threads", "1"}});
+  again->fit(Data::tabular(train));
+  REQUIRE(torch::equal(again->score(Data::tabular(test)).per_item, scores.per_item));
+  auto other = adx::make_detector("isolation_forest", {{"runtime.seed", "5"}});
+  other->fit(Data::tabular(train));
+  REQUIRE_FALSE(torch::equal(other->score(Data::tabular(test)).per_item, scores.per_item));
+
+  const auto path = temp_path("isolation_forest.adx");
+  detector->save(path);
+  auto loaded = adx::load(path);
+  REQUIRE(torch::equal(loaded->score(Data::tabular(test)).per_item, scores.per_item));
+  REQUIRE(loaded->threshold() == detector->threshold());
+
+  // A node whose child points back up would loop forever: the file is refused.
+  auto file = adx::read_model_file(path);
+  file.tensors["isolation_forest.left"][0] = 0;
+  adx::write_model_file(path, file);
+  REQUIRE_THROWS_WITH(adx::load(path), Catch::Contains("isolation forest node 0 is invalid"));
+}
+
+TEST_CASE("isolation forest: constant data and all-zero rows score 0.5, never NaN", "[detectors][isolation_forest]") {
+  // No feature varies: every tree is one leaf of 256 items, every path c(256), every score 2^-1.
+  adx::IsolationForest forest;
+  forest.fit(Data::tabular(torch::full({300, 4}, 7.0)));
+  const auto scores = forest.score(Data::tabular(torch::cat({torch::full({2, 4}, 7.0), torch::zeros({1, 4})})));
+  REQUIRE(torch::allclose(scores.per_item, torch::full({3}, 0.5f)));
+  // Sparse binary rows with an all-zero one among them.
+  auto rows = (torch::rand({200, 30}) < 0.05).to(torch::kFloat32);
+  rows[0].zero_();
+  adx::IsolationForest sparse;
+  sparse.fit(Data::tabular(rows));
+  REQUIRE(sparse.score(Data::tabular(rows)).per_item.isfinite().all().item<bool>());
+  REQUIRE_THROWS_WITH(adx::IsolationForest(adx::IsolationForestOptions().max_samples(1)).fit(Data::tabular(rows)),
+                      Catch::Contains("max_samples' must be >= 2, got 1"));
 }

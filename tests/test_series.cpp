@@ -5,7 +5,9 @@
 #include <adx/detectors/anomaly_transformer/anomaly_transformer.hpp>
 #include <adx/detectors/autoencoder/autoencoder.hpp>
 #include <adx/detectors/forecaster/forecaster.hpp>
+#include <adx/detectors/isolation_forest/isolation_forest.hpp>
 #include <adx/detectors/lstm_autoencoder/lstm_autoencoder.hpp>
+#include <adx/detectors/matrix_profile/matrix_profile.hpp>
 #include <adx/detectors/tcn_autoencoder/tcn_autoencoder.hpp>
 #include <adx/detectors/vae/vae.hpp>
 #include <adx/metrics/series_metrics.hpp>
@@ -497,6 +499,89 @@ TEST_CASE("vae on series windows: likelihood per window, per step; save/load", "
   options.runtime().seed(2);
   Vae detector(options);
   check_series_detector(detector, 0.75);
+}
+
+TEST_CASE("matrix profile: finds discords in a seasonal series; save/load", "[series][detectors]") {
+  MatrixProfile detector;
+  check_series_detector(detector, 0.9);
+}
+
+TEST_CASE("isolation forest on series windows: per-step scores; save/load", "[series][detectors]") {
+  IsolationForest detector;
+  check_series_detector(detector, 0.8);
+}
+
+namespace {
+
+// The z-normalised distance of two windows (W x D) the textbook way: per channel, subtract the mean,
+// divide by the population standard deviation (a constant channel stays all zeros), then the Euclidean
+// distance over every step and channel.
+double brute_force_distance(const torch::Tensor& a, const torch::Tensor& b, bool normalize) {
+  const auto x = a.to(torch::kFloat64).contiguous(), y = b.to(torch::kFloat64).contiguous();
+  const int64_t W = x.size(0), D = x.size(1);
+  auto normalised = [&](const torch::Tensor& w, int64_t c, int64_t t) {
+    const double* p = w.data_ptr<double>();
+    if (!normalize) return p[t * D + c];
+    double mean = 0, var = 0;
+    for (int64_t s = 0; s < W; ++s) mean += p[s * D + c] / static_cast<double>(W);
+    for (int64_t s = 0; s < W; ++s) var += (p[s * D + c] - mean) * (p[s * D + c] - mean) / static_cast<double>(W);
+    const double sd = std::sqrt(var);
+    return sd < 1e-7 ? 0.0 : (p[t * D + c] - mean) / sd;
+  };
+  double sum = 0;
+  for (int64_t c = 0; c < D; ++c)
+    for (int64_t t = 0; t < W; ++t) sum += std::pow(normalised(x, c, t) - normalised(y, c, t), 2);
+  return std::sqrt(sum);
+}
+
+}  // namespace
+
+TEST_CASE("matrix profile equals the brute-force nearest-window distance", "[series][detectors]") {
+  torch::manual_seed(11);
+  const int64_t W = 16;
+  // A random walk with a constant stretch (constant windows) and a second channel.
+  auto x = torch::randn({300, 2}, torch::kFloat64).cumsum(0);
+  x.slice(0, 100, 130).select(1, 0).fill_(3.0);
+  const auto history = x.slice(0, 0, 200), recent = x.slice(0, 180);
+  for (const bool normalize : {true, false}) {
+    MatrixProfileOptions o;
+    o.normalize(normalize).block(37);  // blocks that do not divide the training windows
+    o.runtime().validation_fraction(0.0);
+    MatrixProfile detector(o);
+    detector.fit(Data::series(history, {W, 3}));
+    const auto test = Data::series(recent, {W, 1});
+    const auto scores = detector.score(test).per_item.to(torch::kFloat64);
+    const auto train_starts = to_longs(Data::series(history, {W, 3}).items);
+    const auto test_starts = to_longs(test.items);
+    double worst = 0;
+    for (size_t i = 0; i < test_starts.size(); ++i) {
+      double best = std::numeric_limits<double>::infinity();
+      for (const int64_t j : train_starts)
+        best = std::min(best, brute_force_distance(recent.slice(0, test_starts[i], test_starts[i] + W),
+                                                   history.slice(0, j, j + W), normalize));
+      worst = std::max(worst, std::abs(best - scores[static_cast<int64_t>(i)].item<double>()));
+    }
+    INFO("normalize " << normalize << ": largest difference " << worst);
+    REQUIRE(worst < 1e-4);  // float32 scores of float64 distances
+  }
+  // Constant windows: two are 0 apart, a constant and a varying one sqrt(W) per channel.
+  const auto flat = torch::full({W, 1}, 45.0, torch::kFloat64).unsqueeze(0);
+  const auto ramp = torch::arange(W, torch::kFloat64).reshape({1, W, 1});
+  const auto rows = matrix_profile_rows(torch::cat({flat, ramp}), true);
+  REQUIRE(nearest_rows(rows.slice(0, 0, 1), rows.slice(0, 0, 1), 8).first.item<double>() == 0.0);
+  REQUIRE(nearest_rows(rows.slice(0, 0, 1), rows.slice(0, 1, 2), 8).first.item<double>() ==
+          Approx(std::sqrt(static_cast<double>(W))));
+}
+
+TEST_CASE("matrix profile: a constant series scores 0 everywhere, never NaN", "[series][detectors]") {
+  MatrixProfile detector;
+  detector.fit(Data::series(torch::full({400}, 45.0), {32, 1}));
+  const auto scores = detector.score(Data::series(torch::full({100}, 45.0), {32, 1}));
+  REQUIRE(torch::equal(scores.per_step, torch::zeros({100})));
+  // A varying series against the constant training windows: sqrt(W) for every window.
+  const auto ramp = detector.score(Data::series(torch::arange(100, torch::kFloat32), {32, 1}));
+  REQUIRE(torch::allclose(ramp.per_item, torch::full({69}, std::sqrt(32.0f))));
+  REQUIRE_THROWS_WITH(detector.score(Data::series(torch::rand({100, 2}), {32, 1})), Contains("32 x 1"));
 }
 
 TEST_CASE("series scoring in chunks equals scoring at once", "[series][detectors]") {

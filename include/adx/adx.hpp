@@ -19,7 +19,9 @@
 #include <adx/detectors/forecaster/forecaster.hpp>
 #include <adx/detectors/frame_prediction/frame_prediction.hpp>
 #include <adx/detectors/ganomaly/ganomaly.hpp>
+#include <adx/detectors/isolation_forest/isolation_forest.hpp>
 #include <adx/detectors/lstm_autoencoder/lstm_autoencoder.hpp>
+#include <adx/detectors/matrix_profile/matrix_profile.hpp>
 #include <adx/detectors/memae/memae.hpp>
 #include <adx/detectors/mil/mil.hpp>
 #include <adx/detectors/nsa/nsa.hpp>

@@ -29,6 +29,8 @@
 #include <adx/detectors/memae/memae.hpp>
 #include <adx/detectors/frame_prediction/frame_prediction.hpp>
 #include <adx/detectors/mil/mil.hpp>
+#include <adx/detectors/isolation_forest/isolation_forest.hpp>
+#include <adx/detectors/matrix_profile/matrix_profile.hpp>
 
 #include <map>
 #include <mutex>
@@ -79,6 +81,10 @@ std::map<std::string, Entry> builtin_detectors() {
       {"structural", {factory_for<Structural>(), "robust z-scores of degree, clustering, triangles, neighbour degree"}},
       {"ensemble", {&Ensemble::create, "normalised scores of member detectors (z-score or rank), mean/max/weighted"}},
       {"forecaster", {factory_for<Forecaster>(), "LSTM forecast of the window's last steps, normalised error"}},
+      {"isolation_forest",
+       {factory_for<IsolationForest>(), "Isolation Forest: mean path length over random trees (rows, windows, node features)"}},
+      {"matrix_profile",
+       {factory_for<MatrixProfile>(), "matrix-profile discord: distance to the nearest z-normalised training window"}},
   };
 }
 
