@@ -8,6 +8,9 @@
 //              --train-fraction 0.4 --interpolate
 //   timeseries --write-demo-csv demo.csv         a one-channel, gappy, irregular CSV to try
 //
+// The baselines a careful user would try first (nearest training window, rolling z-score) are
+// scored beside the detectors, without a threshold.
+//
 // Windows are --window steps (100, the Anomaly Transformer's). Training windows start
 // every --train-stride steps; test windows every step, except for the Anomaly
 // Transformer, which scores non-overlapping windows as its reference code does.
@@ -23,6 +26,7 @@
 #include <random>
 
 #include "common/detector_sets.hpp"
+#include "common/series_baselines.hpp"
 #include "common/series_plot.hpp"
 #include "common/tensors.hpp"
 #include "common/timing.hpp"
@@ -84,7 +88,7 @@ int main(int argc, char** argv) {
   bool interpolate = false, paper_size = false;
   int64_t window = 100, train_stride = 1, epochs = 0, threads = 0, seed = 0, length = 12000, channels = 4;
   std::vector<std::string> detectors{"anomaly_transformer", "lstm_autoencoder", "tcn_autoencoder", "forecaster",
-                                     "autoencoder", "vae"};
+                                     "autoencoder", "vae", "matrix_profile", "isolation_forest"};
   std::vector<std::string> settings;
   app.add_option("--data", data_path, "CSV file of the series (default: a generated series)");
   app.add_option("--timestamp-column", timestamp_column, "CSV column of timestamps (numbers or ISO 8601)");
@@ -252,6 +256,12 @@ int main(int argc, char** argv) {
         timings.push_back(fmt::format("| {} | – | – | – |", name));
       }
     }
+
+    // ---- the baselines a careful user tries first, with the same metrics ---------------------
+    for (const auto& baseline : adx::examples::series_baselines(values, train_steps, window))
+      if (labelled)
+        rows.push_back(
+            adx::metrics::markdown_row(baseline.name, adx::metrics::series_report(test_labels, baseline.per_step, NAN)));
 
     // ---- report -----------------------------------------------------------
     std::filesystem::create_directories(out_dir);

@@ -502,8 +502,10 @@ TEST_CASE("vae on series windows: likelihood per window, per step; save/load", "
 }
 
 TEST_CASE("matrix profile: finds discords in a seasonal series; save/load", "[series][detectors]") {
-  MatrixProfile detector;
-  check_series_detector(detector, 0.9);
+  for (const bool normalize : {false, true}) {
+    MatrixProfile detector(MatrixProfileOptions().normalize(normalize));
+    check_series_detector(detector, 0.9);
+  }
 }
 
 TEST_CASE("isolation forest on series windows: per-step scores; save/load", "[series][detectors]") {
@@ -574,7 +576,7 @@ TEST_CASE("matrix profile equals the brute-force nearest-window distance", "[ser
 }
 
 TEST_CASE("matrix profile: a constant series scores 0 everywhere, never NaN", "[series][detectors]") {
-  MatrixProfile detector;
+  MatrixProfile detector(MatrixProfileOptions().normalize(true));
   detector.fit(Data::series(torch::full({400}, 45.0), {32, 1}));
   const auto scores = detector.score(Data::series(torch::full({100}, 45.0), {32, 1}));
   REQUIRE(torch::equal(scores.per_step, torch::zeros({100})));

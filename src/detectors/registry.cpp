@@ -84,7 +84,7 @@ std::map<std::string, Entry> builtin_detectors() {
       {"isolation_forest",
        {factory_for<IsolationForest>(), "Isolation Forest: mean path length over random trees (rows, windows, node features)"}},
       {"matrix_profile",
-       {factory_for<MatrixProfile>(), "matrix-profile discord: distance to the nearest z-normalised training window"}},
+       {factory_for<MatrixProfile>(), "matrix-profile discord: distance to the nearest training window (raw, or z-normalised)"}},
   };
 }
 

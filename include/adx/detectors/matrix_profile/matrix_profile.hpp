@@ -1,18 +1,20 @@
 #pragma once
 // Matrix-profile discords (Yeh et al., ICDM 2016; Zhu et al., STOMP, ICDM 2016), exact: a window's
 // score is its distance to the nearest training window, the AB-join matrix profile of the scored
-// series against the training series. With `normalize` (the matrix profile's distance) every channel
-// of a window is z-normalised first, so d^2 = 2 W (1 - Pearson correlation) summed over the channels;
-// a constant channel (standard deviation below 1e-7) counts as all zeros, so two constant windows are
-// 0 apart and a constant and a varying one sqrt(W) per channel, as stumpy defines it. Without
-// `normalize`, the plain Euclidean distance of the raw windows (the nearest-window baseline).
+// series against the training series. By default the distance is the plain Euclidean one of the raw
+// windows (stumpy's normalize=False, the non-normalised matrix profile): on real monitoring series the
+// anomalies are mostly changes of level and amplitude, which z-normalisation removes (docs/series.md
+// gives the figures). With `normalize`, the classic matrix profile: every channel of a window is
+// z-normalised first, so d^2 = 2 W (1 - Pearson correlation) summed over the channels; a constant
+// channel (standard deviation below 1e-7) counts as all zeros, so two constant windows are 0 apart and
+// a constant and a varying one sqrt(W) per channel, as stumpy defines it.
 //
 // The dot products of all window pairs are one matrix product per block of windows (BLAS, float64),
 // which computes the same numbers as STOMP's sliding recurrence without its sequential dependence;
-// the steps the training windows cover and their starts are kept in the model file. Per-step scores are the mean over
-// the windows covering a step. The threshold is calibrated on the held-out tail of the training
-// series, scored against the windows before it; a scored series that contains a training window scores
-// 0 there (the window matches itself).
+// the steps the training windows cover and their starts are kept in the model file. Per-step scores
+// are the mean over the windows covering a step. The threshold is calibrated on the held-out tail of
+// the training series, scored against the windows before it; a scored series that contains a training
+// window scores 0 there (the window matches itself).
 //
 //   adx::MatrixProfile profile;
 //   profile.fit(adx::Data::series(history, {100, 1}));
@@ -23,12 +25,12 @@ namespace adx {
 
 struct MatrixProfileOptions {
   ADX_OPTIONS_STRUCT;
-  /// Z-normalise each channel of each window before comparing (the matrix profile); false compares
-  /// raw windows.
-  ADX_ARG(bool, normalize) = true;
+  /// Z-normalise each channel of each window before comparing (the classic matrix profile); false
+  /// (the default, chosen on real monitoring series) compares raw windows.
+  ADX_ARG(bool, normalize) = false;
   /// Training windows compared per matrix product (bounds memory: score_batch_size x block float64).
   ADX_ARG(int64_t, block) = 4096;
-  // With normalize, each window is normalised on its own; without it, a user may standardise.
+  // Raw windows keep their units (with normalize, each window is normalised on its own anyway).
   ADX_DETECTOR_OPTIONS(Preprocess::None);
 
  public:
