@@ -5,6 +5,7 @@
 #include "test_helpers.hpp"
 
 #include <adx/detectors/autoencoder/autoencoder.hpp>
+#include <adx/detectors/isolation_forest/isolation_forest.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -77,6 +78,20 @@ TEST_CASE("series: windows are assembled back into per-step scores", "[kinds][se
   REQUIRE(std::isnan(per_step[0]));
   REQUIRE(std::isnan(per_step[1]));
   REQUIRE(std::vector<double>(per_step.begin() + 2, per_step.end()) == std::vector<double>{10, 20, 30, 40});
+
+  // The largest of the covering windows (discord style), worked by hand: windows 1, 2, 3, 4 start at
+  // 0..3 and cover 3 steps each; an unscored position (NaN) does not count.
+  scores.step_map = torch::Tensor();
+  scores.per_item = torch::tensor({1.0f, 4.0f, 2.0f, 3.0f});
+  data.input_kind().assemble(data, scores, adx::StepAssembly::Max);
+  REQUIRE(adx::test::to_doubles(scores.per_step) == std::vector<double>{1, 4, 4, 4, 3, 3});
+  REQUIRE(adx::test::to_doubles(scores.per_step_count) == std::vector<double>{1, 2, 3, 3, 2, 1});
+  scores.step_map = torch::tensor({{nan, 5.0f, 1.0f}, {nan, nan, 2.0f}, {nan, nan, nan}, {nan, 0.5f, nan}});
+  data.input_kind().assemble(data, scores, adx::StepAssembly::Max);
+  const auto maxima = adx::test::to_doubles(scores.per_step);
+  REQUIRE(std::isnan(maxima[0]));
+  REQUIRE(std::isnan(maxima[5]));
+  REQUIRE(std::vector<double>(maxima.begin() + 1, maxima.end() - 1) == std::vector<double>{5, 1, 2, 0.5});
 }
 
 TEST_CASE("series: the hold-out is the tail of every series, never random windows", "[kinds][series]") {
@@ -318,6 +333,20 @@ TEST_CASE("every option is spelled once and reaches the key/value map", "[option
                           "threshold.pot_level", "runtime.device", "runtime.score_batch_size"})
     REQUIRE(ae.count(key) == 1);
   REQUIRE(ae.size() == 8 + 16 + 1 + 6 + 5);  // 16 training options
+}
+
+TEST_CASE("real-valued options are written as the shortest text that reads back the same", "[options]") {
+  adx::IsolationForestOptions o;
+  o.runtime().validation_fraction(0.1);
+  o.threshold().percentile(99.9);
+  const auto map = adx::to_option_map(o);
+  REQUIRE(map.at("runtime.validation_fraction") == "0.1");
+  REQUIRE(map.at("threshold.percentile") == "99.9");
+  REQUIRE(map.at("step_score") == "mean");
+  const double awkward = 1.0 / 3.0;
+  o.runtime().validation_fraction(awkward);
+  const auto back = adx::from_option_map<adx::IsolationForestOptions>(adx::to_option_map(o));
+  REQUIRE(back.runtime().validation_fraction() == awkward);
 }
 
 TEST_CASE("class names and folders follow the registry names", "[layout]") {

@@ -8,6 +8,7 @@
 #include <adx/detectors/isolation_forest/isolation_forest.hpp>
 #include <adx/detectors/lstm_autoencoder/lstm_autoencoder.hpp>
 #include <adx/detectors/matrix_profile/matrix_profile.hpp>
+#include <adx/detectors/stream.hpp>
 #include <adx/detectors/tcn_autoencoder/tcn_autoencoder.hpp>
 #include <adx/detectors/vae/vae.hpp>
 #include <adx/metrics/series_metrics.hpp>
@@ -506,6 +507,27 @@ TEST_CASE("matrix profile: finds discords in a seasonal series; save/load", "[se
     MatrixProfile detector(MatrixProfileOptions().normalize(normalize));
     check_series_detector(detector, 0.9);
   }
+}
+
+TEST_CASE("matrix profile: a streamed series scores as the whole series does (maximum over windows)",
+          "[series][detectors][stream]") {
+  const auto s = easy_series();
+  MatrixProfile detector;
+  REQUIRE(detector.step_assembly() == StepAssembly::Max);
+  detector.fit(Data::series(s.train, {24, 1}));
+  const auto whole = detector.score(Data::series(s.test, {24, 1}));
+  // A step's score is the largest distance of the windows covering it.
+  const auto windows = whole.per_item;
+  REQUIRE(whole.per_step[30].item<float>() == windows.slice(0, 7, 31).max().item<float>());
+  SequenceStream stream(detector, {24, 1}, /*chunk_clips=*/7);
+  std::vector<torch::Tensor> parts;
+  for (int64_t t = 0; t < s.test.size(0); t += 13) parts.push_back(stream.push(s.test.slice(0, t, t + 13)));
+  parts.push_back(stream.finish());
+  REQUIRE(torch::equal(torch::cat(parts), whole.per_step));
+  MatrixProfile mean(MatrixProfileOptions().step_score(StepAssembly::Mean));
+  mean.fit(Data::series(s.train, {24, 1}));
+  REQUIRE(mean.score(Data::series(s.test, {24, 1})).per_step[30].item<float>() ==
+          Approx(windows.slice(0, 7, 31).mean().item<float>()));
 }
 
 TEST_CASE("isolation forest on series windows: per-step scores; save/load", "[series][detectors]") {

@@ -204,6 +204,7 @@ Scores Detector::score_raw(const Data& data) {
   const int64_t chunk = kind.score_chunk(data, std::max<int64_t>(1, runtime().score_batch_size()));
   std::vector<torch::Tensor> per_item, maps;
   InputKind::StepSums step_sums;
+  step_sums.assembly = step_assembly();
   for (int64_t begin = 0; begin < n; begin += chunk) {
     const int64_t end = std::min(n, begin + chunk);
     Scores part = score_model(kind.collate(prepare(kind.slice(data, begin, end))));

@@ -20,14 +20,17 @@ void SequenceStream::score_span(int64_t begin, int64_t end) {
   const Data data = detector_.fitted_kind()->name() == kinds::kVideo ? Data::video(steps, clips_)
                                                                        : Data::series(steps, clips_);
   const auto scores = detector_.score(data);
-  const auto mean = scores.per_step.to(torch::kDouble).contiguous();
+  const auto combined = scores.per_step.to(torch::kDouble).contiguous();
   const auto count = scores.per_step_count.to(torch::kDouble).contiguous();
-  const double* m = mean.data_ptr<double>();
+  const double* m = combined.data_ptr<double>();
   const double* c = count.data_ptr<double>();
+  // Chunks overlap by less than a clip: a step's score merges exactly, as a weighted mean or a maximum.
+  const bool max = detector_.step_assembly() == StepAssembly::Max;
   for (int64_t t = begin; t < end; ++t) {
     const auto i = static_cast<size_t>(t - emitted_);
     if (c[t - begin] > 0) {
-      sums_[i] += m[t - begin] * c[t - begin];
+      sums_[i] = max ? (counts_[i] > 0 ? std::max(sums_[i], m[t - begin]) : m[t - begin])
+                     : sums_[i] + m[t - begin] * c[t - begin];
       counts_[i] += c[t - begin];
     }
   }
@@ -37,8 +40,10 @@ at::Tensor SequenceStream::emit(int64_t end) {
   const int64_t n = std::max<int64_t>(0, end - emitted_);
   auto out = torch::empty({n}, torch::kFloat32);
   auto* o = out.data_ptr<float>();
+  const bool max = detector_.step_assembly() == StepAssembly::Max;
   for (int64_t i = 0; i < n; ++i)
-    o[i] = counts_[i] > 0 ? static_cast<float>(sums_[i] / counts_[i]) : std::numeric_limits<float>::quiet_NaN();
+    o[i] = counts_[i] > 0 ? static_cast<float>(max ? sums_[i] : sums_[i] / counts_[i])
+                          : std::numeric_limits<float>::quiet_NaN();
   sums_.erase(sums_.begin(), sums_.begin() + n);
   counts_.erase(counts_.begin(), counts_.begin() + n);
   emitted_ += n;

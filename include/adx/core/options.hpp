@@ -133,10 +133,7 @@ std::string option_to_string(const T& value) {
     for (size_t i = 0; i < value.size(); ++i) out += (i ? "," : "") + std::to_string(value[i]);
     return out;
   } else if constexpr (std::is_floating_point_v<T>) {
-    std::ostringstream os;
-    os.precision(17);
-    os << value;
-    return os.str();
+    return fmt::format("{}", value);  // the shortest text that reads back as the same value
   } else {
     return std::to_string(value);
   }

@@ -20,6 +20,14 @@
 
 namespace adx {
 
+/// How a kind with steps (series, video) turns the scores of the items covering a step into the
+/// step's score.
+enum class StepAssembly {
+  Mean,  ///< the mean over the windows / clips covering the step (of their step maps, if given)
+  Max,   ///< the largest of them (discord style: a step is as anomalous as the worst window through it)
+};
+ADX_ENUM_NAMES(StepAssembly, {StepAssembly::Mean, "mean"}, {StepAssembly::Max, "max"});
+
 class InputKind {
  public:
   virtual ~InputKind() = default;
@@ -52,6 +60,8 @@ class InputKind {
   /// window's step scores outlive its chunk.
   struct StepSums {
     at::Tensor sums, counts;
+    at::Tensor maxima;  ///< with StepAssembly::Max
+    StepAssembly assembly = StepAssembly::Mean;
   };
   /// Adds the scores `part` of items [first, first + part.per_item.size(0)) of `data`.
   virtual void accumulate_steps(const Data& /*data*/, int64_t /*first*/, const Scores& /*part*/,
@@ -59,9 +69,10 @@ class InputKind {
   /// Sets scores.per_step from the sums.
   virtual void finish_steps(const StepSums& /*sums*/, Scores& /*scores*/) const {}
   /// Completes the scores of all items of `data` at once (series and video: per-step assembly).
-  void assemble(const Data& data, Scores& scores) const {
+  void assemble(const Data& data, Scores& scores, StepAssembly assembly = StepAssembly::Mean) const {
     if (!has_steps()) return;
     StepSums sums;
+    sums.assembly = assembly;
     accumulate_steps(data, 0, scores, sums);
     finish_steps(sums, scores);
   }

@@ -120,6 +120,8 @@ class Detector {
   /// Input kind seen in fit (nullptr before fit).
   const InputKind* fitted_kind() const { return kind_; }
   torch::Device device() const { return torch::Device(runtime().device()); }
+  /// How series and video scores per step are assembled from the windows or clips covering a step.
+  virtual StepAssembly step_assembly() const { return StepAssembly::Mean; }
 
  protected:
   virtual const RuntimeOptions& runtime() const = 0;

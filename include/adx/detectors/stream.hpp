@@ -41,7 +41,7 @@ class SequenceStream {
   int64_t buffer_begin_ = 0;
   int64_t received_ = 0, emitted_ = 0;
   int64_t next_start_ = 0;     ///< first clip not yet scored (a multiple of the stride)
-  std::vector<double> sums_, counts_;  ///< steps [emitted_, received_)
+  std::vector<double> sums_, counts_;  ///< steps [emitted_, received_): sums (or maxima) and counts
 };
 
 }  // namespace adx

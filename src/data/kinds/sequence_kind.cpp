@@ -133,9 +133,13 @@ at::Tensor SequenceKind::fit_values(const Data& data) const {
 
 void SequenceKind::accumulate_steps(const Data& data, int64_t first, const Scores& part, StepSums& sums) const {
   const int64_t steps = data.x.size(0), length = data.windows.length;
-  if (!sums.sums.defined()) {
-    sums.sums = torch::zeros({steps}, torch::kDouble);
+  const bool max = sums.assembly == StepAssembly::Max;
+  if (!sums.counts.defined()) {
     sums.counts = torch::zeros({steps}, torch::kDouble);
+    if (max)
+      sums.maxima = torch::full({steps}, -std::numeric_limits<double>::infinity(), torch::kDouble);
+    else
+      sums.sums = torch::zeros({steps}, torch::kDouble);
   }
   const int64_t n = part.per_item.numel();
   if (n == 0) return;
@@ -146,15 +150,21 @@ void SequenceKind::accumulate_steps(const Data& data, int64_t first, const Score
   values = values.reshape({-1});
   // Steps a detector leaves unscored (NaN in step_map) do not count.
   const auto finite = values.isfinite();
-  sums.sums.index_add_(0, idx, torch::where(finite, values, torch::zeros_like(values)));
   sums.counts.index_add_(0, idx, finite.to(torch::kDouble));
+  if (max)
+    sums.maxima.scatter_reduce_(
+        0, idx, torch::where(finite, values, torch::full_like(values, -std::numeric_limits<double>::infinity())),
+        "amax");
+  else
+    sums.sums.index_add_(0, idx, torch::where(finite, values, torch::zeros_like(values)));
 }
 
 void SequenceKind::finish_steps(const StepSums& sums, Scores& scores) const {
-  if (!sums.sums.defined()) return;
-  scores.per_step = torch::where(sums.counts > 0, sums.sums / sums.counts.clamp_min(1),
-                                 torch::full_like(sums.sums, std::numeric_limits<double>::quiet_NaN()))
-                        .to(torch::kFloat32);
+  if (!sums.counts.defined()) return;
+  const auto nan = torch::full_like(sums.counts, std::numeric_limits<double>::quiet_NaN());
+  const auto combined =
+      sums.assembly == StepAssembly::Max ? sums.maxima : sums.sums / sums.counts.clamp_min(1);
+  scores.per_step = torch::where(sums.counts > 0, combined, nan).to(torch::kFloat32);
   scores.per_step_count = sums.counts.to(torch::kFloat32);
 }
 

@@ -9,8 +9,9 @@
 // about 0.5 for ordinary items and near 1 for items isolated in a few splits (scikit-learn's
 // score_samples, negated).
 //
-// Items are rows (tabular), windows (series: the W x D steps of a window as one row; per-step scores
-// are the mean over the windows covering a step) or node features (graph: the edges are not used).
+// Items are rows (tabular), windows (series: the W x D steps of a window as one row; a step's score
+// is the mean over the windows covering it, or their largest with step_score max) or node features
+// (graph: the edges are not used).
 // Growing and scoring run on the CPU, parallel over trees and items; scores come back on the CPU as
 // every detector's do, whatever the device option.
 //
@@ -28,6 +29,8 @@ struct IsolationForestOptions {
   /// Items drawn without replacement to grow each tree, at most the training items (scikit-learn's
   /// "auto": 256). It also sets the depth limit, ceil(log2(max_samples)).
   ADX_ARG(int64_t, max_samples) = 256;
+  /// Series: a step's score, the mean of the windows covering it or their largest (`max`).
+  ADX_ARG(StepAssembly, step_score) = StepAssembly::Mean;
   // Splits are drawn between each feature's extremes, so rescaling a feature changes nothing.
   ADX_DETECTOR_OPTIONS(Preprocess::None);
 
@@ -67,6 +70,7 @@ class IsolationForest : public DetectorWithOptions<IsolationForestOptions> {
   std::string type() const override { return "isolation_forest"; }
   std::vector<std::string> input_kinds() const override { return {kinds::kTabular, kinds::kSeries, kinds::kGraph}; }
   const IsolationForestModel& forest() const { return forest_; }
+  StepAssembly step_assembly() const override { return options_.step_score(); }
 
  protected:
   void build(const std::vector<int64_t>&, const InputKind&) override { forest_ = IsolationForestModel(); }

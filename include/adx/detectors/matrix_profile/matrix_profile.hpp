@@ -11,8 +11,9 @@
 //
 // The dot products of all window pairs are one matrix product per block of windows (BLAS, float64),
 // which computes the same numbers as STOMP's sliding recurrence without its sequential dependence;
-// the steps the training windows cover and their starts are kept in the model file. Per-step scores
-// are the mean over the windows covering a step. The threshold is calibrated on the held-out tail of
+// the steps the training windows cover and their starts are kept in the model file. A step scores the
+// largest distance of the windows covering it (`step_score` max, as discords are read), or their
+// mean. The threshold is calibrated on the held-out tail of
 // the training series, scored against the windows before it; a scored series that contains a training
 // window scores 0 there (the window matches itself).
 //
@@ -30,6 +31,9 @@ struct MatrixProfileOptions {
   ADX_ARG(bool, normalize) = false;
   /// Training windows compared per matrix product (bounds memory: score_batch_size x block float64).
   ADX_ARG(int64_t, block) = 4096;
+  /// A step's score: the largest distance of the windows covering it (`max`, discord style) or their
+  /// mean.
+  ADX_ARG(StepAssembly, step_score) = StepAssembly::Max;
   // Raw windows keep their units (with normalize, each window is normalised on its own anyway).
   ADX_DETECTOR_OPTIONS(Preprocess::None);
 
@@ -54,6 +58,7 @@ class MatrixProfile : public DetectorWithOptions<MatrixProfileOptions> {
   std::vector<std::string> input_kinds() const override { return {kinds::kSeries}; }
   /// The training windows as compared (matrix_profile_rows of them).
   const torch::Tensor& reference_rows() const { return reference_; }
+  StepAssembly step_assembly() const override { return options_.step_score(); }
 
  protected:
   void build(const std::vector<int64_t>&, const InputKind&) override { reference_ = torch::Tensor(); }
