@@ -348,6 +348,32 @@ TEST_CASE("structural: finds injected cliques without training; save/load", "[gr
   require_detects_and_round_trips(detector, Data::graph(g.x, g.edge_index), g.labels, 0.8, "structural");
 }
 
+TEST_CASE("the parallel CSR product equals LibTorch's COO product, whatever the thread count", "[graph][gcn]") {
+  torch::manual_seed(4);
+  const int64_t n = 700;
+  auto g = graph::make_synthetic_graph({n, 4000, 8, 5, 0.9, 2.5, 3});
+  // Node n has no edge: its row holds only the self-loop.
+  const auto adjacency = graph::normalized_adjacency(g.edge_index, torch::Tensor(), n + 1);
+  for (const auto dtype : {torch::kFloat32, torch::kFloat64}) {
+    for (const int64_t width : {1, 7, 64, 300}) {
+      const auto dense = torch::randn({n + 1, width}, dtype);
+      const auto reference = torch::mm(adjacency.to(dtype), dense);
+      adx::set_num_threads(1);
+      const auto one = nn::sparse_dense_product(adjacency, dense);
+      adx::set_num_threads(2);
+      const auto two = nn::sparse_dense_product(adjacency, dense);
+      INFO("width " << width);
+      REQUIRE(torch::equal(one, two));
+      REQUIRE((one - reference).abs().max().item<double>() < 1e-6);
+    }
+  }
+  // Uncoalesced input (a repeated entry) is summed as LibTorch sums it; row 2 is empty.
+  const auto repeated =
+      torch::sparse_coo_tensor(torch::tensor({{0, 0, 1}, {1, 1, 0}}), torch::tensor({1.0f, 2.0f, 5.0f}), {3, 2});
+  REQUIRE(torch::equal(nn::sparse_dense_product(repeated, torch::eye(2)),
+                       torch::tensor({{0.0f, 3.0f}, {5.0f, 0.0f}, {0.0f, 0.0f}})));
+}
+
 TEST_CASE("isolation forest: finds contextual outliers from node features alone; save/load", "[graph][detectors]") {
   auto g = graph::make_synthetic_graph({600, 3000, 16, 6, 0.9, 2.5, 4});
   g = graph::inject_contextual(g, 20, 50, 6);

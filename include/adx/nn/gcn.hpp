@@ -9,6 +9,12 @@
 
 namespace adx::nn {
 
+/// A_hat @ dense for a sparse COO matrix A_hat (N x M) and a dense M x F matrix. On the CPU the
+/// product runs in CSR form, in parallel over blocks of rows (LibTorch 1.13's COO product is
+/// single-threaded); each row is summed by one thread in the order of its entries, so the result
+/// does not depend on the thread count. Other devices use LibTorch's product.
+torch::Tensor sparse_dense_product(const torch::Tensor& sparse, const torch::Tensor& dense);
+
 /// A_hat @ h for a symmetric sparse A_hat. LibTorch's sparse @ dense backward transposes
 /// (and so re-sorts) the sparse matrix every time; for a symmetric one the gradient is
 /// A_hat @ grad, the same product again.
@@ -17,12 +23,12 @@ class SymmetricSparseProduct : public torch::autograd::Function<SymmetricSparseP
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& adjacency,
                                const torch::Tensor& h) {
     ctx->saved_data["adjacency"] = adjacency;
-    return torch::mm(adjacency, h);
+    return sparse_dense_product(adjacency, h);
   }
   static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
                                                torch::autograd::tensor_list grad) {
     const auto adjacency = ctx->saved_data["adjacency"].toTensor();
-    return {torch::Tensor(), torch::mm(adjacency, grad[0])};
+    return {torch::Tensor(), sparse_dense_product(adjacency, grad[0])};
   }
 };
 

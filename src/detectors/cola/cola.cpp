@@ -62,37 +62,29 @@ torch::Tensor sample_subgraphs(const GraphStructure& g, const torch::Tensor& tar
 
 }  // namespace graph
 
-ColaNetImpl::ColaNetImpl(int64_t features, int64_t embedding) {
-  gcn = register_module("gcn", torch::nn::Linear(torch::nn::LinearOptions(features, embedding).bias(false)));
-  gcn_bias = register_parameter("gcn_bias", torch::zeros({embedding}));
-  activation = register_module("activation", torch::nn::PReLU());
-  discriminator = register_module("discriminator", torch::nn::Bilinear(embedding, embedding, 1));
-  // The reference's initialisation: Xavier-uniform weights, zero biases.
-  torch::NoGradGuard no_grad;
-  torch::nn::init::xavier_uniform_(gcn->weight);
-  torch::nn::init::xavier_uniform_(discriminator->weight);
-  discriminator->bias.zero_();
-}
+namespace {
 
-torch::Tensor ColaNetImpl::forward(const torch::Tensor& features, const torch::Tensor& adjacency) {
-  const auto h = activation->forward(torch::bmm(adjacency, gcn->forward(features)) + gcn_bias);  // B x (S+1) x E
-  const auto readout = h.narrow(1, 0, h.size(1) - 1).mean(1);                                  // the subgraph
-  const auto node = h.select(1, h.size(1) - 1);                                                 // the target alone
+// The network after its GCN's linear map: propagation, readout and the discriminator's logits for the
+// positive and the negative pairs. The linear map has no bias, so it commutes with selecting rows: scoring
+// projects every node once instead of every subgraph's copy of it.
+torch::Tensor propagate_and_discriminate(ColaNetImpl& net, const torch::Tensor& projected,
+                                         const torch::Tensor& adjacency) {
+  const auto h = net.activation->forward(torch::bmm(adjacency, projected) + net.gcn_bias);  // B x (S+1) x E
+  const auto readout = h.narrow(1, 0, h.size(1) - 1).mean(1);                            // the subgraph
+  const auto node = h.select(1, h.size(1) - 1);                                           // the target alone
   // Negative pairs, as the reference shifts the batch: row i takes row i - 1's subgraph, and row 0 the
   // second-to-last row's (one row alone is its own negative).
   const int64_t b = readout.size(0);
   const auto shifted = b < 2 ? readout : torch::cat({readout.narrow(0, b - 2, 1), readout.narrow(0, 0, b - 1)});
-  return torch::cat({discriminator->forward(node, readout), discriminator->forward(node, shifted)}).reshape({-1});
+  return torch::cat({net.discriminator->forward(node, readout), net.discriminator->forward(node, shifted)})
+      .reshape({-1});
 }
 
-Cola::Cola(Options options) : GraphDetector(std::move(options)) {
-  const auto& o = options_;
-  ADX_CHECK_AS(OptionError, o.embedding() > 0, "embedding must be > 0, got {}", o.embedding());
-  ADX_CHECK_AS(OptionError, o.subgraph_size() >= 2, "subgraph_size must be >= 2, got {}", o.subgraph_size());
-  ADX_CHECK_AS(OptionError, o.rounds() >= 1, "rounds must be >= 1, got {}", o.rounds());
-}
-
-torch::Tensor cola_logits(ColaNetImpl& net, const torch::Tensor& x, const GraphStructure& g, const torch::Tensor& nodes) {
+// The reference's inputs for subgraphs `nodes` (B x S, the target last) of rows `x` (raw or projected
+// features): the normalised adjacency among the subgraph's nodes, and the features with the target
+// anonymised.
+std::pair<torch::Tensor, torch::Tensor> subgraph_inputs(const torch::Tensor& x, const GraphStructure& g,
+                                                        const torch::Tensor& nodes) {
   const int64_t b = nodes.size(0), s = nodes.size(1);
   const auto targets = nodes.select(1, s - 1);
   // Adjacency among the subgraph's nodes, normalised as the reference does: D^-1/2 A D^-1/2
@@ -113,14 +105,50 @@ torch::Tensor cola_logits(ColaNetImpl& net, const torch::Tensor& x, const GraphS
   features = torch::cat({features.narrow(1, 0, s - 1), torch::zeros_like(features.narrow(1, 0, 1)),
                          x.index_select(0, targets).unsqueeze(1)},
                         1);
+  return {features, adjacency};
+}
+
+// A round's score per subgraph from the logits of its positive, then its negative pairs: how much less
+// the target agrees with its own neighbourhood than with another node's.
+torch::Tensor round_scores(const torch::Tensor& logits) {
+  const auto out = torch::sigmoid(logits);
+  const int64_t b = out.size(0) / 2;
+  return out.narrow(0, b, b) - out.narrow(0, 0, b);
+}
+
+}  // namespace
+
+ColaNetImpl::ColaNetImpl(int64_t features, int64_t embedding) {
+  gcn = register_module("gcn", torch::nn::Linear(torch::nn::LinearOptions(features, embedding).bias(false)));
+  gcn_bias = register_parameter("gcn_bias", torch::zeros({embedding}));
+  activation = register_module("activation", torch::nn::PReLU());
+  discriminator = register_module("discriminator", torch::nn::Bilinear(embedding, embedding, 1));
+  // The reference's initialisation: Xavier-uniform weights, zero biases.
+  torch::NoGradGuard no_grad;
+  torch::nn::init::xavier_uniform_(gcn->weight);
+  torch::nn::init::xavier_uniform_(discriminator->weight);
+  discriminator->bias.zero_();
+}
+
+torch::Tensor ColaNetImpl::forward(const torch::Tensor& features, const torch::Tensor& adjacency) {
+  return propagate_and_discriminate(*this, gcn->forward(features), adjacency);
+}
+
+Cola::Cola(Options options) : GraphDetector(std::move(options)) {
+  const auto& o = options_;
+  ADX_CHECK_AS(OptionError, o.embedding() > 0, "embedding must be > 0, got {}", o.embedding());
+  ADX_CHECK_AS(OptionError, o.subgraph_size() >= 2, "subgraph_size must be >= 2, got {}", o.subgraph_size());
+  ADX_CHECK_AS(OptionError, o.rounds() >= 1, "rounds must be >= 1, got {}", o.rounds());
+}
+
+torch::Tensor cola_logits(ColaNetImpl& net, const torch::Tensor& x, const GraphStructure& g, const torch::Tensor& nodes) {
+  const auto [features, adjacency] = subgraph_inputs(x, g, nodes);
   return net.forward(features, adjacency);
 }
 
 torch::Tensor cola_round_scores(ColaNetImpl& net, const torch::Tensor& x, const GraphStructure& g,
                                 const torch::Tensor& nodes) {
-  const auto out = torch::sigmoid(cola_logits(net, x, g, nodes));
-  const int64_t b = out.size(0) / 2;
-  return out.narrow(0, b, b) - out.narrow(0, 0, b);
+  return round_scores(cola_logits(net, x, g, nodes));
 }
 
 torch::Tensor Cola::logits(const Batch& batch, c10::optional<at::Generator> generator) {
@@ -146,12 +174,15 @@ Scores Cola::score_model(const Batch& batch) {
   const auto targets = batch_targets(batch);
   const int64_t b = targets.size(0);
   torch::Tensor total = torch::zeros({b}, batch.x.options());
+  // Every node's features through the GCN's linear map once, rather than once per subgraph and round.
+  const auto projected = net_->gcn->forward(batch.x);
   for (int64_t r = 0; r < options_.rounds(); ++r) {
     // A fresh order every round, as the reference shuffles the nodes before each round: the negatives
     // (the shifted order) are other nodes' subgraphs each time.
     const auto order = torch::randperm(b, generator, torch::TensorOptions().dtype(torch::kLong)).to(targets.device());
     const auto nodes = graph::sample_subgraphs(g, targets.index_select(0, order), options_.subgraph_size(), generator);
-    total.index_add_(0, order, cola_round_scores(*net_, batch.x, g, nodes));
+    const auto [features, adjacency] = subgraph_inputs(projected, g, nodes);
+    total.index_add_(0, order, round_scores(propagate_and_discriminate(*net_, features, adjacency)));
   }
   Scores s;
   s.per_item = total / static_cast<double>(options_.rounds());
