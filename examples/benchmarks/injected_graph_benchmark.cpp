@@ -6,7 +6,8 @@
 //
 // Injection (BOND's protocol, PyGOD's gen_structural_outlier and gen_contextual_outlier): --cliques
 // cliques of --clique-size nodes, and --contextual nodes that each take the features of the farthest
-// of --candidates random nodes; a new draw per seed. Every detector also takes the seed.
+// of --candidates random nodes; a new draw per seed. Every detector also takes the seed (--seed is
+// ignored).
 #include <adx/adx.hpp>
 
 #include <CLI/CLI.hpp>
@@ -16,7 +17,7 @@
 #include <iostream>
 #include <map>
 
-#include "common/detector_sets.hpp"
+#include "common/benchmark_runs.hpp"
 #include "common/graph_baselines.hpp"
 #include "common/tensors.hpp"
 #include "common/timing.hpp"
@@ -52,9 +53,8 @@ double spread_of(const std::vector<double>& v) {
 int main(int argc, char** argv) {
   CLI::App app{"Graph detectors and classic baselines on a real graph with injected anomalies, over seeds."};
   std::string features_path, edges_path, out_path = "injected_graph_results.md";
-  int64_t cliques = 7, clique_size = 10, contextual = 70, candidates = 50, seeds = 5, threads = 0, epochs = 0;
-  std::vector<std::string> detectors{"dominant", "structural", "isolation_forest", "edge_scorer"};
-  std::vector<std::string> settings;
+  int64_t cliques = 7, clique_size = 10, contextual = 70, candidates = 50, seeds = 5;
+  adx::examples::DetectorRuns runs{{"dominant", "structural", "isolation_forest", "edge_scorer"}};
   app.add_option("--features", features_path, "node features, .npy or CSV (N x F)")->required();
   app.add_option("--edges", edges_path, "edge list CSV: src,dst")->required();
   app.add_option("--cliques", cliques, "injected cliques")->capture_default_str();
@@ -62,15 +62,12 @@ int main(int argc, char** argv) {
   app.add_option("--contextual", contextual, "injected contextual outliers")->capture_default_str();
   app.add_option("--candidates", candidates, "candidates per contextual outlier")->capture_default_str();
   app.add_option("--seeds", seeds, "injections (seeds 0, 1, ...)")->check(CLI::Range(1, 100))->capture_default_str();
-  app.add_option("--detectors", detectors, "detectors to run")->delimiter(',')->capture_default_str();
-  app.add_option("--epochs", epochs, "override every trained detector's epochs");
-  app.add_option("--set", settings, "detector:key=value option overrides (repeatable)");
-  app.add_option("--threads", threads, "threads (0 = all cores)");
+  adx::examples::add_detector_run_flags(app, runs);
   app.add_option("--out", out_path, "Markdown file for the table")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
   try {
-    const int used_threads = adx::set_num_threads(static_cast<int>(threads));
+    const int used_threads = adx::set_num_threads(static_cast<int>(runs.threads));
     const bool npy = features_path.size() > 4 && features_path.substr(features_path.size() - 4) == ".npy";
     adx::graph::InjectedGraph base;
     base.x = (npy ? adx::load_npy(features_path) : adx::load_csv(features_path)).to(torch::kFloat32);
@@ -78,7 +75,6 @@ int main(int argc, char** argv) {
     edge_options.num_nodes = base.x.size(0);
     base.edge_index = adx::graph::load_edge_list(edges_path, edge_options).edge_index;
     base.labels = torch::zeros({base.x.size(0)}, torch::kLong);
-    const auto overrides = adx::examples::parse_detector_sets(settings);
     std::cout << fmt::format("{}: {} nodes x {} features, {} edges; {} seeds, {} threads\n", features_path,
                              base.x.size(0), base.x.size(1), base.edge_index.size(1), seeds, used_threads);
 
@@ -106,15 +102,10 @@ int main(int argc, char** argv) {
       for (const auto& b : baselines) record(b.name, b.scores, base_s);
 
       const auto data = adx::Data::graph(g.x, g.edge_index);
-      for (const auto& name : detectors) {
-        adx::OptionMap options{{"runtime.seed", std::to_string(seed)},
-                               {"runtime.threads", std::to_string(used_threads)}};
-        if (epochs > 0 && name != "structural" && name != "isolation_forest")
-          options["train.epochs"] = std::to_string(epochs);
-        if (auto it = overrides.find(name); it != overrides.end())
-          for (const auto& [key, value] : it->second) options[key] = value;
+      for (const auto& name : runs.detectors) {
+        runs.seed = seed;  // each injection's seed is also the detectors'
         t0 = Clock::now();
-        auto detector = adx::make_detector(name, options);
+        auto detector = adx::make_detector(name, adx::examples::options_for(name, runs, used_threads));
         detector->fit(data);
         record(name, doubles_of(detector->score(data).per_item), seconds_since(t0));
       }

@@ -22,7 +22,7 @@
 #include <iostream>
 #include <map>
 
-#include "common/detector_sets.hpp"
+#include "common/benchmark_runs.hpp"
 #include "common/series_baselines.hpp"
 #include "common/tensors.hpp"
 #include "common/timing.hpp"
@@ -60,9 +60,8 @@ int main(int argc, char** argv) {
   CLI::App app{"Detectors and classic baselines on a folder of labelled monitoring series (NAB layout)."};
   std::string data_dir, match, out_path = "nab_results.md";
   double train_fraction = 0.15;
-  int64_t window = 100, train_stride = 1, threads = 0, seed = 0, epochs = 0;
-  std::vector<std::string> detectors{"matrix_profile", "isolation_forest", "autoencoder", "vae"};
-  std::vector<std::string> settings;
+  int64_t window = 100, train_stride = 1;
+  adx::examples::DetectorRuns runs{{"matrix_profile", "isolation_forest", "autoencoder", "vae"}};
   app.add_option("--data-dir", data_dir, "folder of CSV files with timestamp, value and label columns")->required();
   app.add_option("--match", match, "only files whose name contains this");
   app.add_option("--train-fraction", train_fraction, "head of each series used for training")
@@ -70,16 +69,12 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--window", window, "steps per window")->check(CLI::Range(2, 100000))->capture_default_str();
   app.add_option("--train-stride", train_stride, "steps between training windows")->check(CLI::PositiveNumber);
-  app.add_option("--detectors", detectors, "detectors to run")->delimiter(',')->capture_default_str();
-  app.add_option("--epochs", epochs, "override every trained detector's epochs");
-  app.add_option("--set", settings, "detector:key=value option overrides (repeatable)");
-  app.add_option("--threads", threads, "threads (0 = all cores)");
-  app.add_option("--seed", seed, "seed of every detector");
+  adx::examples::add_detector_run_flags(app, runs);
   app.add_option("--out", out_path, "Markdown file for the tables")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
   try {
-    const int used_threads = adx::set_num_threads(static_cast<int>(threads));
+    const int used_threads = adx::set_num_threads(static_cast<int>(runs.threads));
     std::vector<std::filesystem::path> files;
     for (const auto& entry : std::filesystem::directory_iterator(data_dir))
       if (entry.path().extension() == ".csv" && entry.path().filename().string().find(match) != std::string::npos)
@@ -87,7 +82,6 @@ int main(int argc, char** argv) {
     std::sort(files.begin(), files.end());
     ADX_CHECK_AS(adx::IoError, !files.empty(), "no CSV file{} in '{}'",
                  match.empty() ? "" : fmt::format(" whose name contains '{}'", match), data_dir);
-    const auto overrides = adx::examples::parse_detector_sets(settings);
 
     std::vector<std::string> methods;  // in the tables' column order: baselines, then detectors
     std::map<std::string, std::map<std::string, Figures>> results;  // series -> method -> figures
@@ -138,17 +132,12 @@ int main(int argc, char** argv) {
       // head (NAB's 15% of a 4,032-step series is 604 steps) still has one.
       const double validation_fraction =
           std::max(0.1, 2.0 * static_cast<double>(window) / static_cast<double>(train_steps));
-      for (const auto& name : detectors) {
-        adx::OptionMap options;
-        if (name == "anomaly_transformer") options = adx::to_option_map(adx::AnomalyTransformerOptions::small_preset());
-        options["runtime.seed"] = std::to_string(seed);
-        options["runtime.threads"] = std::to_string(used_threads);
-        options["runtime.validation_fraction"] = fmt::format("{:.4f}", std::min(0.5, validation_fraction));
-        if (epochs > 0 && name != "matrix_profile" && name != "isolation_forest")
-          options["train.epochs"] = std::to_string(epochs);
-        if (auto it = overrides.find(name); it != overrides.end())
-          for (const auto& [key, value] : it->second) options[key] = value;
+      for (const auto& name : runs.detectors) {
         try {
+          adx::OptionMap preset;
+          if (name == "anomaly_transformer") preset = adx::to_option_map(adx::AnomalyTransformerOptions::small_preset());
+          preset["runtime.validation_fraction"] = fmt::format("{:.4f}", std::min(0.5, validation_fraction));
+          const auto options = adx::examples::options_for(name, runs, used_threads, preset);
           const auto t0 = Clock::now();
           auto detector = adx::make_detector(name, options);
           detector->fit(train);

@@ -19,7 +19,7 @@
 #include <iostream>
 #include <map>
 
-#include "common/detector_sets.hpp"
+#include "common/benchmark_runs.hpp"
 #include "common/tensors.hpp"
 #include "common/timing.hpp"
 
@@ -49,28 +49,22 @@ std::vector<double> pca_baseline(const torch::Tensor& train, const torch::Tensor
 int main(int argc, char** argv) {
   CLI::App app{"Tabular detectors and the PCA baseline on one-class tables (train.csv, test.csv, labels.csv)."};
   std::string data_dir, out_path = "tabular_results.md";
-  int64_t threads = 0, seed = 0;
-  std::vector<std::string> detectors{"isolation_forest", "autoencoder", "vae", "deep_svdd"};
-  std::vector<std::string> settings;
+  adx::examples::DetectorRuns runs{{"isolation_forest", "autoencoder", "vae", "deep_svdd"}};
   app.add_option("--data-dir", data_dir, "folder of one-class sets, one subfolder each")->required();
-  app.add_option("--detectors", detectors, "detectors to run")->delimiter(',')->capture_default_str();
-  app.add_option("--set", settings, "detector:key=value option overrides (repeatable)");
-  app.add_option("--threads", threads, "threads (0 = all cores)");
-  app.add_option("--seed", seed, "seed of every detector");
+  adx::examples::add_detector_run_flags(app, runs);
   app.add_option("--out", out_path, "Markdown file for the table")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
   try {
-    const int used_threads = adx::set_num_threads(static_cast<int>(threads));
+    const int used_threads = adx::set_num_threads(static_cast<int>(runs.threads));
     std::vector<std::filesystem::path> sets;
     for (const auto& entry : std::filesystem::directory_iterator(data_dir))
       if (entry.is_directory() && std::filesystem::exists(entry.path() / "train.csv")) sets.push_back(entry.path());
     std::sort(sets.begin(), sets.end());
     ADX_CHECK_AS(adx::IoError, !sets.empty(), "no folder with a train.csv in '{}'", data_dir);
-    const auto overrides = adx::examples::parse_detector_sets(settings);
 
     std::vector<std::string> methods{"PCA, 90% variance (baseline)"};
-    methods.insert(methods.end(), detectors.begin(), detectors.end());
+    methods.insert(methods.end(), runs.detectors.begin(), runs.detectors.end());
     std::map<std::string, std::map<std::string, double>> auroc;  // set -> method -> AUROC
     std::map<std::string, double> seconds;
     for (const auto& folder : sets) {
@@ -84,13 +78,9 @@ int main(int argc, char** argv) {
       auto t0 = Clock::now();
       auroc[name][methods[0]] = adx::metrics::roc_auc(labels, pca_baseline(train, test, 0.9));
       seconds[methods[0]] += seconds_since(t0);
-      for (const auto& detector_name : detectors) {
-        adx::OptionMap options{{"runtime.seed", std::to_string(seed)},
-                               {"runtime.threads", std::to_string(used_threads)}};
-        if (auto it = overrides.find(detector_name); it != overrides.end())
-          for (const auto& [key, value] : it->second) options[key] = value;
+      for (const auto& detector_name : runs.detectors) {
         t0 = Clock::now();
-        auto detector = adx::make_detector(detector_name, options);
+        auto detector = adx::make_detector(detector_name, adx::examples::options_for(detector_name, runs, used_threads));
         detector->fit(adx::Data::tabular(train));
         auroc[name][detector_name] =
             adx::metrics::roc_auc(labels, doubles_of(detector->score(adx::Data::tabular(test)).per_item));
