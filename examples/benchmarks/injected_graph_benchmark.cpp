@@ -123,9 +123,7 @@ int main(int argc, char** argv) {
                             mean_of(f.auroc), spread_of(f.auroc), mean_of(f.ap), spread_of(f.ap), mean_of(f.recall),
                             spread_of(f.recall), f.seconds / static_cast<double>(seeds));
     }
-    std::cout << "\n" << report;
-    std::ofstream(out_path) << report;
-    std::cout << "wrote " << out_path << "\n";
+    adx::examples::publish(report, out_path);
   } catch (const adx::Error& e) {
     std::cerr << "error: " << e.what() << "\n";
     return 1;

@@ -186,11 +186,8 @@ int main(int argc, char** argv) {
     all.insert(all.end(), unlabelled.begin(), unlabelled.end());
     table("False alarms: % of normal test steps above the detector's own threshold", all,
           [](const Figures& f) { return 100 * f.false_alarms; }, "{:.1f}");
-    report += "| method | fit + score s, all series |\n|---|---|\n";
-    for (const auto& m : methods) report += fmt::format("| {} | {:.1f} |\n", m, seconds[m]);
-    std::cout << "\n" << report;
-    std::ofstream(out_path) << report;
-    std::cout << "wrote " << out_path << "\n";
+    report += adx::examples::seconds_table(methods, seconds, "fit + score s, all series");
+    adx::examples::publish(report, out_path);
   } catch (const adx::Error& e) {
     std::cerr << "error: " << e.what() << "\n";
     return 1;

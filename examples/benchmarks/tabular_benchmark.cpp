@@ -111,11 +111,8 @@ int main(int argc, char** argv) {
       for (const auto& m : methods) report += fmt::format(" **{:.3f}** |", sums.at(m).first / sums.at(m).second);
       report += "\n";
     }
-    report += "\n| method | fit + score s, all sets |\n|---|---|\n";
-    for (const auto& m : methods) report += fmt::format("| {} | {:.1f} |\n", m, seconds[m]);
-    std::cout << "\n" << report;
-    std::ofstream(out_path) << report;
-    std::cout << "wrote " << out_path << "\n";
+    report += "\n" + adx::examples::seconds_table(methods, seconds, "fit + score s, all sets");
+    adx::examples::publish(report, out_path);
   } catch (const adx::Error& e) {
     std::cerr << "error: " << e.what() << "\n";
     return 1;

@@ -4,6 +4,10 @@
 #include <adx/adx.hpp>
 
 #include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <fstream>
+#include <iostream>
 
 #include <map>
 #include <string>
@@ -41,6 +45,22 @@ inline adx::OptionMap options_for(const std::string& name, DetectorRuns& runs, i
   if (auto it = runs.overrides.find(name); it != runs.overrides.end())
     for (const auto& [key, value] : it->second) options[key] = value;
   return options;
+}
+
+/// A table of each method's total seconds, under `heading` ("fit + score s, all series").
+inline std::string seconds_table(const std::vector<std::string>& methods, const std::map<std::string, double>& seconds,
+                                 const std::string& heading) {
+  std::string table = "| method | " + heading + " |\n|---|---|\n";
+  for (const auto& m : methods)
+    table += fmt::format("| {} | {:.1f} |\n", m, seconds.count(m) ? seconds.at(m) : 0.0);
+  return table;
+}
+
+/// Prints the report and writes it to `path`.
+inline void publish(const std::string& report, const std::string& path) {
+  std::cout << "\n" << report;
+  std::ofstream(path) << report;
+  std::cout << "wrote " << path << "\n";
 }
 
 }  // namespace adx::examples
