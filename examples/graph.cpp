@@ -21,6 +21,7 @@
 #include <iostream>
 #include <numeric>
 
+#include "common/detector_sets.hpp"
 #include "common/graph_baselines.hpp"
 #include "common/tensors.hpp"
 #include "common/timing.hpp"
@@ -110,7 +111,7 @@ int main(int argc, char** argv) {
     std::string table = fmt::format("| detector | AUROC | AP | Recall@{} | fit s | score s |\n|---|---|---|---|---|---|\n", top_k);
     for (const auto& name : detectors) {
       adx::OptionMap options{{"runtime.seed", std::to_string(seed)}, {"runtime.threads", std::to_string(used_threads)}};
-      if (epochs > 0 && name != "structural" && name != "isolation_forest") options["train.epochs"] = std::to_string(epochs);
+      if (epochs > 0 && adx::examples::trains_by_epochs(name)) options["train.epochs"] = std::to_string(epochs);
       auto detector = adx::make_detector(name, options);
       auto t0 = Clock::now();
       detector->fit(data);

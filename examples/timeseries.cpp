@@ -180,16 +180,16 @@ int main(int argc, char** argv) {
     std::vector<std::string> timings;
     auto overrides = adx::examples::parse_detector_sets(settings);
     for (const auto& name : detectors) {
+      // One detector that cannot run here (too short a head for its windows, a bad option or name) is
+      // reported and the others go on.
+      try {
       adx::OptionMap options;
       if (name == "anomaly_transformer" && !paper_size)
         options = adx::to_option_map(adx::AnomalyTransformerOptions::small_preset());
       options["runtime.seed"] = std::to_string(seed);
       options["runtime.threads"] = std::to_string(used_threads);
-      if (epochs > 0) options["train.epochs"] = std::to_string(epochs);
+      if (epochs > 0 && adx::examples::trains_by_epochs(name)) options["train.epochs"] = std::to_string(epochs);
       for (const auto& [key, value] : overrides[name]) options[key] = value;
-      // One detector that cannot run here (too short a head for its windows, a bad option) is reported
-      // and the others go on.
-      try {
       auto detector = adx::make_detector(name, options);
       const auto t0 = Clock::now();
       detector->fit(train);

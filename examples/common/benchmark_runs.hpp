@@ -40,7 +40,7 @@ inline adx::OptionMap options_for(const std::string& name, DetectorRuns& runs, i
   if (runs.overrides.empty() && !runs.settings.empty()) runs.overrides = parse_detector_sets(runs.settings);
   options["runtime.seed"] = std::to_string(runs.seed);
   options["runtime.threads"] = std::to_string(used_threads);
-  if (runs.epochs > 0 && adx::make_detector(name)->options_map().count("train.epochs"))
+  if (runs.epochs > 0 && trains_by_epochs(name))
     options["train.epochs"] = std::to_string(runs.epochs);
   if (auto it = runs.overrides.find(name); it != runs.overrides.end())
     for (const auto& [key, value] : it->second) options[key] = value;
