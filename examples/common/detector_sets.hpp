@@ -2,6 +2,7 @@
 // The examples' --set detector:key=value overrides, per detector name.
 #include <adx/core/error.hpp>
 #include <adx/core/options.hpp>
+#include <adx/detectors/detector.hpp>
 #include <adx/detectors/registry.hpp>
 
 #include <map>
