@@ -26,10 +26,10 @@ shift || true
 
 packages=(cmake make g++ libtorch-dev libopenblas0-openmp libeigen3-dev catch2 libfmt-dev libgloo-dev
           libstb-dev zlib1g-dev dataset-fashion-mnist libcli11-dev nlohmann-json3-dev libcpp-httplib-dev
-          pkg-config libfaiss-dev)
+          pkg-config libfaiss-dev libssl-dev)
 # The tests export torchvision's models to check the C++ backbones against them, and run reference
-# code that calls OpenCV and scikit-image (NSA's label).
-if [ "$mode" = test ]; then packages+=(python3 python3-torch python3-torchvision python3-opencv python3-skimage); fi
+# code that calls OpenCV and scikit-image (NSA's label). The server's test reads its listen backlog with ss.
+if [ "$mode" = test ]; then packages+=(python3 python3-torch python3-torchvision python3-opencv python3-skimage iproute2); fi
 case "$mode" in
   bench|image-bench|patchcore-bench|series-bench|graph-bench) packages+=(python3 python3-torch python3-sklearn python3-numpy) ;;
 esac

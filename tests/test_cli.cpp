@@ -16,7 +16,10 @@
 #include <fstream>
 #include <thread>
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -231,59 +234,112 @@ TEST_CASE("adx exit codes: 0 success, 1 a user error in one line, 2 usage", "[cl
   REQUIRE(no_labels.code == 1);
 }
 
+namespace {
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+std::chrono::steady_clock::time_point after_seconds(double seconds) {
+  return std::chrono::steady_clock::now() + std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
+}
+
+// Starts `adx serve MODEL --port 0 EXTRA...` with its output in `log`, and waits until it serves; returns
+// its pid and port.
+std::pair<pid_t, int> start_server(const std::string& model, const std::vector<std::string>& extra,
+                                   const std::string& log) {
+  std::filesystem::remove(log);  // "serving" must come from this server
+  std::vector<std::string> words{ADX_CLI, "serve", model, "--port", "0"};
+  words.insert(words.end(), extra.begin(), extra.end());
+  std::vector<char*> argv;
+  for (auto& w : words) argv.push_back(w.data());
+  argv.push_back(nullptr);
+  const pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {  // only async-signal-safe calls before exec
+    const int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(fd, 1);
+    dup2(fd, 2);
+    execv(ADX_CLI, argv.data());
+    _exit(127);
+  }
+  const auto until = after_seconds(60);
+  while (read_text(log).find("serving") == std::string::npos && std::chrono::steady_clock::now() < until)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  const auto text = read_text(log);
+  INFO(text);
+  const auto at = text.find("://127.0.0.1:");
+  REQUIRE(at != std::string::npos);
+  return {pid, std::stoi(text.substr(at + 13))};
+}
+
+// Waits up to `seconds` for `pid` to exit; its wait status, or -1 (then it is killed).
+int wait_exit(pid_t pid, double seconds) {
+  int status = 0;
+  pid_t done = 0;
+  const auto until = after_seconds(seconds);
+  while ((done = waitpid(pid, &status, WNOHANG)) == 0 && std::chrono::steady_clock::now() < until)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  if (done == pid) return status;
+  kill(pid, SIGKILL);
+  waitpid(pid, &status, 0);
+  return -1;
+}
+
+}  // namespace
+
 TEST_CASE("adx serve stops cleanly on SIGTERM and SIGINT, every time", "[cli][server]") {
   const auto train = temp_path("cli_serve_train.csv"), model = temp_path("cli_serve_model.adx"),
              state = temp_path("cli_serve_state.adx");
   std::filesystem::remove(state);
-  std::string log;
   write_csv(train, torch::randn({300, 4}), false);
   const auto fit = run("fit autoencoder " + train + " train.epochs=2 runtime.threads=1 -o " + model + " --quiet");
   INFO(fit.output);
   REQUIRE(fit.code == 0);
-  const auto read_log = [&] {
-    std::ifstream in(log);
-    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-  };
   // Each try starts a server, waits until it listens, signals it, and needs exit status 0 within 30 s.
   for (int attempt = 0; attempt < 5; ++attempt) {
     const int signal_sent = attempt % 2 ? SIGINT : SIGTERM;
     INFO("attempt " << attempt << ", signal " << signal_sent);
-    log = temp_path("cli_serve_log_" + std::to_string(attempt) + ".txt");
-    std::filesystem::remove(log);  // "serving" must come from this server
-    const pid_t pid = fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {  // only async-signal-safe calls before exec
-      const int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      dup2(fd, 1);
-      dup2(fd, 2);
-      execl(ADX_CLI, ADX_CLI, "serve", model.c_str(), "--port", "0", "--state", state.c_str(), static_cast<char*>(nullptr));
-      _exit(127);
-    }
-    const auto deadline = [](double seconds) {
-      return std::chrono::steady_clock::now() + std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
-    };
-    auto until = deadline(60);
-    while (read_log().find("serving") == std::string::npos && std::chrono::steady_clock::now() < until)
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    INFO(read_log());
-    REQUIRE(read_log().find("serving") != std::string::npos);
-    REQUIRE(kill(pid, signal_sent) == 0);
-    int status = 0;
-    pid_t done = 0;
-    until = deadline(30);
-    while ((done = waitpid(pid, &status, WNOHANG)) == 0 && std::chrono::steady_clock::now() < until)
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    if (done == 0) {
-      kill(pid, SIGKILL);
-      waitpid(pid, &status, 0);
-    }
-    INFO(read_log());
-    REQUIRE(done == pid);
+    const auto log = temp_path("cli_serve_log_" + std::to_string(attempt) + ".txt");
+    const auto server = start_server(model, {"--state", state}, log);
+    REQUIRE(kill(server.first, signal_sent) == 0);
+    const int status = wait_exit(server.first, 30);
+    INFO(read_text(log));
+    REQUIRE(status != -1);
     REQUIRE(WIFEXITED(status));
     REQUIRE(WEXITSTATUS(status) == 0);
-    REQUIRE(read_log().find("adx: stopped") != std::string::npos);
+    REQUIRE(read_text(log).find("adx: stopped") != std::string::npos);
     // --state: the threshold in force is saved on the way out and resumed at the next start.
     REQUIRE(std::filesystem::exists(state));
-    REQUIRE((read_log().find("resuming the threshold") != std::string::npos) == (attempt > 0));
+    REQUIRE((read_text(log).find("resuming the threshold") != std::string::npos) == (attempt > 0));
+  }
+
+  SECTION("a request still in flight when the grace period ends does not hold the exit; the state is saved") {
+    std::filesystem::remove(state);
+    const auto log = temp_path("cli_serve_log_grace.txt");
+    const auto server = start_server(model, {"--state", state, "--grace", "1"}, log);
+    // Half a request: its thread waits for the rest until the request deadline (30 s).
+    const int sock = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(static_cast<uint16_t>(server.second));
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(connect(sock, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0);
+    const std::string half = "POST /score HTTP/1.1\r\nHost: x\r\n";
+    REQUIRE(send(sock, half.data(), half.size(), MSG_NOSIGNAL) > 0);
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    const auto signalled = std::chrono::steady_clock::now();
+    REQUIRE(kill(server.first, SIGTERM) == 0);
+    const int status = wait_exit(server.first, 20);
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - signalled).count();
+    close(sock);
+    INFO(read_text(log));
+    REQUIRE(status != -1);
+    REQUIRE(WIFEXITED(status));
+    REQUIRE(WEXITSTATUS(status) == 1);  // not a clean stop: a request was cut short
+    REQUIRE(seconds < 10);
+    REQUIRE(read_text(log).find("grace period ended") != std::string::npos);
+    REQUIRE(std::filesystem::exists(state));
   }
 }

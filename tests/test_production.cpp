@@ -277,6 +277,27 @@ TEST_CASE("health is JSON and Prometheus text; bad input is counted and rethrown
   REQUIRE(text.find("feature=\"x15\"") != std::string::npos);
 }
 
+TEST_CASE("the latency summary's _sum and _count run over every call, its quantiles over the window", "[production]") {
+  const auto data = adx::test::easy_tabular();
+  adx::ProductionDetector production(fitted_autoencoder(data.train), adx::ProductionOptions().latency_window(1));
+  for (int call = 0; call < 3; ++call) production.score(Data::tabular(data.test));
+  REQUIRE_THROWS(production.score(Data::tabular(torch::zeros({3, 5}))));  // rejected: no latency recorded
+  const auto health = production.health();
+  REQUIRE(health.latency.count == 1);  // the window holds the last call only
+  // The sum holds all three calls, so it is at least the window's one call and more than zero.
+  REQUIRE(health.latency_total_ms >= health.latency.max_ms);
+  REQUIRE(health.latency_total_ms > 0);
+  const auto text = health.to_prometheus();
+  const auto value_of = [&](const std::string& name) {
+    const auto at = text.find(name + "{");
+    REQUIRE(at != std::string::npos);
+    const auto space = text.find("} ", at);
+    return std::stod(text.substr(space + 2, text.find('\n', space) - space - 2));
+  };
+  REQUIRE(value_of("adx_latency_ms_count") == 3);
+  REQUIRE(value_of("adx_latency_ms_sum") == Approx(health.latency_total_ms));
+}
+
 TEST_CASE("model files record version, creation time, adx version and a training fingerprint", "[production]") {
   const auto data = adx::test::easy_tabular();
   auto d = fitted_autoencoder(data.train);

@@ -9,8 +9,19 @@
 #include <catch2/catch.hpp>
 #include <httplib.h>
 #include <nlohmann/json.hpp>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
+#include <filesystem>
 #include <thread>
 
 using adx::Data;
@@ -35,6 +46,66 @@ void require_json_error(const httplib::Result& r, int status, const std::string&
   REQUIRE(r->status == status);
   const auto body = json::parse(r->body);
   REQUIRE(body["error"].get<std::string>().find(fragment) != std::string::npos);
+}
+
+std::unique_ptr<adx::Detector> small_autoencoder(const torch::Tensor& train) {
+  auto detector = adx::make_detector("autoencoder", {{"train.epochs", "2"}, {"bottleneck", "3"}, {"runtime.threads", "1"}});
+  detector->fit(Data::tabular(train));
+  return detector;
+}
+
+// A client on a raw socket, to send requests byte by byte.
+struct RawClient {
+  int sock = -1;
+  explicit RawClient(int port) {
+    sock = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(static_cast<uint16_t>(port));
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::connect(sock, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0);
+  }
+  ~RawClient() { ::close(sock); }
+  bool send_text(const std::string& text) { return ::send(sock, text.data(), text.size(), MSG_NOSIGNAL) > 0; }
+  std::string received;
+  // Whether the server closed the connection (or answered and closed) within `wait`; what it sent is
+  // kept in `received`.
+  bool closed_within(std::chrono::milliseconds wait) {
+    pollfd p{sock, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(wait.count())) <= 0) return false;
+    char buffer[4096];
+    while (true) {
+      const auto n = ::recv(sock, buffer, sizeof(buffer), MSG_DONTWAIT);
+      if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) return true;
+      if (n < 0) return false;  // data, then nothing yet: still open
+      received.append(buffer, static_cast<size_t>(n));
+    }
+  }
+};
+
+// A self-signed certificate and its key for 127.0.0.1, written as PEM files.
+void write_self_signed(const std::string& cert_path, const std::string& key_path) {
+  EVP_PKEY* key = EVP_EC_gen("P-256");
+  REQUIRE(key != nullptr);
+  X509* cert = X509_new();
+  X509_set_version(cert, 2);
+  ASN1_INTEGER_set(X509_get_serialNumber(cert), 1);
+  X509_gmtime_adj(X509_getm_notBefore(cert), 0);
+  X509_gmtime_adj(X509_getm_notAfter(cert), 3600);
+  X509_set_pubkey(cert, key);
+  X509_NAME* name = X509_get_subject_name(cert);
+  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>("127.0.0.1"), -1, -1, 0);
+  X509_set_issuer_name(cert, name);
+  REQUIRE(X509_sign(cert, key, EVP_sha256()) > 0);
+  FILE* c = std::fopen(cert_path.c_str(), "w");
+  FILE* k = std::fopen(key_path.c_str(), "w");
+  REQUIRE((c != nullptr && k != nullptr));
+  REQUIRE(PEM_write_X509(c, cert) == 1);
+  REQUIRE(PEM_write_PrivateKey(k, key, nullptr, nullptr, 0, nullptr, nullptr) == 1);
+  std::fclose(c);
+  std::fclose(k);
+  X509_free(cert);
+  EVP_PKEY_free(key);
 }
 
 }  // namespace
@@ -247,4 +318,103 @@ TEST_CASE("a full server answers 503 with Retry-After at once, and serves again 
     status = again ? again->status : 0;
   }
   REQUIRE(status == 200);
+}
+
+TEST_CASE("a client that trickles its request is cut off at the request deadline, and its thread freed", "[server][errors]") {
+  const auto data = adx::test::easy_tabular();
+  adx::ProductionDetector production(small_autoencoder(data.train));
+  adx::ScoringServer server(production, adx::ServerOptions().port(0).threads(1).request_timeout_s(2));
+  const int port = server.start();
+  RawClient slow(port);
+  const auto started = std::chrono::steady_clock::now();
+  REQUIRE(slow.send_text("POST /score HTTP/1.1\r\nHost: x\r\n"));
+  // A header byte every 300 ms: each read comes well within the idle limit (5 s), so only the deadline
+  // for the whole request can end it.
+  bool closed = false;
+  while (!closed && std::chrono::steady_clock::now() - started < std::chrono::seconds(12)) {
+    slow.send_text("X");
+    closed = slow.closed_within(std::chrono::milliseconds(300));
+  }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  REQUIRE(closed);
+  REQUIRE(seconds >= 1.5);
+  REQUIRE(seconds < 3.5);
+  INFO(slow.received);
+  REQUIRE(slow.received.rfind("HTTP/1.1 408", 0) == 0);
+  REQUIRE(slow.received.find("request_timeout_s") != std::string::npos);
+  // The one thread is free again.
+  httplib::Client client("127.0.0.1", port);
+  REQUIRE(client.Post("/score", rows_json(data.test.slice(0, 0, 2)), "application/json")->status == 200);
+}
+
+TEST_CASE("an idle kept-alive connection is closed at once when another connection waits for its thread", "[server]") {
+  const auto data = adx::test::easy_tabular();
+  adx::ProductionDetector production(small_autoencoder(data.train));
+  adx::ScoringServer server(production, adx::ServerOptions().port(0).threads(1).max_queued_connections(4));
+  const int port = server.start();
+  httplib::Client holder("127.0.0.1", port);
+  holder.set_keep_alive(true);
+  REQUIRE(holder.Get("/livez")->status == 200);  // the only thread waits on this connection, idle
+  httplib::Client waiting("127.0.0.1", port);
+  const auto started = std::chrono::steady_clock::now();
+  const auto answered = waiting.Get("/livez");
+  REQUIRE(answered);
+  REQUIRE(answered->status == 200);  // queued, then served: not refused
+  // Served long before the idle limit (5 s) would have freed the thread.
+  REQUIRE(std::chrono::steady_clock::now() - started < std::chrono::seconds(2));
+  // The holder reconnects for its next request.
+  REQUIRE(holder.Get("/livez")->status == 200);
+}
+
+TEST_CASE("the server listens with the backlog asked for, not httplib's 5", "[server]") {
+  const auto data = adx::test::easy_tabular();
+  adx::ProductionDetector production(small_autoencoder(data.train));
+  adx::ScoringServer server(production, adx::ServerOptions().port(0).threads(1).listen_backlog(100));
+  const int port = server.start();
+  // ss shows a listening socket's backlog in its Send-Q column.
+  std::FILE* pipe = ::popen(fmt::format("ss -ltnH 'sport = :{}' 2>&1", port).c_str(), "r");
+  REQUIRE(pipe != nullptr);
+  char line[512] = {0};
+  const bool read = std::fgets(line, sizeof(line), pipe) != nullptr;
+  ::pclose(pipe);
+  INFO(line);
+  REQUIRE(read);
+  char state[32] = {0};
+  long receive_queue = -1, backlog = -1;
+  REQUIRE(std::sscanf(line, "%31s %ld %ld", state, &receive_queue, &backlog) == 3);
+  REQUIRE(std::string(state) == "LISTEN");
+  REQUIRE(backlog == 100);
+}
+
+TEST_CASE("with a certificate and key the server speaks HTTPS only", "[server]") {
+  const auto dir = std::filesystem::temp_directory_path() / fmt::format("adx_tls_{}", ::getpid());
+  std::filesystem::create_directories(dir);
+  const auto cert = (dir / "cert.pem").string(), key = (dir / "key.pem").string();
+  write_self_signed(cert, key);
+  const auto data = adx::test::easy_tabular();
+  adx::ProductionDetector production(small_autoencoder(data.train));
+  {
+    adx::ScoringServer server(production, adx::ServerOptions().port(0).threads(2).tls_cert(cert).tls_key(key));
+    const int port = server.start();
+    httplib::SSLClient client("127.0.0.1", port);
+    client.enable_server_certificate_verification(false);  // self-signed
+    const auto live = client.Get("/livez");
+    REQUIRE(live);
+    REQUIRE(live->status == 200);
+    const auto scored = client.Post("/score", rows_json(data.test.slice(0, 0, 3)), "application/json");
+    REQUIRE(scored);
+    REQUIRE(json::parse(scored->body)["scores"].size() == 3);
+    // Plain HTTP gets no answer.
+    httplib::Client plain("127.0.0.1", port);
+    plain.set_read_timeout(3, 0);
+    const auto refused = plain.Get("/livez");
+    REQUIRE((!refused || refused->status != 200));
+    // The plain request did not upset the server: TLS is still answered.
+    REQUIRE(client.Get("/livez")->status == 200);
+  }
+  // Files that do not make a certificate and key are refused at construction, naming the file.
+  REQUIRE_THROWS_WITH(adx::ScoringServer(production, adx::ServerOptions().port(0).tls_cert(cert).tls_key(cert)),
+                      Catch::Contains("cert.pem"));
+  REQUIRE_THROWS_AS(adx::ScoringServer(production, adx::ServerOptions().port(0).tls_cert(cert)), adx::OptionError);
+  std::filesystem::remove_all(dir);
 }

@@ -292,7 +292,7 @@ std::unique_ptr<adx::Detector> model_to_serve(const std::string& model_path, con
 }
 
 int run_serve(const std::string& model_path, const adx::ServerOptions& server_options,
-              const std::vector<std::string>& pairs, const std::string& state_path) {
+              const std::vector<std::string>& pairs, const std::string& state_path, int64_t grace_s) {
   // SIGINT and SIGTERM stop the server cleanly: a thread waits for them (blocked here, before any
   // other thread starts, so no thread takes them by default action). SIGUSR1 is the main thread's
   // wake-up for that thread once the server has ended.
@@ -307,32 +307,39 @@ int run_serve(const std::string& model_path, const adx::ServerOptions& server_op
   auto production = std::make_unique<adx::ProductionDetector>(model_to_serve(model_path, state_path), production_options);
   adx::ScoringServer server(*production, server_options);
   const int port = server.start();
-  std::cerr << fmt::format("adx: serving {} ({}) on http://{}:{}  (POST /score, POST /feedback, GET /health, "
-                           "GET /metrics)\n",
-                           model_path, production->detector()->type(), server_options.host(), port);
+  std::cerr << fmt::format("adx: serving {} ({}) on {}://{}:{}  (POST /score, POST /feedback, GET /health, "
+                           "GET /livez, GET /readyz, GET /metrics)\n",
+                           model_path, production->detector()->type(),
+                           server_options.tls_cert().empty() ? "http" : "https", server_options.host(), port);
+  auto save_state = [&] {
+    if (state_path.empty()) return;
+    production->save(state_path);
+    std::cerr << fmt::format("adx: saved the threshold in force ({:.6g}) to {}\n", production->threshold(), state_path);
+  };
   std::thread stopper([&] {
-    bool stopping = false;
-    for (;;) {
-      int received = 0;
-      if (sigwait(&signals, &received) != 0 || received == SIGUSR1) return;
-      if (stopping) {
-        // A second signal: the operator will not wait for the requests in flight.
-        std::cerr << "adx: second signal, exiting now\n";
-        std::_Exit(128 + received);
-      }
-      stopping = true;
-      std::cerr << "adx: stopping: no new connections; answering the requests in flight (a second signal exits "
-                   "at once)\n";
-      server.stop();
+    int received = 0;
+    if (sigwait(&signals, &received) != 0 || received == SIGUSR1) return;
+    std::cerr << fmt::format("adx: stopping: no new connections; answering the requests in flight for up to {} s "
+                             "(a second signal exits at once)\n",
+                             grace_s);
+    server.stop();
+    // Then the server's end (SIGUSR1 from the main thread), a second signal, or the grace period's end.
+    const timespec grace{static_cast<time_t>(grace_s), 0};
+    siginfo_t info{};
+    received = sigtimedwait(&signals, &info, &grace);
+    if (received == SIGUSR1) return;
+    if (received < 0) {
+      std::cerr << "adx: the grace period ended with requests still in flight; exiting\n";
+      save_state();
+      std::_Exit(1);
     }
+    std::cerr << "adx: second signal, exiting now\n";
+    std::_Exit(128 + received);
   });
   server.wait();
   pthread_kill(stopper.native_handle(), SIGUSR1);
   stopper.join();
-  if (!state_path.empty()) {
-    production->save(state_path);
-    std::cerr << fmt::format("adx: saved the threshold in force ({:.6g}) to {}\n", production->threshold(), state_path);
-  }
+  save_state();
   std::cerr << "adx: stopped\n";
   return 0;
 }
@@ -390,7 +397,9 @@ int main(int argc, char** argv) {
 
   std::string serve_model, serve_host = "127.0.0.1", serve_token_file, serve_state;
   int64_t serve_port = 8080, serve_max_body = int64_t{16} << 20, serve_threads = 16, serve_max_depth = 16,
-          serve_max_queued = 64;
+          serve_max_queued = 64, serve_idle_timeout = 5, serve_request_timeout = 30, serve_backlog = 1024,
+          serve_grace = 30;
+  std::string serve_tls_cert, serve_tls_key;
   std::vector<std::string> serve_pairs;
   auto* serve = app.add_subcommand("serve", "an HTTP scoring server for a model file");
   serve->add_option("model", serve_model, "model file")->required();
@@ -410,6 +419,18 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   serve->add_option("--threads", serve_threads,
                     "threads answering requests (at least the number of concurrent clients)")->capture_default_str();
+  serve->add_option("--idle-timeout", serve_idle_timeout,
+                    "seconds a connection may stay silent before a request, or wait on a write")->capture_default_str();
+  serve->add_option("--request-timeout", serve_request_timeout,
+                    "seconds a client has to send a whole request from its first byte; slower ones get 408")
+      ->capture_default_str();
+  serve->add_option("--listen-backlog", serve_backlog, "connections the kernel may hold before they are accepted")
+      ->capture_default_str();
+  serve->add_option("--grace", serve_grace,
+                    "seconds a SIGTERM or SIGINT leaves the requests in flight to finish before the server exits")
+      ->capture_default_str();
+  serve->add_option("--tls-cert", serve_tls_cert, "PEM certificate chain: with --tls-key, serve HTTPS only");
+  serve->add_option("--tls-key", serve_tls_key, "PEM private key of --tls-cert");
 
   try {
     app.parse(argc, argv);
@@ -434,8 +455,11 @@ int main(int argc, char** argv) {
       adx::ServerOptions options;
       options.host(serve_host).port(serve_port).max_body_bytes(serve_max_body).threads(serve_threads).max_json_depth(
           serve_max_depth).max_queued_connections(serve_max_queued);
+      options.idle_timeout_s(serve_idle_timeout).request_timeout_s(serve_request_timeout).listen_backlog(serve_backlog);
+      options.tls_cert(serve_tls_cert).tls_key(serve_tls_key);
       if (!serve_token_file.empty()) options.feedback_token(adx::cli::read_token_file(serve_token_file));
-      return run_serve(serve_model, options, serve_pairs, serve_state);
+      ADX_CHECK_AS(adx::OptionError, serve_grace >= 0, "--grace must be >= 0 s, got {}", serve_grace);
+      return run_serve(serve_model, options, serve_pairs, serve_state, serve_grace);
     }
   } catch (const std::exception& e) {  // adx::Error and anything the standard library throws
     std::string message = e.what();

@@ -11,6 +11,14 @@
 
 namespace adx {
 
+namespace {
+
+// A score that is not a number (an input far outside the training range can overflow the model) is
+// flagged: "score > threshold" would be false for NaN and hide it.
+bool flagged(double score, double threshold) { return !std::isfinite(score) || score > threshold; }
+
+}  // namespace
+
 void ProductionOptions::check(const std::string& prefix) const {
   auto positive = [&](const char* name, int64_t value) {
     ADX_CHECK_AS(OptionError, value >= 1, "option '{}{}' must be at least 1, got {}", prefix, name, value);
@@ -94,6 +102,7 @@ void ProductionDetector::reset_monitoring() {
   latency_ = LatencyWindow(options_.latency_window(), options_.latency_budget_ms());
   rate_alert_ = AnomalyRateAlert(options_.rate_window(), options_.max_anomaly_rate(), options_.alert_cooldown_s());
   items_scored_ = items_flagged_ = nonfinite_scores_ = calls_ = errors_ = rejected_ = 0;
+  latency_total_ms_ = 0.0;
   recent_features_.clear();
   recent_scores_.clear();
   remembered_.clear();
@@ -147,12 +156,13 @@ ScoredItems ProductionDetector::score(const Data& data) {
       const double s = per_item.data_ptr<double>()[i];
       out.ids.push_back(-1);  // no feedback for a model out of service
       out.scores.push_back(s);
-      out.flags.push_back(!std::isfinite(s) || s > out.threshold);
+      out.flags.push_back(flagged(s, out.threshold));
     }
     return out;
   }
   ++calls_;
   latency_.record(ms);
+  latency_total_ms_ += ms;
   out.threshold = threshold_;  // one threshold for the whole call; an adaptive one moves after it
   const double time = now();
   for (int64_t i = 0; i < per_item.numel(); ++i) {
@@ -160,11 +170,8 @@ ScoredItems ProductionDetector::score(const Data& data) {
     const int64_t id = next_id_++;
     out.ids.push_back(id);
     out.scores.push_back(s);
-    // A score that is not a number (an input far outside the training range can overflow the model)
-    // is flagged: "s > threshold" would be false for NaN and hide it.
-    const bool finite = std::isfinite(s);
-    out.flags.push_back(!finite || s > out.threshold);
-    nonfinite_scores_ += !finite;
+    out.flags.push_back(flagged(s, out.threshold));
+    nonfinite_scores_ += !std::isfinite(s);
     ++items_scored_;
     items_flagged_ += out.flags.back();
     rate_alert_.update(out.flags.back(), time);
@@ -332,6 +339,7 @@ HealthSnapshot ProductionDetector::health() const {
   h.anomaly_rate = rate_alert_.rate();
   h.rate_alerts = rate_alert_.alerts();
   h.latency = latency_.summary();
+  h.latency_total_ms = latency_total_ms_;
   h.feedback_labels = static_cast<int64_t>(labelled_.size());
   h.has_previous_model = previous_ != nullptr;
   return h;
@@ -462,11 +470,15 @@ std::string HealthSnapshot::to_prometheus() const {
   metric("anomaly_rate_alerts_total", "counter", "Anomaly-rate alerts raised.", static_cast<double>(rate_alerts));
   metric("latency_over_budget_total", "counter", "Scoring calls slower than the budget.",
          static_cast<double>(latency.over_budget));
-  out += "# HELP adx_latency_ms Scoring latency over the latency window, in milliseconds.\n# TYPE adx_latency_ms summary\n";
+  // A summary: quantiles over the latency window; _sum and _count over every call since the model went
+  // into service, so that rate(_sum) / rate(_count) gives the mean latency over any interval.
+  out += "# HELP adx_latency_ms Scoring latency in milliseconds (quantiles over the latency window).\n"
+         "# TYPE adx_latency_ms summary\n";
   for (const auto& [q, v] : {std::pair<const char*, double>{"0.5", latency.p50_ms}, {"0.95", latency.p95_ms},
                              {"0.99", latency.p99_ms}})
     out += fmt::format("adx_latency_ms{{{},quantile=\"{}\"}} {}\n", labels, q, v);
-  out += fmt::format("adx_latency_ms_count{{{}}} {}\n", labels, latency.count);
+  out += fmt::format("adx_latency_ms_sum{{{}}} {}\n", labels, latency_total_ms);
+  out += fmt::format("adx_latency_ms_count{{{}}} {}\n", labels, calls - rejected - errors);
   metric("drifting_features", "gauge", "Features (and the score) drifting against the training reference.",
          static_cast<double>(drift.drifting.size()));
   if (!drift.features.empty() || drift.score) {

@@ -3,6 +3,8 @@
 #include <adx/serve/production.hpp>
 #include <adx/serve/server.hpp>
 
+#include "connection.hpp"
+
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
@@ -10,8 +12,6 @@
 #include <array>
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
-#include <deque>
 #include <mutex>
 #include <thread>
 
@@ -28,6 +28,12 @@ void ServerOptions::check(const std::string& prefix) const {
                "option '{}max_queued_connections' must be in [0, 100000], got {}", prefix, max_queued_connections());
   ADX_CHECK_AS(OptionError, idle_timeout_s() >= 1 && idle_timeout_s() <= 3600,
                "option '{}idle_timeout_s' must be in [1, 3600], got {}", prefix, idle_timeout_s());
+  ADX_CHECK_AS(OptionError, request_timeout_s() >= 1 && request_timeout_s() <= 3600,
+               "option '{}request_timeout_s' must be in [1, 3600], got {}", prefix, request_timeout_s());
+  ADX_CHECK_AS(OptionError, listen_backlog() >= 1 && listen_backlog() <= 65535,
+               "option '{}listen_backlog' must be in [1, 65535], got {}", prefix, listen_backlog());
+  ADX_CHECK_AS(OptionError, tls_cert().empty() == tls_key().empty(),
+               "options '{0}tls_cert' and '{0}tls_key' go together, got '{1}' and '{2}'", prefix, tls_cert(), tls_key());
   ADX_CHECK_AS(OptionError, max_json_depth() >= 3 && max_json_depth() <= 1000,
                "option '{}max_json_depth' must be in [3, 1000] ({{\"rows\": [[...]]}} nests 3 deep), got {}", prefix,
                max_json_depth());
@@ -46,68 +52,6 @@ void reply_error(httplib::Response& res, int status, const std::string& message)
   res.status = status;
   res.set_content(json{{"error", message}}.dump(), "application/json");
 }
-
-// True on the thread that answers connections the pool had no room for.
-thread_local bool answering_overflow = false;
-
-// httplib's thread pool with a bound. Connections wait for a free thread in a queue of at most
-// `queued`; one that finds the queue full is handed to an overflow thread, which answers its request
-// 503 with Retry-After at once, instead of letting the queue grow without limit.
-class BoundedPool final : public httplib::TaskQueue {
- public:
-  BoundedPool(size_t threads, size_t queued) : queued_(queued), idle_(threads) {
-    for (size_t i = 0; i < threads; ++i) workers_.emplace_back([this] { run(jobs_, false); });
-    workers_.emplace_back([this] { run(overflow_, true); });
-  }
-  ~BoundedPool() override { shutdown(); }
-
-  void enqueue(std::function<void()> fn) override {
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      // Jobs not yet taken first go to the idle threads, then wait in the queue.
-      (jobs_.size() < idle_ + queued_ ? jobs_ : overflow_).push_back(std::move(fn));
-    }
-    ready_.notify_all();
-  }
-
-  void shutdown() override {
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      if (stopping_) return;
-      stopping_ = true;
-    }
-    ready_.notify_all();
-    for (auto& t : workers_) t.join();  // queued connections are still answered first
-  }
-
- private:
-  void run(std::deque<std::function<void()>>& queue, bool overflow) {
-    answering_overflow = overflow;
-    for (;;) {
-      std::function<void()> job;
-      {
-        std::unique_lock<std::mutex> lock(mutex_);
-        ready_.wait(lock, [&] { return stopping_ || !queue.empty(); });
-        if (queue.empty()) return;  // stopping, and nothing left
-        job = std::move(queue.front());
-        queue.pop_front();
-        if (!overflow) --idle_;
-      }
-      job();
-      if (!overflow) {
-        std::lock_guard<std::mutex> lock(mutex_);
-        ++idle_;
-      }
-    }
-  }
-
-  size_t queued_, idle_ = 0;
-  std::mutex mutex_;
-  std::condition_variable ready_;
-  std::deque<std::function<void()>> jobs_, overflow_;
-  std::vector<std::thread> workers_;
-  bool stopping_ = false;
-};
 
 // The deepest nesting of arrays and objects in a JSON text, counted outside strings and stopping once
 // past `limit`: a linear scan, so that a body of a million '[' is refused before any parser or copy
@@ -192,7 +136,7 @@ json scored_json(const ScoredItems& s) {
 struct ScoringServer::Impl {
   ProductionDetector& detector;
   ServerOptions options;
-  httplib::Server server;
+  serve::ConnectionServer server;
   std::thread thread;
   std::mutex thread_mutex;  // wait() may be called from several threads; one joins
   std::atomic<bool> stopping{false};
@@ -208,7 +152,14 @@ struct ScoringServer::Impl {
   }
   int port = -1;
 
-  Impl(ProductionDetector& d, ServerOptions o) : detector(d), options(std::move(o)) {}
+  Impl(ProductionDetector& d, ServerOptions o)
+      : detector(d),
+        options(std::move(o)),
+        server(serve::ConnectionLimits{static_cast<size_t>(options.threads()),
+                                       static_cast<size_t>(options.max_queued_connections()),
+                                       std::chrono::seconds(options.idle_timeout_s()),
+                                       std::chrono::seconds(options.request_timeout_s()), 1000},
+               options.tls_cert(), options.tls_key()) {}
 
   // Runs a handler; adx errors from bad input become 400s, anything else a 500, and the server goes on.
   template <class Fn>
@@ -318,18 +269,10 @@ struct ScoringServer::Impl {
 };
 
 ScoringServer::ScoringServer(ProductionDetector& detector, ServerOptions options)
-    : impl_(std::make_unique<Impl>(detector, std::move(options))) {
-  check_options(impl_->options);
+    : impl_((check_options(options), std::make_unique<Impl>(detector, std::move(options)))) {
   auto& s = impl_->server;
   auto* impl = impl_.get();
-  const auto threads = static_cast<size_t>(impl_->options.threads());
-  const auto queued = static_cast<size_t>(impl_->options.max_queued_connections());
-  s.new_task_queue = [threads, queued] { return new BoundedPool(threads, queued); };
   s.set_payload_max_length(static_cast<size_t>(impl_->options.max_body_bytes()));
-  // Clients that keep their connection open are served on it for many requests, not 5 (httplib's default).
-  s.set_keep_alive_max_count(1000);
-  s.set_keep_alive_timeout(static_cast<time_t>(impl_->options.idle_timeout_s()));
-  s.set_read_timeout(static_cast<time_t>(impl_->options.idle_timeout_s()), 0);
   // SO_REUSEADDR only: httplib's default adds SO_REUSEPORT, which would let a second server share
   // the port silently instead of failing.
   s.set_socket_options([](socket_t sock) {
@@ -375,23 +318,23 @@ ScoringServer::ScoringServer(ProductionDetector& detector, ServerOptions options
   // Only bodies whose size is known before they are read: httplib checks max_body_bytes against
   // Content-Length, but reads chunked bodies and inflates compressed ones without a limit.
   s.set_pre_routing_handler([](const httplib::Request& req, httplib::Response& res) {
-    if (answering_overflow) {
-      reply_error(res, 503, "the server is busy: every thread is answering and the queue is full; retry shortly");
-      res.set_header("Retry-After", "1");
+    // Each refusal leaves the body unread, so the connection closes after it.
+    const auto refuse = [&](int status, const std::string& message) {
+      reply_error(res, status, message);
       res.set_header("Connection", "close");
+      serve::close_after_reply();
       return httplib::Server::HandlerResponse::Handled;
+    };
+    if (serve::answering_overflow()) {
+      res.set_header("Retry-After", "1");
+      return refuse(503, "the server is busy: every thread is answering and the queue is full; retry shortly");
     }
     const auto encoding = req.get_header_value("Content-Encoding");
-    if (!encoding.empty() && encoding != "identity") {
-      reply_error(res, 415, fmt::format("compressed bodies (Content-Encoding: {}) are not accepted; send the body "
-                                        "uncompressed with Content-Length", encoding));
-      return httplib::Server::HandlerResponse::Handled;
-    }
-    if (req.get_header_value("Transfer-Encoding").find("chunked") != std::string::npos) {
-      reply_error(res, 411, "chunked bodies are not accepted; send the body with Content-Length");
-      res.set_header("Connection", "close");  // the chunks are never read
-      return httplib::Server::HandlerResponse::Handled;
-    }
+    if (!encoding.empty() && encoding != "identity")
+      return refuse(415, fmt::format("compressed bodies (Content-Encoding: {}) are not accepted; send the body "
+                                     "uncompressed with Content-Length", encoding));
+    if (req.get_header_value("Transfer-Encoding").find("chunked") != std::string::npos)
+      return refuse(411, "chunked bodies are not accepted; send the body with Content-Length");
     return httplib::Server::HandlerResponse::Unhandled;
   });
   // Statuses httplib sets itself (404, 413, ...) get a JSON body too.
@@ -421,6 +364,7 @@ int ScoringServer::start() {
                  host, wanted);
     impl_->port = wanted;
   }
+  s.widen_backlog(static_cast<int>(impl_->options.listen_backlog()));
   impl_->thread = std::thread([this] { impl_->server.listen_after_bind(); });
   // httplib's stop() does nothing until the listening loop runs, so a stop() (a SIGTERM) that came
   // right after start() returned would be lost and wait() would hang: start() returns once it runs.

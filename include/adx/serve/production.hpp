@@ -101,7 +101,8 @@ struct HealthSnapshot {
   double threshold = 0.0, initial_threshold = 0.0;
   double anomaly_rate = 0.0;  ///< over the rate window
   int64_t rate_alerts = 0;
-  LatencySummary latency;
+  LatencySummary latency;       ///< over the latency window
+  double latency_total_ms = 0;  ///< summed over every successful model call since the model went into service
   DriftReport drift;
   int64_t feedback_labels = 0;
   bool has_previous_model = false;
@@ -174,6 +175,7 @@ class ProductionDetector {
   double feedback_low_ = 0.0, feedback_high_ = 0.0;  ///< where feedback may move the threshold
   std::unique_ptr<AdaptiveThreshold> adaptive_;
   LatencyWindow latency_;
+  double latency_total_ms_ = 0.0;
   AnomalyRateAlert rate_alert_;
   int64_t next_id_ = 0, items_scored_ = 0, items_flagged_ = 0, nonfinite_scores_ = 0, calls_ = 0, errors_ = 0,
           rejected_ = 0;

@@ -36,9 +36,21 @@ struct ServerOptions {
   ADX_ARG(int64_t, threads) = 16;
   /// Connections that may wait for a free thread; one more is answered 503 with Retry-After at once.
   ADX_ARG(int64_t, max_queued_connections) = 64;
-  /// Seconds a connection may stay silent, idle between requests or within one, before it is closed
-  /// and its thread freed.
+  /// Seconds a connection may stay silent before a request (idle between kept-alive requests) or wait
+  /// on one write, before it is closed and its thread freed. An idle kept-alive connection is closed at
+  /// once when other connections wait for a thread.
   ADX_ARG(int64_t, idle_timeout_s) = 5;
+  /// Seconds a client has to send one whole request, headers and body, from its first byte; a slower
+  /// one is closed. This bounds what a client that trickles its bytes can hold a thread for.
+  ADX_ARG(int64_t, request_timeout_s) = 30;
+  /// Connections the kernel may hold before they are accepted (the listen backlog; the kernel caps it
+  /// at net.core.somaxconn).
+  ADX_ARG(int64_t, listen_backlog) = 1024;
+  /// PEM files of the server's certificate chain and private key: with both set the server speaks
+  /// HTTPS only (OpenSSL, TLS 1.2 or later). An unreadable file or a key that does not match is an
+  /// IoError at construction.
+  ADX_ARG(std::string, tls_cert) = "";
+  ADX_ARG(std::string, tls_key) = "";
   /// When set, POST /feedback (which moves the threshold) needs "Authorization: Bearer <token>"; others
   /// get 401. Scoring and the probes stay open. Bound beyond loopback, set it (adx serve --token-file).
   ADX_ARG(std::string, feedback_token) = "";
