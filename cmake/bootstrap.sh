@@ -16,6 +16,7 @@
 #   bash cmake/bootstrap.sh video [args]    MemAE, future-frame prediction and MIL on the generated surveillance scene
 #   bash cmake/bootstrap.sh ensemble-bench  an ensemble (rotation, VAE, Deep SVDD) against its members on Fashion-MNIST
 #   bash cmake/bootstrap.sh server-load     the scoring server under concurrent clients on 127.0.0.1
+#   bash cmake/bootstrap.sh server-faults   the scoring server under good and hostile clients, then SIGTERM
 #   bash cmake/bootstrap.sh dist-bench      1 process against 2 data-parallel processes (c10d Gloo) on this machine
 # Every Debian package it needs is installed if missing.
 set -euo pipefail
@@ -122,11 +123,14 @@ case "$mode" in
     "$build_dir/examples/server_load" --clients 8 --requests 20000 "$@"
     "$build_dir/examples/server_load" --clients 16 --requests 120000 --rows 64 --server-threads 16 "$@"
     ;;
+  server-faults)
+    "$build_dir/examples/server_faults" "$@"
+    ;;
   dist-bench)
     "$build_dir/examples/distributed_benchmark" "$@"
     ;;
   *)
-    echo "usage: bash cmake/bootstrap.sh demo|test|bench|image-bench|leaderboard|industrial|patchcore-bench|search-bench|latency-bench|timeseries|series-bench|graph|graph-bench|video|ensemble-bench|server-load|dist-bench [args]" >&2
+    echo "usage: bash cmake/bootstrap.sh demo|test|bench|image-bench|leaderboard|industrial|patchcore-bench|search-bench|latency-bench|timeseries|series-bench|graph|graph-bench|video|ensemble-bench|server-load|server-faults|dist-bench [args]" >&2
     exit 2
     ;;
 esac

@@ -45,6 +45,11 @@ Run run(const std::string& arguments) {
   return r;
 }
 
+std::string read_text(const std::string& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
 void write_csv(const std::string& path, const torch::Tensor& x, bool header) {
   std::ofstream out(path);
   if (header) {
@@ -110,6 +115,8 @@ TEST_CASE("adx fit, score, eval and info on a CSV", "[cli]") {
   auto warned = run("eval " + model + " " + test + " --labels " + inverted + " --format json");
   REQUIRE(warned.code == 0);
   REQUIRE(warned.output.find("pass --normal-label 1") != std::string::npos);
+  REQUIRE(warned.output.find("200 of 250 items are labelled anomalous") != std::string::npos);
+  REQUIRE(eval.output.find("labelled anomalous") == std::string::npos);
   REQUIRE(run("eval " + model + " " + test + " --labels " + inverted + " --normal-label 1 --format json")
               .output.find("below chance") == std::string::npos);
   // fit names the normal class, and checks where it will write before it trains.
@@ -129,6 +136,32 @@ TEST_CASE("adx fit, score, eval and info on a CSV", "[cli]") {
   REQUIRE(described["training"]["items"] == 600);
   REQUIRE(described["options"]["train.epochs"] == "30");
   REQUIRE(described["options"]["bottleneck"] == "3");
+  // The CSV header names the drift features.
+  const auto loaded = adx::load(model);
+  REQUIRE(loaded->drift_reference().feature_names.front() == "f0");
+  REQUIRE(loaded->drift_reference().feature_names.back() == "f15");
+
+  // "-" reads CSV from standard input, and gives the same scores as the file.
+  auto piped = run("score " + model + " - < " + test);
+  INFO(piped.output);
+  REQUIRE(piped.code == 0);
+  REQUIRE(piped.output == read_text(scores));
+  // --format json: scores, flags and the threshold; a NaN score (an overflow) is null and flagged.
+  const auto huge = temp_path("cli_huge.csv");
+  write_csv(huge, torch::cat({data.test.slice(0, 0, 2), torch::full({1, 16}, 3e38)}), true);
+  auto as_json = run("score " + model + " " + huge + " --format json");
+  INFO(as_json.output);
+  REQUIRE(as_json.code == 0);
+  const auto scored = json_in(as_json.output);
+  REQUIRE(scored["scores"].size() == 3);
+  REQUIRE(scored["scores"][2].is_null());
+  REQUIRE(scored["flags"][2].get<bool>());
+  REQUIRE(scored["threshold"].is_number());
+  const auto huge_csv = run("score " + model + " " + huge).output;
+  const auto last_row = huge_csv.substr(huge_csv.find("\n2,") + 1);
+  INFO(last_row);
+  REQUIRE(last_row.rfind("2,nan,1", 0) == 0);
+  REQUIRE(run("score " + model + " " + huge + " --format yaml").code == 1);
 }
 
 TEST_CASE("adx fit and eval on Fashion-MNIST's IDX files, one class as normal", "[cli]") {
@@ -204,6 +237,48 @@ TEST_CASE("adx fits on a folder of images and writes anomaly maps as PNG", "[cli
   REQUIRE(no_maps.output.find("makes no anomaly maps") != std::string::npos);
 }
 
+TEST_CASE("adx eval reads an MVTec AD test folder: labels from folder names, masks from ground_truth", "[cli]") {
+  namespace fs = std::filesystem;
+  const auto root = temp_path("cli_mvtec");
+  fs::remove_all(root);
+  adx::SyntheticOptions synthetic;
+  synthetic.image_size = 32;
+  synthetic.train_images = 20;
+  synthetic.good_test_images = 6;
+  synthetic.defects_per_type = 3;
+  adx::write_synthetic_industrial(root, synthetic);
+  const auto category = root + "/tiles", model = temp_path("cli_mvtec_padim.adx");
+  auto fit = run("fit padim " + category + "/train/good backbone=resnet18 runtime.threads=2 -o " + model + " --quiet");
+  INFO(fit.output);
+  REQUIRE(fit.code == 0);
+  auto eval = run("eval " + model + " " + category + "/test --format json");
+  INFO(eval.output);
+  REQUIRE(eval.code == 0);
+  REQUIRE(eval.output.find("labels from the folder names") != std::string::npos);
+  const auto metrics = json_in(eval.output);
+  int64_t good = 0, images = 0;
+  for (const auto& entry : fs::directory_iterator(category + "/test"))
+    for (const auto& file : fs::directory_iterator(entry.path())) {
+      (void)file;
+      ++images;
+      good += entry.path().filename() == "good";
+    }
+  REQUIRE(metrics["items"] == images);
+  REQUIRE(metrics["anomalies"] == images - good);
+  REQUIRE(metrics["pixel_auroc"].get<double>() > 0.5);
+  REQUIRE(metrics["aupro"].get<double>() > 0.0);
+  REQUIRE(run("eval " + model + " " + category + "/test").output.find("| pixel AUROC |") != std::string::npos);
+  // A defect image whose mask is missing is named.
+  fs::path defect_mask;
+  for (const auto& entry : fs::recursive_directory_iterator(category + "/ground_truth"))
+    if (entry.is_regular_file()) defect_mask = entry.path();
+  fs::remove(defect_mask);
+  auto missing = run("eval " + model + " " + category + "/test");
+  REQUIRE(missing.code == 1);
+  REQUIRE(missing.output.find(defect_mask.filename().string()) != std::string::npos);
+  REQUIRE(missing.output.find("has no ground-truth mask") != std::string::npos);
+}
+
 TEST_CASE("adx exit codes: 0 success, 1 a user error in one line, 2 usage", "[cli]") {
   REQUIRE(run("--help").code == 0);
   REQUIRE(run("fit --help").code == 0);
@@ -235,11 +310,6 @@ TEST_CASE("adx exit codes: 0 success, 1 a user error in one line, 2 usage", "[cl
 }
 
 namespace {
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
 
 std::chrono::steady_clock::time_point after_seconds(double seconds) {
   return std::chrono::steady_clock::now() + std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
@@ -319,14 +389,16 @@ TEST_CASE("adx serve stops cleanly on SIGTERM and SIGINT, every time", "[cli][se
     std::filesystem::remove(state);
     const auto log = temp_path("cli_serve_log_grace.txt");
     const auto server = start_server(model, {"--state", state, "--grace", "1"}, log);
-    // Half a request: its thread waits for the rest until the request deadline (30 s).
+    // A request whose head and first 20 KiB of body have come: a thread reads it, and waits for the rest
+    // of the body until the request deadline (30 s).
     const int sock = socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in address{};
     address.sin_family = AF_INET;
     address.sin_port = htons(static_cast<uint16_t>(server.second));
     address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     REQUIRE(connect(sock, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0);
-    const std::string half = "POST /score HTTP/1.1\r\nHost: x\r\n";
+    const std::string half = "POST /score HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                             "Content-Length: 100000\r\n\r\n" + std::string(20 * 1024, ' ');
     REQUIRE(send(sock, half.data(), half.size(), MSG_NOSIGNAL) > 0);
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
     const auto signalled = std::chrono::steady_clock::now();

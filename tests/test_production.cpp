@@ -250,6 +250,29 @@ TEST_CASE("deploy keeps the previous model and rollback returns to it", "[produc
   REQUIRE(production.score(test).scores == first);
 }
 
+TEST_CASE("rollback resumes the threshold the model had in service, not its file's", "[production]") {
+  const auto data = adx::test::easy_tabular();
+  auto detector = fitted_autoencoder(data.train, 1);
+  const auto normal = Data::tabular(data.test.slice(0, 0, 200));
+  detector->set_threshold(adx::quantile(detector->score(normal).to_vector(), 0.5));  // too low
+  const double file_threshold = detector->threshold();
+  adx::ProductionDetector production(std::move(detector), adx::ProductionOptions().feedback_min_labels(10));
+  const auto scored = production.score(normal);
+  std::vector<std::pair<int64_t, bool>> labels;
+  for (const auto id : scored.ids) labels.emplace_back(id, false);
+  production.feedback(labels);  // operators say all 200 are normal: the threshold rises
+  const double learned = production.threshold();
+  REQUIRE(learned > file_threshold);
+  production.deploy(fitted_autoencoder(data.train, 2));
+  REQUIRE(production.threshold() != learned);
+  production.rollback();
+  REQUIRE(production.threshold() == learned);
+  // And back again: the newer model resumes its own.
+  const double newer = fitted_autoencoder(data.train, 2)->threshold();
+  production.rollback();
+  REQUIRE(production.threshold() == Approx(newer));
+}
+
 TEST_CASE("health is JSON and Prometheus text; bad input is counted and rethrown", "[production]") {
   const auto data = adx::test::easy_tabular();
   adx::ProductionDetector production(fitted_autoencoder(data.train),
@@ -275,6 +298,16 @@ TEST_CASE("health is JSON and Prometheus text; bad input is counted and rethrown
   REQUIRE(text.find("adx_score_rejected_total{") != std::string::npos);
   REQUIRE(text.find("adx_latency_ms{detector=\"autoencoder\",version=") != std::string::npos);
   REQUIRE(text.find("feature=\"x15\"") != std::string::npos);
+}
+
+TEST_CASE("predict flags an item whose score overflowed, whether to infinity or NaN", "[production]") {
+  const auto data = adx::test::easy_tabular();
+  auto detector = fitted_autoencoder(data.train);
+  auto x = data.test.slice(0, 0, 3).clone();
+  x[1].fill_(3e38);
+  const auto scores = detector->score(Data::tabular(x)).per_item;
+  REQUIRE_FALSE(std::isfinite(scores[1].item<double>()));
+  REQUIRE(detector->predict(Data::tabular(x))[1].item<bool>());
 }
 
 TEST_CASE("the latency summary's _sum and _count run over every call, its quantiles over the window", "[production]") {

@@ -9,8 +9,17 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <iostream>
 #include <sstream>
+
+#include <unistd.h>
 
 namespace adx::cli {
 namespace fs = std::filesystem;
@@ -34,7 +43,38 @@ Data images_from(torch::Tensor x) {
 
 }  // namespace
 
-Data read_data(const std::string& path, const InputOptions& options) {
+// Standard input, copied once to a private temporary .csv file that the readers take like any other
+// file; removed when done.
+class StdinAsFile {
+ public:
+  StdinAsFile() {
+    std::string pattern = (fs::temp_directory_path() / "adx-stdin-XXXXXX.csv").string();
+    const int fd = ::mkstemps(pattern.data(), 4);
+    ADX_CHECK_AS(IoError, fd >= 0, "cannot make a temporary file for standard input: {}", std::strerror(errno));
+    path_ = pattern;
+    std::ofstream out(path_, std::ios::binary | std::ios::trunc);
+    ::close(fd);
+    out << std::cin.rdbuf();
+    out.flush();
+    ADX_CHECK_AS(IoError, out.good(), "cannot copy standard input to {} (disk full?)", path_);
+  }
+  ~StdinAsFile() { std::remove(path_.c_str()); }
+  StdinAsFile(const StdinAsFile&) = delete;
+  StdinAsFile& operator=(const StdinAsFile&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+Data read_data(const std::string& path, const InputOptions& options, std::vector<std::string>* columns) {
+  if (columns != nullptr) columns->clear();
+  if (path == "-") {
+    ADX_CHECK_AS(OptionError, options.kind == "auto" || options.kind == "tabular" || options.kind == "series",
+                 "standard input ('-') is read as CSV text: a table or (--kind series) a series, not {}", options.kind);
+    const StdinAsFile input;
+    return read_data(input.path(), options, columns);
+  }
   const auto& kind = options.kind;
   ADX_CHECK_AS(OptionError,
                kind == "auto" || kind == "tabular" || kind == "image" || kind == "series" || kind == "graph",
@@ -57,13 +97,17 @@ Data read_data(const std::string& path, const InputOptions& options) {
   if (kind == "series") {
     ADX_CHECK_AS(OptionError, options.window >= 1, "series data needs --window (steps per window)");
     const auto series = ends_with(path, ".npy") ? load_series_npy(path) : load_series_csv(path);
+    if (columns != nullptr && !ends_with(path, ".npy")) *columns = series.columns;
     return Data::series(series.values, Windows{options.window, options.stride}, series.timestamps);
   }
   torch::Tensor x;
   if (ends_with(path, ".npy")) x = load_npy(path);
   else if (is_idx(path)) x = load_idx(path);
-  else if (ends_with(path, ".csv") || ends_with(path, ".txt") || kind == "tabular") x = load_csv(path);
-  else
+  else if (ends_with(path, ".csv") || ends_with(path, ".txt") || kind == "tabular") {
+    auto table = load_csv_table(path);
+    x = table.values;
+    if (columns != nullptr) *columns = std::move(table.columns);
+  } else
     throw IoError(fmt::format("cannot tell what {} holds: use .csv, .npy, an IDX file or a folder of images", path));
   if (kind == "image" || (kind == "auto" && x.dim() >= 3)) {
     ADX_CHECK_AS(ShapeError, x.dim() == 3 || x.dim() == 4, "{} holds a tensor of shape {}; images are N x H x W or "
@@ -73,6 +117,47 @@ Data read_data(const std::string& path, const InputOptions& options) {
   ADX_CHECK_AS(ShapeError, x.dim() == 2, "{} holds a tensor of shape {}; a table is N x D", path,
                shape_string(x.sizes().vec()));
   return Data::tabular(x.to(torch::kFloat32));
+}
+
+bool is_mvtec_test_folder(const std::string& path) {
+  return path != "-" && fs::is_directory(path) && fs::is_directory(fs::path(path) / "good") &&
+         list_image_files(path).empty();
+}
+
+MvtecTest read_mvtec_test(const std::string& path, int64_t channels, int64_t height, int64_t width) {
+  ADX_CHECK_AS(ShapeError, (channels == 1 || channels == 3) && height == width,
+               "an MVTec folder is read for square 1- or 3-channel image models, not items of {} x {} x {}", channels,
+               height, width);
+  // <category>/test/<defect>/<name>.png has its mask at <category>/ground_truth/<defect>/<name>_mask.png.
+  const fs::path root = fs::absolute(path).lexically_normal();
+  const fs::path truth = root.parent_path() / "ground_truth";
+  std::vector<std::string> folders;
+  for (const auto& entry : fs::directory_iterator(root))
+    if (entry.is_directory()) folders.push_back(entry.path().filename().string());
+  std::sort(folders.begin(), folders.end());
+  MvtecTest out;
+  std::vector<at::Tensor> images, masks;
+  const ImageSize size{height, 0};
+  for (const auto& defect : folders) {
+    for (const auto& file : list_image_files((root / defect).string())) {
+      const auto image = fit_image_size(read_image(file, static_cast<int>(channels)).unsqueeze(0), size);
+      at::Tensor mask = torch::zeros({1, 1, height, width});
+      if (defect != "good") {
+        const auto mask_path = truth / defect / (fs::path(file).stem().string() + "_mask.png");
+        ADX_CHECK_AS(IoError, fs::exists(mask_path), "{} has no ground-truth mask: expected {}", file,
+                     mask_path.string());
+        mask = fit_image_size(read_mask(mask_path.string()).unsqueeze(0), size, /*is_mask=*/true);
+      }
+      images.push_back(image);
+      masks.push_back(mask);
+      out.labels.push_back(defect == "good" ? 0 : 1);
+      out.paths.push_back(file);
+    }
+  }
+  ADX_CHECK_AS(IoError, !images.empty(), "the MVTec test folder {} holds no images", path);
+  out.images = Data::images(torch::cat(images));
+  out.masks = torch::cat(masks);
+  return out;
 }
 
 std::vector<int> read_labels(const InputOptions& options, int64_t expected) {

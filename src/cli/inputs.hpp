@@ -24,7 +24,23 @@ struct InputOptions {
 /// Reads `path`: a CSV or NPY table, an NPY image stack (N x H x W or N x C x H x W), an IDX
 /// image file (the MNIST family, .gz or not), a folder of images, (kind series) a series
 /// CSV with a header or an NPY of T x D, or (kind graph, with an edge list) node features.
-Data read_data(const std::string& path, const InputOptions& options);
+/// "-" is standard input, read as CSV text. With `columns`, a CSV header's column names (the value
+/// columns of a series) are put there; it is left empty when there are none.
+Data read_data(const std::string& path, const InputOptions& options, std::vector<std::string>* columns = nullptr);
+
+/// An MVTec AD test folder, `<category>/test`: one subfolder per defect type, and `good`.
+struct MvtecTest {
+  Data images;                     ///< resized to the model's size
+  std::vector<int> labels;         ///< from the folder names: good = 0, any defect type = 1
+  at::Tensor masks;                ///< N x 1 x H x W of 0 / 1, from `<category>/ground_truth` (zero for good)
+  std::vector<std::string> paths;  ///< one per image
+};
+/// Whether `path` is laid out as an MVTec AD test folder: a folder with a `good` subfolder and no
+/// images of its own.
+bool is_mvtec_test_folder(const std::string& path);
+/// Reads an MVTec AD test folder, each image brought to `height` x `width` with `channels` channels (a
+/// model's item shape). A defect image without its `<name>_mask.png` is an IoError naming the file.
+MvtecTest read_mvtec_test(const std::string& path, int64_t channels, int64_t height, int64_t width);
 
 /// The labels of `options.labels` as 0 (normal) / 1 (anomaly); `expected` items must match.
 std::vector<int> read_labels(const InputOptions& options, int64_t expected);

@@ -6,12 +6,16 @@
 #include <adx/base.hpp>
 #include <adx/core/distributed.hpp>
 #include <adx/data/images.hpp>
+#include <adx/io/files.hpp>
+#include <adx/metrics/pixel_metrics.hpp>
+#include <adx/metrics/pixel_tensors.hpp>
 #include <adx/serve/production.hpp>
 #include <adx/serve/server.hpp>
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include <cmath>
 #include <csignal>
 #include <cstdlib>
 #include <cstdio>
@@ -19,6 +23,7 @@
 #include <fstream>
 #include <iostream>
 #include <thread>
+#include <sys/resource.h>
 #include <unistd.h>
 
 namespace {
@@ -104,7 +109,8 @@ int run_fit(const std::string& name, const std::string& data_path, const std::ve
   const auto folder = fs::path(out).parent_path().empty() ? fs::path(".") : fs::path(out).parent_path();
   ADX_CHECK_AS(adx::IoError, fs::is_directory(folder) && access(folder.c_str(), W_OK) == 0,
                "cannot write {}: the folder {} does not exist or is not writable", out, folder.string());
-  const auto data = normal_items(adx::cli::read_data(data_path, in), in);
+  std::vector<std::string> columns;
+  const auto data = normal_items(adx::cli::read_data(data_path, in, &columns), in);
   // ADX_WORLD_SIZE / ADX_RANK / ADX_MASTER_ADDR / ADX_MASTER_PORT (or torchrun's names): data-parallel.
   const auto group = adx::init_distributed_from_environment();
   if (group)
@@ -114,6 +120,9 @@ int run_fit(const std::string& name, const std::string& data_path, const std::ve
   std::cerr << fmt::format("adx: fitting {} on {} {} items of shape {}\n", name, data.size(), data.kind_name(),
                            adx::shape_string(data.item_shape()));
   detector->fit(data);
+  // Drift reports then name a CSV's columns rather than x0, x1, ...
+  if (!columns.empty() && columns.size() == detector->drift_reference().feature_names.size())
+    detector->set_feature_names(columns);
   if (!version.empty()) detector->set_version(version);
   detector->save(out);
   if (!adx::is_main_rank()) return 0;  // rank 0 writes the file
@@ -123,7 +132,8 @@ int run_fit(const std::string& name, const std::string& data_path, const std::ve
 }
 
 int run_score(const std::string& model_path, const std::string& data_path, const std::string& out,
-              const std::string& maps_dir, const adx::cli::InputOptions& in) {
+              const std::string& maps_dir, const std::string& format, const adx::cli::InputOptions& in) {
+  ADX_CHECK_AS(adx::OptionError, format == "csv" || format == "json", "--format takes csv or json, got '{}'", format);
   auto detector = adx::load(model_path);
   const auto data = adx::cli::read_data(data_path, in);
   const auto scores = detector->score(data);
@@ -131,26 +141,33 @@ int run_score(const std::string& model_path, const std::string& data_path, const
   ADX_CHECK_AS(adx::OptionError, maps_dir.empty() || scores.pixel_map.defined(), "{} makes no anomaly maps; drop --maps",
                detector->type());
   const auto values = scores.to_vector();
-  std::string csv = detector->calibrated() ? "item,score,anomaly\n" : "item,score\n";
-  for (size_t i = 0; i < values.size(); ++i) {
-    csv += fmt::format("{},{:.9g}", i, values[i]);
-    if (detector->calibrated()) csv += values[i] > detector->threshold() ? ",1" : ",0";
-    csv += "\n";
+  const bool calibrated = detector->calibrated();
+  // A score that is not a number (an overflow) is flagged: "score > threshold" would pass it as normal.
+  const auto flagged = [&](double s) { return !std::isfinite(s) || s > detector->threshold(); };
+  std::string text;
+  if (format == "json") {
+    nlohmann::json j;
+    j["scores"] = values;  // NaN and infinities become null
+    if (calibrated) {
+      std::vector<bool> flags;
+      for (const double s : values) flags.push_back(flagged(s));
+      j["flags"] = flags;
+      j["threshold"] = detector->threshold();
+    }
+    text = j.dump() + "\n";
+  } else {
+    text = calibrated ? "item,score,anomaly\n" : "item,score\n";
+    for (size_t i = 0; i < values.size(); ++i) {
+      // NaN's sign bit means nothing; "nan" is what CSV readers expect.
+      text += std::isnan(values[i]) ? fmt::format("{},nan", i) : fmt::format("{},{:.9g}", i, values[i]);
+      if (calibrated) text += flagged(values[i]) ? ",1" : ",0";
+      text += "\n";
+    }
   }
   if (out.empty() || out == "-") {
-    std::cout << csv;
+    std::cout << text;
   } else {
-    const std::string tmp = out + ".tmp";
-    {
-      std::ofstream file(tmp, std::ios::trunc);
-      file << csv;
-      file.flush();
-      if (!file.good()) {
-        std::remove(tmp.c_str());
-        throw adx::IoError(fmt::format("cannot write {} (missing folder or disk full?)", tmp));
-      }
-    }
-    fs::rename(tmp, out);  // a reader never sees a partial file
+    adx::write_file_atomically(out, {text}, "scores file");  // a reader never sees a partial file
     std::cerr << fmt::format("adx: wrote {} scores to {}\n", values.size(), out);
   }
   if (!maps_dir.empty()) {
@@ -170,12 +187,27 @@ int run_eval(const std::string& model_path, const std::string& data_path, const 
   ADX_CHECK_AS(adx::OptionError, format == "markdown" || format == "json", "--format takes markdown or json, got '{}'",
                format);
   auto detector = adx::load(model_path);
-  const auto data = adx::cli::read_data(data_path, in);
+  // An MVTec AD test folder brings its own labels (its folder names) and masks, as anomalib reads it.
+  const bool mvtec = in.labels.empty() && adx::cli::is_mvtec_test_folder(data_path);
+  adx::cli::MvtecTest folder;
+  adx::Data data;
+  if (mvtec) {
+    const auto& shape = detector->item_shape();
+    ADX_CHECK_AS(adx::ShapeError, shape.size() == 3, "{} is an MVTec test folder of images, but the model takes items "
+                 "of shape {}", data_path, adx::shape_string(shape));
+    folder = adx::cli::read_mvtec_test(data_path, shape[0], shape[1], shape[2]);
+    data = folder.images;
+    std::cerr << fmt::format("adx: {} test images in {}: labels from the folder names (good = normal), masks from "
+                             "ground_truth\n",
+                             folder.labels.size(), data_path);
+  } else {
+    data = adx::cli::read_data(data_path, in);
+  }
   const auto scores = detector->score(data);
   // Series and video are judged per step; everything else per item.
   const bool steps = scores.per_step.defined();
   const int64_t judged = steps ? scores.per_step.numel() : scores.per_item.numel();
-  const auto all_labels = adx::cli::read_labels(in, judged);
+  const auto all_labels = mvtec ? folder.labels : adx::cli::read_labels(in, judged);
   std::vector<int> labels;
   const auto values = adx::judged_scores(scores, &all_labels, &labels);
   const auto anomalies = std::count(labels.begin(), labels.end(), 1);
@@ -195,7 +227,26 @@ int run_eval(const std::string& model_path, const std::string& data_path, const 
          {"average_precision", adx::metrics::average_precision(labels, values)},
          {"best_f1", adx::metrics::best_f1(labels, values).f1},
          {"left_out", left_out}};
-  if (in.normal_label.empty() && j["auroc"].get<double>() < 0.5)
+  if (mvtec && scores.pixel_map.defined()) {
+    // The maps at the masks' size, as the metrics compare pixel by pixel.
+    auto maps = scores.pixel_map.to(torch::kFloat32);
+    if (maps.size(2) != folder.masks.size(2) || maps.size(3) != folder.masks.size(3))
+      maps = torch::nn::functional::interpolate(
+          maps, torch::nn::functional::InterpolateFuncOptions()
+                    .size(std::vector<int64_t>{folder.masks.size(2), folder.masks.size(3)})
+                    .mode(torch::kBilinear)
+                    .align_corners(false));
+    const auto mask_pixels = adx::metrics::mask_stack(folder.masks);
+    const auto map_pixels = adx::metrics::map_stack(maps);
+    j["pixel_auroc"] = adx::metrics::pixel_roc_auc(mask_pixels, map_pixels);
+    j["aupro"] = adx::metrics::aupro(mask_pixels, map_pixels);
+  }
+  // Anomalies are the rare class; a majority of them suggests the labels mean the opposite.
+  if (!mvtec && 2 * anomalies > static_cast<int64_t>(labels.size()))
+    std::cerr << fmt::format("adx: warning: {} of {} items are labelled anomalous; if the labels mark the normal "
+                             "items, pass --normal-label with the normal items' label\n",
+                             anomalies, labels.size());
+  if (!mvtec && in.normal_label.empty() && j["auroc"].get<double>() < 0.5)
     std::cerr << fmt::format("adx: warning: AUROC {:.3f} is below chance; if 1 marks the normal items in {} "
                              "(scikit-learn's convention), pass --normal-label 1\n",
                              j["auroc"].get<double>(), in.labels);
@@ -218,6 +269,10 @@ int run_eval(const std::string& model_path, const std::string& data_path, const 
       {"AUROC", fmt::format("{:.4f}", j["auroc"].get<double>())},
       {"average precision", fmt::format("{:.4f}", j["average_precision"].get<double>())},
       {"best F1", fmt::format("{:.4f}", j["best_f1"].get<double>())}};
+  if (j.contains("pixel_auroc")) {
+    rows.push_back({"pixel AUROC", fmt::format("{:.4f}", j["pixel_auroc"].get<double>())});
+    rows.push_back({"AUPRO (FPR up to 0.3)", fmt::format("{:.4f}", j["aupro"].get<double>())});
+  }
   if (detector->calibrated()) {
     rows.push_back({"threshold", fmt::format("{:.6g}", detector->threshold())});
     rows.push_back({"precision at threshold", fmt::format("{:.4f}", j["precision"].get<double>())});
@@ -302,6 +357,12 @@ int run_serve(const std::string& model_path, const adx::ServerOptions& server_op
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGUSR1);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  // Each held connection is a file descriptor: allow as many as the system lets this process have.
+  rlimit files{};
+  if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+    files.rlim_cur = files.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &files);
+  }
   const auto production_options =
       adx::from_option_map<adx::ProductionOptions>(adx::cli::read_option_arguments(pairs, ""));
   auto production = std::make_unique<adx::ProductionDetector>(model_to_serve(model_path, state_path), production_options);
@@ -363,7 +424,8 @@ int main(int argc, char** argv) {
   adx::cli::InputOptions fit_in;
   auto* fit = app.add_subcommand("fit", "fit a detector on normal data and write its model file");
   fit->add_option("detector", fit_detector, "detector name (adx list)")->required();
-  fit->add_option("data", fit_data, "training data: CSV, NPY, IDX or an image folder")->required();
+  fit->add_option("data", fit_data, "training data: CSV, NPY, IDX or an image folder ('-': CSV on standard input)")
+      ->required();
   fit->add_option("options", fit_pairs, "detector options as key=value (e.g. train.epochs=20)");
   fit->add_option("-o,--output", fit_out, "model file to write")->capture_default_str();
   fit->add_option("--options-file", fit_json, "detector options as a JSON object");
@@ -372,12 +434,15 @@ int main(int argc, char** argv) {
   fit->add_flag("--quiet", fit_quiet, "no progress bar");
   add_input_flags(fit, fit_in, true);
 
-  std::string score_model, score_data, score_out, score_maps;
+  std::string score_model, score_data, score_out, score_maps, score_format = "csv";
   adx::cli::InputOptions score_in;
   auto* score = app.add_subcommand("score", "score data with a model file; CSV of scores and flags");
   score->add_option("model", score_model, "model file")->required();
-  score->add_option("data", score_data, "data to score")->required();
-  score->add_option("-o,--output", score_out, "CSV file to write (default: stdout)");
+  score->add_option("data", score_data, "data to score ('-': CSV on standard input)")->required();
+  score->add_option("-o,--output", score_out, "file to write (default: stdout)");
+  score->add_option("--format", score_format,
+                    "csv (item,score[,anomaly] rows) or json ({\"scores\", \"flags\", \"threshold\"})")
+      ->capture_default_str();
   score->add_option("--maps", score_maps, "folder to write anomaly maps to as PNG (image detectors with maps)");
   add_input_flags(score, score_in, false);
 
@@ -385,7 +450,10 @@ int main(int argc, char** argv) {
   adx::cli::InputOptions eval_in;
   auto* eval = app.add_subcommand("eval", "score labelled data and print AUROC, AP and F1");
   eval->add_option("model", eval_model, "model file")->required();
-  eval->add_option("data", eval_data, "labelled data")->required();
+  eval->add_option("data", eval_data,
+                   "labelled data ('-': CSV on standard input), or an MVTec AD test folder (<category>/test), "
+                   "labelled by its folder names with masks from <category>/ground_truth")
+      ->required();
   eval->add_option("--format", eval_format, "markdown or json")->capture_default_str();
   add_input_flags(eval, eval_in, true);
 
@@ -398,7 +466,7 @@ int main(int argc, char** argv) {
   std::string serve_model, serve_host = "127.0.0.1", serve_token_file, serve_state;
   int64_t serve_port = 8080, serve_max_body = int64_t{16} << 20, serve_threads = 16, serve_max_depth = 16,
           serve_max_queued = 64, serve_idle_timeout = 5, serve_request_timeout = 30, serve_backlog = 1024,
-          serve_grace = 30;
+          serve_grace = 30, serve_max_idle = 1000;
   std::string serve_tls_cert, serve_tls_key;
   std::vector<std::string> serve_pairs;
   auto* serve = app.add_subcommand("serve", "an HTTP scoring server for a model file");
@@ -419,6 +487,9 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   serve->add_option("--threads", serve_threads,
                     "threads answering requests (at least the number of concurrent clients)")->capture_default_str();
+  serve->add_option("--max-idle-connections", serve_max_idle,
+                    "connections held without a thread while they wait for a request; beyond it one is closed")
+      ->capture_default_str();
   serve->add_option("--idle-timeout", serve_idle_timeout,
                     "seconds a connection may stay silent before a request, or wait on a write")->capture_default_str();
   serve->add_option("--request-timeout", serve_request_timeout,
@@ -448,14 +519,14 @@ int main(int argc, char** argv) {
     if (*list) return run_list(list_json, list_detector);
     if (*fit) return run_fit(fit_detector, fit_data, fit_pairs, fit_json, fit_out, fit_version,
                              fit_progress && !fit_quiet, fit_in);
-    if (*score) return run_score(score_model, score_data, score_out, score_maps, score_in);
+    if (*score) return run_score(score_model, score_data, score_out, score_maps, score_format, score_in);
     if (*eval) return run_eval(eval_model, eval_data, eval_format, eval_in);
     if (*info) return run_info(info_model, info_json);
     if (*serve) {
       adx::ServerOptions options;
       options.host(serve_host).port(serve_port).max_body_bytes(serve_max_body).threads(serve_threads).max_json_depth(
           serve_max_depth).max_queued_connections(serve_max_queued);
-      options.idle_timeout_s(serve_idle_timeout).request_timeout_s(serve_request_timeout).listen_backlog(serve_backlog);
+      options.max_idle_connections(serve_max_idle).idle_timeout_s(serve_idle_timeout).request_timeout_s(serve_request_timeout).listen_backlog(serve_backlog);
       options.tls_cert(serve_tls_cert).tls_key(serve_tls_key);
       if (!serve_token_file.empty()) options.feedback_token(adx::cli::read_token_file(serve_token_file));
       ADX_CHECK_AS(adx::OptionError, serve_grace >= 0, "--grace must be >= 0 s, got {}", serve_grace);

@@ -167,16 +167,7 @@ at::Tensor read_mask(const std::string& path) {
 }
 
 void write_png(const std::string& path, const at::Tensor& image) {
-  const std::string png = encode_png(image);
-  const std::string temp = path + ".tmp";
-  {
-    std::ofstream out(temp, std::ios::binary | std::ios::trunc);
-    out.write(png.data(), static_cast<std::streamsize>(png.size()));
-    ADX_CHECK_AS(IoError, out.good(), "cannot write {}", temp);
-  }
-  std::error_code ec;
-  fs::rename(temp, path, ec);
-  ADX_CHECK_AS(IoError, !ec, "cannot rename {} to {}: {}", temp, path, ec.message());
+  write_file_atomically(path, {encode_png(image)}, "PNG file");
 }
 
 void write_heatmap_overlay(const std::string& path, const at::Tensor& image, const at::Tensor& anomaly_map,

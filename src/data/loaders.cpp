@@ -183,8 +183,11 @@ LabeledImages load_mnist_split(const std::string& folder, const std::string& spl
 }
 
 
-at::Tensor load_csv(const std::string& path, const CsvOptions& options) {
+at::Tensor load_csv(const std::string& path, const CsvOptions& options) { return load_csv_table(path, options).values; }
+
+CsvTable load_csv_table(const std::string& path, const CsvOptions& options) {
   csv::LineReader reader(path, "CSV file", options.delimiter);
+  CsvTable table;
   std::vector<float> values;
   std::vector<std::string> cells;
   int64_t columns = -1, rows = 0;
@@ -203,7 +206,8 @@ at::Tensor load_csv(const std::string& path, const CsvOptions& options) {
     }
     const bool first_row = columns < 0 && rows == 0;
     if (first_row && (options.header == 1 || (options.header == -1 && bad_column >= 0))) {
-      columns = static_cast<int64_t>(cells.size());  // header: names only fix the width
+      columns = static_cast<int64_t>(cells.size());  // the header fixes the width
+      table.columns = cells;
       continue;
     }
     ADX_CHECK_AS(IoError, bad_column < 0, "CSV '{}' line {} column {}: '{}' is not a number", path,
@@ -215,7 +219,8 @@ at::Tensor load_csv(const std::string& path, const CsvOptions& options) {
     ++rows;
   }
   ADX_CHECK_AS(IoError, rows > 0, "CSV file '{}' has no data rows", path);
-  return torch::from_blob(values.data(), {rows, columns}, torch::kFloat32).clone();
+  table.values = torch::from_blob(values.data(), {rows, columns}, torch::kFloat32).clone();
+  return table;
 }
 
 at::Tensor load_npy(const std::string& path) {
@@ -276,20 +281,12 @@ void save_npy(const std::string& path, const at::Tensor& tensor) {
   std::string header = "{'descr': '" + descr + "', 'fortran_order': False, 'shape': (" + shape + "), }";
   while ((10 + header.size() + 1) % 64 != 0) header += ' ';
   header += '\n';
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  {
-    std::ofstream out(tmp, std::ios::binary);
-    ADX_CHECK_AS(IoError, out.good(), "cannot write '{}': {}", tmp, std::strerror(errno));
-    out.write("\x93NUMPY\x01\x00", 8);
-    const uint16_t len = static_cast<uint16_t>(header.size());
-    const char len_bytes[2] = {static_cast<char>(len & 0xff), static_cast<char>(len >> 8)};
-    out.write(len_bytes, 2);
-    out.write(header.data(), static_cast<std::streamsize>(header.size()));
-    out.write(static_cast<const char*>(t.data_ptr()), static_cast<std::streamsize>(t.nbytes()));
-    ADX_CHECK_AS(IoError, out.good(), "write to '{}' failed", tmp);
-  }
-  ADX_CHECK_AS(IoError, std::rename(tmp.c_str(), path.c_str()) == 0, "cannot rename '{}' to '{}': {}", tmp, path,
-               std::strerror(errno));
+  const uint16_t len = static_cast<uint16_t>(header.size());
+  const char len_bytes[2] = {static_cast<char>(len & 0xff), static_cast<char>(len >> 8)};
+  write_file_atomically(path,
+                        {std::string_view("\x93NUMPY\x01\x00", 8), std::string_view(len_bytes, 2), header,
+                         std::string_view(static_cast<const char*>(t.data_ptr()), t.nbytes())},
+                        "NPY file");
 }
 
 }  // namespace adx

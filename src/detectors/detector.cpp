@@ -240,7 +240,10 @@ torch::Tensor Detector::predict(const Data& data) {
                type());
   const auto scores = score(data);
   // Series and video are judged step by step (a step never scored is not flagged).
-  return (scores.per_step.defined() ? scores.per_step : scores.per_item) > threshold_;
+  // A step left unscored (before a forecaster's first window) is NaN and not flagged; an item whose
+  // score overflowed to NaN is.
+  if (scores.per_step.defined()) return scores.per_step > threshold_;
+  return scores.per_item.gt(threshold_).logical_or(scores.per_item.isnan());
 }
 
 void Detector::calibrate_raw(const Data& normal) {
@@ -282,6 +285,17 @@ void Detector::set_threshold(double threshold) {
 double Detector::threshold() const {
   ADX_CHECK_AS(NotFittedError, calibrated_, "{}: no threshold has been calibrated", type());
   return threshold_;
+}
+
+void Detector::set_feature_names(const std::vector<std::string>& names) {
+  ADX_CHECK_AS(NotFittedError, fitted_, "{}: set_feature_names() called before fit()", type());
+  ADX_CHECK_AS(ValueError, names.size() == reference_.feature_names.size(),
+               "{}: {} feature names given for {} drift features", type(), names.size(),
+               reference_.feature_names.size());
+  for (const auto& name : names)
+    ADX_CHECK_AS(ValueError, !name.empty() && name.find(',') == std::string::npos,
+                 "feature name '{}' must be non-empty and hold no comma", name);
+  reference_.feature_names = names;
 }
 
 void Detector::set_version(const std::string& version) {

@@ -1,13 +1,65 @@
 #include <adx/core/error.hpp>
 #include <adx/io/files.hpp>
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 
 namespace adx {
+
+namespace {
+
+// fsync of a file or a folder by path; false (errno set) when it cannot be opened or synced.
+bool sync_to_disk(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  const bool synced = ::fsync(fd) == 0;
+  const int saved = errno;
+  ::close(fd);
+  errno = saved;
+  return synced;
+}
+
+}  // namespace
+
+void write_file_atomically(const std::string& path, const std::vector<std::string_view>& parts,
+                           const std::string& what) {
+  // A name of its own per process and call, so concurrent writers never share a temporary file.
+  static std::atomic<uint64_t> writes{0};
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(writes++);
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    ADX_CHECK_AS(IoError, out.good(), "cannot write {} '{}': {}", what, tmp, std::strerror(errno));
+    for (const auto part : parts) out.write(part.data(), static_cast<std::streamsize>(part.size()));
+    out.flush();
+    if (!out.good()) {
+      out.close();
+      std::remove(tmp.c_str());
+      throw IoError(fmt::format("writing {} '{}' failed (disk full?)", what, tmp));
+    }
+  }
+  // On disk before it takes the final name, and the name on disk after: a crash or power loss leaves
+  // the old file or the new one, never a name pointing at unwritten blocks.
+  if (!sync_to_disk(tmp)) {
+    const std::string reason = std::strerror(errno);
+    std::remove(tmp.c_str());
+    throw IoError(fmt::format("cannot flush {} '{}' to disk: {}", what, tmp, reason));
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    const std::string reason = std::strerror(errno);
+    std::remove(tmp.c_str());
+    throw IoError(fmt::format("cannot move {} into place at '{}': {}", what, path, reason));
+  }
+  const auto folder = std::filesystem::path(path).parent_path();
+  sync_to_disk(folder.empty() ? std::string(".") : folder.string());  // best effort: some file systems refuse
+}
 
 uint64_t regular_file_size(const std::string& path, const std::string& what) {
   struct stat info {};

@@ -6,30 +6,14 @@
 
 #include <torch/types.h>
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <filesystem>
 #include <fstream>
 
 namespace adx {
 namespace {
-
-// fsync of a file or a folder by path; false (errno set) when it cannot be opened or synced.
-bool sync_to_disk(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return false;
-  const bool synced = ::fsync(fd) == 0;
-  const int saved = errno;
-  ::close(fd);
-  errno = saved;
-  return synced;
-}
 
 constexpr char kMagic[8] = {'A', 'D', 'X', 'M', 'O', 'D', 'E', 'L'};
 
@@ -121,44 +105,14 @@ void write_model_file(const std::string& path, const ModelFile& model) {
     body.append(static_cast<const char*>(t.data_ptr()), t.nbytes());
   }
 
-  // A name of its own per process and call, so concurrent saves never write into one temporary file.
-  static std::atomic<uint64_t> saves{0};
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(saves++);
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    ADX_CHECK_AS(IoError, out.good(), "cannot write model file '{}': {}", tmp, std::strerror(errno));
-    out.write(kMagic, sizeof(kMagic));
-    std::string head;
-    put<uint32_t>(head, kModelFormatVersion);
-    put<uint64_t>(head, static_cast<uint64_t>(body.size()));
-    out.write(head.data(), static_cast<std::streamsize>(head.size()));
-    out.write(body.data(), static_cast<std::streamsize>(body.size()));
-    std::string tail;
-    Fnv1a checksum;
-    checksum.update(body.data(), body.size());
-    put<uint64_t>(tail, checksum.value());
-    out.write(tail.data(), static_cast<std::streamsize>(tail.size()));
-    out.flush();
-    if (!out.good()) {
-      out.close();
-      std::remove(tmp.c_str());
-      throw IoError(fmt::format("writing model file '{}' failed (disk full?)", tmp));
-    }
-  }
-  // On disk before it takes the final name, and the name on disk after: a crash or power loss leaves
-  // the old file or the new one, never a name pointing at unwritten blocks.
-  if (!sync_to_disk(tmp)) {
-    const std::string reason = std::strerror(errno);
-    std::remove(tmp.c_str());
-    throw IoError(fmt::format("cannot flush model file '{}' to disk: {}", tmp, reason));
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    const std::string reason = std::strerror(errno);
-    std::remove(tmp.c_str());
-    throw IoError(fmt::format("cannot move model file into place at '{}': {}", path, reason));
-  }
-  const auto folder = std::filesystem::path(path).parent_path();
-  sync_to_disk(folder.empty() ? std::string(".") : folder.string());  // best effort: some file systems refuse
+  std::string head;
+  put<uint32_t>(head, kModelFormatVersion);
+  put<uint64_t>(head, static_cast<uint64_t>(body.size()));
+  std::string tail;
+  Fnv1a checksum;
+  checksum.update(body.data(), body.size());
+  put<uint64_t>(tail, checksum.value());
+  write_file_atomically(path, {std::string_view(kMagic, sizeof(kMagic)), head, body, tail}, "model file");
 }
 
 std::string adx_version() { return ADX_VERSION_STRING; }

@@ -4,8 +4,8 @@
 //     503 by an overflow thread;
 //   - a deadline for all the bytes of each request (httplib's read timeout restarts with every byte,
 //     so a client sending a byte a second would hold a thread for ever);
-//   - idle keep-alive connections closed at once when other connections wait for a thread, or when
-//     the server stops;
+//   - connections that wait for a request (kept alive between requests, or still sending one) held
+//     by one polling thread, not a thread each; a slow or idle client costs a file descriptor;
 //   - a listen backlog of our choosing (Debian's httplib is built with 5);
 //   - optional TLS through OpenSSL, under the same deadlines.
 // Internal to the server (src/serve); it includes httplib.h.
@@ -25,7 +25,11 @@ struct ConnectionLimits {
   std::chrono::seconds idle{5};      ///< silence allowed before a request, and per write
   std::chrono::seconds request{30};  ///< time to receive one whole request from its first byte
   size_t keep_alive_max = 1000;      ///< requests served on one connection
+  size_t held = 1000;                ///< connections held without a thread while they wait for a request
 };
+
+/// The stream a connection is read and written through (defined in connection.cpp).
+class DeadlineStreamBase : public httplib::Stream {};
 
 /// True on the thread that answers the connections the pool had no room for: each gets a 503.
 bool answering_overflow();
@@ -56,6 +60,14 @@ class ConnectionServer final : public httplib::Server {
   // instead: silent past the idle limit, the server stopping, or (after a first request) other
   // connections waiting for a thread.
   bool await_request(int sock, bool has_buffered, bool after_first, bool overflow) const;
+  // Serves a plain connection from its request number `served` until it must wait for the next
+  // request (then the waiting room holds it) or closes.
+  // `received`: the start of the next request, already read.
+  void serve_plain(int sock, size_t served, std::string received);
+  // Answers one request on `stream`; whether the connection stays open for another.
+  bool answer_one(DeadlineStreamBase& stream, bool last, bool overflow);
+  // Closes the connection once its last reply is written.
+  void finish(int sock, bool overflow);
 
   ConnectionLimits limits_;
   SSL_CTX* tls_ = nullptr;

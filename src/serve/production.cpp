@@ -81,7 +81,7 @@ void ProductionDetector::set_clock(std::function<double()> clock) {
 
 double ProductionDetector::now() const { return clock_ ? clock_() : steady_seconds(); }
 
-void ProductionDetector::reset_monitoring() {
+void ProductionDetector::reset_monitoring(double resume) {
   threshold_ = initial_threshold_ = current_->threshold();
   // Feedback's bounds: the file's threshold +- feedback_max_shift standard deviations of the calibration
   // scores (of |threshold| when the file keeps fewer than two).
@@ -97,6 +97,8 @@ void ProductionDetector::reset_monitoring() {
   const bool bounded = options_.feedback_max_shift() > 0 && spread > 0 && std::isfinite(spread);
   feedback_low_ = bounded ? threshold_ - options_.feedback_max_shift() * spread : -std::numeric_limits<double>::infinity();
   feedback_high_ = bounded ? threshold_ + options_.feedback_max_shift() * spread : std::numeric_limits<double>::infinity();
+  // The feedback bounds stay centred on the model's own threshold; a resumed one starts inside them.
+  if (std::isfinite(resume)) threshold_ = std::clamp(resume, feedback_low_, feedback_high_);
   adaptive_ = options_.adapt_threshold() ? std::make_unique<AdaptiveThreshold>(threshold_, options_.adaptive())
                                          : nullptr;
   latency_ = LatencyWindow(options_.latency_window(), options_.latency_budget_ms());
@@ -350,6 +352,7 @@ void ProductionDetector::deploy(std::unique_ptr<Detector> next) {
   std::shared_ptr<Detector> incoming(std::move(next));
   std::lock_guard<std::mutex> lock(state_mutex_);
   previous_ = std::move(current_);
+  previous_threshold_ = threshold_;
   current_ = std::move(incoming);
   ++generation_;
   reset_monitoring();
@@ -375,8 +378,10 @@ void ProductionDetector::rollback() {
   std::lock_guard<std::mutex> lock(state_mutex_);
   ADX_CHECK_AS(ValueError, previous_ != nullptr, "rollback: no previous model to return to (nothing was deployed after the first)");
   std::swap(current_, previous_);  // a second rollback returns to the newer model
+  const double resume = previous_threshold_;
+  previous_threshold_ = threshold_;
   ++generation_;
-  reset_monitoring();
+  reset_monitoring(resume);
 }
 
 bool ProductionDetector::has_previous() const {

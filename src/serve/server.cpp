@@ -28,6 +28,8 @@ void ServerOptions::check(const std::string& prefix) const {
                "option '{}max_queued_connections' must be in [0, 100000], got {}", prefix, max_queued_connections());
   ADX_CHECK_AS(OptionError, idle_timeout_s() >= 1 && idle_timeout_s() <= 3600,
                "option '{}idle_timeout_s' must be in [1, 3600], got {}", prefix, idle_timeout_s());
+  ADX_CHECK_AS(OptionError, max_idle_connections() >= 0 && max_idle_connections() <= 1000000,
+               "option '{}max_idle_connections' must be in [0, 1000000], got {}", prefix, max_idle_connections());
   ADX_CHECK_AS(OptionError, request_timeout_s() >= 1 && request_timeout_s() <= 3600,
                "option '{}request_timeout_s' must be in [1, 3600], got {}", prefix, request_timeout_s());
   ADX_CHECK_AS(OptionError, listen_backlog() >= 1 && listen_backlog() <= 65535,
@@ -158,7 +160,8 @@ struct ScoringServer::Impl {
         server(serve::ConnectionLimits{static_cast<size_t>(options.threads()),
                                        static_cast<size_t>(options.max_queued_connections()),
                                        std::chrono::seconds(options.idle_timeout_s()),
-                                       std::chrono::seconds(options.request_timeout_s()), 1000},
+                                       std::chrono::seconds(options.request_timeout_s()), 1000,
+                                       static_cast<size_t>(options.max_idle_connections())},
                options.tls_cert(), options.tls_key()) {}
 
   // Runs a handler; adx errors from bad input become 400s, anything else a 500, and the server goes on.

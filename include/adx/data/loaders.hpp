@@ -19,9 +19,17 @@ struct CsvOptions {
   int header = -1;
 };
 
+/// A numeric CSV table and the names in its header row.
+struct CsvTable {
+  at::Tensor values;                 ///< N x D float32
+  std::vector<std::string> columns;  ///< D names, or empty when the file has no header row
+};
+
 /// Reads a numeric CSV file into an N x D float32 tensor. A cell that is not a
 /// number, or a row of the wrong length, is an error naming line and column.
 at::Tensor load_csv(const std::string& path, const CsvOptions& options = {});
+/// load_csv, keeping the header's column names.
+CsvTable load_csv_table(const std::string& path, const CsvOptions& options = {});
 
 /// How load_series_csv reads a series table with a header row.
 struct SeriesCsvOptions {

@@ -80,7 +80,8 @@ class Detector {
   /// Anomaly scores (higher = more anomalous): per item, and for series and
   /// video also per time step / frame (Scores::per_step).
   Scores score(const Data& data);
-  /// True where score > threshold: per item, or for series and video per step / frame.
+  /// True where score > threshold: per item, where a NaN score (an overflow) is flagged too, or for
+  /// series and video per step / frame, where NaN marks a step left unscored and is not flagged.
   /// Throws if not fitted or not calibrated.
   torch::Tensor predict(const Data& data);
 
@@ -107,6 +108,9 @@ class Detector {
   const ModelInfo& model_info() const { return info_; }
   /// Reference values for drift monitoring (empty before fit, and in files from before they were kept).
   const DriftReference& drift_reference() const { return reference_; }
+  /// Names the drift reference's features after fit, e.g. a table's CSV column names (fit names them
+  /// x0, x1, ...). One name per feature, each non-empty and without commas; else a ValueError.
+  void set_feature_names(const std::vector<std::string>& names);
   /// Restores fitted state from a model file (used by adx::load).
   void restore(const ModelFile& file);
   /// Checks every option's value (ranges, finiteness, the device); the first bad one

@@ -4,6 +4,7 @@
 // read from a file is validated before anything is allocated for it.
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace adx {
@@ -17,6 +18,12 @@ uint64_t regular_file_size(const std::string& path, const std::string& what);
 
 /// The whole content of a regular file (see regular_file_size).
 std::string read_regular_file(const std::string& path, const std::string& what);
+
+/// Writes `parts`, one after another, as the file `path`, all or nothing: into a temporary file of its
+/// own in the same folder, flushed to disk, then renamed into place (and the folder flushed), so that a
+/// reader, a crash or a full disk never leaves a partial file under `path`. IoError naming `what`.
+void write_file_atomically(const std::string& path, const std::vector<std::string_view>& parts,
+                           const std::string& what);
 
 /// The big-endian 32-bit number at `offset` of `bytes` (IDX headers, PNG chunks); the caller
 /// checks that four bytes are there.

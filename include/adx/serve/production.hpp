@@ -10,6 +10,7 @@
 
 #include <deque>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -148,7 +149,8 @@ class ProductionDetector {
   /// Writes the model in service with the threshold now in force (adapted or recalibrated by feedback),
   /// so that the next start begins where this one is. Scoring goes on while it writes.
   void save(const std::string& path);
-  /// Returns to the model before the last deploy(); an error when there is none.
+  /// Returns to the model before the last deploy(), with the threshold that was in force when it left
+  /// service (as feedback or adaptation had moved it); an error when there is none.
   void rollback();
   bool has_previous() const;
   /// The model in service: a snapshot that stays valid whatever deploy() or rollback() do meanwhile.
@@ -158,7 +160,8 @@ class ProductionDetector {
   void set_clock(std::function<double()> clock);
 
  private:
-  void reset_monitoring();
+  // Monitoring restarts for the model in service, its threshold `resume` when given (NaN: its own).
+  void reset_monitoring(double resume = std::numeric_limits<double>::quiet_NaN());
   double now() const;
 
   ProductionOptions options_;
@@ -172,6 +175,7 @@ class ProductionDetector {
   std::function<double()> clock_;
   double started_ = 0.0;
   double threshold_ = 0.0, initial_threshold_ = 0.0;
+  double previous_threshold_ = 0.0;  ///< in force when the previous model left service
   double feedback_low_ = 0.0, feedback_high_ = 0.0;  ///< where feedback may move the threshold
   std::unique_ptr<AdaptiveThreshold> adaptive_;
   LatencyWindow latency_;

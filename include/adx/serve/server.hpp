@@ -31,14 +31,18 @@ struct ServerOptions {
   /// Deepest nesting of arrays and objects a JSON body may have ({"rows": [[...]]} nests 3 deep); a
   /// deeper one is refused with 400 before it is parsed.
   ADX_ARG(int64_t, max_json_depth) = 16;
-  /// Threads answering requests. A client that keeps its connection open holds one thread while it
-  /// does, so give at least as many threads as concurrent clients.
+  /// Threads answering requests. A connection takes one only once its request has arrived (see
+  /// max_idle_connections), for as long as it is read, scored and answered.
   ADX_ARG(int64_t, threads) = 16;
   /// Connections that may wait for a free thread; one more is answered 503 with Retry-After at once.
   ADX_ARG(int64_t, max_queued_connections) = 64;
+  /// Connections held while they wait for a request (kept alive between requests, or still sending
+  /// one's head and first 16 KiB of body), by one polling thread rather than a thread each; a
+  /// connection that would wait beyond this count is closed. Plain HTTP only: a TLS connection keeps
+  /// its thread while it waits.
+  ADX_ARG(int64_t, max_idle_connections) = 1000;
   /// Seconds a connection may stay silent before a request (idle between kept-alive requests) or wait
-  /// on one write, before it is closed and its thread freed. An idle kept-alive connection is closed at
-  /// once when other connections wait for a thread.
+  /// on one write, before it is closed.
   ADX_ARG(int64_t, idle_timeout_s) = 5;
   /// Seconds a client has to send one whole request, headers and body, from its first byte; a slower
   /// one is closed. This bounds what a client that trickles its bytes can hold a thread for.
