@@ -241,12 +241,8 @@ TEST_CASE("adx eval reads an MVTec AD test folder: labels from folder names, mas
   namespace fs = std::filesystem;
   const auto root = temp_path("cli_mvtec");
   fs::remove_all(root);
-  adx::SyntheticOptions synthetic;
-  synthetic.image_size = 32;
-  synthetic.train_images = 20;
-  synthetic.good_test_images = 6;
-  synthetic.defects_per_type = 3;
-  adx::write_synthetic_industrial(root, synthetic);
+  adx::write_synthetic_industrial(
+      root, adx::SyntheticOptions{/*image_size=*/32, /*train_images=*/20, /*good_test_images=*/6, /*defects_per_type=*/3});
   const auto category = root + "/tiles", model = temp_path("cli_mvtec_padim.adx");
   auto fit = run("fit padim " + category + "/train/good backbone=resnet18 runtime.threads=2 -o " + model + " --quiet");
   INFO(fit.output);

@@ -221,7 +221,7 @@ enum class Arrival { Complete, Partial, Closed };
 bool request_arrived(std::string_view received) {
   const auto head_end = received.find("\r\n\r\n");
   // A head too long to see whole goes to the parser, which refuses it.
-  if (head_end == std::string_view::npos) return received.size() >= kHeadBytes;
+  if (head_end == std::string_view::npos || head_end > kHeadBytes) return received.size() >= kHeadBytes;
   size_t content_length = 0;
   for (size_t line = received.find("\r\n") + 2; line < head_end;) {
     const size_t end = received.find("\r\n", line), colon = received.find(':', line);

@@ -28,8 +28,8 @@ void ServerOptions::check(const std::string& prefix) const {
                "option '{}max_queued_connections' must be in [0, 100000], got {}", prefix, max_queued_connections());
   ADX_CHECK_AS(OptionError, idle_timeout_s() >= 1 && idle_timeout_s() <= 3600,
                "option '{}idle_timeout_s' must be in [1, 3600], got {}", prefix, idle_timeout_s());
-  ADX_CHECK_AS(OptionError, max_idle_connections() >= 0 && max_idle_connections() <= 1000000,
-               "option '{}max_idle_connections' must be in [0, 1000000], got {}", prefix, max_idle_connections());
+  ADX_CHECK_AS(OptionError, max_idle_connections() >= 1 && max_idle_connections() <= 1000000,
+               "option '{}max_idle_connections' must be in [1, 1000000], got {}", prefix, max_idle_connections());
   ADX_CHECK_AS(OptionError, request_timeout_s() >= 1 && request_timeout_s() <= 3600,
                "option '{}request_timeout_s' must be in [1, 3600], got {}", prefix, request_timeout_s());
   ADX_CHECK_AS(OptionError, listen_backlog() >= 1 && listen_backlog() <= 65535,
