@@ -107,7 +107,15 @@ int main(int argc, char** argv) {
         t0 = Clock::now();
         auto detector = adx::make_detector(name, adx::examples::options_for(name, runs, used_threads));
         detector->fit(data);
-        record(name, doubles_of(detector->score(data).per_item), seconds_since(t0));
+        const auto scores = doubles_of(detector->score(data).per_item);
+        const double spent = seconds_since(t0);
+        record(name, scores, spent);
+        // The detector beside a classic baseline, ranks summed with equal weight: whether the two see
+        // different anomalies.
+        for (const auto& b : baselines)
+          if (b.name.find("rank sum") != std::string::npos)
+            record(fmt::format("{} + {}", name, b.name.substr(0, b.name.find(" (baseline)"))),
+                   adx::examples::rank_sum({scores, b.scores}), spent + base_s);
       }
     }
 
