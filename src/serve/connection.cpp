@@ -68,6 +68,15 @@ bool wait_for_tls(SSL* ssl, int sock, int result, Clock::time_point until) {
   }
 }
 
+// The whole 408 reply for a request that did not arrive within `seconds`; the connection then closes.
+std::string timeout_reply(int64_t seconds) {
+  const std::string body = fmt::format(
+      R"j({{"error": "the request did not arrive within the server's limit of {} s (request_timeout_s)"}})j", seconds);
+  return fmt::format("HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\nContent-Length: {}\r\n"
+                     "Connection: close\r\n\r\n{}",
+                     body.size(), body);
+}
+
 // Closes without a reset. Bytes the client sent that were never read (a refused body) make the kernel
 // answer close() with a reset, which can destroy the reply before the client reads it; so our side is
 // shut first and the client's bytes are drained, up to 1 MiB and for at most `linger`.
@@ -329,12 +338,7 @@ class WaitingRoom {
 
   void release(size_t i, bool answer_timeout) {
     if (answer_timeout) {
-      const std::string body = fmt::format(
-          R"j({{"error": "the request did not arrive within the server's limit of {} s (request_timeout_s)"}})j",
-          limits_.request.count());
-      const auto reply = fmt::format("HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\n"
-                                     "Content-Length: {}\r\nConnection: close\r\n\r\n{}",
-                                     body.size(), body);
+      const auto reply = timeout_reply(limits_.request.count());
       [[maybe_unused]] const auto sent = ::send(entries_[i].sock, reply.data(), reply.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
     }
     close_gently(entries_[i].sock, std::chrono::milliseconds(0));
@@ -632,12 +636,7 @@ bool ConnectionServer::answer_one(DeadlineStreamBase& base, bool last, bool over
   closing_after_reply = false;
   const bool answered = process_request(stream, last, closed_by_client, nullptr);
   if (stream.timed_out()) {
-    const std::string body = fmt::format(
-        R"j({{"error": "the request did not arrive within the server's limit of {} s (request_timeout_s)"}})j",
-        overflow ? 1 : limits_.request.count());
-    stream.answer_timeout(fmt::format("HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\n"
-                                      "Content-Length: {}\r\nConnection: close\r\n\r\n{}",
-                                      body.size(), body));
+    stream.answer_timeout(timeout_reply(overflow ? 1 : limits_.request.count()));
     return false;
   }
   return answered && !closed_by_client && !last && !closing_after_reply;
