@@ -55,7 +55,12 @@ done
 
 build_dir="${ADX_BUILD_DIR:-build}"
 jobs="$(nproc)"
-cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release
+# The benchmark programs are built only for the modes that run one.
+case "$mode" in
+  demo|test|timeseries|graph|video|industrial|leaderboard|server-faults) benchmarks=() ;;
+  *) benchmarks=(-DADX_BUILD_BENCHMARKS=ON) ;;
+esac
+cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release "${benchmarks[@]}"
 cmake --build "$build_dir" -j "$jobs"
 
 source cmake/openblas_core.sh

@@ -3,7 +3,7 @@
 #   bash cmake/sanitize.sh [fuzz_seconds]
 # 1. builds adx, its tests and the libFuzzer targets with clang, AddressSanitizer and
 #    UndefinedBehaviorSanitizer (build-sanitize/);
-# 2. runs the test suite under both sanitizers, less the training-heavy programs (any report fails it);
+# 2. runs the test suite under both sanitizers, less the training-heavy programs and cases (any report fails it);
 # 3. runs every fuzz target for fuzz_seconds (default 30) on a seed corpus it writes,
 #    with a 2 GiB memory limit and a 10 s per-input time limit. A crash, a leak, an
 #    uncaught foreign exception, a hang or an oversized allocation fails the run and
@@ -17,6 +17,7 @@ source cmake/packages.sh
 install_missing_packages "${packages[@]}"
 
 build_dir=build-sanitize
+# The build leaves out the training-heavy test programs and the examples (see tests/CMakeLists.txt).
 cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ -DADX_FUZZ=ON \
   -DADX_BUILD_EXAMPLES=OFF
 cmake --build "$build_dir" -j "$(nproc)"
@@ -29,14 +30,8 @@ select_openblas_core "$build_dir/tests/blas_probe"
 # an adx::Error: the allocator returns null there instead of aborting.
 export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1:allocator_may_return_null=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-# The training-heavy programs (every detector's training, the harder sets, video, data-parallel runs) spend
-# their minutes in LibTorch's kernels, which are not instrumented: under the sanitizers they took over half
-# an hour here for little of adx's own code. Every other program runs whole; of test_industrial, the
-# memory-bank search and coreset (adx's own pointer arithmetic) and DRAEM's training test (about 6 minutes
-# here), whose outcome must not rest on the compiler's or the kernels' rounding.
-(cd "$build_dir" && ctest --output-on-failure -j 1 \
-  -E "find_package_consumer|test_detectors|test_harder_sets|test_video|test_distributed|test_industrial")
-(cd "$build_dir/tests" && ADX_TEST_TMP="$PWD/tmp" ./test_industrial "[search],[coreset],DRAEM finds*" --order rand --rng-seed 1)
+# Each test program leaves out its [slow] cases there (training runs whose time is LibTorch's kernels).
+(cd "$build_dir" && ctest --output-on-failure -j 1 -E "find_package_consumer")
 
 fuzz_dir="$build_dir/fuzz"
 rm -rf "$fuzz_dir/seeds"

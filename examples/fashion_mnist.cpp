@@ -25,8 +25,7 @@ const char* kClassNames[10] = {"T-shirt/top", "Trouser", "Pullover", "Dress", "C
 
 // Dense detectors see flattened pixels; every other detector sees images.
 std::string kind_for(const std::string& name) {
-  const auto accepted = adx::make_detector(name)->input_kinds();
-  const bool images = std::find(accepted.begin(), accepted.end(), adx::kinds::kImage) != accepted.end();
+  const bool images = adx::make_detector(name)->accepts(adx::kinds::kImage);
   const bool dense = name == "autoencoder" || name == "denoising_autoencoder" || name == "sparse_autoencoder" ||
                      name == "vae";
   return images && !dense ? adx::kinds::kImage : adx::kinds::kTabular;
@@ -110,8 +109,7 @@ int main(int argc, char** argv) {
           auto model = adx::make_detector(name, options);
           // Saving a trained model: retrain deterministically on the same class and write it.
           const auto normal = train.images.index({train.labels == c});
-          model->fit(kind == adx::kinds::kImage ? adx::Data::images(normal)
-                                                : adx::Data::tabular(normal.reshape({normal.size(0), -1})));
+          model->fit(adx::examples::images_as(kind, normal));
           model->save(save_dir + "/" + name + ".adx");
         }
       }

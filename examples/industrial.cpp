@@ -71,8 +71,7 @@ int main(int argc, char** argv) {
     if (!(holdout >= 0 && holdout < 1)) throw adx::OptionError(fmt::format("--holdout must be in [0, 1), got {}", holdout));
     auto overrides = adx::examples::parse_detector_sets(sets);
     for (const auto& name : detectors) {
-      const auto kinds = adx::make_detector(name)->input_kinds();
-      if (std::find(kinds.begin(), kinds.end(), adx::kinds::kImage) == kinds.end())
+      if (!adx::make_detector(name)->accepts(adx::kinds::kImage))
         throw adx::OptionError("--detectors: '" + name + "' does not take images");
     }
     const int used_threads = adx::set_num_threads(threads);

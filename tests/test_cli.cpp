@@ -202,7 +202,7 @@ TEST_CASE("adx fits and evaluates a graph from a feature file and an edge list",
   REQUIRE(eval.code == 0);
   REQUIRE(json_in(eval.output)["anomalies"] == 20);
   REQUIRE(json_in(eval.output)["auroc"].get<double>() > 0.8);  // the injected cliques stand out (0.88)
-  REQUIRE(run("fit structural " + features + " --kind graph --quiet").output.find("needs --edges") != std::string::npos);
+  REQUIRE(run("fit structural " + features + " --kind graph --quiet").output.find("--edges FILE") != std::string::npos);
 }
 
 TEST_CASE("adx fits on a folder of images and writes anomaly maps as PNG", "[cli]") {

@@ -3,6 +3,7 @@
 // scores, clear errors, format-1 model files, and the library's naming and
 // layout rules.
 #include "test_helpers.hpp"
+#include "toy_kind.hpp"
 
 #include <adx/detectors/autoencoder/autoencoder.hpp>
 #include <adx/detectors/isolation_forest/isolation_forest.hpp>
@@ -14,6 +15,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <regex>
 
 using adx::Data;
 using adx::Windows;
@@ -365,6 +367,31 @@ TEST_CASE("class names and folders follow the registry names", "[layout]") {
   }
 }
 
+TEST_CASE("no code outside src/data/kinds compares kind names: it asks the kind's traits", "[layout][kinds]") {
+  // A comparison with a kind-name constant or a kind's name; tests may still check names.
+  const std::regex comparison(
+      R"((kinds::k[A-Z]\w*\s*[=!]=)|([=!]=\s*(adx::)?kinds::k[A-Z])|(kind_name\(\)\s*[=!]=)|(name\(\)\s*[=!]=\s*"))");
+  const std::filesystem::path root = ADX_SOURCE_DIR;
+  const auto kinds_folder = (root / "src" / "data" / "kinds").string();
+  int files = 0;
+  for (const char* folder : {"src", "include", "examples"}) {
+    for (const auto& entry : std::filesystem::recursive_directory_iterator(root / folder)) {
+      const auto path = entry.path().string();
+      const auto ext = entry.path().extension();
+      if (!entry.is_regular_file() || (ext != ".cpp" && ext != ".hpp")) continue;
+      if (path.rfind(kinds_folder, 0) == 0) continue;
+      ++files;
+      std::ifstream in(path);
+      std::string line;
+      for (int number = 1; std::getline(in, line); ++number) {
+        INFO(path << ":" << number << ": " << line);
+        REQUIRE_FALSE(std::regex_search(line, comparison));
+      }
+    }
+  }
+  REQUIRE(files > 100);
+}
+
 TEST_CASE("LibTorch runs on the OpenMP build of OpenBLAS that bootstrap.sh selects", "[runtime]") {
   const auto blas = adx::blas_info();
   INFO("BLAS in use: " << blas.name << " (" << blas.config << "); the pthread build fights LibTorch's OpenMP "
@@ -374,23 +401,8 @@ TEST_CASE("LibTorch runs on the OpenMP build of OpenBLAS that bootstrap.sh selec
   REQUIRE(adx::num_threads() == 2);
 }
 
-namespace {
-
-// A kind of the user's own: N x 1 x L spectra whose items are the rows.
-class SpectraKind final : public adx::RowKind {
- public:
-  std::string name() const override { return "spectra"; }
-  void validate(const Data& data, const char* what) const override {
-    adx::validate_values(data, what, 3, "N x 1 x L");
-    adx::check_finite(data.x, what, "spectrum");
-  }
-  adx::Preprocess default_preprocess() const override { return adx::Preprocess::Standardize; }
-};
-
-}  // namespace
-
 TEST_CASE("a user's own input kind plugs into validation and the training loop", "[kinds]") {
-  adx::register_input_kind(std::make_shared<SpectraKind>());
+  adx::register_input_kind(std::make_shared<adx::test::SpectraKind>());
   REQUIRE(adx::input_kind("spectra").name() == "spectra");
   Data data;
   data.x = torch::rand({40, 1, 16});

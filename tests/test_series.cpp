@@ -440,7 +440,7 @@ void check_series_detector(D& detector, double min_auroc, bool per_window = fals
 // windows of easy_series one seed's AUROC ranged from 0.38 to 0.94. The small preset (20 epochs,
 // early stopping on the reconstruction) gave 0.82, 0.92 and 0.98 here; the reference's stopping rule
 // (both phases) keeps epoch 1 on this series and gave 0.65 to 0.71.
-TEST_CASE("anomaly transformer: finds anomalous windows in a seasonal series; save/load", "[series][detectors]") {
+TEST_CASE("anomaly transformer: finds anomalous windows in a seasonal series; save/load", "[series][detectors][slow]") {
   torch::manual_seed(8);
   const int64_t window = 24, train_steps = 1200, test_windows = 100;
   const int64_t steps = train_steps + test_windows * window;
@@ -475,7 +475,7 @@ TEST_CASE("anomaly transformer: finds anomalous windows in a seasonal series; sa
   REQUIRE(torch::equal(adx::load(path)->score(test).per_step, scores.per_step));
 }
 
-TEST_CASE("lstm autoencoder: finds anomalies in a seasonal series; save/load", "[series][detectors]") {
+TEST_CASE("lstm autoencoder: finds anomalies in a seasonal series; save/load", "[series][detectors][slow]") {
   LstmAutoencoder detector(LstmAutoencoderOptions().hidden(24));
   check_series_detector(detector, 0.8);
 }
@@ -485,7 +485,7 @@ TEST_CASE("tcn autoencoder: finds anomalies in a seasonal series; save/load", "[
   check_series_detector(detector, 0.8);
 }
 
-TEST_CASE("forecaster: finds anomalies in a seasonal series; save/load", "[series][detectors]") {
+TEST_CASE("forecaster: finds anomalies in a seasonal series; save/load", "[series][detectors][slow]") {
   Forecaster detector(ForecasterOptions().hidden(24));
   check_series_detector(detector, 0.8);
 }

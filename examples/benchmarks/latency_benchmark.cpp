@@ -70,11 +70,7 @@ Latency measure(adx::Detector& detector, const adx::Data& test, int64_t calls, d
   return l;
 }
 
-bool takes_images(const std::string& name) {
-  const auto detector = adx::make_detector(name);
-  const auto kinds = detector->input_kinds();
-  return std::find(kinds.begin(), kinds.end(), adx::kinds::kImage) != kinds.end();
-}
+bool takes_images(const std::string& name) { return adx::make_detector(name)->accepts(adx::kinds::kImage); }
 
 // The detector's defaults with one training epoch, where it trains by epochs.
 std::unique_ptr<adx::Detector> one_epoch(const std::string& name, int threads) {

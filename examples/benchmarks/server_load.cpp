@@ -51,7 +51,8 @@ int main(int argc, char** argv) {
     } else {
       detector = adx::load(model_path);
     }
-    ADX_CHECK_AS(adx::OptionError, detector->fitted_kind()->name() == adx::kinds::kTabular,
+    const auto traits = detector->fitted_kind()->traits();
+    ADX_CHECK_AS(adx::OptionError, traits.rows_are_items && !traits.image_rows,
                  "the load test sends JSON rows: serve a tabular model");
     const int64_t width = detector->item_shape()[0];
     adx::ProductionDetector production(std::move(detector));

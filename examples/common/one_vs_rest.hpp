@@ -20,14 +20,19 @@ struct ClassResult {
   int64_t epochs_run = 0;
 };
 
+/// Images N x C x H x W as data of `kind`: images themselves for a kind whose rows are images, else
+/// their flattened pixels as rows.
+inline Data images_as(const std::string& kind, const torch::Tensor& images) {
+  const auto& k = input_kind(kind);
+  return k.items_from(k.traits().image_rows ? images : images.reshape({images.size(0), -1}));
+}
+
 inline ClassResult run_one_vs_rest(const std::string& detector, const OptionMap& options,
                                    const LabeledImages& train, const LabeledImages& test, int64_t normal_class,
                                    const std::string& kind, bool progress = false) {
   using clock = std::chrono::steady_clock;
   const auto normal = train.images.index({train.labels == normal_class});
-  auto as_data = [&](const torch::Tensor& x) {
-    return kind == kinds::kImage ? Data::images(x) : Data::tabular(x.reshape({x.size(0), -1}));
-  };
+  auto as_data = [&](const torch::Tensor& x) { return images_as(kind, x); };
   auto model = make_detector(detector, options);
   if (progress) model->set_progress(terminal_progress_bar());
   ClassResult r;

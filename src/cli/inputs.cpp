@@ -1,8 +1,8 @@
 #include "inputs.hpp"
 
 #include <adx/core/error.hpp>
-#include <adx/data/graphs.hpp>
 #include <adx/data/images.hpp>
+#include <adx/data/input_kind.hpp>
 #include <adx/data/loaders.hpp>
 #include <adx/io/files.hpp>
 
@@ -10,113 +10,19 @@
 #include <torch/torch.h>
 
 #include <algorithm>
-#include <cerrno>
-#include <cstdio>
-#include <cstdlib>
-#include <cstring>
+#include <cmath>
 #include <filesystem>
-#include <fstream>
-#include <iostream>
-#include <sstream>
-
-#include <unistd.h>
 
 namespace adx::cli {
 namespace fs = std::filesystem;
 
-namespace {
-
-bool ends_with(const std::string& text, const std::string& suffix) {
-  return text.size() >= suffix.size() && text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
-bool is_idx(const std::string& path) {
-  return path.find("-ubyte") != std::string::npos || path.find(".idx") != std::string::npos;
-}
-
-// An image stack N x H x W (grey) or N x C x H x W; uint8 pixels become [0, 1].
-Data images_from(torch::Tensor x) {
-  if (x.scalar_type() == torch::kUInt8) x = x.to(torch::kFloat32).div_(255.0);
-  if (x.dim() == 3) x = x.unsqueeze(1);
-  return Data::images(x.to(torch::kFloat32));
-}
-
-}  // namespace
-
-// Standard input, copied once to a private temporary .csv file that the readers take like any other
-// file; removed when done.
-class StdinAsFile {
- public:
-  StdinAsFile() {
-    std::string pattern = (fs::temp_directory_path() / "adx-stdin-XXXXXX.csv").string();
-    const int fd = ::mkstemps(pattern.data(), 4);
-    ADX_CHECK_AS(IoError, fd >= 0, "cannot make a temporary file for standard input: {}", std::strerror(errno));
-    path_ = pattern;
-    std::ofstream out(path_, std::ios::binary | std::ios::trunc);
-    ::close(fd);
-    out << std::cin.rdbuf();
-    out.flush();
-    ADX_CHECK_AS(IoError, out.good(), "cannot copy standard input to {} (disk full?)", path_);
-  }
-  ~StdinAsFile() { std::remove(path_.c_str()); }
-  StdinAsFile(const StdinAsFile&) = delete;
-  StdinAsFile& operator=(const StdinAsFile&) = delete;
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
 Data read_data(const std::string& path, const InputOptions& options, std::vector<std::string>* columns) {
-  if (columns != nullptr) columns->clear();
-  if (path == "-") {
-    ADX_CHECK_AS(OptionError, options.kind == "auto" || options.kind == "tabular" || options.kind == "series",
-                 "standard input ('-') is read as CSV text: a table or (--kind series) a series, not {}", options.kind);
-    const StdinAsFile input;
-    return read_data(input.path(), options, columns);
-  }
-  const auto& kind = options.kind;
-  ADX_CHECK_AS(OptionError,
-               kind == "auto" || kind == "tabular" || kind == "image" || kind == "series" || kind == "graph",
-               "--kind takes auto, tabular, image, series or graph, got '{}'", kind);
-  if (kind == "graph" || !options.edges.empty()) {
-    ADX_CHECK_AS(OptionError, !options.edges.empty(), "graph data needs --edges FILE (src,dst[,weight] rows)");
-    const auto x = ends_with(path, ".npy") ? load_npy(path) : load_csv(path);
-    ADX_CHECK_AS(ShapeError, x.dim() == 2, "{} holds node features of shape {}; they are N x F", path,
-                 shape_string(x.sizes().vec()));
-    graph::EdgeListOptions edge_options;
-    edge_options.num_nodes = x.size(0);
-    const auto edges = graph::load_edge_list(options.edges, edge_options);
-    return Data::graph(x.to(torch::kFloat32), edges.edge_index, edges.edge_weight);
-  }
-  if (fs::is_directory(path)) {
-    ADX_CHECK_AS(OptionError, kind == "auto" || kind == "image", "{} is a folder: only images are read from folders",
-                 path);
-    return Data::images(load_image_folder(path, options.image_size, options.channels).images);
-  }
-  if (kind == "series") {
-    ADX_CHECK_AS(OptionError, options.window >= 1, "series data needs --window (steps per window)");
-    const auto series = ends_with(path, ".npy") ? load_series_npy(path) : load_series_csv(path);
-    if (columns != nullptr && !ends_with(path, ".npy")) *columns = series.columns;
-    return Data::series(series.values, Windows{options.window, options.stride}, series.timestamps);
-  }
-  torch::Tensor x;
-  if (ends_with(path, ".npy")) x = load_npy(path);
-  else if (is_idx(path)) x = load_idx(path);
-  else if (ends_with(path, ".csv") || ends_with(path, ".txt") || kind == "tabular") {
-    auto table = load_csv_table(path);
-    x = table.values;
-    if (columns != nullptr) *columns = std::move(table.columns);
-  } else
-    throw IoError(fmt::format("cannot tell what {} holds: use .csv, .npy, an IDX file or a folder of images", path));
-  if (kind == "image" || (kind == "auto" && x.dim() >= 3)) {
-    ADX_CHECK_AS(ShapeError, x.dim() == 3 || x.dim() == 4, "{} holds a tensor of shape {}; images are N x H x W or "
-                 "N x C x H x W", path, shape_string(x.sizes().vec()));
-    return images_from(x);
-  }
-  ADX_CHECK_AS(ShapeError, x.dim() == 2, "{} holds a tensor of shape {}; a table is N x D", path,
-               shape_string(x.sizes().vec()));
-  return Data::tabular(x.to(torch::kFloat32));
+  ReadOptions read_options;
+  read_options.edges = options.edges;
+  read_options.windows = Windows{options.window, options.stride};
+  read_options.image_size = options.image_size;
+  read_options.channels = options.channels;
+  return read_input(path, options.kind, read_options, columns);
 }
 
 bool is_mvtec_test_folder(const std::string& path) {
@@ -163,10 +69,7 @@ MvtecTest read_mvtec_test(const std::string& path, int64_t channels, int64_t hei
 std::vector<int> read_labels(const InputOptions& options, int64_t expected) {
   ADX_CHECK_AS(OptionError, !options.labels.empty(), "labels are needed: give --labels FILE");
   const auto& path = options.labels;
-  torch::Tensor raw;
-  if (ends_with(path, ".npy")) raw = load_npy(path);
-  else if (is_idx(path)) raw = load_idx(path);
-  else raw = load_csv(path, CsvOptions{',', 0});
+  auto raw = load_array(path, CsvOptions{',', 0});
   raw = raw.reshape({-1}).to(torch::kFloat64).contiguous();
   ADX_CHECK_AS(ShapeError, raw.numel() == expected, "{} holds {} labels for {} items", path, raw.numel(), expected);
   double normal = 0.0;

@@ -9,23 +9,23 @@
 namespace adx::cli {
 
 struct InputOptions {
-  std::string kind = "auto";  ///< auto, tabular, image, series or graph
+  std::string kind = "auto";  ///< auto or an input kind's name (tabular, image, series, graph, video, ...)
   std::string edges;          ///< graph: the edge list (src,dst[,weight] CSV or NPY); the data are node features
-  int64_t window = 0;         ///< series: steps per window
-  int64_t stride = 1;         ///< series: steps between windows
-  int64_t image_size = 0;     ///< image folders: resize to S x S (0 = keep)
-  int channels = 3;           ///< image folders: 1 (grey) or 3 (RGB)
+  int64_t window = 0;         ///< series / video: steps (frames) per window (clip)
+  int64_t stride = 1;         ///< series / video: steps between windows
+  int64_t image_size = 0;     ///< image and frame folders: resize to S x S (0 = keep)
+  int channels = 3;           ///< image and frame folders: 1 (grey) or 3 (RGB)
   std::string labels;         ///< a label file: CSV/text (one per line), NPY or IDX
   /// With labels: items whose label equals this are normal, every other label is an anomaly.
   /// Unset (empty): labels are 0 = normal, anything else = anomaly.
   std::string normal_label;
 };
 
-/// Reads `path`: a CSV or NPY table, an NPY image stack (N x H x W or N x C x H x W), an IDX
-/// image file (the MNIST family, .gz or not), a folder of images, (kind series) a series
-/// CSV with a header or an NPY of T x D, or (kind graph, with an edge list) node features.
-/// "-" is standard input, read as CSV text. With `columns`, a CSV header's column names (the value
-/// columns of a series) are put there; it is left empty when there are none.
+/// Reads `path` with its input kind's reader (adx::read_input): a CSV or NPY table, an NPY image stack
+/// (N x H x W or N x C x H x W), an IDX image file (the MNIST family, .gz or not), a folder of images,
+/// (kind series) a series CSV with a header or an NPY of T x D, (kind video) a frame folder or NPY, or
+/// (with an edge list) node features. "-" is standard input, read as CSV text. With `columns`, a CSV
+/// header's column names (the value columns of a series) are put there; it is left empty when there are none.
 Data read_data(const std::string& path, const InputOptions& options, std::vector<std::string>* columns = nullptr);
 
 /// An MVTec AD test folder, `<category>/test`: one subfolder per defect type, and `good`.

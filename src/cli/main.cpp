@@ -32,12 +32,14 @@ using nlohmann::json;
 namespace fs = std::filesystem;
 
 void add_input_flags(CLI::App* cmd, adx::cli::InputOptions& in, bool labels) {
-  cmd->add_option("--kind", in.kind, "what the data is: auto, tabular, image, series or graph")->capture_default_str();
+  std::string kinds;
+  for (const auto& kind : adx::input_kind_names()) kinds += ", " + kind;
+  cmd->add_option("--kind", in.kind, "what the data is: auto" + kinds)->capture_default_str();
   cmd->add_option("--edges", in.edges, "graph: edge list (src,dst[,weight] CSV or NPY); the data are node features");
-  cmd->add_option("--window", in.window, "series: steps per window");
-  cmd->add_option("--stride", in.stride, "series: steps between windows")->capture_default_str();
-  cmd->add_option("--image-size", in.image_size, "image folders: resize every image to S x S");
-  cmd->add_option("--channels", in.channels, "image folders: 1 (grey) or 3 (RGB)")->capture_default_str();
+  cmd->add_option("--window", in.window, "series / video: steps (frames) per window (clip)");
+  cmd->add_option("--stride", in.stride, "series / video: steps between windows")->capture_default_str();
+  cmd->add_option("--image-size", in.image_size, "image and frame folders: resize every image to S x S");
+  cmd->add_option("--channels", in.channels, "image and frame folders: 1 (grey) or 3 (RGB)")->capture_default_str();
   if (labels) {
     cmd->add_option("--labels", in.labels, "labels, one per item: CSV/text, NPY or IDX");
     cmd->add_option("--normal-label", in.normal_label,
@@ -53,7 +55,7 @@ adx::Data normal_items(const adx::Data& data, const adx::cli::InputOptions& in) 
   ADX_CHECK_AS(adx::OptionError, !in.normal_label.empty(),
                "--labels at fit needs --normal-label: the label of the normal items to train on (e.g. 0, or 1 in "
                "scikit-learn's convention)");
-  ADX_CHECK_AS(adx::OptionError, data.kind_name() == adx::kinds::kTabular || data.kind_name() == adx::kinds::kImage,
+  ADX_CHECK_AS(adx::OptionError, data.input_kind().traits().rows_are_items,
                "--labels at fit selects rows or images, not {} items", data.kind_name());
   const auto labels = adx::cli::read_labels(in, data.size());
   std::vector<int64_t> keep;

@@ -14,21 +14,6 @@ std::string shape_string(const std::vector<int64_t>& shape) {
   return s + "]";
 }
 
-Data Data::tabular(at::Tensor x) {
-  Data d;
-  d.x = std::move(x);
-  d.kind = &adx::input_kind(kinds::kTabular);
-  return d;
-}
-
-Data Data::images(at::Tensor x, at::Tensor masks) {
-  Data d;
-  d.x = std::move(x);
-  d.masks = std::move(masks);
-  d.kind = &adx::input_kind(kinds::kImage);
-  return d;
-}
-
 const InputKind& Data::input_kind() const {
   ADX_CHECK_AS(ShapeError, kind != nullptr,
                "data has no input kind; build it with Data::tabular, images, series, graph or video");

@@ -8,8 +8,7 @@ namespace adx {
 DriftFeatures drift_features(const Data& data) {
   DriftFeatures out;
   const auto x = data.x.detach().to(torch::kCPU, torch::kFloat32);
-  const std::string kind = data.kind_name();
-  if (kind == kinds::kImage || kind == kinds::kVideo) {
+  if (data.input_kind().traits().image_rows) {
     // N x C x H x W (images) or T x C x H x W (frames): per-channel statistics of each image or frame.
     const auto flat = x.flatten(2);
     const auto mean = flat.mean(2), std = flat.std(2, /*unbiased=*/false);

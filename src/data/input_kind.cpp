@@ -20,6 +20,19 @@ std::pair<Data, Data> InputKind::holdout(const Data& data, double fraction) cons
   return {select(data, order.slice(0, n_val, n)), select(data, order.slice(0, 0, n_val))};
 }
 
+Data InputKind::items_from(at::Tensor /*x*/) const {
+  throw NotSupportedError(fmt::format("{} data are not rows of items; they cannot be built from rows alone", name()));
+}
+
+Data InputKind::from_steps(at::Tensor /*steps*/, Windows /*windows*/) const {
+  throw NotSupportedError(fmt::format("{} data have no steps to cut into windows", name()));
+}
+
+Data InputKind::read(const std::string& path, const ReadOptions& /*options*/,
+                     std::vector<std::string>* /*columns*/) const {
+  throw NotSupportedError(fmt::format("{} data cannot be read from a file ({})", name(), path));
+}
+
 Data InputKind::to_device(const Data& data, const c10::Device& device) const {
   Data out = data;
   for (at::Tensor* t : {&out.x, &out.masks, &out.labels, &out.timestamps, &out.edge_index, &out.edge_weight,
@@ -48,6 +61,13 @@ Data RowKind::slice(const Data& data, int64_t begin, int64_t end) const {
   d.x = data.x.slice(0, begin, end);
   for (at::Tensor* t : {&d.masks, &d.labels})
     if (t->defined()) *t = t->slice(0, begin, end);
+  return d;
+}
+
+Data RowKind::items_from(at::Tensor x) const {
+  Data d;
+  d.x = std::move(x);
+  d.kind = this;
   return d;
 }
 

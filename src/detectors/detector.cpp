@@ -74,11 +74,16 @@ ModelInfo fingerprint(const Data& train, const std::string& type) {
 
 }  // namespace
 
+bool Detector::accepts(const std::string& kind) const {
+  const auto accepted = input_kinds();
+  return std::find(accepted.begin(), accepted.end(), kind) != accepted.end();
+}
+
 void Detector::check_input(const Data& data, const char* what, bool at_fit) const {
   validate(data, what);
   const auto accepted = input_kinds();
   const auto name = data.kind->name();
-  if (std::find(accepted.begin(), accepted.end(), name) == accepted.end()) {
+  if (!accepts(name)) {
     std::string names;
     for (const auto& k : accepted) names += (names.empty() ? "" : " or ") + k;
     throw ShapeError(fmt::format("{} accepts {} data, got {} data of shape {}", type(), names, name,

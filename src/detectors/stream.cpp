@@ -17,8 +17,7 @@ SequenceStream::SequenceStream(Detector& detector, Windows clips, int64_t chunk_
 
 void SequenceStream::score_span(int64_t begin, int64_t end) {
   const auto steps = buffer_.slice(0, begin - buffer_begin_, end - buffer_begin_);
-  const Data data = detector_.fitted_kind()->name() == kinds::kVideo ? Data::video(steps, clips_)
-                                                                       : Data::series(steps, clips_);
+  const Data data = detector_.fitted_kind()->from_steps(steps, clips_);
   const auto scores = detector_.score(data);
   const auto combined = scores.per_step.to(torch::kDouble).contiguous();
   const auto count = scores.per_step_count.to(torch::kDouble).contiguous();

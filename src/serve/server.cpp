@@ -123,9 +123,9 @@ torch::Tensor rows_from_json(const std::string& body, const std::vector<int64_t>
 
 Data data_for(const Detector& detector, torch::Tensor x) {
   const auto* kind = detector.fitted_kind();
-  if (kind->name() == kinds::kImage) return Data::images(std::move(x));
-  if (kind->name() == kinds::kTabular) return Data::tabular(std::move(x));
-  throw HttpError{400, fmt::format("the server scores tabular and image models; this model takes {} data", kind->name())};
+  if (kind->traits().rows_are_items) return kind->items_from(std::move(x));
+  throw HttpError{400, fmt::format("the server scores models whose items are rows (tabular, image); this model takes "
+                                   "{} data", kind->name())};
 }
 
 json scored_json(const ScoredItems& s) {
@@ -196,7 +196,8 @@ struct ScoringServer::Impl {
       x = rows_from_json(req.body, model.item_shape(), options.max_json_depth());
     } else {
       const auto& shape = model.item_shape();
-      if (model.fitted_kind()->name() != kinds::kImage || shape.size() != 3 || (shape[0] != 1 && shape[0] != 3))
+      const auto traits = model.fitted_kind()->traits();
+      if (!traits.rows_are_items || !traits.image_rows || shape.size() != 3 || (shape[0] != 1 && shape[0] != 3))
         throw HttpError{415, "this model does not take images; send JSON rows"};
       auto image = decode_image(req.body, "request body", static_cast<int>(shape[0])).unsqueeze(0);
       // Brought to the model's size as the training images were.

@@ -4,9 +4,11 @@
 // differs between them: validation, the shape of one item, how items are
 // sliced, selected and stacked into batches, the hold-out split, the default
 // preprocessing, how item scores become per-step scores, and the stable name
-// written into model files. The detector base, the trainer and the model file
-// work only through this interface, so a new kind is one new file (plus one
-// line in the kind table, or register_input_kind for a user's own kind).
+// written into model files, what its data look like (traits), and how its data
+// are rebuilt from rows or steps and read from files. The detector base, the
+// trainer, the model file, the server, the ensemble, streams and the `adx`
+// command work only through this interface, so a new kind is one new file
+// (plus one line in the kind table, or register_input_kind for a user's own).
 #include <adx/data/data.hpp>
 #include <adx/data/transforms.hpp>
 
@@ -28,12 +30,39 @@ enum class StepAssembly {
 };
 ADX_ENUM_NAMES(StepAssembly, {StepAssembly::Mean, "mean"}, {StepAssembly::Max, "max"});
 
+/// What a kind's data look like, for code that must treat kinds differently (drift features, the
+/// server, the ensemble, streams, the networks of detectors that take several kinds) without naming them.
+struct InputKindTraits {
+  bool rows_are_items = false;  ///< each row of x is one item (tabular, image): items_from rebuilds data from rows
+  bool image_rows = false;      ///< each row of x, item or step, is a C x H x W image (image, video)
+  bool steps = false;           ///< items cover steps of sequences and scores come back per step (series, video)
+  bool graph = false;           ///< items are nodes of a graph with an edge list (graph)
+};
+
+/// How to read a kind's data from a file or folder (read_input, the `adx` command).
+struct ReadOptions {
+  std::string edges;       ///< graph: the edge list (src,dst[,weight] CSV or NPY); the file holds node features
+  Windows windows{0, 1};   ///< series / video: steps per window (0 = not given) and the stride
+  int64_t image_size = 0;  ///< image and frame folders: resize to S x S (0 = keep)
+  int channels = 3;        ///< image and frame folders: 1 (grey) or 3 (RGB)
+};
+
 class InputKind {
  public:
   virtual ~InputKind() = default;
 
   /// Stable name, written into model files.
   virtual std::string name() const = 0;
+  /// What its data look like.
+  virtual InputKindTraits traits() const { return {}; }
+  /// Data of this kind whose items are the rows of x (kinds with rows_are_items; for the server, the
+  /// ensemble and the CLI); other kinds throw NotSupportedError.
+  virtual Data items_from(at::Tensor x) const;
+  /// One sequence of steps cut into windows (kinds with steps; for streams); others throw NotSupportedError.
+  virtual Data from_steps(at::Tensor steps, Windows windows) const;
+  /// Reads this kind's data from `path` (a file or folder); `columns` receives a CSV header's value
+  /// columns where there is one. The default throws NotSupportedError.
+  virtual Data read(const std::string& path, const ReadOptions& options, std::vector<std::string>* columns) const;
   /// Checks shapes, dtypes, index ranges and finiteness; throws ShapeError / ValueError naming `what`.
   virtual void validate(const Data& data, const char* what) const = 0;
   /// Number of items.
@@ -55,7 +84,7 @@ class InputKind {
   /// The raw values preprocessing is fitted on: only what the items of `data` cover.
   virtual at::Tensor fit_values(const Data& data) const { return data.x; }
   /// Whether items cover steps of a sequence and scores come back per step (series, video).
-  virtual bool has_steps() const { return false; }
+  bool has_steps() const { return traits().steps; }
   /// Running per-step sums while a long sequence is scored chunk by chunk, so that no
   /// window's step scores outlive its chunk.
   struct StepSums {
@@ -85,6 +114,8 @@ class InputKind {
 /// Kinds whose items are the rows of x (tabular, image).
 class RowKind : public InputKind {
  public:
+  InputKindTraits traits() const override { return {/*rows_are_items=*/true}; }
+  Data items_from(at::Tensor x) const override;
   int64_t size(const Data& data) const override { return data.x.defined() ? data.x.size(0) : 0; }
   std::vector<int64_t> item_shape(const Data& data) const override;
   Data select(const Data& data, const at::Tensor& indices) const override;
@@ -98,6 +129,12 @@ const InputKind& input_kind(const std::string& name);
 std::vector<std::string> input_kind_names();
 /// Adds (or replaces) a kind, e.g. a user's own. Thread-safe.
 void register_input_kind(std::shared_ptr<const InputKind> kind);
+
+/// Reads data from `path` as the kind called `kind_name`, or with "auto": a graph when options.edges is
+/// given, images from a folder or from a file of rank 3 or 4 (NPY, IDX), else a table (CSV, NPY). "-" is
+/// standard input, read as CSV text.
+Data read_input(const std::string& path, const std::string& kind_name, const ReadOptions& options = {},
+                std::vector<std::string>* columns = nullptr);
 
 /// Checks what every kind requires of x: defined, floating point, `rank` dimensions
 /// (`layout` names them in the message), at least one row, and finite values.

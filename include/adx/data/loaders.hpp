@@ -31,6 +31,12 @@ at::Tensor load_csv(const std::string& path, const CsvOptions& options = {});
 /// load_csv, keeping the header's column names.
 CsvTable load_csv_table(const std::string& path, const CsvOptions& options = {});
 
+/// A numeric array, by the file's name: NPY (.npy), IDX (the MNIST family: "-ubyte" or ".idx" in the
+/// name), else CSV read with `csv` (its header's names go to `columns` when given).
+at::Tensor load_array(const std::string& path, const CsvOptions& csv = {}, std::vector<std::string>* columns = nullptr);
+/// Whether load_array reads `path` as NPY or IDX rather than as CSV.
+bool is_binary_array_path(const std::string& path);
+
 /// How load_series_csv reads a series table with a header row.
 struct SeriesCsvOptions {
   char delimiter = ',';

@@ -69,6 +69,8 @@ class Detector {
   virtual OptionMap options_map() const = 0;
   /// Names of the input kinds the detector accepts (kinds::kTabular, ...).
   virtual std::vector<std::string> input_kinds() const = 0;
+  /// Whether input_kinds() holds `kind`.
+  bool accepts(const std::string& kind) const;
 
   /// Learns from normal data. Holds out runtime.validation_fraction of it for
   /// early stopping and for calibrating the threshold; detectors that keep every

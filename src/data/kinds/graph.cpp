@@ -1,8 +1,12 @@
 // Graph input: node features N x F and an edge list 2 x E (optional weights
 // and node labels); an item is a node. Storage is sparse only: nothing here
 // allocates more than O(N + E), never an N x N matrix.
+#include "reading.hpp"
+
 #include <adx/core/error.hpp>
+#include <adx/data/graphs.hpp>
 #include <adx/data/input_kind.hpp>
+#include <adx/data/loaders.hpp>
 
 #include <torch/types.h>
 
@@ -12,6 +16,23 @@ namespace {
 class GraphKind final : public InputKind {
  public:
   std::string name() const override { return kinds::kGraph; }
+  InputKindTraits traits() const override {
+    InputKindTraits t;
+    t.graph = true;
+    return t;
+  }
+  /// Node features N x F (CSV or NPY) and the edge list of options.edges (src,dst[,weight] CSV or NPY).
+  Data read(const std::string& path, const ReadOptions& options, std::vector<std::string>* columns) const override {
+    ADX_CHECK_AS(OptionError, !options.edges.empty(),
+                 "graph data need an edge list (src,dst[,weight] rows; --edges FILE in the adx command)");
+    const auto x = kind_reading::read_array(path, true, columns);
+    ADX_CHECK_AS(ShapeError, x.dim() == 2, "{} holds node features of shape {}; they are N x F", path,
+                 shape_string(x.sizes().vec()));
+    graph::EdgeListOptions edge_options;
+    edge_options.num_nodes = x.size(0);
+    const auto edges = graph::load_edge_list(options.edges, edge_options);
+    return Data::graph(x.to(torch::kFloat32), edges.edge_index, edges.edge_weight);
+  }
 
   void validate(const Data& data, const char* what) const override {
     validate_values(data, what, 2, "N x F node features");

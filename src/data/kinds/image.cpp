@@ -1,6 +1,11 @@
 // Image input: N x C x H x W with optional N x 1 x H x W masks; an item is an image.
+#include "reading.hpp"
+
 #include <adx/core/error.hpp>
+#include <adx/data/images.hpp>
 #include <adx/data/input_kind.hpp>
+
+#include <filesystem>
 
 #include <torch/types.h>
 
@@ -25,10 +30,27 @@ class ImageKind final : public RowKind {
     check_finite(x, what, "item");
   }
   Preprocess default_preprocess() const override { return Preprocess::MinMax; }
+  InputKindTraits traits() const override {
+    InputKindTraits t = RowKind::traits();
+    t.image_rows = true;
+    return t;
+  }
+  /// A folder of images (resized and converted as the options say), or an NPY / IDX image stack.
+  Data read(const std::string& path, const ReadOptions& options, std::vector<std::string>* columns) const override {
+    if (std::filesystem::is_directory(path))
+      return items_from(load_image_folder(path, options.image_size, options.channels).images);
+    return items_from(kind_reading::image_values(kind_reading::read_array(path, false, columns), path));
+  }
 };
 
 }  // namespace
 
 std::shared_ptr<const InputKind> make_image_kind() { return std::make_shared<ImageKind>(); }
+
+Data Data::images(at::Tensor x, at::Tensor masks) {
+  Data d = adx::input_kind(kinds::kImage).items_from(std::move(x));
+  d.masks = std::move(masks);
+  return d;
+}
 
 }  // namespace adx

@@ -19,7 +19,11 @@ class SequenceKind : public InputKind {
   /// Windows that straddle the cut belong to neither part.
   std::pair<Data, Data> holdout(const Data& data, double fraction) const override;
   at::Tensor fit_values(const Data& data) const override;
-  bool has_steps() const override { return true; }
+  InputKindTraits traits() const override {
+    InputKindTraits t;
+    t.steps = true;
+    return t;
+  }
   void accumulate_steps(const Data& data, int64_t first, const Scores& part, StepSums& sums) const override;
   void finish_steps(const StepSums& sums, Scores& scores) const override;
 

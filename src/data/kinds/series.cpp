@@ -1,8 +1,10 @@
 // Series input: one or more multivariate series T x D stacked in x; an item is
 // a window, scores come back per window and per time step.
+#include "reading.hpp"
 #include "sequence_kind.hpp"
 
 #include <adx/core/error.hpp>
+#include <adx/data/loaders.hpp>
 
 #include <torch/types.h>
 
@@ -34,6 +36,16 @@ class SeriesKind final : public SequenceKind {
     }
   }
   Preprocess default_preprocess() const override { return Preprocess::Standardize; }
+  Data from_steps(at::Tensor steps, Windows windows) const override { return Data::series(steps, windows); }
+  /// A series CSV with a header (its value columns go to `columns`) or an NPY of T x D.
+  Data read(const std::string& path, const ReadOptions& options, std::vector<std::string>* columns) const override {
+    ADX_CHECK_AS(OptionError, options.windows.length >= 1,
+                 "series data need a window length (steps per window; --window in the adx command)");
+    const bool npy = kind_reading::ends_with(path, ".npy");
+    const auto series = npy ? load_series_npy(path) : load_series_csv(path);
+    if (columns != nullptr && !npy) *columns = series.columns;
+    return Data::series(series.values, options.windows, series.timestamps);
+  }
 
  protected:
   const char* sequence_word() const override { return "series"; }

@@ -2,6 +2,9 @@
 // clip of consecutive frames, scores come back per clip and per frame.
 #include "sequence_kind.hpp"
 
+#include <adx/core/error.hpp>
+#include <adx/data/video_io.hpp>
+
 #include <torch/types.h>
 
 namespace adx {
@@ -14,6 +17,18 @@ class VideoKind final : public SequenceKind {
     validate_sequences(data, what, 4, "T x C x H x W");
   }
   Preprocess default_preprocess() const override { return Preprocess::GlobalMinMax; }
+  InputKindTraits traits() const override {
+    InputKindTraits t = SequenceKind::traits();
+    t.image_rows = true;
+    return t;
+  }
+  Data from_steps(at::Tensor steps, Windows clips) const override { return Data::video(steps, clips); }
+  /// A folder of frames (resized and converted as the options say) or an NPY of T x [C x] H x W.
+  Data read(const std::string& path, const ReadOptions& options, std::vector<std::string>* /*columns*/) const override {
+    ADX_CHECK_AS(OptionError, options.windows.length >= 1,
+                 "video data need a clip length (frames per clip; --window in the adx command)");
+    return Data::video(load_video(path, options.image_size, options.channels), options.windows);
+  }
 
  protected:
   const char* sequence_word() const override { return "video"; }

@@ -4,7 +4,8 @@
 #include <adx/nn/resnet.hpp>
 
 namespace adx {
-namespace {
+// Named, not anonymous: the nested Networks struct of the public class holds these modules.
+namespace cutpaste_network {
 
 // A ResNet-18 (ImageNet-normalised input, grey repeated to RGB), its pooled layer-4 features, a projection
 // head of Linear-BN-ReLU layers and a linear classifier, as CutPaste's reference model.
@@ -53,14 +54,15 @@ torch::Tensor normalised_embeddings(Classifier& classifier, const torch::Tensor&
   return torch::cat(parts);
 }
 
-}  // namespace
+}  // namespace cutpaste_network
 
 struct Cutpaste::Networks : torch::nn::Module {
   Networks(const CutpasteOptions& o, int64_t classes) {
-    image = register_module("image", Classifier(o.head(), classes, o.weights()));
-    if (o.localization()) patch = register_module("patch", Classifier(o.head(), classes, o.weights()));
+    image = register_module("image", cutpaste_network::Classifier(o.head(), classes, o.weights()));
+    if (o.localization())
+      patch = register_module("patch", cutpaste_network::Classifier(o.head(), classes, o.weights()));
   }
-  Classifier image{nullptr}, patch{nullptr};
+  cutpaste_network::Classifier image{nullptr}, patch{nullptr};
 };
 
 Cutpaste::Cutpaste(Options options) : DetectorWithOptions(std::move(options)) {
@@ -158,11 +160,11 @@ void Cutpaste::fit_model(const Data& train, const Data& validation) {
   networks_->eval();
   const int64_t chunk = std::max<int64_t>(1, runtime().score_batch_size() / 16);
   const auto images = to_working_size(train.x);
-  image_density_ = fit_gaussian_density(normalised_embeddings(networks_->image, images, chunk));
+  image_density_ = fit_gaussian_density(cutpaste_network::normalised_embeddings(networks_->image, images, chunk));
   if (options_.localization()) {
     std::vector<torch::Tensor> features;
     for (int64_t begin = 0; begin < images.size(0); begin += chunk)
-      features.push_back(normalised_embeddings(
+      features.push_back(cutpaste_network::normalised_embeddings(
           networks_->patch, patches(images.slice(0, begin, std::min(images.size(0), begin + chunk))), 4 * chunk));
     patch_density_ = fit_gaussian_density(torch::cat(features));
   }
@@ -173,7 +175,7 @@ Scores Cutpaste::score_model(const Batch& batch) {
   const auto images = to_working_size(batch.x);
   const int64_t chunk = std::max<int64_t>(1, runtime().score_batch_size() / 16);
   Scores s;
-  s.per_item = mahalanobis_distances(image_density_, normalised_embeddings(networks_->image, images, chunk));
+  s.per_item = mahalanobis_distances(image_density_, cutpaste_network::normalised_embeddings(networks_->image, images, chunk));
   if (options_.localization()) {
     const int64_t p = patch_size(), stride = patch_stride();
     const int64_t grid_h = (working_height_ - p) / stride + 1, grid_w = (working_width_ - p) / stride + 1;
@@ -181,7 +183,7 @@ Scores Cutpaste::score_model(const Batch& batch) {
     std::vector<torch::Tensor> parts;
     for (int64_t begin = 0; begin < images.size(0); begin += chunk) {
       const auto part = patches(images.slice(0, begin, std::min(images.size(0), begin + chunk)));
-      parts.push_back(mahalanobis_distances(patch_density_, normalised_embeddings(networks_->patch, part, 4 * chunk)));
+      parts.push_back(mahalanobis_distances(patch_density_, cutpaste_network::normalised_embeddings(networks_->patch, part, 4 * chunk)));
     }
     const auto distances = torch::cat(parts);
     // Each patch's distance at its centre, spread over the image: the grid resized to the area the centres

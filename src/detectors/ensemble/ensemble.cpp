@@ -111,10 +111,10 @@ OptionMap Ensemble::options_map() const {
 }
 
 std::vector<std::string> Ensemble::input_kinds() const {
-  // A member scores items of the batch as a data set of their own: rows and images only.
-  std::vector<std::string> kinds_all{kinds::kTabular, kinds::kImage}, out;
-  for (const auto& kind : kinds_all) {
-    bool all = true;
+  // A member scores items of the batch as a data set of their own: kinds whose items are rows only.
+  std::vector<std::string> out;
+  for (const auto& kind : input_kind_names()) {
+    bool all = input_kind(kind).traits().rows_are_items;
     for (const auto& m : members_) {
       const auto accepted = m->input_kinds();
       all = all && std::find(accepted.begin(), accepted.end(), kind) != accepted.end();
@@ -158,7 +158,7 @@ void Ensemble::fit_model(const Data& train, const Data& validation) {
 }
 
 torch::Tensor Ensemble::normalised(const Batch& batch) {
-  const Data data = fitted_kind()->name() == kinds::kImage ? Data::images(batch.x) : Data::tabular(batch.x);
+  const Data data = fitted_kind()->items_from(batch.x);
   std::vector<torch::Tensor> columns;
   for (size_t i = 0; i < members_.size(); ++i) {
     const auto s = members_[i]->score(data).per_item.to(torch::kFloat64);

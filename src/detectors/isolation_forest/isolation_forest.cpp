@@ -9,7 +9,7 @@
 namespace adx {
 namespace {
 
-constexpr const char* kPrefix = "isolation_forest.";
+constexpr const char* kForestStatePrefix = "isolation_forest.";
 
 // The rows an isolation forest sees: one per item, flattened (a window's steps and channels, a node's
 // features), as contiguous float64 on the CPU.
@@ -194,18 +194,18 @@ Scores IsolationForest::score_model(const Batch& batch) {
 
 void IsolationForest::save_extra(TensorMap& state) const {
   const auto longs = [](const std::vector<int64_t>& v) { return torch::tensor(v, torch::kLong); };
-  state[std::string(kPrefix) + "feature"] = longs(forest_.feature);
-  state[std::string(kPrefix) + "left"] = longs(forest_.left);
-  state[std::string(kPrefix) + "right"] = longs(forest_.right);
-  state[std::string(kPrefix) + "size"] = longs(forest_.size);
-  state[std::string(kPrefix) + "roots"] = longs(forest_.roots);
-  state[std::string(kPrefix) + "split"] = torch::tensor(forest_.split, torch::kFloat64);
-  state[std::string(kPrefix) + "shape"] = longs({forest_.samples_per_tree, forest_.features});
+  state[std::string(kForestStatePrefix) + "feature"] = longs(forest_.feature);
+  state[std::string(kForestStatePrefix) + "left"] = longs(forest_.left);
+  state[std::string(kForestStatePrefix) + "right"] = longs(forest_.right);
+  state[std::string(kForestStatePrefix) + "size"] = longs(forest_.size);
+  state[std::string(kForestStatePrefix) + "roots"] = longs(forest_.roots);
+  state[std::string(kForestStatePrefix) + "split"] = torch::tensor(forest_.split, torch::kFloat64);
+  state[std::string(kForestStatePrefix) + "shape"] = longs({forest_.samples_per_tree, forest_.features});
 }
 
 void IsolationForest::load_extra(const TensorMap& state) {
   const auto get = [&](const char* name, torch::ScalarType type) {
-    const std::string key = std::string(kPrefix) + name;
+    const std::string key = std::string(kForestStatePrefix) + name;
     ADX_CHECK_AS(IoError, state.count(key) && state.at(key).dim() == 1 && state.at(key).scalar_type() == type,
                  "model file lacks a valid '{}'", key);
     return state.at(key).contiguous();
@@ -224,7 +224,7 @@ void IsolationForest::load_extra(const TensorMap& state) {
   f.split.assign(split.data_ptr<double>(), split.data_ptr<double>() + split.numel());
   const auto shape = longs("shape");
   ADX_CHECK_AS(IoError, shape.size() == 2 && shape[0] >= 2 && shape[1] >= 1, "model file has an invalid '{}shape'",
-               kPrefix);
+               kForestStatePrefix);
   f.samples_per_tree = shape[0];
   f.features = shape[1];
   // A walk must end at a leaf inside the arrays: children come after their parent.

@@ -5,7 +5,7 @@ namespace {
 
 // stumpy's threshold for a constant subsequence (config.STUMPY_STDDEV_THRESHOLD).
 constexpr double kConstantStd = 1e-7;
-constexpr const char* kPrefix = "matrix_profile.";
+constexpr const char* kProfileStatePrefix = "matrix_profile.";
 
 }  // namespace
 
@@ -77,12 +77,12 @@ Scores MatrixProfile::score_model(const Batch& batch) {
 }
 
 void MatrixProfile::save_extra(TensorMap& state) const {
-  state[std::string(kPrefix) + "steps"] = steps_;
-  state[std::string(kPrefix) + "starts"] = starts_;
+  state[std::string(kProfileStatePrefix) + "steps"] = steps_;
+  state[std::string(kProfileStatePrefix) + "starts"] = starts_;
 }
 
 void MatrixProfile::load_extra(const TensorMap& state) {
-  const std::string steps_key = std::string(kPrefix) + "steps", starts_key = std::string(kPrefix) + "starts";
+  const std::string steps_key = std::string(kProfileStatePrefix) + "steps", starts_key = std::string(kProfileStatePrefix) + "starts";
   ADX_CHECK_AS(IoError, state.count(steps_key) && state.count(starts_key), "model file lacks '{}' or '{}'",
                steps_key, starts_key);
   const auto& steps = state.at(steps_key);

@@ -58,7 +58,7 @@ struct DeepSvddOptions {
 class DeepSvddNetImpl : public torch::nn::Module {
  public:
   DeepSvddNetImpl(const std::vector<int64_t>& item_shape, const InputKind& kind, const DeepSvddOptions& o) {
-    if (kind.name() == kinds::kImage) {
+    if (kind.traits().image_rows) {
       spec_ = nn::LeNetSpec{item_shape[0], item_shape[1], item_shape[2], o.conv_channels(), o.rep_dim(), o.bias()};
       lenet = register_module("encoder", nn::LeNetEncoder(spec_));
     } else {
@@ -106,7 +106,7 @@ class DeepSvdd : public DetectorWithOptions<DeepSvddOptions> {
 
  protected:
   Preprocess auto_preprocess(const InputKind& kind) const override {
-    return kind.name() == kinds::kImage ? Preprocess::GcnMinMax : Preprocess::Standardize;
+    return kind.traits().image_rows ? Preprocess::GcnMinMax : Preprocess::Standardize;
   }
 
   void build(const std::vector<int64_t>& item_shape, const InputKind& kind) override {

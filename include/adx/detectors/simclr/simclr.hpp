@@ -61,7 +61,7 @@ inline torch::Tensor nt_xent(const torch::Tensor& z1, const torch::Tensor& z2, d
 class SimclrNetImpl : public torch::nn::Module {
  public:
   SimclrNetImpl(const std::vector<int64_t>& shape, const InputKind& kind, const SimclrOptions& o) {
-    if (kind.name() == kinds::kImage)
+    if (kind.traits().image_rows)
       encoder = register_module("encoder", nn::make_conv_classifier(shape[0], o.channels(), o.rep_dim()));
     else
       encoder = register_module("encoder", nn::make_mlp({shape[0], o.hidden(), o.rep_dim(), true, 0.0}));
