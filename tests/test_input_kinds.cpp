@@ -13,6 +13,7 @@
 #include <cxxabi.h>
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <regex>
@@ -390,6 +391,37 @@ TEST_CASE("no code outside src/data/kinds compares kind names: it asks the kind'
     }
   }
   REQUIRE(files > 100);
+}
+
+TEST_CASE("the library's folders are layers: no include runs from a lower layer to a higher one", "[layout]") {
+  // Each layer may include its own folder and the layers before it (README, Layout).
+  const std::vector<std::string> layers{"core", "io", "metrics", "threshold", "data", "nn",
+                                        "train", "detectors", "serve", "cli"};
+  auto rank = [&](const std::string& layer) {
+    return std::find(layers.begin(), layers.end(), layer) - layers.begin();
+  };
+  const std::regex include(R"(#include <adx/([a-z_]+)/)");
+  const std::filesystem::path root = ADX_SOURCE_DIR;
+  int checked = 0;
+  for (const auto& base : {root / "include" / "adx", root / "src"}) {
+    for (const auto& layer : layers) {
+      if (!std::filesystem::exists(base / layer)) continue;
+      for (const auto& entry : std::filesystem::recursive_directory_iterator(base / layer)) {
+        if (!entry.is_regular_file()) continue;
+        std::ifstream in(entry.path());
+        std::string line;
+        std::smatch match;
+        for (int number = 1; std::getline(in, line); ++number) {
+          if (!std::regex_search(line, match, include)) continue;
+          INFO(entry.path().string() << ":" << number << ": " << line);
+          REQUIRE(rank(match[1]) < static_cast<std::ptrdiff_t>(layers.size()));
+          REQUIRE(rank(match[1]) <= rank(layer));
+          ++checked;
+        }
+      }
+    }
+  }
+  REQUIRE(checked > 300);
 }
 
 TEST_CASE("LibTorch runs on the OpenMP build of OpenBLAS that bootstrap.sh selects", "[runtime]") {

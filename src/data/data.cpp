@@ -8,12 +8,6 @@
 
 namespace adx {
 
-std::string shape_string(const std::vector<int64_t>& shape) {
-  std::string s = "[";
-  for (size_t i = 0; i < shape.size(); ++i) s += (i ? " x " : "") + std::to_string(shape[i]);
-  return s + "]";
-}
-
 const InputKind& Data::input_kind() const {
   ADX_CHECK_AS(ShapeError, kind != nullptr,
                "data has no input kind; build it with Data::tabular, images, series, graph or video");

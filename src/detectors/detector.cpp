@@ -72,6 +72,16 @@ ModelInfo fingerprint(const Data& train, const std::string& type) {
   return info;
 }
 
+// Everything a model records of its training data, in one place: the version and fingerprint (model_info)
+// and the drift reference (drift_reference).
+std::pair<ModelInfo, DriftReference> training_record(const Data& train, const std::string& type) {
+  DriftReference reference;
+  auto features = drift_features(train);
+  reference.features = evenly_spaced_rows(features.values, kDriftReferenceRows).clone();
+  reference.feature_names = std::move(features.names);
+  return {fingerprint(train, type), std::move(reference)};
+}
+
 }  // namespace
 
 bool Detector::accepts(const std::string& kind) const {
@@ -149,13 +159,7 @@ void Detector::fit_impl(const Data& train_in, const Data* validation_in) {
     std::tie(train, validation) = kind.holdout(train_in, fraction);
   }
 
-  info_ = fingerprint(train_in, type());
-  reference_ = DriftReference();
-  {
-    auto features = drift_features(train_in);
-    reference_.features = evenly_spaced_rows(features.values, kDriftReferenceRows).clone();
-    reference_.feature_names = std::move(features.names);
-  }
+  std::tie(info_, reference_) = training_record(train_in, type());
   transform_ = Transform(resolved_preprocess(kind));
   transform_.fit(kind.fit_values(train).to(torch::kFloat32));
   item_shape_ = train.item_shape();

@@ -1,6 +1,6 @@
 #include <adx/core/error.hpp>
 #include <adx/core/hash.hpp>
-#include <adx/data/data.hpp>
+#include <adx/core/shape.hpp>
 #include <adx/io/files.hpp>
 #include <adx/io/model_file.hpp>
 

@@ -1,7 +1,7 @@
 #include <adx/metrics/pixel_tensors.hpp>
 
 #include <adx/core/error.hpp>
-#include <adx/data/data.hpp>
+#include <adx/core/shape.hpp>
 
 #include <torch/types.h>
 

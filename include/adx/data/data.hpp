@@ -9,6 +9,8 @@
 //   series   | T x D, several series stacked  | a window of `window`| window, and per time step
 //   graph    | N x F node features, edge_index| a node              | node
 //   video    | T x C x H x W frames, stacked  | a clip of `window`  | clip, and per frame
+#include <adx/core/shape.hpp>
+
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
@@ -118,7 +120,5 @@ void validate(const Data& data, const char* what);
 /// Throws ValueError if `x` holds NaN or Inf, with the count and the first bad row of x
 /// (`unit` names a row: item, step, node, frame).
 void check_finite(const at::Tensor& x, const char* what, const char* unit = "item");
-
-std::string shape_string(const std::vector<int64_t>& shape);
 
 }  // namespace adx
