@@ -11,7 +11,7 @@
 // anomalies as PyGOD does: cliques of 15 nodes and as many contextual outliers (the
 // farthest of 50 candidates), 5% of the nodes in all. The classic baselines (degree, the
 // distance to the neighbours' mean features, rank sums) are scored beside the detectors.
-#include <adx/adx.hpp>
+#include <adx/base.hpp>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>

@@ -14,7 +14,8 @@
 // Windows are --window steps (100, the Anomaly Transformer's). Training windows start
 // every --train-stride steps; test windows every step, except for the Anomaly
 // Transformer, which scores non-overlapping windows as its reference code does.
-#include <adx/adx.hpp>
+#include <adx/base.hpp>
+#include <adx/detectors/anomaly_transformer/anomaly_transformer.hpp>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>

@@ -11,7 +11,7 @@
 //   - the server's peak resident memory is at most --max-rss-mb;
 //   - SIGTERM ends it with status 0 within --max-shutdown-s, and its --state file is written.
 //   server_faults [--adx PATH] [--seconds 20] [--good-clients 8] [--slow-clients 20] [--idle 40] [--burst 500]
-#include <adx/adx.hpp>
+#include <adx/base.hpp>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>

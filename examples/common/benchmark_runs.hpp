@@ -1,7 +1,7 @@
 #pragma once
 // What the real-data benchmark programs share: the flags that choose and configure the detectors, and
 // the options each detector gets from them.
-#include <adx/adx.hpp>
+#include <adx/base.hpp>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>

@@ -8,7 +8,7 @@
 //     clustering, log triangles, log neighbour degree);
 //   - degree + neighbour distance, as a rank sum.
 // Ranks are average ranks (ties share one), so a constant indicator adds nothing.
-#include <adx/adx.hpp>
+#include <adx/base.hpp>
 
 #include <algorithm>
 #include <numeric>

@@ -8,7 +8,8 @@
 //     included), the largest over the channels.
 // Isolation Forest on windows and the z-normalised matrix profile are adx detectors
 // (isolation_forest, matrix_profile) and run as such.
-#include <adx/adx.hpp>
+#include <adx/base.hpp>
+#include <adx/detectors/matrix_profile/matrix_profile.hpp>
 
 #include <string>
 #include <utility>

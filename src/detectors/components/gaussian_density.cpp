@@ -1,7 +1,6 @@
 #include <adx/core/error.hpp>
 #include <adx/data/data.hpp>
 #include <adx/detectors/components/gaussian_density.hpp>
-#include <adx/detectors/padim/padim.hpp>
 
 namespace adx {
 
@@ -28,6 +27,12 @@ GaussianDensity fit_gaussian_density(const torch::Tensor& rows) {
                       density.shrinkage * mu * torch::eye(x.size(1), torch::kFloat64);
   density.precision = torch::linalg::pinv(shrunk);
   return density;
+}
+
+torch::Tensor padim_distances(const torch::Tensor& embeddings, const torch::Tensor& mean,
+                              const torch::Tensor& inverse_covariance) {
+  const auto delta = embeddings - mean.unsqueeze(1);  // P x n x d
+  return (torch::bmm(delta, inverse_covariance) * delta).sum(2).clamp_min(0).sqrt();
 }
 
 torch::Tensor mahalanobis_distances(const GaussianDensity& density, const torch::Tensor& rows) {

@@ -72,11 +72,6 @@ PadimGaussian padim_gaussian(const torch::Tensor& embeddings, double regularizat
   return g;
 }
 
-torch::Tensor padim_distances(const torch::Tensor& embeddings, const torch::Tensor& mean,
-                              const torch::Tensor& inverse_covariance) {
-  const auto delta = embeddings - mean.unsqueeze(1);  // P x n x d
-  return (torch::bmm(delta, inverse_covariance) * delta).sum(2).clamp_min(0).sqrt();
-}
 
 
 Scores Padim::scores_from_distances(const torch::Tensor& distances, int64_t height, int64_t width) const {

@@ -6,6 +6,7 @@
 // map's maximum. The threshold is calibrated on leave-one-image-out distances. ResNet-18 layers 1-3 with 100 channels by default (550 for
 // Wide-ResNet-50-2).
 #include <adx/detectors/components/feature_memory.hpp>
+#include <adx/detectors/components/gaussian_density.hpp>
 
 namespace adx {
 
@@ -26,9 +27,6 @@ struct PadimGaussian {
   torch::Tensor mean, inverse_covariance;
 };
 PadimGaussian padim_gaussian(const torch::Tensor& embeddings, double regularization);
-/// Mahalanobis distance of `embeddings` (P x n x d) to each position's Gaussian: P x n.
-torch::Tensor padim_distances(const torch::Tensor& embeddings, const torch::Tensor& mean,
-                              const torch::Tensor& inverse_covariance);
 
 /// Leave-one-image-out distances from the in-sample ones (P x n) of the n images the Gaussian was fitted
 /// on: the distance of each image to the Gaussian of the other n - 1, computed in closed form. Removing
