@@ -289,14 +289,21 @@ void save_npy(const std::string& path, const at::Tensor& tensor) {
                         "NPY file");
 }
 
+namespace {
+
+bool is_npy_path(const std::string& path) {
+  return path.size() >= 4 && path.compare(path.size() - 4, 4, ".npy") == 0;
+}
+
+}  // namespace
+
 bool is_binary_array_path(const std::string& path) {
-  const bool npy = path.size() >= 4 && path.compare(path.size() - 4, 4, ".npy") == 0;
-  return npy || path.find("-ubyte") != std::string::npos || path.find(".idx") != std::string::npos;
+  return is_npy_path(path) || path.find("-ubyte") != std::string::npos || path.find(".idx") != std::string::npos;
 }
 
 at::Tensor load_array(const std::string& path, const CsvOptions& csv, std::vector<std::string>* columns) {
   if (columns != nullptr) columns->clear();
-  if (path.size() >= 4 && path.compare(path.size() - 4, 4, ".npy") == 0) return load_npy(path);
+  if (is_npy_path(path)) return load_npy(path);
   if (is_binary_array_path(path)) return load_idx(path);
   auto table = load_csv_table(path, csv);
   if (columns != nullptr) *columns = std::move(table.columns);

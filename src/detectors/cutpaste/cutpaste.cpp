@@ -175,7 +175,8 @@ Scores Cutpaste::score_model(const Batch& batch) {
   const auto images = to_working_size(batch.x);
   const int64_t chunk = std::max<int64_t>(1, runtime().score_batch_size() / 16);
   Scores s;
-  s.per_item = mahalanobis_distances(image_density_, cutpaste_network::normalised_embeddings(networks_->image, images, chunk));
+  s.per_item = mahalanobis_distances(image_density_,
+                                     cutpaste_network::normalised_embeddings(networks_->image, images, chunk));
   if (options_.localization()) {
     const int64_t p = patch_size(), stride = patch_stride();
     const int64_t grid_h = (working_height_ - p) / stride + 1, grid_w = (working_width_ - p) / stride + 1;

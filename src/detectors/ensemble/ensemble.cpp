@@ -115,10 +115,7 @@ std::vector<std::string> Ensemble::input_kinds() const {
   std::vector<std::string> out;
   for (const auto& kind : input_kind_names()) {
     bool all = input_kind(kind).traits().rows_are_items;
-    for (const auto& m : members_) {
-      const auto accepted = m->input_kinds();
-      all = all && std::find(accepted.begin(), accepted.end(), kind) != accepted.end();
-    }
+    for (const auto& m : members_) all = all && m->accepts(kind);
     if (all) out.push_back(kind);
   }
   return out;
