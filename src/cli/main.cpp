@@ -12,6 +12,7 @@
 #include <adx/serve/production.hpp>
 #include <adx/serve/server.hpp>
 
+#include <torch/torch.h>
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 

@@ -14,11 +14,18 @@
 #include <adx/io/model_file.hpp>
 #include <adx/threshold/threshold.hpp>
 
-#include <torch/torch.h>
+#include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
 
 #include <memory>
 #include <string>
 #include <vector>
+
+// Only the tensor and device types: the light include base.hpp does not pull in LibTorch's nn,
+// optim and autograd front end; each detector header includes that front end itself.
+namespace torch::nn {
+class Module;
+}
 
 namespace adx {
 
@@ -53,7 +60,7 @@ struct RuntimeOptions {
 
 /// What fit() keeps for drift monitoring (serve/production.hpp), saved in the model file.
 struct DriftReference {
-  torch::Tensor features;                  ///< up to kDriftReferenceRows rows of drift_features(training data)
+  at::Tensor features;                  ///< up to kDriftReferenceRows rows of drift_features(training data)
   std::vector<std::string> feature_names;  ///< one per column
   std::vector<double> scores;              ///< the normal scores the threshold was set on (held-out or left-out)
 };
@@ -85,7 +92,7 @@ class Detector {
   /// True where score > threshold: per item, where a NaN score (an overflow) is flagged too, or for
   /// series and video per step / frame, where NaN marks a step left unscored and is not flagged.
   /// Throws if not fitted or not calibrated.
-  torch::Tensor predict(const Data& data);
+  at::Tensor predict(const Data& data);
 
   /// Sets the threshold from held-out normal data with the options' policy (on per-step
   /// scores for series and video).
@@ -125,7 +132,7 @@ class Detector {
   const std::vector<int64_t>& item_shape() const { return item_shape_; }
   /// Input kind seen in fit (nullptr before fit).
   const InputKind* fitted_kind() const { return kind_; }
-  torch::Device device() const { return torch::Device(runtime().device()); }
+  c10::Device device() const { return c10::Device(runtime().device()); }
   /// How series and video scores per step are assembled from the windows or clips covering a step.
   virtual StepAssembly step_assembly() const { return StepAssembly::Mean; }
 
@@ -152,7 +159,7 @@ class Detector {
   /// Called from fit_model(): per-item scores of the training items, each scored without its own
   /// contribution to the fitted state (leave-one-out). fit(train) sets the threshold on them when
   /// no validation data was given or held out.
-  void set_left_out_scores(const torch::Tensor& per_item) { left_out_scores_ = per_item; }
+  void set_left_out_scores(const at::Tensor& per_item) { left_out_scores_ = per_item; }
   /// Weakly supervised detectors learn from Data::sequence_labels (one label per video) and
   /// refuse data without them; every other detector refuses data that has them.
   virtual bool learns_from_sequence_labels() const { return false; }
@@ -183,7 +190,7 @@ class Detector {
   const InputKind* kind_ = nullptr;
   Transform transform_;
   ProgressCallback progress_;
-  torch::Tensor left_out_scores_;
+  at::Tensor left_out_scores_;
   ModelInfo info_;
   DriftReference reference_;
 };

@@ -5,6 +5,7 @@
 // image detectors; they return named intermediate layers.
 #include <adx/nn/feature_extractor.hpp>
 
+#include <torch/torch.h>
 #include <map>
 #include <string>
 #include <vector>

@@ -5,6 +5,8 @@
 // activation concatenated onto the decoder input (the skip connections).
 #include <adx/nn/dcgan.hpp>
 
+#include <torch/torch.h>
+
 namespace adx::nn {
 
 class UnetGeneratorImpl : public torch::nn::Module {

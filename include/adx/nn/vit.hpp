@@ -7,6 +7,8 @@
 // returns the patch tokens of blocks as maps on the patch grid.
 #include <adx/nn/feature_extractor.hpp>
 
+#include <torch/torch.h>
+
 namespace adx::nn {
 
 /// A torchvision ViT's sizes.

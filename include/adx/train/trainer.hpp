@@ -6,11 +6,21 @@
 #include <adx/core/progress.hpp>
 #include <adx/data/input_kind.hpp>
 
-#include <torch/torch.h>
+#include <ATen/core/Tensor.h>
 
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
+
+namespace torch {
+namespace nn {
+class Module;
+}
+namespace optim {
+class Optimizer;
+}
+}  // namespace torch
 
 namespace adx {
 
@@ -66,7 +76,7 @@ struct TrainOptions {
 /// Loss of one batch. `training` is false during validation (no noise, no dropout). For validation a loss
 /// may return several criteria (a 1-D tensor): early stopping then counts an epoch as an improvement only
 /// when every criterion improved; the first is the reported validation loss.
-using BatchLoss = std::function<torch::Tensor(const Batch& batch, bool training)>;
+using BatchLoss = std::function<at::Tensor(const Batch& batch, bool training)>;
 
 /// Called with the 0-based epoch before its first batch (e.g. to start a warm-up phase).
 using EpochHook = std::function<void(int64_t epoch)>;
@@ -81,7 +91,7 @@ struct TrainResult {
 };
 
 /// Creates the optimiser the options ask for over `parameters`.
-std::unique_ptr<torch::optim::Optimizer> make_optimizer(const std::vector<torch::Tensor>& parameters,
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(const std::vector<at::Tensor>& parameters,
                                                         const TrainOptions& options);
 
 /// Learning rate of `epoch` (0-based) under the options' schedule.
@@ -110,9 +120,9 @@ TrainResult train_module(torch::nn::Module& module, const Data& train, const Dat
 /// optimiser over its own parameters.
 struct TrainStep {
   std::string name;                                            ///< named in errors ("discriminator loss ...")
-  std::vector<torch::Tensor> parameters;                       ///< what this step's optimiser updates
-  std::function<torch::Tensor(const Batch& batch)> loss;
-  std::function<void(const torch::Tensor& loss)> after_step;   ///< optional, e.g. re-initialise a collapsed D
+  std::vector<at::Tensor> parameters;                       ///< what this step's optimiser updates
+  std::function<at::Tensor(const Batch& batch)> loss;
+  std::function<void(const at::Tensor& loss)> after_step;   ///< optional, e.g. re-initialise a collapsed D
   int64_t every = 1;  ///< step on every `every`-th batch only (WGAN: the generator after 5 critic steps)
   double lr_scale = 1.0;  ///< this step's learning rate relative to the options' (e.g. a slower discriminator)
 };
@@ -130,7 +140,7 @@ TrainResult train_steps(torch::nn::Module& module, const Data& train, const Data
                         int64_t first_monitored_epoch = 0);
 
 /// Copies of all parameters and buffers, for restoring a best state.
-std::vector<torch::Tensor> snapshot_state(torch::nn::Module& module);
-void restore_state(torch::nn::Module& module, const std::vector<torch::Tensor>& state);
+std::vector<at::Tensor> snapshot_state(torch::nn::Module& module);
+void restore_state(torch::nn::Module& module, const std::vector<at::Tensor>& state);
 
 }  // namespace adx

@@ -11,6 +11,8 @@
 // score depends only on the image and the model, not on the batch it came in.
 #include <adx/detectors/components/image_gan.hpp>
 
+#include <torch/torch.h>
+
 namespace adx {
 
 struct AnoganOptions {

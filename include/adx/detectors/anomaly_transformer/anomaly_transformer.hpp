@@ -17,6 +17,7 @@
 // CPU-sized model (d_model 64, 4 heads, 2 layers).
 #include <adx/detectors/components/reconstruction.hpp>
 
+#include <torch/torch.h>
 #include <utility>
 
 namespace adx {

@@ -9,6 +9,8 @@
 #include <adx/detectors/components/reconstruction.hpp>
 #include <adx/nn/mlp.hpp>
 
+#include <torch/torch.h>
+
 namespace adx {
 
 enum class NoiseKind {

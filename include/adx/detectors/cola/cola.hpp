@@ -12,6 +12,8 @@
 #include <adx/detectors/components/graph_structure.hpp>
 #include <adx/train/trainer.hpp>
 
+#include <torch/torch.h>
+
 namespace adx {
 
 struct ColaOptions {

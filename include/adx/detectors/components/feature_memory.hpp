@@ -9,6 +9,8 @@
 #include <adx/detectors/detector.hpp>
 #include <adx/nn/feature_extractor.hpp>
 
+#include <torch/torch.h>
+
 namespace adx {
 
 /// The options every backbone detector has, spliced into its options struct.

@@ -6,6 +6,8 @@
 #include <adx/nn/dcgan.hpp>
 #include <adx/train/trainer.hpp>
 
+#include <torch/torch.h>
+
 namespace adx {
 
 /// The options every GAN detector has, spliced into its options struct.

@@ -4,6 +4,8 @@
 #include <adx/detectors/detector.hpp>
 #include <adx/train/trainer.hpp>
 
+#include <torch/torch.h>
+
 namespace adx {
 
 /// Mean squared error per item over all remaining dimensions.

@@ -5,6 +5,8 @@
 #include <adx/nn/conv.hpp>
 #include <adx/nn/mlp.hpp>
 
+#include <torch/torch.h>
+
 namespace adx {
 
 struct ConvAutoencoderOptions {

@@ -14,6 +14,8 @@
 #include <adx/detectors/detector.hpp>
 #include <adx/train/trainer.hpp>
 
+#include <torch/torch.h>
+
 namespace adx {
 
 enum class CutpasteVariant { Patch, Scar, ThreeWay };

@@ -15,6 +15,8 @@
 #include <adx/nn/mlp.hpp>
 #include <adx/train/trainer.hpp>
 
+#include <torch/torch.h>
+
 namespace adx {
 
 enum class SvddObjective { OneClass, SoftBoundary };

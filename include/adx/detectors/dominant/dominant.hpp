@@ -18,6 +18,8 @@
 #include <adx/nn/gcn.hpp>
 #include <adx/train/trainer.hpp>
 
+#include <torch/torch.h>
+
 namespace adx {
 
 struct DominantOptions {

@@ -13,6 +13,8 @@
 // batch 8 at learning rate 1e-4 (docs/industrial.md: DRAEM).
 #include <adx/detectors/components/self_supervised.hpp>
 
+#include <torch/torch.h>
+
 namespace adx {
 
 struct DraemOptions {

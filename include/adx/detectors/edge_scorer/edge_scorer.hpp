@@ -13,6 +13,8 @@
 #include <adx/nn/gcn.hpp>
 #include <adx/train/trainer.hpp>
 
+#include <torch/torch.h>
+
 namespace adx {
 
 enum class EdgeCombine { Product, Concat };

@@ -6,6 +6,7 @@
 // The model file holds every member, so one file restores the whole ensemble.
 #include <adx/detectors/detector.hpp>
 
+#include <torch/torch.h>
 #include <map>
 #include <memory>
 #include <string>

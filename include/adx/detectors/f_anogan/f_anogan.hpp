@@ -9,6 +9,8 @@
 // image residual + kappa * feature residual, with one forward pass and no search.
 #include <adx/detectors/components/image_gan.hpp>
 
+#include <torch/torch.h>
+
 namespace adx {
 
 struct FAnoganOptions {

@@ -7,6 +7,7 @@
 #include <adx/detectors/components/reconstruction.hpp>
 #include <adx/nn/sequence.hpp>
 
+#include <torch/torch.h>
 #include <limits>
 
 namespace adx {

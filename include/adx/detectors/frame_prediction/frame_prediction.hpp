@@ -17,6 +17,8 @@
 #include <adx/nn/prediction.hpp>
 #include <adx/train/trainer.hpp>
 
+#include <torch/torch.h>
+
 namespace adx {
 
 struct FramePredictionOptions {

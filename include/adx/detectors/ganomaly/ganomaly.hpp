@@ -8,6 +8,8 @@
 // Images are scaled to [-1, 1] and padded to a power of two (28 -> 32).
 #include <adx/detectors/components/image_gan.hpp>
 
+#include <torch/torch.h>
+
 namespace adx {
 
 struct GanomalyOptions {

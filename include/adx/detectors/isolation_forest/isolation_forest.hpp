@@ -20,6 +20,8 @@
 //   auto scores = forest.score(adx::Data::tabular(rows)).per_item;
 #include <adx/detectors/detector.hpp>
 
+#include <torch/torch.h>
+
 namespace adx {
 
 struct IsolationForestOptions {

@@ -11,6 +11,8 @@
 #include <adx/detectors/components/reconstruction.hpp>
 #include <adx/nn/sequence.hpp>
 
+#include <torch/torch.h>
+
 namespace adx {
 
 struct LstmAutoencoderOptions {

@@ -22,6 +22,8 @@
 //   auto per_step = profile.score(adx::Data::series(recent, {100, 1})).per_step;
 #include <adx/detectors/detector.hpp>
 
+#include <torch/torch.h>
+
 namespace adx {
 
 struct MatrixProfileOptions {

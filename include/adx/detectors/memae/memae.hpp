@@ -15,6 +15,8 @@
 #include <adx/detectors/components/reconstruction.hpp>
 #include <adx/nn/memory.hpp>
 
+#include <torch/torch.h>
+
 namespace adx {
 
 struct MemaeOptions {

@@ -19,6 +19,8 @@
 #include <adx/detectors/components/feature_memory.hpp>
 #include <adx/train/trainer.hpp>
 
+#include <torch/torch.h>
+
 namespace adx {
 
 struct MilOptions {

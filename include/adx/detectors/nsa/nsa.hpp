@@ -11,6 +11,8 @@
 // MVTec category (docs/industrial.md: NSA).
 #include <adx/detectors/components/self_supervised.hpp>
 
+#include <torch/torch.h>
+
 namespace adx {
 
 enum class NsaImageScore { Max, Mean };

@@ -8,6 +8,8 @@
 #include <adx/detectors/components/feature_memory.hpp>
 #include <adx/detectors/components/gaussian_density.hpp>
 
+#include <torch/torch.h>
+
 namespace adx {
 
 struct PadimOptions {

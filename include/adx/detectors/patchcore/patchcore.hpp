@@ -14,6 +14,8 @@
 #include <adx/detectors/components/bank_index.hpp>
 #include <adx/detectors/components/feature_memory.hpp>
 
+#include <torch/torch.h>
+
 namespace adx {
 
 struct PatchcoreOptions {

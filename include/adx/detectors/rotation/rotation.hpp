@@ -18,6 +18,8 @@
 #include <adx/nn/conv.hpp>
 #include <adx/train/trainer.hpp>
 
+#include <torch/torch.h>
+
 namespace adx {
 
 enum class TransformSet { Rotations, Geom };

@@ -12,6 +12,8 @@
 #include <adx/nn/mlp.hpp>
 #include <adx/train/trainer.hpp>
 
+#include <torch/torch.h>
+
 namespace adx {
 
 enum class ContrastiveScorer { Knn, Svdd };

@@ -10,6 +10,8 @@
 #include <adx/detectors/components/image_gan.hpp>
 #include <adx/nn/unet.hpp>
 
+#include <torch/torch.h>
+
 namespace adx {
 
 struct SkipGanomalyOptions {

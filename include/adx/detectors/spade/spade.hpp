@@ -9,6 +9,8 @@
 // threshold is set on each training image scored against the others.
 #include <adx/detectors/components/feature_memory.hpp>
 
+#include <torch/torch.h>
+
 namespace adx {
 
 struct SpadeOptions {

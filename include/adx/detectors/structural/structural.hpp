@@ -8,6 +8,8 @@
 #include <adx/data/graphs.hpp>
 #include <adx/detectors/detector.hpp>
 
+#include <torch/torch.h>
+
 namespace adx {
 
 struct StructuralOptions {

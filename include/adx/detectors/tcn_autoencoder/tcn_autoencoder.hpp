@@ -8,6 +8,8 @@
 #include <adx/detectors/components/reconstruction.hpp>
 #include <adx/nn/sequence.hpp>
 
+#include <torch/torch.h>
+
 namespace adx {
 
 struct TcnAutoencoderOptions {

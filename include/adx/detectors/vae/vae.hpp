@@ -13,6 +13,7 @@
 #include <adx/detectors/components/reconstruction.hpp>
 #include <adx/nn/mlp.hpp>
 
+#include <torch/torch.h>
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <cmath>
