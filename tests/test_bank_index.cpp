@@ -4,8 +4,8 @@
 #include "test_helpers.hpp"
 
 #include <adx/data/images.hpp>
-#include <adx/detectors/components/bank_index.hpp>
-#include <adx/detectors/components/coreset.hpp>
+#include <adx/detectors/components/algorithms/bank_index.hpp>
+#include <adx/detectors/components/algorithms/coreset.hpp>
 #include <adx/detectors/patchcore/patchcore.hpp>
 
 #include <catch2/catch.hpp>
@@ -50,8 +50,8 @@ TEST_CASE("faiss's exact index finds the same neighbours as adx's search", "[ind
   torch::Tensor adx_distance, adx_index, faiss_distance, faiss_index;
   adx::nearest_neighbours(queries, bank, &adx_distance, &adx_index);
   adx::BankIndex flat;
-  flat.build(bank, adx::BankSearch{"flat"});
-  REQUIRE(flat.kind() == "flat");
+  flat.build(bank, adx::BankSearch{adx::SearchKind::Flat});
+  REQUIRE((flat.kind() == adx::SearchKind::Flat));
   flat.search(queries, &faiss_distance, &faiss_index);
   // faiss sums in its own order (its GEMM, or its own kernels for small batches), so its rows are adx's
   // except at near-ties, and its distances carry float32 rounding: 1e-5 of (|x| + |y|)^2 is about 20 times
@@ -190,21 +190,21 @@ TEST_CASE("cell search skips most of the bank and still answers as the full sear
 
 TEST_CASE("approximate indexes recall the nearest neighbour at their default settings", "[industrial][search]") {
   const auto bank = clustered(8000, 64, 60, 3), queries = clustered(1000, 64, 60, 4);
-  for (const std::string kind : {"ivf", "hnsw"}) {
+  for (const auto kind : {adx::SearchKind::Ivf, adx::SearchKind::Hnsw}) {
     adx::BankSearch search;
     search.kind = kind;
     adx::BankIndex index;
     index.build(bank, search);
-    REQUIRE(index.kind() == kind);
+    REQUIRE((index.kind() == kind));
     REQUIRE(index.note().empty());
     const double recall = recall_at_1(index, queries, bank);
-    INFO(kind << " recall@1 " << recall);
+    INFO(adx::detail::option_to_string(kind) << " recall@1 " << recall);
     REQUIRE(recall >= 0.95);
   }
   // An 8-bit bank: a quarter of the float32 bank's bytes, and still mostly the same neighbours.
   adx::BankIndex float_bank, sq8_bank;
-  float_bank.build(bank, adx::BankSearch{"flat"});
-  sq8_bank.build(bank, adx::BankSearch{"flat", "sq8"});
+  float_bank.build(bank, adx::BankSearch{adx::SearchKind::Flat});
+  sq8_bank.build(bank, adx::BankSearch{adx::SearchKind::Flat, adx::BankCompression::Sq8});
   INFO("flat " << float_bank.memory_bytes() << " bytes, sq8 " << sq8_bank.memory_bytes() << " bytes");
   REQUIRE(float_bank.memory_bytes() >= 8000 * 64 * 4);
   REQUIRE(sq8_bank.memory_bytes() < float_bank.memory_bytes() / 3);
@@ -217,32 +217,32 @@ TEST_CASE("a bank too small for its cells falls back to exact search; bad settin
           "[industrial][search][errors]") {
   const auto bank = clustered(30, 8, 3, 5), queries = clustered(20, 8, 3, 6);
   adx::BankSearch ivf;
-  ivf.kind = "ivf";
+  ivf.kind = adx::SearchKind::Ivf;
   ivf.ivf_lists = 50;
   adx::BankIndex index;
   index.build(bank, ivf);
-  REQUIRE(index.kind() == "flat");
+  REQUIRE((index.kind() == adx::SearchKind::Flat));
   REQUIRE_THAT(index.note(), Catch::Contains("50 lists") && Catch::Contains("30"));
   REQUIRE(recall_at_1(index, queries, bank) == 1.0);
 
-  REQUIRE_THROWS_AS(adx::check_bank_search(adx::BankSearch{"annoy"}), adx::OptionError);
-  REQUIRE_THROWS_AS(adx::check_bank_search(adx::BankSearch{"exact", "sq8"}), adx::OptionError);
+  REQUIRE_THROWS_AS(adx::make_detector("patchcore", {{"search", "annoy"}}), adx::OptionError);
+  REQUIRE_THROWS_AS(adx::check_bank_search(adx::BankSearch{adx::SearchKind::Exact, adx::BankCompression::Sq8}), adx::OptionError);
   adx::BankSearch bad;
-  bad.kind = "hnsw";
+  bad.kind = adx::SearchKind::Hnsw;
   bad.hnsw_m = 1;
   REQUIRE_THROWS_AS(adx::check_bank_search(bad), adx::OptionError);
   REQUIRE_THROWS_AS(index.search(torch::rand({2, 9}), nullptr, nullptr), adx::ShapeError);
 
   adx::BankIndex flat;
-  flat.build(bank, adx::BankSearch{"flat"});
+  flat.build(bank, adx::BankSearch{adx::SearchKind::Flat});
   auto bytes = flat.serialize();
   adx::BankIndex restored;
-  REQUIRE_THROWS_AS(restored.deserialize(bytes.slice(0, 0, 10).clone(), bank, adx::BankSearch{"flat"}), adx::IoError);
-  REQUIRE_THROWS_AS(restored.deserialize(bytes, clustered(31, 8, 3, 5), adx::BankSearch{"flat"}), adx::IoError);
+  REQUIRE_THROWS_AS(restored.deserialize(bytes.slice(0, 0, 10).clone(), bank, adx::BankSearch{adx::SearchKind::Flat}), adx::IoError);
+  REQUIRE_THROWS_AS(restored.deserialize(bytes, clustered(31, 8, 3, 5), adx::BankSearch{adx::SearchKind::Flat}), adx::IoError);
   auto garbage = bytes.clone();
   garbage.slice(0, 0, 4).fill_(0x41);
-  REQUIRE_THROWS_AS(restored.deserialize(garbage, bank, adx::BankSearch{"flat"}), adx::IoError);
-  restored.deserialize(bytes, bank, adx::BankSearch{"flat"});
+  REQUIRE_THROWS_AS(restored.deserialize(garbage, bank, adx::BankSearch{adx::SearchKind::Flat}), adx::IoError);
+  restored.deserialize(bytes, bank, adx::BankSearch{adx::SearchKind::Flat});
   REQUIRE(recall_at_1(restored, queries, bank) == 1.0);
 
   // Exact search's cells: boundaries that do not fit the bank are an IoError, as is a record of cells
@@ -256,7 +256,7 @@ TEST_CASE("a bank too small for its cells falls back to exact search; bad settin
   REQUIRE(cells.scalar_type() == torch::kLong);
   REQUIRE_THROWS_AS(restored.deserialize(cells, big.slice(0, 0, 300), six_cells), adx::IoError);
   REQUIRE_THROWS_AS(restored.deserialize(cells.flip(0), exact.bank(), six_cells), adx::IoError);
-  REQUIRE_THROWS_AS(restored.deserialize(cells, exact.bank(), adx::BankSearch{"flat"}), adx::IoError);
+  REQUIRE_THROWS_AS(restored.deserialize(cells, exact.bank(), adx::BankSearch{adx::SearchKind::Flat}), adx::IoError);
   restored.deserialize(cells, exact.bank(), six_cells);
   torch::Tensor a, b;
   exact.search(queries, nullptr, &a);
@@ -278,12 +278,14 @@ TEST_CASE("PatchCore scores through every search mode and reloads to identical s
   for (const std::string search : {"exact", "exact, 8 cells", "flat", "ivf", "hnsw", "flat+sq8"}) {
     INFO(search);
     const bool sq8 = search == "flat+sq8";
+    auto kind = adx::SearchKind::Exact;
+    adx::detail::option_from_string("search", sq8 ? "flat" : search.substr(0, search.find(',')), kind);
     adx::Patchcore detector(adx::PatchcoreOptions()
                                 .backbone("resnet18")
                                 .layers("layer1,layer2")
-                                .search(sq8 ? "flat" : search.substr(0, search.find(',')))
+                                .search(kind)
                                 .exact_cells(search == "exact, 8 cells" ? 8 : 0)
-                                .compression(sq8 ? "sq8" : "none")
+                                .compression(sq8 ? adx::BankCompression::Sq8 : adx::BankCompression::None)
                                 .runtime(adx::RuntimeOptions().threads(2).seed(3)));
     detector.fit(Data::images(category.train));
     const auto scores = detector.score(Data::images(category.test));
@@ -305,6 +307,6 @@ TEST_CASE("PatchCore scores through every search mode and reloads to identical s
     const auto again = loaded->score(Data::images(category.test));
     REQUIRE(torch::equal(again.per_item, scores.per_item));
     REQUIRE(torch::equal(again.pixel_map, scores.pixel_map));
-    REQUIRE(dynamic_cast<adx::Patchcore&>(*loaded).index().kind() == detector.index().kind());
+    REQUIRE((dynamic_cast<adx::Patchcore&>(*loaded).index().kind() == detector.index().kind()));
   }
 }

@@ -13,7 +13,7 @@
 #include "test_helpers.hpp"
 
 #include <adx/core/distributed.hpp>
-#include <adx/detectors/components/coreset.hpp>
+#include <adx/detectors/components/algorithms/coreset.hpp>
 #include <adx/detectors/patchcore/patchcore.hpp>
 
 #include <catch2/catch.hpp>
@@ -119,7 +119,7 @@ void run_sharded_patchcore_worker(adx::ProcessGroup& group) {
   const auto tiny_scores = tiny->score(test).pixel_map;
 
   const auto& fitted_patchcore = dynamic_cast<const adx::Patchcore&>(*fitted);
-  const auto facts = torch::tensor({fitted_patchcore.memory_bank().size(0), fitted_patchcore.shard().bank_rows,
+  const auto facts = torch::tensor({fitted_patchcore.memory_bank().size(0), fitted_patchcore.bank().total_rows(),
                                     loaded_patchcore.memory_bank().size(0), reloaded_patchcore.memory_bank().size(0),
                                     int64_t{whole_before}, int64_t{reloaded_patchcore.sharded()},
                                     int64_t{mismatch_refused}, tiny_patchcore.memory_bank().size(0)},

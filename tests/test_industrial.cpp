@@ -3,7 +3,7 @@
 // synthetic defects (image and pixel level), persistence and bad input.
 #include "test_helpers.hpp"
 
-#include <adx/detectors/components/coreset.hpp>
+#include <adx/detectors/components/algorithms/coreset.hpp>
 #include <adx/detectors/patchcore/patchcore.hpp>
 
 #include <adx/metrics/pixel_tensors.hpp>
@@ -179,13 +179,13 @@ TEST_CASE("the default configurations find defects: PatchCore on Wide-ResNet-50-
 TEST_CASE("the real-time preset fills in the options left at their defaults; channels-last and bfloat16 "
           "convolutions score as float32 does, up to rounding, and reload to identical scores",
           "[industrial][detectors]") {
-  adx::Patchcore preset(adx::PatchcoreOptions().preset("realtime"));
+  adx::Patchcore preset(adx::PatchcoreOptions().preset(adx::PatchcorePreset::Realtime));
   REQUIRE(preset.options().backbone() == "resnet18");
   REQUIRE(preset.options().coreset_ratio() == 0.01);
   REQUIRE(preset.options().channels_last());
-  adx::Patchcore mine(adx::PatchcoreOptions().preset("realtime").coreset_ratio(0.05));
+  adx::Patchcore mine(adx::PatchcoreOptions().preset(adx::PatchcorePreset::Realtime).coreset_ratio(0.05));
   REQUIRE(mine.options().coreset_ratio() == 0.05);
-  REQUIRE_THROWS_AS(adx::Patchcore(adx::PatchcoreOptions().preset("fast")), adx::OptionError);
+  REQUIRE_THROWS_AS(adx::make_detector("patchcore", {{"preset", "fast"}}), adx::OptionError);
   REQUIRE_THROWS_AS(adx::make_detector("padim", {{"precision", "float16"}}), adx::OptionError);
 
   const auto category = adx::load_mvtec_category(synthetic_root() + "/washer", {64, 0});

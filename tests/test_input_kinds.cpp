@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <regex>
 
 using adx::Data;
@@ -422,6 +423,43 @@ TEST_CASE("the library's folders are layers: no include runs from a lower layer 
     }
   }
   REQUIRE(checked > 300);
+
+  // Each layer's folder says what it holds and what it may include.
+  for (const auto& layer : layers) {
+    if (layer == "cli") continue;  // src/cli only
+    INFO(layer);
+    REQUIRE(std::filesystem::exists(root / "include" / "adx" / layer / "README.md"));
+  }
+}
+
+TEST_CASE("a detector's folder includes no other detector, except a variant its base method", "[layout]") {
+  // A variant of a method includes the method's header (README, Layout); components/ is shared by all.
+  const std::map<std::string, std::string> variant_of{{"denoising_autoencoder", "autoencoder"},
+                                                      {"sparse_autoencoder", "autoencoder"}};
+  const std::regex include(R"(#include <adx/detectors/([a-z_]+)/)");
+  const std::filesystem::path root = ADX_SOURCE_DIR;
+  int folders = 0;
+  for (const auto& base : {root / "include" / "adx" / "detectors", root / "src" / "detectors"}) {
+    for (const auto& folder : std::filesystem::directory_iterator(base)) {
+      const std::string name = folder.path().filename().string();
+      if (!folder.is_directory() || name == "components") continue;
+      ++folders;
+      for (const auto& entry : std::filesystem::recursive_directory_iterator(folder.path())) {
+        std::ifstream in(entry.path());
+        std::string line;
+        std::smatch match;
+        while (std::getline(in, line)) {
+          if (!std::regex_search(line, match, include)) continue;
+          const std::string target = match[1];
+          INFO(entry.path().string() << ": " << line);
+          const auto variant = variant_of.find(name);
+          REQUIRE((target == name || target == "components" ||
+                   (variant != variant_of.end() && variant->second == target)));
+        }
+      }
+    }
+  }
+  REQUIRE(folders >= 62);  // 31 detectors and the ensemble, header and source each
 }
 
 TEST_CASE("LibTorch runs on the OpenMP build of OpenBLAS that bootstrap.sh selects", "[runtime]") {

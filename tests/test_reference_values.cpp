@@ -6,7 +6,7 @@
 #include <adx/detectors/anogan/anogan.hpp>
 #include <adx/detectors/f_anogan/f_anogan.hpp>
 #include <adx/detectors/ganomaly/ganomaly.hpp>
-#include <adx/detectors/components/coreset.hpp>
+#include <adx/detectors/components/algorithms/coreset.hpp>
 #include <adx/detectors/padim/padim.hpp>
 #include <adx/detectors/skip_ganomaly/skip_ganomaly.hpp>
 #include <adx/detectors/rotation/rotation.hpp>

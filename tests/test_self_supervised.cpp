@@ -2,10 +2,10 @@
 // reloads to identical scores and maps, and refuses bad input clearly.
 #include "test_helpers.hpp"
 
-#include <adx/detectors/components/gaussian_density.hpp>
+#include <adx/detectors/components/algorithms/gaussian_density.hpp>
 #include <adx/detectors/cutpaste/cutpaste.hpp>
 #include <adx/detectors/draem/draem.hpp>
-#include <adx/nn/losses.hpp>
+#include <adx/detectors/draem/losses.hpp>
 
 #include <catch2/catch.hpp>
 

@@ -4,7 +4,7 @@
 
 #include <adx/data/synthetic_video.hpp>
 #include <adx/metrics/metrics.hpp>
-#include <adx/nn/memory.hpp>
+#include <adx/detectors/memae/memory.hpp>
 
 #include <catch2/catch.hpp>
 

@@ -85,8 +85,8 @@ TEST_CASE("MemAE finds the generator's events and reloads to identical frame sco
 TEST_CASE("future-frame prediction (U-Net and ConvLSTM) finds the generator's events", "[video][detectors]") {
   const auto train = normal_videos(3, 160, 30);
   const auto test = test_video({E::ObjectType, E::Direction, E::Speed}, 300);
-  for (const std::string architecture : {"unet", "convlstm"}) {
-    INFO(architecture);
+  for (const auto architecture : {adx::PredictorArchitecture::Unet, adx::PredictorArchitecture::ConvLstm}) {
+    INFO(adx::detail::option_to_string(architecture));
     adx::FramePrediction fp(adx::FramePredictionOptions()
                                 .architecture(architecture)
                                 .widths({8, 16, 32})
@@ -102,7 +102,7 @@ TEST_CASE("future-frame prediction (U-Net and ConvLSTM) finds the generator's ev
     INFO("frame AUROC " << auroc);
     // Measured 0.71 (U-Net) and 0.79 (ConvLSTM) here; chance is 0.5.
     REQUIRE(auroc > 0.65);
-    if (architecture == "unet") {
+    if (architecture == adx::PredictorArchitecture::Unet) {
       fp.save(temp_path("frame_prediction.adx"));
       auto loaded = adx::load(temp_path("frame_prediction.adx"));
       REQUIRE(same_scores(loaded->score(Data::video(test.frames, {5, 1})).per_step, scores.per_step));
@@ -122,7 +122,7 @@ TEST_CASE("future-frame prediction (U-Net and ConvLSTM) finds the generator's ev
   // Clips must hold the context and the predicted frame.
   adx::FramePrediction short_clips(adx::FramePredictionOptions().widths({4}).runtime(quick_runtime()));
   REQUIRE_THROWS_AS(short_clips.fit(Data::videos(train, {4, 1})), adx::OptionError);
-  REQUIRE_THROWS_AS(adx::FramePrediction(adx::FramePredictionOptions().architecture("lstm")), adx::OptionError);
+  REQUIRE_THROWS_AS(adx::make_detector("frame_prediction", {{"architecture", "lstm"}}), adx::OptionError);
 }
 
 TEST_CASE("PSNR and the gradient loss match values worked by hand", "[video][metrics]") {
@@ -195,7 +195,7 @@ TEST_CASE("MIL learns from video-level labels alone and refuses unlabelled video
 TEST_CASE("a streamed video gets the scores of the whole video, in bounded memory", "[video][stream]") {
   const auto train = normal_videos(1, 120, 70);
   adx::FramePrediction fp(adx::FramePredictionOptions()
-                              .architecture("convlstm")
+                              .architecture(adx::PredictorArchitecture::ConvLstm)
                               .hidden(8)
                               .train(adx::TrainOptions().epochs(1).batch_size(16))
                               .runtime(quick_runtime()));

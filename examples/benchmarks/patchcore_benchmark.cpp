@@ -17,7 +17,7 @@
 #include "common/reference.hpp"
 
 #include <adx/base.hpp>
-#include <adx/detectors/components/coreset.hpp>
+#include <adx/detectors/components/algorithms/coreset.hpp>
 #include <adx/detectors/patchcore/patchcore.hpp>
 
 #include <chrono>

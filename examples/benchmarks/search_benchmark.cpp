@@ -11,7 +11,7 @@
 #include "common/timing.hpp"
 
 #include <adx/base.hpp>
-#include <adx/detectors/components/coreset.hpp>
+#include <adx/detectors/components/algorithms/coreset.hpp>
 #include <adx/detectors/patchcore/patchcore.hpp>
 #include <adx/metrics/pixel_tensors.hpp>
 #include <adx/serve/monitoring.hpp>
@@ -65,15 +65,15 @@ int main(int argc, char** argv) {
 
     adx::BankSearch whole_bank;
     whole_bank.exact_cells = 1;
-    std::vector<Setting> settings{{"exact (adx, cells)", {"exact"}},
+    std::vector<Setting> settings{{"exact (adx, cells)", {adx::SearchKind::Exact}},
                                   {"exact (adx, whole bank)", whole_bank},
-                                  {"flat (faiss, exact)", {"flat"}},
-                                  {"ivf", {"ivf"}},
-                                  {"ivf, 32 probes", {"ivf", "none", 0, 32}},
-                                  {"hnsw", {"hnsw"}},
-                                  {"hnsw, ef 128", {"hnsw", "none", 0, 8, 32, 128}},
-                                  {"flat + sq8", {"flat", "sq8"}},
-                                  {"hnsw + sq8", {"hnsw", "sq8"}}};
+                                  {"flat (faiss, exact)", {adx::SearchKind::Flat}},
+                                  {"ivf", {adx::SearchKind::Ivf}},
+                                  {"ivf, 32 probes", {adx::SearchKind::Ivf, adx::BankCompression::None, 0, 32}},
+                                  {"hnsw", {adx::SearchKind::Hnsw}},
+                                  {"hnsw, ef 128", {adx::SearchKind::Hnsw, adx::BankCompression::None, 0, 8, 32, 128}},
+                                  {"flat + sq8", {adx::SearchKind::Flat, adx::BankCompression::Sq8}},
+                                  {"hnsw + sq8", {adx::SearchKind::Hnsw, adx::BankCompression::Sq8}}};
     std::cout << "| search | build s | images/s | batch-1 p50 ms | batch-1 p99 ms | recall@1 | image AUROC | AUPRO | "
                  "index MB | scores as whole-bank search |\n|---|---|---|---|---|---|---|---|---|---|\n";
     // The reference: exact search over the whole bank (what exact search did before cells).
@@ -98,7 +98,7 @@ int main(int argc, char** argv) {
       const double recall = nearest.eq(exact_nearest).to(torch::kDouble).mean().item<double>();
       // exact: the bank tensor plus the cells' bounds; faiss: its index, which holds its own copy.
       const double bank_mb = static_cast<double>(detector.index().memory_bytes() +
-                                                 (setting.search.kind == "exact" ? bank.numel() * 4 : 0)) /
+                                                 (setting.search.kind == adx::SearchKind::Exact ? bank.numel() * 4 : 0)) /
                              1e6;
       const bool same = torch::equal(scores.per_item, reference.per_item) &&
                         torch::equal(scores.pixel_map, reference.pixel_map);

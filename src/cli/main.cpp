@@ -145,8 +145,7 @@ int run_score(const std::string& model_path, const std::string& data_path, const
                detector->type());
   const auto values = scores.to_vector();
   const bool calibrated = detector->calibrated();
-  // A score that is not a number (an overflow) is flagged: "score > threshold" would pass it as normal.
-  const auto flagged = [&](double s) { return !std::isfinite(s) || s > detector->threshold(); };
+  const auto flagged = [&](double s) { return adx::is_flagged(s, detector->threshold()); };
   std::string text;
   if (format == "json") {
     nlohmann::json j;

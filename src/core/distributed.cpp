@@ -260,6 +260,27 @@ ProcessGroup* current_process_group() {
   return current_group && current_group->world_size() > 1 ? current_group.get() : nullptr;
 }
 
+std::pair<int64_t, int64_t> share_of(ProcessGroup* group, int64_t count) {
+  if (group == nullptr) return {0, count};
+  const int64_t ranks = group->world_size(), rank = group->rank();
+  return {count * rank / ranks, count * (rank + 1) / ranks};
+}
+
+at::Tensor gather_parts(ProcessGroup* group, const at::Tensor& part) {
+  return group == nullptr ? part : group->all_gather(part);
+}
+
+void max_over_ranks(ProcessGroup* group, at::Tensor& tensor) {
+  if (group != nullptr) group->all_reduce_max(tensor);
+}
+
+std::pair<int64_t, int64_t> range_over_ranks(ProcessGroup* group, int64_t value) {
+  if (group == nullptr) return {value, value};
+  auto extremes = torch::tensor({-value, value}, torch::kLong);
+  group->all_reduce_max(extremes);
+  return {-extremes[0].item<int64_t>(), extremes[1].item<int64_t>()};
+}
+
 int64_t distributed_rank() {
   std::lock_guard<std::mutex> lock(group_mutex);
   return current_group ? current_group->rank() : 0;

@@ -252,7 +252,8 @@ torch::Tensor Detector::predict(const Data& data) {
   // A step left unscored (before a forecaster's first window) is NaN and not flagged; an item whose
   // score overflowed to NaN is.
   if (scores.per_step.defined()) return scores.per_step > threshold_;
-  return scores.per_item.gt(threshold_).logical_or(scores.per_item.isnan());
+  // is_flagged on every item: above the threshold, or not finite.
+  return scores.per_item.gt(threshold_).logical_or(scores.per_item.isfinite().logical_not());
 }
 
 void Detector::calibrate_raw(const Data& normal) {

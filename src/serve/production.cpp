@@ -11,14 +11,6 @@
 
 namespace adx {
 
-namespace {
-
-// A score that is not a number (an input far outside the training range can overflow the model) is
-// flagged: "score > threshold" would be false for NaN and hide it.
-bool flagged(double score, double threshold) { return !std::isfinite(score) || score > threshold; }
-
-}  // namespace
-
 void ProductionOptions::check(const std::string& prefix) const {
   auto positive = [&](const char* name, int64_t value) {
     ADX_CHECK_AS(OptionError, value >= 1, "option '{}{}' must be at least 1, got {}", prefix, name, value);
@@ -87,13 +79,7 @@ void ProductionDetector::reset_monitoring(double resume) {
   // scores (of |threshold| when the file keeps fewer than two).
   const auto& calibration = current_->drift_reference().scores;
   double spread = std::abs(threshold_);
-  if (calibration.size() >= 2) {
-    double mean = 0, squares = 0;
-    for (const double v : calibration) mean += v;
-    mean /= static_cast<double>(calibration.size());
-    for (const double v : calibration) squares += (v - mean) * (v - mean);
-    spread = std::sqrt(squares / static_cast<double>(calibration.size() - 1));
-  }
+  if (calibration.size() >= 2) spread = mean_and_std(calibration).std;
   const bool bounded = options_.feedback_max_shift() > 0 && spread > 0 && std::isfinite(spread);
   feedback_low_ = bounded ? threshold_ - options_.feedback_max_shift() * spread : -std::numeric_limits<double>::infinity();
   feedback_high_ = bounded ? threshold_ + options_.feedback_max_shift() * spread : std::numeric_limits<double>::infinity();
@@ -158,7 +144,7 @@ ScoredItems ProductionDetector::score(const Data& data) {
       const double s = per_item.data_ptr<double>()[i];
       out.ids.push_back(-1);  // no feedback for a model out of service
       out.scores.push_back(s);
-      out.flags.push_back(flagged(s, out.threshold));
+      out.flags.push_back(is_flagged(s, out.threshold));
     }
     return out;
   }
@@ -172,7 +158,7 @@ ScoredItems ProductionDetector::score(const Data& data) {
     const int64_t id = next_id_++;
     out.ids.push_back(id);
     out.scores.push_back(s);
-    out.flags.push_back(flagged(s, out.threshold));
+    out.flags.push_back(is_flagged(s, out.threshold));
     nonfinite_scores_ += !std::isfinite(s);
     ++items_scored_;
     items_flagged_ += out.flags.back();

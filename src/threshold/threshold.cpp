@@ -19,6 +19,17 @@ void check_scores(const std::vector<double>& scores, int64_t needed, const char*
 
 }  // namespace
 
+MeanStd mean_and_std(const std::vector<double>& values) {
+  ADX_CHECK_AS(ValueError, values.size() >= 2, "a standard deviation needs two or more values, got {}", values.size());
+  const double n = static_cast<double>(values.size());
+  MeanStd moments;
+  moments.mean = std::accumulate(values.begin(), values.end(), 0.0) / n;
+  double squares = 0.0;
+  for (const double v : values) squares += (v - moments.mean) * (v - moments.mean);
+  moments.std = std::sqrt(squares / (n - 1.0));
+  return moments;
+}
+
 int64_t min_calibration_samples(const ThresholdOptions& options) {
   switch (options.policy()) {
     case ThresholdPolicy::MeanStd: return 2;
@@ -253,11 +264,8 @@ double fit_threshold(const std::vector<double>& scores, const ThresholdOptions& 
   check_scores(scores, min_calibration_samples(o), name);
   switch (o.policy()) {
     case ThresholdPolicy::MeanStd: {
-      const double n = static_cast<double>(scores.size());
-      const double mean = std::accumulate(scores.begin(), scores.end(), 0.0) / n;
-      double var = 0.0;
-      for (double s : scores) var += (s - mean) * (s - mean);
-      return mean + o.k() * std::sqrt(var / (n - 1.0));
+      const auto moments = mean_and_std(scores);
+      return moments.mean + o.k() * moments.std;
     }
     case ThresholdPolicy::Percentile: return quantile(scores, o.percentile() / 100.0);
     case ThresholdPolicy::Contamination: return quantile(scores, 1.0 - o.contamination());

@@ -82,11 +82,10 @@ std::vector<double> mean_loss_over(const Data& data, int64_t batch_size, const B
   const auto& kind = data.input_kind();
   const int64_t n = kind.size(data);
   // Under a process group each rank scores its share and the sums meet in one all-reduce.
-  const int64_t ranks = group ? group->world_size() : 1, rank = group ? group->rank() : 0;
-  const int64_t begin = n * rank / ranks, end = n * (rank + 1) / ranks;
+  const auto [begin, end] = share_of(group, n);
   torch::Tensor total;
   if (end > begin) {
-    const auto share = ranks == 1 ? data : kind.slice(data, begin, end);
+    const auto share = group == nullptr ? data : kind.slice(data, begin, end);
     const auto weighted = map_batches(share, batch_size, [&](const Batch& batch) {
       const auto value = loss(batch, false).detach().to(torch::kFloat64) * batch.size();
       return value.reshape({1, value.numel()});

@@ -17,6 +17,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace at {
@@ -96,6 +97,18 @@ std::shared_ptr<ProcessGroup> init_distributed_from_environment();
 void shutdown_distributed();
 /// The current process group; nullptr in a single-process run.
 ProcessGroup* current_process_group();
+/// Work shared over the ranks of `group`, written once for both cases: without a group (nullptr) each
+/// helper does what one process alone needs.
+/// The items [first, second) of `count` this rank works on: a contiguous share (all of them alone).
+std::pair<int64_t, int64_t> share_of(ProcessGroup* group, int64_t count);
+/// Every rank's `part`, concatenated in rank order (all_gather); `part` itself alone.
+at::Tensor gather_parts(ProcessGroup* group, const at::Tensor& part);
+/// In place: the element-wise maximum over the ranks; nothing alone.
+void max_over_ranks(ProcessGroup* group, at::Tensor& tensor);
+/// The least and the largest of `value` over the ranks, in one all-reduce (a collective step checks with it
+/// that every rank brought the same size); {value, value} alone.
+std::pair<int64_t, int64_t> range_over_ranks(ProcessGroup* group, int64_t value);
+
 /// This process's rank (0 without a group) and whether it is rank 0.
 int64_t distributed_rank();
 inline bool is_main_rank() { return distributed_rank() == 0; }

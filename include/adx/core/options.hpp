@@ -152,7 +152,7 @@ void option_from_string(const std::string& key, const std::string& text, T& out)
     std::string valid;
     for (const auto& [e, n] : EnumNames<T>::table()) {
       if (text == n) { out = e; return; }
-      valid += (valid.empty() ? "" : ", ") + std::string(n);
+      if (*n != '\0') valid += (valid.empty() ? "" : ", ") + std::string(n);
     }
     throw OptionError(fmt::format("option '{}': unknown value '{}'; valid values: {}", key, text, valid));
   } else if constexpr (std::is_same_v<T, std::string>) {

@@ -89,8 +89,9 @@ class Detector {
   /// Anomaly scores (higher = more anomalous): per item, and for series and
   /// video also per time step / frame (Scores::per_step).
   Scores score(const Data& data);
-  /// True where score > threshold: per item, where a NaN score (an overflow) is flagged too, or for
-  /// series and video per step / frame, where NaN marks a step left unscored and is not flagged.
+  /// True where score > threshold: per item, where a score that is not finite (an overflow) is flagged
+  /// too (is_flagged), or for series and video per step / frame, where NaN marks a step left unscored and
+  /// is not flagged.
   /// Throws if not fitted or not calibrated.
   at::Tensor predict(const Data& data);
 

@@ -1,7 +1,8 @@
 #pragma once
 // The detector registry: make_detector("autoencoder", options) and adx::load(path).
-// Built-in detectors sit in an explicit table (no static registration objects,
-// which a static library may drop); user detectors are added with register_detector.
+// Built-in detectors sit in a table generated from the folders of src/detectors/ that calls each
+// detector's entry by name (no static registration objects, which a static library may drop); user
+// detectors are added with register_detector.
 #include <adx/core/options.hpp>
 
 #include <functional>

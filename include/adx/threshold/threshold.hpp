@@ -4,6 +4,7 @@
 // data, never on the test set. Light header: no LibTorch.
 #include <adx/core/options.hpp>
 
+#include <cmath>
 #include <cstdint>
 #include <vector>
 
@@ -20,6 +21,18 @@ ADX_ENUM_NAMES(ThresholdPolicy, {ThresholdPolicy::MeanStd, "mean_std"},
                {ThresholdPolicy::Percentile, "percentile"},
                {ThresholdPolicy::Contamination, "contamination"}, {ThresholdPolicy::BestF1, "best_f1"},
                {ThresholdPolicy::Pot, "pot"});
+
+/// Whether a score is flagged against `threshold`: above it, or not finite. A NaN score (an overflow)
+/// would pass "score > threshold" as normal, so it is flagged; the one rule of predict(), the scoring
+/// server and the command line.
+inline bool is_flagged(double score, double threshold) { return !std::isfinite(score) || score > threshold; }
+
+/// Mean and sample standard deviation (n - 1 in the denominator) of two or more values.
+struct MeanStd {
+  double mean = 0.0;
+  double std = 0.0;
+};
+MeanStd mean_and_std(const std::vector<double>& values);
 
 struct ThresholdOptions {
   ADX_OPTIONS_STRUCT;

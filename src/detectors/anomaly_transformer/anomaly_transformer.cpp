@@ -1,4 +1,5 @@
 #include <adx/detectors/anomaly_transformer/anomaly_transformer.hpp>
+#include "detectors/builtin_detector.hpp"
 
 #include <cmath>
 #include <utility>
@@ -182,5 +183,8 @@ Scores AnomalyTransformer::score_model(const Batch& batch) {
   s.per_item = s.step_map.mean(1);
   return s;
 }
+
+ADX_BUILTIN_DETECTOR(anomaly_transformer, factory_for<AnomalyTransformer>(),
+                     "Anomaly Transformer: association discrepancy x reconstruction, per step")
 
 }  // namespace adx

@@ -1,4 +1,5 @@
 #include <adx/detectors/cola/cola.hpp>
+#include "detectors/builtin_detector.hpp"
 
 namespace adx {
 namespace {
@@ -188,5 +189,8 @@ Scores Cola::score_model(const Batch& batch) {
   s.per_item = total / static_cast<double>(options_.rounds());
   return s;
 }
+
+ADX_BUILTIN_DETECTOR(cola, factory_for<Cola>(),
+                     "CoLA: node against sampled neighbourhood subgraphs, contrastive discriminator")
 
 }  // namespace adx

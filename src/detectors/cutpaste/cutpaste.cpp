@@ -1,7 +1,8 @@
-#include <adx/detectors/components/feature_memory.hpp>
-#include <adx/detectors/components/self_supervised.hpp>
+#include <adx/detectors/components/bases/feature_memory.hpp>
+#include <adx/detectors/components/bases/self_supervised.hpp>
 #include <adx/detectors/cutpaste/cutpaste.hpp>
 #include <adx/nn/resnet.hpp>
+#include "detectors/builtin_detector.hpp"
 
 namespace adx {
 // Named, not anonymous: the nested Networks struct of the public class holds these modules.
@@ -231,5 +232,8 @@ void Cutpaste::load_extra(const TensorMap& state) {
   image_density_ = density("image");
   if (options_.localization()) patch_density_ = density("patch");
 }
+
+ADX_BUILTIN_DETECTOR(cutpaste, factory_for<Cutpaste>(),
+                     "CutPaste: classifier of cut-paste and scar augmentations, Gaussian density of its features; patch-level map")
 
 }  // namespace adx

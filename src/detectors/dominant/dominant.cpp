@@ -1,4 +1,5 @@
 #include <adx/detectors/dominant/dominant.hpp>
+#include "detectors/builtin_detector.hpp"
 
 namespace adx {
 namespace {
@@ -119,5 +120,8 @@ void Dominant::load_extra(const TensorMap& state) {
   ADX_CHECK_AS(IoError, definition == kScoreDefinition,
                "this DOMINANT model has score definition {}, this adx knows {}", definition, kScoreDefinition);
 }
+
+ADX_BUILTIN_DETECTOR(dominant, factory_for<Dominant>(),
+                     "DOMINANT: GCN dual reconstruction of attributes and (sparse) structure, per node")
 
 }  // namespace adx

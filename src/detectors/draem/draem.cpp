@@ -1,6 +1,7 @@
 #include <adx/detectors/draem/draem.hpp>
-#include <adx/nn/draem.hpp>
-#include <adx/nn/losses.hpp>
+#include <adx/detectors/draem/network.hpp>
+#include <adx/detectors/draem/losses.hpp>
+#include "detectors/builtin_detector.hpp"
 
 #include <cmath>
 
@@ -75,5 +76,8 @@ torch::Tensor Draem::anomaly_map(const torch::Tensor& working_images) {
   const auto logits = networks_->discriminative->forward(torch::cat({reconstruction, working_images}, 1));
   return torch::softmax(logits, 1).slice(1, 1, 2);
 }
+
+ADX_BUILTIN_DETECTOR(draem, factory_for<Draem>(),
+                     "DRAEM: reconstruction + segmentation of synthetic anomalies; map = anomaly probability")
 
 }  // namespace adx

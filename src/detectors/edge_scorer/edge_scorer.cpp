@@ -1,5 +1,6 @@
 #include <adx/detectors/edge_scorer/edge_scorer.hpp>
 #include <adx/nn/mlp.hpp>
+#include "detectors/builtin_detector.hpp"
 
 #include <ATen/CPUGeneratorImpl.h>
 
@@ -101,5 +102,8 @@ InjectedEdges inject_random_edges(const torch::Tensor& edge_index, int64_t num_n
   out.labels = torch::cat({torch::zeros({edge_index.size(1)}, options), torch::ones({count}, options)});
   return out;
 }
+
+ADX_BUILTIN_DETECTOR(edge_scorer, factory_for<EdgeScorer>(),
+                     "GCN embeddings and an MLP on endpoint pairs; unlikely edges score high")
 
 }  // namespace adx

@@ -1,5 +1,6 @@
 #include <adx/detectors/ensemble/ensemble.hpp>
 #include <adx/detectors/registry.hpp>
+#include "detectors/builtin_detector.hpp"
 
 #include <algorithm>
 #include <set>
@@ -227,5 +228,8 @@ void Ensemble::load_extra(const TensorMap& state) {
     reference_.push_back(ref->second.to(torch::kFloat64).contiguous());
   }
 }
+
+ADX_BUILTIN_DETECTOR(ensemble, &Ensemble::create,
+                     "normalised scores of member detectors (z-score or rank), mean/max/weighted")
 
 }  // namespace adx

@@ -1,4 +1,5 @@
 #include <adx/detectors/frame_prediction/frame_prediction.hpp>
+#include "detectors/builtin_detector.hpp"
 
 #include <limits>
 
@@ -7,7 +8,7 @@ namespace adx {
 FramePredictionNetImpl::FramePredictionNetImpl(const std::vector<int64_t>& item_shape, const FramePredictionOptions& o)
     : context(o.context()) {
   const int64_t channels = item_shape.at(1);
-  if (o.architecture() == "unet")
+  if (o.architecture() == PredictorArchitecture::Unet)
     unet = register_module("unet", nn::PredictionUnet(o.context(), channels, o.widths()));
   else
     convlstm = register_module("convlstm", nn::ConvLstmPredictor(channels, o.hidden()));
@@ -38,8 +39,6 @@ torch::Tensor psnr(const torch::Tensor& prediction, const torch::Tensor& target,
 
 FramePrediction::FramePrediction(Options options) : DetectorWithOptions(std::move(options)) {
   const auto& o = options_;
-  ADX_CHECK_AS(OptionError, o.architecture() == "unet" || o.architecture() == "convlstm",
-               "architecture must be unet or convlstm, got '{}'", o.architecture());
   ADX_CHECK_AS(OptionError, o.context() >= 1, "context must be >= 1 frame, got {}", o.context());
   ADX_CHECK_AS(OptionError, !o.widths().empty(), "widths must name at least one U-Net level");
   for (const auto w : o.widths()) ADX_CHECK_AS(OptionError, w > 0, "widths must be > 0, got {}", w);
@@ -118,5 +117,8 @@ Scores FramePrediction::score_model(const Batch& batch) {
   s.step_map.slice(1, options_.context()).copy_(negative_psnr);
   return s;
 }
+
+ADX_BUILTIN_DETECTOR(frame_prediction, factory_for<FramePrediction>(),
+                     "future-frame prediction (U-Net or ConvLSTM), score = -PSNR per frame")
 
 }  // namespace adx

@@ -1,4 +1,5 @@
 #include <adx/detectors/isolation_forest/isolation_forest.hpp>
+#include "detectors/builtin_detector.hpp"
 
 #include <ATen/Parallel.h>
 
@@ -245,5 +246,8 @@ void IsolationForest::load_extra(const TensorMap& state) {
     ADX_CHECK_AS(IoError, root >= 0 && root < nodes, "model file's isolation forest root {} is out of range", root);
   forest_ = std::move(f);
 }
+
+ADX_BUILTIN_DETECTOR(isolation_forest, factory_for<IsolationForest>(),
+                     "Isolation Forest: mean path length over random trees (rows, windows, node features)")
 
 }  // namespace adx

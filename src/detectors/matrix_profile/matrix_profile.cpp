@@ -1,4 +1,5 @@
 #include <adx/detectors/matrix_profile/matrix_profile.hpp>
+#include "detectors/builtin_detector.hpp"
 
 namespace adx {
 namespace {
@@ -102,5 +103,8 @@ void MatrixProfile::load_extra(const TensorMap& state) {
   starts_ = starts.contiguous();
   rebuild_reference();
 }
+
+ADX_BUILTIN_DETECTOR(matrix_profile, factory_for<MatrixProfile>(),
+                     "matrix-profile discord: distance to the nearest training window (raw, or z-normalised)")
 
 }  // namespace adx

@@ -1,4 +1,5 @@
 #include <adx/detectors/memae/memae.hpp>
+#include "detectors/builtin_detector.hpp"
 
 namespace adx {
 
@@ -67,5 +68,8 @@ Scores Memae::score_model(const Batch& batch) {
   s.per_item = s.step_map.mean(1);
   return s;
 }
+
+ADX_BUILTIN_DETECTOR(memae, factory_for<Memae>(),
+                     "MemAE: 3-D conv autoencoder with a sparse memory of normal codes, per frame")
 
 }  // namespace adx

@@ -1,5 +1,6 @@
 #include <adx/detectors/mil/mil.hpp>
 #include <adx/nn/resnet.hpp>
+#include "detectors/builtin_detector.hpp"
 
 #include <chrono>
 
@@ -22,7 +23,7 @@ torch::Tensor mil_ranking_loss(const torch::Tensor& anomalous, const torch::Tens
 }
 
 MilNetImpl::MilNetImpl(const std::vector<int64_t>& item_shape, const MilOptions& o)
-    : motion(o.motion()), max_pooling(o.pooling() == "max") {
+    : motion(o.motion()), max_pooling(o.pooling() == FramePooling::Max) {
   const int64_t channels = item_shape.at(1);
   int64_t frame_width = 0;
   if (o.backbone() == "none") {
@@ -84,8 +85,6 @@ Mil::Mil(Options options) : DetectorWithOptions(std::move(options)) {
   if (o.backbone() != "none" && o.backbone() != "pixels")
     nn::resnet_arch_from_name(o.backbone());  // unknown names fail here, not at fit
   ADX_CHECK_AS(OptionError, o.grid() >= 1, "grid must be >= 1, got {}", o.grid());
-  ADX_CHECK_AS(OptionError, o.pooling() == "mean" || o.pooling() == "max", "pooling must be mean or max, got '{}'",
-               o.pooling());
   ADX_CHECK_AS(OptionError, o.segments() >= 1, "segments must be >= 1, got {}", o.segments());
   for (const auto w : o.hidden()) ADX_CHECK_AS(OptionError, w >= 1, "hidden widths must be >= 1, got {}", w);
   ADX_CHECK_AS(OptionError, o.dropout() >= 0 && o.dropout() < 1, "dropout must be in [0, 1), got {}", o.dropout());
@@ -216,5 +215,8 @@ Scores Mil::score_model(const Batch& batch) {
   s.step_map = s.per_item.unsqueeze(1).expand({-1, batch.x.size(1)}).contiguous();
   return s;
 }
+
+ADX_BUILTIN_DETECTOR(mil, factory_for<Mil>(),
+                     "MIL ranking on segment features, weakly supervised by video-level labels")
 
 }  // namespace adx

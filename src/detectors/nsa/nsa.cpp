@@ -1,5 +1,6 @@
 #include <adx/detectors/nsa/nsa.hpp>
-#include <adx/nn/nsa.hpp>
+#include <adx/detectors/nsa/network.hpp>
+#include "detectors/builtin_detector.hpp"
 
 namespace adx {
 
@@ -69,5 +70,8 @@ torch::Tensor Nsa::image_scores(const torch::Tensor& maps) const {
   if (options_.image_score() == NsaImageScore::Mean) return maps.flatten(1).mean(1);
   return SyntheticAnomalyDetector::image_scores(maps);
 }
+
+ADX_BUILTIN_DETECTOR(nsa, factory_for<Nsa>(),
+                     "NSA: segments Poisson-blended patches of other normal images; map = anomaly probability")
 
 }  // namespace adx

@@ -1,4 +1,5 @@
 #include <adx/detectors/padim/padim.hpp>
+#include "detectors/builtin_detector.hpp"
 
 namespace adx {
 
@@ -90,5 +91,8 @@ Scores Padim::score_model(const Batch& batch) {
   });
   return scores_from_distances(torch::cat(distances, 1), batch.x.size(2), batch.x.size(3));
 }
+
+ADX_BUILTIN_DETECTOR(padim, factory_for<Padim>(),
+                     "PaDiM: per-position Gaussian of backbone features, Mahalanobis map")
 
 }  // namespace adx

@@ -1,4 +1,5 @@
 #include <adx/detectors/rotation/rotation.hpp>
+#include "detectors/builtin_detector.hpp"
 
 namespace adx {
 
@@ -37,5 +38,8 @@ torch::Tensor dirichlet_mle(const torch::Tensor& log_probabilities) {
   }
   return alpha;
 }
+
+ADX_BUILTIN_DETECTOR(rotation, factory_for<Rotation>(),
+                     "predicts rotations / GEOM transformations; score = -log-likelihood")
 
 }  // namespace adx

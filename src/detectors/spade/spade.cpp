@@ -1,5 +1,6 @@
-#include <adx/detectors/components/coreset.hpp>
+#include <adx/detectors/components/algorithms/coreset.hpp>
 #include <adx/detectors/spade/spade.hpp>
+#include "detectors/builtin_detector.hpp"
 
 #include <limits>
 
@@ -118,5 +119,8 @@ void Spade::load_extra(const TensorMap& state) {
     pyramid_.push_back(it->second.to(device()));
   }
 }
+
+ADX_BUILTIN_DETECTOR(spade, factory_for<Spade>(),
+                     "SPADE: image kNN on pooled features, pixel kNN over a feature pyramid")
 
 }  // namespace adx

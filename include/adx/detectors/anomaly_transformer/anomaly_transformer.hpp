@@ -15,7 +15,7 @@
 // k = 3, lr 1e-4 for two epochs and halved after each later one, 10 epochs, patience 3 on
 // both phases' validation losses). small_preset() is a
 // CPU-sized model (d_model 64, 4 heads, 2 layers).
-#include <adx/detectors/components/reconstruction.hpp>
+#include <adx/detectors/components/bases/reconstruction.hpp>
 
 #include <torch/torch.h>
 #include <utility>

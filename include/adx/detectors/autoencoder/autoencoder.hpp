@@ -6,7 +6,7 @@
 //   adx::Autoencoder ae(adx::AutoencoderOptions().hidden({128, 64}).bottleneck(16));
 //   ae.fit(adx::Data::tabular(x_train));
 //   auto scores = ae.score(adx::Data::tabular(x_test)).per_item;
-#include <adx/detectors/components/reconstruction.hpp>
+#include <adx/detectors/components/bases/reconstruction.hpp>
 #include <adx/nn/mlp.hpp>
 
 #include <torch/torch.h>
@@ -46,30 +46,14 @@ struct AutoencoderOptions {
 };
 
 /// Code width actually used for `in_features` inputs.
-inline int64_t resolved_bottleneck(const AutoencoderOptions& o, int64_t in_features) {
-  if (o.bottleneck() > 0) return o.bottleneck();
-  return std::clamp<int64_t>((in_features + 5) / 10, 2, 64);
-}
+int64_t resolved_bottleneck(const AutoencoderOptions& o, int64_t in_features);
 
 class MlpAutoencoderImpl : public torch::nn::Module {
  public:
-  MlpAutoencoderImpl(int64_t in_features, const AutoencoderOptions& o)
-      : sigmoid_code_(o.sparsity_weight() > 0) {
-    const int64_t code = resolved_bottleneck(o, in_features);
-    nn::MlpSpec enc{in_features, o.hidden(), code, o.batch_norm(), o.dropout()};
-    std::vector<int64_t> reversed(o.hidden().rbegin(), o.hidden().rend());
-    nn::MlpSpec dec{code, reversed, in_features, o.batch_norm(), o.dropout()};
-    encoder = register_module("encoder", nn::make_mlp(enc));
-    decoder = register_module("decoder", nn::make_mlp(dec));
-  }
+  MlpAutoencoderImpl(int64_t in_features, const AutoencoderOptions& o);
   /// Code of flattened items; in (0, 1) when the sparsity penalty is on.
-  torch::Tensor encode(const torch::Tensor& x) {
-    auto code = encoder->forward(x.reshape({x.size(0), -1}));
-    return sigmoid_code_ ? torch::sigmoid(code) : code;
-  }
-  torch::Tensor decode(const torch::Tensor& code, c10::IntArrayRef shape) {
-    return decoder->forward(code).reshape(shape);
-  }
+  torch::Tensor encode(const torch::Tensor& x);
+  torch::Tensor decode(const torch::Tensor& code, c10::IntArrayRef shape);
   torch::Tensor forward(const torch::Tensor& x) { return decode(encode(x), x.sizes()); }
 
   torch::nn::Sequential encoder{nullptr}, decoder{nullptr};
@@ -80,52 +64,21 @@ class MlpAutoencoderImpl : public torch::nn::Module {
 TORCH_MODULE(MlpAutoencoder);
 
 /// Applies the training-time corruption of a denoising autoencoder.
-inline torch::Tensor corrupt(const torch::Tensor& x, NoiseKind kind, double level) {
-  switch (kind) {
-    case NoiseKind::None: return x;
-    case NoiseKind::Gaussian: return x + level * torch::randn_like(x);
-    case NoiseKind::Masking: return x * (torch::rand_like(x) >= level).to(x.scalar_type());
-    case NoiseKind::Dropout: return torch::dropout(x, level, /*train=*/true);
-  }
-  return x;
-}
+torch::Tensor corrupt(const torch::Tensor& x, NoiseKind kind, double level);
 
 /// KL(rho || rho_hat_j) summed over code units, rho_hat_j the batch-mean activation.
-inline torch::Tensor kl_sparsity(const torch::Tensor& code, double rho) {
-  const auto rho_hat = code.mean(0).clamp(1e-6, 1 - 1e-6);
-  return (rho * torch::log(rho / rho_hat) + (1 - rho) * torch::log((1 - rho) / (1 - rho_hat))).sum();
-}
+torch::Tensor kl_sparsity(const torch::Tensor& code, double rho);
 
 class Autoencoder : public ReconstructionDetector<AutoencoderOptions, MlpAutoencoder> {
  public:
   using Options = AutoencoderOptions;
-  explicit Autoencoder(Options options = Options()) : ReconstructionDetector(std::move(options)) {
-    const auto& o = options_;
-    ADX_CHECK_AS(OptionError, o.dropout() >= 0 && o.dropout() < 1, "dropout must be in [0, 1), got {}",
-                 o.dropout());
-    ADX_CHECK_AS(OptionError, o.noise_level() >= 0, "noise_level must be >= 0, got {}", o.noise_level());
-    ADX_CHECK_AS(OptionError, o.noise() == NoiseKind::Gaussian || o.noise_level() < 1,
-                 "noise_level is a probability for {} noise and must be < 1, got {}",
-                 detail::option_to_string(o.noise()), o.noise_level());
-    ADX_CHECK_AS(OptionError, o.sparsity_target() > 0 && o.sparsity_target() < 1,
-                 "sparsity_target must be in (0, 1), got {}", o.sparsity_target());
-    for (auto h : o.hidden()) ADX_CHECK_AS(OptionError, h > 0, "hidden widths must be > 0, got {}", h);
-  }
+  explicit Autoencoder(Options options = Options());
   std::string type() const override { return "autoencoder"; }
-  std::vector<std::string> input_kinds() const override { return {kinds::kTabular, kinds::kImage, kinds::kSeries, kinds::kVideo}; }
+  std::vector<std::string> input_kinds() const override;
 
  protected:
-  MlpAutoencoder make_net(const std::vector<int64_t>& item_shape) override {
-    return MlpAutoencoder(nn::numel_of(item_shape), options_);
-  }
-  torch::Tensor loss(const torch::Tensor& x, bool training) override {
-    const auto input = training ? corrupt(x, options_.noise(), options_.noise_level()) : x;
-    const auto code = net_->encode(input);
-    auto value = per_item_mse(net_->decode(code, x.sizes()), x).mean();
-    if (options_.sparsity_weight() > 0)
-      value = value + options_.sparsity_weight() * kl_sparsity(code, options_.sparsity_target());
-    return value;
-  }
+  MlpAutoencoder make_net(const std::vector<int64_t>& item_shape) override;
+  torch::Tensor loss(const torch::Tensor& x, bool training) override;
 };
 
 }  // namespace adx

@@ -9,7 +9,7 @@
 // `rounds` sampling rounds, each in a fresh random order of the nodes, of
 // (sigmoid(negative logit) - sigmoid(positive logit)): a node that does not agree with its
 // neighbourhood scores high.
-#include <adx/detectors/components/graph_structure.hpp>
+#include <adx/detectors/components/algorithms/graph_structure.hpp>
 #include <adx/train/trainer.hpp>
 
 #include <torch/torch.h>

@@ -10,7 +10,7 @@
 // Gaussian.
 //   image score   Mahalanobis distance of the image-level features
 //   anomaly map   the patch-level distances, Gaussian upsampled to the image
-#include <adx/detectors/components/gaussian_density.hpp>
+#include <adx/detectors/components/algorithms/gaussian_density.hpp>
 #include <adx/detectors/detector.hpp>
 #include <adx/train/trainer.hpp>
 

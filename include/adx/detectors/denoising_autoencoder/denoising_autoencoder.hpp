@@ -16,12 +16,7 @@ struct DenoisingAutoencoderOptions : AutoencoderOptions {
 class DenoisingAutoencoder : public Autoencoder {
  public:
   using Options = DenoisingAutoencoderOptions;
-  explicit DenoisingAutoencoder(const AutoencoderOptions& options = Options()) : Autoencoder(options) {
-    ADX_CHECK_AS(OptionError, options.noise() != NoiseKind::None && options.noise_level() > 0,
-                 "denoising_autoencoder needs input noise: set noise to gaussian, masking or dropout and "
-                 "noise_level > 0 (got {} / {})",
-                 detail::option_to_string(options.noise()), options.noise_level());
-  }
+  explicit DenoisingAutoencoder(const AutoencoderOptions& options = Options());
   std::string type() const override { return "denoising_autoencoder"; }
 };
 

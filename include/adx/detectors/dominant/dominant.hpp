@@ -14,7 +14,7 @@
 //   adx::Dominant dominant;
 //   dominant.fit(adx::Data::graph(features, edge_index));
 //   auto scores = dominant.score(adx::Data::graph(features, edge_index)).per_item;  // per node
-#include <adx/detectors/components/graph_structure.hpp>
+#include <adx/detectors/components/algorithms/graph_structure.hpp>
 #include <adx/nn/gcn.hpp>
 #include <adx/train/trainer.hpp>
 

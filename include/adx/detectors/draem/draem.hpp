@@ -11,7 +11,7 @@
 // adx's defaults are scaled to train on a CPU in minutes; the reference's are
 // image_size=256 reconstruction_width=128 segmentation_width=64, 700 epochs of
 // batch 8 at learning rate 1e-4 (docs/industrial.md: DRAEM).
-#include <adx/detectors/components/self_supervised.hpp>
+#include <adx/detectors/components/bases/self_supervised.hpp>
 
 #include <torch/torch.h>
 

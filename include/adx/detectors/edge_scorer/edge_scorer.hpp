@@ -9,7 +9,7 @@
 //   adx::EdgeScorer scorer;
 //   scorer.fit(adx::Data::graph(features, edges));
 //   auto suspicious = scorer.score_edges(adx::Data::graph(features, edges));  // one per edge
-#include <adx/detectors/components/graph_structure.hpp>
+#include <adx/detectors/components/algorithms/graph_structure.hpp>
 #include <adx/nn/gcn.hpp>
 #include <adx/train/trainer.hpp>
 

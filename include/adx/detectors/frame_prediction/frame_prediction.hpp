@@ -10,21 +10,26 @@
 // minus 10 log10 4, a constant); the paper's per-video min-max normalisation is
 // metrics::min_max_per_sequence.
 //
-//   adx::FramePrediction fp(adx::FramePredictionOptions().architecture("convlstm"));
+//   adx::FramePrediction fp(adx::FramePredictionOptions().architecture(adx::PredictorArchitecture::ConvLstm));
 //   fp.fit(adx::Data::video(frames, {5, 1}));   // clips of context + 1 frames
 //   auto per_frame = fp.score(adx::Data::video(test_frames, {5, 1})).per_step;
-#include <adx/detectors/components/reconstruction.hpp>
-#include <adx/nn/prediction.hpp>
+#include <adx/detectors/components/bases/reconstruction.hpp>
+#include <adx/detectors/frame_prediction/predictors.hpp>
 #include <adx/train/trainer.hpp>
 
 #include <torch/torch.h>
 
 namespace adx {
 
+/// The frame predictor: Liu et al.'s U-Net generator, or a ConvLSTM between a conv encoder and decoder.
+enum class PredictorArchitecture { Unet, ConvLstm };
+ADX_ENUM_NAMES(PredictorArchitecture, {PredictorArchitecture::Unet, "unet"},
+               {PredictorArchitecture::ConvLstm, "convlstm"});
+
 struct FramePredictionOptions {
   ADX_OPTIONS_STRUCT;
   /// unet (Liu et al.'s generator) or convlstm (a ConvLSTM between a conv encoder and decoder).
-  ADX_ARG(std::string, architecture) = "unet";
+  ADX_ARG(PredictorArchitecture, architecture) = PredictorArchitecture::Unet;
   /// Frames before the predicted one (the paper's 4); clips need at least context + 1 frames.
   ADX_ARG(int64_t, context) = 4;
   /// U-Net widths per level (the paper's 64, 128, 256, 512).

@@ -8,7 +8,7 @@
 //   adx::LstmAutoencoder lstm(adx::LstmAutoencoderOptions().hidden(64));
 //   lstm.fit(adx::Data::series(train, {50, 1}));
 //   auto per_step = lstm.score(adx::Data::series(test, {50, 1})).per_step;
-#include <adx/detectors/components/reconstruction.hpp>
+#include <adx/detectors/components/bases/reconstruction.hpp>
 #include <adx/nn/sequence.hpp>
 
 #include <torch/torch.h>
@@ -28,16 +28,9 @@ struct LstmAutoencoderOptions {
 
 class LstmAutoencoderNetImpl : public torch::nn::Module {
  public:
-  LstmAutoencoderNetImpl(int64_t features, const LstmAutoencoderOptions& o)
-      : encoder(register_module("encoder", nn::LstmSummary(features, o.hidden(), o.layers()))),
-        decoder(register_module("decoder", nn::LstmSummary(o.hidden(), o.hidden(), o.layers()))),
-        output(register_module("output", torch::nn::Linear(o.hidden(), features))) {}
+  LstmAutoencoderNetImpl(int64_t features, const LstmAutoencoderOptions& o);
   /// B x L x D -> B x L x D: the code is fed to the decoder at every step.
-  torch::Tensor forward(const torch::Tensor& x) {
-    const auto code = encoder->forward(x);
-    const auto steps = code.unsqueeze(1).expand({x.size(0), x.size(1), code.size(1)}).contiguous();
-    return output->forward(std::get<0>(decoder->lstm->forward(steps)));
-  }
+  torch::Tensor forward(const torch::Tensor& x);
   nn::LstmSummary encoder{nullptr}, decoder{nullptr};
   torch::nn::Linear output{nullptr};
 };
@@ -46,17 +39,12 @@ TORCH_MODULE(LstmAutoencoderNet);
 class LstmAutoencoder : public ReconstructionDetector<LstmAutoencoderOptions, LstmAutoencoderNet> {
  public:
   using Options = LstmAutoencoderOptions;
-  explicit LstmAutoencoder(Options options = Options()) : ReconstructionDetector(std::move(options)) {
-    ADX_CHECK_AS(OptionError, options_.hidden() > 0 && options_.layers() > 0,
-                 "hidden and layers must be > 0, got {} and {}", options_.hidden(), options_.layers());
-  }
+  explicit LstmAutoencoder(Options options = Options());
   std::string type() const override { return "lstm_autoencoder"; }
   std::vector<std::string> input_kinds() const override { return {kinds::kSeries}; }
 
  protected:
-  LstmAutoencoderNet make_net(const std::vector<int64_t>& item_shape) override {
-    return LstmAutoencoderNet(item_shape.at(1), options_);
-  }
+  LstmAutoencoderNet make_net(const std::vector<int64_t>& item_shape) override;
 };
 
 }  // namespace adx

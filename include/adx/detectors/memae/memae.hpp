@@ -12,8 +12,8 @@
 //   adx::Memae memae(adx::MemaeOptions().channels({16, 32, 64}));
 //   memae.fit(adx::Data::video(frames, {8, 4}));            // clips of 8 frames, stride 4
 //   auto per_frame = memae.score(adx::Data::video(test_frames, {8, 1})).per_step;
-#include <adx/detectors/components/reconstruction.hpp>
-#include <adx/nn/memory.hpp>
+#include <adx/detectors/components/bases/reconstruction.hpp>
+#include <adx/detectors/memae/memory.hpp>
 
 #include <torch/torch.h>
 

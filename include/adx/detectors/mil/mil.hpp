@@ -16,12 +16,16 @@
 //   adx::Mil mil;
 //   mil.fit(adx::Data::videos(videos, {8, 4}, torch::tensor({0, 0, 1, 1})));
 //   auto per_frame = mil.score(adx::Data::video(test, {8, 1})).per_step;
-#include <adx/detectors/components/feature_memory.hpp>
+#include <adx/detectors/components/bases/feature_memory.hpp>
 #include <adx/train/trainer.hpp>
 
 #include <torch/torch.h>
 
 namespace adx {
+
+/// How a backbone map becomes a frame's features.
+enum class FramePooling { Mean, Max };
+ADX_ENUM_NAMES(FramePooling, {FramePooling::Mean, "mean"}, {FramePooling::Max, "max"});
 
 struct MilOptions {
   ADX_OPTIONS_STRUCT;
@@ -37,7 +41,7 @@ struct MilOptions {
   /// Also describe the difference of each frame from the one before it (motion).
   ADX_ARG(bool, motion) = true;
   /// How a backbone map becomes a frame's features: mean or max over positions.
-  ADX_ARG(std::string, pooling) = "max";
+  ADX_ARG(FramePooling, pooling) = FramePooling::Max;
   /// Segments per training video (the paper's 32).
   ADX_ARG(int64_t, segments) = 32;
   /// Hidden widths of the scoring MLP (the paper's 512, 32).

@@ -9,7 +9,7 @@
 // adx's defaults are scaled to train on a CPU in minutes; the reference trains
 // 320 epochs of batch 64 at 256 px (Adam 1e-3, cosine to 1e-6), with settings per
 // MVTec category (docs/industrial.md: NSA).
-#include <adx/detectors/components/self_supervised.hpp>
+#include <adx/detectors/components/bases/self_supervised.hpp>
 
 #include <torch/torch.h>
 

@@ -5,8 +5,8 @@
 // distance of each test patch, upsampled and blurred; the image score is the
 // map's maximum. The threshold is calibrated on leave-one-image-out distances. ResNet-18 layers 1-3 with 100 channels by default (550 for
 // Wide-ResNet-50-2).
-#include <adx/detectors/components/feature_memory.hpp>
-#include <adx/detectors/components/gaussian_density.hpp>
+#include <adx/detectors/components/bases/feature_memory.hpp>
+#include <adx/detectors/components/algorithms/gaussian_density.hpp>
 
 #include <torch/torch.h>
 

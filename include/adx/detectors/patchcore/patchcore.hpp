@@ -11,19 +11,25 @@
 // Under a process group the fit is shared among the ranks, and with shard_bank
 // each rank keeps only a shard of the memory bank (see the option).
 #include <adx/core/distributed.hpp>
-#include <adx/detectors/components/bank_index.hpp>
-#include <adx/detectors/components/feature_memory.hpp>
+#include <adx/detectors/components/algorithms/memory_bank.hpp>
+#include <adx/detectors/components/bases/feature_memory.hpp>
 
 #include <torch/torch.h>
 
 namespace adx {
 
+/// Settings PatchCore starts from: the paper's, or the real-time preset.
+enum class PatchcorePreset { Paper, Realtime };
+// "" is how model files written before the enum name the paper's settings.
+ADX_ENUM_NAMES(PatchcorePreset, {PatchcorePreset::Paper, "paper"}, {PatchcorePreset::Realtime, "realtime"},
+               {PatchcorePreset::Paper, ""});
+
 struct PatchcoreOptions {
   ADX_OPTIONS_STRUCT;
   ADX_BACKBONE_OPTIONS("wide_resnet50_2", "layer2,layer3");
-  /// realtime: under 50 ms per 256 x 256 image on 2 cores (ResNet-18, coreset 1%, channels-last); options
-  /// left at their defaults take the preset's values, options set otherwise keep theirs. Empty: the paper's.
-  ADX_ARG(std::string, preset) = "";
+  /// paper: the paper's settings. realtime: under 50 ms per 256 x 256 image on 2 cores (ResNet-18, coreset 1%, channels-last); options
+  /// left at their defaults take the preset's values, options set otherwise keep theirs.
+  ADX_ARG(PatchcorePreset, preset) = PatchcorePreset::Paper;
   /// Fraction of the training patches kept in the memory bank.
   ADX_ARG(double, coreset_ratio) = 0.1;
   /// Distortion of the random projection used for coreset selection (Johnson-Lindenstrauss eps).
@@ -32,12 +38,12 @@ struct PatchcoreOptions {
   ADX_ARG(int64_t, neighbours) = 9;
   /// Nearest-memory search at score time: exact (adx's GEMM search, skipping k-means cells that cannot hold
   /// the answer), flat (faiss, exact), ivf or hnsw (faiss, approximate).
-  ADX_ARG(std::string, search) = "exact";
+  ADX_ARG(SearchKind, search) = SearchKind::Exact;
   /// exact: k-means cells of the bank (0 = round(sqrt(rows)) from 2^20 bank values up, none below; 1 = search
   /// the whole bank). Same answers either way.
   ADX_ARG(int64_t, exact_cells) = 0;
   /// Bank storage in a faiss index: none (float32) or sq8 (8-bit scalar quantisation, a quarter the memory).
-  ADX_ARG(std::string, compression) = "none";
+  ADX_ARG(BankCompression, compression) = BankCompression::None;
   /// ivf: k-means cells (0 = 4 sqrt(bank rows), at most rows / 39).
   ADX_ARG(int64_t, ivf_lists) = 0;
   /// ivf: cells searched per query.
@@ -53,32 +59,23 @@ struct PatchcoreOptions {
   ADX_DETECTOR_OPTIONS(Preprocess::None);
 };
 
-/// A memory bank split over the ranks of a process group: this rank's part of it.
-struct BankShard {
-  ProcessGroup* group = nullptr;
-  torch::Tensor rows;     ///< int64, one per local bank row: its row in the whole bank
-  int64_t bank_rows = 0;  ///< rows of the whole bank
-};
-
-/// PatchCore's scores of patch features `patches` (n x P x D) against `memory_bank` (M x D).
+/// PatchCore's scores of patch features `patches` (n x P x D) against a memory bank.
 struct PatchcoreScores {
   torch::Tensor image;    ///< n: the worst patch's distance re-weighted by eq. 7
   torch::Tensor patches;  ///< n x P: each patch's distance to its nearest memory patch
 };
 /// Each patch's nearest-memory distance, and each image's score: the largest patch distance
 /// s* times 1 - softmax_0 of the worst patch's distances to m* and its `neighbours` - 1
-/// nearest memory neighbours (Roth et al., eq. 7). With `image_ids` (n) and `bank_images` (M, the
-/// training image each memory row came from), an image never uses memory rows of its own id: the
-/// leave-one-image-out score of a training image.
-/// `index`, when given, finds each patch's nearest memory row (it must index `memory_bank` in its order,
-/// and be exact when ids are given); otherwise every memory row is searched.
-/// With `shard`, `memory_bank` (and `bank_images`, `index`) are this rank's shard, and the call is collective:
-/// every rank passes the same patches and gets the scores the whole bank gives. Each patch's nearest distance
-/// is the least over the shards, m* comes from the shard that holds it, and the k neighbours of m* are the
-/// k nearest among every shard's k nearest (ties go to the lower row of the whole bank).
+/// nearest memory neighbours (Roth et al., eq. 7). With `image_ids` (n) and `bank_images` (one per row of
+/// bank.rows(), the training image each came from), an image never uses memory rows of its own id: the
+/// leave-one-image-out score of a training image. The bank's index finds each patch's nearest row (every
+/// row is searched when ids are given and the index cannot take them). A sharded bank scores collectively:
+/// every rank passes the same patches and gets the scores the whole bank gives.
+PatchcoreScores patchcore_scores(const torch::Tensor& patches, const MemoryBank& bank, int64_t neighbours,
+                                 const torch::Tensor& image_ids = {}, const torch::Tensor& bank_images = {});
+/// The same against the rows of `memory_bank` (M x D), every row searched.
 PatchcoreScores patchcore_scores(const torch::Tensor& patches, const torch::Tensor& memory_bank, int64_t neighbours,
-                                 const torch::Tensor& image_ids = {}, const torch::Tensor& bank_images = {},
-                                 const BankIndex* index = nullptr, const BankShard* shard = nullptr);
+                                 const torch::Tensor& image_ids = {}, const torch::Tensor& bank_images = {});
 
 class Patchcore : public BackboneDetector<PatchcoreOptions> {
  public:
@@ -86,11 +83,11 @@ class Patchcore : public BackboneDetector<PatchcoreOptions> {
   explicit Patchcore(Options options = Options());
   std::string type() const override { return "patchcore"; }
   /// Rows x features of the fitted memory bank (this rank's shard when sharded()).
-  const torch::Tensor& memory_bank() const { return memory_bank_; }
+  const torch::Tensor& memory_bank() const { return bank_.rows(); }
+  /// The memory bank with its index, whole or this rank's shard of it.
+  const MemoryBank& bank() const { return bank_; }
   /// Whether this rank holds only a shard of the memory bank; scoring and save() are then collective.
-  bool sharded() const { return shard_.group != nullptr; }
-  /// This rank's shard: its rows' places in the whole bank, and the whole bank's row count.
-  const BankShard& shard() const { return shard_; }
+  bool sharded() const { return bank_.sharded(); }
   /// Splits the whole memory bank of a fitted or loaded model over `group` (collective: every rank holds the
   /// same bank, as after adx::load of one file, and keeps a contiguous slice of it). Sets shard_bank, so a
   /// file saved from the shards loads back into shards under a group.
@@ -98,7 +95,7 @@ class Patchcore : public BackboneDetector<PatchcoreOptions> {
   /// Coverage radius of the coreset in the projected space, from the last fit.
   double coverage_radius() const { return coverage_radius_; }
   /// The nearest-neighbour index scoring searches (its kind, its note when it fell back, its bytes).
-  const BankIndex& index() const { return index_; }
+  const BankIndex& index() const { return bank_.index(); }
   /// Switches a fitted detector to another search (the search options) and rebuilds its index from
   /// the memory bank; no refit. Saved models keep the new search. Exact search with cells regroups the
   /// bank's rows, so memory_bank() may change order (not content).
@@ -118,19 +115,14 @@ class Patchcore : public BackboneDetector<PatchcoreOptions> {
   /// The locally aware patch features of `images` (N x P x D; undefined for no image) and their grid.
   torch::Tensor embed_patches(const torch::Tensor& images, int64_t* height, int64_t* width);
   BankSearch bank_search() const;
-  /// Builds the index and keeps the bank in its row order (exact search groups rows by cell), permuting
-  /// `rows` (the training patches the bank rows came from) alongside when given.
-  void index_bank(torch::Tensor* rows = nullptr);
-  /// Scores of `patches` against the bank, through the index, over every shard when sharded.
+  /// Scores of `patches` against the bank (collective when sharded).
   PatchcoreScores scores_of(const torch::Tensor& patches, const torch::Tensor& image_ids = {},
-                            const torch::Tensor& bank_images = {}, bool exact_only = false) const;
-  /// Leave-one-image-out scores of the training images when every rank holds a shard: at each step every
-  /// rank adds a batch of its own images (`per_image`, from image `first_image` on) to the queries.
-  torch::Tensor sharded_left_out_scores(const torch::Tensor& per_image, int64_t first_image, int64_t images,
-                                        const torch::Tensor& bank_images) const;
-  torch::Tensor memory_bank_;
-  BankIndex index_;
-  BankShard shard_;
+                            const torch::Tensor& bank_images = {}) const;
+  /// Leave-one-image-out scores of the training images, of which this rank embedded `per_image` (from image
+  /// `first_image` on), for `images` in all; `bank_images` names the image each bank row came from.
+  torch::Tensor left_out_scores(const torch::Tensor& per_image, int64_t first_image, int64_t images,
+                                const torch::Tensor& bank_images) const;
+  MemoryBank bank_;
   double coverage_radius_ = 0.0;
 };
 

@@ -7,7 +7,7 @@
 // layer, upsampled, averaged over layers, Gaussian blur sigma 4).
 // The fitted state is every training image's pooled feature and pyramid; the
 // threshold is set on each training image scored against the others.
-#include <adx/detectors/components/feature_memory.hpp>
+#include <adx/detectors/components/bases/feature_memory.hpp>
 
 #include <torch/torch.h>
 

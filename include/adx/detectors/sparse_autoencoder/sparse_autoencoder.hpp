@@ -17,10 +17,7 @@ struct SparseAutoencoderOptions : AutoencoderOptions {
 class SparseAutoencoder : public Autoencoder {
  public:
   using Options = SparseAutoencoderOptions;
-  explicit SparseAutoencoder(const AutoencoderOptions& options = Options()) : Autoencoder(options) {
-    ADX_CHECK_AS(OptionError, options.sparsity_weight() > 0,
-                 "sparse_autoencoder needs sparsity_weight > 0, got {}", options.sparsity_weight());
-  }
+  explicit SparseAutoencoder(const AutoencoderOptions& options = Options());
   std::string type() const override { return "sparse_autoencoder"; }
 };
 

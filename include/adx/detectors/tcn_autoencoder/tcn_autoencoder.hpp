@@ -5,7 +5,7 @@
 // maps back to the features. Score = each step's squared reconstruction error. Not
 // Thill et al.'s TCN-AE (non-causal kernel-20 convolutions, skip connections,
 // log-cosh loss, a Mahalanobis score of error windows); docs/series.md lists the differences.
-#include <adx/detectors/components/reconstruction.hpp>
+#include <adx/detectors/components/bases/reconstruction.hpp>
 #include <adx/nn/sequence.hpp>
 
 #include <torch/torch.h>
@@ -31,20 +31,9 @@ struct TcnAutoencoderOptions {
 
 class TcnAutoencoderNetImpl : public torch::nn::Module {
  public:
-  TcnAutoencoderNetImpl(int64_t features, const TcnAutoencoderOptions& o) : pooling_(o.pooling()) {
-    encoder = register_module("encoder", nn::TemporalConvStack(features, o.channels(), o.kernel(), o.dilations()));
-    to_code = register_module("to_code", torch::nn::Conv1d(torch::nn::Conv1dOptions(o.channels(), o.code_channels(), 1)));
-    decoder = register_module("decoder", nn::TemporalConvStack(o.code_channels(), o.channels(), o.kernel(), o.dilations()));
-    output = register_module("output", torch::nn::Conv1d(torch::nn::Conv1dOptions(o.channels(), features, 1)));
-  }
+  TcnAutoencoderNetImpl(int64_t features, const TcnAutoencoderOptions& o);
   /// B x L x D -> B x L x D.
-  torch::Tensor forward(const torch::Tensor& x) {
-    const int64_t length = x.size(1);
-    auto h = to_code->forward(encoder->forward(x.transpose(1, 2)));
-    h = torch::avg_pool1d(h, {pooling_}, {pooling_}, {0}, /*ceil_mode=*/true);
-    h = h.repeat_interleave(pooling_, 2).narrow(2, 0, length);
-    return output->forward(decoder->forward(h)).transpose(1, 2);
-  }
+  torch::Tensor forward(const torch::Tensor& x);
   nn::TemporalConvStack encoder{nullptr}, decoder{nullptr};
   torch::nn::Conv1d to_code{nullptr}, output{nullptr};
 
@@ -56,21 +45,12 @@ TORCH_MODULE(TcnAutoencoderNet);
 class TcnAutoencoder : public ReconstructionDetector<TcnAutoencoderOptions, TcnAutoencoderNet> {
  public:
   using Options = TcnAutoencoderOptions;
-  explicit TcnAutoencoder(Options options = Options()) : ReconstructionDetector(std::move(options)) {
-    const auto& o = options_;
-    ADX_CHECK_AS(OptionError, o.channels() > 0 && o.code_channels() > 0 && o.kernel() > 0 && o.pooling() > 0,
-                 "channels, code_channels, kernel and pooling must be > 0, got {}, {}, {}, {}", o.channels(),
-                 o.code_channels(), o.kernel(), o.pooling());
-    ADX_CHECK_AS(OptionError, !o.dilations().empty(), "dilations must not be empty");
-    for (auto d : o.dilations()) ADX_CHECK_AS(OptionError, d > 0, "dilations must be > 0, got {}", d);
-  }
+  explicit TcnAutoencoder(Options options = Options());
   std::string type() const override { return "tcn_autoencoder"; }
   std::vector<std::string> input_kinds() const override { return {kinds::kSeries}; }
 
  protected:
-  TcnAutoencoderNet make_net(const std::vector<int64_t>& item_shape) override {
-    return TcnAutoencoderNet(item_shape.at(1), options_);
-  }
+  TcnAutoencoderNet make_net(const std::vector<int64_t>& item_shape) override;
 };
 
 }  // namespace adx

@@ -1,6 +1,6 @@
 #include <adx/core/error.hpp>
 #include <adx/data/data.hpp>
-#include <adx/detectors/components/gaussian_density.hpp>
+#include <adx/detectors/components/algorithms/gaussian_density.hpp>
 
 namespace adx {
 

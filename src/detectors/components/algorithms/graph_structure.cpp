@@ -1,5 +1,5 @@
 #include <adx/data/graphs.hpp>
-#include <adx/detectors/components/graph_structure.hpp>
+#include <adx/detectors/components/algorithms/graph_structure.hpp>
 
 namespace adx {
 

@@ -1,6 +1,6 @@
 #include <adx/core/distributed.hpp>
 #include <adx/core/error.hpp>
-#include <adx/detectors/components/coreset.hpp>
+#include <adx/detectors/components/algorithms/coreset.hpp>
 
 #include <ATen/Parallel.h>
 #include <torch/torch.h>
@@ -147,6 +147,11 @@ Coreset greedy_coreset_distributed(const at::Tensor& local_in, int64_t size, int
   };
   const auto start_row = row_of(start);
   return greedy_k_center(p, rows, d, size, start_row.data(), farthest, row_of, global_max);
+}
+
+Coreset greedy_coreset_over(ProcessGroup* group, const at::Tensor& local_points, int64_t size, int64_t start) {
+  return group ? greedy_coreset_distributed(local_points, size, start, *group)
+               : greedy_coreset(local_points, size, start);
 }
 
 }  // namespace adx

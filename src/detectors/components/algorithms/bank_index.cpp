@@ -1,8 +1,8 @@
-#include <adx/detectors/components/bank_index.hpp>
+#include <adx/detectors/components/algorithms/bank_index.hpp>
 
 #include <adx/core/error.hpp>
 #include <adx/data/data.hpp>
-#include <adx/detectors/components/coreset.hpp>
+#include <adx/detectors/components/algorithms/coreset.hpp>
 
 #include <faiss/IndexFlat.h>
 #include <faiss/IndexHNSW.h>
@@ -38,7 +38,7 @@ auto guarded(const char* what, F&& f) -> decltype(f()) {
   }
 }
 
-bool is_faiss_kind(const std::string& kind) { return kind == "flat" || kind == "ivf" || kind == "hnsw"; }
+bool is_faiss_kind(SearchKind kind) { return kind != SearchKind::Exact; }
 
 // Fewer cells than this leave too little to skip to repay the bounds' bookkeeping.
 constexpr int64_t kMinimumCells = 4;
@@ -55,11 +55,7 @@ int64_t ivf_lists_for(const BankSearch& s, int64_t rows) {
 }  // namespace
 
 void check_bank_search(const BankSearch& s, const std::string& prefix) {
-  ADX_CHECK_AS(OptionError, s.kind == "exact" || is_faiss_kind(s.kind),
-               "{}search must be exact, flat, ivf or hnsw, got '{}'", prefix, s.kind);
-  ADX_CHECK_AS(OptionError, s.compression == "none" || s.compression == "sq8",
-               "{}compression must be none or sq8, got '{}'", prefix, s.compression);
-  ADX_CHECK_AS(OptionError, s.compression == "none" || s.kind != "exact",
+  ADX_CHECK_AS(OptionError, s.compression == BankCompression::None || is_faiss_kind(s.kind),
                "{}compression sq8 needs a faiss search (flat, ivf or hnsw), not exact", prefix);
   ADX_CHECK_AS(OptionError, s.ivf_lists >= 0, "{}ivf_lists must be >= 0, got {}", prefix, s.ivf_lists);
   ADX_CHECK_AS(OptionError, s.ivf_probes >= 1, "{}ivf_probes must be >= 1, got {}", prefix, s.ivf_probes);
@@ -100,23 +96,23 @@ void BankIndex::build(const at::Tensor& bank, const BankSearch& s) {
   bank_ = at::Tensor();
   const auto points = bank.detach().to(torch::kCPU, torch::kFloat32).contiguous();
   const auto d = static_cast<faiss::Index::idx_t>(dims_);
-  const bool sq8 = s.compression == "sq8";
+  const bool sq8 = s.compression == BankCompression::Sq8;
   int64_t lists = 0;
-  if (kind_ == "ivf") {
+  if (kind_ == SearchKind::Ivf) {
     lists = ivf_lists_for(s, rows_);
     if (lists > rows_) {
       note_ = fmt::format("ivf with {} lists needs at least as many bank rows, the bank has {}: searching flat (exact)",
                           lists, rows_);
-      kind_ = "flat";
+      kind_ = SearchKind::Flat;
     }
   }
   faiss_ = std::make_unique<Faiss>();
   guarded("build the index", [&] {
-    if (kind_ == "flat") {
+    if (kind_ == SearchKind::Flat) {
       faiss_->index = sq8 ? std::unique_ptr<faiss::Index>(new faiss::IndexScalarQuantizer(
                                 d, faiss::ScalarQuantizer::QT_8bit, faiss::METRIC_L2))
                           : std::unique_ptr<faiss::Index>(new faiss::IndexFlatL2(d));
-    } else if (kind_ == "ivf") {
+    } else if (kind_ == SearchKind::Ivf) {
       faiss_->quantizer = std::make_unique<faiss::IndexFlatL2>(d);
       std::unique_ptr<faiss::IndexIVF> ivf;
       if (sq8)
@@ -152,7 +148,8 @@ void BankIndex::search(const at::Tensor& queries, at::Tensor* distances, at::Ten
     nearest_neighbours_in_cells(queries, bank_, cells_, distances, indices, query_groups, bank_groups);
     return;
   }
-  ADX_CHECK_AS(OptionError, !query_groups.defined(), "leave-one-out groups need exact search, not {}", kind_);
+  ADX_CHECK_AS(OptionError, !query_groups.defined(), "leave-one-out groups need exact search, not {}",
+               detail::option_to_string(kind_));
   const auto q = queries.detach().to(torch::kCPU, torch::kFloat32).contiguous();
   const int64_t n = q.size(0);
   auto squared = torch::empty({n}, torch::kFloat32);
@@ -168,7 +165,7 @@ void BankIndex::search(const at::Tensor& queries, at::Tensor* distances, at::Ten
   const auto missing = labels.lt(0).nonzero().reshape({-1});
   if (missing.numel() > 0)
     throw Error(fmt::format("the {} index found no neighbour for {} of {} queries; raise ivf_probes or hnsw_ef_search",
-                            kind_, missing.numel(), n));
+                            detail::option_to_string(kind_), missing.numel(), n));
   if (distances) *distances = squared.clamp_min(0).sqrt().to(queries.device());
   if (indices) *indices = labels.to(queries.device());
 }
@@ -201,7 +198,7 @@ void BankIndex::deserialize(const at::Tensor& bytes, const at::Tensor& bank, con
   if (bytes.scalar_type() == torch::kLong) {
     // Exact search's cells: the bank was saved grouped by cell, so only the boundaries are stored.
     ADX_CHECK_AS(IoError, !is_faiss_kind(s.kind), "model file holds exact search's cells but its options ask for {}",
-                 s.kind);
+                 detail::option_to_string(s.kind));
     BankCells cells;
     try {
       cells = describe_cells(bank, bytes);
@@ -214,7 +211,7 @@ void BankIndex::deserialize(const at::Tensor& bytes, const at::Tensor& bank, con
     cells_ = std::move(cells);
     rows_ = rows;
     dims_ = dims;
-    kind_ = "exact";
+    kind_ = SearchKind::Exact;
     note_.clear();
     return;
   }
@@ -237,10 +234,12 @@ void BankIndex::deserialize(const at::Tensor& bytes, const at::Tensor& bank, con
   rows_ = rows;
   dims_ = dims;
   // The kind actually saved (ivf may have fallen back to flat when it was built).
-  kind_ = dynamic_cast<faiss::IndexIVF*>(faiss_->index.get()) ? "ivf"
-          : dynamic_cast<faiss::IndexHNSW*>(faiss_->index.get()) ? "hnsw"
-                                                                 : "flat";
-  note_ = kind_ == s.kind ? "" : fmt::format("the saved index searches {} ({} was asked for)", kind_, s.kind);
+  kind_ = dynamic_cast<faiss::IndexIVF*>(faiss_->index.get())    ? SearchKind::Ivf
+          : dynamic_cast<faiss::IndexHNSW*>(faiss_->index.get()) ? SearchKind::Hnsw
+                                                                 : SearchKind::Flat;
+  note_ = kind_ == s.kind ? ""
+                          : fmt::format("the saved index searches {} ({} was asked for)",
+                                        detail::option_to_string(kind_), detail::option_to_string(s.kind));
 }
 
 }  // namespace adx

@@ -1,4 +1,4 @@
-#include <adx/detectors/components/feature_memory.hpp>
+#include <adx/detectors/components/bases/feature_memory.hpp>
 
 
 #include <ATen/CPUGeneratorImpl.h>

@@ -1,5 +1,5 @@
 #include <adx/core/error.hpp>
-#include <adx/detectors/components/exact_search.hpp>
+#include <adx/detectors/components/algorithms/exact_search.hpp>
 
 #include <ATen/Parallel.h>
 #include <torch/torch.h>

@@ -3,7 +3,7 @@
 // projection and greedy k-center coreset selection (exact nearest neighbours
 // are in exact_search.hpp). Every step works in chunks, so a bank of 200k x 1536 features
 // never needs a 200k x 200k matrix.
-#include <adx/detectors/components/exact_search.hpp>
+#include <adx/detectors/components/algorithms/exact_search.hpp>
 
 #include <ATen/Tensor.h>
 
@@ -40,5 +40,8 @@ class ProcessGroup;
 /// so every rank returns the same indices (into the whole matrix) and radius as greedy_coreset on the
 /// whole matrix on one machine, without any rank holding more than its rows and the chosen centres.
 Coreset greedy_coreset_distributed(const at::Tensor& local_points, int64_t size, int64_t start, ProcessGroup& group);
+
+/// greedy_coreset_distributed over `group`'s ranks, or greedy_coreset when `group` is nullptr (one process).
+Coreset greedy_coreset_over(ProcessGroup* group, const at::Tensor& local_points, int64_t size, int64_t start);
 
 }  // namespace adx

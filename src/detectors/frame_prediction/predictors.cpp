@@ -1,4 +1,4 @@
-#include <adx/nn/prediction.hpp>
+#include <adx/detectors/frame_prediction/predictors.hpp>
 
 namespace adx::nn {
 namespace F = torch::nn;

@@ -9,7 +9,7 @@
 // its fixed-order kernel decides, so the answer is the full search's: the same
 // row and the same distance, on every CPU, at a fraction of the arithmetic on
 // banks whose queries lie near them, as a memory bank's normal patches do.
-#include <adx/detectors/components/exact_search.hpp>
+#include <adx/detectors/components/algorithms/exact_search.hpp>
 
 #include <ATen/Tensor.h>
 

@@ -13,6 +13,10 @@
 
 namespace adx {
 
+/// Number format of the backbone's convolutions.
+enum class Precision { Float32, BFloat16 };
+ADX_ENUM_NAMES(Precision, {Precision::Float32, "float32"}, {Precision::BFloat16, "bfloat16"});
+
 /// The options every backbone detector has, spliced into its options struct.
 #define ADX_BACKBONE_OPTIONS(default_backbone, default_layers)                                     \
   /** resnet18, wide_resnet50_2, or a Vision Transformer: vit_b_16, vit_b_32, vit_l_16, vit_l_32. */ \
@@ -27,7 +31,7 @@ namespace adx {
   /** Images per backbone forward pass. */                                                         \
   ADX_ARG_IN_SLOT(int64_t, feature_batch_size, 4) = 16;                                            \
   /** Convolutions in float32 or bfloat16 (a CPU with AVX-512 BF16, or CUDA); features stay float32. */ \
-  ADX_ARG_IN_SLOT(std::string, precision, 5) = "float32";                                          \
+  ADX_ARG_IN_SLOT(::adx::Precision, precision, 5) = ::adx::Precision::Float32;                     \
   /** Convolutions in the channels-last layout (oneDNN's fast path on a CPU; last-bit differences). */ \
   ADX_ARG_IN_SLOT(bool, channels_last, 6) = false
 
@@ -85,8 +89,6 @@ class BackboneDetector : public DetectorWithOptions<Options> {
     ADX_CHECK_AS(OptionError, this->options_.blur_sigma() >= 0 && this->options_.feature_batch_size() >= 1,
                  "blur_sigma must be >= 0 and feature_batch_size >= 1, got {} and {}", this->options_.blur_sigma(),
                  this->options_.feature_batch_size());
-    ADX_CHECK_AS(OptionError, this->options_.precision() == "float32" || this->options_.precision() == "bfloat16",
-                 "precision must be float32 or bfloat16, got '{}'", this->options_.precision());
   }
   std::vector<std::string> input_kinds() const override { return {kinds::kImage}; }
 
@@ -105,7 +107,7 @@ class BackboneDetector : public DetectorWithOptions<Options> {
     backbone_ = container_->register_module("backbone", Backbone(this->options_.backbone(), backbone_layers()));
     build_head(shape);
     container_->to(this->device());
-    backbone_->set_inference(this->options_.channels_last(), this->options_.precision() == "bfloat16");
+    backbone_->set_inference(this->options_.channels_last(), this->options_.precision() == Precision::BFloat16);
   }
 
   /// Loads the configured weights: at fit time only; a loaded model file already holds them.

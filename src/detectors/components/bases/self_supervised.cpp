@@ -1,6 +1,6 @@
 #include <adx/core/error.hpp>
 #include <adx/data/data.hpp>
-#include <adx/detectors/components/self_supervised.hpp>
+#include <adx/detectors/components/bases/self_supervised.hpp>
 
 #include <cmath>
 

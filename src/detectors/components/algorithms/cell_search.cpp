@@ -1,8 +1,8 @@
 #include <adx/core/error.hpp>
 #include <adx/data/data.hpp>
-#include <adx/detectors/components/cell_search.hpp>
-#include <adx/detectors/components/coreset.hpp>
-#include <adx/detectors/components/exact_search.hpp>
+#include <adx/detectors/components/algorithms/cell_search.hpp>
+#include <adx/detectors/components/algorithms/coreset.hpp>
+#include <adx/detectors/components/algorithms/exact_search.hpp>
 
 #include <ATen/Parallel.h>
 #include <torch/torch.h>

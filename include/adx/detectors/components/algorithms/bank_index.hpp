@@ -8,7 +8,8 @@
 // each optionally over an 8-bit scalar-quantised bank (compression = sq8, a quarter of the memory).
 // faiss is what the PatchCore authors' code searches with. The index serialises into the model
 // file, so save -> load gives identical scores; faiss's errors become adx::Errors.
-#include <adx/detectors/components/cell_search.hpp>
+#include <adx/core/options.hpp>
+#include <adx/detectors/components/algorithms/cell_search.hpp>
 
 #include <ATen/Tensor.h>
 
@@ -18,9 +19,18 @@
 
 namespace adx {
 
+/// How the nearest memory row is found: adx's exact search, or a faiss index (flat is exact, ivf and hnsw
+/// approximate).
+enum class SearchKind { Exact, Flat, Ivf, Hnsw };
+ADX_ENUM_NAMES(SearchKind, {SearchKind::Exact, "exact"}, {SearchKind::Flat, "flat"}, {SearchKind::Ivf, "ivf"},
+               {SearchKind::Hnsw, "hnsw"});
+/// How a faiss index stores the bank: float32, or 8-bit scalar quantisation (a quarter the memory).
+enum class BankCompression { None, Sq8 };
+ADX_ENUM_NAMES(BankCompression, {BankCompression::None, "none"}, {BankCompression::Sq8, "sq8"});
+
 struct BankSearch {
-  std::string kind = "exact";        ///< exact, flat, ivf, hnsw
-  std::string compression = "none";  ///< none or sq8 (faiss kinds)
+  SearchKind kind = SearchKind::Exact;
+  BankCompression compression = BankCompression::None;  ///< sq8 needs a faiss kind
   int64_t ivf_lists = 0;             ///< 0 = 4 sqrt(bank rows), at most rows / 39
   int64_t ivf_probes = 8;
   int64_t hnsw_m = 32;
@@ -34,7 +44,7 @@ struct BankSearch {
   bool operator!=(const BankSearch& o) const { return !(*this == o); }
 };
 
-/// Refuses unknown kinds and out-of-range parameters (OptionError naming `prefix` + field).
+/// Refuses sq8 on exact search and out-of-range parameters (OptionError naming `prefix` + field).
 void check_bank_search(const BankSearch& search, const std::string& prefix = "");
 
 class BankIndex {
@@ -60,7 +70,7 @@ class BankIndex {
   const BankCells& cells() const { return cells_; }
   /// What the index searches with: the kind asked for, or flat where an approximate index could not be
   /// built (see note()).
-  const std::string& kind() const { return kind_; }
+  SearchKind kind() const { return kind_; }
   /// Why the kind differs from the one asked for (empty otherwise).
   const std::string& note() const { return note_; }
   bool built() const { return rows_ > 0; }
@@ -79,7 +89,8 @@ class BankIndex {
   at::Tensor bank_;   ///< exact: the bank itself, grouped by cell
   at::Tensor order_;  ///< exact with cells: the given bank's row for each row of bank_
   BankCells cells_;
-  std::string kind_ = "exact", note_;
+  SearchKind kind_ = SearchKind::Exact;
+  std::string note_;
   int64_t rows_ = 0, dims_ = 0;
 };
 
