@@ -17,8 +17,8 @@
 #include "common/timing.hpp"
 
 #include <adx/base.hpp>
-#include <adx/data/synthetic_video.hpp>
-#include <adx/data/video_io.hpp>
+#include <adx/data/generators/synthetic_video.hpp>
+#include <adx/data/formats/video_io.hpp>
 #include <adx/detectors/stream.hpp>
 
 #include <CLI/CLI.hpp>

@@ -3,7 +3,8 @@
 // PatchCore's scores through save -> load for every search mode.
 #include "test_helpers.hpp"
 
-#include <adx/data/images.hpp>
+#include <adx/data/formats/images.hpp>
+#include <adx/data/generators/synthetic_industrial.hpp>
 #include <adx/detectors/components/algorithms/bank_index.hpp>
 #include <adx/detectors/components/algorithms/coreset.hpp>
 #include <adx/detectors/patchcore/patchcore.hpp>

@@ -2,9 +2,10 @@
 // Fashion-MNIST's IDX files, and the exit codes and messages scripts rely on.
 #include "test_helpers.hpp"
 
-#include <adx/data/graphs.hpp>
-#include <adx/data/images.hpp>
-#include <adx/data/loaders.hpp>
+#include <adx/data/formats/images.hpp>
+#include <adx/data/formats/loaders.hpp>
+#include <adx/data/generators/injected_graphs.hpp>
+#include <adx/data/generators/synthetic_industrial.hpp>
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>

@@ -3,7 +3,7 @@
 #include "test_helpers.hpp"
 #include "torch_archive.hpp"
 
-#include <adx/data/graphs.hpp>
+#include <adx/data/formats/edge_lists.hpp>
 #include <adx/detectors/autoencoder/autoencoder.hpp>
 #include <adx/io/state_dict.hpp>
 

@@ -7,6 +7,7 @@
 #include <adx/detectors/patchcore/patchcore.hpp>
 
 #include <adx/metrics/pixel_tensors.hpp>
+#include <adx/data/generators/synthetic_industrial.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -186,6 +187,8 @@ TEST_CASE("the real-time preset fills in the options left at their defaults; cha
   adx::Patchcore mine(adx::PatchcoreOptions().preset(adx::PatchcorePreset::Realtime).coreset_ratio(0.05));
   REQUIRE(mine.options().coreset_ratio() == 0.05);
   REQUIRE_THROWS_AS(adx::make_detector("patchcore", {{"preset", "fast"}}), adx::OptionError);
+  // Model files written before the preset was an enum hold "" for the paper's settings.
+  REQUIRE(adx::make_detector("patchcore", {{"preset", ""}})->options_map().at("preset") == "paper");
   REQUIRE_THROWS_AS(adx::make_detector("padim", {{"precision", "float16"}}), adx::OptionError);
 
   const auto category = adx::load_mvtec_category(synthetic_root() + "/washer", {64, 0});

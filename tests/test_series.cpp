@@ -1,7 +1,7 @@
 // Time series: metrics against hand-worked values, streaming thresholds, series
 // files, the generator, and every time-series detector (beats chance, save/load).
 #include <adx/base.hpp>
-#include <adx/data/synthetic_series.hpp>
+#include <adx/data/generators/synthetic_series.hpp>
 #include <adx/detectors/anomaly_transformer/anomaly_transformer.hpp>
 #include <adx/detectors/autoencoder/autoencoder.hpp>
 #include <adx/detectors/forecaster/forecaster.hpp>

@@ -2,7 +2,7 @@
 // server still answering afterwards.
 #include "test_helpers.hpp"
 
-#include <adx/data/images.hpp>
+#include <adx/data/formats/images.hpp>
 #include <adx/serve/production.hpp>
 #include <adx/serve/server.hpp>
 

@@ -3,8 +3,8 @@
 // run in numpy with the angles fixed).
 #include "test_helpers.hpp"
 
-#include <adx/data/poisson_blend.hpp>
-#include <adx/data/synthesis.hpp>
+#include <adx/data/synthesis/poisson_blend.hpp>
+#include <adx/data/synthesis/synthesis.hpp>
 #include <adx/io/state_dict.hpp>
 
 #include <catch2/catch.hpp>

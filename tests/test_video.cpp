@@ -2,7 +2,7 @@
 // surveillance generator, and per-video normalisation of frame scores.
 #include "test_helpers.hpp"
 
-#include <adx/data/synthetic_video.hpp>
+#include <adx/data/generators/synthetic_video.hpp>
 #include <adx/metrics/metrics.hpp>
 #include <adx/detectors/memae/memory.hpp>
 

@@ -3,9 +3,9 @@
 // streaming scores that equal the whole video's.
 #include "test_helpers.hpp"
 
-#include <adx/data/synthetic_video.hpp>
-#include <adx/data/video_io.hpp>
-#include <adx/data/loaders.hpp>
+#include <adx/data/generators/synthetic_video.hpp>
+#include <adx/data/formats/video_io.hpp>
+#include <adx/data/formats/loaders.hpp>
 #include <adx/detectors/frame_prediction/frame_prediction.hpp>
 #include <adx/detectors/memae/memae.hpp>
 #include <adx/detectors/mil/mil.hpp>

@@ -4,7 +4,7 @@
 // line); labelled anomalies are shaded red and the training head grey in every panel.
 // Each pixel column shows the minimum-to-maximum envelope of the steps it covers,
 // so a one-step spike stays visible in a long series.
-#include <adx/data/images.hpp>
+#include <adx/data/formats/images.hpp>
 
 #include <torch/torch.h>
 

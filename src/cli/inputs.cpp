@@ -1,9 +1,9 @@
 #include "inputs.hpp"
 
 #include <adx/core/error.hpp>
-#include <adx/data/images.hpp>
+#include <adx/data/formats/images.hpp>
 #include <adx/data/input_kind.hpp>
-#include <adx/data/loaders.hpp>
+#include <adx/data/formats/loaders.hpp>
 #include <adx/io/files.hpp>
 
 #include <nlohmann/json.hpp>

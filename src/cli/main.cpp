@@ -5,7 +5,7 @@
 
 #include <adx/base.hpp>
 #include <adx/core/distributed.hpp>
-#include <adx/data/images.hpp>
+#include <adx/data/formats/images.hpp>
 #include <adx/io/files.hpp>
 #include <adx/metrics/pixel_metrics.hpp>
 #include <adx/metrics/pixel_tensors.hpp>

@@ -1,5 +1,5 @@
 #include <adx/core/error.hpp>
-#include <adx/data/images.hpp>
+#include <adx/data/formats/images.hpp>
 #include <adx/serve/production.hpp>
 #include <adx/serve/server.hpp>
 

@@ -1,8 +1,8 @@
 // libFuzzer target: the three table readers (numeric CSV, series CSV, edge lists).
 #include "fuzz_common.hpp"
 
-#include <adx/data/graphs.hpp>
-#include <adx/data/loaders.hpp>
+#include <adx/data/formats/edge_lists.hpp>
+#include <adx/data/formats/loaders.hpp>
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const auto path = adx::fuzz::input_file(data, size, ".csv");

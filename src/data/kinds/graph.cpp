@@ -4,9 +4,9 @@
 #include "reading.hpp"
 
 #include <adx/core/error.hpp>
-#include <adx/data/graphs.hpp>
+#include <adx/data/formats/edge_lists.hpp>
+#include <adx/data/formats/loaders.hpp>
 #include <adx/data/input_kind.hpp>
-#include <adx/data/loaders.hpp>
 
 #include <torch/types.h>
 

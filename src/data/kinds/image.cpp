@@ -2,7 +2,7 @@
 #include "reading.hpp"
 
 #include <adx/core/error.hpp>
-#include <adx/data/images.hpp>
+#include <adx/data/formats/images.hpp>
 #include <adx/data/input_kind.hpp>
 
 #include <filesystem>

@@ -3,7 +3,7 @@
 
 #include <adx/core/error.hpp>
 #include <adx/data/input_kind.hpp>
-#include <adx/data/loaders.hpp>
+#include <adx/data/formats/loaders.hpp>
 
 #include <torch/types.h>
 

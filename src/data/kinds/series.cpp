@@ -4,7 +4,7 @@
 #include "sequence_kind.hpp"
 
 #include <adx/core/error.hpp>
-#include <adx/data/loaders.hpp>
+#include <adx/data/formats/loaders.hpp>
 
 #include <torch/types.h>
 

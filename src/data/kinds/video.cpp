@@ -3,7 +3,7 @@
 #include "sequence_kind.hpp"
 
 #include <adx/core/error.hpp>
-#include <adx/data/video_io.hpp>
+#include <adx/data/formats/video_io.hpp>
 
 #include <torch/types.h>
 

@@ -1,7 +1,7 @@
 #pragma once
 // DRAEM (Zavrtanik, Kristan and Skočaj, ICCV 2021): a discriminatively trained
 // reconstruction anomaly embedding. Training pastes synthetic anomalies into
-// normal images (textures under rotated Perlin-noise masks, adx/data/synthesis.hpp);
+// normal images (textures under rotated Perlin-noise masks, adx/data/synthesis/synthesis.hpp);
 // a reconstructive network learns to give back the normal image (L2 + SSIM loss),
 // and a discriminative U-Net on the image beside its reconstruction learns to
 // segment the pasted region (focal loss). It learns its features from the normal

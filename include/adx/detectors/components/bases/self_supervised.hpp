@@ -3,7 +3,7 @@
 // working size their networks run at, images resized to it and maps back, the
 // [0, 1] input check, the anomaly source their options name, and the image score
 // taken from an anomaly map.
-#include <adx/data/synthesis.hpp>
+#include <adx/data/synthesis/synthesis.hpp>
 #include <adx/detectors/detector.hpp>
 #include <adx/train/trainer.hpp>
 

@@ -1,5 +1,5 @@
 #include <adx/core/error.hpp>
-#include <adx/data/synthetic_series.hpp>
+#include <adx/data/generators/synthetic_series.hpp>
 
 #include <torch/types.h>
 

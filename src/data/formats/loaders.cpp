@@ -1,5 +1,5 @@
 #include <adx/core/error.hpp>
-#include <adx/data/loaders.hpp>
+#include <adx/data/formats/loaders.hpp>
 #include <adx/io/files.hpp>
 
 #include "csv_lines.hpp"

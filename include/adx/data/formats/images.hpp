@@ -66,19 +66,4 @@ struct MvtecCategory {
 /// image and a mask whose size differs from its image are IoErrors naming the file.
 MvtecCategory load_mvtec_category(const std::string& root, const ImageSize& size = {});
 
-/// Options of the synthetic industrial data set.
-struct SyntheticOptions {
-  int64_t image_size = 256;
-  int64_t train_images = 200;
-  int64_t good_test_images = 20;
-  int64_t defects_per_type = 8;  ///< test images per defect type
-  uint64_t seed = 0;
-};
-
-/// Writes a synthetic industrial data set in MVTec layout under `root`, one
-/// folder per category: textures (`weave`, `grain`, `tiles`) and objects
-/// (`washer`, `plate`), with defects `scratch`, `spot`, `hole`, `crack` and
-/// `stain`, each test image with its ground-truth mask. Returns the category names.
-std::vector<std::string> write_synthetic_industrial(const std::string& root, const SyntheticOptions& options = {});
-
 }  // namespace adx

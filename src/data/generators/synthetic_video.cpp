@@ -1,5 +1,5 @@
 #include <adx/core/error.hpp>
-#include <adx/data/synthetic_video.hpp>
+#include <adx/data/generators/synthetic_video.hpp>
 
 #include <torch/torch.h>
 

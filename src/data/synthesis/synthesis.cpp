@@ -1,9 +1,9 @@
-#include <adx/data/synthesis.hpp>
+#include <adx/data/synthesis/synthesis.hpp>
 
 #include <adx/core/error.hpp>
 #include <adx/data/data.hpp>
-#include <adx/data/images.hpp>
-#include <adx/data/poisson_blend.hpp>
+#include <adx/data/formats/images.hpp>
+#include <adx/data/synthesis/poisson_blend.hpp>
 
 #include <torch/torch.h>
 

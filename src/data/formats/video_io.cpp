@@ -1,9 +1,9 @@
-#include <adx/data/video_io.hpp>
+#include <adx/data/formats/video_io.hpp>
 
 #include <adx/core/error.hpp>
 #include <adx/data/data.hpp>
-#include <adx/data/images.hpp>
-#include <adx/data/loaders.hpp>
+#include <adx/data/formats/images.hpp>
+#include <adx/data/formats/loaders.hpp>
 #include <adx/io/files.hpp>
 
 #include <torch/torch.h>

@@ -1,6 +1,6 @@
 #include <adx/core/error.hpp>
 #include <adx/data/data.hpp>
-#include <adx/data/poisson_blend.hpp>
+#include <adx/data/synthesis/poisson_blend.hpp>
 
 #include <torch/torch.h>
 

@@ -1,7 +1,7 @@
 // Series from CSV and NPY files: named columns, date-time stamps, labels, and gaps
 // that are either an error naming the cell or filled by interpolation.
 #include <adx/core/error.hpp>
-#include <adx/data/loaders.hpp>
+#include <adx/data/formats/loaders.hpp>
 
 #include "csv_lines.hpp"
 
