@@ -165,7 +165,7 @@ TEST_CASE("adx fit, score, eval and info on a CSV", "[cli]") {
   REQUIRE(run("score " + model + " " + huge + " --format yaml").code == 1);
 }
 
-TEST_CASE("adx fit and eval on Fashion-MNIST's IDX files, one class as normal", "[cli]") {
+TEST_CASE("adx fit and eval on Fashion-MNIST's IDX files, one class as normal", "[cli][slow]") {
   const std::string dir = adx::kFashionMnistDir;
   const auto model = temp_path("cli_fmnist.adx");
   auto fit = run("fit conv_autoencoder " + dir + "/train-images-idx3-ubyte.gz --labels " + dir +

@@ -213,7 +213,7 @@ TEST_CASE("dominant: scores equal a port of PyGOD's dense DOMINANT on the same w
   REQUIRE(torch::allclose(squared, dense_sigmoid.pow(2), 0.05, 0.0));
 }
 
-TEST_CASE("dominant: a 50k-node graph trains and scores under a memory cap", "[graph][detectors][memory]") {
+TEST_CASE("dominant: a 50k-node graph trains and scores under a memory cap", "[graph][detectors][memory][slow]") {
   auto g = graph::make_synthetic_graph({50000, 400000, 16, 10, 0.9, 2.5, 2});
   auto options = DominantOptions().hidden(32);
   options.train().epochs(1).batch_size(4096);
