@@ -47,9 +47,9 @@ void Padim::fit_model(const Data& train, const Data&) {
   inverse_covariance_.copy_(gaussian.inverse_covariance);
   if (n < 3) return;  // one image left out of two leaves no covariance
   const auto left_out = padim_left_out_distances(padim_distances(embeddings, mean_, inverse_covariance_), n);
-  set_left_out_scores_by_batch(n, [&](int64_t begin, int64_t end) {
+  set_left_out_scores(scores_by_batch(n, [&](int64_t begin, int64_t end) {
     return scores_from_distances(left_out.slice(1, begin, end), train.x.size(2), train.x.size(3)).per_item;
-  });
+  }));
 }
 
 torch::Tensor padim_left_out_distances(const torch::Tensor& distances, int64_t images) {

@@ -106,12 +106,10 @@ torch::Tensor Patchcore::left_out_scores(const torch::Tensor& per_image, int64_t
   };
   if (!bank_.sharded()) {
     // Each rank scores its own images (alone: all of them), and the scores meet in image order.
-    std::vector<torch::Tensor> parts{torch::zeros({0}, per_image.options())};
-    for (int64_t b = 0; b < own; b += chunk) {
-      const int64_t end = std::min(own, b + chunk);
-      parts.push_back(scores_of(per_image.slice(0, b, end), ids(b, end), bank_images).image);
-    }
-    return gather_parts(current_process_group(), torch::cat(parts).cpu());
+    const auto mine = scores_by_batch(own, [&](int64_t begin, int64_t end) {
+      return scores_of(per_image.slice(0, begin, end), ids(begin, end), bank_images).image;
+    });
+    return gather_parts(current_process_group(), mine.cpu());
   }
   // Every shard must search for every image, so the ranks' batches meet: at each step each rank adds up to
   // feature_batch_size of its own images, and every rank scores them all.

@@ -35,12 +35,12 @@ void Spade::fit_model(const Data& train, const Data&) {
   // Threshold calibration: each training image scored against the other training images.
   const int64_t n = pooled_.size(0);
   if (n < 2) return;
-  set_left_out_scores_by_batch(n, [&](int64_t begin, int64_t end) {
+  set_left_out_scores(scores_by_batch(n, [&](int64_t begin, int64_t end) {
     std::vector<torch::Tensor> pyramid_part;
     for (const auto& layer : pyramid_) pyramid_part.push_back(layer.slice(0, begin, end));
     const auto own = torch::arange(begin, end, torch::TensorOptions(torch::kLong).device(pooled_.device()));
     return score_features(pooled_.slice(0, begin, end), pyramid_part, train.x.size(2), train.x.size(3), own).per_item;
-  });
+  }));
 }
 
 Scores Spade::score_features(const torch::Tensor& pooled, const std::vector<torch::Tensor>& pyramid, int64_t height,

@@ -125,14 +125,15 @@ class BackboneDetector : public DetectorWithOptions<Options> {
     for (int64_t b = 0; b < n; b += chunk) consume(backbone_->forward(images.slice(0, b, std::min(n, b + chunk))), b);
   }
 
-  /// Hands fit() the leave-one-image-out scores of `images` training images, computed by
-  /// `score(begin, end)` feature_batch_size images at a time.
-  void set_left_out_scores_by_batch(int64_t images,
-                                    const std::function<torch::Tensor(int64_t begin, int64_t end)>& score) {
+  /// The scores of `images` images computed by `score(begin, end)` feature_batch_size images at a time, in
+  /// image order (an empty float tensor for none): how fit() computes the leave-one-image-out scores it hands
+  /// to set_left_out_scores.
+  torch::Tensor scores_by_batch(int64_t images,
+                                const std::function<torch::Tensor(int64_t begin, int64_t end)>& score) const {
     std::vector<torch::Tensor> parts;
     for (int64_t b = 0; b < images; b += this->options_.feature_batch_size())
       parts.push_back(score(b, std::min(images, b + this->options_.feature_batch_size())));
-    this->set_left_out_scores(torch::cat(parts));
+    return parts.empty() ? torch::zeros({0}) : torch::cat(parts);
   }
 
   torch::nn::Module* model() override { return container_.get(); }
