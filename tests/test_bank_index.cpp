@@ -8,6 +8,7 @@
 #include <adx/detectors/components/algorithms/bank_index.hpp>
 #include <adx/detectors/components/algorithms/coreset.hpp>
 #include <adx/detectors/patchcore/patchcore.hpp>
+#include <adx/io/model_file.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -51,7 +52,7 @@ TEST_CASE("faiss's exact index finds the same neighbours as adx's search", "[ind
   torch::Tensor adx_distance, adx_index, faiss_distance, faiss_index;
   adx::nearest_neighbours(queries, bank, &adx_distance, &adx_index);
   adx::BankIndex flat;
-  flat.build(bank, adx::BankSearch{adx::SearchKind::Flat});
+  flat.build(bank, adx::BankSearch().kind(adx::SearchKind::Flat));
   REQUIRE((flat.kind() == adx::SearchKind::Flat));
   flat.search(queries, &faiss_distance, &faiss_index);
   // faiss sums in its own order (its GEMM, or its own kernels for small batches), so its rows are adx's
@@ -60,10 +61,8 @@ TEST_CASE("faiss's exact index finds the same neighbours as adx's search", "[ind
   adx::test::require_same_nearest(queries, bank, faiss_index, faiss_distance, adx_index, 1e-5);
   // The exact kind is adx's own search over the bank grouped by cell: the same rows once mapped back
   // through order(), the same distances to the bit (the fixed-order kernel decides both).
-  adx::BankSearch cells;
-  cells.exact_cells = 55;
   adx::BankIndex exact;
-  exact.build(bank, cells);
+  exact.build(bank, adx::BankSearch().exact_cells(55));
   REQUIRE(exact.cells().count() > 1);
   REQUIRE(torch::equal(exact.bank(), bank.index_select(0, exact.order())));
   torch::Tensor d, i;
@@ -75,7 +74,7 @@ TEST_CASE("faiss's exact index finds the same neighbours as adx's search", "[ind
   // Left to choose, a bank this small (3,000 x 64, under 2^20 values) is searched whole: the cells' bookkeeping
   // would cost more than they save.
   adx::BankIndex automatic;
-  automatic.build(bank, adx::BankSearch{});
+  automatic.build(bank, adx::BankSearch());
   REQUIRE(automatic.cells().count() == 0);
   REQUIRE_FALSE(automatic.order().defined());
   REQUIRE(automatic.memory_bytes() == 0);
@@ -192,10 +191,8 @@ TEST_CASE("cell search skips most of the bank and still answers as the full sear
 TEST_CASE("approximate indexes recall the nearest neighbour at their default settings", "[industrial][search]") {
   const auto bank = clustered(8000, 64, 60, 3), queries = clustered(1000, 64, 60, 4);
   for (const auto kind : {adx::SearchKind::Ivf, adx::SearchKind::Hnsw}) {
-    adx::BankSearch search;
-    search.kind = kind;
     adx::BankIndex index;
-    index.build(bank, search);
+    index.build(bank, adx::BankSearch().kind(kind));
     REQUIRE((index.kind() == kind));
     REQUIRE(index.note().empty());
     const double recall = recall_at_1(index, queries, bank);
@@ -204,8 +201,8 @@ TEST_CASE("approximate indexes recall the nearest neighbour at their default set
   }
   // An 8-bit bank: a quarter of the float32 bank's bytes, and still mostly the same neighbours.
   adx::BankIndex float_bank, sq8_bank;
-  float_bank.build(bank, adx::BankSearch{adx::SearchKind::Flat});
-  sq8_bank.build(bank, adx::BankSearch{adx::SearchKind::Flat, adx::BankCompression::Sq8});
+  float_bank.build(bank, adx::BankSearch().kind(adx::SearchKind::Flat));
+  sq8_bank.build(bank, adx::BankSearch().kind(adx::SearchKind::Flat).compression(adx::BankCompression::Sq8));
   INFO("flat " << float_bank.memory_bytes() << " bytes, sq8 " << sq8_bank.memory_bytes() << " bytes");
   REQUIRE(float_bank.memory_bytes() >= 8000 * 64 * 4);
   REQUIRE(sq8_bank.memory_bytes() < float_bank.memory_bytes() / 3);
@@ -217,47 +214,42 @@ TEST_CASE("approximate indexes recall the nearest neighbour at their default set
 TEST_CASE("a bank too small for its cells falls back to exact search; bad settings and indexes are errors",
           "[industrial][search][errors]") {
   const auto bank = clustered(30, 8, 3, 5), queries = clustered(20, 8, 3, 6);
-  adx::BankSearch ivf;
-  ivf.kind = adx::SearchKind::Ivf;
-  ivf.ivf_lists = 50;
   adx::BankIndex index;
-  index.build(bank, ivf);
+  index.build(bank, adx::BankSearch().kind(adx::SearchKind::Ivf).ivf_lists(50));
   REQUIRE((index.kind() == adx::SearchKind::Flat));
   REQUIRE_THAT(index.note(), Catch::Contains("50 lists") && Catch::Contains("30"));
   REQUIRE(recall_at_1(index, queries, bank) == 1.0);
 
   REQUIRE_THROWS_AS(adx::make_detector("patchcore", {{"search", "annoy"}}), adx::OptionError);
-  REQUIRE_THROWS_AS(adx::check_bank_search(adx::BankSearch{adx::SearchKind::Exact, adx::BankCompression::Sq8}), adx::OptionError);
-  adx::BankSearch bad;
-  bad.kind = adx::SearchKind::Hnsw;
-  bad.hnsw_m = 1;
-  REQUIRE_THROWS_AS(adx::check_bank_search(bad), adx::OptionError);
+  REQUIRE_THROWS_WITH(adx::check_options(adx::BankSearch().compression(adx::BankCompression::Sq8)),
+                      Catch::Contains("option 'compression' sq8 needs a faiss search"));
+  REQUIRE_THROWS_WITH(adx::make_detector("patchcore", {{"search.kind", "hnsw"}, {"search.hnsw_m", "1"}}),
+                      Catch::Contains("option 'search.hnsw_m' must be in [2, 256], got 1"));
   REQUIRE_THROWS_AS(index.search(torch::rand({2, 9}), nullptr, nullptr), adx::ShapeError);
 
   adx::BankIndex flat;
-  flat.build(bank, adx::BankSearch{adx::SearchKind::Flat});
+  flat.build(bank, adx::BankSearch().kind(adx::SearchKind::Flat));
   auto bytes = flat.serialize();
   adx::BankIndex restored;
-  REQUIRE_THROWS_AS(restored.deserialize(bytes.slice(0, 0, 10).clone(), bank, adx::BankSearch{adx::SearchKind::Flat}), adx::IoError);
-  REQUIRE_THROWS_AS(restored.deserialize(bytes, clustered(31, 8, 3, 5), adx::BankSearch{adx::SearchKind::Flat}), adx::IoError);
+  REQUIRE_THROWS_AS(restored.deserialize(bytes.slice(0, 0, 10).clone(), bank, adx::BankSearch().kind(adx::SearchKind::Flat)), adx::IoError);
+  REQUIRE_THROWS_AS(restored.deserialize(bytes, clustered(31, 8, 3, 5), adx::BankSearch().kind(adx::SearchKind::Flat)), adx::IoError);
   auto garbage = bytes.clone();
   garbage.slice(0, 0, 4).fill_(0x41);
-  REQUIRE_THROWS_AS(restored.deserialize(garbage, bank, adx::BankSearch{adx::SearchKind::Flat}), adx::IoError);
-  restored.deserialize(bytes, bank, adx::BankSearch{adx::SearchKind::Flat});
+  REQUIRE_THROWS_AS(restored.deserialize(garbage, bank, adx::BankSearch().kind(adx::SearchKind::Flat)), adx::IoError);
+  restored.deserialize(bytes, bank, adx::BankSearch().kind(adx::SearchKind::Flat));
   REQUIRE(recall_at_1(restored, queries, bank) == 1.0);
 
   // Exact search's cells: boundaries that do not fit the bank are an IoError, as is a record of cells
   // under options that ask for faiss.
   const auto big = clustered(400, 8, 6, 10);
-  adx::BankSearch six_cells;
-  six_cells.exact_cells = 6;
+  const auto six_cells = adx::BankSearch().exact_cells(6);
   adx::BankIndex exact;
   exact.build(big, six_cells);
   const auto cells = exact.serialize();
   REQUIRE(cells.scalar_type() == torch::kLong);
   REQUIRE_THROWS_AS(restored.deserialize(cells, big.slice(0, 0, 300), six_cells), adx::IoError);
   REQUIRE_THROWS_AS(restored.deserialize(cells.flip(0), exact.bank(), six_cells), adx::IoError);
-  REQUIRE_THROWS_AS(restored.deserialize(cells, exact.bank(), adx::BankSearch{adx::SearchKind::Flat}), adx::IoError);
+  REQUIRE_THROWS_AS(restored.deserialize(cells, exact.bank(), adx::BankSearch().kind(adx::SearchKind::Flat)), adx::IoError);
   restored.deserialize(cells, exact.bank(), six_cells);
   torch::Tensor a, b;
   exact.search(queries, nullptr, &a);
@@ -284,9 +276,10 @@ TEST_CASE("PatchCore scores through every search mode and reloads to identical s
     adx::Patchcore detector(adx::PatchcoreOptions()
                                 .backbone("resnet18")
                                 .layers("layer1,layer2")
-                                .search(kind)
-                                .exact_cells(search == "exact, 8 cells" ? 8 : 0)
-                                .compression(sq8 ? adx::BankCompression::Sq8 : adx::BankCompression::None)
+                                .search(adx::BankSearch()
+                                            .kind(kind)
+                                            .exact_cells(search == "exact, 8 cells" ? 8 : 0)
+                                            .compression(sq8 ? adx::BankCompression::Sq8 : adx::BankCompression::None))
                                 .runtime(adx::RuntimeOptions().threads(2).seed(3)));
     detector.fit(Data::images(category.train));
     const auto scores = detector.score(Data::images(category.test));
@@ -309,5 +302,22 @@ TEST_CASE("PatchCore scores through every search mode and reloads to identical s
     REQUIRE(torch::equal(again.per_item, scores.per_item));
     REQUIRE(torch::equal(again.pixel_map, scores.pixel_map));
     REQUIRE((dynamic_cast<adx::Patchcore&>(*loaded).index().kind() == detector.index().kind()));
+    if (search == "hnsw") {
+      // A file written before the search settings nested under "search." names them by their old keys; it
+      // loads to the same scores.
+      auto file = adx::read_model_file(path);
+      for (const char* key : {"kind", "exact_cells", "compression", "ivf_lists", "ivf_probes", "hnsw_m", "hnsw_ef_search"}) {
+        const auto value = file.options.at(std::string("search.") + key);
+        file.options.erase(std::string("search.") + key);
+        file.options[key == std::string("kind") ? "search" : key] = value;
+      }
+      adx::write_model_file(path, file);
+      auto old_keys = adx::load(path);
+      REQUIRE(old_keys->options_map() == loaded->options_map());
+      REQUIRE(torch::equal(old_keys->score(Data::images(category.test)).per_item, scores.per_item));
+    }
   }
+  // Old keys and new keys in one map name the same value twice.
+  REQUIRE_THROWS_WITH(adx::make_detector("patchcore", {{"search", "hnsw"}, {"search.kind", "flat"}}),
+                      Catch::Contains("older name"));
 }

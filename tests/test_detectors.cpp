@@ -210,7 +210,7 @@ TEST_CASE("bad input is an adx::Error that names the problem", "[detectors][erro
   REQUIRE_THROWS_WITH(adx::make_detector("autoencoder", {{"epochs", "3"}}),
                       Catch::Contains("unknown option") && Catch::Contains("train.epochs"));
   REQUIRE_THROWS_WITH(adx::make_detector("denoising_autoencoder", {{"noise", "none"}}),
-                      Catch::Contains("needs input noise"));
+                      Catch::Contains("option 'noise' must be gaussian, masking or dropout"));
   REQUIRE_THROWS_WITH(adx::make_detector("autoencoder", {{"runtime.device", "tpu"}})->fit(Data::tabular(data.train)),
                       Catch::Contains("tpu"));
 
@@ -410,7 +410,7 @@ TEST_CASE("GAN detectors refuse tabular data and bad options", "[detectors][gan]
     REQUIRE_THROWS_WITH(d->fit(Data::tabular(torch::rand({20, 16}))), Catch::Contains("accepts image data"));
     REQUIRE_THROWS_WITH(adx::make_detector(name, {{"image_size", "24"}}), Catch::Contains("power of two"));
   }
-  REQUIRE_THROWS_WITH(adx::make_detector("anogan", {{"lambda", "1.5"}}), Catch::Contains("lambda must lie in [0, 1]"));
+  REQUIRE_THROWS_WITH(adx::make_detector("anogan", {{"lambda", "1.5"}}), Catch::Contains("option 'lambda' must be in [0, 1], got 1.5"));
   REQUIRE_THROWS_WITH(adx::make_detector("f_anogan", {{"critic_steps", "0"}}), Catch::Contains("critic_steps"));
 }
 

@@ -75,7 +75,7 @@ constexpr int64_t kRank0Rows = 230;
 // PatchCore with its bank in k-means cells, so that the shards' own cells and the whole bank's differ.
 Job sharded_patchcore_job() {
   auto j = job("patchcore");
-  j.options["exact_cells"] = "6";
+  j.options["search.exact_cells"] = "6";
   return j;
 }
 torch::Tensor patchcore_test_images() { return adx::test::easy_images_at(64, 2, 10, 10).test; }

@@ -310,18 +310,16 @@ TEST_CASE("bad API values are refused before any work", "[hostile][options]") {
   refused({{"train.lr", "-1"}}, "lr");
   refused({{"runtime.score_batch_size", "0"}}, "score_batch_size");
 
-  // The same values set through the typed API are caught by fit, before training.
+  // The same values set through the typed API are refused when the detector is made.
   adx::AutoencoderOptions options;
   options.threshold().policy(adx::ThresholdPolicy::Contamination).contamination(1.5);
-  adx::Autoencoder contaminated(options);
-  REQUIRE_THROWS_WITH(contaminated.fit(adx::Data::tabular(x)), Catch::Contains("contamination"));
-  REQUIRE_FALSE(contaminated.fitted());
+  REQUIRE_THROWS_WITH(adx::Autoencoder(options), Catch::Contains("option 'threshold.contamination'"));
   adx::AutoencoderOptions nan_options;
   nan_options.threshold().k(NAN);
-  REQUIRE_THROWS_WITH(adx::Autoencoder(nan_options).fit(adx::Data::tabular(x)), Catch::Contains("threshold.k"));
+  REQUIRE_THROWS_WITH(adx::Autoencoder(nan_options), Catch::Contains("threshold.k"));
   adx::AutoencoderOptions fraction;
   fraction.runtime().validation_fraction(NAN);
-  REQUIRE_THROWS_AS(adx::Autoencoder(fraction).fit(adx::Data::tabular(x)), adx::OptionError);
+  REQUIRE_THROWS_AS(adx::Autoencoder(fraction), adx::OptionError);
 
   // Empty items and wrongly ranked images are shape errors, not LibTorch errors.
   auto detector = adx::make_detector("autoencoder", {{"train.epochs", "1"}});

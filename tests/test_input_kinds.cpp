@@ -353,6 +353,29 @@ TEST_CASE("real-valued options are written as the shortest text that reads back 
   REQUIRE(back.runtime().validation_fraction() == awkward);
 }
 
+TEST_CASE("every detector refuses an out-of-range number by its key, when it is made", "[options][errors]") {
+  // Every numeric option (and list of numbers) of every detector, set to -1 and to 0: the detector is made,
+  // or the refusal is an OptionError that names the key as the user wrote it.
+  const std::regex numeric("-?[0-9.e+-]+(,-?[0-9.e+-]+)*");
+  int refused = 0;
+  for (const auto& name : adx::detector_names()) {
+    if (name == "my_gaussian") continue;  // the example's own detector, if registered in this process
+    for (const auto& [key, value] : adx::make_detector(name)->options_map()) {
+      if (!std::regex_match(value, numeric)) continue;
+      for (const std::string bad : {"-1", "0"}) {
+        INFO(name << ": " << key << "=" << bad);
+        try {
+          adx::make_detector(name, {{key, bad}});
+        } catch (const adx::OptionError& e) {
+          REQUIRE_THAT(e.what(), Catch::Contains("'" + key + "'"));
+          ++refused;
+        }
+      }
+    }
+  }
+  REQUIRE(refused > 100);
+}
+
 TEST_CASE("class names and folders follow the registry names", "[layout]") {
   const std::filesystem::path include = std::string(ADX_SOURCE_DIR) + "/include/adx/detectors";
   for (const auto& name : adx::detector_names()) {

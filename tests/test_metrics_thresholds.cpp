@@ -195,6 +195,48 @@ TEST_CASE("bad option keys and values name the problem", "[options][errors]") {
   REQUIRE_THROWS_WITH(adx::from_option_map<OuterOpts>({{"flag", "maybe"}}), Catch::Contains("boolean"));
 }
 
+TEST_CASE("range checks name the key with its prefix, the range and the value", "[options][errors]") {
+  const adx::OptionChecks c("train.");
+  REQUIRE_NOTHROW(c.at_least("epochs", 1, 1).above("lr", 0.5, 0.0).in("rate", 1.0, 0.0, 1.0, "(]"));
+  REQUIRE_THROWS_WITH(c.at_least("epochs", 0, 1), "option 'train.epochs' must be >= 1, got 0");
+  REQUIRE_THROWS_WITH(c.above("lr", 0.0, 0.0), "option 'train.lr' must be > 0, got 0");
+  REQUIRE_THROWS_WITH(c.in("rate", 1.0, 0.0, 1.0, "[)"), "option 'train.rate' must be in [0, 1), got 1");
+  REQUIRE_THROWS_WITH(c.in("rate", 0.0, 0.0, 1.0, "(]"), "option 'train.rate' must be in (0, 1], got 0");
+  REQUIRE_THROWS_WITH(c.in("rate", -0.25, 0.0, 1.0), "option 'train.rate' must be in [0, 1], got -0.25");
+  REQUIRE_THROWS_WITH(c.each_at_least("widths", {}, 1), "option 'train.widths' must list at least 1 value(s), got 0");
+  REQUIRE_NOTHROW(c.each_at_least("widths", {}, 1, 0));
+  REQUIRE_THROWS_WITH(c.each_at_least("widths", {4, 0, 2}, 1), "option 'train.widths' entries must be >= 1, got 0");
+  REQUIRE_THROWS_WITH(c.that(false, "heads", "must divide '{}', got {}", c.key("width"), 3),
+                      "option 'train.heads' must divide 'train.width', got 3");
+}
+
+namespace {
+
+struct RenamedOpts {
+  ADX_OPTIONS_STRUCT;
+  ADX_ARG(int64_t, width) = 1;
+  ADX_ARG(InnerOpts, inner) = InnerOpts();
+
+ public:
+  static const adx::OptionRenames& renamed_options() {
+    static const adx::OptionRenames renames{{"rate", "inner.rate"}, {"size", "width"}};
+    return renames;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("renamed keys read as their new names, once", "[options]") {
+  const auto o = adx::from_option_map<RenamedOpts>({{"rate", "0.25"}, {"size", "4"}});
+  REQUIRE(o.inner().rate() == 0.25);
+  REQUIRE(o.width() == 4);
+  REQUIRE(adx::to_option_map(o) == adx::OptionMap{{"inner.rate", "0.25"}, {"width", "4"}});
+  REQUIRE(adx::from_option_map<RenamedOpts>({{"inner.rate", "0.5"}}).inner().rate() == 0.5);
+  REQUIRE_THROWS_WITH(adx::from_option_map<RenamedOpts>({{"size", "4"}, {"width", "5"}}),
+                      Catch::Contains("'size' and 'width'") && Catch::Contains("older name"));
+  REQUIRE_THROWS_WITH(adx::from_option_map<RenamedOpts>({{"sizes", "4"}}), Catch::Contains("unknown option(s): sizes"));
+}
+
 TEST_CASE("regions are 8-connected", "[metrics][pixel]") {
   const std::vector<uint8_t> diagonal{1, 0, 0, 0, 1, 0, 0, 0, 1};
   int32_t regions = 0;

@@ -235,8 +235,7 @@ TEST_CASE("anomaly sources: procedural textures vary, augmentation stays in rang
 
   // DRAEM's anomaly changes the image inside its mask only.
   const auto image = torch::full({3, 64, 64}, 0.5), source = torch::zeros({3, 64, 64});
-  adx::PerlinAnomalyOptions perlin;
-  perlin.opacity_max = 0.5;
+  const auto perlin = adx::PerlinAnomalyOptions().opacity_max(0.5);
   int non_empty = 0;
   for (int k = 0; k < 10; ++k) {
     const auto anomaly = adx::perlin_anomaly(image, source, gen, perlin);
@@ -289,9 +288,8 @@ TEST_CASE("median filters match hand-worked values; NSA's anomalies change the i
   const auto same = adx::natural_anomaly(flat, flat, gen);
   REQUIRE(torch::allclose(same.image, flat, 0, 1e-4));
   REQUIRE(same.mask.max().item<double>() == 0);
-  adx::NaturalAnomalyOptions bad;
-  bad.max_half_width = 0.6;
-  REQUIRE_THROWS_AS(adx::natural_anomaly(y, source, gen, bad), adx::ValueError);
+  REQUIRE_THROWS_WITH(adx::natural_anomaly(y, source, gen, adx::NaturalAnomalyOptions().max_half_width(0.6)),
+                      Catch::Contains("option 'max_half_width' must be in ['min_half_width' = 0.03, 0.5), got 0.6"));
 }
 
 TEST_CASE("NSA's label equals the authors' label code", "[synthesis][reference]") {

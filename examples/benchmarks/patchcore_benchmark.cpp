@@ -98,9 +98,7 @@ int main(int argc, char** argv) {
                              adx::metrics::roc_auc(category.test_labels, scores.to_vector()));
     // The same detector searching its whole bank, as exact search did before cells.
     const auto cells = detector.index().cells();
-    adx::BankSearch whole_bank;
-    whole_bank.exact_cells = 1;
-    detector.set_search(whole_bank);
+    detector.set_search(adx::BankSearch().exact_cells(1));
     t0 = clock_type::now();
     const auto whole_scores = detector.score(adx::Data::images(category.test));
     const double whole_s = seconds_since(t0);

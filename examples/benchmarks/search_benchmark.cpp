@@ -63,17 +63,17 @@ int main(int argc, char** argv) {
     torch::Tensor exact_nearest;
     adx::nearest_neighbours(flat_patches, bank, nullptr, &exact_nearest);
 
-    adx::BankSearch whole_bank;
-    whole_bank.exact_cells = 1;
-    std::vector<Setting> settings{{"exact (adx, cells)", {adx::SearchKind::Exact}},
+    using adx::BankCompression, adx::BankSearch, adx::SearchKind;
+    const auto whole_bank = BankSearch().exact_cells(1);
+    std::vector<Setting> settings{{"exact (adx, cells)", BankSearch()},
                                   {"exact (adx, whole bank)", whole_bank},
-                                  {"flat (faiss, exact)", {adx::SearchKind::Flat}},
-                                  {"ivf", {adx::SearchKind::Ivf}},
-                                  {"ivf, 32 probes", {adx::SearchKind::Ivf, adx::BankCompression::None, 0, 32}},
-                                  {"hnsw", {adx::SearchKind::Hnsw}},
-                                  {"hnsw, ef 128", {adx::SearchKind::Hnsw, adx::BankCompression::None, 0, 8, 32, 128}},
-                                  {"flat + sq8", {adx::SearchKind::Flat, adx::BankCompression::Sq8}},
-                                  {"hnsw + sq8", {adx::SearchKind::Hnsw, adx::BankCompression::Sq8}}};
+                                  {"flat (faiss, exact)", BankSearch().kind(SearchKind::Flat)},
+                                  {"ivf", BankSearch().kind(SearchKind::Ivf)},
+                                  {"ivf, 32 probes", BankSearch().kind(SearchKind::Ivf).ivf_probes(32)},
+                                  {"hnsw", BankSearch().kind(SearchKind::Hnsw)},
+                                  {"hnsw, ef 128", BankSearch().kind(SearchKind::Hnsw).hnsw_ef_search(128)},
+                                  {"flat + sq8", BankSearch().kind(SearchKind::Flat).compression(BankCompression::Sq8)},
+                                  {"hnsw + sq8", BankSearch().kind(SearchKind::Hnsw).compression(BankCompression::Sq8)}};
     std::cout << "| search | build s | images/s | batch-1 p50 ms | batch-1 p99 ms | recall@1 | image AUROC | AUPRO | "
                  "index MB | scores as whole-bank search |\n|---|---|---|---|---|---|---|---|---|---|\n";
     // The reference: exact search over the whole bank (what exact search did before cells).
@@ -98,7 +98,7 @@ int main(int argc, char** argv) {
       const double recall = nearest.eq(exact_nearest).to(torch::kDouble).mean().item<double>();
       // exact: the bank tensor plus the cells' bounds; faiss: its index, which holds its own copy.
       const double bank_mb = static_cast<double>(detector.index().memory_bytes() +
-                                                 (setting.search.kind == adx::SearchKind::Exact ? bank.numel() * 4 : 0)) /
+                                                 (setting.search.kind() == adx::SearchKind::Exact ? bank.numel() * 4 : 0)) /
                              1e6;
       const bool same = torch::equal(scores.per_item, reference.per_item) &&
                         torch::equal(scores.pixel_map, reference.pixel_map);

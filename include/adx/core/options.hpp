@@ -278,6 +278,58 @@ void check_options(const Options& options) {
   if constexpr (detail::has_check<Options>::value) options.check("");
 }
 
+/// The range checks of an options struct's check(prefix). Each failure is an OptionError that names the
+/// key as the user writes it (prefix + key) and the value it got:
+///   OptionChecks(prefix).at_least("slots", slots(), 1).in("shrink", shrink(), 0.0, 1.0, "[)");
+class OptionChecks {
+ public:
+  explicit OptionChecks(std::string prefix) : prefix_(std::move(prefix)) {}
+  /// value >= low.
+  template <class T, class L>
+  const OptionChecks& at_least(const char* key, const T& value, const L& low) const {
+    if (!(value >= low)) fail(key, fmt::format("must be >= {}, got {}", low, value));
+    return *this;
+  }
+  /// value > low.
+  template <class T, class L>
+  const OptionChecks& above(const char* key, const T& value, const L& low) const {
+    if (!(value > low)) fail(key, fmt::format("must be > {}, got {}", low, value));
+    return *this;
+  }
+  /// value in the interval that `ends` writes: "[]", "[)", "(]" or "()".
+  template <class T, class L>
+  const OptionChecks& in(const char* key, const T& value, const L& low, const L& high, const char* ends = "[]") const {
+    const bool low_ok = ends[0] == '[' ? value >= low : value > low;
+    const bool high_ok = ends[1] == ']' ? value <= high : value < high;
+    if (!(low_ok && high_ok)) fail(key, fmt::format("must be in {}{}, {}{}, got {}", ends[0], low, high, ends[1], value));
+    return *this;
+  }
+  /// A list of at least `min_entries` entries, each >= low (layer widths, dilations).
+  const OptionChecks& each_at_least(const char* key, const std::vector<int64_t>& values, int64_t low,
+                                    size_t min_entries = 1) const {
+    if (values.size() < min_entries)
+      fail(key, fmt::format("must list at least {} value(s), got {}", min_entries, values.size()));
+    for (const auto value : values)
+      if (value < low) fail(key, fmt::format("entries must be >= {}, got {}", low, value));
+    return *this;
+  }
+  /// Any other rule: "option '<prefix><key>' <requirement>" when `ok` is false.
+  template <class... A>
+  const OptionChecks& that(bool ok, const char* key, fmt::format_string<A...> requirement, A&&... args) const {
+    if (!ok) fail(key, fmt::format(requirement, std::forward<A>(args)...));
+    return *this;
+  }
+  /// The key as the user writes it, for requirements that name another key.
+  std::string key(const char* name) const { return prefix_ + name; }
+  const std::string& prefix() const { return prefix_; }
+
+ private:
+  [[noreturn]] void fail(const char* key, const std::string& what) const {
+    throw OptionError(fmt::format("option '{}{}' {}", prefix_, key, what));
+  }
+  std::string prefix_;
+};
+
 /// Flattens an options struct into a key/value map.
 template <class Options>
 OptionMap to_option_map(const Options& options) {
@@ -287,9 +339,44 @@ OptionMap to_option_map(const Options& options) {
   return map;
 }
 
+/// Keys an options struct once had, each with the key that replaced it.
+using OptionRenames = std::vector<std::pair<std::string, std::string>>;
+
+namespace detail {
+
+// An options struct may declare `static const OptionRenames& renamed_options()`, so that model files and
+// scripts written with its older keys still read.
+template <class T, class = void>
+struct has_renames : std::false_type {};
+template <class T>
+struct has_renames<T, std::void_t<decltype(T::renamed_options())>> : std::true_type {};
+
+inline OptionMap apply_renames(OptionMap map, const OptionRenames& renames) {
+  for (const auto& [old_key, new_key] : renames) {
+    const auto it = map.find(old_key);
+    if (it == map.end()) continue;
+    if (map.count(new_key))
+      throw OptionError(fmt::format("options '{}' and '{}' set the same value ('{}' is its older name); give one",
+                                    old_key, new_key, old_key));
+    map[new_key] = it->second;
+    map.erase(old_key);
+  }
+  return map;
+}
+
+}  // namespace detail
+
 /// Applies a key/value map on top of `options`; an unknown key is an OptionError listing the valid keys.
+/// Keys the struct lists in renamed_options() are read as their new names.
 template <class Options>
-Options from_option_map(const OptionMap& map, Options options = Options()) {
+Options from_option_map(const OptionMap& given, Options options = Options()) {
+  const OptionMap* source = &given;
+  OptionMap renamed;
+  if constexpr (detail::has_renames<Options>::value) {
+    renamed = detail::apply_renames(given, Options::renamed_options());
+    source = &renamed;
+  }
+  const OptionMap& map = *source;
   std::vector<std::string> used;
   detail::FromMapVisitor v{map, "", &used};
   visit_options(options, v);

@@ -201,7 +201,8 @@ class Detector {
 template <class Options>
 class DetectorWithOptions : public Detector {
  public:
-  explicit DetectorWithOptions(Options options) : options_(std::move(options)) {}
+  /// Refuses out-of-range options here (check_options), before any work.
+  explicit DetectorWithOptions(Options options) : options_(std::move(options)) { check_options(options_); }
   const Options& options() const { return options_; }
   OptionMap options_map() const override { return to_option_map(options_); }
   void validate_options() const override { check_options(options_); }

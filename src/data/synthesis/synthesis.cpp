@@ -296,18 +296,26 @@ std::string AnomalySource::describe() const {
   return "procedural";
 }
 
+void PerlinAnomalyOptions::check(const std::string& prefix) const {
+  const OptionChecks c(prefix);
+  c.in("opacity_min", opacity_min(), 0.0, 1.0, "[)")
+      .that(opacity_max() >= opacity_min() && opacity_max() < 1, "opacity_max", "must be in ['{}' = {}, 1), got {}",
+            c.key("opacity_min"), opacity_min(), opacity_max())
+      .in("threshold", threshold(), -1.0, 1.0)
+      .in("max_scale_log2", max_scale_log2(), 1, 12)
+      .in("max_rotation_degrees", max_rotation_degrees(), 0.0, 180.0);
+}
+
 SyntheticAnomaly perlin_anomaly(const at::Tensor& image, const at::Tensor& source, at::Generator generator,
                                 const PerlinAnomalyOptions& options) {
-  ADX_CHECK_AS(ValueError, 0 <= options.opacity_min && options.opacity_min <= options.opacity_max && options.opacity_max < 1,
-               "opacities need 0 <= opacity_min <= opacity_max < 1, got {} and {}", options.opacity_min,
-               options.opacity_max);
+  check_options(options);
   ADX_CHECK_AS(ShapeError, image.dim() == 3, "a Perlin anomaly needs a C x H x W image, got {}",
                shape_string(image.sizes().vec()));
-  const auto mask = perlin_mask(image.size(1), image.size(2), generator, options.threshold, options.max_scale_log2,
-                                options.max_rotation_degrees);
-  const double beta = options.opacity_max > options.opacity_min
-                          ? uniform(generator, options.opacity_min, options.opacity_max)
-                          : options.opacity_min;
+  const auto mask = perlin_mask(image.size(1), image.size(2), generator, options.threshold(), options.max_scale_log2(),
+                                options.max_rotation_degrees());
+  const double beta = options.opacity_max() > options.opacity_min()
+                          ? uniform(generator, options.opacity_min(), options.opacity_max())
+                          : options.opacity_min();
   return {blend_anomaly(image, source.to(image.scalar_type()), mask, beta), mask};
 }
 
@@ -342,33 +350,43 @@ at::Tensor median_filter(const at::Tensor& map, const at::Tensor& footprint) {
   return std::get<0>(kept.median(0)).reshape(map.sizes());
 }
 
+void NaturalAnomalyOptions::check(const std::string& prefix) const {
+  const OptionChecks c(prefix);
+  c.at_least("max_patches", max_patches(), 1)
+      .in("min_half_width", min_half_width(), 0.0, 0.5, "()")
+      .that(max_half_width() >= min_half_width() && max_half_width() < 0.5, "max_half_width",
+            "must be in ['{}' = {}, 0.5), got {}", c.key("min_half_width"), min_half_width(), max_half_width())
+      .above("gamma_shape", gamma_shape(), 0.0)
+      .above("gamma_scale", gamma_scale(), 0.0)
+      .at_least("gamma_offset", gamma_offset(), 0.0)
+      .above("min_scale", min_scale(), 0.0)
+      .that(max_scale() >= min_scale(), "max_scale", "must be >= '{}' = {}, got {}", c.key("min_scale"), min_scale(),
+            max_scale())
+      .above("label_k", label_k(), 0.0)
+      .at_least("tolerance", tolerance(), 0.0);
+}
+
 SyntheticAnomaly natural_anomaly(const at::Tensor& image, const at::Tensor& source, at::Generator generator,
                                  const NaturalAnomalyOptions& o) {
   ADX_CHECK_AS(ShapeError, image.dim() == 3 && source.sizes() == image.sizes(),
                "a natural anomaly needs a C x H x W image and a source of one shape, got {} and {}",
                shape_string(image.sizes().vec()), shape_string(source.sizes().vec()));
-  ADX_CHECK_AS(ValueError,
-               o.max_patches >= 1 && 0 < o.min_half_width && o.min_half_width <= o.max_half_width &&
-                   o.max_half_width < 0.5 && 0 < o.min_scale && o.min_scale <= o.max_scale && o.gamma_shape > 0 &&
-                   o.gamma_scale > 0,
-               "natural anomaly options need max_patches >= 1, 0 < min_half_width <= max_half_width < 0.5 and "
-               "0 < min_scale <= max_scale, got {}, {}, {}, {}, {}",
-               o.max_patches, o.min_half_width, o.max_half_width, o.min_scale, o.max_scale);
+  check_options(o);
   const int64_t height = image.size(1), width = image.size(2);
   const auto original = image.to(torch::kFloat32);
   const auto donor = source.to(torch::kFloat32);
   auto result = original.clone();
   auto patches = torch::zeros({height, width});
-  const int64_t min_h = std::llround(o.min_half_width * height), max_h = std::llround(o.max_half_width * height);
-  const int64_t min_w = std::llround(o.min_half_width * width), max_w = std::llround(o.max_half_width * width);
+  const int64_t min_h = std::llround(o.min_half_width() * height), max_h = std::llround(o.max_half_width() * height);
+  const int64_t min_w = std::llround(o.min_half_width() * width), max_w = std::llround(o.max_half_width() * width);
   ADX_CHECK_AS(ShapeError, min_h >= 1 && min_w >= 1, "a natural anomaly needs an image of at least {} x {} px, got {} x {}",
-               static_cast<int64_t>(std::ceil(0.5 / o.min_half_width)), static_cast<int64_t>(std::ceil(0.5 / o.min_half_width)),
+               static_cast<int64_t>(std::ceil(0.5 / o.min_half_width())), static_cast<int64_t>(std::ceil(0.5 / o.min_half_width())),
                height, width);
   // An integer uniform in [low, high), as numpy's randint.
   auto randint = [&](int64_t low, int64_t high) { return low + uniform_index(generator, std::max<int64_t>(1, high - low)); };
   // Gamma(shape, scale) by Marsaglia and Tsang's method, from the generator's normals and uniforms.
   auto gamma = [&] {
-    const double shape = o.gamma_shape < 1 ? o.gamma_shape + 1 : o.gamma_shape;
+    const double shape = o.gamma_shape() < 1 ? o.gamma_shape() + 1 : o.gamma_shape();
     const double d = shape - 1.0 / 3.0, c = 1.0 / std::sqrt(9.0 * d);
     double value = 0;
     for (;;) {
@@ -380,13 +398,13 @@ SyntheticAnomaly natural_anomaly(const at::Tensor& image, const at::Tensor& sour
         break;
       }
     }
-    if (o.gamma_shape < 1) value *= std::pow(uniform(generator, 0, 1), 1.0 / o.gamma_shape);
-    return value * o.gamma_scale;
+    if (o.gamma_shape() < 1) value *= std::pow(uniform(generator, 0, 1), 1.0 / o.gamma_shape());
+    return value * o.gamma_scale();
   };
-  for (int64_t p = 0; p < o.max_patches; ++p) {
+  for (int64_t p = 0; p < o.max_patches(); ++p) {
     if (p > 0 && uniform(generator, 0, 1) < 0.5) continue;
-    const int64_t half_h = std::clamp<int64_t>(static_cast<int64_t>((o.gamma_offset + gamma()) * height), min_h, max_h);
-    const int64_t half_w = std::clamp<int64_t>(static_cast<int64_t>((o.gamma_offset + gamma()) * width), min_w, max_w);
+    const int64_t half_h = std::clamp<int64_t>(static_cast<int64_t>((o.gamma_offset() + gamma()) * height), min_h, max_h);
+    const int64_t half_w = std::clamp<int64_t>(static_cast<int64_t>((o.gamma_offset() + gamma()) * width), min_w, max_w);
     const int64_t centre_y = randint(min_h, height - min_h), centre_x = randint(min_w, width - min_w);
     const int64_t top = std::max<int64_t>(0, centre_y - half_h), bottom = std::min(height, centre_y + half_h);
     const int64_t left = std::max<int64_t>(0, centre_x - half_w), right = std::min(width, centre_x + half_w);
@@ -394,7 +412,7 @@ SyntheticAnomaly natural_anomaly(const at::Tensor& image, const at::Tensor& sour
     if (h < 3 || w < 3) continue;
     // Resize by a factor N(1, 0.5), clipped, keeping the aspect ratio within the bounds.
     const double scale = std::clamp(torch::empty({1}, torch::kDouble).normal_(1, 0.5, generator).item<double>(),
-                                    o.min_scale, o.max_scale);
+                                    o.min_scale(), o.max_scale());
     const double scaled_h = std::clamp(scale * static_cast<double>(h), static_cast<double>(min_h), static_cast<double>(max_h));
     const int64_t new_w = std::clamp<int64_t>(static_cast<int64_t>(scaled_h / h * w), min_w, max_w);
     const int64_t new_h = std::clamp<int64_t>(static_cast<int64_t>(static_cast<double>(new_w) / w * h), min_h, max_h);
@@ -410,7 +428,7 @@ SyntheticAnomaly natural_anomaly(const at::Tensor& image, const at::Tensor& sour
     inside.slice(0, to_y + 1, to_y + h - 1).slice(1, to_x + 1, to_x + w - 1).fill_(1);
     if (inside.sum().item<double>() < 50) continue;
     PoissonBlendOptions blend;
-    blend.mixed = o.mixed_gradients;
+    blend.mixed = o.mixed_gradients();
     result = poisson_blend(result, placed, inside, blend).clamp(0, 1);
     patches.slice(0, to_y, to_y + h).slice(1, to_x, to_x + w).fill_(1);
   }
@@ -427,9 +445,9 @@ at::Tensor natural_anomaly_label(const at::Tensor& original, const at::Tensor& b
                shape_string(patches.sizes().vec()));
   const auto difference = (original.to(torch::kFloat32) - blended.to(torch::kFloat32)).abs().mean(0) * 255.0 *
                           patches.to(torch::kFloat32);
-  const auto changed = median_filter((difference > o.tolerance).to(torch::kFloat32), torch::ones({5, 5}, torch::kBool));
+  const auto changed = median_filter((difference > o.tolerance()).to(torch::kFloat32), torch::ones({5, 5}, torch::kBool));
   const auto intensity = median_filter(difference * changed, disk_footprint(5));
-  return changed / (1 + torch::exp(-o.label_k * (intensity - o.label_x0)));
+  return changed / (1 + torch::exp(-o.label_k() * (intensity - o.label_x0())));
 }
 
 PatchBox cutpaste_box(int64_t height, int64_t width, at::Generator generator, double area_min, double area_max,

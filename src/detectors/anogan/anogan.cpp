@@ -10,16 +10,17 @@ AnoganNetImpl::AnoganNetImpl(const nn::DcganSpec& s, int64_t starts) {
   start_latents = register_buffer("start_latents", torch::randn({starts, s.latent, 1, 1}));
 }
 
-Anogan::Anogan(Options options) : ImageGanDetector(std::move(options)) {
-  ADX_CHECK_AS(OptionError, options_.lambda() >= 0.0 && options_.lambda() <= 1.0,
-               "lambda must lie in [0, 1], got {}", options_.lambda());
-  ADX_CHECK_AS(OptionError, options_.search_steps() >= 0 && options_.search_lr() > 0.0,
-               "search_steps must be >= 0 and search_lr > 0, got {} and {}", options_.search_steps(),
-               options_.search_lr());
-  ADX_CHECK_AS(OptionError, options_.search_starts() >= 1 && options_.search_batch_size() >= 1,
-               "search_starts and search_batch_size must be >= 1, got {} and {}", options_.search_starts(),
-               options_.search_batch_size());
+void AnoganOptions::check(const std::string& prefix) const {
+  const OptionChecks c(prefix);
+  check_gan_options(*this, c);
+  c.in("lambda", lambda(), 0.0, 1.0)
+      .at_least("search_steps", search_steps(), 0)
+      .above("search_lr", search_lr(), 0.0)
+      .at_least("search_starts", search_starts(), 1)
+      .at_least("search_batch_size", search_batch_size(), 1);
 }
+
+Anogan::Anogan(Options options) : ImageGanDetector(std::move(options)) {}
 
 void Anogan::build_networks() {
   net_ = AnoganNet(spec_, options_.search_starts());

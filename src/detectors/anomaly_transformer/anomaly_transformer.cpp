@@ -142,19 +142,21 @@ torch::Tensor AnomalyTransformerNetImpl::criterion(const torch::Tensor& x, doubl
   return torch::softmax(-dis, -1) * error;
 }
 
-AnomalyTransformer::AnomalyTransformer(Options options) : ReconstructionDetector(std::move(options)) {
-  const auto& o = options_;
-  ADX_CHECK_AS(OptionError, o.d_model() > 0 && o.heads() > 0 && o.d_model() % o.heads() == 0,
-               "d_model must be a positive multiple of heads, got d_model {} and heads {}", o.d_model(), o.heads());
-  ADX_CHECK_AS(OptionError, o.d_model() % 2 == 0, "d_model must be even (sine/cosine position code), got {}",
-               o.d_model());
-  ADX_CHECK_AS(OptionError, o.layers() > 0 && o.d_ff() > 0, "layers and d_ff must be > 0, got {} and {}", o.layers(),
-               o.d_ff());
-  ADX_CHECK_AS(OptionError, o.dropout() >= 0 && o.dropout() < 1, "dropout must be in [0, 1), got {}", o.dropout());
-  ADX_CHECK_AS(OptionError, o.k() >= 0 && o.temperature() > 0, "k must be >= 0 and temperature > 0, got {} and {}",
-               o.k(), o.temperature());
-  ADX_CHECK_AS(OptionError, o.score_chunk() > 0, "score_chunk must be > 0, got {}", o.score_chunk());
+void AnomalyTransformerOptions::check(const std::string& prefix) const {
+  const OptionChecks c(prefix);
+  c.at_least("d_model", d_model(), 1).at_least("heads", heads(), 1);
+  c.that(d_model() % heads() == 0, "d_model", "must be a multiple of '{}' = {}, got {}", c.key("heads"), heads(),
+         d_model());
+  c.that(d_model() % 2 == 0, "d_model", "must be even (sine/cosine position code), got {}", d_model());
+  c.at_least("layers", layers(), 1)
+      .at_least("d_ff", d_ff(), 1)
+      .in("dropout", dropout(), 0.0, 1.0, "[)")
+      .at_least("k", k(), 0.0)
+      .above("temperature", temperature(), 0.0)
+      .at_least("score_chunk", score_chunk(), 1);
 }
+
+AnomalyTransformer::AnomalyTransformer(Options options) : ReconstructionDetector(std::move(options)) {}
 
 AnomalyTransformerNet AnomalyTransformer::make_net(const std::vector<int64_t>& item_shape) {
   return AnomalyTransformerNet(item_shape.at(1), options_);

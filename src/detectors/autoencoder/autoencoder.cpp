@@ -44,17 +44,19 @@ torch::Tensor kl_sparsity(const torch::Tensor& code, double rho) {
   return (rho * torch::log(rho / rho_hat) + (1 - rho) * torch::log((1 - rho) / (1 - rho_hat))).sum();
 }
 
-Autoencoder::Autoencoder(Options options) : ReconstructionDetector(std::move(options)) {
-  const auto& o = options_;
-  ADX_CHECK_AS(OptionError, o.dropout() >= 0 && o.dropout() < 1, "dropout must be in [0, 1), got {}", o.dropout());
-  ADX_CHECK_AS(OptionError, o.noise_level() >= 0, "noise_level must be >= 0, got {}", o.noise_level());
-  ADX_CHECK_AS(OptionError, o.noise() == NoiseKind::Gaussian || o.noise_level() < 1,
-               "noise_level is a probability for {} noise and must be < 1, got {}",
-               detail::option_to_string(o.noise()), o.noise_level());
-  ADX_CHECK_AS(OptionError, o.sparsity_target() > 0 && o.sparsity_target() < 1,
-               "sparsity_target must be in (0, 1), got {}", o.sparsity_target());
-  for (auto h : o.hidden()) ADX_CHECK_AS(OptionError, h > 0, "hidden widths must be > 0, got {}", h);
+void AutoencoderOptions::check(const std::string& prefix) const {
+  const OptionChecks c(prefix);
+  c.each_at_least("hidden", hidden(), 1, 0)
+      .at_least("bottleneck", bottleneck(), 0)
+      .in("dropout", dropout(), 0.0, 1.0, "[)")
+      .at_least("noise_level", noise_level(), 0.0)
+      .that(noise() == NoiseKind::Gaussian || noise_level() < 1, "noise_level",
+            "is a probability for {} noise and must be < 1, got {}", detail::option_to_string(noise()), noise_level())
+      .at_least("sparsity_weight", sparsity_weight(), 0.0)
+      .in("sparsity_target", sparsity_target(), 0.0, 1.0, "()");
 }
+
+Autoencoder::Autoencoder(Options options) : ReconstructionDetector(std::move(options)) {}
 
 std::vector<std::string> Autoencoder::input_kinds() const {
   return {kinds::kTabular, kinds::kImage, kinds::kSeries, kinds::kVideo};

@@ -135,12 +135,14 @@ torch::Tensor ColaNetImpl::forward(const torch::Tensor& features, const torch::T
   return propagate_and_discriminate(*this, gcn->forward(features), adjacency);
 }
 
-Cola::Cola(Options options) : GraphDetector(std::move(options)) {
-  const auto& o = options_;
-  ADX_CHECK_AS(OptionError, o.embedding() > 0, "embedding must be > 0, got {}", o.embedding());
-  ADX_CHECK_AS(OptionError, o.subgraph_size() >= 2, "subgraph_size must be >= 2, got {}", o.subgraph_size());
-  ADX_CHECK_AS(OptionError, o.rounds() >= 1, "rounds must be >= 1, got {}", o.rounds());
+void ColaOptions::check(const std::string& prefix) const {
+  OptionChecks(prefix)
+      .at_least("embedding", embedding(), 1)
+      .at_least("subgraph_size", subgraph_size(), 2)
+      .at_least("rounds", rounds(), 1);
 }
+
+Cola::Cola(Options options) : GraphDetector(std::move(options)) {}
 
 torch::Tensor cola_logits(ColaNetImpl& net, const torch::Tensor& x, const GraphStructure& g, const torch::Tensor& nodes) {
   const auto [features, adjacency] = subgraph_inputs(x, g, nodes);

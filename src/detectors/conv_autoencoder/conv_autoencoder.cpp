@@ -23,10 +23,11 @@ torch::Tensor ConvAutoencoderNetImpl::forward(const torch::Tensor& x) {
   return out.slice(2, 0, height_).slice(3, 0, width_);
 }
 
-ConvAutoencoder::ConvAutoencoder(Options options) : ReconstructionDetector(std::move(options)) {
-  ADX_CHECK_AS(OptionError, !options_.channels().empty(), "conv_autoencoder needs at least one conv layer");
-  ADX_CHECK_AS(OptionError, options_.latent() > 0, "latent must be > 0, got {}", options_.latent());
+void ConvAutoencoderOptions::check(const std::string& prefix) const {
+  OptionChecks(prefix).each_at_least("channels", channels(), 1).at_least("latent", latent(), 1);
 }
+
+ConvAutoencoder::ConvAutoencoder(Options options) : ReconstructionDetector(std::move(options)) {}
 
 ConvAutoencoderNet ConvAutoencoder::make_net(const std::vector<int64_t>& shape) {
   const int64_t min_side = int64_t{1} << options_.channels().size();

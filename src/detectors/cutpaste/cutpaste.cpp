@@ -66,15 +66,13 @@ struct Cutpaste::Networks : torch::nn::Module {
   cutpaste_network::Classifier image{nullptr}, patch{nullptr};
 };
 
-Cutpaste::Cutpaste(Options options) : DetectorWithOptions(std::move(options)) {
-  const auto& o = options_;
-  ADX_CHECK_AS(OptionError, o.image_size() == 0 || o.image_size() >= 64, "image_size must be 0 or >= 64, got {}",
-               o.image_size());
-  ADX_CHECK_AS(OptionError, o.patch_size() >= 0 && o.patch_stride() >= 0,
-               "patch_size and patch_stride must be >= 0, got {} and {}", o.patch_size(), o.patch_stride());
-  for (const int64_t width : o.head())
-    ADX_CHECK_AS(OptionError, width >= 1, "head widths must be >= 1, got {}", width);
+void CutpasteOptions::check(const std::string& prefix) const {
+  const OptionChecks c(prefix);
+  c.that(image_size() == 0 || image_size() >= 64, "image_size", "must be 0 or >= 64, got {}", image_size());
+  c.each_at_least("head", head(), 1, 0).at_least("patch_size", patch_size(), 0).at_least("patch_stride", patch_stride(), 0);
 }
+
+Cutpaste::Cutpaste(Options options) : DetectorWithOptions(std::move(options)) {}
 
 Cutpaste::~Cutpaste() = default;
 

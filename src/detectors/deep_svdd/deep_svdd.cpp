@@ -20,16 +20,20 @@ std::shared_ptr<torch::nn::Module> DeepSvddNetImpl::make_decoder(int64_t in_feat
   return nn::make_mlp({o.rep_dim(), reversed, in_features, true, 0.0, o.bias(), 0.01}).ptr();
 }
 
-DeepSvdd::DeepSvdd(Options options) : DetectorWithOptions(std::move(options)) {
-  ADX_CHECK_AS(OptionError, !options_.bias(),
-               "deep_svdd must be bias-free: with bias terms the network can map every input to the center "
-               "and the hypersphere collapses (Ruff et al. 2018, Prop. 2); set bias=false");
-  ADX_CHECK_AS(OptionError, options_.nu() > 0 && options_.nu() <= 1, "nu must be in (0, 1], got {}",
-               options_.nu());
-  ADX_CHECK_AS(OptionError, options_.rep_dim() > 0, "rep_dim must be > 0, got {}", options_.rep_dim());
-  ADX_CHECK_AS(OptionError, options_.center_eps() >= 0, "center_eps must be >= 0, got {}",
-               options_.center_eps());
+void DeepSvddOptions::check(const std::string& prefix) const {
+  const OptionChecks c(prefix);
+  c.in("nu", nu(), 0.0, 1.0, "(]")
+      .at_least("rep_dim", rep_dim(), 1)
+      .each_at_least("hidden", hidden(), 1, 0)
+      .each_at_least("conv_channels", conv_channels(), 1, 0)
+      .that(!bias(), "bias",
+            "must be false: deep_svdd is bias-free, since with bias terms the network can map every input to the "
+            "center and the hypersphere collapses (Ruff et al. 2018, Prop. 2)")
+      .at_least("center_eps", center_eps(), 0.0)
+      .at_least("warm_up_epochs", warm_up_epochs(), 0);
 }
+
+DeepSvdd::DeepSvdd(Options options) : DetectorWithOptions(std::move(options)) {}
 
 Preprocess DeepSvdd::auto_preprocess(const InputKind& kind) const {
   return kind.traits().image_rows ? Preprocess::GcnMinMax : Preprocess::Standardize;

@@ -3,11 +3,13 @@
 
 namespace adx {
 
-DenoisingAutoencoder::DenoisingAutoencoder(const AutoencoderOptions& options) : Autoencoder(options) {
-  ADX_CHECK_AS(OptionError, options.noise() != NoiseKind::None && options.noise_level() > 0,
-               "denoising_autoencoder needs input noise: set noise to gaussian, masking or dropout and "
-               "noise_level > 0 (got {} / {})",
-               detail::option_to_string(options.noise()), options.noise_level());
+DenoisingAutoencoder::DenoisingAutoencoder(const AutoencoderOptions& options) : Autoencoder(options) { validate_options(); }
+
+void DenoisingAutoencoder::validate_options() const {
+  Autoencoder::validate_options();
+  const OptionChecks c("");
+  c.that(options_.noise() != NoiseKind::None, "noise", "must be gaussian, masking or dropout: {} trains on noisy inputs", type());
+  c.above("noise_level", options_.noise_level(), 0.0);
 }
 
 ADX_BUILTIN_DETECTOR(denoising_autoencoder, factory_for<DenoisingAutoencoder>(),

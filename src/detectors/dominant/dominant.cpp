@@ -73,14 +73,16 @@ std::pair<torch::Tensor, torch::Tensor> DominantNetImpl::forward(const torch::Te
   return {structure_decoder->forward(h, adjacency), attribute_decoder->forward(h, adjacency)};
 }
 
-Dominant::Dominant(Options options) : GraphDetector(std::move(options)) {
-  const auto& o = options_;
-  ADX_CHECK_AS(OptionError, o.hidden() > 0 && o.layers() >= 2, "hidden must be > 0 and layers >= 2, got {} and {}",
-               o.hidden(), o.layers());
-  ADX_CHECK_AS(OptionError, o.alpha() >= 0 && o.alpha() <= 1, "alpha must be in [0, 1], got {}", o.alpha());
-  ADX_CHECK_AS(OptionError, o.negative_samples() >= 0, "negative_samples must be >= 0, got {}", o.negative_samples());
-  ADX_CHECK_AS(OptionError, o.dropout() >= 0 && o.dropout() < 1, "dropout must be in [0, 1), got {}", o.dropout());
+void DominantOptions::check(const std::string& prefix) const {
+  OptionChecks(prefix)
+      .at_least("hidden", hidden(), 1)
+      .at_least("layers", layers(), 2)
+      .in("dropout", dropout(), 0.0, 1.0, "[)")
+      .in("alpha", alpha(), 0.0, 1.0)
+      .at_least("negative_samples", negative_samples(), 0);
 }
+
+Dominant::Dominant(Options options) : GraphDetector(std::move(options)) {}
 
 torch::Tensor dominant_scores(DominantNetImpl& net, const torch::Tensor& x, const GraphStructure& graph,
                               const torch::Tensor& targets, const DominantOptions& options, bool training) {

@@ -16,18 +16,25 @@ struct Draem::Networks : torch::nn::Module {
 };
 
 // The discriminative network halves the image 5 times.
-Draem::Draem(Options options) : SyntheticAnomalyDetector(std::move(options), 32) {
-  const auto& o = options_;
-  ADX_CHECK_AS(OptionError, o.reconstruction_width() >= 1 && o.segmentation_width() >= 1,
-               "reconstruction_width and segmentation_width must be >= 1, got {} and {}", o.reconstruction_width(),
-               o.segmentation_width());
-  ADX_CHECK_AS(OptionError, o.anomaly_probability() >= 0 && o.anomaly_probability() <= 1,
-               "anomaly_probability must be in [0, 1], got {}", o.anomaly_probability());
-  ADX_CHECK_AS(OptionError, 0 <= o.opacity_min() && o.opacity_min() <= o.opacity_max() && o.opacity_max() < 1,
-               "opacities need 0 <= opacity_min <= opacity_max < 1, got {} and {}", o.opacity_min(), o.opacity_max());
-  ADX_CHECK_AS(OptionError, o.rotate_probability() >= 0 && o.rotate_probability() <= 1,
-               "rotate_probability must be in [0, 1], got {}", o.rotate_probability());
+// The networks halve the image 5 times.
+constexpr int64_t kSizeMultiple = 32;
+
+void DraemOptions::check(const std::string& prefix) const {
+  const OptionChecks c(prefix);
+  check_synthetic_options(*this, c, kSizeMultiple);
+  c.at_least("reconstruction_width", reconstruction_width(), 1)
+      .at_least("segmentation_width", segmentation_width(), 1)
+      .in("anomaly_probability", anomaly_probability(), 0.0, 1.0)
+      .in("rotate_probability", rotate_probability(), 0.0, 1.0);
 }
+
+const OptionRenames& DraemOptions::renamed_options() {
+  static const OptionRenames renames{{"opacity_min", "synthesis.opacity_min"},
+                                     {"opacity_max", "synthesis.opacity_max"}};
+  return renames;
+}
+
+Draem::Draem(Options options) : SyntheticAnomalyDetector(std::move(options), kSizeMultiple) {}
 
 Draem::~Draem() = default;
 
@@ -44,9 +51,6 @@ Draem::Example Draem::synthesize(const torch::Tensor& images, at::Generator gene
   const auto& source = anomaly_source();
   // Synthesis runs on the CPU, as a data loader would, and the batch moves to the device once.
   const auto cpu = images.detach().to(torch::kCPU, torch::kFloat32);
-  PerlinAnomalyOptions perlin;
-  perlin.opacity_min = options_.opacity_min();
-  perlin.opacity_max = options_.opacity_max();
   auto uniform = [&](double low, double high) { return draw_uniform(generator, low, high); };
   std::vector<torch::Tensor> inputs, targets, masks;
   for (int64_t i = 0; i < cpu.size(0); ++i) {
@@ -55,7 +59,7 @@ Draem::Example Draem::synthesize(const torch::Tensor& images, at::Generator gene
     torch::Tensor input = image, mask = torch::zeros({image.size(1), image.size(2)});
     if (uniform(0, 1) < options_.anomaly_probability()) {
       const auto drawn = source.draw(image.size(0), image.size(1), image.size(2), generator);
-      auto anomaly = perlin_anomaly(image, augment_anomaly_source(drawn, generator), generator, perlin);
+      auto anomaly = perlin_anomaly(image, augment_anomaly_source(drawn, generator), generator, options_.synthesis());
       input = anomaly.image, mask = anomaly.mask;
     }
     inputs.push_back(input), targets.push_back(image), masks.push_back(mask.unsqueeze(0));

@@ -22,11 +22,11 @@ torch::Tensor EdgeScorerNetImpl::edge_logits(const torch::Tensor& z, const torch
   return decoder->forward(pair).reshape({-1});
 }
 
-EdgeScorer::EdgeScorer(Options options) : GraphDetector(std::move(options)) {
-  ADX_CHECK_AS(OptionError, !options_.gcn().empty(), "gcn must list at least one layer width");
-  for (auto w : options_.gcn()) ADX_CHECK_AS(OptionError, w > 0, "gcn widths must be > 0, got {}", w);
-  for (auto w : options_.mlp()) ADX_CHECK_AS(OptionError, w > 0, "mlp widths must be > 0, got {}", w);
+void EdgeScorerOptions::check(const std::string& prefix) const {
+  OptionChecks(prefix).each_at_least("gcn", gcn(), 1).each_at_least("mlp", mlp(), 1, 0);
 }
+
+EdgeScorer::EdgeScorer(Options options) : GraphDetector(std::move(options)) {}
 
 void EdgeScorer::fit_model(const Data& train, const Data& validation) {
   train_module(*net_, train, validation, options_.train(),

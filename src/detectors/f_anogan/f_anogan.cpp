@@ -10,13 +10,15 @@ FAnoganNetImpl::FAnoganNetImpl(const nn::DcganSpec& s) {
   nn::dcgan_init(*this);
 }
 
-FAnogan::FAnogan(Options options) : ImageGanDetector(std::move(options)) {
-  ADX_CHECK_AS(OptionError, options_.critic_steps() >= 1, "critic_steps must be >= 1, got {}",
-               options_.critic_steps());
-  ADX_CHECK_AS(OptionError, options_.gradient_penalty() >= 0.0 && options_.kappa() >= 0.0,
-               "gradient_penalty and kappa must be >= 0, got {} and {}", options_.gradient_penalty(),
-               options_.kappa());
+void FAnoganOptions::check(const std::string& prefix) const {
+  const OptionChecks c(prefix);
+  check_gan_options(*this, c);
+  c.at_least("critic_steps", critic_steps(), 1)
+      .at_least("gradient_penalty", gradient_penalty(), 0.0)
+      .at_least("kappa", kappa(), 0.0);
 }
+
+FAnogan::FAnogan(Options options) : ImageGanDetector(std::move(options)) {}
 
 void FAnogan::build_networks() {
   net_ = FAnoganNet(spec_);

@@ -22,11 +22,11 @@ torch::Tensor ForecasterNetImpl::target(const torch::Tensor& window) const {
   return window.narrow(1, window.size(1) - horizon_, horizon_);
 }
 
-Forecaster::Forecaster(Options options) : ReconstructionDetector(std::move(options)) {
-  ADX_CHECK_AS(OptionError, options_.horizon() > 0 && options_.hidden() > 0 && options_.layers() > 0,
-               "horizon, hidden and layers must be > 0, got {}, {}, {}", options_.horizon(), options_.hidden(),
-               options_.layers());
+void ForecasterOptions::check(const std::string& prefix) const {
+  OptionChecks(prefix).at_least("horizon", horizon(), 1).at_least("hidden", hidden(), 1).at_least("layers", layers(), 1);
 }
+
+Forecaster::Forecaster(Options options) : ReconstructionDetector(std::move(options)) {}
 
 ForecasterNet Forecaster::make_net(const std::vector<int64_t>& item_shape) {
   ADX_CHECK_AS(OptionError, item_shape.at(0) > options_.horizon(),

@@ -37,22 +37,21 @@ torch::Tensor psnr(const torch::Tensor& prediction, const torch::Tensor& target,
   return -10.0 * torch::log10(per_frame_error(prediction, target, patch).clamp_min(1e-10));
 }
 
-FramePrediction::FramePrediction(Options options) : DetectorWithOptions(std::move(options)) {
-  const auto& o = options_;
-  ADX_CHECK_AS(OptionError, o.context() >= 1, "context must be >= 1 frame, got {}", o.context());
-  ADX_CHECK_AS(OptionError, !o.widths().empty(), "widths must name at least one U-Net level");
-  for (const auto w : o.widths()) ADX_CHECK_AS(OptionError, w > 0, "widths must be > 0, got {}", w);
-  ADX_CHECK_AS(OptionError, o.patch() >= 0, "patch must be >= 0, got {}", o.patch());
-  ADX_CHECK_AS(OptionError, o.hidden() >= 1, "hidden must be >= 1, got {}", o.hidden());
-  for (const auto& [name, value] : {std::pair<const char*, double>{"intensity_weight", o.intensity_weight()},
-                                    {"gradient_weight", o.gradient_weight()},
-                                    {"adversarial_weight", o.adversarial_weight()}})
-    ADX_CHECK_AS(OptionError, std::isfinite(value) && value >= 0, "{} must be finite and >= 0, got {}", name, value);
-  ADX_CHECK_AS(OptionError, o.intensity_weight() + o.gradient_weight() > 0,
-               "intensity_weight and gradient_weight cannot both be 0: nothing would tie the prediction to the frame");
-  ADX_CHECK_AS(OptionError, o.discriminator_lr_ratio() > 0, "discriminator_lr_ratio must be > 0, got {}",
-               o.discriminator_lr_ratio());
+void FramePredictionOptions::check(const std::string& prefix) const {
+  const OptionChecks c(prefix);
+  c.at_least("context", context(), 1)
+      .each_at_least("widths", widths(), 1)
+      .at_least("hidden", hidden(), 1)
+      .at_least("intensity_weight", intensity_weight(), 0.0)
+      .at_least("gradient_weight", gradient_weight(), 0.0)
+      .at_least("adversarial_weight", adversarial_weight(), 0.0)
+      .above("discriminator_lr_ratio", discriminator_lr_ratio(), 0.0)
+      .at_least("patch", patch(), 0);
+  c.that(intensity_weight() + gradient_weight() > 0, "gradient_weight",
+         "and '{}' cannot both be 0: nothing would tie the prediction to the frame", c.key("intensity_weight"));
 }
+
+FramePrediction::FramePrediction(Options options) : DetectorWithOptions(std::move(options)) {}
 
 void FramePrediction::build(const std::vector<int64_t>& item_shape, const InputKind&) {
   ADX_CHECK_AS(OptionError, item_shape.at(0) > options_.context(),

@@ -3,6 +3,12 @@
 
 namespace adx {
 
+void GanomalyOptions::check(const std::string& prefix) const {
+  const OptionChecks c(prefix);
+  check_gan_options(*this, c);
+  c.at_least("w_adv", w_adv(), 0.0).at_least("w_con", w_con(), 0.0).at_least("w_enc", w_enc(), 0.0);
+}
+
 GanomalyNetImpl::GanomalyNetImpl(const nn::DcganSpec& s) {
   encoder1 = register_module("encoder1", nn::DcganEncoder(s, s.latent));
   decoder = register_module("decoder", nn::make_dcgan_decoder(s));

@@ -14,10 +14,11 @@ torch::Tensor LstmAutoencoderNetImpl::forward(const torch::Tensor& x) {
   return output->forward(std::get<0>(decoder->lstm->forward(steps)));
 }
 
-LstmAutoencoder::LstmAutoencoder(Options options) : ReconstructionDetector(std::move(options)) {
-  ADX_CHECK_AS(OptionError, options_.hidden() > 0 && options_.layers() > 0,
-               "hidden and layers must be > 0, got {} and {}", options_.hidden(), options_.layers());
+void LstmAutoencoderOptions::check(const std::string& prefix) const {
+  OptionChecks(prefix).at_least("hidden", hidden(), 1).at_least("layers", layers(), 1);
 }
+
+LstmAutoencoder::LstmAutoencoder(Options options) : ReconstructionDetector(std::move(options)) {}
 
 LstmAutoencoderNet LstmAutoencoder::make_net(const std::vector<int64_t>& item_shape) {
   return LstmAutoencoderNet(item_shape.at(1), options_);

@@ -42,16 +42,16 @@ std::pair<torch::Tensor, torch::Tensor> MemaeNetImpl::forward_with_weights(const
   return {((out.permute({0, 2, 1, 3, 4}) + 1) / 2).contiguous(), read.weights};
 }
 
-Memae::Memae(Options options) : ReconstructionDetector(std::move(options)) {
-  ADX_CHECK_AS(OptionError, !options_.channels().empty(), "channels must name at least one layer");
-  for (const auto c : options_.channels()) ADX_CHECK_AS(OptionError, c > 0, "channels must be > 0, got {}", c);
-  ADX_CHECK_AS(OptionError, options_.patch() >= 0, "patch must be >= 0, got {}", options_.patch());
-  ADX_CHECK_AS(OptionError, options_.slots() >= 1, "slots must be >= 1, got {}", options_.slots());
-  ADX_CHECK_AS(OptionError, options_.shrink() >= 0 && options_.shrink() < 1, "shrink must be in [0, 1), got {}",
-               options_.shrink());
-  ADX_CHECK_AS(OptionError, options_.entropy_weight() >= 0, "entropy_weight must be >= 0, got {}",
-               options_.entropy_weight());
+void MemaeOptions::check(const std::string& prefix) const {
+  OptionChecks(prefix)
+      .each_at_least("channels", channels(), 1)
+      .at_least("slots", slots(), 1)
+      .in("shrink", shrink(), 0.0, 1.0, "[)")
+      .at_least("entropy_weight", entropy_weight(), 0.0)
+      .at_least("patch", patch(), 0);
 }
+
+Memae::Memae(Options options) : ReconstructionDetector(std::move(options)) {}
 
 torch::Tensor Memae::loss(const torch::Tensor& x, bool) {
   auto [reconstruction, weights] = net_->forward_with_weights(x);

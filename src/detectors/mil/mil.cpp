@@ -80,23 +80,27 @@ torch::Tensor MilNetImpl::forward(const torch::Tensor& descriptions) {
   return mlp->forward((descriptions - description_mean) / description_std).squeeze(-1);
 }
 
-Mil::Mil(Options options) : DetectorWithOptions(std::move(options)) {
-  const auto& o = options_;
-  if (o.backbone() != "none" && o.backbone() != "pixels")
-    nn::resnet_arch_from_name(o.backbone());  // unknown names fail here, not at fit
-  ADX_CHECK_AS(OptionError, o.grid() >= 1, "grid must be >= 1, got {}", o.grid());
-  ADX_CHECK_AS(OptionError, o.segments() >= 1, "segments must be >= 1, got {}", o.segments());
-  for (const auto w : o.hidden()) ADX_CHECK_AS(OptionError, w >= 1, "hidden widths must be >= 1, got {}", w);
-  ADX_CHECK_AS(OptionError, o.dropout() >= 0 && o.dropout() < 1, "dropout must be in [0, 1), got {}", o.dropout());
-  ADX_CHECK_AS(OptionError, std::isfinite(o.smoothness()) && o.smoothness() >= 0,
-               "smoothness must be finite and >= 0, got {}", o.smoothness());
-  ADX_CHECK_AS(OptionError, std::isfinite(o.sparsity()) && o.sparsity() >= 0, "sparsity must be finite and >= 0, got {}",
-               o.sparsity());
-  ADX_CHECK_AS(OptionError, o.feature_batch_size() >= 1, "feature_batch_size must be >= 1, got {}",
-               o.feature_batch_size());
-  ADX_CHECK_AS(OptionError, o.train().batch_size() >= 2,
-               "train.batch_size must be >= 2 (half anomalous, half normal bags), got {}", o.train().batch_size());
+void MilOptions::check(const std::string& prefix) const {
+  const OptionChecks c(prefix);
+  if (backbone() != "none" && backbone() != "pixels") {
+    try {
+      nn::resnet_arch_from_name(backbone());
+    } catch (const OptionError& e) {
+      c.that(false, "backbone", "must be none, pixels or a ResNet: {}", e.what());
+    }
+  }
+  c.at_least("grid", grid(), 1)
+      .at_least("segments", segments(), 1)
+      .each_at_least("hidden", hidden(), 1, 0)
+      .in("dropout", dropout(), 0.0, 1.0, "[)")
+      .at_least("smoothness", smoothness(), 0.0)
+      .at_least("sparsity", sparsity(), 0.0)
+      .at_least("feature_batch_size", feature_batch_size(), 1);
+  c.that(train().batch_size() >= 2, "train.batch_size", "must be >= 2 (half anomalous, half normal bags), got {}",
+         train().batch_size());
 }
+
+Mil::Mil(Options options) : DetectorWithOptions(std::move(options)) {}
 
 Preprocess Mil::auto_preprocess(const InputKind&) const {
   const bool cnn = options_.backbone() != "pixels" && options_.backbone() != "none";

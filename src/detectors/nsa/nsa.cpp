@@ -14,24 +14,23 @@ struct Nsa::Network : torch::nn::Module {
 };
 
 // The encoder halves the image 5 times.
-Nsa::Nsa(Options options) : SyntheticAnomalyDetector(std::move(options), 32) {
-  const auto& o = options_;
-  natural_.max_patches = o.max_patches();
-  natural_.min_half_width = o.min_half_width();
-  natural_.max_half_width = o.max_half_width();
-  natural_.min_scale = o.min_scale();
-  natural_.max_scale = o.max_scale();
-  natural_.mixed_gradients = o.mixed_gradients();
-  natural_.label_k = o.label_k();
-  natural_.label_x0 = o.label_x0();
-  ADX_CHECK_AS(OptionError, o.max_patches() >= 1, "max_patches must be >= 1, got {}", o.max_patches());
-  ADX_CHECK_AS(OptionError, 0 < o.min_half_width() && o.min_half_width() <= o.max_half_width() && o.max_half_width() < 0.5,
-               "half-widths need 0 < min_half_width <= max_half_width < 0.5, got {} and {}", o.min_half_width(),
-               o.max_half_width());
-  ADX_CHECK_AS(OptionError, 0 < o.min_scale() && o.min_scale() <= o.max_scale(),
-               "scales need 0 < min_scale <= max_scale, got {} and {}", o.min_scale(), o.max_scale());
-  ADX_CHECK_AS(OptionError, o.label_k() > 0, "label_k must be > 0, got {}", o.label_k());
+constexpr int64_t kSizeMultiple = 32;
+
+void NsaOptions::check(const std::string& prefix) const {
+  const OptionChecks c(prefix);
+  check_synthetic_options(*this, c, kSizeMultiple);
 }
+
+const OptionRenames& NsaOptions::renamed_options() {
+  static const OptionRenames renames{
+      {"max_patches", "synthesis.max_patches"},   {"min_half_width", "synthesis.min_half_width"},
+      {"max_half_width", "synthesis.max_half_width"}, {"min_scale", "synthesis.min_scale"},
+      {"max_scale", "synthesis.max_scale"},       {"mixed_gradients", "synthesis.mixed_gradients"},
+      {"label_k", "synthesis.label_k"},           {"label_x0", "synthesis.label_x0"}};
+  return renames;
+}
+
+Nsa::Nsa(Options options) : SyntheticAnomalyDetector(std::move(options), kSizeMultiple) {}
 
 Nsa::~Nsa() = default;
 
@@ -51,7 +50,7 @@ Nsa::Example Nsa::synthesize(const torch::Tensor& images, at::Generator generato
   std::vector<torch::Tensor> inputs, labels;
   for (int64_t i = 0; i < cpu.size(0); ++i) {
     const auto drawn = source.draw(cpu.size(1), cpu.size(2), cpu.size(3), generator);
-    auto anomaly = natural_anomaly(cpu[i], drawn, generator, natural_);
+    auto anomaly = natural_anomaly(cpu[i], drawn, generator, options_.synthesis());
     inputs.push_back(anomaly.image), labels.push_back(anomaly.mask.unsqueeze(0));
   }
   return {stack_like(inputs, images), stack_like(labels, images)};

@@ -3,11 +3,13 @@
 
 namespace adx {
 
-Padim::Padim(Options options) : BackboneDetector(std::move(options)) {
-  ADX_CHECK_AS(OptionError, options_.channels() >= 0 && options_.regularization() > 0,
-               "channels must be >= 0 and regularization > 0, got {} and {}", options_.channels(),
-               options_.regularization());
+void PadimOptions::check(const std::string& prefix) const {
+  const OptionChecks c(prefix);
+  check_backbone_options(*this, c);
+  c.at_least("channels", channels(), 0).above("regularization", regularization(), 0.0);
 }
+
+Padim::Padim(Options options) : BackboneDetector(std::move(options)) {}
 
 void Padim::build_head(const std::vector<int64_t>& item_shape) {
   // The feature-map size and channel count follow from one forward pass of an empty image.

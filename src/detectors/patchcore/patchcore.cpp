@@ -23,24 +23,26 @@ PatchcoreOptions with_preset(PatchcoreOptions options) {
 
 }  // namespace
 
-Patchcore::Patchcore(Options options) : BackboneDetector(with_preset(std::move(options))) {
-  ADX_CHECK_AS(OptionError, options_.coreset_ratio() > 0 && options_.coreset_ratio() <= 1,
-               "coreset_ratio must lie in (0, 1], got {}", options_.coreset_ratio());
-  ADX_CHECK_AS(OptionError, options_.neighbours() >= 1, "neighbours must be >= 1, got {}", options_.neighbours());
-  check_bank_search(bank_search());
+void PatchcoreOptions::check(const std::string& prefix) const {
+  const OptionChecks c(prefix);
+  check_backbone_options(*this, c);
+  c.in("coreset_ratio", coreset_ratio(), 0.0, 1.0, "(]")
+      .in("projection_eps", projection_eps(), 0.0, 1.0, "()")
+      .at_least("neighbours", neighbours(), 1);
 }
 
-BankSearch Patchcore::bank_search() const {
-  BankSearch s;
-  s.kind = options_.search();
-  s.compression = options_.compression();
-  s.ivf_lists = options_.ivf_lists();
-  s.ivf_probes = options_.ivf_probes();
-  s.hnsw_m = options_.hnsw_m();
-  s.hnsw_ef_search = options_.hnsw_ef_search();
-  s.exact_cells = options_.exact_cells();
-  return s;
+const OptionRenames& PatchcoreOptions::renamed_options() {
+  static const OptionRenames renames{{"search", "search.kind"},
+                                     {"exact_cells", "search.exact_cells"},
+                                     {"compression", "search.compression"},
+                                     {"ivf_lists", "search.ivf_lists"},
+                                     {"ivf_probes", "search.ivf_probes"},
+                                     {"hnsw_m", "search.hnsw_m"},
+                                     {"hnsw_ef_search", "search.hnsw_ef_search"}};
+  return renames;
 }
+
+Patchcore::Patchcore(Options options) : BackboneDetector(with_preset(std::move(options))) {}
 
 void Patchcore::shard_across(ProcessGroup& group) {
   ADX_CHECK_AS(NotFittedError, bank_.defined(), "patchcore has no memory bank to shard; fit or load it first");
@@ -85,7 +87,7 @@ void Patchcore::fit_model(const Data& train, const Data&) {
     coverage_radius_ = coreset.coverage_radius;
     chosen = torch::tensor(coreset.indices, torch::kLong).to(mine.device());
   }
-  const auto rows = bank_.assemble(mine, chosen, first_row, group, options_.shard_bank(), bank_search());
+  const auto rows = bank_.assemble(mine, chosen, first_row, group, options_.shard_bank(), options_.search());
 
   // Threshold calibration: each training image scored against the memory without its own patches.
   if (images < 2) return;
@@ -155,21 +157,13 @@ PatchcoreScores patchcore_scores(const torch::Tensor& patches, const MemoryBank&
 PatchcoreScores patchcore_scores(const torch::Tensor& patches, const torch::Tensor& memory_bank, int64_t neighbours,
                                  const torch::Tensor& image_ids, const torch::Tensor& bank_images) {
   MemoryBank bank;
-  BankSearch whole_bank;
-  whole_bank.exact_cells = 1;
-  bank.assign(memory_bank, whole_bank);
+  bank.assign(memory_bank, BankSearch().exact_cells(1));
   return patchcore_scores(patches, bank, neighbours, image_ids, bank_images);
 }
 
 void Patchcore::set_search(const BankSearch& search) {
-  check_bank_search(search);
-  options_.search(search.kind)
-      .compression(search.compression)
-      .ivf_lists(search.ivf_lists)
-      .ivf_probes(search.ivf_probes)
-      .hnsw_m(search.hnsw_m)
-      .hnsw_ef_search(search.hnsw_ef_search)
-      .exact_cells(search.exact_cells);
+  check_options(search);
+  options_.search(search);
   bank_.set_search(search);
 }
 
@@ -232,7 +226,7 @@ void Patchcore::save_extra(TensorMap& state) const {
 }
 
 void Patchcore::load_extra(const TensorMap& state) {
-  bank_.load(state, "patchcore.", bank_search(), device());
+  bank_.load(state, "patchcore.", options_.search(), device());
   auto radius = state.find("patchcore.coverage_radius");
   ADX_CHECK_AS(IoError, radius == state.end() || radius->second.numel() == 1,
                "model file has a malformed patchcore coverage record of {} values", radius->second.numel());

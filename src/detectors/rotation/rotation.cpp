@@ -3,6 +3,13 @@
 
 namespace adx {
 
+void RotationOptions::check(const std::string& prefix) const {
+  OptionChecks(prefix)
+      .at_least("transforms_per_image", transforms_per_image(), 0)
+      .each_at_least("channels", channels(), 1)
+      .at_least("convs_per_stage", convs_per_stage(), 1);
+}
+
 namespace {
 
 // psi^-1 by Newton's method from Minka's initial guess (the GEOM code's inv_psi, 5 steps).

@@ -28,14 +28,20 @@ torch::Tensor SimclrNetImpl::features(const torch::Tensor& x) {
   return torch::nn::functional::normalize(encoder->forward(x), torch::nn::functional::NormalizeFuncOptions().dim(1));
 }
 
-Simclr::Simclr(Options options) : DetectorWithOptions(std::move(options)) {
-  ADX_CHECK_AS(OptionError, options_.temperature() > 0, "temperature must be > 0, got {}", options_.temperature());
-  ADX_CHECK_AS(OptionError, options_.k() >= 1, "k must be >= 1, got {}", options_.k());
-  ADX_CHECK_AS(OptionError, options_.min_crop() > 0 && options_.min_crop() <= 1, "min_crop must be in (0, 1], got {}",
-               options_.min_crop());
-  ADX_CHECK_AS(OptionError, options_.mask_probability() >= 0 && options_.mask_probability() < 1,
-               "mask_probability must be in [0, 1), got {}", options_.mask_probability());
+void SimclrOptions::check(const std::string& prefix) const {
+  OptionChecks(prefix)
+      .at_least("k", k(), 1)
+      .at_least("rep_dim", rep_dim(), 1)
+      .at_least("projection_dim", projection_dim(), 1)
+      .above("temperature", temperature(), 0.0)
+      .each_at_least("channels", channels(), 1)
+      .each_at_least("hidden", hidden(), 1, 0)
+      .at_least("noise", noise(), 0.0)
+      .in("mask_probability", mask_probability(), 0.0, 1.0, "[)")
+      .in("min_crop", min_crop(), 0.0, 1.0, "(]");
 }
+
+Simclr::Simclr(Options options) : DetectorWithOptions(std::move(options)) {}
 
 void Simclr::build(const std::vector<int64_t>& shape, const InputKind& kind) {
   net_ = SimclrNet(shape, kind, options_);

@@ -9,10 +9,16 @@ SkipGanomalyNetImpl::SkipGanomalyNetImpl(const nn::DcganSpec& s) {
   nn::dcgan_init(*this);
 }
 
-SkipGanomaly::SkipGanomaly(Options options) : ImageGanDetector(std::move(options)) {
-  ADX_CHECK_AS(OptionError, options_.score_lambda() >= 0.0 && options_.score_lambda() <= 1.0,
-               "score_lambda must lie in [0, 1], got {}", options_.score_lambda());
+void SkipGanomalyOptions::check(const std::string& prefix) const {
+  const OptionChecks c(prefix);
+  check_gan_options(*this, c);
+  c.at_least("w_adv", w_adv(), 0.0)
+      .at_least("w_con", w_con(), 0.0)
+      .at_least("w_lat", w_lat(), 0.0)
+      .in("score_lambda", score_lambda(), 0.0, 1.0);
 }
+
+SkipGanomaly::SkipGanomaly(Options options) : ImageGanDetector(std::move(options)) {}
 
 void SkipGanomaly::build_networks() {
   net_ = SkipGanomalyNet(spec_);

@@ -6,11 +6,13 @@
 
 namespace adx {
 
-Spade::Spade(Options options) : BackboneDetector(std::move(options)) {
-  ADX_CHECK_AS(OptionError, options_.image_neighbours() >= 1 && options_.pixel_neighbours() >= 1,
-               "image_neighbours and pixel_neighbours must be >= 1, got {} and {}", options_.image_neighbours(),
-               options_.pixel_neighbours());
+void SpadeOptions::check(const std::string& prefix) const {
+  const OptionChecks c(prefix);
+  check_backbone_options(*this, c);
+  c.at_least("image_neighbours", image_neighbours(), 1).at_least("pixel_neighbours", pixel_neighbours(), 1);
 }
+
+Spade::Spade(Options options) : BackboneDetector(std::move(options)) {}
 
 std::vector<std::string> Spade::backbone_layers() const {
   auto layers = split_layers(options_.layers());

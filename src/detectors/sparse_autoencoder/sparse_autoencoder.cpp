@@ -3,9 +3,11 @@
 
 namespace adx {
 
-SparseAutoencoder::SparseAutoencoder(const AutoencoderOptions& options) : Autoencoder(options) {
-  ADX_CHECK_AS(OptionError, options.sparsity_weight() > 0, "sparse_autoencoder needs sparsity_weight > 0, got {}",
-               options.sparsity_weight());
+SparseAutoencoder::SparseAutoencoder(const AutoencoderOptions& options) : Autoencoder(options) { validate_options(); }
+
+void SparseAutoencoder::validate_options() const {
+  Autoencoder::validate_options();
+  OptionChecks("").above("sparsity_weight", options_.sparsity_weight(), 0.0);
 }
 
 ADX_BUILTIN_DETECTOR(sparse_autoencoder, factory_for<SparseAutoencoder>(), "autoencoder with a KL sparsity penalty")

@@ -5,9 +5,11 @@
 
 namespace adx {
 
-Structural::Structural(Options options) : DetectorWithOptions(std::move(options)) {
-  ADX_CHECK_AS(OptionError, options_.min_spread() > 0, "min_spread must be > 0, got {}", options_.min_spread());
+void StructuralOptions::check(const std::string& prefix) const {
+  OptionChecks(prefix).above("min_spread", min_spread(), 0.0);
 }
+
+Structural::Structural(Options options) : DetectorWithOptions(std::move(options)) {}
 
 void Structural::fit_model(const Data& train, const Data&) {
   const auto features = graph::structural_features(train.edge_index, train.x.size(0)).index_select(0, train.items.cpu());

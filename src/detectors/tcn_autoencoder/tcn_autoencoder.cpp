@@ -18,14 +18,16 @@ torch::Tensor TcnAutoencoderNetImpl::forward(const torch::Tensor& x) {
   return output->forward(decoder->forward(h)).transpose(1, 2);
 }
 
-TcnAutoencoder::TcnAutoencoder(Options options) : ReconstructionDetector(std::move(options)) {
-  const auto& o = options_;
-  ADX_CHECK_AS(OptionError, o.channels() > 0 && o.code_channels() > 0 && o.kernel() > 0 && o.pooling() > 0,
-               "channels, code_channels, kernel and pooling must be > 0, got {}, {}, {}, {}", o.channels(),
-               o.code_channels(), o.kernel(), o.pooling());
-  ADX_CHECK_AS(OptionError, !o.dilations().empty(), "dilations must not be empty");
-  for (auto d : o.dilations()) ADX_CHECK_AS(OptionError, d > 0, "dilations must be > 0, got {}", d);
+void TcnAutoencoderOptions::check(const std::string& prefix) const {
+  OptionChecks(prefix)
+      .at_least("channels", channels(), 1)
+      .at_least("kernel", kernel(), 1)
+      .each_at_least("dilations", dilations(), 1)
+      .at_least("code_channels", code_channels(), 1)
+      .at_least("pooling", pooling(), 1);
 }
+
+TcnAutoencoder::TcnAutoencoder(Options options) : ReconstructionDetector(std::move(options)) {}
 
 TcnAutoencoderNet TcnAutoencoder::make_net(const std::vector<int64_t>& item_shape) {
   return TcnAutoencoderNet(item_shape.at(1), options_);

@@ -41,12 +41,16 @@ torch::Tensor VaeNetImpl::kl(const torch::Tensor& mu, const torch::Tensor& logva
   return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(-1);
 }
 
-Vae::Vae(Options options) : ReconstructionDetector(std::move(options)) {
-  ADX_CHECK_AS(OptionError, options_.latent() > 0, "latent must be > 0, got {}", options_.latent());
-  ADX_CHECK_AS(OptionError, options_.beta() >= 0, "beta must be >= 0, got {}", options_.beta());
-  ADX_CHECK_AS(OptionError, options_.mc_samples() >= 1, "mc_samples must be >= 1, got {}",
-               options_.mc_samples());
+void VaeOptions::check(const std::string& prefix) const {
+  OptionChecks(prefix)
+      .each_at_least("hidden", hidden(), 1, 0)
+      .at_least("latent", latent(), 1)
+      .at_least("beta", beta(), 0.0)
+      .in("dropout", dropout(), 0.0, 1.0, "[)")
+      .at_least("mc_samples", mc_samples(), 1);
 }
+
+Vae::Vae(Options options) : ReconstructionDetector(std::move(options)) {}
 
 Scores Vae::score_with(const Data& data, VaeScore criterion) {
   const auto saved = options_.score();

@@ -85,10 +85,21 @@ class AnomalySource {
 /// under a rotated Perlin mask with opacity beta uniform in [opacity_min, opacity_max). (The mask can come
 /// out empty; the reference, too, then trains on an unchanged image.)
 struct PerlinAnomalyOptions {
-  double opacity_min = 0.0, opacity_max = 0.8;
-  double threshold = 0.5;
-  int64_t max_scale_log2 = 6;
-  double max_rotation_degrees = 90.0;
+  ADX_OPTIONS_STRUCT;
+  /// The normal image's opacity under the anomaly, uniform in [opacity_min, opacity_max) (the reference's
+  /// 0 and 0.8).
+  ADX_ARG(double, opacity_min) = 0.0;
+  ADX_ARG(double, opacity_max) = 0.8;
+  /// Perlin noise above this value is in the mask (the reference's 0.5).
+  ADX_ARG(double, threshold) = 0.5;
+  /// The noise's scales are powers of two drawn up to 2^max_scale_log2 (the reference's 6).
+  ADX_ARG(int64_t, max_scale_log2) = 6;
+  /// The mask is rotated by up to this many degrees either way (the reference's 90).
+  ADX_ARG(double, max_rotation_degrees) = 90.0;
+
+ public:
+  /// Refuses out-of-range values (see check_options).
+  void check(const std::string& prefix) const;
 };
 struct SyntheticAnomaly {
   at::Tensor image;  ///< C x H x W
@@ -109,12 +120,33 @@ SyntheticAnomaly perlin_anomaly(const at::Tensor& image, const at::Tensor& sourc
 /// with d > tolerance, 5 x 5 median-filtered, times the logistic 1 / (1 + exp(-k (m - x0))) of m, d
 /// median-filtered over a disk of radius 5.
 struct NaturalAnomalyOptions {
-  int64_t max_patches = 3;
-  double min_half_width = 0.03, max_half_width = 0.4;
-  double gamma_shape = 2.0, gamma_scale = 0.05, gamma_offset = 0.03;
-  double min_scale = 0.7, max_scale = 1.3;
-  bool mixed_gradients = false;
-  double label_k = 1.0 / 6.0, label_x0 = 20.0, tolerance = 1.0;
+  ADX_OPTIONS_STRUCT;
+  /// Patches per image at most: the first always, each further one on a coin flip (the reference's 3 for
+  /// objects, 4 for textures).
+  ADX_ARG(int64_t, max_patches) = 3;
+  /// Bounds of a patch's half-width as a fraction of the side (the reference's 0.03 and 0.4).
+  ADX_ARG(double, min_half_width) = 0.03;
+  ADX_ARG(double, max_half_width) = 0.4;
+  /// The half-width's distribution before clipping: gamma_offset + Gamma(gamma_shape, gamma_scale), times the side.
+  ADX_ARG(double, gamma_shape) = 2.0;
+  ADX_ARG(double, gamma_scale) = 0.05;
+  ADX_ARG(double, gamma_offset) = 0.03;
+  /// Bounds of the patch's resize factor, drawn from N(1, 0.5) (the reference's 0.7 and 1.3; 0.5 and 2
+  /// for textures).
+  ADX_ARG(double, min_scale) = 0.7;
+  ADX_ARG(double, max_scale) = 1.3;
+  /// Blend with mixed gradients (the stronger of source and image) instead of the source's.
+  ADX_ARG(bool, mixed_gradients) = false;
+  /// The label's logistic slope k and midpoint x0, on the 0-255 intensity scale (the reference's default
+  /// 1/6 and 20; it sets them per MVTec category, from 1/12 and 24 to 1 and 3).
+  ADX_ARG(double, label_k) = 1.0 / 6.0;
+  ADX_ARG(double, label_x0) = 20.0;
+  /// Pixels that changed by no more than this (0-255 scale) are not labelled.
+  ADX_ARG(double, tolerance) = 1.0;
+
+ public:
+  /// Refuses out-of-range values (see check_options).
+  void check(const std::string& prefix) const;
 };
 SyntheticAnomaly natural_anomaly(const at::Tensor& image, const at::Tensor& source, at::Generator generator,
                                  const NaturalAnomalyOptions& options = {});

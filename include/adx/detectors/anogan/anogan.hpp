@@ -31,6 +31,10 @@ struct AnoganOptions {
   /// DCGAN training: Adam 2e-4, betas (0.5, 0.999), batch 64.
   ADX_ARG(TrainOptions, train) = dcgan_train_options(15);
   ADX_DETECTOR_OPTIONS(Preprocess::MinMax);
+
+ public:
+  /// Refuses out-of-range values (see check_options); `prefix` names the struct in messages.
+  void check(const std::string& prefix) const;
 };
 
 class AnoganNetImpl : public torch::nn::Module {

@@ -74,6 +74,10 @@ struct AnomalyTransformerOptions {
     o.train().epochs(20).lr(1e-3).lr_schedule(LrSchedule::Cosine).batch_size(64).patience(5);
     return o;
   }
+
+ public:
+  /// Refuses out-of-range values (see check_options); `prefix` names the struct in messages.
+  void check(const std::string& prefix) const;
 };
 
 /// The network: embedding, anomaly-attention encoder, projection back to the features.

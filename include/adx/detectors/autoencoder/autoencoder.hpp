@@ -43,6 +43,10 @@ struct AutoencoderOptions {
   /// Training loop settings.
   ADX_ARG(TrainOptions, train) = TrainOptions();
   ADX_DETECTOR_OPTIONS(Preprocess::MinMax);
+
+ public:
+  /// Refuses out-of-range values (see check_options); `prefix` names the struct in messages.
+  void check(const std::string& prefix) const;
 };
 
 /// Code width actually used for `in_features` inputs.

@@ -27,6 +27,10 @@ struct ColaOptions {
   /// Training loop: Adam 1e-3, batch 300 target nodes, 100 epochs (the paper's Cora settings).
   ADX_ARG(TrainOptions, train) = TrainOptions().epochs(100).lr(1e-3).weight_decay(0.0).batch_size(300).patience(0);
   ADX_DETECTOR_OPTIONS(Preprocess::Standardize);
+
+ public:
+  /// Refuses out-of-range values (see check_options); `prefix` names the struct in messages.
+  void check(const std::string& prefix) const;
 };
 
 class ColaNetImpl : public torch::nn::Module {

@@ -20,6 +20,10 @@ struct ConvAutoencoderOptions {
   /// Training loop settings (30 epochs: each costs more than a dense epoch).
   ADX_ARG(TrainOptions, train) = TrainOptions().epochs(30);
   ADX_DETECTOR_OPTIONS(Preprocess::MinMax);
+
+ public:
+  /// Refuses out-of-range values (see check_options); `prefix` names the struct in messages.
+  void check(const std::string& prefix) const;
 };
 
 class ConvAutoencoderNetImpl : public torch::nn::Module {

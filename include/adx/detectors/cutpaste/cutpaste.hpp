@@ -43,6 +43,10 @@ struct CutpasteOptions {
   ADX_ARG(TrainOptions, train) =
       TrainOptions().epochs(30).batch_size(32).lr(1e-3).weight_decay(3e-5).lr_schedule(LrSchedule::Cosine).patience(0);
   ADX_DETECTOR_OPTIONS(Preprocess::None);
+
+ public:
+  /// Refuses out-of-range values (see check_options); `prefix` names the struct in messages.
+  void check(const std::string& prefix) const;
 };
 
 class Cutpaste : public DetectorWithOptions<CutpasteOptions> {

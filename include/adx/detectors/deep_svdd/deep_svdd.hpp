@@ -54,6 +54,10 @@ struct DeepSvddOptions {
                                      .lr_schedule(LrSchedule::Step)
                                      .lr_step(40);
   ADX_DETECTOR_OPTIONS(Preprocess::Auto);
+
+ public:
+  /// Refuses out-of-range values (see check_options); `prefix` names the struct in messages.
+  void check(const std::string& prefix) const;
 };
 
 /// The Deep SVDD network phi with its center c and radius R as buffers.

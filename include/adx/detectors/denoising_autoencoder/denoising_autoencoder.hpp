@@ -18,6 +18,8 @@ class DenoisingAutoencoder : public Autoencoder {
   using Options = DenoisingAutoencoderOptions;
   explicit DenoisingAutoencoder(const AutoencoderOptions& options = Options());
   std::string type() const override { return "denoising_autoencoder"; }
+  /// The autoencoder's checks, and the noise the variant needs's own.
+  void validate_options() const override;
 };
 
 }  // namespace adx

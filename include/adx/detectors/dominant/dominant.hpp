@@ -47,6 +47,10 @@ struct DominantOptions {
   // Features as given, as PyGOD feeds them: standardising sparse binary features (bag-of-words) turns
   // rare words into huge values.
   ADX_DETECTOR_OPTIONS(Preprocess::None);
+
+ public:
+  /// Refuses out-of-range values (see check_options); `prefix` names the struct in messages.
+  void check(const std::string& prefix) const;
 };
 
 /// DOMINANT's structure error of each node of `targets`: sqrt(sum_j (A_ij - S_ij)^2) over every node j,

@@ -33,10 +33,8 @@ struct DraemOptions {
   ADX_ARG(std::string, texture_dir) = "";
   /// Share of training images given a synthetic anomaly (the reference's 0.5).
   ADX_ARG(double, anomaly_probability) = 0.5;
-  /// The normal image's opacity under the anomaly, uniform in [opacity_min, opacity_max) (the reference's
-  /// 0 and 0.8).
-  ADX_ARG(double, opacity_min) = 0.0;
-  ADX_ARG(double, opacity_max) = 0.8;
+  /// How the anomalies are made: the blend's opacity bounds and the Perlin mask's threshold, scales and rotation.
+  ADX_ARG(PerlinAnomalyOptions, synthesis) = PerlinAnomalyOptions();
   /// Share of training images rotated by up to 90 degrees before the anomaly (the reference's 0.3).
   ADX_ARG(double, rotate_probability) = 0.3;
   /// Side of the mean filter before the image score's maximum, in working pixels (0 = the reference's 21
@@ -46,6 +44,13 @@ struct DraemOptions {
   /// way every epoch.
   ADX_ARG(TrainOptions, train) = TrainOptions().epochs(20).batch_size(8).lr(5e-4).weight_decay(0).patience(0);
   ADX_DETECTOR_OPTIONS(Preprocess::None);
+
+ public:
+  /// Refuses out-of-range values (see check_options); `prefix` names the struct in messages.
+  void check(const std::string& prefix) const;
+  /// The opacity bounds' keys before they nested under `synthesis.`, so that model files and scripts written
+  /// then still read.
+  static const OptionRenames& renamed_options();
 };
 
 class Draem : public SyntheticAnomalyDetector<DraemOptions> {

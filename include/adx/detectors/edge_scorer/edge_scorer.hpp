@@ -31,6 +31,10 @@ struct EdgeScorerOptions {
   /// Training loop; a batch is a set of target nodes, whose edges are the positives.
   ADX_ARG(TrainOptions, train) = TrainOptions().epochs(100).lr(0.005).weight_decay(0.0).batch_size(4096).patience(0);
   ADX_DETECTOR_OPTIONS(Preprocess::Standardize);
+
+ public:
+  /// Refuses out-of-range values (see check_options); `prefix` names the struct in messages.
+  void check(const std::string& prefix) const;
 };
 
 class EdgeScorerNetImpl : public torch::nn::Module {

@@ -29,6 +29,10 @@ struct FAnoganOptions {
   ADX_ARG(TrainOptions, encoder_train) =
       TrainOptions().epochs(20).lr(2e-4).beta1(0.5).beta2(0.999).weight_decay(0.0).batch_size(64).patience(5);
   ADX_DETECTOR_OPTIONS(Preprocess::MinMax);
+
+ public:
+  /// Refuses out-of-range values (see check_options); `prefix` names the struct in messages.
+  void check(const std::string& prefix) const;
 };
 
 class FAnoganNetImpl : public torch::nn::Module {

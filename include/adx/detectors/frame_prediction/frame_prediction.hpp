@@ -49,6 +49,10 @@ struct FramePredictionOptions {
   /// Training loop; Adam at the paper's 2e-4.
   ADX_ARG(TrainOptions, train) = TrainOptions().epochs(20).batch_size(8).lr(2e-4).weight_decay(0);
   ADX_DETECTOR_OPTIONS(Preprocess::GlobalMinMax);
+
+ public:
+  /// Refuses out-of-range values (see check_options); `prefix` names the struct in messages.
+  void check(const std::string& prefix) const;
 };
 
 /// The predictor (U-Net or ConvLSTM) and, with an adversarial loss, its discriminator.

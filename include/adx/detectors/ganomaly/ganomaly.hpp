@@ -24,6 +24,10 @@ struct GanomalyOptions {
   /// Adam 2e-4, betas (0.5, 0.999), batch 64, as in the paper.
   ADX_ARG(TrainOptions, train) = dcgan_train_options(15);
   ADX_DETECTOR_OPTIONS(Preprocess::MinMax);
+
+ public:
+  /// Refuses out-of-range values (see check_options); `prefix` names the struct in messages.
+  void check(const std::string& prefix) const;
 };
 
 class GanomalyNetImpl : public torch::nn::Module {

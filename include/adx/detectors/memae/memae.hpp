@@ -36,6 +36,10 @@ struct MemaeOptions {
   /// budget of epochs converges (see docs/video.md).
   ADX_ARG(TrainOptions, train) = TrainOptions().epochs(30).batch_size(16).lr(1e-3);
   ADX_DETECTOR_OPTIONS(Preprocess::GlobalMinMax);
+
+ public:
+  /// Refuses out-of-range values (see check_options); `prefix` names the struct in messages.
+  void check(const std::string& prefix) const;
 };
 
 class MemaeNetImpl : public torch::nn::Module {

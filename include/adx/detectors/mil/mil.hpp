@@ -61,6 +61,10 @@ struct MilOptions {
   /// images; each pixel over its own training range (minmax) for pixels and none, where it takes the
   /// static scene out of the descriptions (docs/video.md).
   ADX_DETECTOR_OPTIONS(Preprocess::Auto);
+
+ public:
+  /// Refuses out-of-range values (see check_options); `prefix` names the struct in messages.
+  void check(const std::string& prefix) const;
 };
 
 class MilNetImpl : public torch::nn::Module {

@@ -28,22 +28,8 @@ struct NsaOptions {
   ADX_ARG(AnomalySourceKind, anomaly_source) = AnomalySourceKind::NormalImages;
   /// Folder of texture images, read recursively, with anomaly_source=textures.
   ADX_ARG(std::string, texture_dir) = "";
-  /// Patches per image at most: the first always, each further one on a coin flip (the reference's 3 for
-  /// objects, 4 for textures).
-  ADX_ARG(int64_t, max_patches) = 3;
-  /// Bounds of a patch's half-width as a fraction of the side (the reference's 0.03 and 0.4).
-  ADX_ARG(double, min_half_width) = 0.03;
-  ADX_ARG(double, max_half_width) = 0.4;
-  /// Bounds of the patch's resize factor, drawn from N(1, 0.5) (the reference's 0.7 and 1.3; 0.5 and 2
-  /// for textures).
-  ADX_ARG(double, min_scale) = 0.7;
-  ADX_ARG(double, max_scale) = 1.3;
-  /// Blend with mixed gradients (the stronger of source and image) instead of the source's.
-  ADX_ARG(bool, mixed_gradients) = false;
-  /// The label's logistic slope k and midpoint x0, on the 0-255 intensity scale (the reference's default
-  /// 1/6 and 20; it sets them per MVTec category, from 1/12 and 24 to 1 and 3).
-  ADX_ARG(double, label_k) = 1.0 / 6.0;
-  ADX_ARG(double, label_x0) = 20.0;
+  /// How the training anomalies are made: patches, their sizes and resize factors, the blend and the label.
+  ADX_ARG(NaturalAnomalyOptions, synthesis) = NaturalAnomalyOptions();
   /// Image score from the map: mean, or max (after a mean filter, as DRAEM); measured on two synthetic
   /// categories, the mean ranked better (0.975 against 0.885, 0.968 against 0.943).
   ADX_ARG(NsaImageScore, image_score) = NsaImageScore::Mean;
@@ -53,6 +39,13 @@ struct NsaOptions {
   ADX_ARG(TrainOptions, train) =
       TrainOptions().epochs(40).batch_size(16).lr(1e-3).weight_decay(0).lr_schedule(LrSchedule::Cosine).patience(0);
   ADX_DETECTOR_OPTIONS(Preprocess::None);
+
+ public:
+  /// Refuses out-of-range values (see check_options); `prefix` names the struct in messages.
+  void check(const std::string& prefix) const;
+  /// The synthesis settings' keys before they nested under `synthesis.`, so that model files and scripts
+  /// written then still read.
+  static const OptionRenames& renamed_options();
 };
 
 class Nsa : public SyntheticAnomalyDetector<NsaOptions> {
@@ -79,7 +72,6 @@ class Nsa : public SyntheticAnomalyDetector<NsaOptions> {
  private:
   struct Network;
   std::shared_ptr<Network> network_;
-  NaturalAnomalyOptions natural_;
 };
 
 }  // namespace adx

@@ -21,6 +21,10 @@ struct PadimOptions {
   /// Added to every covariance diagonal.
   ADX_ARG(double, regularization) = 0.01;
   ADX_DETECTOR_OPTIONS(Preprocess::None);
+
+ public:
+  /// Refuses out-of-range values (see check_options); `prefix` names the struct in messages.
+  void check(const std::string& prefix) const;
 };
 
 /// PaDiM's Gaussian of each position: the mean (P x d) and the inverse of the unbiased

@@ -36,27 +36,20 @@ struct PatchcoreOptions {
   ADX_ARG(double, projection_eps) = 0.9;
   /// Memory neighbours in the image-score re-weighting.
   ADX_ARG(int64_t, neighbours) = 9;
-  /// Nearest-memory search at score time: exact (adx's GEMM search, skipping k-means cells that cannot hold
-  /// the answer), flat (faiss, exact), ivf or hnsw (faiss, approximate).
-  ADX_ARG(SearchKind, search) = SearchKind::Exact;
-  /// exact: k-means cells of the bank (0 = round(sqrt(rows)) from 2^20 bank values up, none below; 1 = search
-  /// the whole bank). Same answers either way.
-  ADX_ARG(int64_t, exact_cells) = 0;
-  /// Bank storage in a faiss index: none (float32) or sq8 (8-bit scalar quantisation, a quarter the memory).
-  ADX_ARG(BankCompression, compression) = BankCompression::None;
-  /// ivf: k-means cells (0 = 4 sqrt(bank rows), at most rows / 39).
-  ADX_ARG(int64_t, ivf_lists) = 0;
-  /// ivf: cells searched per query.
-  ADX_ARG(int64_t, ivf_probes) = 8;
-  /// hnsw: links per node (M).
-  ADX_ARG(int64_t, hnsw_m) = 32;
-  /// hnsw: search breadth (efSearch).
-  ADX_ARG(int64_t, hnsw_ef_search) = 64;
+  /// Nearest-memory search at score time: its kind (exact, flat, ivf or hnsw) and their settings.
+  ADX_ARG(BankSearch, search) = BankSearch();
   /// Under a process group, each rank keeps only its shard of the memory bank (after fit, or on loading a
   /// model); scoring is then collective (every rank scores the same images; each patch's nearest distance is
   /// the least over the shards), and so is save(), where rank 0 writes the file one process would.
   ADX_ARG(bool, shard_bank) = false;
   ADX_DETECTOR_OPTIONS(Preprocess::None);
+
+ public:
+  /// Refuses out-of-range values (see check_options); `prefix` names the struct in messages.
+  void check(const std::string& prefix) const;
+  /// The keys the search settings had before they nested under `search.`, so that model files and scripts
+  /// written then still read.
+  static const OptionRenames& renamed_options();
 };
 
 /// PatchCore's scores of patch features `patches` (n x P x D) against a memory bank.
@@ -114,7 +107,6 @@ class Patchcore : public BackboneDetector<PatchcoreOptions> {
   torch::Tensor embed(const std::map<std::string, torch::Tensor>& features) const;
   /// The locally aware patch features of `images` (N x P x D; undefined for no image) and their grid.
   torch::Tensor embed_patches(const torch::Tensor& images, int64_t* height, int64_t* width);
-  BankSearch bank_search() const;
   /// Scores of `patches` against the bank (collective when sharded).
   PatchcoreScores scores_of(const torch::Tensor& patches, const torch::Tensor& image_ids = {},
                             const torch::Tensor& bank_images = {}) const;

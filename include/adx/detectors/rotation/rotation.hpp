@@ -49,6 +49,10 @@ struct RotationOptions {
   /// Training loop settings.
   ADX_ARG(TrainOptions, train) = TrainOptions().epochs(10).batch_size(64);
   ADX_DETECTOR_OPTIONS(Preprocess::MinMax);
+
+ public:
+  /// Refuses out-of-range values (see check_options); `prefix` names the struct in messages.
+  void check(const std::string& prefix) const;
 };
 
 /// One geometric transformation: optional horizontal flip, then a reflect-padded

@@ -44,6 +44,10 @@ struct SimclrOptions {
   /// Training loop settings (large batches give NT-Xent more negatives).
   ADX_ARG(TrainOptions, train) = TrainOptions().epochs(20).batch_size(256).weight_decay(1e-6);
   ADX_DETECTOR_OPTIONS(Preprocess::Auto);
+
+ public:
+  /// Refuses out-of-range values (see check_options); `prefix` names the struct in messages.
+  void check(const std::string& prefix) const;
 };
 
 /// NT-Xent over two views: for 2N normalised projections, cross-entropy of each

@@ -23,6 +23,10 @@ struct SpadeOptions {
   /// Nearest training images whose pixels form the gallery of the anomaly map.
   ADX_ARG(int64_t, pixel_neighbours) = 5;
   ADX_DETECTOR_OPTIONS(Preprocess::None);
+
+ public:
+  /// Refuses out-of-range values (see check_options); `prefix` names the struct in messages.
+  void check(const std::string& prefix) const;
 };
 
 /// SPADE's image score: the mean distance of each test image's pooled feature (n x C) to its

@@ -19,6 +19,8 @@ class SparseAutoencoder : public Autoencoder {
   using Options = SparseAutoencoderOptions;
   explicit SparseAutoencoder(const AutoencoderOptions& options = Options());
   std::string type() const override { return "sparse_autoencoder"; }
+  /// The autoencoder's checks, and the penalty the variant needs's own.
+  void validate_options() const override;
 };
 
 }  // namespace adx

@@ -15,6 +15,10 @@ struct StructuralOptions {
   /// Floor of the median absolute deviation, so that a constant indicator does not divide by 0.
   ADX_ARG(double, min_spread) = 1e-3;
   ADX_DETECTOR_OPTIONS(Preprocess::None);
+
+ public:
+  /// Refuses out-of-range values (see check_options); `prefix` names the struct in messages.
+  void check(const std::string& prefix) const;
 };
 
 class Structural : public DetectorWithOptions<StructuralOptions> {

@@ -27,6 +27,10 @@ struct TcnAutoencoderOptions {
   /// Training loop settings.
   ADX_ARG(TrainOptions, train) = TrainOptions().epochs(30).batch_size(128).weight_decay(0.0);
   ADX_DETECTOR_OPTIONS(Preprocess::Standardize);
+
+ public:
+  /// Refuses out-of-range values (see check_options); `prefix` names the struct in messages.
+  void check(const std::string& prefix) const;
 };
 
 class TcnAutoencoderNetImpl : public torch::nn::Module {

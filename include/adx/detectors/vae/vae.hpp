@@ -46,6 +46,10 @@ struct VaeOptions {
   /// Training loop settings (no weight decay: the KL term already regularises).
   ADX_ARG(TrainOptions, train) = TrainOptions().weight_decay(0.0);
   ADX_DETECTOR_OPTIONS(Preprocess::MinMax);
+
+ public:
+  /// Refuses out-of-range values (see check_options); `prefix` names the struct in messages.
+  void check(const std::string& prefix) const;
 };
 
 class VaeNetImpl : public torch::nn::Module {

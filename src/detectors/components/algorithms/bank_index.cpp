@@ -47,21 +47,22 @@ constexpr int64_t kMinimumCells = 4;
 constexpr int64_t kMinimumCellBank = int64_t{1} << 20;
 
 int64_t ivf_lists_for(const BankSearch& s, int64_t rows) {
-  if (s.ivf_lists > 0) return s.ivf_lists;
+  if (s.ivf_lists() > 0) return s.ivf_lists();
   // faiss's k-means wants about 39 training points per centroid.
   return std::max<int64_t>(1, std::min<int64_t>(std::llround(4 * std::sqrt(static_cast<double>(rows))), rows / 39));
 }
 
 }  // namespace
 
-void check_bank_search(const BankSearch& s, const std::string& prefix) {
-  ADX_CHECK_AS(OptionError, s.compression == BankCompression::None || is_faiss_kind(s.kind),
-               "{}compression sq8 needs a faiss search (flat, ivf or hnsw), not exact", prefix);
-  ADX_CHECK_AS(OptionError, s.ivf_lists >= 0, "{}ivf_lists must be >= 0, got {}", prefix, s.ivf_lists);
-  ADX_CHECK_AS(OptionError, s.ivf_probes >= 1, "{}ivf_probes must be >= 1, got {}", prefix, s.ivf_probes);
-  ADX_CHECK_AS(OptionError, s.hnsw_m >= 2 && s.hnsw_m <= 256, "{}hnsw_m must be in [2, 256], got {}", prefix, s.hnsw_m);
-  ADX_CHECK_AS(OptionError, s.hnsw_ef_search >= 1, "{}hnsw_ef_search must be >= 1, got {}", prefix, s.hnsw_ef_search);
-  ADX_CHECK_AS(OptionError, s.exact_cells >= 0, "{}exact_cells must be >= 0, got {}", prefix, s.exact_cells);
+void BankSearch::check(const std::string& prefix) const {
+  const OptionChecks c(prefix);
+  c.that(compression() == BankCompression::None || is_faiss_kind(kind()), "compression",
+         "sq8 needs a faiss search ('{}' flat, ivf or hnsw), not exact", c.key("kind"));
+  c.at_least("exact_cells", exact_cells(), 0)
+      .at_least("ivf_lists", ivf_lists(), 0)
+      .at_least("ivf_probes", ivf_probes(), 1)
+      .in("hnsw_m", hnsw_m(), 2, 256)
+      .at_least("hnsw_ef_search", hnsw_ef_search(), 1);
 }
 
 BankIndex::BankIndex() = default;
@@ -70,7 +71,7 @@ BankIndex::BankIndex(BankIndex&&) noexcept = default;
 BankIndex& BankIndex::operator=(BankIndex&&) noexcept = default;
 
 void BankIndex::build(const at::Tensor& bank, const BankSearch& s) {
-  check_bank_search(s);
+  check_options(s);
   ADX_CHECK_AS(ShapeError, bank.defined() && bank.dim() == 2 && bank.size(0) >= 1 && bank.size(1) >= 1,
                "a memory bank is M x D with M, D >= 1, got {}",
                bank.defined() ? shape_string(bank.sizes().vec()) : "an undefined tensor");
@@ -78,14 +79,14 @@ void BankIndex::build(const at::Tensor& bank, const BankSearch& s) {
   note_.clear();
   rows_ = bank.size(0);
   dims_ = bank.size(1);
-  kind_ = s.kind;
+  kind_ = s.kind();
   bank_ = bank;
   order_ = at::Tensor();
   cells_ = BankCells();
-  if (!is_faiss_kind(s.kind)) {
+  if (!is_faiss_kind(s.kind())) {
     // Cells pay off on a CPU bank large enough to skip most of; elsewhere the bank is searched whole.
-    if (s.exact_cells == 0 && rows_ * dims_ < kMinimumCellBank) return;
-    const int64_t cells = s.exact_cells > 0 ? s.exact_cells : std::llround(std::sqrt(static_cast<double>(rows_)));
+    if (s.exact_cells() == 0 && rows_ * dims_ < kMinimumCellBank) return;
+    const int64_t cells = s.exact_cells() > 0 ? s.exact_cells() : std::llround(std::sqrt(static_cast<double>(rows_)));
     if (cells < kMinimumCells || !bank.device().is_cpu()) return;
     at::Tensor offsets;
     order_ = partition_bank(bank, cells, &offsets);
@@ -96,7 +97,7 @@ void BankIndex::build(const at::Tensor& bank, const BankSearch& s) {
   bank_ = at::Tensor();
   const auto points = bank.detach().to(torch::kCPU, torch::kFloat32).contiguous();
   const auto d = static_cast<faiss::Index::idx_t>(dims_);
-  const bool sq8 = s.compression == BankCompression::Sq8;
+  const bool sq8 = s.compression() == BankCompression::Sq8;
   int64_t lists = 0;
   if (kind_ == SearchKind::Ivf) {
     lists = ivf_lists_for(s, rows_);
@@ -120,17 +121,17 @@ void BankIndex::build(const at::Tensor& bank, const BankSearch& s) {
                                                      faiss::ScalarQuantizer::QT_8bit, faiss::METRIC_L2));
       else
         ivf.reset(new faiss::IndexIVFFlat(faiss_->quantizer.get(), d, static_cast<size_t>(lists), faiss::METRIC_L2));
-      ivf->nprobe = static_cast<size_t>(std::min(s.ivf_probes, lists));
+      ivf->nprobe = static_cast<size_t>(std::min(s.ivf_probes(), lists));
       ivf->cp.seed = 1234;  // k-means starts from the same points on every fit
       ivf->verbose = false;
       faiss_->index = std::move(ivf);
     } else {
       std::unique_ptr<faiss::IndexHNSW> hnsw;
       if (sq8)
-        hnsw.reset(new faiss::IndexHNSWSQ(static_cast<int>(d), faiss::ScalarQuantizer::QT_8bit, static_cast<int>(s.hnsw_m)));
+        hnsw.reset(new faiss::IndexHNSWSQ(static_cast<int>(d), faiss::ScalarQuantizer::QT_8bit, static_cast<int>(s.hnsw_m())));
       else
-        hnsw.reset(new faiss::IndexHNSWFlat(static_cast<int>(d), static_cast<int>(s.hnsw_m)));
-      hnsw->hnsw.efSearch = static_cast<int>(s.hnsw_ef_search);
+        hnsw.reset(new faiss::IndexHNSWFlat(static_cast<int>(d), static_cast<int>(s.hnsw_m())));
+      hnsw->hnsw.efSearch = static_cast<int>(s.hnsw_ef_search());
       faiss_->index = std::move(hnsw);
     }
     if (!faiss_->index->is_trained) faiss_->index->train(rows_, points.data_ptr<float>());
@@ -197,8 +198,8 @@ void BankIndex::deserialize(const at::Tensor& bytes, const at::Tensor& bank, con
                "model file has a malformed nearest-neighbour index record");
   if (bytes.scalar_type() == torch::kLong) {
     // Exact search's cells: the bank was saved grouped by cell, so only the boundaries are stored.
-    ADX_CHECK_AS(IoError, !is_faiss_kind(s.kind), "model file holds exact search's cells but its options ask for {}",
-                 detail::option_to_string(s.kind));
+    ADX_CHECK_AS(IoError, !is_faiss_kind(s.kind()), "model file holds exact search's cells but its options ask for {}",
+                 detail::option_to_string(s.kind()));
     BankCells cells;
     try {
       cells = describe_cells(bank, bytes);
@@ -237,9 +238,9 @@ void BankIndex::deserialize(const at::Tensor& bytes, const at::Tensor& bank, con
   kind_ = dynamic_cast<faiss::IndexIVF*>(faiss_->index.get())    ? SearchKind::Ivf
           : dynamic_cast<faiss::IndexHNSW*>(faiss_->index.get()) ? SearchKind::Hnsw
                                                                  : SearchKind::Flat;
-  note_ = kind_ == s.kind ? ""
+  note_ = kind_ == s.kind() ? ""
                           : fmt::format("the saved index searches {} ({} was asked for)",
-                                        detail::option_to_string(kind_), detail::option_to_string(s.kind));
+                                        detail::option_to_string(kind_), detail::option_to_string(s.kind()));
 }
 
 }  // namespace adx

@@ -67,11 +67,13 @@ void MemoryBank::shard_over(ProcessGroup* group) {
 }
 
 void MemoryBank::set_search(const BankSearch& search) {
-  check_bank_search(search);
+  check_options(search);
   // The same search keeps its index (and exact search its grouping of the rows).
   if (search == search_ && index_.built()) return;
-  search_ = search;
-  if (defined()) index_rows(search);
+  if (defined())
+    index_rows(search);
+  else
+    search_ = search;
 }
 
 void MemoryBank::index_rows(const BankSearch& search, at::Tensor* order_along) {

@@ -6,17 +6,6 @@
 
 namespace adx {
 
-void check_anomaly_source_options(AnomalySourceKind kind, const std::string& texture_dir) {
-  ADX_CHECK_AS(OptionError, kind == AnomalySourceKind::Textures || texture_dir.empty(),
-               "texture_dir is set to {} but anomaly_source is normal_images; choose one", texture_dir);
-}
-
-void check_image_size_option(int64_t image_size, int64_t multiple) {
-  ADX_CHECK_AS(OptionError, image_size >= 0 && image_size % multiple == 0,
-               "image_size must be 0 or a multiple of {} (the network halves the image {} times), got {}", multiple,
-               static_cast<int64_t>(std::log2(static_cast<double>(multiple))), image_size);
-}
-
 std::pair<int64_t, int64_t> working_size(int64_t image_size, const std::vector<int64_t>& item_shape, int64_t multiple,
                                          const std::string& detector) {
   const int64_t height = image_size > 0 ? image_size : item_shape.at(1);

@@ -28,24 +28,32 @@ ADX_ENUM_NAMES(SearchKind, {SearchKind::Exact, "exact"}, {SearchKind::Flat, "fla
 enum class BankCompression { None, Sq8 };
 ADX_ENUM_NAMES(BankCompression, {BankCompression::None, "none"}, {BankCompression::Sq8, "sq8"});
 
+/// How a memory bank is searched; PatchCore's `search.*` options.
 struct BankSearch {
-  SearchKind kind = SearchKind::Exact;
-  BankCompression compression = BankCompression::None;  ///< sq8 needs a faiss kind
-  int64_t ivf_lists = 0;             ///< 0 = 4 sqrt(bank rows), at most rows / 39
-  int64_t ivf_probes = 8;
-  int64_t hnsw_m = 32;
-  int64_t hnsw_ef_search = 64;
-  /// exact: k-means cells (0 = round(sqrt(bank rows)) for banks of 2^20 values or more, else none; 1 = none)
-  int64_t exact_cells = 0;
-  bool operator==(const BankSearch& o) const {
-    return kind == o.kind && compression == o.compression && ivf_lists == o.ivf_lists && ivf_probes == o.ivf_probes &&
-           hnsw_m == o.hnsw_m && hnsw_ef_search == o.hnsw_ef_search && exact_cells == o.exact_cells;
-  }
+  ADX_OPTIONS_STRUCT;
+  /// exact (adx's GEMM search, skipping k-means cells that cannot hold the answer), flat (faiss, exact), ivf
+  /// or hnsw (faiss, approximate).
+  ADX_ARG(SearchKind, kind) = SearchKind::Exact;
+  /// exact: k-means cells of the bank (0 = round(sqrt(rows)) from 2^20 bank values up, none below; 1 = search
+  /// the whole bank). Same answers either way.
+  ADX_ARG(int64_t, exact_cells) = 0;
+  /// Bank storage in a faiss index: none (float32) or sq8 (8-bit scalar quantisation, a quarter the memory).
+  ADX_ARG(BankCompression, compression) = BankCompression::None;
+  /// ivf: k-means cells (0 = 4 sqrt(bank rows), at most rows / 39).
+  ADX_ARG(int64_t, ivf_lists) = 0;
+  /// ivf: cells searched per query.
+  ADX_ARG(int64_t, ivf_probes) = 8;
+  /// hnsw: links per node (M).
+  ADX_ARG(int64_t, hnsw_m) = 32;
+  /// hnsw: search breadth (efSearch).
+  ADX_ARG(int64_t, hnsw_ef_search) = 64;
+
+ public:
+  /// Refuses sq8 on exact search and out-of-range parameters (see check_options).
+  void check(const std::string& prefix) const;
+  bool operator==(const BankSearch& o) const { return to_option_map(*this) == to_option_map(o); }
   bool operator!=(const BankSearch& o) const { return !(*this == o); }
 };
-
-/// Refuses sq8 on exact search and out-of-range parameters (OptionError naming `prefix` + field).
-void check_bank_search(const BankSearch& search, const std::string& prefix = "");
 
 class BankIndex {
  public:

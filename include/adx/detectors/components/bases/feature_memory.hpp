@@ -35,6 +35,12 @@ ADX_ENUM_NAMES(Precision, {Precision::Float32, "float32"}, {Precision::BFloat16,
   /** Convolutions in the channels-last layout (oneDNN's fast path on a CPU; last-bit differences). */ \
   ADX_ARG_IN_SLOT(bool, channels_last, 6) = false
 
+/// Checks the ADX_BACKBONE_OPTIONS fields, for the check() of an options struct that has them.
+template <class Options>
+void check_backbone_options(const Options& o, const OptionChecks& c) {
+  c.at_least("blur_sigma", o.blur_sigma(), 0.0).at_least("feature_batch_size", o.feature_batch_size(), 1);
+}
+
 /// A frozen backbone with ImageNet normalisation in front.
 class BackboneImpl : public torch::nn::Module {
  public:

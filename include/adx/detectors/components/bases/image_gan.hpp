@@ -19,6 +19,15 @@ namespace adx {
   /** Base width of generator and discriminator (ngf = ndf). */                                           \
   ADX_ARG_IN_SLOT(int64_t, width, 2) = default_width
 
+/// Checks the ADX_GAN_OPTIONS fields, for the check() of an options struct that has them.
+template <class Options>
+void check_gan_options(const Options& o, const OptionChecks& c) {
+  const auto side = o.image_size();
+  c.that(side == 0 || (side >= 16 && (side & (side - 1)) == 0), "image_size",
+         "must be 0 (automatic) or a power of two >= 16, got {}", side);
+  c.at_least("latent", o.latent(), 1).at_least("width", o.width(), 1);
+}
+
 /// DCGAN training as the GAN papers use it: Adam 2e-4, betas (0.5, 0.999), batch 64, no weight decay.
 inline TrainOptions dcgan_train_options(int64_t epochs) {
   return TrainOptions().epochs(epochs).lr(2e-4).beta1(0.5).beta2(0.999).weight_decay(0.0).batch_size(64);
@@ -83,13 +92,7 @@ inline torch::Tensor mean_per_item(const torch::Tensor& x) { return x.flatten(1)
 template <class Options>
 class ImageGanDetector : public DetectorWithOptions<Options> {
  public:
-  explicit ImageGanDetector(Options options) : DetectorWithOptions<Options>(std::move(options)) {
-    const auto s = this->options_.image_size();
-    ADX_CHECK_AS(OptionError, s == 0 || (s >= 16 && (s & (s - 1)) == 0),
-                 "image_size must be 0 (automatic) or a power of two >= 16, got {}", s);
-    ADX_CHECK_AS(OptionError, this->options_.latent() > 0 && this->options_.width() > 0,
-                 "latent and width must be > 0, got {} and {}", this->options_.latent(), this->options_.width());
-  }
+  explicit ImageGanDetector(Options options) : DetectorWithOptions<Options>(std::move(options)) {}
   std::vector<std::string> input_kinds() const override { return {kinds::kImage}; }
 
  protected:

@@ -12,17 +12,26 @@
 #include <memory>
 #include <tuple>
 
+#include <cmath>
 #include <string>
 #include <utility>
 #include <vector>
 
 namespace adx {
 
-/// Checks the options of an anomaly source: texture_dir only goes with textures (OptionError).
-void check_anomaly_source_options(AnomalySourceKind kind, const std::string& texture_dir);
-
-/// Checks an image_size option: 0 or a positive multiple of `multiple` (OptionError).
-void check_image_size_option(int64_t image_size, int64_t multiple);
+/// Checks the options every synthetic-anomaly detector has (image_size, anomaly_source, texture_dir,
+/// score_window), for its options' check(); its networks halve the image until it is `size_multiple`
+/// times smaller.
+template <class Options>
+void check_synthetic_options(const Options& o, const OptionChecks& c, int64_t size_multiple) {
+  c.that(o.image_size() >= 0 && o.image_size() % size_multiple == 0, "image_size",
+         "must be 0 or a multiple of {} (the network halves the image {} times), got {}", size_multiple,
+         static_cast<int>(std::log2(static_cast<double>(size_multiple))), o.image_size());
+  c.that(o.anomaly_source() == AnomalySourceKind::Textures || o.texture_dir().empty(), "texture_dir",
+         "is set to {} but '{}' is normal_images; choose one", o.texture_dir(), c.key("anomaly_source"));
+  c.that(o.score_window() >= 0 && (o.score_window() == 0 || o.score_window() % 2 == 1), "score_window",
+         "must be 0 or odd, got {}", o.score_window());
+}
 
 /// The networks' height and width for items of `item_shape` (C x H x W): image_size x image_size, or the
 /// item's own sides when image_size is 0. Sides that are not multiples of `multiple` are a ShapeError.
@@ -58,13 +67,7 @@ template <class Options>
 class SyntheticAnomalyDetector : public DetectorWithOptions<Options> {
  public:
   explicit SyntheticAnomalyDetector(Options options, int64_t size_multiple)
-      : DetectorWithOptions<Options>(std::move(options)), size_multiple_(size_multiple) {
-    const auto& o = this->options_;
-    check_image_size_option(o.image_size(), size_multiple_);
-    check_anomaly_source_options(o.anomaly_source(), o.texture_dir());
-    ADX_CHECK_AS(OptionError, o.score_window() >= 0 && (o.score_window() == 0 || o.score_window() % 2 == 1),
-                 "score_window must be 0 or odd, got {}", o.score_window());
-  }
+      : DetectorWithOptions<Options>(std::move(options)), size_multiple_(size_multiple) {}
   std::vector<std::string> input_kinds() const override { return {kinds::kImage}; }
 
  protected:
