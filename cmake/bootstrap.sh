@@ -25,7 +25,7 @@ cd "$(dirname "$0")/.."
 mode="${1:-test}"
 shift || true
 
-packages=(cmake make g++ libtorch-dev libopenblas0-openmp libeigen3-dev catch2 libfmt-dev libgloo-dev
+packages=(cmake ninja-build make g++ libtorch-dev libopenblas0-openmp libeigen3-dev catch2 libfmt-dev libgloo-dev
           libstb-dev zlib1g-dev dataset-fashion-mnist libcli11-dev nlohmann-json3-dev libcpp-httplib-dev
           pkg-config libfaiss-dev libssl-dev)
 # The tests export torchvision's models to check the C++ backbones against them, and run reference
@@ -60,7 +60,7 @@ case "$mode" in
   demo|test|timeseries|graph|video|industrial|leaderboard|server-faults) benchmarks=() ;;
   *) benchmarks=(-DADX_BUILD_BENCHMARKS=ON) ;;
 esac
-cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release "${benchmarks[@]}"
+cmake -S . -B "$build_dir" $(generator_for "$build_dir") -DCMAKE_BUILD_TYPE=Release "${benchmarks[@]}"
 cmake --build "$build_dir" -j "$jobs"
 
 source cmake/openblas_core.sh

@@ -5,8 +5,33 @@
 # From the folders this writes the registry's table of built-in detectors and adx/adx.hpp, so a new
 # detector is a new folder and no list elsewhere. Sets ADX_DETECTOR_SOURCES (every .cpp of those folders),
 # ADX_GENERATED_INCLUDE_DIR (which holds adx/adx.hpp) and ADX_DETECTOR_TABLE (the table's source).
+# A variant's header includes its base method's (denoising_autoencoder's, autoencoder's): its sources
+# follow the base's in ADX_DETECTOR_SOURCES, and ADX_DETECTOR_FAMILY_<name> names the base (or the
+# detector itself), so that the unity build can keep a method and its variants in one batch.
 file(GLOB detector_dirs LIST_DIRECTORIES true CONFIGURE_DEPENDS "${PROJECT_SOURCE_DIR}/src/detectors/*")
-list(SORT detector_dirs)
+set(family_ordered "")
+foreach(dir IN LISTS detector_dirs)
+  get_filename_component(name "${dir}" NAME)
+  set(family "${name}")
+  set(header "${PROJECT_SOURCE_DIR}/include/adx/detectors/${name}/${name}.hpp")
+  if(EXISTS "${header}")
+    file(STRINGS "${header}" base_includes REGEX "#include <adx/detectors/[a-z_0-9]+/[a-z_0-9]+\\.hpp>")
+    foreach(line IN LISTS base_includes)
+      if(line MATCHES "#include <adx/detectors/([a-z_0-9]+)/([a-z_0-9]+)\\.hpp>" AND CMAKE_MATCH_1 STREQUAL CMAKE_MATCH_2
+         AND NOT CMAKE_MATCH_1 STREQUAL name)
+        set(family "${CMAKE_MATCH_1}")
+      endif()
+    endforeach()
+  endif()
+  set(ADX_DETECTOR_FAMILY_${name} "${family}")
+  list(APPEND family_ordered "${family}|${dir}")
+endforeach()
+list(SORT family_ordered)
+set(detector_dirs "")
+foreach(entry IN LISTS family_ordered)
+  string(REGEX REPLACE "^[^|]*[|]" "" dir "${entry}")
+  list(APPEND detector_dirs "${dir}")
+endforeach()
 set(ADX_DETECTOR_SOURCES "")
 set(declarations "")
 set(calls "")

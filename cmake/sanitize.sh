@@ -12,13 +12,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 fuzz_seconds="${1:-30}"
 
-packages=(clang libclang-rt-dev)
+packages=(clang libclang-rt-dev ninja-build)
 source cmake/packages.sh
 install_missing_packages "${packages[@]}"
 
 build_dir=build-sanitize
 # The build leaves out the training-heavy test programs and the examples (see tests/CMakeLists.txt).
-cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ -DADX_FUZZ=ON \
+cmake -S . -B "$build_dir" $(generator_for "$build_dir") -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ -DADX_FUZZ=ON \
   -DADX_BUILD_EXAMPLES=OFF
 cmake --build "$build_dir" -j "$(nproc)"
 source cmake/openblas_core.sh

@@ -4,7 +4,7 @@
 #include "torch_archive.hpp"
 
 #include <adx/data/formats/edge_lists.hpp>
-#include <adx/detectors/autoencoder/autoencoder.hpp>
+#include <adx/detectors/isolation_forest/isolation_forest.hpp>
 #include <adx/io/state_dict.hpp>
 
 #include <catch2/catch.hpp>
@@ -311,15 +311,15 @@ TEST_CASE("bad API values are refused before any work", "[hostile][options]") {
   refused({{"runtime.score_batch_size", "0"}}, "score_batch_size");
 
   // The same values set through the typed API are refused when the detector is made.
-  adx::AutoencoderOptions options;
+  adx::IsolationForestOptions options;
   options.threshold().policy(adx::ThresholdPolicy::Contamination).contamination(1.5);
-  REQUIRE_THROWS_WITH(adx::Autoencoder(options), Catch::Contains("option 'threshold.contamination'"));
-  adx::AutoencoderOptions nan_options;
+  REQUIRE_THROWS_WITH(adx::IsolationForest(options), Catch::Contains("option 'threshold.contamination'"));
+  adx::IsolationForestOptions nan_options;
   nan_options.threshold().k(NAN);
-  REQUIRE_THROWS_WITH(adx::Autoencoder(nan_options), Catch::Contains("threshold.k"));
-  adx::AutoencoderOptions fraction;
+  REQUIRE_THROWS_WITH(adx::IsolationForest(nan_options), Catch::Contains("threshold.k"));
+  adx::IsolationForestOptions fraction;
   fraction.runtime().validation_fraction(NAN);
-  REQUIRE_THROWS_AS(adx::Autoencoder(fraction), adx::OptionError);
+  REQUIRE_THROWS_AS(adx::IsolationForest(fraction), adx::OptionError);
 
   // Empty items and wrongly ranked images are shape errors, not LibTorch errors.
   auto detector = adx::make_detector("autoencoder", {{"train.epochs", "1"}});
@@ -327,11 +327,9 @@ TEST_CASE("bad API values are refused before any work", "[hostile][options]") {
   REQUIRE_THROWS_AS(adx::fit_image_size(torch::rand({3, 8, 8}), {16, 0}), adx::ShapeError);
 
   // A network too large to allocate is an OptionError from fit, not std::bad_alloc.
-  adx::AutoencoderOptions huge;
-  huge.hidden({int64_t{4000000000}}).train(adx::TrainOptions().epochs(1));
-  adx::Autoencoder too_big(huge);
+  auto too_big = adx::make_detector("autoencoder", {{"hidden", "4000000000"}, {"train.epochs", "1"}});
   adx::test::AddressSpaceCap cap(int64_t{1} << 30);
-  REQUIRE_THROWS_AS(too_big.fit(adx::Data::tabular(x)), adx::OptionError);
+  REQUIRE_THROWS_AS(too_big->fit(adx::Data::tabular(x)), adx::OptionError);
 }
 
 TEST_CASE("every truncation and every single-byte flip of a model file is an IoError", "[hostile][model]") {

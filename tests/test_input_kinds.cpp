@@ -5,7 +5,6 @@
 #include "test_helpers.hpp"
 #include "toy_kind.hpp"
 
-#include <adx/detectors/autoencoder/autoencoder.hpp>
 #include <adx/detectors/isolation_forest/isolation_forest.hpp>
 
 #include <catch2/catch.hpp>
@@ -331,7 +330,7 @@ TEST_CASE("every option is spelled once and reaches the key/value map", "[option
   const auto map = adx::to_option_map(SpelledOnce());
   REQUIRE(map == adx::OptionMap{{"alpha", "0.5"}, {"first", "1"}, {"second", "2"}, {"name", "x"}});
   // Every field of a real detector's options, nested ones included.
-  const auto ae = adx::to_option_map(adx::AutoencoderOptions());
+  const auto ae = adx::make_detector("autoencoder")->options_map();
   for (const char* key : {"hidden", "bottleneck", "batch_norm", "dropout", "noise", "noise_level", "sparsity_weight",
                           "sparsity_target", "train.epochs", "train.grad_clip", "preprocess", "threshold.policy",
                           "threshold.pot_level", "runtime.device", "runtime.score_batch_size"})

@@ -3,7 +3,6 @@
 #include <adx/base.hpp>
 #include <adx/data/generators/synthetic_series.hpp>
 #include <adx/detectors/anomaly_transformer/anomaly_transformer.hpp>
-#include <adx/detectors/autoencoder/autoencoder.hpp>
 #include <adx/detectors/forecaster/forecaster.hpp>
 #include <adx/detectors/isolation_forest/isolation_forest.hpp>
 #include <adx/detectors/lstm_autoencoder/lstm_autoencoder.hpp>
@@ -491,8 +490,8 @@ TEST_CASE("forecaster: finds anomalies in a seasonal series; save/load", "[serie
 }
 
 TEST_CASE("autoencoder on series windows: per-step errors; save/load", "[series][detectors]") {
-  Autoencoder detector(AutoencoderOptions().hidden({32}).bottleneck(4).dropout(0.0));
-  check_series_detector(detector, 0.8);
+  auto detector = adx::make_detector("autoencoder", {{"hidden", "32"}, {"bottleneck", "4"}, {"dropout", "0"}});
+  check_series_detector(*detector, 0.8);
 }
 
 TEST_CASE("vae on series windows: likelihood per window, per step; save/load", "[series][detectors]") {
