@@ -7,7 +7,7 @@
 #include <adx/detectors/f_anogan/f_anogan.hpp>
 #include <adx/detectors/ganomaly/ganomaly.hpp>
 #include <adx/detectors/components/algorithms/coreset.hpp>
-#include <adx/detectors/padim/padim.hpp>
+#include <adx/detectors/components/algorithms/gaussian_density.hpp>
 #include <adx/detectors/skip_ganomaly/skip_ganomaly.hpp>
 #include <adx/detectors/rotation/rotation.hpp>
 #include <adx/detectors/patchcore/patchcore.hpp>

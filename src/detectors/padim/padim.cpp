@@ -54,29 +54,6 @@ void Padim::fit_model(const Data& train, const Data&) {
   }));
 }
 
-torch::Tensor padim_left_out_distances(const torch::Tensor& distances, int64_t images) {
-  ADX_CHECK_AS(ValueError, images >= 3, "leave-one-out distances need at least 3 images, got {}", images);
-  const double n = static_cast<double>(images), c = n / (n - 1.0);
-  const auto m = distances.square();
-  // 1 - c m / (n - 1) > 0 for a regularised covariance (leverage below 1); the clamp guards rounding.
-  const auto denominator = (1.0 - m * (c / (n - 1.0))).clamp_min(1e-12);
-  return (m * (c * c) / denominator).sqrt();
-}
-
-PadimGaussian padim_gaussian(const torch::Tensor& embeddings, double regularization) {
-  const int64_t n = embeddings.size(1), d = embeddings.size(2);
-  PadimGaussian g;
-  g.mean = embeddings.mean(1);
-  const auto centred = embeddings - g.mean.unsqueeze(1);
-  const auto identity = torch::eye(d, embeddings.options());
-  const auto covariance =
-      torch::bmm(centred.transpose(1, 2), centred) / static_cast<double>(n - 1) + regularization * identity;
-  g.inverse_covariance = torch::linalg_inv(covariance);
-  return g;
-}
-
-
-
 Scores Padim::scores_from_distances(const torch::Tensor& distances, int64_t height, int64_t width) const {
   Scores s;
   s.pixel_map = upsample_and_blur(distances.t().reshape({distances.size(1), 1, map_height_, map_width_}), height,
