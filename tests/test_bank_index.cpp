@@ -53,7 +53,7 @@ TEST_CASE("faiss's exact index finds the same neighbours as adx's search", "[ind
   adx::nearest_neighbours(queries, bank, &adx_distance, &adx_index);
   adx::BankIndex flat;
   flat.build(bank, adx::BankSearch().kind(adx::SearchKind::Flat));
-  REQUIRE((flat.kind() == adx::SearchKind::Flat));
+  REQUIRE(flat.kind() == adx::SearchKind::Flat);
   flat.search(queries, &faiss_distance, &faiss_index);
   // faiss sums in its own order (its GEMM, or its own kernels for small batches), so its rows are adx's
   // except at near-ties, and its distances carry float32 rounding: 1e-5 of (|x| + |y|)^2 is about 20 times
@@ -193,10 +193,10 @@ TEST_CASE("approximate indexes recall the nearest neighbour at their default set
   for (const auto kind : {adx::SearchKind::Ivf, adx::SearchKind::Hnsw}) {
     adx::BankIndex index;
     index.build(bank, adx::BankSearch().kind(kind));
-    REQUIRE((index.kind() == kind));
+    REQUIRE(index.kind() == kind);
     REQUIRE(index.note().empty());
     const double recall = recall_at_1(index, queries, bank);
-    INFO(adx::detail::option_to_string(kind) << " recall@1 " << recall);
+    INFO(kind << " recall@1 " << recall);
     REQUIRE(recall >= 0.95);
   }
   // An 8-bit bank: a quarter of the float32 bank's bytes, and still mostly the same neighbours.
@@ -216,7 +216,7 @@ TEST_CASE("a bank too small for its cells falls back to exact search; bad settin
   const auto bank = clustered(30, 8, 3, 5), queries = clustered(20, 8, 3, 6);
   adx::BankIndex index;
   index.build(bank, adx::BankSearch().kind(adx::SearchKind::Ivf).ivf_lists(50));
-  REQUIRE((index.kind() == adx::SearchKind::Flat));
+  REQUIRE(index.kind() == adx::SearchKind::Flat);
   REQUIRE_THAT(index.note(), Catch::Contains("50 lists") && Catch::Contains("30"));
   REQUIRE(recall_at_1(index, queries, bank) == 1.0);
 
@@ -301,7 +301,7 @@ TEST_CASE("PatchCore scores through every search mode and reloads to identical s
     const auto again = loaded->score(Data::images(category.test));
     REQUIRE(torch::equal(again.per_item, scores.per_item));
     REQUIRE(torch::equal(again.pixel_map, scores.pixel_map));
-    REQUIRE((dynamic_cast<adx::Patchcore&>(*loaded).index().kind() == detector.index().kind()));
+    REQUIRE(dynamic_cast<adx::Patchcore&>(*loaded).index().kind() == detector.index().kind());
     if (search == "hnsw") {
       // A file written before the search settings nested under "search." names them by their old keys; it
       // loads to the same scores.

@@ -86,7 +86,7 @@ TEST_CASE("future-frame prediction (U-Net and ConvLSTM) finds the generator's ev
   const auto train = normal_videos(3, 160, 30);
   const auto test = test_video({E::ObjectType, E::Direction, E::Speed}, 300);
   for (const auto architecture : {adx::PredictorArchitecture::Unet, adx::PredictorArchitecture::ConvLstm}) {
-    INFO(adx::detail::option_to_string(architecture));
+    INFO(architecture);
     adx::FramePrediction fp(adx::FramePredictionOptions()
                                 .architecture(architecture)
                                 .widths({8, 16, 32})

@@ -393,4 +393,30 @@ Options from_option_map(const OptionMap& given, Options options = Options()) {
   return options;
 }
 
+namespace detail {
+
+// Whether an enum has its names (ADX_ENUM_NAMES).
+template <class E, class = void>
+struct has_enum_names : std::false_type {};
+template <class E>
+struct has_enum_names<E, std::void_t<decltype(EnumNames<E>::table())>> : std::true_type {};
+
+}  // namespace detail
+
+/// An option enum prints as its name in streams (and so in test messages).
+template <class E, std::enable_if_t<detail::has_enum_names<E>::value, int> = 0>
+std::ostream& operator<<(std::ostream& out, E value) {
+  return out << detail::option_to_string(value);
+}
+
 }  // namespace adx
+
+/// An option enum formats as its name in fmt, so messages take the enum itself.
+template <class E>
+struct fmt::formatter<E, char, std::enable_if_t<adx::detail::has_enum_names<E>::value>>
+    : fmt::formatter<std::string_view> {
+  template <class Context>
+  auto format(E value, Context& context) const {
+    return fmt::formatter<std::string_view>::format(adx::detail::option_to_string(value), context);
+  }
+};

@@ -51,7 +51,7 @@ void AutoencoderOptions::check(const std::string& prefix) const {
       .in("dropout", dropout(), 0.0, 1.0, "[)")
       .at_least("noise_level", noise_level(), 0.0)
       .that(noise() == NoiseKind::Gaussian || noise_level() < 1, "noise_level",
-            "is a probability for {} noise and must be < 1, got {}", detail::option_to_string(noise()), noise_level())
+            "is a probability for {} noise and must be < 1, got {}", noise(), noise_level())
       .at_least("sparsity_weight", sparsity_weight(), 0.0)
       .in("sparsity_target", sparsity_target(), 0.0, 1.0, "()");
 }

@@ -150,7 +150,7 @@ void BankIndex::search(const at::Tensor& queries, at::Tensor* distances, at::Ten
     return;
   }
   ADX_CHECK_AS(OptionError, !query_groups.defined(), "leave-one-out groups need exact search, not {}",
-               detail::option_to_string(kind_));
+               kind_);
   const auto q = queries.detach().to(torch::kCPU, torch::kFloat32).contiguous();
   const int64_t n = q.size(0);
   auto squared = torch::empty({n}, torch::kFloat32);
@@ -166,7 +166,7 @@ void BankIndex::search(const at::Tensor& queries, at::Tensor* distances, at::Ten
   const auto missing = labels.lt(0).nonzero().reshape({-1});
   if (missing.numel() > 0)
     throw Error(fmt::format("the {} index found no neighbour for {} of {} queries; raise ivf_probes or hnsw_ef_search",
-                            detail::option_to_string(kind_), missing.numel(), n));
+                            kind_, missing.numel(), n));
   if (distances) *distances = squared.clamp_min(0).sqrt().to(queries.device());
   if (indices) *indices = labels.to(queries.device());
 }
@@ -199,7 +199,7 @@ void BankIndex::deserialize(const at::Tensor& bytes, const at::Tensor& bank, con
   if (bytes.scalar_type() == torch::kLong) {
     // Exact search's cells: the bank was saved grouped by cell, so only the boundaries are stored.
     ADX_CHECK_AS(IoError, !is_faiss_kind(s.kind()), "model file holds exact search's cells but its options ask for {}",
-                 detail::option_to_string(s.kind()));
+                 s.kind());
     BankCells cells;
     try {
       cells = describe_cells(bank, bytes);
@@ -240,7 +240,7 @@ void BankIndex::deserialize(const at::Tensor& bytes, const at::Tensor& bank, con
                                                                  : SearchKind::Flat;
   note_ = kind_ == s.kind() ? ""
                           : fmt::format("the saved index searches {} ({} was asked for)",
-                                        detail::option_to_string(kind_), detail::option_to_string(s.kind()));
+                                        kind_, s.kind());
 }
 
 }  // namespace adx
