@@ -321,7 +321,6 @@ class OptionChecks {
   }
   /// The key as the user writes it, for requirements that name another key.
   std::string key(const char* name) const { return prefix_ + name; }
-  const std::string& prefix() const { return prefix_; }
 
  private:
   [[noreturn]] void fail(const char* key, const std::string& what) const {

@@ -162,9 +162,8 @@ PatchcoreScores patchcore_scores(const torch::Tensor& patches, const torch::Tens
 }
 
 void Patchcore::set_search(const BankSearch& search) {
-  check_options(search);
+  bank_.set_search(search);  // checks the settings first, so a refused search leaves the options as they were
   options_.search(search);
-  bank_.set_search(search);
 }
 
 torch::Tensor Patchcore::patch_features(const Data& images) {
