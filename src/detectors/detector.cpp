@@ -12,12 +12,10 @@
 namespace adx {
 
 void RuntimeOptions::check(const std::string& prefix) const {
-  ADX_CHECK_AS(OptionError, threads() >= 0 && threads() <= 4096, "option '{}threads' must be in [0, 4096], got {}",
-               prefix, threads());
-  ADX_CHECK_AS(OptionError, validation_fraction() >= 0 && validation_fraction() < 1,
-               "option '{}validation_fraction' must be in [0, 1), got {}", prefix, validation_fraction());
-  ADX_CHECK_AS(OptionError, score_batch_size() >= 1, "option '{}score_batch_size' must be at least 1, got {}",
-               prefix, score_batch_size());
+  OptionChecks(prefix)
+      .in("threads", threads(), 0, 4096)
+      .in("validation_fraction", validation_fraction(), 0.0, 1.0, "[)")
+      .at_least("score_batch_size", score_batch_size(), 1);
   check_device(device());
 }
 

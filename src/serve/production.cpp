@@ -12,25 +12,21 @@
 namespace adx {
 
 void ProductionOptions::check(const std::string& prefix) const {
-  auto positive = [&](const char* name, int64_t value) {
-    ADX_CHECK_AS(OptionError, value >= 1, "option '{}{}' must be at least 1, got {}", prefix, name, value);
-  };
-  positive("latency_window", latency_window());
-  positive("rate_window", rate_window());
-  positive("drift_window", drift_window());
-  positive("drift_min_samples", drift_min_samples());
-  positive("feedback_min_labels", feedback_min_labels());
-  positive("remembered_items", remembered_items());
-  ADX_CHECK_AS(OptionError, drift_min_samples() <= drift_window(),
-               "option '{}drift_min_samples' ({}) must not exceed drift_window ({})", prefix, drift_min_samples(),
-               drift_window());
-  ADX_CHECK_AS(OptionError, drift_significance() > 0 && drift_significance() < 1,
-               "option '{}drift_significance' must be in (0, 1), got {}", prefix, drift_significance());
-  ADX_CHECK_AS(OptionError, target_false_positive_rate() > 0 && target_false_positive_rate() < 1,
-               "option '{}target_false_positive_rate' must be in (0, 1), got {}", prefix, target_false_positive_rate());
-  ADX_CHECK_AS(OptionError, psi_alert() > 0, "option '{}psi_alert' must be > 0, got {}", prefix, psi_alert());
-  ADX_CHECK_AS(OptionError, std::isfinite(feedback_max_shift()) && feedback_max_shift() >= 0,
-               "option '{}feedback_max_shift' must be finite and >= 0, got {}", prefix, feedback_max_shift());
+  // check_options has already refused NaN and infinity in every floating-point field.
+  const OptionChecks checks(prefix);
+  checks.at_least("latency_window", latency_window(), 1)
+      .at_least("rate_window", rate_window(), 1)
+      .at_least("drift_window", drift_window(), 1)
+      .at_least("drift_min_samples", drift_min_samples(), 1)
+      .at_least("feedback_min_labels", feedback_min_labels(), 1)
+      .at_least("remembered_items", remembered_items(), 1)
+      .that(drift_min_samples() <= drift_window(), "drift_min_samples", "({}) must not exceed '{}' ({})",
+            drift_min_samples(), checks.key("drift_window"), drift_window())
+      .in("drift_significance", drift_significance(), 0.0, 1.0, "()")
+      .in("target_false_positive_rate", target_false_positive_rate(), 0.0, 1.0, "()")
+      .above("psi_alert", psi_alert(), 0.0)
+      .that(std::isfinite(feedback_max_shift()) && feedback_max_shift() >= 0, "feedback_max_shift",
+            "must be finite and >= 0, got {}", feedback_max_shift());
 }
 
 namespace {

@@ -18,27 +18,19 @@
 namespace adx {
 
 void ServerOptions::check(const std::string& prefix) const {
-  ADX_CHECK_AS(OptionError, port() >= 0 && port() <= 65535, "option '{}port' must be in [0, 65535], got {}", prefix,
-               port());
-  ADX_CHECK_AS(OptionError, max_body_bytes() >= 1, "option '{}max_body_bytes' must be at least 1, got {}", prefix,
-               max_body_bytes());
-  ADX_CHECK_AS(OptionError, threads() >= 1 && threads() <= 1024, "option '{}threads' must be in [1, 1024], got {}",
-               prefix, threads());
-  ADX_CHECK_AS(OptionError, max_queued_connections() >= 0 && max_queued_connections() <= 100000,
-               "option '{}max_queued_connections' must be in [0, 100000], got {}", prefix, max_queued_connections());
-  ADX_CHECK_AS(OptionError, idle_timeout_s() >= 1 && idle_timeout_s() <= 3600,
-               "option '{}idle_timeout_s' must be in [1, 3600], got {}", prefix, idle_timeout_s());
-  ADX_CHECK_AS(OptionError, max_idle_connections() >= 1 && max_idle_connections() <= 1000000,
-               "option '{}max_idle_connections' must be in [1, 1000000], got {}", prefix, max_idle_connections());
-  ADX_CHECK_AS(OptionError, request_timeout_s() >= 1 && request_timeout_s() <= 3600,
-               "option '{}request_timeout_s' must be in [1, 3600], got {}", prefix, request_timeout_s());
-  ADX_CHECK_AS(OptionError, listen_backlog() >= 1 && listen_backlog() <= 65535,
-               "option '{}listen_backlog' must be in [1, 65535], got {}", prefix, listen_backlog());
-  ADX_CHECK_AS(OptionError, tls_cert().empty() == tls_key().empty(),
-               "options '{0}tls_cert' and '{0}tls_key' go together, got '{1}' and '{2}'", prefix, tls_cert(), tls_key());
-  ADX_CHECK_AS(OptionError, max_json_depth() >= 3 && max_json_depth() <= 1000,
-               "option '{}max_json_depth' must be in [3, 1000] ({{\"rows\": [[...]]}} nests 3 deep), got {}", prefix,
-               max_json_depth());
+  const OptionChecks checks(prefix);
+  checks.in("port", port(), 0, 65535)
+      .at_least("max_body_bytes", max_body_bytes(), 1)
+      .in("threads", threads(), 1, 1024)
+      .in("max_queued_connections", max_queued_connections(), 0, 100000)
+      .in("idle_timeout_s", idle_timeout_s(), 1, 3600)
+      .in("max_idle_connections", max_idle_connections(), 1, 1000000)
+      .in("request_timeout_s", request_timeout_s(), 1, 3600)
+      .in("listen_backlog", listen_backlog(), 1, 65535)
+      .that(tls_cert().empty() == tls_key().empty(), "tls_cert", "and '{}' go together, got '{}' and '{}'",
+            checks.key("tls_key"), tls_cert(), tls_key())
+      // {"rows": [[...]]} nests 3 deep.
+      .in("max_json_depth", max_json_depth(), 3, 1000);
 }
 
 namespace {

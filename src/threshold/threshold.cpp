@@ -249,13 +249,11 @@ double Spot::threshold() const {
 
 void ThresholdOptions::check(const std::string& prefix) const {
   // k may be any finite number; check_options refuses NaN and infinity for every field.
-  ADX_CHECK_AS(OptionError, percentile() > 0 && percentile() < 100, "option '{}percentile' must be in (0, 100), got {}",
-               prefix, percentile());
-  ADX_CHECK_AS(OptionError, contamination() > 0 && contamination() <= 0.5,
-               "option '{}contamination' must be in (0, 0.5], got {}", prefix, contamination());
-  ADX_CHECK_AS(OptionError, risk() > 0 && risk() < 1, "option '{}risk' must be in (0, 1), got {}", prefix, risk());
-  ADX_CHECK_AS(OptionError, pot_level() > 0 && pot_level() < 1, "option '{}pot_level' must be in (0, 1), got {}",
-               prefix, pot_level());
+  OptionChecks(prefix)
+      .in("percentile", percentile(), 0.0, 100.0, "()")
+      .in("contamination", contamination(), 0.0, 0.5, "(]")
+      .in("risk", risk(), 0.0, 1.0, "()")
+      .in("pot_level", pot_level(), 0.0, 1.0, "()");
 }
 
 double fit_threshold(const std::vector<double>& scores, const ThresholdOptions& o) {
@@ -281,16 +279,14 @@ double best_f1_threshold(const std::vector<int>& labels, const std::vector<doubl
 }
 
 void AdaptiveThresholdOptions::check(const std::string& prefix) const {
-  ADX_CHECK_AS(OptionError, window() >= 1, "option '{}window' must be at least 1, got {}", prefix, window());
-  ADX_CHECK_AS(OptionError, percentile() > 0 && percentile() < 100, "option '{}percentile' must be in (0, 100), got {}",
-               prefix, percentile());
-  ADX_CHECK_AS(OptionError, smoothing() > 0 && smoothing() <= 1, "option '{}smoothing' must be in (0, 1], got {}",
-               prefix, smoothing());
-  ADX_CHECK_AS(OptionError, max_rise() >= 0 && max_fall() >= 0,
-               "options '{}max_rise' and '{}max_fall' must be >= 0, got {} and {}", prefix, prefix, max_rise(),
-               max_fall());
-  ADX_CHECK_AS(OptionError, min_samples() >= 1 && min_samples() <= window(),
-               "option '{}min_samples' must be in [1, window = {}], got {}", prefix, window(), min_samples());
+  const OptionChecks checks(prefix);
+  checks.at_least("window", window(), 1)
+      .in("percentile", percentile(), 0.0, 100.0, "()")
+      .in("smoothing", smoothing(), 0.0, 1.0, "(]")
+      .at_least("max_rise", max_rise(), 0.0)
+      .at_least("max_fall", max_fall(), 0.0)
+      .that(min_samples() >= 1 && min_samples() <= window(), "min_samples", "must be in [1, '{}' = {}], got {}",
+            checks.key("window"), window(), min_samples());
 }
 
 AdaptiveThreshold::AdaptiveThreshold(double initial, AdaptiveThresholdOptions options)

@@ -11,26 +11,22 @@
 namespace adx {
 
 void TrainOptions::check(const std::string& prefix) const {
-  constexpr double kHuge = 1e300;
-  // `value` must lie between `low` and `high`, each end open or closed as `range` shows.
-  auto in = [&](const char* name, double value, double low, bool low_open, double high, bool high_open,
-                const char* range) {
-    const bool ok = (low_open ? value > low : value >= low) && (high_open ? value < high : value <= high);
-    ADX_CHECK_AS(OptionError, ok, "option '{}{}' must be in {}, got {}", prefix, name, range, value);
-  };
-  in("epochs", static_cast<double>(epochs()), 0, false, 1e9, false, "[0, 1e9]");
-  in("batch_size", static_cast<double>(batch_size()), 1, false, 1e9, false, "[1, 1e9]");
-  in("micro_batches", static_cast<double>(micro_batches()), 1, false, 1e6, false, "[1, 1e6]");
-  in("lr", lr(), 0, true, 1e6, false, "(0, 1e6]");
-  in("weight_decay", weight_decay(), 0, false, 1e6, false, "[0, 1e6]");
-  in("beta1", beta1(), 0, false, 1, true, "[0, 1)");
-  in("beta2", beta2(), 0, false, 1, true, "[0, 1)");
-  in("lr_step", static_cast<double>(lr_step()), 1, false, 1e9, false, "[1, 1e9]");
-  in("lr_step_delay", static_cast<double>(lr_step_delay()), 0, false, 1e9, false, "[0, 1e9]");
-  in("lr_gamma", lr_gamma(), 0, true, 1, false, "(0, 1]");
-  in("patience", static_cast<double>(patience()), 0, false, 1e9, false, "[0, 1e9]");
-  in("min_delta", min_delta(), 0, false, kHuge, false, "[0, inf)");
-  in("grad_clip", grad_clip(), 0, false, kHuge, false, "[0, inf)");
+  // Counts up to 1e9 and rates up to 1e6: larger values are typing mistakes, not settings.
+  constexpr int64_t kMaxCount = 1000000000;
+  OptionChecks(prefix)
+      .in("epochs", epochs(), int64_t{0}, kMaxCount)
+      .in("batch_size", batch_size(), int64_t{1}, kMaxCount)
+      .in("micro_batches", micro_batches(), int64_t{1}, int64_t{1000000})
+      .in("lr", lr(), 0.0, 1e6, "(]")
+      .in("weight_decay", weight_decay(), 0.0, 1e6)
+      .in("beta1", beta1(), 0.0, 1.0, "[)")
+      .in("beta2", beta2(), 0.0, 1.0, "[)")
+      .in("lr_step", lr_step(), int64_t{1}, kMaxCount)
+      .in("lr_step_delay", lr_step_delay(), int64_t{0}, kMaxCount)
+      .in("lr_gamma", lr_gamma(), 0.0, 1.0, "(]")
+      .in("patience", patience(), int64_t{0}, kMaxCount)
+      .at_least("min_delta", min_delta(), 0.0)
+      .at_least("grad_clip", grad_clip(), 0.0);
 }
 
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(const std::vector<torch::Tensor>& parameters,

@@ -8,26 +8,26 @@
 namespace adx {
 
 void EnsembleOptions::check(const std::string& prefix) const {
+  const OptionChecks checks(prefix);
   const auto names = split_commas(members());
-  ADX_CHECK_AS(OptionError, !names.empty(), "option '{}members' must name at least one detector", prefix);
+  checks.that(!names.empty(), "members", "must name at least one detector");
   std::set<std::string> seen;
   for (const auto& name : names) {
-    ADX_CHECK_AS(OptionError, name != "ensemble", "option '{}members' cannot hold an ensemble", prefix);
-    ADX_CHECK_AS(OptionError, seen.insert(name).second, "option '{}members' names '{}' twice", prefix, name);
+    checks.that(name != "ensemble", "members", "cannot hold an ensemble")
+        .that(seen.insert(name).second, "members", "names '{}' twice", name);
   }
   if (combination() == EnsembleCombination::Weighted) {
     const auto items = split_commas(weights());
-    ADX_CHECK_AS(OptionError, items.size() == names.size(), "option '{}weights' needs {} weights (one per member), got {}",
-                 prefix, names.size(), items.size());
+    checks.that(items.size() == names.size(), "weights", "needs {} weights (one per member), got {}", names.size(),
+                items.size());
     double total = 0.0;
     for (const auto& item : items) {
       double w = -1.0;
-      detail::option_from_string(prefix + "weights", item, w);
-      ADX_CHECK_AS(OptionError, std::isfinite(w) && w >= 0, "option '{}weights' holds {}, weights must be >= 0",
-                   prefix, item);
+      detail::option_from_string(checks.key("weights"), item, w);
+      checks.that(std::isfinite(w) && w >= 0, "weights", "holds {}, weights must be >= 0", item);
       total += w;
     }
-    ADX_CHECK_AS(OptionError, total > 0, "option '{}weights' must not all be 0", prefix);
+    checks.that(total > 0, "weights", "must not all be 0");
   }
 }
 

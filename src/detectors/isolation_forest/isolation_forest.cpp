@@ -83,8 +83,7 @@ Tree grow_tree(const double* data, int64_t features, std::vector<int64_t> sample
 }  // namespace
 
 void IsolationForestOptions::check(const std::string& prefix) const {
-  ADX_CHECK_AS(OptionError, trees() >= 1, "option '{}trees' must be >= 1, got {}", prefix, trees());
-  ADX_CHECK_AS(OptionError, max_samples() >= 2, "option '{}max_samples' must be >= 2, got {}", prefix, max_samples());
+  OptionChecks(prefix).at_least("trees", trees(), 1).at_least("max_samples", max_samples(), 2);
 }
 
 double isolation_average_path_length(double n) {

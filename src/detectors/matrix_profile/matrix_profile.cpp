@@ -11,7 +11,7 @@ constexpr const char* kProfileStatePrefix = "matrix_profile.";
 }  // namespace
 
 void MatrixProfileOptions::check(const std::string& prefix) const {
-  ADX_CHECK_AS(OptionError, block() >= 1, "option '{}block' must be >= 1, got {}", prefix, block());
+  OptionChecks(prefix).at_least("block", block(), 1);
 }
 
 torch::Tensor matrix_profile_rows(const torch::Tensor& windows, bool normalize) {
