@@ -9,9 +9,12 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
+#include <random>
+#include <set>
 
 #include "test_helpers.hpp"
 
@@ -252,6 +255,91 @@ TEST_CASE("cola: subgraphs come from the neighbourhood, target last", "[graph][d
   REQUIRE((s[2] == 5).all().item<bool>());
 }
 
+namespace {
+
+// One target's subgraph drawn step by step, as the reference's random walk with restart describes it: first
+// 3 * (size - 1) single steps from the target, then up to 50 steps of a walk that restarts at the target with
+// probability 0.9; each new node other than the target joins, until size - 1 have. A neighbourhood too small
+// repeats what was found (or the target). The target comes last.
+std::vector<int64_t> scalar_subgraph(const std::vector<int64_t>& row_start, const std::vector<int64_t>& col,
+                                     int64_t target, int64_t size, std::mt19937_64& rng) {
+  const int64_t need = size - 1;
+  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  std::vector<int64_t> found;
+  int64_t position = target;
+  for (int64_t step = 0; step < 3 * need + 50 && static_cast<int64_t>(found.size()) < need; ++step) {
+    if (step < 3 * need || unit(rng) < 0.9) position = target;
+    const int64_t degree = row_start[position + 1] - row_start[position];
+    position = degree > 0 ? col[row_start[position] + static_cast<int64_t>(unit(rng) * degree)] : target;
+    if (position != target && std::find(found.begin(), found.end(), position) == found.end()) found.push_back(position);
+  }
+  std::vector<int64_t> subgraph;
+  for (int64_t slot = 0; slot < need; ++slot)
+    subgraph.push_back(found.empty() ? target : found[slot % found.size()]);
+  subgraph.push_back(target);
+  return subgraph;
+}
+
+}  // namespace
+
+TEST_CASE("cola: the batched sampler draws subgraphs from the step-by-step walk's distribution",
+          "[graph][detectors]") {
+  // A graph with hubs, chains, a pair and an isolated node, so that some neighbourhoods are too small.
+  const int64_t n = 24, size = 4, draws = 3000;
+  std::vector<int64_t> from, to;
+  auto edge = [&](int64_t u, int64_t v) { from.push_back(u), to.push_back(v); };
+  for (int64_t v = 1; v <= 7; ++v) edge(0, v);       // a hub
+  for (int64_t v = 8; v < 15; ++v) edge(v, v + 1);   // a chain 8 - ... - 15
+  edge(1, 8), edge(3, 12), edge(16, 17);             // bridges, and a pair alone
+  for (int64_t v = 18; v < 22; ++v) edge(18, v + 1); // a small star 18 - {19..22}
+  edge(20, 21);                                      // node 23 has no edge
+  Batch batch;
+  batch.x = torch::zeros({n, 1});
+  batch.edge_index = torch::stack({torch::tensor(from), torch::tensor(to)});
+  GraphStructureCache cache;
+  const auto& g = cache.of(batch);
+  const auto row_start = to_longs(g.row_start);
+  const auto col = to_longs(g.symmetric[1]);
+
+  // Every node `draws` times in one call, and as many times step by step.
+  auto generator = at::detail::createCPUGenerator(11);
+  const auto targets = torch::arange(n).repeat({draws});
+  const auto batched = graph::sample_subgraphs(g, targets, size, generator);
+  REQUIRE(batched.sizes() == torch::IntArrayRef({n * draws, size}));
+  REQUIRE(torch::equal(batched.select(1, size - 1), targets));
+  const auto rows = to_longs(batched.reshape({-1}));
+  std::mt19937_64 rng(5);
+  // For each target: how often each node is in its subgraph, and how many distinct nodes the subgraph holds.
+  std::vector<double> inclusion_batched(n * n, 0.0), inclusion_scalar(n * n, 0.0);
+  std::vector<double> distinct_batched(n * size, 0.0), distinct_scalar(n * size, 0.0);
+  auto count = [&](const std::vector<int64_t>& subgraph, int64_t target, std::vector<double>& inclusion,
+                   std::vector<double>& distinct) {
+    std::set<int64_t> nodes(subgraph.begin(), subgraph.end() - 1);
+    for (const auto v : nodes) inclusion[target * n + v] += 1.0 / draws;
+    distinct[target * size + static_cast<int64_t>(nodes.size())] += 1.0 / draws;
+  };
+  for (int64_t i = 0; i < n * draws; ++i) {
+    const int64_t target = i % n;
+    count(std::vector<int64_t>(rows.begin() + i * size, rows.begin() + (i + 1) * size), target, inclusion_batched,
+          distinct_batched);
+    count(scalar_subgraph(row_start, col, target, size, rng), target, inclusion_scalar, distinct_scalar);
+  }
+  // Two independent estimates of one probability p differ by at most 5 standard errors, sqrt(2 p (1 - p) / draws).
+  auto agree = [&](const std::vector<double>& a, const std::vector<double>& b, const char* what) {
+    for (size_t k = 0; k < a.size(); ++k) {
+      const double p = (a[k] + b[k]) / 2;
+      const double tolerance = 5.0 * std::sqrt(2.0 * p * (1.0 - p) / draws) + 1e-12;
+      INFO(what << " " << k << ": batched " << a[k] << ", step by step " << b[k]);
+      REQUIRE(std::abs(a[k] - b[k]) <= tolerance);
+    }
+  };
+  agree(inclusion_batched, inclusion_scalar, "target * n + node");
+  agree(distinct_batched, distinct_scalar, "target * size + distinct nodes");
+  // The cases with one answer: the hub always finds 3 of its 7 leaves, the isolated node only itself.
+  REQUIRE(distinct_scalar[0 * size + 3] == Approx(1.0));
+  REQUIRE(inclusion_batched[23 * n + 23] == Approx(1.0));
+}
+
 TEST_CASE("cola: a round's scores equal a port of the authors' CoLA on the same weights and subgraphs",
           "[graph][reference][cola]") {
   // tests/export_cola.py ports GRAND-Lab/CoLA's model (GCN with its bias, average readout, bilinear
@@ -358,9 +446,10 @@ TEST_CASE("the parallel CSR product equals LibTorch's COO product, whatever the 
     for (const int64_t width : {1, 7, 64, 300}) {
       const auto dense = torch::randn({n + 1, width}, dtype);
       const auto reference = torch::mm(adjacency.to(dtype), dense);
-      adx::set_num_threads(1);
+      // LibTorch's own setting, which ADX_NUM_THREADS (set when ctest runs programs side by side) does not override.
+      at::set_num_threads(1);
       const auto one = nn::sparse_dense_product(adjacency, dense);
-      adx::set_num_threads(2);
+      at::set_num_threads(2);
       const auto two = nn::sparse_dense_product(adjacency, dense);
       INFO("width " << width);
       REQUIRE(torch::equal(one, two));
