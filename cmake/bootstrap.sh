@@ -68,7 +68,9 @@ select_openblas_core "$build_dir/tests/blas_probe"
 
 case "$mode" in
   test)
-    cd "$build_dir" && ctest --output-on-failure -j 1
+    # One test program per core, each on one thread (ADX_NUM_THREADS), unless the caller chose a count;
+    # cmake/numerics.sh runs the numerics-sensitive programs at 1 and 2 threads.
+    cd "$build_dir" && ADX_NUM_THREADS="${ADX_NUM_THREADS:-1}" ctest --output-on-failure -j "$jobs"
     ;;
   demo)
     "$build_dir/examples/fashion_mnist" "$@"
