@@ -12,12 +12,13 @@ source cmake/openblas_core.sh
 probe="$build_dir/tests/blas_probe"
 [ -x "$probe" ] || { echo "adx: $probe is missing; run bash cmake/bootstrap.sh test first" >&2; exit 1; }
 
-# Each entry: a test program and the Catch2 tests of it that compare numbers across arithmetic paths.
+# Each entry: a test program and the Catch2 tests of it that compare numbers across arithmetic paths (a tag,
+# or [#<file>] for every test case of a source file of adx_tests).
 checks=(
-  "test_industrial [search]"
-  "test_industrial [coreset]"
-  "test_reference_values"
-  "test_backbones"
+  "adx_tests [search]"
+  "adx_tests [coreset]"
+  "adx_tests [#test_reference_values]"
+  "adx_tests [#test_backbones]"
   "test_distributed"
 )
 mapfile -t cores < <(runnable_openblas_cores "$probe")
@@ -36,7 +37,7 @@ run_check() {  # core threads program [tags]
   if (cd "$build_dir/tests" &&
       OPENBLAS_CORETYPE="$core" ADX_NUM_THREADS="$threads" OMP_NUM_THREADS="$threads" \
       ADX_TEST_TMP="$PWD/numerics/$name" ADX_TORCHVISION_DIR="$PWD/torchvision_export" \
-      ./"$program" ${tags:+"$tags"} --order rand --rng-seed 1 > "numerics/$name.log" 2>&1); then
+      ./"$program" -# ${tags:+"$tags"} --order rand --rng-seed 1 > "numerics/$name.log" 2>&1); then
     echo "adx: $program ${tags:-(all)} with OPENBLAS_CORETYPE=$core, $threads thread(s): $(tail -n 2 "$work/$name.log" | tr -s '\n' ' ')"
   else
     echo "adx: $program ${tags:-(all)} with OPENBLAS_CORETYPE=$core, $threads thread(s) FAILED:"

@@ -13,16 +13,11 @@
 using adx::Data;
 using adx::test::temp_path;
 
+using adx::test::quick_options;
+
 namespace {
 
 // Small, fast settings shared by the detector tests.
-adx::OptionMap quick(int epochs, adx::OptionMap extra = {}) {
-  adx::OptionMap o{{"train.epochs", std::to_string(epochs)}, {"train.batch_size", "64"},
-                   {"runtime.threads", "2"}, {"runtime.seed", "7"}};
-  for (auto& kv : extra) o[kv.first] = kv.second;
-  return o;
-}
-
 // An ensemble's options: its own, then each member's under "<member>." keys.
 adx::OptionMap ensemble_of(const std::vector<std::pair<std::string, adx::OptionMap>>& members, adx::OptionMap own) {
   std::string names;
@@ -44,31 +39,31 @@ struct Case {
 
 std::vector<Case> cases() {
   return {
-      {"autoencoder", quick(40, {{"bottleneck", "3"}}), false},
-      {"denoising_autoencoder", quick(40, {{"bottleneck", "3"}, {"noise_level", "0.05"}}), false},
-      {"sparse_autoencoder", quick(40, {{"bottleneck", "8"}}), false},
-      {"vae", quick(40, {{"latent", "3"}}), false},
-      {"conv_autoencoder", quick(15, {{"channels", "8,16"}, {"latent", "8"}}), true},
-      {"autoencoder", quick(20, {{"bottleneck", "8"}}), true},
-      {"deep_svdd", quick(30, {{"rep_dim", "8"}, {"pretrain_train.epochs", "20"}, {"train.lr", "0.001"}}), false},
-      {"deep_svdd", quick(10, {{"rep_dim", "8"}, {"pretrain_train.epochs", "10"}, {"train.lr", "0.001"}}), true},
-      {"deep_svdd", quick(30, {{"rep_dim", "8"}, {"objective", "soft_boundary"}, {"nu", "0.05"},
+      {"autoencoder", quick_options(40, {{"bottleneck", "3"}}), false},
+      {"denoising_autoencoder", quick_options(40, {{"bottleneck", "3"}, {"noise_level", "0.05"}}), false},
+      {"sparse_autoencoder", quick_options(40, {{"bottleneck", "8"}}), false},
+      {"vae", quick_options(40, {{"latent", "3"}}), false},
+      {"conv_autoencoder", quick_options(15, {{"channels", "8,16"}, {"latent", "8"}}), true},
+      {"autoencoder", quick_options(20, {{"bottleneck", "8"}}), true},
+      {"deep_svdd", quick_options(30, {{"rep_dim", "8"}, {"pretrain_train.epochs", "20"}, {"train.lr", "0.001"}}), false},
+      {"deep_svdd", quick_options(10, {{"rep_dim", "8"}, {"pretrain_train.epochs", "10"}, {"train.lr", "0.001"}}), true},
+      {"deep_svdd", quick_options(30, {{"rep_dim", "8"}, {"objective", "soft_boundary"}, {"nu", "0.05"},
                                {"warm_up_epochs", "5"}, {"pretrain_train.epochs", "20"}, {"train.lr", "0.001"}}),
        false},
-      {"rotation", quick(4, {{"channels", "8,16"}}), true},
-      {"simclr", quick(30, {{"rep_dim", "16"}, {"hidden", "32,32"}}), false},
-      {"simclr", quick(15, {{"rep_dim", "16"}, {"channels", "8,16"}}), true},
-      {"ganomaly", quick(20, {{"latent", "16"}, {"width", "16"}}), true},
-      {"skip_ganomaly", quick(10, {{"width", "8"}}), true},
-      {"anogan", quick(20, {{"latent", "16"}, {"width", "16"}, {"search_steps", "20"}}), true},
-      {"f_anogan", quick(20, {{"latent", "16"}, {"width", "16"}, {"encoder_train.epochs", "20"}}), true},
-      {"rotation", quick(4, {{"channels", "8,16"}, {"transformations", "geom"}, {"transforms_per_image", "4"}}), true},
+      {"rotation", quick_options(4, {{"channels", "8,16"}}), true},
+      {"simclr", quick_options(30, {{"rep_dim", "16"}, {"hidden", "32,32"}}), false},
+      {"simclr", quick_options(15, {{"rep_dim", "16"}, {"channels", "8,16"}}), true},
+      {"ganomaly", quick_options(20, {{"latent", "16"}, {"width", "16"}}), true},
+      {"skip_ganomaly", quick_options(10, {{"width", "8"}}), true},
+      {"anogan", quick_options(20, {{"latent", "16"}, {"width", "16"}, {"search_steps", "20"}}), true},
+      {"f_anogan", quick_options(20, {{"latent", "16"}, {"width", "16"}, {"encoder_train.epochs", "20"}}), true},
+      {"rotation", quick_options(4, {{"channels", "8,16"}, {"transformations", "geom"}, {"transforms_per_image", "4"}}), true},
       {"ensemble",
-       ensemble_of({{"autoencoder", quick(40, {{"bottleneck", "3"}})}, {"vae", quick(40, {{"latent", "3"}})}}, {}),
+       ensemble_of({{"autoencoder", quick_options(40, {{"bottleneck", "3"}})}, {"vae", quick_options(40, {{"latent", "3"}})}}, {}),
        false},
       {"ensemble",
-       ensemble_of({{"conv_autoencoder", quick(15, {{"channels", "8,16"}, {"latent", "8"}})},
-                    {"deep_svdd", quick(10, {{"rep_dim", "8"}, {"pretrain_train.epochs", "10"}, {"train.lr", "0.001"}})}},
+       ensemble_of({{"conv_autoencoder", quick_options(15, {{"channels", "8,16"}, {"latent", "8"}})},
+                    {"deep_svdd", quick_options(10, {{"rep_dim", "8"}, {"pretrain_train.epochs", "10"}, {"train.lr", "0.001"}})}},
                    {{"normalization", "rank"}, {"combination", "weighted"}, {"weights", "1,2"}}),
        true},
   };
@@ -112,7 +107,7 @@ TEST_CASE("every detector beats chance clearly and reloads to identical scores",
 
 TEST_CASE("VAE offers four scores, each useful where it should be", "[detectors][vae]") {
   const auto data = adx::test::easy_tabular();
-  adx::Vae model(adx::from_option_map<adx::VaeOptions>(quick(40, {{"latent", "3"}})));
+  adx::Vae model(adx::from_option_map<adx::VaeOptions>(quick_options(40, {{"latent", "3"}})));
   model.fit(Data::tabular(data.train));
   auto auroc_of = [&](const torch::Tensor& test, const std::vector<int>& labels, adx::VaeScore criterion) {
     return adx::metrics::roc_auc(labels, model.score_with(Data::tabular(test), criterion).to_vector());
@@ -134,7 +129,7 @@ TEST_CASE("VAE offers four scores, each useful where it should be", "[detectors]
 TEST_CASE("the same seed gives the same model; another seed a different one", "[detectors][seed]") {
   const auto data = adx::test::easy_tabular(300, 50, 10);
   auto fit_scores = [&](const char* seed) {
-    auto d = adx::make_detector("autoencoder", quick(5, {{"runtime.seed", seed}}));
+    auto d = adx::make_detector("autoencoder", quick_options(5, {{"runtime.seed", seed}}));
     d->fit(Data::tabular(data.train));
     return d->score(Data::tabular(data.test)).per_item;
   };
@@ -145,7 +140,7 @@ TEST_CASE("the same seed gives the same model; another seed a different one", "[
 
 TEST_CASE("thresholds: predict flags above the calibrated threshold", "[detectors][threshold]") {
   const auto data = adx::test::easy_tabular();
-  auto d = adx::make_detector("autoencoder", quick(30, {{"bottleneck", "3"}, {"threshold.policy", "mean_std"},
+  auto d = adx::make_detector("autoencoder", quick_options(30, {{"bottleneck", "3"}, {"threshold.policy", "mean_std"},
                                                         {"threshold.k", "3"}}));
   d->fit(Data::tabular(data.train));
   const auto flags = d->predict(Data::tabular(data.test));
@@ -166,7 +161,7 @@ TEST_CASE("thresholds: predict flags above the calibrated threshold", "[detector
 
 TEST_CASE("early stopping restores the best epoch and the progress callback sees every epoch", "[train]") {
   const auto data = adx::test::easy_tabular(300, 10, 5);
-  auto d = adx::make_detector("autoencoder", quick(200, {{"train.patience", "3"}, {"train.lr", "0.05"}}));
+  auto d = adx::make_detector("autoencoder", quick_options(200, {{"train.patience", "3"}, {"train.lr", "0.05"}}));
   std::vector<adx::EpochReport> reports;
   d->set_progress([&](const adx::EpochReport& r) { reports.push_back(r); });
   d->fit(Data::tabular(data.train));
@@ -182,7 +177,7 @@ TEST_CASE("early stopping restores the best epoch and the progress callback sees
 
 TEST_CASE("bad input is an adx::Error that names the problem", "[detectors][errors]") {
   const auto data = adx::test::easy_tabular(200, 10, 5);
-  auto d = adx::make_detector("autoencoder", quick(2));
+  auto d = adx::make_detector("autoencoder", quick_options(2));
 
   REQUIRE_THROWS_AS(d->score(Data::tabular(data.test)), adx::NotFittedError);
   REQUIRE_THROWS_WITH(d->predict(Data::tabular(data.test)), Catch::Contains("before fit"));
@@ -217,19 +212,19 @@ TEST_CASE("bad input is an adx::Error that names the problem", "[detectors][erro
   REQUIRE_THROWS_WITH(adx::make_detector("deep_svdd", {{"bias", "true"}}),
                       Catch::Contains("bias-free") && Catch::Contains("collapses"));
 
-  auto conv = adx::make_detector("conv_autoencoder", quick(1));
+  auto conv = adx::make_detector("conv_autoencoder", quick_options(1));
   REQUIRE_THROWS_WITH(conv->fit(Data::tabular(data.train)),
                       Catch::Contains("conv_autoencoder accepts image data") && Catch::Contains("tabular"));
 
   // Diverging training stops with an error instead of leaving NaN weights behind.
-  auto diverging = adx::make_detector("autoencoder", quick(2, {{"preprocess", "none"}}));
+  auto diverging = adx::make_detector("autoencoder", quick_options(2, {{"preprocess", "none"}}));
   REQUIRE_THROWS_AS(diverging->fit(Data::tabular(data.train * 1e30)), adx::TrainingError);
   REQUIRE_FALSE(diverging->fitted());
 }
 
 TEST_CASE("corrupt and foreign model files are rejected by adx::load", "[io][errors]") {
   const auto data = adx::test::easy_tabular(200, 10, 5);
-  auto d = adx::make_detector("autoencoder", quick(1));
+  auto d = adx::make_detector("autoencoder", quick_options(1));
   d->fit(Data::tabular(data.train));
   const auto path = temp_path("ae_for_corruption.adx");
   d->save(path);
@@ -255,7 +250,7 @@ TEST_CASE("corrupt and foreign model files are rejected by adx::load", "[io][err
 
 TEST_CASE("models load onto a requested device and refuse an absent one", "[io][device]") {
   const auto data = adx::test::easy_tabular(200, 10, 5);
-  auto d = adx::make_detector("vae", quick(2));
+  auto d = adx::make_detector("vae", quick_options(2));
   d->fit(Data::tabular(data.train));
   d->save(temp_path("vae_device.adx"));
   auto cpu = adx::load(temp_path("vae_device.adx"), "cpu");
@@ -279,23 +274,9 @@ TEST_CASE("the registry lists every built-in detector", "[registry]") {
     REQUIRE(std::find(names.begin(), names.end(), n) != names.end());
 }
 
-TEST_CASE("learning-rate schedules follow their formulas", "[train]") {
-  adx::TrainOptions o;
-  o.lr(0.1).epochs(10).lr_schedule(adx::LrSchedule::Step).lr_step(3).lr_gamma(0.5);
-  REQUIRE(adx::scheduled_lr(o, 0) == Approx(0.1));
-  REQUIRE(adx::scheduled_lr(o, 2) == Approx(0.1));
-  REQUIRE(adx::scheduled_lr(o, 3) == Approx(0.05));
-  REQUIRE(adx::scheduled_lr(o, 7) == Approx(0.025));
-  o.lr_schedule(adx::LrSchedule::Cosine);
-  REQUIRE(adx::scheduled_lr(o, 0) == Approx(0.1));
-  REQUIRE(adx::scheduled_lr(o, 5) == Approx(0.05));  // half-way: (1 + cos(pi/2)) / 2
-  o.lr_schedule(adx::LrSchedule::Constant);
-  REQUIRE(adx::scheduled_lr(o, 9) == Approx(0.1));
-}
-
 TEST_CASE("AdamW, cosine schedule and gradient clipping train a working model", "[train]") {
   const auto data = adx::test::easy_tabular();
-  auto d = adx::make_detector("autoencoder", quick(40, {{"bottleneck", "3"}, {"train.optimizer", "adamw"},
+  auto d = adx::make_detector("autoencoder", quick_options(40, {{"bottleneck", "3"}, {"train.optimizer", "adamw"},
                                                         {"train.lr_schedule", "cosine"}, {"train.grad_clip", "1.0"},
                                                         {"train.weight_decay", "0.01"}}));
   d->fit(Data::tabular(data.train));
@@ -306,7 +287,7 @@ TEST_CASE("denoising autoencoder trains with masking and dropout noise", "[detec
   const auto data = adx::test::easy_tabular();
   for (const char* noise : {"masking", "dropout"}) {
     auto d = adx::make_detector("denoising_autoencoder",
-                                quick(40, {{"bottleneck", "3"}, {"noise", noise}, {"noise_level", "0.1"}}));
+                                quick_options(40, {{"bottleneck", "3"}, {"noise", noise}, {"noise_level", "0.1"}}));
     d->fit(Data::tabular(data.train));
     INFO(noise);
     REQUIRE(adx::metrics::roc_auc(data.labels, d->score(Data::tabular(data.test)).to_vector()) > 0.9);
@@ -315,7 +296,7 @@ TEST_CASE("denoising autoencoder trains with masking and dropout noise", "[detec
 
 TEST_CASE("image detectors reject a wrong image size", "[detectors][errors]") {
   const auto data = adx::test::easy_images(100, 10, 5);
-  auto d = adx::make_detector("conv_autoencoder", quick(1, {{"channels", "4"}, {"latent", "4"}}));
+  auto d = adx::make_detector("conv_autoencoder", quick_options(1, {{"channels", "4"}, {"latent", "4"}}));
   d->fit(Data::images(data.train));
   REQUIRE_THROWS_WITH(d->score(Data::images(torch::rand({3, 1, 20, 16}))),
                       Catch::Contains("[1 x 16 x 16]") && Catch::Contains("[1 x 20 x 16]"));
@@ -325,7 +306,7 @@ TEST_CASE("image detectors reject a wrong image size", "[detectors][errors]") {
 TEST_CASE("Deep SVDD's center avoids zero entries and soft boundary sets a radius", "[detectors][deep_svdd]") {
   const auto data = adx::test::easy_tabular();
   adx::DeepSvdd soft(adx::from_option_map<adx::DeepSvddOptions>(
-      quick(20, {{"rep_dim", "8"}, {"objective", "soft_boundary"}, {"nu", "0.1"}, {"warm_up_epochs", "2"},
+      quick_options(20, {{"rep_dim", "8"}, {"objective", "soft_boundary"}, {"nu", "0.1"}, {"warm_up_epochs", "2"},
                  {"pretrain", "false"}, {"train.lr", "0.001"}})));
   soft.fit(Data::tabular(data.train));
   REQUIRE(soft.radius() > 0.0);
@@ -355,23 +336,23 @@ TEST_CASE("geometric transformations: the GEOM set and a shift worked by hand", 
   const auto img = torch::rand({2, 1, 5, 5});
   REQUIRE(torch::equal(adx::GeometricTransform{false, 0, 0, 2}.apply(adx::GeometricTransform{false, 0, 0, 2}.apply(img)), img));
   REQUIRE(torch::equal(adx::GeometricTransform{true, 0, 0, 0}.apply(img), img.flip(3)));
-  auto d = adx::make_detector("rotation", quick(1));
+  auto d = adx::make_detector("rotation", quick_options(1));
   REQUIRE_THROWS_WITH(d->fit(Data::images(torch::rand({20, 1, 16, 12}))), Catch::Contains("square"));
   REQUIRE_THROWS_WITH(d->fit(Data::tabular(torch::rand({20, 16}))), Catch::Contains("accepts image data"));
 }
 
 TEST_CASE("GANomaly pads to a power of two and rejects bad sizes", "[detectors][ganomaly]") {
   REQUIRE_THROWS_WITH(adx::make_detector("ganomaly", {{"image_size", "30"}}), Catch::Contains("power of two"));
-  auto d = adx::make_detector("ganomaly", quick(1, {{"image_size", "16"}, {"latent", "4"}, {"width", "4"}}));
+  auto d = adx::make_detector("ganomaly", quick_options(1, {{"image_size", "16"}, {"latent", "4"}, {"width", "4"}}));
   REQUIRE_THROWS_WITH(d->fit(Data::images(torch::rand({8, 1, 20, 20}))), Catch::Contains("cannot hold 20x20"));
   // 28 x 28 inputs train at 32 x 32.
-  auto e = adx::make_detector("ganomaly", quick(1, {{"latent", "4"}, {"width", "4"}}));
+  auto e = adx::make_detector("ganomaly", quick_options(1, {{"latent", "4"}, {"width", "4"}}));
   e->fit(Data::images(torch::rand({16, 1, 28, 28})));
   REQUIRE(e->score(Data::images(torch::rand({3, 1, 28, 28}))).per_item.size(0) == 3);
 }
 
 TEST_CASE("a diverging GAN stops with an error that names the loss", "[detectors][ganomaly][errors]") {
-  auto d = adx::make_detector("ganomaly", quick(2, {{"latent", "4"}, {"width", "4"}, {"preprocess", "none"}}));
+  auto d = adx::make_detector("ganomaly", quick_options(2, {{"latent", "4"}, {"width", "4"}, {"preprocess", "none"}}));
   REQUIRE_THROWS_WITH(d->fit(Data::images(torch::full({16, 1, 16, 16}, 1e38f))),
                       Catch::Contains("loss became") && Catch::Contains("diverged"));
   REQUIRE_FALSE(d->fitted());
@@ -395,7 +376,7 @@ TEST_CASE("SimCLR's svdd scorer flags items far out along the normal manifold", 
   // Off-manifold noise is what the augmentations teach the encoder to ignore, so the
   // center distance is tested on on-manifold extremes (the kNN scorer covers the rest).
   const auto data = adx::test::easy_tabular();
-  auto d = adx::make_detector("simclr", quick(30, {{"rep_dim", "16"}, {"hidden", "32,32"}, {"scorer", "svdd"}}));
+  auto d = adx::make_detector("simclr", quick_options(30, {{"rep_dim", "16"}, {"hidden", "32,32"}, {"scorer", "svdd"}}));
   d->fit(Data::tabular(data.train));
   const auto test = torch::cat({data.test.slice(0, 0, 200), 4.0 * data.train.slice(0, 0, 50)});
   const double auroc = adx::metrics::roc_auc(data.labels, d->score(Data::tabular(test)).to_vector());
@@ -406,7 +387,7 @@ TEST_CASE("SimCLR's svdd scorer flags items far out along the normal manifold", 
 TEST_CASE("GAN detectors refuse tabular data and bad options", "[detectors][gan][errors]") {
   for (const char* name : {"ganomaly", "skip_ganomaly", "anogan", "f_anogan"}) {
     INFO(name);
-    auto d = adx::make_detector(name, quick(1, {{"latent", "4"}, {"width", "4"}}));
+    auto d = adx::make_detector(name, quick_options(1, {{"latent", "4"}, {"width", "4"}}));
     REQUIRE_THROWS_WITH(d->fit(Data::tabular(torch::rand({20, 16}))), Catch::Contains("accepts image data"));
     REQUIRE_THROWS_WITH(adx::make_detector(name, {{"image_size", "24"}}), Catch::Contains("power of two"));
   }
@@ -417,7 +398,7 @@ TEST_CASE("GAN detectors refuse tabular data and bad options", "[detectors][gan]
 TEST_CASE("AnoGAN's latent search lowers the loss and scores each image on its own", "[detectors][anogan]") {
   const auto data = adx::test::easy_images(200, 20, 10);
   auto fit = [&](const char* steps) {
-    auto d = adx::make_detector("anogan", quick(5, {{"latent", "8"}, {"width", "8"}, {"search_steps", steps},
+    auto d = adx::make_detector("anogan", quick_options(5, {{"latent", "8"}, {"width", "8"}, {"search_steps", steps},
                                                     {"search_batch_size", "7"}}));
     d->fit(Data::images(data.train));
     return d;

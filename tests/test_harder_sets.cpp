@@ -11,21 +11,18 @@ using adx::Data;
 
 namespace {
 
-adx::OptionMap quick(int epochs, adx::OptionMap extra = {}) {
+adx::OptionMap harder_options(int epochs, adx::OptionMap extra = {}) {
   const char* seed = std::getenv("ADX_HARDER_SEED");  // lets a person check the margins over seeds
-  adx::OptionMap o{{"train.epochs", std::to_string(epochs)}, {"train.batch_size", "64"},
-                   {"runtime.threads", "2"}, {"runtime.seed", seed ? seed : "7"}};
-  for (auto& kv : extra) o[kv.first] = kv.second;
-  return o;
+  return adx::test::quick_options(epochs, std::move(extra), seed ? seed : "7");
 }
 
-struct Case {
+struct HarderCase {
   std::string name;
   adx::OptionMap options;
 };
 
 // Every case must reach the best trivial rule's AUROC + `margin`.
-void beats_trivial_rule(const adx::test::Easy& data, const std::vector<Case>& cases, bool images,
+void beats_trivial_rule(const adx::test::Easy& data, const std::vector<HarderCase>& cases, bool images,
                         double margin = 0.1) {
   const double trivial = adx::test::trivial_rule_auroc(data.train, data.test, data.labels);
   for (size_t i = 0; i < cases.size(); ++i) {
@@ -47,21 +44,21 @@ TEST_CASE("off a curved surface: reconstruction and one-class detectors beat eve
           "[detectors][harder]") {
   // A model of a 2-D surface needs its shape exactly: no dropout here.
   beats_trivial_rule(adx::test::curved_surface_tabular(),
-                     {{"autoencoder", quick(100, {{"bottleneck", "2"}, {"dropout", "0"}})},
-                      {"denoising_autoencoder", quick(100, {{"bottleneck", "2"}, {"noise_level", "0.05"}, {"dropout", "0"}})},
-                      {"vae", quick(60, {{"latent", "2"}})},
-                      {"deep_svdd", quick(40, {{"rep_dim", "8"}, {"pretrain_train.epochs", "30"}, {"train.lr", "0.001"}})}},
+                     {{"autoencoder", harder_options(100, {{"bottleneck", "2"}, {"dropout", "0"}})},
+                      {"denoising_autoencoder", harder_options(100, {{"bottleneck", "2"}, {"noise_level", "0.05"}, {"dropout", "0"}})},
+                      {"vae", harder_options(60, {{"latent", "2"}})},
+                      {"deep_svdd", harder_options(40, {{"rep_dim", "8"}, {"pretrain_train.epochs", "30"}, {"train.lr", "0.001"}})}},
                      false);
 }
 
 TEST_CASE("in the empty middle of a ring: detectors of where data are dense see what no linear rule does",
           "[detectors][harder]") {
   beats_trivial_rule(adx::test::ring_gap_tabular(),
-                     {{"autoencoder", quick(60, {{"bottleneck", "2"}})},
-                      {"sparse_autoencoder", quick(60, {})},
-                      {"vae", quick(60, {{"latent", "2"}})},
-                      {"deep_svdd", quick(40, {{"rep_dim", "8"}, {"pretrain_train.epochs", "30"}, {"train.lr", "0.001"}})},
-                      {"simclr", quick(40, {{"rep_dim", "16"}, {"hidden", "32,32"}})}},
+                     {{"autoencoder", harder_options(60, {{"bottleneck", "2"}})},
+                      {"sparse_autoencoder", harder_options(60, {})},
+                      {"vae", harder_options(60, {{"latent", "2"}})},
+                      {"deep_svdd", harder_options(40, {{"rep_dim", "8"}, {"pretrain_train.epochs", "30"}, {"train.lr", "0.001"}})},
+                      {"simclr", harder_options(40, {{"rep_dim", "16"}, {"hidden", "32,32"}})}},
                      false);
 }
 
@@ -79,6 +76,6 @@ TEST_CASE("a glyph turned by 180 degrees: patch memory and rotation prediction s
                        true);
   }
   SECTION("rotation") {
-    beats_trivial_rule(data, {{"rotation", quick(20, {{"channels", "8,16"}})}}, true);
+    beats_trivial_rule(data, {{"rotation", harder_options(20, {{"channels", "8,16"}})}}, true);
   }
 }

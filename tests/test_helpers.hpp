@@ -48,6 +48,14 @@ inline std::string temp_path(const std::string& name) {
   return std::string(dir ? dir : "/tmp") + "/" + name;
 }
 
+/// Options for a short training run: `epochs` epochs, batches of 64, 2 threads and seed `seed`, then `extra`.
+inline adx::OptionMap quick_options(int epochs, adx::OptionMap extra = {}, const std::string& seed = "7") {
+  adx::OptionMap o{{"train.epochs", std::to_string(epochs)}, {"train.batch_size", "64"},
+                   {"runtime.threads", "2"}, {"runtime.seed", seed}};
+  for (auto& kv : extra) o[kv.first] = kv.second;
+  return o;
+}
+
 /// A training set of normal items and a labelled test set (1 = anomaly).
 struct Easy {
   torch::Tensor train, test;
