@@ -31,8 +31,10 @@ select_openblas_core "$build_dir/tests/blas_probe"
 export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1:allocator_may_return_null=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 # Each test program leaves out its [slow] cases there (training runs whose time is LibTorch's kernels).
-# One test program per core, each on one thread, as bootstrap.sh runs them.
-(cd "$build_dir" && ADX_NUM_THREADS="${ADX_NUM_THREADS:-1}" ctest --output-on-failure -j "$(nproc)" -E "find_package_consumer")
+# One test program per core, each on one thread, as bootstrap.sh runs them. adx keeps no freed
+# tensor memory for reuse (ADX_CPU_CACHE_MB=0), so that AddressSanitizer sees every tensor freed;
+# the cache's own test sets its cap itself.
+(cd "$build_dir" && ADX_NUM_THREADS="${ADX_NUM_THREADS:-1}" ADX_CPU_CACHE_MB="${ADX_CPU_CACHE_MB:-0}" ctest --output-on-failure -j "$(nproc)" -E "find_package_consumer")
 
 fuzz_dir="$build_dir/fuzz"
 rm -rf "$fuzz_dir/seeds"

@@ -9,6 +9,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <c10/core/CPUAllocator.h>
+
 #include <cxxabi.h>
 #include <sys/resource.h>
 
@@ -498,6 +500,43 @@ TEST_CASE("LibTorch runs on the OpenMP build of OpenBLAS that bootstrap.sh selec
   if (forced) setenv("ADX_NUM_THREADS", kept.c_str(), 1);
   REQUIRE(threads == 2);
   REQUIRE(reported == 2);
+}
+
+TEST_CASE("freed CPU blocks of 1 MiB and more are reused up to the cap, and every way of freeing works",
+          "[runtime]") {
+  const uint64_t kept_cap = adx::set_cpu_memory_cache(uint64_t{64} << 20);
+  const uint64_t held_before = adx::cpu_memory_cached();
+  const int64_t floats = int64_t{3} << 18;  // 3 MiB
+  void* first = nullptr;
+  {
+    auto block = torch::empty({floats});
+    first = block.data_ptr();
+    block.fill_(1.0f);
+  }
+  REQUIRE(adx::cpu_memory_cached() >= held_before + (uint64_t{3} << 20));
+  {
+    // 400 bytes less falls in the same size class (3 MiB: classes are 256 KiB apart there).
+    auto again = torch::empty({floats - 100});
+    REQUIRE(again.data_ptr() == first);
+    REQUIRE(adx::cpu_memory_cached() == held_before);
+    again.fill_(2.0f);
+    REQUIRE(again.sum().item<double>() == 2.0 * static_cast<double>(floats - 100));
+  }
+  // A third more is another class: a new block.
+  auto larger = torch::empty({floats * 4 / 3});
+  REQUIRE(larger.data_ptr() != first);
+  // LibTorch's raw interface frees through the same path, large and small.
+  auto* allocator = c10::GetCPUAllocator();
+  void* raw_large = allocator->raw_allocate(size_t{5} << 20);
+  allocator->raw_deallocate(raw_large);
+  void* raw_small = allocator->raw_allocate(1000);
+  allocator->raw_deallocate(raw_small);
+  // A cap of 0 frees what is kept, and blocks freed later are not kept.
+  adx::set_cpu_memory_cache(0);
+  REQUIRE(adx::cpu_memory_cached() == 0);
+  larger = torch::Tensor();
+  REQUIRE(adx::cpu_memory_cached() == 0);
+  adx::set_cpu_memory_cache(kept_cap);
 }
 
 TEST_CASE("a user's own input kind plugs into validation and the training loop", "[kinds]") {

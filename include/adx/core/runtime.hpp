@@ -28,6 +28,20 @@ struct BlasInfo {
 };
 BlasInfo blas_info();
 
+/// Caps the bytes of freed CPU tensor memory that adx keeps for reuse (0 keeps
+/// none and frees what is kept). From the first set_num_threads (every detector's
+/// fit and score) on, LibTorch's CPU allocations of 1 MiB and more go through a
+/// cache of freed blocks by size class (rounded up by at most 1/8): the system
+/// hands fresh pages back zeroed, one page fault per 4 KiB, and a convolutional
+/// detector scoring large batches spent most of its time there. The cap starts
+/// at ADX_CPU_CACHE_MB when that is set, else at 1/8 of the physical memory, at
+/// most 4 GiB. The process's peak memory does not grow: only freed blocks are kept.
+/// Returns the cap before the call.
+uint64_t set_cpu_memory_cache(uint64_t bytes);
+
+/// Bytes of freed CPU memory kept for reuse now.
+uint64_t cpu_memory_cached();
+
 /// Seeds LibTorch's CPU and CUDA generators so that training is repeatable on CPU.
 void seed_everything(uint64_t seed);
 
