@@ -141,6 +141,47 @@ TEST_CASE("early stopping on several criteria: an epoch improves only when every
   REQUIRE(result.best_val_loss == 0.4);
 }
 
+TEST_CASE("a step that records only its own gradients makes the same updates and leaves the others alone",
+          "[training]") {
+  // A generator (first layer) and a critic (second layer) trained in turn, as a GAN's two steps.
+  torch::manual_seed(3);
+  const auto data = adx::Data::tabular(torch::randn({64, 4}));
+  auto run = [&](bool only_own, std::vector<bool>* critic_graded) {
+    torch::manual_seed(5);
+    torch::nn::Sequential net(torch::nn::Linear(4, 3), torch::nn::Linear(3, 1));
+    auto generator = net[0]->as<torch::nn::Linear>(), critic = net[1]->as<torch::nn::Linear>();
+    adx::TrainStep generator_step, critic_step;
+    generator_step.name = "generator";
+    generator_step.parameters = generator->parameters();
+    generator_step.only_own_gradients = only_own;
+    generator_step.loss = [&, critic_graded](const adx::Batch& batch) {
+      auto loss = critic->forward(torch::tanh(generator->forward(batch.x))).pow(2).mean();
+      critic_graded->push_back(critic->weight.requires_grad());
+      return loss;
+    };
+    critic_step.name = "critic";
+    critic_step.parameters = critic->parameters();
+    critic_step.loss = [&](const adx::Batch& batch) {
+      return (critic->forward(torch::tanh(generator->forward(batch.x)).detach()) - 1).pow(2).mean();
+    };
+    adx::train_steps(*net, data, adx::Data(), adx::TrainOptions().epochs(3).batch_size(16).lr(0.01),
+                     {generator_step, critic_step}, nullptr);
+    std::vector<torch::Tensor> state;
+    for (const auto& p : net->parameters()) {
+      REQUIRE(p.requires_grad());  // every parameter learns again after the step
+      state.push_back(p.detach().clone());
+    }
+    return state;
+  };
+  std::vector<bool> graded_plain, graded_own;
+  const auto plain = run(false, &graded_plain), own = run(true, &graded_own);
+  REQUIRE(graded_plain.size() == 12);
+  REQUIRE(graded_plain.front());
+  REQUIRE(graded_own.size() == 12);
+  REQUIRE_FALSE(graded_own.front());
+  for (size_t i = 0; i < plain.size(); ++i) REQUIRE(torch::equal(plain[i], own[i]));
+}
+
 TEST_CASE("learning-rate schedules follow their formulas", "[training]") {
   const double lr = 0.01;
   auto o = adx::TrainOptions().lr(lr).epochs(10);

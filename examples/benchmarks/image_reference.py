@@ -21,7 +21,7 @@ is inside the timings, as in adx's fit and score):
   tensor      plain slicing of a permuted tensor
 Prints one JSON line per run.
 """
-import argparse, json, time
+import argparse, json, os, sys, time
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -195,9 +195,114 @@ def ganomaly(mode, args, raw_train, raw_test, labels):
     return train_s, time.perf_counter() - t0, scores
 
 
+# ---------------------------------------------------------------- DRAEM
+def conv_block(cin, cout, convs=2):
+    layers = []
+    for k in range(convs):
+        layers += [nn.Conv2d(cin if k == 0 else cout, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+    return nn.Sequential(*layers)
+
+
+def up_block(cin, cout):
+    return nn.Sequential(nn.Upsample(scale_factor=2, mode="bilinear", align_corners=True), conv_block(cin, cout, 1))
+
+
+class DraemReconstructive(nn.Module):
+    """ReconstructiveSubNetwork: encoder of 5 blocks (4 poolings), decoder of 4 upsamplings."""
+    def __init__(self, channels, w):
+        super().__init__()
+        self.enc = nn.ModuleList([conv_block(channels, w), conv_block(w, 2 * w), conv_block(2 * w, 4 * w),
+                                  conv_block(4 * w, 8 * w), conv_block(8 * w, 8 * w)])
+        self.up = nn.ModuleList([up_block(8 * w, 8 * w), up_block(4 * w, 4 * w), up_block(2 * w, 2 * w), up_block(w, w)])
+        self.db = nn.ModuleList([nn.Sequential(conv_block(8 * w, 8 * w, 1), conv_block(8 * w, 4 * w, 1)),
+                                 nn.Sequential(conv_block(4 * w, 4 * w, 1), conv_block(4 * w, 2 * w, 1)),
+                                 nn.Sequential(conv_block(2 * w, 2 * w, 1), conv_block(2 * w, w, 1)),
+                                 conv_block(w, w)])
+        self.out = nn.Conv2d(w, channels, 3, padding=1)
+
+    def forward(self, x):
+        for k, block in enumerate(self.enc):
+            x = block(x if k == 0 else F.max_pool2d(x, 2))
+        for up, db in zip(self.up, self.db):
+            x = db(up(x))
+        return self.out(x)
+
+
+class DraemDiscriminative(nn.Module):
+    """DiscriminativeSubNetwork: encoder of 6 blocks (5 poolings), decoder with skip connections, 2 classes."""
+    def __init__(self, channels, w):
+        super().__init__()
+        widths = [w, 2 * w, 4 * w, 8 * w, 8 * w, 8 * w]
+        self.enc = nn.ModuleList([conv_block(channels if k == 0 else widths[k - 1], widths[k]) for k in range(6)])
+        self.up = nn.ModuleList([up_block(8 * w, 8 * w), up_block(8 * w, 4 * w), up_block(4 * w, 2 * w),
+                                 up_block(2 * w, w), up_block(w, w)])
+        self.db = nn.ModuleList([conv_block(16 * w, 8 * w), conv_block(12 * w, 4 * w), conv_block(6 * w, 2 * w),
+                                 conv_block(3 * w, w), conv_block(2 * w, w)])
+        self.out = nn.Conv2d(w, 2, 3, padding=1)
+
+    def forward(self, x):
+        skips = []
+        for k, block in enumerate(self.enc):
+            x = block(x if k == 0 else F.max_pool2d(x, 2))
+            skips.append(x)
+        for k, (up, db) in enumerate(zip(self.up, self.db)):
+            x = db(torch.cat((up(x), skips[4 - k]), 1))
+        return self.out(x)
+
+
+def pasted_rectangles(images, generator):
+    """A cheap stand-in for DRAEM's synthesis: half the images get a rectangle of another image, half opaque."""
+    n, _, h, w = images.shape
+    inputs, masks = images.clone(), torch.zeros(n, 1, h, w)
+    for i in range(n):
+        if torch.rand(1, generator=generator).item() < 0.5:
+            continue
+        rh, rw = (int(v) for v in torch.randint(h // 8, h // 2, (2,), generator=generator))
+        top, left = int(torch.randint(0, h - rh, (1,), generator=generator)), int(torch.randint(0, w - rw, (1,), generator=generator))
+        other = images[int(torch.randint(0, n, (1,), generator=generator))]
+        patch = inputs[i, :, top:top + rh, left:left + rw]
+        inputs[i, :, top:top + rh, left:left + rw] = 0.5 * patch + 0.5 * other[:, top:top + rh, left:left + rw]
+        masks[i, :, top:top + rh, left:left + rw] = 1
+    return inputs, masks
+
+
+def draem(mode, args, raw_train, raw_test, labels):
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests"))
+    from export_draem_losses import focal_loss, ssim_loss
+    size = 128
+    resize = lambda x: F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+    channels = raw_train.shape[1]
+    rec, seg = DraemReconstructive(channels, 32), DraemDiscriminative(2 * channels, 16)
+    opt = torch.optim.Adam(list(rec.parameters()) + list(seg.parameters()), lr=5e-4)
+    targets = resize(raw_train[:args.draem_train])
+    inputs, masks = pasted_rectangles(targets, torch.Generator().manual_seed(args.seed))
+    rec.train(), seg.train()
+    t0 = time.perf_counter()
+    for _ in range(args.epochs):
+        for idx in batches(mode, torch.arange(targets.shape[0]), 8):
+            x, target, mask = inputs[idx], targets[idx], masks[idx]
+            reconstruction = rec(x)
+            probabilities = torch.softmax(seg(torch.cat((reconstruction, x), 1)), 1)
+            loss = F.mse_loss(reconstruction, target) + ssim_loss(reconstruction, target) + focal_loss(probabilities, mask)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    train_s = time.perf_counter() - t0
+    rec.eval(), seg.eval()
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        parts = []
+        for i in range(0, args.draem_test, 64):
+            x = resize(raw_test[i:min(i + 64, args.draem_test)])
+            anomaly = torch.softmax(seg(torch.cat((rec(x), x), 1)), 1)[:, 1:2]
+            parts.append(F.avg_pool2d(anomaly, 11, stride=1, padding=5).flatten(1).amax(1))
+        scores = torch.cat(parts)
+    return train_s, time.perf_counter() - t0, scores
+
+
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--model", choices=["deep_svdd", "ganomaly"], required=True)
+    p.add_argument("--model", choices=["deep_svdd", "ganomaly", "draem"], required=True)
     p.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
     p.add_argument("--normal-class", type=int, default=0)
     p.add_argument("--epochs", type=int, default=5)
@@ -206,15 +311,18 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--modes", default="dataloader,tensor")
+    p.add_argument("--draem-train", type=int, default=240)
+    p.add_argument("--draem-test", type=int, default=1000)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     x_train, x_test, labels = one_vs_rest(args.data, args.normal_class, (1, 28, 28))
-    run = deep_svdd if args.model == "deep_svdd" else ganomaly
+    run = {"deep_svdd": deep_svdd, "ganomaly": ganomaly, "draem": draem}[args.model]
     for mode in args.modes.split(","):
         torch.manual_seed(args.seed)
         train_s, score_s, scores = run(mode, args, x_train, x_test, labels)
-        print(json.dumps({"mode": mode, "train_seconds": train_s, "score_seconds": score_s,
-                          "auroc": auroc(labels, scores.numpy())}), flush=True)
+        score = float("nan") if args.model == "draem" else auroc(labels, scores.numpy())
+        print(json.dumps({"mode": mode, "train_seconds": train_s, "score_seconds": score_s, "auroc": score}),
+              flush=True)
 
 
 if __name__ == "__main__":

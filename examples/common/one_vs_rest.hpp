@@ -16,6 +16,7 @@ struct ClassResult {
   double auroc = 0.0;
   double average_precision = 0.0;
   double train_seconds = 0.0;
+  int64_t scored = 0;  // test images scored
   double score_items_per_second = 0.0;
   int64_t epochs_run = 0;
 };
@@ -29,9 +30,15 @@ inline Data images_as(const std::string& kind, const torch::Tensor& images) {
 
 inline ClassResult run_one_vs_rest(const std::string& detector, const OptionMap& options,
                                    const LabeledImages& train, const LabeledImages& test, int64_t normal_class,
-                                   const std::string& kind, bool progress = false) {
+                                   const std::string& kind, bool progress = false, int64_t max_train = -1,
+                                   int64_t max_test = -1) {
   using clock = std::chrono::steady_clock;
-  const auto normal = train.images.index({train.labels == normal_class});
+  // The first max_train normal images and the first max_test test images (all when negative).
+  const auto first = [](const torch::Tensor& t, int64_t count) {
+    return count < 0 ? t : t.slice(0, 0, std::min(count, t.size(0)));
+  };
+  const auto normal = first(train.images.index({train.labels == normal_class}), max_train);
+  const LabeledImages test_part{first(test.images, max_test), first(test.labels, max_test)};
   auto as_data = [&](const torch::Tensor& x) { return images_as(kind, x); };
   auto model = make_detector(detector, options);
   if (progress) model->set_progress(terminal_progress_bar());
@@ -41,10 +48,11 @@ inline ClassResult run_one_vs_rest(const std::string& detector, const OptionMap&
   model->fit(as_data(normal));
   r.train_seconds = std::chrono::duration<double>(clock::now() - t0).count();
   t0 = clock::now();
-  const auto scores = model->score(as_data(test.images)).to_vector();
+  const auto scores = model->score(as_data(test_part.images)).to_vector();
   const double score_seconds = std::chrono::duration<double>(clock::now() - t0).count();
-  r.score_items_per_second = static_cast<double>(test.images.size(0)) / score_seconds;
-  const auto labels_t = (test.labels != normal_class).to(torch::kInt32).contiguous();
+  r.scored = test_part.images.size(0);
+  r.score_items_per_second = static_cast<double>(r.scored) / score_seconds;
+  const auto labels_t = (test_part.labels != normal_class).to(torch::kInt32).contiguous();
   const std::vector<int> labels(labels_t.data_ptr<int>(), labels_t.data_ptr<int>() + labels_t.numel());
   r.auroc = metrics::roc_auc(labels, scores);
   r.average_precision = metrics::average_precision(labels, scores);

@@ -31,7 +31,7 @@ struct Timing {
 
 inline double json_number(const std::string& line, const std::string& key) {
   std::smatch m;
-  if (!std::regex_search(line, m, std::regex("\"" + key + "\": ([-0-9.eE]+)")))
+  if (!std::regex_search(line, m, std::regex("\"" + key + "\": (NaN|[-0-9.eE]+)")))
     throw Error("reference output lacks '" + key + "': " + line);
   return std::stod(m[1]);
 }

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <limits>
 #include <optional>
+#include <unordered_set>
 
 namespace adx {
 
@@ -196,6 +197,29 @@ void broadcast_state(ProcessGroup& group, torch::nn::Module& module) {
   for (auto& b : module.buffers()) group.broadcast(b, 0);
 }
 
+// While it lives, the module's parameters that a step does not update record no gradients
+// (TrainStep::only_own_gradients): the step's optimiser never reads them.
+class OnlyUpdatedParametersLearn {
+ public:
+  OnlyUpdatedParametersLearn(torch::nn::Module& module, const std::vector<torch::Tensor>& updated) {
+    std::unordered_set<const void*> learning;
+    for (const auto& p : updated) learning.insert(p.unsafeGetTensorImpl());
+    for (auto& p : module.parameters())
+      if (p.requires_grad() && !learning.count(p.unsafeGetTensorImpl())) {
+        p.requires_grad_(false);
+        paused_.push_back(p);
+      }
+  }
+  ~OnlyUpdatedParametersLearn() {
+    for (auto& p : paused_) p.requires_grad_(true);
+  }
+  OnlyUpdatedParametersLearn(const OnlyUpdatedParametersLearn&) = delete;
+  OnlyUpdatedParametersLearn& operator=(const OnlyUpdatedParametersLearn&) = delete;
+
+ private:
+  std::vector<torch::Tensor> paused_;
+};
+
 }  // namespace
 
 TrainResult train_module(torch::nn::Module& module, const Data& train, const Data& validation,
@@ -279,6 +303,8 @@ TrainResult train_steps(torch::nn::Module& module, const Data& train, const Data
         if ((batch_index + 1) % steps[k].every != 0) continue;
         optimizers[k]->zero_grad();
         torch::Tensor value;
+        std::optional<OnlyUpdatedParametersLearn> only_updated;
+        if (steps[k].only_own_gradients) only_updated.emplace(module, steps[k].parameters);
         if (parts == 1) {
           value = steps[k].loss(local_parts.front());
           value.backward();

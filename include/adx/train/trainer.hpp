@@ -125,6 +125,11 @@ struct TrainStep {
   std::function<void(const at::Tensor& loss)> after_step;   ///< optional, e.g. re-initialise a collapsed D
   int64_t every = 1;  ///< step on every `every`-th batch only (WGAN: the generator after 5 critic steps)
   double lr_scale = 1.0;  ///< this step's learning rate relative to the options' (e.g. a slower discriminator)
+  /// While the step runs, the module's other parameters record no gradients. For a step whose loss
+  /// builds its own graph and leaves no output for a later step to differentiate through: a GAN's
+  /// generator step then skips the discriminator's weight gradients and its real-image branch's
+  /// backward pass (GANomaly's generator step takes about a sixth less time). The updates are the same.
+  bool only_own_gradients = false;
 };
 
 /// The general loop behind train_module: per batch, every step in order.

@@ -1,6 +1,7 @@
 #include <adx/detectors/draem/draem.hpp>
 #include <adx/detectors/draem/network.hpp>
 #include <adx/detectors/draem/losses.hpp>
+#include <adx/nn/conv.hpp>
 #include "detectors/builtin_detector.hpp"
 
 #include <cmath>
@@ -43,6 +44,7 @@ torch::nn::Module* Draem::model() { return networks_.get(); }
 void Draem::build_networks(int64_t channels) {
   networks_ = std::make_shared<Networks>(channels, options_.reconstruction_width(), options_.segmentation_width());
   networks_->to(device());
+  nn::use_channels_last(*networks_);
 }
 
 Draem::Example Draem::synthesize(const torch::Tensor& images, at::Generator generator) const {
@@ -69,16 +71,18 @@ Draem::Example Draem::synthesize(const torch::Tensor& images, at::Generator gene
 
 torch::Tensor Draem::synthetic_loss(const torch::Tensor& working_images, at::Generator generator) {
   const auto example = synthesize(working_images, generator);
-  const auto reconstruction = networks_->reconstructive->forward(example.input);
-  const auto logits = networks_->discriminative->forward(torch::cat({reconstruction, example.input}, 1));
+  const auto input = nn::channels_last(example.input);
+  const auto reconstruction = networks_->reconstructive->forward(input);
+  const auto logits = networks_->discriminative->forward(torch::cat({reconstruction, input}, 1));
   return torch::mse_loss(reconstruction, example.target) + (1 - nn::ssim(reconstruction, example.target)) +
          nn::focal_loss(torch::softmax(logits, 1), example.mask);
 }
 
 torch::Tensor Draem::anomaly_map(const torch::Tensor& working_images) {
-  const auto reconstruction = networks_->reconstructive->forward(working_images);
-  const auto logits = networks_->discriminative->forward(torch::cat({reconstruction, working_images}, 1));
-  return torch::softmax(logits, 1).slice(1, 1, 2);
+  const auto input = nn::channels_last(working_images);
+  const auto reconstruction = networks_->reconstructive->forward(input);
+  const auto logits = networks_->discriminative->forward(torch::cat({reconstruction, input}, 1));
+  return torch::softmax(logits, 1).slice(1, 1, 2).contiguous();
 }
 
 ADX_BUILTIN_DETECTOR(draem, factory_for<Draem>(),

@@ -41,6 +41,7 @@ void Ganomaly::fit_model(const Data& train, const Data& validation) {
   TrainStep generator;
   generator.name = "generator";
   generator.parameters = net_->generator_parameters();
+  generator.only_own_gradients = true;
   generator.loss = [this](const Batch& in) {
     const auto& batch = in.x;
     const auto x = to_network_input(batch);

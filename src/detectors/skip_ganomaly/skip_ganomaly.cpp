@@ -30,6 +30,7 @@ void SkipGanomaly::fit_model(const Data& train, const Data& validation) {
   TrainStep generator;
   generator.name = "generator";
   generator.parameters = net_->generator->parameters();
+  generator.only_own_gradients = true;
   generator.loss = [this, &d](const Batch& in) {
     const auto& batch = in.x;
     const auto x = to_network_input(batch);

@@ -3,6 +3,7 @@
 // check that a power-of-two network holds the images, [0, 1] images scaled to
 // [-1, 1] (the generators end in tanh) and padded, and the standard GAN losses.
 #include <adx/detectors/detector.hpp>
+#include <adx/nn/conv.hpp>
 #include <adx/nn/dcgan.hpp>
 #include <adx/train/trainer.hpp>
 
@@ -107,6 +108,7 @@ class ImageGanDetector : public DetectorWithOptions<Options> {
                  shape[2]);
     spec_ = {size, shape[0], this->options_.latent(), this->options_.width()};
     build_networks();
+    nn::use_channels_last(*this->model());
   }
 
   /// [0, 1] images -> [-1, 1], padded with -1 (black) to image_size.
@@ -115,7 +117,7 @@ class ImageGanDetector : public DetectorWithOptions<Options> {
     auto y = x * 2.0 - 1.0;
     if (pad_h > 0 || pad_w > 0)
       y = torch::constant_pad_nd(y, {pad_w / 2, pad_w - pad_w / 2, pad_h / 2, pad_h - pad_h / 2}, -1.0);
-    return y;
+    return nn::channels_last(y);
   }
 
   /// Latent noise z ~ N(0, I) for `n` items, shaped for the DCGAN decoder, on `like`'s device.
