@@ -89,11 +89,9 @@ int main(int argc, char** argv) {
           slot.keep_best(json_number(line, "train_seconds"), json_number(line, "score_seconds"),
                          json_number(line, "auroc"));
         }
-        const auto res = model == "draem"
-                             ? adx::examples::run_one_vs_rest(model, options, train, test, normal_class,
-                                                              adx::kinds::kImage, false, draem_train, draem_test)
-                             : adx::examples::run_one_vs_rest(model, options, train, test, normal_class,
-                                                              adx::kinds::kImage);
+        const bool subset = model == "draem";  // DRAEM fits and scores the first images only
+        const auto res = adx::examples::run_one_vs_rest(model, options, train, test, normal_class, adx::kinds::kImage,
+                                                        false, subset ? draem_train : -1, subset ? draem_test : -1);
         adx_t.keep_best(res.train_seconds, static_cast<double>(res.scored) / res.score_items_per_second, res.auroc);
       }
       adx::examples::print_comparison(adx_t, {{"DataLoader", py_loader}, {"plain tensors", py_tensor}});

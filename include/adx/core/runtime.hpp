@@ -35,7 +35,8 @@ BlasInfo blas_info();
 /// hands fresh pages back zeroed, one page fault per 4 KiB, and a convolutional
 /// detector scoring large batches spent most of its time there. The cap starts
 /// at ADX_CPU_CACHE_MB when that is set, else at 1/8 of the physical memory, at
-/// most 4 GiB. The process's peak memory does not grow: only freed blocks are kept.
+/// most 4 GiB. The cap bounds what reuse adds to the process's memory: freed
+/// blocks of other size classes stay kept while new ones are allocated.
 /// Returns the cap before the call.
 uint64_t set_cpu_memory_cache(uint64_t bytes);
 

@@ -7,8 +7,8 @@
 namespace adx::nn {
 
 /// Stores a network's 4-D weights channels-last (N x H x W x C in memory). With inputs in the same
-/// layout (`channels_last`), oneDNN's CPU convolutions skip their reorders: a DCGAN training step of
-/// GANomaly ran about a fifth faster, and scoring about a quarter. Values do not change, only their
+/// layout (`channels_last`), oneDNN's CPU convolutions skip their reorders: in a Python A/B of
+/// GANomaly's DCGAN networks, a training step ran about a fifth faster and scoring about a quarter. Values do not change, only their
 /// order in memory; model files hold them in the standard layout, and loading copies into this one.
 inline void use_channels_last(torch::nn::Module& module) {
   torch::NoGradGuard no_grad;
