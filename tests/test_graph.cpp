@@ -463,6 +463,81 @@ TEST_CASE("the parallel CSR product equals LibTorch's COO product, whatever the 
                        torch::tensor({{0.0f, 3.0f}, {5.0f, 0.0f}, {0.0f, 0.0f}})));
 }
 
+TEST_CASE("row pair dot products equal the gathered form, value and gradient, whatever the thread count",
+          "[graph][gcn]") {
+  torch::manual_seed(5);
+  const int64_t n = 300, pairs = 5000;
+  for (const auto dtype : {torch::kFloat32, torch::kFloat64}) {
+    for (const int64_t width : {1, 7, 64, 100}) {
+      INFO("width " << width);
+      const auto z = torch::randn({n, width}, dtype);
+      // Repeated rows, pairs of a row with itself and rows no pair names.
+      const auto first = torch::randint(n - 10, {pairs}, torch::kLong), second = torch::randint(n - 10, {pairs}, torch::kLong);
+      second.slice(0, 0, 50).copy_(first.slice(0, 0, 50));
+      const auto weights = torch::randn({pairs}, dtype);
+      const auto gathered_z = z.clone().requires_grad_(true);
+      const auto gathered = (gathered_z.index_select(0, first) * gathered_z.index_select(0, second)).sum(1);
+      (gathered * weights).sum().backward();
+      std::vector<torch::Tensor> values, gradients;
+      for (const int threads : {1, 2}) {
+        at::set_num_threads(threads);
+        const auto fused_z = z.clone().requires_grad_(true);
+        const auto fused = nn::row_pair_dots(fused_z, first, second);
+        (fused * weights).sum().backward();
+        values.push_back(fused.detach());
+        gradients.push_back(fused_z.grad());
+      }
+      REQUIRE(torch::equal(values[0], values[1]));
+      REQUIRE(torch::equal(gradients[0], gradients[1]));
+      const double tolerance = dtype == torch::kFloat32 ? 1e-5 : 1e-12;
+      REQUIRE(torch::allclose(values[0], gathered.detach(), tolerance, tolerance));
+      REQUIRE(torch::allclose(gradients[0], gathered_z.grad(), tolerance, tolerance));
+      REQUIRE(gradients[0].slice(0, n - 10).abs().max().item<double>() == 0.0);
+    }
+  }
+  REQUIRE_THROWS_WITH(nn::row_pair_dots(torch::zeros({3, 2}), torch::tensor({0L, 3L}), torch::tensor({1L, 1L})),
+                      Contains("outside the 3 rows"));
+}
+
+TEST_CASE("graph structure: the edges leaving some targets, and the features times A_hat kept while unchanged",
+          "[graph][gcn]") {
+  auto g = graph::make_synthetic_graph({400, 2000, 6, 5, 0.9, 2.5, 8});
+  GraphStructureCache cache;
+  Batch batch;
+  batch.x = g.x;
+  batch.edge_index = g.edge_index;
+  const auto& structure = cache.of(batch);
+  // Shuffled targets, and one without a neighbour among them when there is one.
+  const auto targets = torch::randperm(400, torch::kLong).slice(0, 0, 150);
+  const auto [rows, owner] = structure.edges_from(targets);
+  std::set<std::pair<int64_t, int64_t>> expected, got;
+  const auto sources = to_longs(structure.symmetric[0]);
+  const auto wanted = to_longs(targets);
+  for (size_t row = 0; row < sources.size(); ++row)
+    for (size_t t = 0; t < wanted.size(); ++t)
+      if (sources[row] == wanted[t]) expected.insert({static_cast<int64_t>(row), static_cast<int64_t>(t)});
+  const auto got_rows = to_longs(rows), got_owner = to_longs(owner);
+  for (size_t i = 0; i < got_rows.size(); ++i) got.insert({got_rows[i], got_owner[i]});
+  REQUIRE(got_rows.size() == expected.size());
+  REQUIRE(got == expected);
+  // Grouped by target in the order given.
+  REQUIRE(std::is_sorted(got_owner.begin(), got_owner.end()));
+
+  const auto x = g.x.clone();
+  const auto first = structure.propagated(x);
+  REQUIRE(torch::allclose(first, torch::mm(structure.adjacency, x), 1e-5, 1e-6));
+  REQUIRE(structure.propagated(x).data_ptr() == first.data_ptr());
+  // Changed in place, or another tensor: computed again.
+  x.mul_(2);
+  REQUIRE(torch::allclose(structure.propagated(x), 2 * first, 1e-5, 1e-6));
+  const auto other = g.x.clone();
+  REQUIRE(structure.propagated(other).data_ptr() != structure.propagated(x).data_ptr());
+  // A GCN stack on the kept product equals the stack on the features.
+  nn::GcnStack stack(std::vector<int64_t>{6, 16, 3}, 0.0);
+  REQUIRE(torch::allclose(stack->forward(other, structure.adjacency, structure.propagated(other)),
+                          stack->forward(other, structure.adjacency), 1e-5, 1e-6));
+}
+
 TEST_CASE("isolation forest: finds contextual outliers from node features alone; save/load", "[graph][detectors]") {
   auto g = graph::make_synthetic_graph({600, 3000, 16, 6, 0.9, 2.5, 4});
   g = graph::inject_contextual(g, 20, 50, 6);

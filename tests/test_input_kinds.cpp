@@ -15,10 +15,12 @@
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <regex>
+#include <string>
 
 using adx::Data;
 using adx::Windows;
@@ -525,6 +527,9 @@ TEST_CASE("freed CPU blocks of 1 MiB and more are reused up to the cap, and ever
   // A third more is another class: a new block.
   auto larger = torch::empty({floats * 4 / 3});
   REQUIRE(larger.data_ptr() != first);
+  // Blocks from 2 MiB on start on a 2 MiB boundary, where huge pages can back them.
+  const char* huge = std::getenv("ADX_CPU_HUGE_PAGES");
+  if (!(huge && std::string(huge) == "0")) REQUIRE(reinterpret_cast<uintptr_t>(larger.data_ptr()) % (uint64_t{2} << 20) == 0);
   // LibTorch's raw interface frees through the same path, large and small.
   auto* allocator = c10::GetCPUAllocator();
   void* raw_large = allocator->raw_allocate(size_t{5} << 20);

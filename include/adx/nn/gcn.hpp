@@ -15,6 +15,11 @@ namespace adx::nn {
 /// does not depend on the thread count. Other devices use LibTorch's product.
 torch::Tensor sparse_dense_product(const torch::Tensor& sparse, const torch::Tensor& dense);
 
+/// (z[first] * z[second]).sum(1): the dot product of the rows of each pair (first[e], second[e]) of z (N x d),
+/// differentiable in z, without gathering the rows (the gathered form holds 3 E x d tensors). On the CPU the
+/// pairs run in parallel and the result does not depend on the thread count; other devices gather.
+torch::Tensor row_pair_dots(const torch::Tensor& z, const torch::Tensor& first, const torch::Tensor& second);
+
 /// A_hat @ h for a symmetric sparse A_hat. LibTorch's sparse @ dense backward transposes
 /// (and so re-sorts) the sparse matrix every time; for a symmetric one the gradient is
 /// A_hat @ grad, the same product again.
@@ -44,6 +49,8 @@ class GcnLayerImpl : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& adjacency) {
     return symmetric_spmm(adjacency, linear->forward(x)) + bias;
   }
+  /// The layer on an input already multiplied by A_hat: (A_hat x) W + b, equal to forward(x) up to rounding.
+  torch::Tensor forward_propagated(const torch::Tensor& propagated_x) { return linear->forward(propagated_x) + bias; }
   torch::nn::Linear linear;
   torch::Tensor bias;
 };
@@ -56,9 +63,11 @@ class GcnStackImpl : public torch::nn::Module {
     for (size_t i = 0; i + 1 < widths.size(); ++i) layers->push_back(GcnLayer(widths[i], widths[i + 1]));
     register_module("layers", layers);
   }
-  torch::Tensor forward(torch::Tensor x, const torch::Tensor& adjacency) {
+  /// With `propagated_x` = A_hat x (GraphStructure::propagated), the first layer skips its sparse product.
+  torch::Tensor forward(torch::Tensor x, const torch::Tensor& adjacency, const torch::Tensor& propagated_x = {}) {
     for (size_t i = 0; i < layers->size(); ++i) {
-      x = layers[i]->as<GcnLayer>()->forward(x, adjacency);
+      auto* layer = layers[i]->as<GcnLayer>();
+      x = i == 0 && propagated_x.defined() ? layer->forward_propagated(propagated_x) : layer->forward(x, adjacency);
       if (i + 1 < layers->size()) x = torch::dropout(torch::relu(x), dropout_, is_training());
     }
     return x;

@@ -28,7 +28,7 @@ torch::Tensor dominant_structure_error(const torch::Tensor& z, const GraphStruct
   // Edges: 1 - 2 S_ij for every neighbour j of a target i (A_ij = 1), summed per target.
   const auto [rows, owner] = graph.edges_from(targets);
   const auto src = graph.symmetric[0].index_select(0, rows), dst = graph.symmetric[1].index_select(0, rows);
-  const auto s_edge = s((z.index_select(0, src) * z.index_select(0, dst)).sum(1));
+  const auto s_edge = s(nn::row_pair_dots(z, src, dst));
   const auto edges = torch::zeros({n}, z.options()).index_add(0, owner, 1 - 2 * s_edge);
   const auto z_targets = z.index_select(0, targets);
   torch::Tensor every;  // sum over every node j (i included) of S_ij^2
@@ -66,10 +66,11 @@ DominantNetImpl::DominantNetImpl(int64_t features, const DominantOptions& o) {
       nn::GcnStack(widths(o.hidden(), o.hidden(), std::max<int64_t>(1, decoder_layers - 1), o.hidden()), o.dropout()));
 }
 
-std::pair<torch::Tensor, torch::Tensor> DominantNetImpl::forward(const torch::Tensor& x, const torch::Tensor& adjacency) {
+std::pair<torch::Tensor, torch::Tensor> DominantNetImpl::forward(const torch::Tensor& x, const torch::Tensor& adjacency,
+                                                                 const torch::Tensor& propagated_x) {
   // PyGOD's GCN (torch_geometric's) applies the activation between layers only: the embedding is the last
   // layer's output as it is.
-  const auto h = encoder->forward(x, adjacency);
+  const auto h = encoder->forward(x, adjacency, propagated_x);
   return {structure_decoder->forward(h, adjacency), attribute_decoder->forward(h, adjacency)};
 }
 
@@ -86,7 +87,7 @@ Dominant::Dominant(Options options) : GraphDetector(std::move(options)) {}
 
 torch::Tensor dominant_scores(DominantNetImpl& net, const torch::Tensor& x, const GraphStructure& graph,
                               const torch::Tensor& targets, const DominantOptions& options, bool training) {
-  const auto [z, x_hat] = net.forward(x, graph.adjacency);
+  const auto [z, x_hat] = net.forward(x, graph.adjacency, graph.propagated(x));
   const auto attribute = (x.index_select(0, targets) - x_hat.index_select(0, targets)).pow(2).sum(1).sqrt();
   const auto structure = dominant_structure_error(z, graph, targets, options.sigmoid_structure(),
                                                   training ? options.negative_samples() : 0);

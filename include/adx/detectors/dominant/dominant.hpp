@@ -67,7 +67,8 @@ class DominantNetImpl : public torch::nn::Module {
  public:
   DominantNetImpl(int64_t features, const DominantOptions& o);
   /// The structure decoder's output Z (S_hat = Z Z^T) and the attribute reconstruction of every node.
-  std::pair<torch::Tensor, torch::Tensor> forward(const torch::Tensor& x, const torch::Tensor& adjacency);
+  std::pair<torch::Tensor, torch::Tensor> forward(const torch::Tensor& x, const torch::Tensor& adjacency,
+                                                  const torch::Tensor& propagated_x = {});
   nn::GcnStack encoder{nullptr}, attribute_decoder{nullptr}, structure_decoder{nullptr};
 };
 TORCH_MODULE(DominantNet);

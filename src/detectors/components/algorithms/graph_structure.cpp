@@ -1,5 +1,6 @@
 #include <adx/data/graphs.hpp>
 #include <adx/detectors/components/algorithms/graph_structure.hpp>
+#include <adx/nn/gcn.hpp>
 
 namespace adx {
 
@@ -10,12 +11,29 @@ torch::Tensor GraphStructure::has_edge(const torch::Tensor& u, const torch::Tens
   return keys.index_select(0, pos).eq(wanted).reshape(u.sizes());
 }
 
+torch::Tensor GraphStructure::propagated(const torch::Tensor& x) const {
+  // Inference tensors keep no version to check, and an input that needs its gradient is not constant.
+  if (x.is_inference() || x.requires_grad()) return nn::symmetric_spmm(adjacency, x);
+  const auto held = propagated_.input.lock();
+  if (held.get() == x.unsafeGetTensorImpl() && propagated_.version == static_cast<int64_t>(x._version()) &&
+      propagated_.value.defined())
+    return propagated_.value;
+  propagated_.value = nn::sparse_dense_product(adjacency, x);
+  propagated_.input = c10::weak_intrusive_ptr<c10::TensorImpl, c10::UndefinedTensorImpl>(x.getIntrusivePtr());
+  propagated_.version = static_cast<int64_t>(x._version());
+  return propagated_.value;
+}
+
 std::pair<torch::Tensor, torch::Tensor> GraphStructure::edges_from(const torch::Tensor& targets) const {
-  auto position = torch::full({nodes}, -1, symmetric.options());
-  position.index_put_({targets}, torch::arange(targets.size(0), symmetric.options()));
-  const auto where = position.index_select(0, symmetric[0]);
-  const auto rows = (where >= 0).nonzero().reshape({-1});
-  return {rows, where.index_select(0, rows)};
+  // From the row offsets, in O(targets' edges): a scan of every edge would cost a full pass over E
+  // per training step of a few targets.
+  const auto long_options = symmetric.options();
+  const auto first = row_start.index_select(0, targets);
+  const auto counts = row_start.index_select(0, targets + 1) - first;
+  const auto owner = torch::repeat_interleave(counts);
+  const auto start_of_owner = counts.cumsum(0) - counts;
+  const auto rank_in_owner = torch::arange(owner.size(0), long_options) - start_of_owner.index_select(0, owner);
+  return {first.index_select(0, owner) + rank_in_owner, owner};
 }
 
 const GraphStructure& GraphStructureCache::of(const Batch& batch) {
@@ -23,6 +41,7 @@ const GraphStructure& GraphStructureCache::of(const Batch& batch) {
   if (key == key_) return structure_;
   const int64_t n = batch.x.size(0);
   const auto device = batch.x.device();
+  structure_ = GraphStructure{};
   structure_.nodes = n;
   auto lists = graph::neighbour_lists(batch.edge_index, n);
   structure_.symmetric = lists.symmetric.to(device);

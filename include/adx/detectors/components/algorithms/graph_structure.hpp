@@ -15,12 +15,27 @@ struct GraphStructure {
   torch::Tensor adjacency;  ///< D^-1/2 (A + I) D^-1/2, sparse N x N
   torch::Tensor keys;       ///< source * N + target of every symmetric edge, sorted (edge lookups)
   int64_t nodes = 0;
+
+ private:
+  struct Propagated {
+    c10::weak_intrusive_ptr<c10::TensorImpl, c10::UndefinedTensorImpl> input{
+        c10::intrusive_ptr<c10::TensorImpl, c10::UndefinedTensorImpl>()};
+    int64_t version = -1;
+    torch::Tensor value;
+  };
+  mutable Propagated propagated_;
+
+ public:
   /// Number of neighbours of every node.
   torch::Tensor degree() const { return row_start.slice(0, 1) - row_start.slice(0, 0, -1); }
   /// True where (u, v) is an edge (any shapes, broadcast).
   torch::Tensor has_edge(const torch::Tensor& u, const torch::Tensor& v) const;
-  /// The symmetric edges leaving `targets`: their rows in `symmetric`, and for each the
-  /// position of its source among the targets.
+  /// adjacency @ x, kept while x is the same tensor, unchanged: a GCN's first layer applies A_hat to its
+  /// input once per fit this way, (A_hat x) W = A_hat (x W), instead of once per step and again in the
+  /// backward pass.
+  torch::Tensor propagated(const torch::Tensor& x) const;
+  /// The symmetric edges leaving `targets`: their rows in `symmetric`, grouped by target in the
+  /// order of `targets`, and for each the position of its source among the targets.
   std::pair<torch::Tensor, torch::Tensor> edges_from(const torch::Tensor& targets) const;
 };
 
