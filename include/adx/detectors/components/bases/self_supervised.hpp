@@ -107,10 +107,21 @@ class SyntheticAnomalyDetector : public DetectorWithOptions<Options> {
 
   Scores score_model(const Batch& batch) override {
     this->model()->eval();
-    const auto maps = anomaly_map(to_working_size(batch.x));
+    // A few images per pass: at the working size each image's activations take tens of MiB, and a
+    // pass over a whole score batch (2,048 by default) has them faulted in anew instead of reused.
+    // DRAEM at 128 px, 300 images, equal scores: 9.1-11.9 s in one pass, 8.0-8.4 s in passes of 64,
+    // 6.7-7.6 s of 32, 6.3-7.1 s of 16 and 6.4-6.5 s of 8.
+    constexpr int64_t kImagesPerPass = 16;
+    std::vector<torch::Tensor> per_item, maps;
+    for (int64_t begin = 0; begin < batch.x.size(0); begin += kImagesPerPass) {
+      const auto images = batch.x.narrow(0, begin, std::min(kImagesPerPass, batch.x.size(0) - begin));
+      const auto map = anomaly_map(to_working_size(images));
+      per_item.push_back(image_scores(map));
+      maps.push_back(resize_bilinear(map, batch.x.size(2), batch.x.size(3)));
+    }
     Scores s;
-    s.per_item = image_scores(maps);
-    s.pixel_map = resize_bilinear(maps, batch.x.size(2), batch.x.size(3));
+    s.per_item = torch::cat(per_item);
+    s.pixel_map = torch::cat(maps);
     return s;
   }
 
