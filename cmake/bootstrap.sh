@@ -6,6 +6,7 @@
 #   bash cmake/bootstrap.sh image-bench   Deep SVDD and GANomaly against the same models in Python
 #   bash cmake/bootstrap.sh leaderboard   every image detector on the full Fashion-MNIST protocol (hours)
 #   bash cmake/bootstrap.sh industrial    PatchCore, PaDiM and SPADE on the synthetic industrial data
+#   bash cmake/bootstrap.sh textures [args] the image detectors on real texture photographs (scikit-image's)
 #   bash cmake/bootstrap.sh patchcore-bench  PatchCore speed and memory, coreset against anomalib's loop
 #   bash cmake/bootstrap.sh search-bench    PatchCore's memory-bank search: adx exact, faiss exact, IVF, HNSW, SQ8
 #   bash cmake/bootstrap.sh latency-bench   batch-1 latency of every image detector; PatchCore's real-time preset
@@ -31,6 +32,7 @@ packages=(cmake ninja-build make g++ libtorch-dev libopenblas0-openmp libeigen3-
 # The tests export torchvision's models to check the C++ backbones against them, and run reference
 # code that calls OpenCV and scikit-image (NSA's label). The server's test reads its listen backlog with ss.
 if [ "$mode" = test ]; then packages+=(python3 python3-torch python3-torchvision python3-opencv python3-skimage iproute2); fi
+if [ "$mode" = textures ]; then packages+=(python3 python3-skimage); fi
 case "$mode" in
   bench|image-bench|patchcore-bench|series-bench|graph-bench) packages+=(python3 python3-torch python3-sklearn python3-numpy) ;;
 esac
@@ -57,7 +59,7 @@ build_dir="${ADX_BUILD_DIR:-build}"
 jobs="$(nproc)"
 # The benchmark programs are built only for the modes that run one.
 case "$mode" in
-  demo|test|timeseries|graph|video|industrial|leaderboard|server-faults) benchmarks=() ;;
+  demo|test|timeseries|graph|video|industrial|textures|leaderboard|server-faults) benchmarks=() ;;
   *) benchmarks=(-DADX_BUILD_BENCHMARKS=ON) ;;
 esac
 cmake -S . -B "$build_dir" $(generator_for "$build_dir") -DCMAKE_BUILD_TYPE=Release "${benchmarks[@]}"
@@ -114,6 +116,12 @@ case "$mode" in
   industrial)
     "$build_dir/examples/industrial" --out "$build_dir/industrial_results" "$@"
     ;;
+  textures)
+    # The set is cut from the photographs scikit-image ships (examples/benchmarks/skimage_textures.py).
+    [ -d "$build_dir/textures/brick" ] || /usr/bin/python3 examples/benchmarks/skimage_textures.py "$build_dir/textures"
+    "$build_dir/examples/industrial" --data "$build_dir/textures" --size 128 --out "$build_dir/textures_results" \
+      --detectors patchcore,padim,nsa,cutpaste,draem "$@"
+    ;;
   patchcore-bench)
     "$build_dir/examples/patchcore_benchmark" --work "$build_dir" "$@"
     ;;
@@ -137,7 +145,7 @@ case "$mode" in
     "$build_dir/examples/distributed_benchmark" "$@"
     ;;
   *)
-    echo "usage: bash cmake/bootstrap.sh demo|test|bench|image-bench|leaderboard|industrial|patchcore-bench|search-bench|latency-bench|timeseries|series-bench|graph|graph-bench|video|ensemble-bench|server-load|server-faults|dist-bench [args]" >&2
+    echo "usage: bash cmake/bootstrap.sh demo|test|bench|image-bench|leaderboard|industrial|textures|patchcore-bench|search-bench|latency-bench|timeseries|series-bench|graph|graph-bench|video|ensemble-bench|server-load|server-faults|dist-bench [args]" >&2
     exit 2
     ;;
 esac

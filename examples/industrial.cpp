@@ -1,13 +1,15 @@
 // Industrial inspection with PatchCore, PaDiM, SPADE and DRAEM (or any image
 // detector) on an MVTec-layout folder: fit on train/good, score test/*, report image AUROC and F1, pixel
 // AUROC and AUPRO per category, and write a heatmap overlay PNG beside each
-// test image so a person can see where the defect is.
+// test image so a person can see where the defect is. The classic baselines, PCA
+// reconstruction of patches and the nearest training patch, are scored beside them.
 //
 //   industrial                                  synthetic data (written first), all three detectors
 //   industrial --data /data/mvtec --categories bottle,carpet --weights /models
 //   industrial --size 128 --train 50 --detectors patchcore --out results
 //   industrial --holdout 0.1      memory from 90% of train/good, threshold from the other 10%
 //   industrial --detectors draem --textures /data/dtd/images
+//   industrial --data textures --size 128 --detectors patchcore,nsa   (skimage_textures.py's real set)
 //
 // --weights DIR holds resnet18.pt and/or wide_resnet50_2.pt, exported once on a
 // machine with torchvision (see docs/industrial.md). Without them the backbones start from
@@ -16,9 +18,12 @@
 #include <adx/detectors/patchcore/patchcore.hpp>
 
 #include "common/detector_sets.hpp"
+#include "common/image_baselines.hpp"
+#include "common/tensors.hpp"
 
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <iostream>
@@ -33,7 +38,50 @@ struct Row {
   double image_auroc = 0, f1 = 0, pixel_auroc = 0, aupro = 0, fit_s = 0, images_per_s = 0, bank_mb = 0;
   // At the threshold set from normal images alone (NaN where there were too few to set one).
   double f1_at_threshold = std::nan(""), good_flagged = std::nan("");
+  std::string by_defect;  ///< image AUROC of good against each defect kind, e.g. "crack 0.91, hole 1.00"
 };
+
+const std::vector<std::string> kBaselines{"PCA patches (baseline)", "nearest patch (baseline)"};
+
+/// The threshold-free metrics of one method on one category: image AUROC and F1max, and where there
+/// are maps, pixel AUROC and AUPRO (FPR up to 0.3).
+void score_row(Row& row, const adx::MvtecCategory& category, const std::vector<double>& image_scores,
+               const torch::Tensor& maps) {
+  row.image_auroc = adx::metrics::roc_auc(category.test_labels, image_scores);
+  row.f1 = adx::metrics::best_f1(category.test_labels, image_scores).f1;  // anomalib's F1Max
+  // Which defects a method misses: good images against each kind alone.
+  std::vector<std::string> kinds(category.test_defects.begin(), category.test_defects.end());
+  std::sort(kinds.begin(), kinds.end());
+  kinds.erase(std::unique(kinds.begin(), kinds.end()), kinds.end());
+  row.by_defect.clear();
+  for (const auto& kind : kinds) {
+    if (kind == "good") continue;
+    std::vector<int> labels;
+    std::vector<double> scores;
+    for (size_t i = 0; i < image_scores.size(); ++i)
+      if (category.test_defects[i] == kind || category.test_defects[i] == "good")
+        labels.push_back(category.test_defects[i] == kind), scores.push_back(image_scores[i]);
+    if (std::count(labels.begin(), labels.end(), 0) == 0) continue;  // no good images to compare with
+    row.by_defect += fmt::format("{}{} {:.2f}", row.by_defect.empty() ? "" : ", ", kind,
+                                 adx::metrics::roc_auc(labels, scores));
+  }
+  row.pixel_auroc = row.aupro = std::nan("");
+  if (maps.defined()) {
+    const auto mask_pixels = adx::metrics::mask_stack(category.test_masks);
+    const auto map_pixels = adx::metrics::map_stack(maps);
+    row.pixel_auroc = adx::metrics::pixel_roc_auc(mask_pixels, map_pixels);
+    row.aupro = adx::metrics::aupro(mask_pixels, map_pixels, 0.3);
+  }
+}
+
+void print_row(const Row& row) {
+  std::cout << fmt::format("  {:<10} {:<10} image AUROC {:.3f}  F1max {:.3f}  F1@threshold {:.3f}  "
+                           "good flagged {:.3f}  pixel AUROC {:.3f}  AUPRO {:.3f}  fit {:.1f}s  {:.1f} img/s\n",
+                           row.detector, row.category, row.image_auroc, row.f1, row.f1_at_threshold, row.good_flagged,
+                           row.pixel_auroc, row.aupro, row.fit_s, row.images_per_s);
+  if (!row.by_defect.empty()) std::cout << "             image AUROC by defect: " << row.by_defect << "\n";
+  std::cout.flush();
+}
 
 }  // namespace
 
@@ -99,6 +147,21 @@ int main(int argc, char** argv) {
     std::vector<Row> rows;
     for (const auto& category_name : categories) {
       const auto category = adx::load_mvtec_category(data_dir + "/" + category_name, {size, 0});
+      for (const auto& baseline_name : kBaselines) {
+        Row row;
+        row.detector = baseline_name;
+        row.category = category_name;
+        const auto t0 = std::chrono::steady_clock::now();
+        const auto baseline = baseline_name == kBaselines[0]
+                                  ? adx::examples::pca_patch_baseline(category.train, category.test)
+                                  : adx::examples::nearest_patch_baseline(category.train, category.test);
+        // Fitting and scoring in one call: "fit s" holds both.
+        row.fit_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        row.images_per_s = std::nan("");
+        score_row(row, category, adx::examples::doubles_of(baseline.per_image), baseline.pixel_map);
+        print_row(row);
+        rows.push_back(row);
+      }
       for (const auto& name : detectors) {
         adx::OptionMap options{{"runtime.threads", std::to_string(threads)}};
         const auto defaults = adx::make_detector(name)->options_map();
@@ -129,9 +192,10 @@ int main(int argc, char** argv) {
         row.images_per_s = static_cast<double>(category.test.size(0)) /
                            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         const auto image_scores = scores.to_vector();
-        row.image_auroc = adx::metrics::roc_auc(category.test_labels, image_scores);
-        // F1 at the best threshold (anomalib's F1Max), and at the threshold fit() set from normal images.
-        row.f1 = adx::metrics::best_f1(category.test_labels, image_scores).f1;
+        const bool has_maps = scores.pixel_map.defined();
+        const auto maps = has_maps ? scores.pixel_map.to(torch::kFloat32) : torch::Tensor();
+        score_row(row, category, image_scores, maps);
+        // At the threshold fit() set from normal images alone.
         if (detector->calibrated()) {
           row.f1_at_threshold =
               adx::metrics::precision_recall_f1(category.test_labels, image_scores, detector->threshold()).f1;
@@ -140,22 +204,9 @@ int main(int argc, char** argv) {
             if (category.test_labels[i] == 0) ++good, flagged += image_scores[i] > detector->threshold();
           row.good_flagged = static_cast<double>(flagged) / static_cast<double>(std::max<int64_t>(1, good));
         }
-        const bool has_maps = scores.pixel_map.defined();
-        const auto maps = has_maps ? scores.pixel_map.to(torch::kFloat32) : torch::Tensor();
-        row.pixel_auroc = row.aupro = std::nan("");
-        if (has_maps) {
-          const auto mask_pixels = adx::metrics::mask_stack(category.test_masks);
-          const auto map_pixels = adx::metrics::map_stack(maps);
-          row.pixel_auroc = adx::metrics::pixel_roc_auc(mask_pixels, map_pixels);
-          row.aupro = adx::metrics::aupro(mask_pixels, map_pixels, 0.3);
-        }
         if (auto* patchcore = dynamic_cast<adx::Patchcore*>(detector.get()))
           row.bank_mb = static_cast<double>(patchcore->memory_bank().numel() * 4) / 1e6;
-        std::cout << fmt::format("  {:<10} {:<10} image AUROC {:.3f}  F1max {:.3f}  F1@threshold {:.3f}  "
-                                 "good flagged {:.3f}  pixel AUROC {:.3f}  AUPRO {:.3f}  fit {:.1f}s  {:.1f} img/s\n",
-                                 name, category_name, row.image_auroc, row.f1, row.f1_at_threshold, row.good_flagged,
-                                 row.pixel_auroc, row.aupro, row.fit_s, row.images_per_s);
-        std::cout.flush();
+        print_row(row);
         if (heatmaps && has_maps) {
           // One colour scale per category and detector: the range of its test maps.
           const double low = maps.min().item<double>(), high = maps.max().item<double>();
@@ -177,7 +228,9 @@ int main(int argc, char** argv) {
                                r.detector, r.category, r.image_auroc, r.f1, r.f1_at_threshold, r.good_flagged,
                                r.pixel_auroc, r.aupro, r.fit_s, r.images_per_s);
     std::cout << "\nmean over categories:\n";
-    for (const auto& name : detectors) {
+    std::vector<std::string> methods = kBaselines;
+    methods.insert(methods.end(), detectors.begin(), detectors.end());
+    for (const auto& name : methods) {
       double a = 0, p = 0, u = 0, f = 0, ft = 0, g = 0;
       int n = 0;
       for (const auto& r : rows)

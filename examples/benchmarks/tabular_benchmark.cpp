@@ -20,6 +20,7 @@
 #include <map>
 
 #include "common/benchmark_runs.hpp"
+#include "common/pca.hpp"
 #include "common/tensors.hpp"
 #include "common/timing.hpp"
 
@@ -31,17 +32,7 @@ using adx::examples::ints_of;
 using adx::examples::seconds_since;
 
 std::vector<double> pca_baseline(const torch::Tensor& train, const torch::Tensor& test, double explained) {
-  const auto x = train.to(torch::kFloat64), y = test.to(torch::kFloat64);
-  const auto mean = x.mean(0), spread = x.std(0, false);
-  const auto scale = torch::where(spread > 0, spread, torch::ones_like(spread));  // constant columns stay 0
-  const auto xs = (x - mean) / scale, ys = (y - mean) / scale;
-  const auto svd = torch::linalg::svd(xs, false, c10::nullopt);
-  const auto variance = std::get<1>(svd).pow(2);
-  const auto share = variance.cumsum(0) / variance.sum().clamp_min(1e-300);
-  const int64_t k = std::min<int64_t>((share < explained).sum().item<int64_t>() + 1, variance.size(0));
-  const auto components = std::get<2>(svd).slice(0, 0, k);  // k x D
-  const auto reconstructed = ys.matmul(components.t()).matmul(components);
-  return doubles_of((ys - reconstructed).pow(2).sum(1));
+  return doubles_of(adx::examples::pca_residual(adx::examples::fit_pca(train, explained, /*standardise=*/true), test));
 }
 
 }  // namespace
