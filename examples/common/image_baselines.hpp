@@ -1,8 +1,8 @@
 #pragma once
 // The classic baselines a careful user tries on inspection images before a deep model, computed
-// beside the detectors and scored with the same metrics. Both cut the images into 8 x 8 patches
-// (stride 4), one row each; a pixel's score is the mean over the patches covering it, an image's the
-// largest patch score.
+// beside the detectors and scored with the same metrics. The first two cut the images into 8 x 8
+// patches (stride 4), one row each; a pixel's score is the mean over the patches covering it, an
+// image's the largest patch score.
 //   - PCA patches: the components explaining 90% of the training patches' variance are kept; a test
 //     patch's score is its squared residual.
 //   - nearest patch: the images halved first (2 x 2 means, so a patch spans 16 x 16 pixels); a test
@@ -13,6 +13,9 @@
 //     by the median of the training images' largest, and the two sizes summed.
 #include <adx/detectors/matrix_profile/matrix_profile.hpp>
 #include <torch/torch.h>
+
+#include <cmath>
+#include <vector>
 
 #include "pca.hpp"
 
