@@ -11,6 +11,7 @@
 //     filters, their absolute responses averaged over 16 and 32 px windows, one Gaussian over every
 //     training window; a window's score is its Mahalanobis distance, each window size's scores divided
 //     by the median of the training images' largest, and the two sizes summed.
+#include <adx/detectors/components/algorithms/gaussian_density.hpp>
 #include <adx/detectors/matrix_profile/matrix_profile.hpp>
 #include <torch/torch.h>
 
@@ -101,33 +102,37 @@ inline ImageBaselineScores texture_energy_baseline(const torch::Tensor& train, c
   namespace F = torch::nn::functional;
   const auto bank = texture_filter_bank();
   const int64_t filters = bank.size(0), pad = bank.size(2) / 2;
-  auto energies = [&](const torch::Tensor& images, int64_t window) {  // N x filters x h x w
+  auto responses_of = [&](const torch::Tensor& images) {  // N x filters x H x W, once per image set
     const auto grey = images.to(torch::kFloat32).mean(1, true);
     const auto padded = F::pad(grey, F::PadFuncOptions({pad, pad, pad, pad}).mode(torch::kReflect));
-    auto responses = F::conv2d(padded, bank.to(grey.device()));
+    const auto responses = F::conv2d(padded, bank.to(grey.device()));
     // The Gaussian (every 10th filter) keeps its sign: it carries the local brightness.
     const auto is_gaussian = (torch::arange(filters) % 10 == 9).reshape({1, -1, 1, 1}).to(grey.device());
-    responses = torch::where(is_gaussian, responses, responses.abs());
-    return F::avg_pool2d(responses, F::AvgPool2dFuncOptions(window).stride(window / 4));
+    return torch::where(is_gaussian, responses, responses.abs());
   };
-  auto rows = [&](const torch::Tensor& e) { return e.permute({0, 2, 3, 1}).reshape({-1, filters}).to(torch::kFloat64); };
+  const auto train_responses = responses_of(train), test_responses = responses_of(test);
   ImageBaselineScores out;
   out.per_image = torch::zeros({test.size(0)}, torch::kFloat64);
   out.pixel_map = torch::zeros({test.size(0), 1, test.size(2), test.size(3)}, torch::kFloat32);
   for (const int64_t window : {16, 32}) {
-    const auto reference = rows(energies(train, window));
-    const auto mean = reference.mean(0);
-    const auto centred = reference - mean;
-    const auto covariance = centred.t().matmul(centred) / static_cast<double>(reference.size(0)) +
-                            1e-4 * torch::eye(filters, reference.options());
-    const auto precision = torch::linalg::inv(covariance);
-    auto distances = [&](const torch::Tensor& images) {  // N x 1 x h x w
-      const auto e = energies(images, window);
-      const auto d = rows(e) - mean;
-      return (d.matmul(precision) * d).sum(1).reshape({e.size(0), 1, e.size(2), e.size(3)});
+    auto energies = [&](const torch::Tensor& responses) {  // 1 x (N * h * w) x filters, float64
+      return F::avg_pool2d(responses, F::AvgPool2dFuncOptions(window).stride(window / 4))
+          .permute({0, 2, 3, 1})
+          .reshape({1, -1, filters})
+          .to(torch::kFloat64);
     };
-    const auto scale = std::get<0>(distances(train).flatten(1).max(1)).median().clamp_min(1e-12);
-    const auto map = distances(test) / scale;
+    // One Gaussian over every training window: PaDiM's per-position Gaussian with a single position.
+    const auto reference = energies(train_responses);
+    const auto gaussian = adx::padim_gaussian(reference, 1e-4);
+    auto squared_distances = [&](const torch::Tensor& rows, const torch::Tensor& responses) {  // N x 1 x h x w
+      const int64_t h = (responses.size(2) - window) / (window / 4) + 1, w = (responses.size(3) - window) / (window / 4) + 1;
+      return adx::padim_distances(rows, gaussian.mean, gaussian.inverse_covariance)
+          .square()
+          .reshape({responses.size(0), 1, h, w});
+    };
+    const auto scale =
+        std::get<0>(squared_distances(reference, train_responses).flatten(1).max(1)).median().clamp_min(1e-12);
+    const auto map = squared_distances(energies(test_responses), test_responses) / scale;
     out.per_image += std::get<0>(map.flatten(1).max(1));
     out.pixel_map += F::interpolate(map.to(torch::kFloat32), F::InterpolateFuncOptions()
                                                                  .size(std::vector<int64_t>{test.size(2), test.size(3)})
