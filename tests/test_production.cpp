@@ -277,7 +277,9 @@ TEST_CASE("health is JSON and Prometheus text; bad input is counted and rethrown
   const auto data = adx::test::easy_tabular();
   adx::ProductionDetector production(fitted_autoencoder(data.train),
                                      adx::ProductionOptions().latency_budget_ms(1e9).drift_min_samples(100));
-  production.score(Data::tabular(data.test));
+  // Every input feature shifted by about one standard deviation: drift that no training run's rounding can hide
+  // (the 20% anomalies of the plain test set move the scores' KS p-value close to the Bonferroni level).
+  production.score(Data::tabular(data.test + 2.0));
   REQUIRE_THROWS_AS(production.score(Data::tabular(torch::zeros({3, 5}))), adx::ShapeError);
   const auto json = nlohmann::json::parse(production.health().to_json());
   REQUIRE(json["detector"] == "autoencoder");
@@ -286,7 +288,9 @@ TEST_CASE("health is JSON and Prometheus text; bad input is counted and rethrown
   // A wrong shape is the caller's error: rejected, not a model error, and the service is not failing.
   REQUIRE(json["rejected"] == 1);
   REQUIRE(json["errors"] == 0);
-  REQUIRE(json["status"] == "drift");  // 250 test items, anomalies included, against the training reference
+  INFO(json["drift"].dump());
+  REQUIRE(json["status"] == "drift");  // against the training reference
+  REQUIRE(json["drift"]["drifting"].size() >= 8);
   REQUIRE(json["latency_ms"]["count"] == 1);
   REQUIRE(json["drift"]["judged"] == true);
   REQUIRE(json["drift"]["features"].size() == 16);
