@@ -120,7 +120,7 @@ case "$mode" in
     # The set is cut from the photographs scikit-image ships (examples/benchmarks/skimage_textures.py).
     [ -d "$build_dir/textures/brick" ] || /usr/bin/python3 examples/benchmarks/skimage_textures.py "$build_dir/textures"
     "$build_dir/examples/industrial" --data "$build_dir/textures" --size 128 --out "$build_dir/textures_results" \
-      --detectors patchcore,padim,nsa,cutpaste,draem "$@"
+      --detectors texture_energy,patchcore,padim,nsa,cutpaste,draem "$@"
     ;;
   patchcore-bench)
     "$build_dir/examples/patchcore_benchmark" --work "$build_dir" "$@"

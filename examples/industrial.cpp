@@ -2,14 +2,15 @@
 // detector) on an MVTec-layout folder: fit on train/good, score test/*, report image AUROC and F1, pixel
 // AUROC and AUPRO per category, and write a heatmap overlay PNG beside each
 // test image so a person can see where the defect is. The classic baselines, PCA
-// reconstruction of patches, the nearest training patch and texture energy, are scored beside them.
+// reconstruction of patches and the nearest training patch, are scored beside them (texture energy,
+// the classic for textured surfaces, is the texture_energy detector).
 //
 //   industrial                                  synthetic data (written first), all three detectors
 //   industrial --data /data/mvtec --categories bottle,carpet --weights /models
 //   industrial --size 128 --train 50 --detectors patchcore --out results
 //   industrial --holdout 0.1      memory from 90% of train/good, threshold from the other 10%
 //   industrial --detectors draem --textures /data/dtd/images
-//   industrial --data textures --size 128 --detectors patchcore,nsa   (skimage_textures.py's real set)
+//   industrial --data textures --size 128 --detectors texture_energy,nsa   (skimage_textures.py's real set)
 //
 // --weights DIR holds resnet18.pt and/or wide_resnet50_2.pt, exported once on a
 // machine with torchvision (see docs/industrial.md). Without them the backbones start from
@@ -49,8 +50,7 @@ const std::vector<Baseline> kBaselines{
     {"PCA patches (baseline)", [](const torch::Tensor& train, const torch::Tensor& test) {
        return adx::examples::pca_patch_baseline(train, test);
      }},
-    {"nearest patch (baseline)", adx::examples::nearest_patch_baseline},
-    {"texture energy (baseline)", adx::examples::texture_energy_baseline}};
+    {"nearest patch (baseline)", adx::examples::nearest_patch_baseline}};
 
 /// The threshold-free metrics of one method on one category: image AUROC and F1max, and where there
 /// are maps, pixel AUROC and AUPRO (FPR up to 0.3).

@@ -305,6 +305,15 @@ inline std::string reference_fixture(const char* name) {
   return path;
 }
 
+/// N x 1 x size x size smooth vertical stripes of random phase with a little noise: a texture whose patches
+/// and filter responses every texture method knows.
+inline torch::Tensor striped(int64_t n, int64_t size, uint64_t seed) {
+  torch::manual_seed(seed);
+  const auto x = torch::arange(size, torch::kFloat32).reshape({1, 1, 1, size});
+  const auto phase = torch::rand({n, 1, 1, 1}) * 6.28;
+  return (0.5 + 0.3 * torch::sin(x * 0.8 + phase) + 0.02 * torch::randn({n, 1, size, size})).expand({n, 1, size, size}).clone();
+}
+
 /// The easy striped images grown to `size` px (nearest neighbour), kept in [0, 1].
 inline Easy easy_images_at(int64_t size, int64_t n_train, int64_t n_normal_test, int64_t n_anomalies) {
   auto easy = easy_images(n_train, n_normal_test, n_anomalies);
@@ -313,8 +322,6 @@ inline Easy easy_images_at(int64_t size, int64_t n_train, int64_t n_normal_test,
   return easy;
 }
 
-/// Saves the fitted detector, loads it back, and checks that it gives the very same scores, maps and threshold
-/// (or, like the original, none).
 /// Checks a nearest-neighbour answer (`index`, `distance`) computed by another arithmetic than adx's (faiss,
 /// cdist) against adx's own (`expected_index`), from float64 distances: the rows agree, or where they
 /// differ the two rows are a near-tie, their squared distances within `relative` of (|x| + |y|)^2, the scale

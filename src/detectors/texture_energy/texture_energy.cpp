@@ -1,0 +1,184 @@
+#include <adx/detectors/texture_energy/texture_energy.hpp>
+
+#include <algorithm>
+#include <cmath>
+
+#include "detectors/builtin_detector.hpp"
+
+namespace adx {
+namespace {
+
+namespace F = torch::nn::functional;
+
+constexpr int64_t kFiltersPerScale = 10;
+// Images filtered at once: bounds the responses (chunk x filters x H x W floats) in memory.
+constexpr int64_t kImagesPerChunk = 16;
+
+int64_t window_stride(int64_t window) { return std::max<int64_t>(1, window / 4); }
+
+/// Squared Mahalanobis distances of rows (... x f) under mean (f) and inverse covariance (f x f).
+torch::Tensor squared_mahalanobis(const torch::Tensor& rows, const torch::Tensor& mean,
+                                  const torch::Tensor& inverse_covariance) {
+  const auto centred = rows - mean;
+  return (centred.matmul(inverse_covariance) * centred).sum(-1);
+}
+
+}  // namespace
+
+void TextureEnergyOptions::check(const std::string& prefix) const {
+  OptionChecks(prefix)
+      .each_at_least("sigmas", sigmas(), 1)
+      .that(sigmas().empty() || *std::max_element(sigmas().begin(), sigmas().end()) <= 32, "sigmas",
+            "entries must be <= 32 pixels")
+      .each_at_least("windows", windows(), 4)
+      .above("regularization", regularization(), 0.0);
+}
+
+torch::Tensor texture_filter_bank(const std::vector<int64_t>& sigmas) {
+  ADX_CHECK_AS(OptionError, !sigmas.empty(), "texture filter bank: no scales given");
+  const int64_t radius = 3 * *std::max_element(sigmas.begin(), sigmas.end());
+  const auto grid = torch::arange(-radius, radius + 1, torch::kFloat64);
+  const auto y = grid.reshape({-1, 1}).expand({2 * radius + 1, 2 * radius + 1}), x = y.t();
+  auto zero_mean = [](const torch::Tensor& f) { return f - f.mean(); };
+  std::vector<torch::Tensor> filters;
+  for (const int64_t scale : sigmas) {
+    const double sigma = static_cast<double>(scale), s2 = sigma * sigma;
+    auto gaussian = torch::exp(-(x * x + y * y) / (2 * s2));
+    gaussian = gaussian / gaussian.sum();
+    for (int orientation = 0; orientation < 4; ++orientation) {
+      const double angle = orientation * M_PI / 4;
+      const auto u = x * std::cos(angle) + y * std::sin(angle);
+      filters.push_back(zero_mean(-u / s2 * gaussian));                  // first derivative along u
+      filters.push_back(zero_mean((u * u / (s2 * s2) - 1 / s2) * gaussian));  // second derivative along u
+    }
+    filters.push_back(zero_mean((x * x + y * y - 2 * s2) / (s2 * s2) * gaussian));  // Laplacian of Gaussian
+    filters.push_back(gaussian);
+  }
+  return torch::stack(filters).unsqueeze(1).to(torch::kFloat32);
+}
+
+TextureEnergy::TextureEnergy(Options options) : DetectorWithOptions(std::move(options)) {}
+
+int64_t TextureEnergy::window_side(size_t window_size) const {
+  return std::min({options_.windows()[window_size], height_, width_});
+}
+
+std::pair<int64_t, int64_t> TextureEnergy::grid(size_t window_size) const {
+  const int64_t window = window_side(window_size), stride = window_stride(window);
+  return {(height_ - window) / stride + 1, (width_ - window) / stride + 1};
+}
+
+void TextureEnergy::build(const std::vector<int64_t>& item_shape, const InputKind&) {
+  ADX_CHECK_AS(ShapeError, item_shape.size() == 3, "texture_energy takes C x H x W images, got item shape {}",
+               shape_string(item_shape));
+  height_ = item_shape[1];
+  width_ = item_shape[2];
+  const int64_t radius = 3 * *std::max_element(options_.sigmas().begin(), options_.sigmas().end());
+  // Reflect padding needs more pixels than the filters' radius.
+  ADX_CHECK_AS(ShapeError, std::min(height_, width_) > radius,
+               "texture_energy: images of {} x {} are too small for filters of radius {} px (3 x the largest "
+               "sigma); use smaller sigmas",
+               height_, width_, radius);
+  const auto sizes = static_cast<int64_t>(options_.windows().size());
+  const int64_t filters = kFiltersPerScale * static_cast<int64_t>(options_.sigmas().size());
+  const auto on_device = torch::TensorOptions().device(device());
+  state_ = std::make_shared<torch::nn::Module>();
+  bank_ = state_->register_buffer("bank", texture_filter_bank(options_.sigmas()).to(device()));
+  mean_ = state_->register_buffer("mean", torch::zeros({sizes, filters}, on_device.dtype(torch::kFloat64)));
+  inverse_covariance_ =
+      state_->register_buffer("inverse_covariance", torch::zeros({sizes, filters, filters}, on_device.dtype(torch::kFloat64)));
+  scale_ = state_->register_buffer("scale", torch::ones({sizes}, on_device.dtype(torch::kFloat64)));
+}
+
+std::vector<torch::Tensor> TextureEnergy::window_energies(const torch::Tensor& images) const {
+  const int64_t filters = bank_.size(0), pad = bank_.size(2) / 2;
+  // The Gaussians (every 10th filter) keep their sign; the others' absolute responses are the energies.
+  const auto is_gaussian =
+      (torch::arange(filters, torch::TensorOptions().device(bank_.device())) % kFiltersPerScale == kFiltersPerScale - 1)
+          .reshape({1, -1, 1, 1});
+  std::vector<std::vector<torch::Tensor>> chunks(options_.windows().size());
+  for (const auto& chunk : images.split(kImagesPerChunk)) {
+    const auto grey = chunk.to(bank_.device(), torch::kFloat32).mean(1, true);
+    const auto padded = F::pad(grey, F::PadFuncOptions({pad, pad, pad, pad}).mode(torch::kReflect));
+    auto responses = F::conv2d(padded, bank_);
+    responses = torch::where(is_gaussian, responses, responses.abs());
+    for (size_t k = 0; k < options_.windows().size(); ++k) {
+      const int64_t window = window_side(k);
+      chunks[k].push_back(F::avg_pool2d(responses, F::AvgPool2dFuncOptions(window).stride(window_stride(window)))
+                              .flatten(2)
+                              .transpose(1, 2)
+                              .to(torch::kFloat64));  // chunk x windows x filters
+    }
+  }
+  std::vector<torch::Tensor> energies;
+  for (auto& parts : chunks) energies.push_back(torch::cat(parts));
+  return energies;
+}
+
+void TextureEnergy::fit_model(const Data& train, const Data&) {
+  const int64_t n = train.size();
+  ADX_CHECK_AS(ShapeError, n >= 2,
+               "texture_energy needs at least 2 training images (each image's scale is measured with it left out), "
+               "got {}",
+               n);
+  torch::NoGradGuard no_grad;
+  const auto energies = window_energies(train.x);
+  const double regularization = options_.regularization();
+  // The threshold's reference: each training image scored with itself left out of every Gaussian, as a
+  // new normal image meets them; scored against Gaussians it helped fit it would set the threshold too low.
+  auto left_out_scores = torch::zeros({n}, energies.front().options());
+  for (size_t k = 0; k < energies.size(); ++k) {
+    const auto index = static_cast<int64_t>(k);
+    const auto& e = energies[k];  // n x L x f
+    const int64_t per_image = e.size(1);
+    const auto identity = torch::eye(e.size(2), e.options());
+    // Sums and products per image: the Gaussian without image i is the totals' less image i's.
+    const auto sums = e.sum(1);                       // n x f
+    const auto products = e.transpose(1, 2).bmm(e);  // n x f x f
+    auto gaussian = [&](const torch::Tensor& sum, const torch::Tensor& product, int64_t count) {
+      const auto mean = sum / static_cast<double>(count);
+      const auto covariance = (product - static_cast<double>(count) * mean.unsqueeze(-1) * mean.unsqueeze(-2)) /
+                                  static_cast<double>(count - 1) +
+                              regularization * identity;
+      return std::make_pair(mean, torch::linalg::inv(covariance));
+    };
+    const auto [mean, inverse] = gaussian(sums.sum(0), products.sum(0), n * per_image);
+    mean_[index].copy_(mean);
+    inverse_covariance_[index].copy_(inverse);
+    const auto [left_out_mean, left_out_inverse] =
+        gaussian(sums.sum(0) - sums, products.sum(0) - products, (n - 1) * per_image);  // n x f, n x f x f
+    const auto centred = e - left_out_mean.unsqueeze(1);
+    const auto largest = std::get<0>((centred.bmm(left_out_inverse) * centred).sum(-1).max(1));  // n
+    scale_[index].copy_(largest.median().clamp_min(1e-12));
+    left_out_scores += largest / scale_[index];
+  }
+  set_left_out_scores(left_out_scores.to(torch::kCPU, torch::kFloat32));
+}
+
+Scores TextureEnergy::score_model(const Batch& batch) {
+  torch::NoGradGuard no_grad;
+  const auto energies = window_energies(batch.x);
+  const int64_t n = batch.x.size(0);
+  Scores s;
+  auto per_item = torch::zeros({n}, torch::TensorOptions().dtype(torch::kFloat64).device(bank_.device()));
+  auto pixel_map = torch::zeros({n, 1, height_, width_}, torch::TensorOptions().device(bank_.device()));
+  for (size_t k = 0; k < energies.size(); ++k) {
+    const auto index = static_cast<int64_t>(k);
+    const auto [rows, columns] = grid(k);
+    const auto map =
+        (squared_mahalanobis(energies[k], mean_[index], inverse_covariance_[index]) / scale_[index]).reshape({n, 1, rows, columns});
+    per_item += std::get<0>(map.flatten(1).max(1));
+    pixel_map += F::interpolate(map.to(torch::kFloat32), F::InterpolateFuncOptions()
+                                                             .size(std::vector<int64_t>{height_, width_})
+                                                             .mode(torch::kBilinear)
+                                                             .align_corners(false));
+  }
+  s.per_item = per_item.to(torch::kCPU, torch::kFloat32);
+  s.pixel_map = pixel_map.to(torch::kCPU);
+  return s;
+}
+
+ADX_BUILTIN_DETECTOR(texture_energy, factory_for<TextureEnergy>(),
+                     "Texture energy: Gaussian-derivative filter bank, windowed energies, one Gaussian")
+
+}  // namespace adx
