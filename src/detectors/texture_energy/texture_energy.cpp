@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include <adx/detectors/components/algorithms/exact_search.hpp>
+
 #include "detectors/builtin_detector.hpp"
 
 namespace adx {
@@ -13,6 +15,7 @@ namespace F = torch::nn::functional;
 constexpr int64_t kFiltersPerScale = 10;
 // Images filtered at once: bounds the responses (chunk x filters x H x W floats) in memory.
 constexpr int64_t kImagesPerChunk = 16;
+constexpr const char* kWindowsStatePrefix = "texture_energy.training_windows.";
 
 int64_t window_stride(int64_t window) { return std::max<int64_t>(1, window / 4); }
 
@@ -87,7 +90,10 @@ void TextureEnergy::build(const std::vector<int64_t>& item_shape, const InputKin
   mean_ = state_->register_buffer("mean", torch::zeros({sizes, filters}, on_device.dtype(torch::kFloat64)));
   inverse_covariance_ =
       state_->register_buffer("inverse_covariance", torch::zeros({sizes, filters, filters}, on_device.dtype(torch::kFloat64)));
+  whitening_ = state_->register_buffer("whitening", torch::zeros({sizes, filters, filters}, on_device.dtype(torch::kFloat64)));
   scale_ = state_->register_buffer("scale", torch::ones({sizes}, on_device.dtype(torch::kFloat64)));
+  nearest_scale_ = state_->register_buffer("nearest_scale", torch::ones({sizes}, on_device.dtype(torch::kFloat64)));
+  training_windows_.assign(static_cast<size_t>(sizes), torch::Tensor());
 }
 
 std::vector<torch::Tensor> TextureEnergy::window_energies(const torch::Tensor& images) const {
@@ -124,8 +130,9 @@ void TextureEnergy::fit_model(const Data& train, const Data&) {
   torch::NoGradGuard no_grad;
   const auto energies = window_energies(train.x);
   const double regularization = options_.regularization();
-  // The threshold's reference: each training image scored with itself left out of every Gaussian, as a
-  // new normal image meets them; scored against Gaussians it helped fit it would set the threshold too low.
+  // The threshold's reference: each training image scored with itself left out (of the Gaussians, of the
+  // nearest windows), as a new normal image meets them; scored against a model it helped fit, it would
+  // set the threshold too low.
   auto left_out_scores = torch::zeros({n}, energies.front().options());
   for (size_t k = 0; k < energies.size(); ++k) {
     const auto index = static_cast<int64_t>(k);
@@ -145,12 +152,38 @@ void TextureEnergy::fit_model(const Data& train, const Data&) {
     const auto [mean, inverse] = gaussian(sums.sum(0), products.sum(0), n * per_image);
     mean_[index].copy_(mean);
     inverse_covariance_[index].copy_(inverse);
-    const auto [left_out_mean, left_out_inverse] =
-        gaussian(sums.sum(0) - sums, products.sum(0) - products, (n - 1) * per_image);  // n x f, n x f x f
-    const auto centred = e - left_out_mean.unsqueeze(1);
-    const auto largest = std::get<0>((centred.bmm(left_out_inverse) * centred).sum(-1).max(1));  // n
-    scale_[index].copy_(largest.median().clamp_min(1e-12));
-    left_out_scores += largest / scale_[index];
+    // Each training image's window scores with the image left out, the same sum the scoring makes.
+    auto left_out = torch::zeros({n, per_image}, e.options());
+    if (scores_gaussian()) {
+      const auto [left_out_mean, left_out_inverse] =
+          gaussian(sums.sum(0) - sums, products.sum(0) - products, (n - 1) * per_image);  // n x f, n x f x f
+      const auto centred = e - left_out_mean.unsqueeze(1);
+      const auto distances = (centred.bmm(left_out_inverse) * centred).sum(-1);  // n x L
+      scale_[index].copy_(std::get<0>(distances.max(1)).median().clamp_min(1e-12));
+      left_out += distances / scale_[index];
+    }
+    if (scores_nearest()) {
+      // |(x - mean) L|^2 = (x - mean)' inverse (x - mean) for the lower Cholesky factor L of the inverse.
+      whitening_[index].copy_(torch::linalg::cholesky(inverse));
+      const auto whitened = (e - mean).matmul(whitening_[index]).to(torch::kFloat32);  // n x L x f
+      // The model keeps every other window in each direction (stride window / 2): a quarter of the search.
+      const auto [rows, columns] = grid(k);
+      const auto kept = whitened.reshape({n, rows, columns, e.size(2)})
+                            .slice(1, 0, rows, 2)
+                            .slice(2, 0, columns, 2)
+                            .reshape({n, -1, e.size(2)});
+      training_windows_[k] = kept.reshape({-1, e.size(2)}).contiguous();
+      // Each window's nearest among the other images' kept windows: the exact leave-one-image-out search.
+      const auto images = torch::arange(n, torch::TensorOptions().dtype(torch::kLong).device(e.device()));
+      torch::Tensor nearest;
+      nearest_neighbours(whitened.reshape({-1, e.size(2)}), training_windows_[k], &nearest, nullptr,
+                         kNearestNeighbourBlock, images.repeat_interleave(per_image),
+                         images.repeat_interleave(kept.size(1)));
+      const auto distances = nearest.to(torch::kFloat64).square().reshape({n, per_image});
+      nearest_scale_[index].copy_(std::get<0>(distances.max(1)).median().clamp_min(1e-12));
+      left_out += distances / nearest_scale_[index];
+    }
+    left_out_scores += std::get<0>(left_out.max(1));
   }
   set_left_out_scores(left_out_scores.to(torch::kCPU, torch::kFloat32));
 }
@@ -165,8 +198,16 @@ Scores TextureEnergy::score_model(const Batch& batch) {
   for (size_t k = 0; k < energies.size(); ++k) {
     const auto index = static_cast<int64_t>(k);
     const auto [rows, columns] = grid(k);
-    const auto map =
-        (squared_mahalanobis(energies[k], mean_[index], inverse_covariance_[index]) / scale_[index]).reshape({n, 1, rows, columns});
+    auto map = torch::zeros({n, 1, rows, columns}, energies[k].options());
+    if (scores_gaussian())
+      map += (squared_mahalanobis(energies[k], mean_[index], inverse_covariance_[index]) / scale_[index])
+                 .reshape({n, 1, rows, columns});
+    if (scores_nearest()) {
+      const auto whitened = (energies[k] - mean_[index]).matmul(whitening_[index]).reshape({-1, energies[k].size(2)});
+      torch::Tensor distances;
+      nearest_neighbours(whitened.to(torch::kFloat32), training_windows_[k], &distances, nullptr);
+      map += (distances.to(torch::kFloat64).square() / nearest_scale_[index]).reshape({n, 1, rows, columns});
+    }
     per_item += std::get<0>(map.flatten(1).max(1));
     pixel_map += F::interpolate(map.to(torch::kFloat32), F::InterpolateFuncOptions()
                                                              .size(std::vector<int64_t>{height_, width_})
@@ -178,7 +219,26 @@ Scores TextureEnergy::score_model(const Batch& batch) {
   return s;
 }
 
+void TextureEnergy::save_extra(TensorMap& state) const {
+  if (!scores_nearest()) return;
+  for (size_t k = 0; k < training_windows_.size(); ++k)
+    state[kWindowsStatePrefix + std::to_string(k)] = training_windows_[k];
+}
+
+void TextureEnergy::load_extra(const TensorMap& state) {
+  if (!scores_nearest()) return;
+  for (size_t k = 0; k < training_windows_.size(); ++k) {
+    const std::string key = kWindowsStatePrefix + std::to_string(k);
+    const auto it = state.find(key);
+    ADX_CHECK_AS(IoError,
+                 it != state.end() && it->second.dim() == 2 && it->second.size(0) >= 1 &&
+                     it->second.size(1) == bank_.size(0) && it->second.scalar_type() == torch::kFloat32,
+                 "model file lacks a valid '{}' (training windows x {} filters, float32)", key, bank_.size(0));
+    training_windows_[k] = it->second.to(device()).contiguous();
+  }
+}
+
 ADX_BUILTIN_DETECTOR(texture_energy, factory_for<TextureEnergy>(),
-                     "Texture energy: Gaussian-derivative filter bank, windowed energies, one Gaussian")
+                     "Texture energy: Gaussian-derivative filter bank, windowed energies, Gaussian and nearest-window scores")
 
 }  // namespace adx

@@ -9,10 +9,13 @@
 // second Gaussian derivatives at 4 orientations and the Laplacian of Gaussian (zero mean, absolute
 // responses), and the Gaussian itself (signed: it carries the local brightness). For each window size
 // the responses are averaged over windows placed every window / 4 pixels; one Gaussian (mean and
-// covariance + regularization I) is fitted over every training window. A window's score is its squared
-// Mahalanobis distance divided by the window size's scale: the median, over the training images, of an
-// image's largest window score with that image left out of the Gaussian. The pixel map sums the window
-// sizes' maps (bilinear); the image score sums their maxima.
+// covariance + regularization I) is fitted over every training window. A window is scored (`scoring`) by
+// its squared Mahalanobis distance to that Gaussian, by its squared distance to the nearest training
+// window (of every other window in each direction) after whitening by the Gaussian's covariance (a texture with two looks, such as brick and mortar,
+// is two clusters that one Gaussian blurs together), or by both. Each score is divided by its scale: the
+// median, over the training images, of an image's largest score with that image left out (of the Gaussian;
+// of the nearest windows). The pixel map sums the scores' maps over window sizes (bilinear); the image
+// score sums their maxima.
 //
 //   adx::TextureEnergy detector;
 //   detector.fit(adx::Data::images(normal_tiles));           // N x C x H x W, H and W > 3 x the largest sigma
@@ -26,6 +29,15 @@
 
 namespace adx {
 
+/// How texture_energy scores a window's energies.
+enum class TextureScoring {
+  Gaussian,  ///< Mahalanobis distance to one Gaussian of the training windows
+  Nearest,   ///< whitened distance to the nearest training window
+  Both,      ///< the two, each over its scale, summed
+};
+ADX_ENUM_NAMES(TextureScoring, {TextureScoring::Gaussian, "gaussian"}, {TextureScoring::Nearest, "nearest"},
+               {TextureScoring::Both, "both"});
+
 struct TextureEnergyOptions {
   ADX_OPTIONS_STRUCT;
   /// The filters' scales in pixels, 10 filters each; a filter spans 3 * the largest scale either side.
@@ -33,6 +45,9 @@ struct TextureEnergyOptions {
   /// Sides in pixels of the square windows the responses are averaged over, one Gaussian each; a window
   /// larger than the images is cut to their smaller side.
   ADX_ARG(std::vector<int64_t>, windows) = std::vector<int64_t>{16, 32};
+  /// How a window is scored. `nearest` and `both` keep a quarter of the training windows in the model
+  /// (every other one in each direction: windows / 4 x filters floats per window size).
+  ADX_ARG(TextureScoring, scoring) = TextureScoring::Both;
   /// Added to the covariance's diagonal (responses of images in [0, 1] have variances near 1e-4 to 1e-2).
   ADX_ARG(double, regularization) = 1e-4;
   // Images as they are, in [0, 1]: the Gaussian is fitted on the filters' responses.
@@ -60,6 +75,8 @@ class TextureEnergy : public DetectorWithOptions<TextureEnergyOptions> {
   Scores score_model(const Batch& batch) override;
   torch::nn::Module* model() override { return state_.get(); }
   bool holds_out_validation() const override { return false; }
+  void save_extra(TensorMap& state) const override;
+  void load_extra(const TensorMap& state) override;
 
  private:
   /// For each window size, the window energies of `images`: N x windows x filters, float64.
@@ -70,8 +87,14 @@ class TextureEnergy : public DetectorWithOptions<TextureEnergyOptions> {
   std::pair<int64_t, int64_t> grid(size_t window_size) const;
 
   std::shared_ptr<torch::nn::Module> state_;  // holds the buffers below (saved as the model)
-  // The bank; per window size a Gaussian over the filters' energies and the scale of its scores.
-  torch::Tensor bank_, mean_, inverse_covariance_, scale_;  // [f, 1, k, k], [s, f], [s, f, f], [s]
+  bool scores_gaussian() const { return options_.scoring() != TextureScoring::Nearest; }
+  bool scores_nearest() const { return options_.scoring() != TextureScoring::Gaussian; }
+
+  // The bank; per window size a Gaussian over the filters' energies, the whitening that turns Mahalanobis
+  // distance into Euclidean distance (the Cholesky factor of the inverse covariance), and the scales of
+  // the Gaussian's and the nearest window's scores.
+  torch::Tensor bank_, mean_, inverse_covariance_, whitening_, scale_, nearest_scale_;  // [f,1,k,k] [s,f] [s,f,f] [s,f,f] [s] [s]
+  std::vector<torch::Tensor> training_windows_;  // per window size, whitened training windows (rows x f, float32)
   int64_t height_ = 0, width_ = 0;
 };
 
