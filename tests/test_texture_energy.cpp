@@ -133,6 +133,18 @@ TEST_CASE("texture_energy's nearest-window scale leaves each image's own windows
   }
   std::sort(largest.begin(), largest.end());
   CHECK(file.tensors.at("model.nearest_scale")[0].item<double>() == Approx(largest[2]).epsilon(1e-5));
+  // With a cap, a seeded random subset of the kept windows: the same subset again for the same seed.
+  auto capped_windows = [&](const char* seed) {
+    auto capped = adx::make_detector(
+        "texture_energy", {{"windows", "16"}, {"sigmas", "1,2"}, {"scoring", "nearest"}, {"nearest_windows", "10"},
+                           {"runtime.seed", seed}});
+    capped->fit(Data::images(train));
+    return capped->to_model_file().tensors.at("texture_energy.training_windows.0");
+  };
+  const auto capped = capped_windows("1");
+  REQUIRE(capped.sizes() == torch::IntArrayRef({10, 20}));
+  CHECK(torch::equal(capped, capped_windows("1")));
+  CHECK(torch::cdist(capped.to(torch::kFloat64), kept).amin(1).max().item<double>() < 1e-6);  // rows of `kept`
   // A training image's kept windows score 0; its others no more than the left-out search found.
   const auto own = detector->score(Data::images(train.slice(0, 1, 2)));
   CHECK(own.pixel_map.min().item<double>() == 0.0);

@@ -34,6 +34,7 @@ void TextureEnergyOptions::check(const std::string& prefix) const {
       .that(sigmas().empty() || *std::max_element(sigmas().begin(), sigmas().end()) <= 32, "sigmas",
             "entries must be <= 32 pixels")
       .each_at_least("windows", windows(), 4)
+      .at_least("nearest_windows", nearest_windows(), 1)
       .above("regularization", regularization(), 0.0);
 }
 
@@ -172,13 +173,22 @@ void TextureEnergy::fit_model(const Data& train, const Data&) {
                             .slice(1, 0, rows, 2)
                             .slice(2, 0, columns, 2)
                             .reshape({n, -1, e.size(2)});
-      training_windows_[k] = kept.reshape({-1, e.size(2)}).contiguous();
-      // Each window's nearest among the other images' kept windows: the exact leave-one-image-out search.
       const auto images = torch::arange(n, torch::TensorOptions().dtype(torch::kLong).device(e.device()));
+      auto kept_rows = kept.reshape({-1, e.size(2)});
+      auto kept_images = images.repeat_interleave(kept.size(1));
+      if (kept_rows.size(0) > options_.nearest_windows()) {
+        // A random subset (seeded by runtime.seed), in row order, bounds the search on large sets.
+        const auto subset =
+            std::get<0>(torch::randperm(kept_rows.size(0), torch::kLong).slice(0, 0, options_.nearest_windows()).sort())
+                .to(e.device());
+        kept_rows = kept_rows.index_select(0, subset);
+        kept_images = kept_images.index_select(0, subset);
+      }
+      training_windows_[k] = kept_rows.contiguous();
+      // Each window's nearest among the other images' kept windows: the exact leave-one-image-out search.
       torch::Tensor nearest;
       nearest_neighbours(whitened.reshape({-1, e.size(2)}), training_windows_[k], &nearest, nullptr,
-                         kNearestNeighbourBlock, images.repeat_interleave(per_image),
-                         images.repeat_interleave(kept.size(1)));
+                         kNearestNeighbourBlock, images.repeat_interleave(per_image), kept_images);
       const auto distances = nearest.to(torch::kFloat64).square().reshape({n, per_image});
       nearest_scale_[index].copy_(std::get<0>(distances.max(1)).median().clamp_min(1e-12));
       left_out += distances / nearest_scale_[index];
