@@ -1,6 +1,6 @@
 #pragma once
-// Texture energy, in the manner of Laws' texture energy measures (Laws, 1980) with a Gaussian-derivative
-// filter bank (Leung and Malik, 2001), scored as PaDiM scores a position, with one Gaussian for the whole
+// Texture energy, in the manner of Laws' texture energy measures (Laws, 1980) with isotropic
+// Gaussian-derivative filters in place of Laws' masks, scored as PaDiM scores a position, with one Gaussian for the whole
 // image because a texture looks alike everywhere. No network and no pretrained weights: it is the
 // method to try first on textured surfaces (fabric, wood, stone, grass) when no ImageNet backbone
 // may be used.
