@@ -19,6 +19,7 @@ checks=(
   "adx_tests [coreset]"
   "adx_tests [#test_reference_values]"
   "adx_tests [#test_backbones]"
+  "adx_tests [texture_energy]"
   "test_distributed"
 )
 mapfile -t cores < <(runnable_openblas_cores "$probe")
