@@ -77,6 +77,15 @@ TEST_CASE("texture_energy finds a planted block, maps it where it is, and reload
   REQUIRE(torch::equal(again.per_item, scores.per_item));
   REQUIRE(torch::equal(again.pixel_map, scores.pixel_map));
   REQUIRE(loaded->threshold() == detector->threshold());
+  // A file whose scale is 0 (or whose kept windows are missing) is refused, not scored into NaN.
+  auto file = adx::read_model_file(path);
+  file.tensors.at("model.scale").zero_();
+  adx::write_model_file(path, file);
+  REQUIRE_THROWS_WITH(adx::load(path), Catch::Contains("scales must be positive"));
+  file = detector->to_model_file();
+  REQUIRE(file.tensors.erase("texture_energy.training_windows.1") == 1);
+  adx::write_model_file(path, file);
+  REQUIRE_THROWS_WITH(adx::load(path), Catch::Contains("texture_energy.training_windows.1"));
 }
 
 TEST_CASE("texture_energy's scale is the median of each image's largest score with that image refitted out",

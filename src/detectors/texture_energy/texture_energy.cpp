@@ -236,6 +236,10 @@ void TextureEnergy::save_extra(TensorMap& state) const {
 }
 
 void TextureEnergy::load_extra(const TensorMap& state) {
+  // A scale of 0 would turn a window at distance 0 into NaN.
+  ADX_CHECK_AS(IoError, (scale_ > 0).all().item<bool>() && (nearest_scale_ > 0).all().item<bool>(),
+               "model file's texture_energy scales must be positive; the smallest are {} and {}",
+               scale_.min().item<double>(), nearest_scale_.min().item<double>());
   if (!scores_nearest()) return;
   for (size_t k = 0; k < training_windows_.size(); ++k) {
     const std::string key = kWindowsStatePrefix + std::to_string(k);
