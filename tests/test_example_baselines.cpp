@@ -11,8 +11,7 @@ using adx::test::striped;
 TEST_CASE("the image baselines score a planted defect above clean images and map it where it is",
           "[industrial][baselines]") {
   const auto train = striped(40, 64, 1);
-  auto test = striped(6, 64, 2);
-  test.index_put_({torch::indexing::Slice(3), 0, torch::indexing::Slice(24, 40), torch::indexing::Slice(24, 40)}, 1.0);
+  const auto test = adx::test::with_blocks(striped(6, 64, 2), 3);  // rows and columns 24 to 39
   // How far from the block the hottest pixel may lie: half a patch.
   constexpr int64_t slack = 4;
   for (const auto& scores :

@@ -314,6 +314,14 @@ inline torch::Tensor striped(int64_t n, int64_t size, uint64_t seed) {
   return (0.5 + 0.3 * torch::sin(x * 0.8 + phase) + 0.02 * torch::randn({n, 1, size, size})).expand({n, 1, size, size}).clone();
 }
 
+/// `images` (N x C x S x S) with a bright (1.0) 16 x 16 block in the middle of the last `defective` ones.
+inline torch::Tensor with_blocks(torch::Tensor images, int64_t defective) {
+  using torch::indexing::Slice;
+  const int64_t n = images.size(0), at = images.size(2) / 2 - 8;
+  images.index_put_({Slice(n - defective), Slice(), Slice(at, at + 16), Slice(at, at + 16)}, 1.0);
+  return images;
+}
+
 /// The easy striped images grown to `size` px (nearest neighbour), kept in [0, 1].
 inline Easy easy_images_at(int64_t size, int64_t n_train, int64_t n_normal_test, int64_t n_anomalies) {
   auto easy = easy_images(n_train, n_normal_test, n_anomalies);

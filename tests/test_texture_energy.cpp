@@ -8,16 +8,9 @@
 
 using adx::Data;
 using adx::test::striped;
+using adx::test::with_blocks;
 
 namespace {
-
-/// Stripes with a bright 16 x 16 block in the middle of the last `defective` images.
-torch::Tensor with_blocks(torch::Tensor images, int64_t defective) {
-  using torch::indexing::Slice;
-  const int64_t n = images.size(0), size = images.size(2), at = size / 2 - 8;
-  images.index_put_({Slice(n - defective), Slice(), Slice(at, at + 16), Slice(at, at + 16)}, 1.0);
-  return images;
-}
 
 double model_scale(const adx::Detector& detector, int64_t window_size) {
   return detector.to_model_file().tensors.at("model.scale")[window_size].item<double>();

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include <adx/detectors/components/algorithms/exact_search.hpp>
+#include <adx/detectors/components/algorithms/gaussian_density.hpp>
 
 #include "detectors/builtin_detector.hpp"
 
@@ -18,13 +19,6 @@ constexpr int64_t kImagesPerChunk = 16;
 constexpr const char* kWindowsStatePrefix = "texture_energy.training_windows.";
 
 int64_t window_stride(int64_t window) { return std::max<int64_t>(1, window / 4); }
-
-/// Squared Mahalanobis distances of rows (... x f) under mean (f) and inverse covariance (f x f).
-torch::Tensor squared_mahalanobis(const torch::Tensor& rows, const torch::Tensor& mean,
-                                  const torch::Tensor& inverse_covariance) {
-  const auto centred = rows - mean;
-  return (centred.matmul(inverse_covariance) * centred).sum(-1);
-}
 
 }  // namespace
 
@@ -158,8 +152,8 @@ void TextureEnergy::fit_model(const Data& train, const Data&) {
     if (scores_gaussian()) {
       const auto [left_out_mean, left_out_inverse] =
           gaussian(sums.sum(0) - sums, products.sum(0) - products, (n - 1) * per_image);  // n x f, n x f x f
-      const auto centred = e - left_out_mean.unsqueeze(1);
-      const auto distances = (centred.bmm(left_out_inverse) * centred).sum(-1);  // n x L
+      // Each image against its own left-out Gaussian: PaDiM's per-position distances, one image a position.
+      const auto distances = padim_squared_distances(e, left_out_mean, left_out_inverse);  // n x L
       scale_[index].copy_(std::get<0>(distances.max(1)).median().clamp_min(1e-12));
       left_out += distances / scale_[index];
     }
@@ -210,7 +204,9 @@ Scores TextureEnergy::score_model(const Batch& batch) {
     const auto [rows, columns] = grid(k);
     auto map = torch::zeros({n, 1, rows, columns}, energies[k].options());
     if (scores_gaussian())
-      map += (squared_mahalanobis(energies[k], mean_[index], inverse_covariance_[index]) / scale_[index])
+      map += (padim_squared_distances(energies[k].reshape({1, -1, energies[k].size(2)}), mean_[index].unsqueeze(0),
+                                      inverse_covariance_[index].unsqueeze(0)) /
+              scale_[index])
                  .reshape({n, 1, rows, columns});
     if (scores_nearest()) {
       const auto whitened = (energies[k] - mean_[index]).matmul(whitening_[index]).reshape({-1, energies[k].size(2)});

@@ -29,10 +29,15 @@ GaussianDensity fit_gaussian_density(const torch::Tensor& rows) {
   return density;
 }
 
+torch::Tensor padim_squared_distances(const torch::Tensor& embeddings, const torch::Tensor& mean,
+                                      const torch::Tensor& inverse_covariance) {
+  const auto delta = embeddings - mean.unsqueeze(1);  // P x n x d
+  return (torch::bmm(delta, inverse_covariance) * delta).sum(2).clamp_min(0);
+}
+
 torch::Tensor padim_distances(const torch::Tensor& embeddings, const torch::Tensor& mean,
                               const torch::Tensor& inverse_covariance) {
-  const auto delta = embeddings - mean.unsqueeze(1);  // P x n x d
-  return (torch::bmm(delta, inverse_covariance) * delta).sum(2).clamp_min(0).sqrt();
+  return padim_squared_distances(embeddings, mean, inverse_covariance).sqrt();
 }
 
 torch::Tensor mahalanobis_distances(const GaussianDensity& density, const torch::Tensor& rows) {

@@ -16,8 +16,12 @@ struct GaussianDensity {
 /// covariance and s Ledoit and Wolf's shrinkage, computed as scikit-learn's ledoit_wolf_shrinkage; in float64.
 GaussianDensity fit_gaussian_density(const torch::Tensor& rows);
 
-/// Mahalanobis distance of `embeddings` (P x n x d) to each position's Gaussian (mean P x d, inverse
-/// covariance P x d x d): P x n.
+/// Squared Mahalanobis distance of `embeddings` (P x n x d) to each position's Gaussian (mean P x d,
+/// inverse covariance P x d x d), rounding below 0 clamped to 0: P x n.
+torch::Tensor padim_squared_distances(const torch::Tensor& embeddings, const torch::Tensor& mean,
+                                      const torch::Tensor& inverse_covariance);
+
+/// Mahalanobis distance: the square root of padim_squared_distances, P x n.
 torch::Tensor padim_distances(const torch::Tensor& embeddings, const torch::Tensor& mean,
                               const torch::Tensor& inverse_covariance);
 
