@@ -11,6 +11,7 @@
 #include <adx/detectors/tcn_autoencoder/tcn_autoencoder.hpp>
 #include <adx/detectors/vae/vae.hpp>
 #include <adx/metrics/series_metrics.hpp>
+#include <adx/threshold/threshold.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -594,6 +595,48 @@ TEST_CASE("matrix profile equals the brute-force nearest-window distance", "[ser
   REQUIRE(nearest_rows(rows.slice(0, 0, 1), rows.slice(0, 0, 1), 8).first.item<double>() == 0.0);
   REQUIRE(nearest_rows(rows.slice(0, 0, 1), rows.slice(0, 1, 2), 8).first.item<double>() ==
           Approx(std::sqrt(static_cast<double>(W))));
+}
+
+TEST_CASE("matrix profile: the threshold comes from the self-join with an exclusion zone of one window",
+          "[series][detectors]") {
+  torch::manual_seed(12);
+  const int64_t W = 12;
+  const auto history = torch::randn({150, 1}, torch::kFloat64).cumsum(0);
+  // Stride 2: window starts 0, 2, 4, ...; two windows overlap when their starts are less than W apart.
+  const auto train = Data::series(history.to(torch::kFloat32), {W, 2});
+  const auto starts = to_longs(train.items);
+  std::vector<double> left_out;
+  for (const int64_t i : starts) {
+    double best = std::numeric_limits<double>::infinity();
+    for (const int64_t j : starts)
+      if (std::abs(i - j) >= W)
+        best = std::min(best, brute_force_distance(history.slice(0, i, i + W), history.slice(0, j, j + W), false));
+    left_out.push_back(best);
+  }
+  const auto rows = matrix_profile_rows(history.unfold(0, W, 1).permute({0, 2, 1}).index_select(0, train.items), false);
+  const auto joined = nearest_rows_apart(rows, train.items, W, 5);
+  for (size_t k = 0; k < starts.size(); ++k)
+    REQUIRE(joined[static_cast<int64_t>(k)].item<double>() == Approx(left_out[k]).epsilon(1e-9).margin(1e-9));
+  // Each step takes the largest left-out distance of the windows covering it; the detector's threshold is
+  // the policy's threshold of those per-step values, with every window kept in the reference.
+  std::vector<double> per_step;
+  for (int64_t t = 0; t < history.size(0); ++t) {
+    double worst = -1;
+    for (size_t k = 0; k < starts.size(); ++k)
+      if (starts[k] <= t && t < starts[k] + W) worst = std::max(worst, left_out[k]);
+    if (worst >= 0) per_step.push_back(static_cast<double>(static_cast<float>(worst)));
+  }
+  MatrixProfile detector(MatrixProfileOptions().block(7));
+  detector.fit(train);
+  REQUIRE(detector.reference_rows().size(0) == static_cast<int64_t>(starts.size()));
+  REQUIRE(detector.threshold() == Approx(fit_threshold(per_step, MatrixProfileOptions().threshold())).epsilon(1e-6));
+  // A training window is its own nearest window: it scores 0 however the threshold was set.
+  REQUIRE(detector.score(Data::series(history.slice(0, 0, W).to(torch::kFloat32), {W, 1})).per_item.item<float>() ==
+          0.0f);
+  // Too short a series for any window to lie a window away from another: no threshold, a clear message.
+  MatrixProfile short_head;
+  short_head.fit(Data::series(torch::randn({W + 5}), {W, 1}));
+  REQUIRE_THROWS_WITH(short_head.threshold(), Contains("no threshold"));
 }
 
 TEST_CASE("matrix profile: a constant series scores 0 everywhere, never NaN", "[series][detectors]") {

@@ -28,6 +28,15 @@ torch::Tensor matrix_profile_rows(const torch::Tensor& windows, bool normalize) 
   return w.reshape({w.size(0), -1}).contiguous();
 }
 
+namespace {
+
+// ||q - r||^2 = ||q||^2 + ||r||^2 - 2 q.r for every pair: one matrix product.
+torch::Tensor squared_distances(const torch::Tensor& q, const torch::Tensor& q_norms, const torch::Tensor& r) {
+  return torch::addmm(q_norms.unsqueeze(1) + r.pow(2).sum(1).unsqueeze(0), q, r.t(), 1.0, -2.0);
+}
+
+}  // namespace
+
 std::pair<torch::Tensor, torch::Tensor> nearest_rows(const torch::Tensor& queries, const torch::Tensor& reference,
                                                      int64_t block) {
   ADX_CHECK_AS(ShapeError,
@@ -36,20 +45,45 @@ std::pair<torch::Tensor, torch::Tensor> nearest_rows(const torch::Tensor& querie
                "matrix profile: {} query rows against {} reference rows", shape_string(queries.sizes().vec()),
                shape_string(reference.sizes().vec()));
   const auto q = queries.to(reference.options());
-  const auto query_norms = q.pow(2).sum(1, true);
+  const auto query_norms = q.pow(2).sum(1);
   auto best = torch::full({q.size(0)}, std::numeric_limits<double>::infinity(), q.options());
   auto index = torch::zeros({q.size(0)}, q.options().dtype(torch::kLong));
   for (int64_t begin = 0; begin < reference.size(0); begin += block) {
     const auto r = reference.slice(0, begin, begin + block);
-    // ||q - r||^2 = ||q||^2 + ||r||^2 - 2 q.r: one matrix product per block.
-    const auto squared = torch::addmm(query_norms + r.pow(2).sum(1).unsqueeze(0), q, r.t(), 1.0, -2.0);
-    const auto [value, at] = squared.min(1);
+    const auto [value, at] = squared_distances(q, query_norms, r).min(1);
     const auto better = value < best;
     best = torch::where(better, value, best);
     index = torch::where(better, at + begin, index);
   }
   // Rounding can leave a tiny negative square for a window equal to its match.
   return {best.clamp_min(0.0).sqrt(), index};
+}
+
+torch::Tensor nearest_rows_apart(const torch::Tensor& rows, const torch::Tensor& starts, int64_t min_gap,
+                                 int64_t block) {
+  ADX_CHECK_AS(ShapeError, rows.dim() == 2 && starts.dim() == 1 && starts.size(0) == rows.size(0),
+               "matrix profile self-join: {} rows with {} window starts", shape_string(rows.sizes().vec()),
+               shape_string(starts.sizes().vec()));
+  const int64_t n = rows.size(0);
+  const auto s = starts.to(rows.device(), torch::kLong);
+  const auto norms = rows.pow(2).sum(1);
+  auto best = torch::full({n}, std::numeric_limits<double>::infinity(), rows.options());
+  // Query rows per pass, so that one pass holds at most 2^22 distances besides the block's.
+  const int64_t queries_per_pass = std::max<int64_t>(1, (int64_t{1} << 22) / block);
+  for (int64_t q0 = 0; q0 < n; q0 += queries_per_pass) {
+    const int64_t q1 = std::min(n, q0 + queries_per_pass);
+    const auto q = rows.slice(0, q0, q1), q_norms = norms.slice(0, q0, q1), q_starts = s.slice(0, q0, q1);
+    auto q_best = best.slice(0, q0, q1);
+    for (int64_t r0 = 0; r0 < n; r0 += block) {
+      const int64_t r1 = std::min(n, r0 + block);
+      auto squared = squared_distances(q, q_norms, rows.slice(0, r0, r1));
+      // The exclusion zone: windows this close overlap the query (trivial matches).
+      const auto near = (q_starts.unsqueeze(1) - s.slice(0, r0, r1).unsqueeze(0)).abs() < min_gap;
+      squared.masked_fill_(near, std::numeric_limits<double>::infinity());
+      q_best.copy_(torch::minimum(q_best, std::get<0>(squared.min(1))));
+    }
+  }
+  return best.clamp_min(0.0).sqrt();
 }
 
 void MatrixProfile::rebuild_reference() {
@@ -68,6 +102,12 @@ void MatrixProfile::fit_model(const Data& train, const Data&) {
   steps_ = train.x.slice(0, lo, hi).to(torch::kCPU, torch::kFloat64).contiguous();
   starts_ = starts - lo;
   rebuild_reference();
+  // The threshold's scores: the self-join with an exclusion zone of one window, per step as scored.
+  Scores left_out;
+  left_out.per_item = nearest_rows_apart(reference_, starts_, item_shape().at(0), options_.block())
+                          .to(torch::kCPU, torch::kFloat32);
+  train.input_kind().assemble(train, left_out, step_assembly());
+  set_left_out_scores(left_out.per_step);
 }
 
 Scores MatrixProfile::score_model(const Batch& batch) {

@@ -13,9 +13,11 @@
 // which computes the same numbers as STOMP's sliding recurrence without its sequential dependence;
 // the steps the training windows cover and their starts are kept in the model file. A step scores the
 // largest distance of the windows covering it (`step_score` max, as discords are read), or their
-// mean. The threshold is calibrated on the held-out tail of
-// the training series, scored against the windows before it; a scored series that contains a training
-// window scores 0 there (the window matches itself).
+// mean. Every training window joins the reference (no tail is held out): the threshold is calibrated
+// on the self-join matrix profile of the training series, each training window scored against the
+// training windows that share no step with it (an exclusion zone of one window length, so a window
+// never matches a shifted copy of itself), assembled per step as scoring does. A scored series that
+// contains a training window scores 0 there (the window matches itself).
 //
 //   adx::MatrixProfile profile;
 //   profile.fit(adx::Data::series(history, {100, 1}));
@@ -52,6 +54,12 @@ torch::Tensor matrix_profile_rows(const torch::Tensor& windows, bool normalize);
 std::pair<torch::Tensor, torch::Tensor> nearest_rows(const torch::Tensor& queries, const torch::Tensor& reference,
                                                      int64_t block);
 
+/// The self-join matrix profile: for every row of `rows` (from matrix_profile_rows), the distance to its
+/// nearest row whose window start (`starts`, one per row) differs by at least `min_gap` steps; infinity
+/// where no row lies that far away. `block` rows per matrix product.
+torch::Tensor nearest_rows_apart(const torch::Tensor& rows, const torch::Tensor& starts, int64_t min_gap,
+                                 int64_t block);
+
 class MatrixProfile : public DetectorWithOptions<MatrixProfileOptions> {
  public:
   using Options = MatrixProfileOptions;
@@ -61,6 +69,8 @@ class MatrixProfile : public DetectorWithOptions<MatrixProfileOptions> {
   /// The training windows as compared (matrix_profile_rows of them).
   const torch::Tensor& reference_rows() const { return reference_; }
   StepAssembly step_assembly() const override { return options_.step_score(); }
+  /// Keeps every training window and calibrates on the self-join (see above).
+  bool holds_out_validation() const override { return false; }
 
  protected:
   void build(const std::vector<int64_t>&, const InputKind&) override { reference_ = torch::Tensor(); }
