@@ -168,6 +168,65 @@ TEST_CASE("dominant: finds injected anomalies; save/load gives identical scores"
   REQUIRE_THROWS_AS(detector.score(Data::tabular(g.x)), ShapeError);
 }
 
+TEST_CASE("dominant: combine = max_z scores the larger standardised error; weighted and older files as PyGOD",
+          "[graph][detectors]") {
+  const auto g = injected_graph();
+  auto options = DominantOptions().hidden(16);
+  options.train().epochs(20);
+  options.runtime().seed(3).validation_fraction(0.0);  // every node trains, so the moments are over all nodes
+  REQUIRE(options.combine() == DominantCombine::MaxZ);
+  Dominant detector(options);
+  const auto data = Data::graph(g.x, g.edge_index);
+  detector.fit(data);
+  const auto scores = detector.score(data).per_item.to(torch::kFloat64);
+
+  // The same network from the model file, its two errors by hand.
+  const auto path = temp_path("dominant_max_z.adx");
+  detector.save(path);
+  auto file = adx::read_model_file(path);
+  DominantNet net(g.x.size(1), options);
+  std::map<std::string, torch::Tensor> weights;
+  for (const auto& [key, value] : file.tensors)
+    if (key.rfind("model.", 0) == 0) weights[key.substr(6)] = value;
+  adx::test::copy_reference_parameters(*net, weights);
+  net->eval();
+  torch::NoGradGuard no_grad;
+  GraphStructureCache cache;
+  Batch batch;
+  batch.x = g.x;
+  batch.edge_index = g.edge_index;
+  const auto targets = torch::arange(g.x.size(0));
+  auto [attribute, structure] = dominant_errors(*net, g.x, cache.of(batch), targets, options);
+  attribute = attribute.to(torch::kFloat64);
+  structure = structure.to(torch::kFloat64);
+  const auto z_attribute = (attribute - attribute.mean()) / attribute.std();
+  const auto z_structure = (structure - structure.mean()) / structure.std();
+  const auto expected = torch::maximum(z_attribute, z_structure);
+  INFO("largest difference " << (scores - expected).abs().max().item<double>());
+  REQUIRE(torch::allclose(scores, expected, 1e-4, 1e-4));
+  // Both kinds of anomaly take the maximum somewhere: neither error alone decides every score.
+  REQUIRE((z_attribute > z_structure).any().item<bool>());
+  REQUIRE((z_structure > z_attribute).any().item<bool>());
+
+  // combine = weighted: PyGOD's score on the same network.
+  const auto weighted = dominant_scores(*net, g.x, cache.of(batch), targets, options).to(torch::kFloat64);
+  REQUIRE(torch::allclose(weighted, 0.5 * attribute + 0.5 * structure, 1e-5, 1e-6));
+  // A file of the earlier definition (2, no moments) was weighted and still scores so.
+  file.tensors.erase("dominant.error_moments");
+  file.tensors["dominant.score_definition"] = torch::tensor(int64_t{2}, torch::kLong);
+  adx::write_model_file(path, file);
+  auto older = adx::load(path);
+  REQUIRE(older->options_map().at("combine") == "weighted");
+  REQUIRE(torch::allclose(older->score(data).per_item.to(torch::kFloat64), weighted, 1e-5, 1e-6));
+  // A current file without its moments, or with a zero spread, is refused.
+  file.tensors["dominant.score_definition"] = torch::tensor(int64_t{3}, torch::kLong);
+  adx::write_model_file(path, file);
+  REQUIRE_THROWS_WITH(adx::load(path), Contains("dominant.error_moments"));
+  file.tensors["dominant.error_moments"] = torch::tensor({1.0, 0.0, 1.0, 1.0}, torch::kFloat64);
+  adx::write_model_file(path, file);
+  REQUIRE_THROWS_WITH(adx::load(path), Contains("standard deviation"));
+}
+
 TEST_CASE("dominant: scores equal a port of PyGOD's dense DOMINANT on the same weights", "[graph][reference][dominant]") {
   // tests/export_dominant.py ports PyGOD's DOMINANTBase, DotProductDecoder and double_recon_loss over
   // torch_geometric's GCN with dense N x N matrices in float64, and writes its weights, inputs and scores.

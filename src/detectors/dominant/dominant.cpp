@@ -14,9 +14,14 @@ std::vector<int64_t> widths(int64_t first, int64_t hidden, int64_t layers, int64
 // Distances per chunk of an exact sigmoid structure error: chunk x N values at a time.
 constexpr int64_t kChunkValues = int64_t{1} << 22;
 
-// The score's definition, stored in model files: 2 since DOMINANT follows PyGOD (alpha on the attributes).
-constexpr int64_t kScoreDefinition = 2;
+// The score's definition, stored in model files: 2 since DOMINANT follows PyGOD (alpha on the attributes),
+// 3 since files hold the error moments of combine = max_z (a file of definition 2 scores as weighted).
+constexpr int64_t kScoreDefinition = 3;
+constexpr int64_t kWeightedOnlyDefinition = 2;
 const char* const kDefinitionKey = "dominant.score_definition";
+const char* const kMomentsKey = "dominant.error_moments";
+// A standard deviation below this counts as this (errors that barely vary say little, never divide by 0).
+constexpr double kSmallestStd = 1e-12;
 
 }  // namespace
 
@@ -85,23 +90,50 @@ void DominantOptions::check(const std::string& prefix) const {
 
 Dominant::Dominant(Options options) : GraphDetector(std::move(options)) {}
 
+std::pair<torch::Tensor, torch::Tensor> dominant_errors(DominantNetImpl& net, const torch::Tensor& x,
+                                                        const GraphStructure& graph, const torch::Tensor& targets,
+                                                        const DominantOptions& options, bool training) {
+  const auto [z, x_hat] = net.forward(x, graph.adjacency, graph.propagated(x));
+  auto attribute = (x.index_select(0, targets) - x_hat.index_select(0, targets)).pow(2).sum(1).sqrt();
+  auto structure = dominant_structure_error(z, graph, targets, options.sigmoid_structure(),
+                                            training ? options.negative_samples() : 0);
+  return {attribute, structure};
+}
+
 torch::Tensor dominant_scores(DominantNetImpl& net, const torch::Tensor& x, const GraphStructure& graph,
                               const torch::Tensor& targets, const DominantOptions& options, bool training) {
-  const auto [z, x_hat] = net.forward(x, graph.adjacency, graph.propagated(x));
-  const auto attribute = (x.index_select(0, targets) - x_hat.index_select(0, targets)).pow(2).sum(1).sqrt();
-  const auto structure = dominant_structure_error(z, graph, targets, options.sigmoid_structure(),
-                                                  training ? options.negative_samples() : 0);
+  const auto [attribute, structure] = dominant_errors(net, x, graph, targets, options, training);
   return options.alpha() * attribute + (1 - options.alpha()) * structure;
 }
 
 torch::Tensor Dominant::node_scores(const Batch& batch, bool training) {
-  return dominant_scores(*net_, batch.x, graphs_.of(batch), batch_targets(batch), options_, training);
+  if (training || options_.combine() == DominantCombine::Weighted)
+    return dominant_scores(*net_, batch.x, graphs_.of(batch), batch_targets(batch), options_, training);
+  const auto [attribute, structure] =
+      dominant_errors(*net_, batch.x, graphs_.of(batch), batch_targets(batch), options_, false);
+  const auto& m = moments_;
+  return torch::maximum((attribute - m.attribute_mean) / m.attribute_std,
+                        (structure - m.structure_mean) / m.structure_std);
 }
 
 void Dominant::fit_model(const Data& train, const Data& validation) {
   train_module(*net_, train, validation, options_.train(),
                [this](const Batch& batch, bool) { return node_scores(batch, /*training=*/true).mean(); }, progress(),
                type());
+  // The two errors' moments over the training nodes, for combine = max_z (exact errors, one pass).
+  torch::NoGradGuard no_grad;
+  net_->eval();
+  const auto& kind = train.input_kind();
+  const auto batch = kind.collate(kind.slice(train, 0, kind.size(train)));
+  const auto [attribute, structure] =
+      dominant_errors(*net_, batch.x, graphs_.of(batch), batch_targets(batch), options_, false);
+  auto moments = [](const torch::Tensor& e) {
+    const auto v = e.to(torch::kCPU, torch::kFloat64);
+    return std::make_pair(v.mean().item<double>(),
+                          std::max(kSmallestStd, v.numel() > 1 ? v.std().item<double>() : 0.0));
+  };
+  std::tie(moments_.attribute_mean, moments_.attribute_std) = moments(attribute);
+  std::tie(moments_.structure_mean, moments_.structure_std) = moments(structure);
 }
 
 Scores Dominant::score_model(const Batch& batch) {
@@ -112,6 +144,9 @@ Scores Dominant::score_model(const Batch& batch) {
 
 void Dominant::save_extra(TensorMap& state) const {
   state[kDefinitionKey] = torch::tensor(kScoreDefinition, torch::kLong);
+  const auto& m = moments_;
+  state[kMomentsKey] =
+      torch::tensor({m.attribute_mean, m.attribute_std, m.structure_mean, m.structure_std}, torch::kFloat64);
 }
 
 void Dominant::load_extra(const TensorMap& state) {
@@ -120,8 +155,24 @@ void Dominant::load_extra(const TensorMap& state) {
                "this DOMINANT model was fitted by an earlier adx, whose score weighed the structure by alpha, "
                "applied a sigmoid and sampled non-edges; fit it again to score as PyGOD's DOMINANT does");
   const int64_t definition = found->second.item<int64_t>();
-  ADX_CHECK_AS(IoError, definition == kScoreDefinition,
-               "this DOMINANT model has score definition {}, this adx knows {}", definition, kScoreDefinition);
+  ADX_CHECK_AS(IoError, definition == kScoreDefinition || definition == kWeightedOnlyDefinition,
+               "this DOMINANT model has score definition {}, this adx knows {} and {}", definition,
+               kWeightedOnlyDefinition, kScoreDefinition);
+  if (definition == kWeightedOnlyDefinition) {
+    // Fitted before combine existed: its score was the weighted one, and it stays so.
+    options_.combine(DominantCombine::Weighted);
+    return;
+  }
+  const auto moments = state.find(kMomentsKey);
+  ADX_CHECK_AS(IoError, moments != state.end(), "this DOMINANT model file lacks '{}'", kMomentsKey);
+  const auto& v = moments->second;
+  ADX_CHECK_AS(IoError, v.numel() == 4 && v.scalar_type() == torch::kFloat64 && v.isfinite().all().item<bool>(),
+               "model file's '{}' is not 4 finite float64 values", kMomentsKey);
+  const auto m = v.contiguous();
+  const double* p = m.data_ptr<double>();
+  ADX_CHECK_AS(IoError, p[1] > 0 && p[3] > 0, "model file's '{}' holds a standard deviation <= 0 ({}, {})",
+               kMomentsKey, p[1], p[3]);
+  moments_ = {p[0], p[1], p[2], p[3]};
 }
 
 ADX_BUILTIN_DETECTOR(dominant, factory_for<Dominant>(),

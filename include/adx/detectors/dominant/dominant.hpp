@@ -3,7 +3,11 @@
 // activation after its last layer), an attribute decoder (GCN back to the features) and a structure
 // decoder (GCN, then S_hat = Z Z^T, or sigmoid(Z Z^T) with sigmoid_structure, the paper's form); node
 // score = alpha * attribute error + (1 - alpha) * structure error, each the L2 norm of the node's row of
-// the residual (PyGOD's `weight` is alpha). The structure target is the adjacency without self-loops, and
+// the residual (PyGOD's `weight` is alpha), with `combine = weighted`. The default, `combine = max_z`,
+// scores the larger of the two errors after standardising each by its mean and standard deviation over
+// the training nodes: an injected clique shows in the structure error alone and a contextual outlier in
+// the attribute error alone, and the weighted sum lets the term with the larger spread drown the other
+// (CiteSeer with PyGOD's injection: docs/graph.md). Training minimises the weighted mean either way. The structure target is the adjacency without self-loops, and
 // the sum runs over every node j, i itself included, as the reference's dense N x N matrices do. adx never
 // builds them: the error of node i is split into its edges and every node,
 //   sum_j (A_ij - S_ij)^2 = sum_j S_ij^2 + sum_{j in N(i)} (1 - 2 S_ij),
@@ -22,6 +26,13 @@
 
 namespace adx {
 
+/// How DOMINANT turns a node's attribute and structure errors into its score.
+enum class DominantCombine {
+  Weighted,  ///< alpha * attribute + (1 - alpha) * structure (the paper, PyGOD)
+  MaxZ,      ///< the larger of the two errors, each standardised over the training nodes
+};
+ADX_ENUM_NAMES(DominantCombine, {DominantCombine::Weighted, "weighted"}, {DominantCombine::MaxZ, "max_z"});
+
 struct DominantOptions {
   ADX_OPTIONS_STRUCT;
   /// Width of every hidden GCN layer and of the embedding.
@@ -34,6 +45,8 @@ struct DominantOptions {
   /// Weight of the attribute error in loss and score (1 - alpha weighs the structure): the paper's alpha
   /// and PyGOD's `weight`.
   ADX_ARG(double, alpha) = 0.5;
+  /// The score: `max_z` (default, chosen on CiteSeer) or `weighted` (the paper's and PyGOD's).
+  ADX_ARG(DominantCombine, combine) = DominantCombine::MaxZ;
   /// Reconstruct the structure as sigmoid(Z Z^T) (the paper) instead of Z Z^T (PyGOD's default and the
   /// authors' code).
   ADX_ARG(bool, sigmoid_structure) = false;
@@ -73,8 +86,14 @@ class DominantNetImpl : public torch::nn::Module {
 };
 TORCH_MODULE(DominantNet);
 
-/// DOMINANT's node scores of `targets` (rows of x) over `graph`, from one pass of `net`: what score() returns
-/// for a fitted detector; with `training`, the sigmoid's structure error is estimated as in training.
+/// DOMINANT's attribute and structure errors of the nodes `targets` (rows of x) over `graph`, from one pass
+/// of `net`; with `training`, the sigmoid's structure error is estimated as in training.
+std::pair<torch::Tensor, torch::Tensor> dominant_errors(DominantNetImpl& net, const torch::Tensor& x,
+                                                        const GraphStructure& graph, const torch::Tensor& targets,
+                                                        const DominantOptions& options, bool training = false);
+
+/// DOMINANT's weighted node scores (alpha * attribute + (1 - alpha) * structure error) of `targets`: the
+/// training loss's terms and, with combine = weighted, what score() returns.
 torch::Tensor dominant_scores(DominantNetImpl& net, const torch::Tensor& x, const GraphStructure& graph,
                               const torch::Tensor& targets, const DominantOptions& options, bool training = false);
 
@@ -96,6 +115,12 @@ class Dominant : public GraphDetector<DominantOptions, DominantNet> {
   /// the structure, a sigmoid, sampled scores) are refused rather than scored differently.
   void save_extra(TensorMap& state) const override;
   void load_extra(const TensorMap& state) override;
+
+ private:
+  /// Mean and standard deviation of the attribute and the structure error over the training nodes.
+  struct ErrorMoments {
+    double attribute_mean = 0, attribute_std = 1, structure_mean = 0, structure_std = 1;
+  } moments_;
 };
 
 }  // namespace adx
