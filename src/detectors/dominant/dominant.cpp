@@ -120,7 +120,8 @@ void Dominant::fit_model(const Data& train, const Data& validation) {
   train_module(*net_, train, validation, options_.train(),
                [this](const Batch& batch, bool) { return node_scores(batch, /*training=*/true).mean(); }, progress(),
                type());
-  // The two errors' moments over the training nodes, for combine = max_z (exact errors, one pass).
+  // The two errors' moments over the training nodes, for combine = max_z (exact errors, one scoring pass).
+  if (options_.combine() != DominantCombine::MaxZ) return;
   torch::NoGradGuard no_grad;
   net_->eval();
   const auto& kind = train.input_kind();
