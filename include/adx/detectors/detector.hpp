@@ -158,9 +158,8 @@ class Detector {
   /// calibrate on set_left_out_scores().
   virtual bool holds_out_validation() const { return true; }
   /// Called from fit_model(): per-item scores of the training items (per step for kinds with steps, whose
-  /// thresholds are per step), each scored without its own
-  /// contribution to the fitted state (leave-one-out). fit(train) sets the threshold on them when
-  /// no validation data was given or held out.
+  /// thresholds are per step), each scored without its own contribution to the fitted state
+  /// (leave-one-out). fit(train) sets the threshold on them when no validation data was given or held out.
   void set_left_out_scores(const at::Tensor& per_item) { left_out_scores_ = per_item; }
   /// Weakly supervised detectors learn from Data::sequence_labels (one label per video) and
   /// refuse data without them; every other detector refuses data that has them.

@@ -30,9 +30,10 @@ torch::Tensor matrix_profile_rows(const torch::Tensor& windows, bool normalize) 
 
 namespace {
 
-// ||q - r||^2 = ||q||^2 + ||r||^2 - 2 q.r for every pair: one matrix product.
-torch::Tensor squared_distances(const torch::Tensor& q, const torch::Tensor& q_norms, const torch::Tensor& r) {
-  return torch::addmm(q_norms.unsqueeze(1) + r.pow(2).sum(1).unsqueeze(0), q, r.t(), 1.0, -2.0);
+// ||q - r||^2 = ||q||^2 + ||r||^2 - 2 q.r for every pair, from the rows' squared norms: one matrix product.
+torch::Tensor squared_distances(const torch::Tensor& q, const torch::Tensor& q_norms, const torch::Tensor& r,
+                                const torch::Tensor& r_norms) {
+  return torch::addmm(q_norms.unsqueeze(1) + r_norms.unsqueeze(0), q, r.t(), 1.0, -2.0);
 }
 
 }  // namespace
@@ -50,7 +51,7 @@ std::pair<torch::Tensor, torch::Tensor> nearest_rows(const torch::Tensor& querie
   auto index = torch::zeros({q.size(0)}, q.options().dtype(torch::kLong));
   for (int64_t begin = 0; begin < reference.size(0); begin += block) {
     const auto r = reference.slice(0, begin, begin + block);
-    const auto [value, at] = squared_distances(q, query_norms, r).min(1);
+    const auto [value, at] = squared_distances(q, query_norms, r, r.pow(2).sum(1)).min(1);
     const auto better = value < best;
     best = torch::where(better, value, best);
     index = torch::where(better, at + begin, index);
@@ -76,7 +77,7 @@ torch::Tensor nearest_rows_apart(const torch::Tensor& rows, const torch::Tensor&
     auto q_best = best.slice(0, q0, q1);
     for (int64_t r0 = 0; r0 < n; r0 += block) {
       const int64_t r1 = std::min(n, r0 + block);
-      auto squared = squared_distances(q, q_norms, rows.slice(0, r0, r1));
+      auto squared = squared_distances(q, q_norms, rows.slice(0, r0, r1), norms.slice(0, r0, r1));
       // The exclusion zone: windows this close overlap the query (trivial matches).
       const auto near = (q_starts.unsqueeze(1) - s.slice(0, r0, r1).unsqueeze(0)).abs() < min_gap;
       squared.masked_fill_(near, std::numeric_limits<double>::infinity());

@@ -61,6 +61,10 @@ int64_t TextureEnergy::window_side(size_t window_size) const {
   return std::min({options_.windows()[window_size], height_, width_});
 }
 
+torch::Tensor TextureEnergy::whitened(const torch::Tensor& energies, int64_t index) const {
+  return (energies - mean_[index]).matmul(whitening_[index]).to(torch::kFloat32);
+}
+
 std::pair<int64_t, int64_t> TextureEnergy::grid(size_t window_size) const {
   const int64_t window = window_side(window_size), stride = window_stride(window);
   return {(height_ - window) / stride + 1, (width_ - window) / stride + 1};
@@ -160,10 +164,10 @@ void TextureEnergy::fit_model(const Data& train, const Data&) {
     if (scores_nearest()) {
       // |(x - mean) L|^2 = (x - mean)' inverse (x - mean) for the lower Cholesky factor L of the inverse.
       whitening_[index].copy_(torch::linalg::cholesky(inverse));
-      const auto whitened = (e - mean).matmul(whitening_[index]).to(torch::kFloat32);  // n x L x f
+      const auto whitened_energies = whitened(e, index);  // n x L x f
       // The model keeps every other window in each direction (stride window / 2): a quarter of the search.
       const auto [rows, columns] = grid(k);
-      const auto kept = whitened.reshape({n, rows, columns, e.size(2)})
+      const auto kept = whitened_energies.reshape({n, rows, columns, e.size(2)})
                             .slice(1, 0, rows, 2)
                             .slice(2, 0, columns, 2)
                             .reshape({n, -1, e.size(2)});
@@ -181,7 +185,7 @@ void TextureEnergy::fit_model(const Data& train, const Data&) {
       training_windows_[k] = kept_rows.contiguous();
       // Each window's nearest among the other images' kept windows: the exact leave-one-image-out search.
       torch::Tensor nearest;
-      nearest_neighbours(whitened.reshape({-1, e.size(2)}), training_windows_[k], &nearest, nullptr,
+      nearest_neighbours(whitened_energies.reshape({-1, e.size(2)}), training_windows_[k], &nearest, nullptr,
                          kNearestNeighbourBlock, images.repeat_interleave(per_image), kept_images);
       const auto distances = nearest.to(torch::kFloat64).square().reshape({n, per_image});
       nearest_scale_[index].copy_(std::get<0>(distances.max(1)).median().clamp_min(1e-12));
@@ -209,9 +213,9 @@ Scores TextureEnergy::score_model(const Batch& batch) {
               scale_[index])
                  .reshape({n, 1, rows, columns});
     if (scores_nearest()) {
-      const auto whitened = (energies[k] - mean_[index]).matmul(whitening_[index]).reshape({-1, energies[k].size(2)});
       torch::Tensor distances;
-      nearest_neighbours(whitened.to(torch::kFloat32), training_windows_[k], &distances, nullptr);
+      nearest_neighbours(whitened(energies[k], index).reshape({-1, energies[k].size(2)}), training_windows_[k],
+                         &distances, nullptr);
       map += (distances.to(torch::kFloat64).square() / nearest_scale_[index]).reshape({n, 1, rows, columns});
     }
     per_item += std::get<0>(map.flatten(1).max(1));

@@ -7,9 +7,10 @@
 // scores the larger of the two errors after standardising each by its mean and standard deviation over
 // the training nodes: an injected clique shows in the structure error alone and a contextual outlier in
 // the attribute error alone, and the weighted sum lets the term with the larger spread drown the other
-// (CiteSeer with PyGOD's injection: docs/graph.md). Training minimises the weighted mean either way. The structure target is the adjacency without self-loops, and
-// the sum runs over every node j, i itself included, as the reference's dense N x N matrices do. adx never
-// builds them: the error of node i is split into its edges and every node,
+// (CiteSeer with PyGOD's injection: docs/graphs.md). Training minimises the weighted mean either way.
+// The structure target is the adjacency without self-loops, and the sum runs over every node j, i itself
+// included, as the reference's dense N x N matrices do. adx never builds them: the error of node i is
+// split into its edges and every node,
 //   sum_j (A_ij - S_ij)^2 = sum_j S_ij^2 + sum_{j in N(i)} (1 - 2 S_ij),
 // and with S = Z Z^T the first sum is z_i^T (Z^T Z) z_i, exact in O(N d^2). With the sigmoid it is
 // computed exactly in row chunks at score time (O(chunk x N) memory), and estimated in training from

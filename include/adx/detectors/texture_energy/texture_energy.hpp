@@ -1,9 +1,9 @@
 #pragma once
 // Texture energy, in the manner of Laws' texture energy measures (Laws, 1980) with isotropic
-// Gaussian-derivative filters in place of Laws' masks, scored as PaDiM scores a position, with one Gaussian for the whole
-// image because a texture looks alike everywhere. No network and no pretrained weights: it is the
-// method to try first on textured surfaces (fabric, wood, stone, grass) when no ImageNet backbone
-// may be used.
+// Gaussian-derivative filters in place of Laws' masks, scored as PaDiM scores a position, with one
+// Gaussian for the whole image because a texture looks alike everywhere. No network and no pretrained
+// weights: it is the method to try first on textured surfaces (fabric, wood, stone, grass) when no
+// ImageNet backbone may be used.
 //
 // The images (grey: the channels' mean) are filtered by a bank of 10 filters per scale sigma: first and
 // second Gaussian derivatives at 4 orientations and the Laplacian of Gaussian (zero mean, absolute
@@ -11,11 +11,11 @@
 // the responses are averaged over windows placed every window / 4 pixels; one Gaussian (mean and
 // covariance + regularization I) is fitted over every training window. A window is scored (`scoring`) by
 // its squared Mahalanobis distance to that Gaussian, by its squared distance to the nearest training
-// window (of every other window in each direction) after whitening by the Gaussian's covariance (a texture with two looks, such as brick and mortar,
-// is two clusters that one Gaussian blurs together), or by both. Each score is divided by its scale: the
-// median, over the training images, of an image's largest score with that image left out (of the Gaussian;
-// of the nearest windows). The pixel map sums the scores' maps over window sizes (bilinear); the image
-// score sums their maxima.
+// window (of every other window in each direction) after whitening by the Gaussian's covariance (a
+// texture with two looks, such as brick and mortar, is two clusters that one Gaussian blurs together),
+// or by both. Each score is divided by its scale: the median, over the training images, of an image's
+// largest score with that image left out (of the Gaussian; of the nearest windows). The pixel map sums
+// the scores' maps over window sizes (bilinear); the image score sums their maxima.
 //
 //   adx::TextureEnergy detector;
 //   detector.fit(adx::Data::images(normal_tiles));           // N x C x H x W, H and W > 3 x the largest sigma
@@ -88,6 +88,9 @@ class TextureEnergy : public DetectorWithOptions<TextureEnergyOptions> {
   int64_t window_side(size_t window_size) const;
   /// Per window size, the window grid of an image: rows, columns.
   std::pair<int64_t, int64_t> grid(size_t window_size) const;
+  /// Window energies (... x filters) of window size `index` whitened by its Gaussian, float32: the rows the
+  /// nearest-window search compares, in fit and in scoring alike.
+  torch::Tensor whitened(const torch::Tensor& energies, int64_t index) const;
 
   std::shared_ptr<torch::nn::Module> state_;  // holds the buffers below (saved as the model)
   bool scores_gaussian() const { return options_.scoring() != TextureScoring::Nearest; }
