@@ -670,6 +670,55 @@ TEST_CASE("series scoring in chunks equals scoring at once", "[series][detectors
   REQUIRE(torch::allclose(parts.per_item, whole.per_item, 1e-5, 1e-7));
 }
 
+namespace {
+// Records the largest batch score_model is handed.
+class PassRecordingTransformer : public AnomalyTransformer {
+ public:
+  using AnomalyTransformer::AnomalyTransformer;
+  int64_t largest_pass = 0;
+
+ protected:
+  Scores score_model(const Batch& batch) override {
+    largest_pass = std::max(largest_pass, batch.x.size(0));
+    return AnomalyTransformer::score_model(batch);
+  }
+};
+}  // namespace
+
+TEST_CASE("a detector's bound on items per scoring pass cuts the score batches, scores unchanged",
+          "[series][detectors][chunks]") {
+  // The Anomaly Transformer bounds each pass by score_chunk (its attention maps grow with window^2);
+  // Detector::score_raw applies the bound below runtime.score_batch_size, and per-step scores are
+  // assembled across the pass boundaries. Overlapping test windows put a boundary inside many steps.
+  const auto s = easy_series();
+  auto fitted = [&](int64_t score_chunk) {
+    auto options = AnomalyTransformerOptions().d_model(8).heads(2).layers(1).d_ff(8).score_chunk(score_chunk);
+    options.train().epochs(1);
+    auto detector = std::make_unique<PassRecordingTransformer>(options);
+    detector->fit(Data::series(s.train, {24, 4}));
+    detector->largest_pass = 0;
+    return detector;
+  };
+  const auto test = Data::series(s.test, {24, 3});
+  auto unbounded = fitted(100000);
+  const auto whole = unbounded->score(test);
+  REQUIRE(unbounded->largest_pass == whole.per_item.size(0));  // every window in one pass
+  for (const int64_t chunk : {1, 5}) {
+    INFO("score_chunk " << chunk);
+    auto bounded = fitted(chunk);
+    const auto parts = bounded->score(test);
+    REQUIRE(bounded->largest_pass == chunk);
+    REQUIRE(parts.per_item.size(0) == whole.per_item.size(0));
+    INFO("largest relative difference per step "
+         << ((parts.per_step - whole.per_step).abs() / whole.per_step.abs().clamp_min(1e-12)).max().item<double>());
+    // One window per pass multiplies at other GEMM shapes, which round differently (kernel-dependent),
+    // and the criterion's softmax at temperature 50 enlarges that to a few 1e-5 relative; a misplaced
+    // pass boundary moves a step's score by far more.
+    REQUIRE(torch::allclose(parts.per_item, whole.per_item, 1e-4, 1e-6));
+    REQUIRE(torch::allclose(parts.per_step, whole.per_step, 1e-4, 1e-6));
+  }
+}
+
 TEST_CASE("anomaly transformer: prior association and minimax gradients as in the reference", "[series][detectors]") {
   torch::manual_seed(0);
   auto options = AnomalyTransformerOptions().d_model(8).heads(2).layers(1).d_ff(8);

@@ -208,7 +208,9 @@ Scores Detector::score_raw(const Data& data) {
   if (!score_needs_grad()) no_grad = std::make_unique<torch::NoGradGuard>();
   const auto& kind = data.input_kind();
   const int64_t n = kind.size(data);
-  const int64_t chunk = kind.score_chunk(data, std::max<int64_t>(1, runtime().score_batch_size()));
+  int64_t requested = std::max<int64_t>(1, runtime().score_batch_size());
+  if (const int64_t bound = items_per_scoring_pass(); bound > 0) requested = std::min(requested, bound);
+  const int64_t chunk = kind.score_chunk(data, requested);
   std::vector<torch::Tensor> per_item, maps;
   InputKind::StepSums step_sums;
   step_sums.assembly = step_assembly();

@@ -166,6 +166,10 @@ class Detector {
   virtual bool learns_from_sequence_labels() const { return false; }
   /// Scoring needs autograd (e.g. latent search); default scoring runs without it.
   virtual bool score_needs_grad() const { return false; }
+  /// The most items one scoring pass of the network takes (0: runtime.score_batch_size alone decides).
+  /// Detectors whose items make large activations bound it, so the activations' memory is reused pass
+  /// after pass instead of allocated (and faulted in) anew for a whole score batch.
+  virtual int64_t items_per_scoring_pass() const { return 0; }
   /// What preprocess = auto means for a kind; the kind's own default unless a detector knows better.
   virtual Preprocess auto_preprocess(const InputKind& kind) const { return kind.default_preprocess(); }
   /// Applies runtime.threads.

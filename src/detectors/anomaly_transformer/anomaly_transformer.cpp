@@ -175,13 +175,9 @@ torch::Tensor AnomalyTransformer::loss(const torch::Tensor& x, bool training) {
 }
 
 Scores AnomalyTransformer::score_model(const Batch& batch) {
-  std::vector<torch::Tensor> parts;
-  for (int64_t begin = 0; begin < batch.x.size(0); begin += options_.score_chunk()) {
-    const int64_t n = std::min(options_.score_chunk(), batch.x.size(0) - begin);
-    parts.push_back(net_->criterion(batch.x.narrow(0, begin, n), options_.temperature()));
-  }
+  // At most score_chunk windows arrive per call (items_per_scoring_pass).
   Scores s;
-  s.step_map = torch::cat(parts);
+  s.step_map = net_->criterion(batch.x, options_.temperature());
   s.per_item = s.step_map.mean(1);
   return s;
 }

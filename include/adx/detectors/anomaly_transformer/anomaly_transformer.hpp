@@ -131,6 +131,7 @@ class AnomalyTransformer : public ReconstructionDetector<AnomalyTransformerOptio
   AnomalyTransformerNet make_net(const std::vector<int64_t>& item_shape) override;
   torch::Tensor loss(const torch::Tensor& x, bool training) override;
   Scores score_model(const Batch& batch) override;
+  int64_t items_per_scoring_pass() const override { return options_.score_chunk(); }
 };
 
 }  // namespace adx
