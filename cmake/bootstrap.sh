@@ -7,6 +7,9 @@
 #   bash cmake/bootstrap.sh leaderboard   every image detector on the full Fashion-MNIST protocol (hours)
 #   bash cmake/bootstrap.sh industrial    PatchCore, PaDiM and SPADE on the synthetic industrial data
 #   bash cmake/bootstrap.sh textures [args] the image detectors on real texture photographs (scikit-image's)
+#   bash cmake/bootstrap.sh nab-bench [args]      NAB's realTweets and artificial series, detectors beside the baselines
+#   bash cmake/bootstrap.sh citeseer-bench [args] CiteSeer with injected anomalies (5 seeds), detectors beside the baselines
+#   bash cmake/bootstrap.sh tables-bench [args]   scikit-learn's bundled tables as one-class sets, detectors beside the baselines
 #   bash cmake/bootstrap.sh patchcore-bench  PatchCore speed and memory, coreset against anomalib's loop
 #   bash cmake/bootstrap.sh search-bench    PatchCore's memory-bank search: adx exact, faiss exact, IVF, HNSW, SQ8
 #   bash cmake/bootstrap.sh latency-bench   batch-1 latency of every image detector; PatchCore's real-time preset
@@ -33,8 +36,19 @@ packages=(cmake ninja-build make g++ libtorch-dev libopenblas0-openmp libeigen3-
 # code that calls OpenCV and scikit-image (NSA's label). The server's test reads its listen backlog with ss.
 if [ "$mode" = test ]; then packages+=(python3 python3-torch python3-torchvision python3-opencv python3-skimage iproute2); fi
 if [ "$mode" = textures ]; then packages+=(python3 python3-skimage); fi
+if [ "$mode" = tables-bench ]; then packages+=(python3 python3-sklearn python3-numpy); fi
 case "$mode" in
   bench|image-bench|patchcore-bench|series-bench|graph-bench) packages+=(python3 python3-torch python3-sklearn python3-numpy) ;;
+esac
+
+# The labelled real data sets live outside the repository; checked before the build, which takes minutes.
+real_data="${ADX_REAL_DATA:-../shared/data}"
+case "$mode" in
+  nab-bench|citeseer-bench)
+    if [ ! -d "$real_data" ]; then
+      echo "adx: $mode reads the real data sets from $real_data, which does not exist; set ADX_REAL_DATA" >&2
+      exit 2
+    fi ;;
 esac
 
 source cmake/packages.sh
@@ -122,6 +136,31 @@ case "$mode" in
     "$build_dir/examples/industrial" --data "$build_dir/textures" --size 128 --out "$build_dir/textures_results" \
       --detectors texture_energy,patchcore,padim,nsa,cutpaste,draem "$@"
     ;;
+  nab-bench|citeseer-bench)
+    # With no arguments, the tables of docs/results.md; with arguments, one run on that data set with them.
+    if [ "$mode" = nab-bench ] && [ $# -eq 0 ]; then
+      for group in "realTweets 288" "artificial 100"; do
+        set -- $group
+        "$build_dir/examples/nab_benchmark" --data-dir "$real_data/nab" --match "$1" --window "$2" \
+          --detectors matrix_profile,isolation_forest,autoencoder,vae --set isolation_forest:step_score=max \
+          --out "$build_dir/nab_$1.md"
+      done
+    elif [ "$mode" = nab-bench ]; then
+      "$build_dir/examples/nab_benchmark" --data-dir "$real_data/nab" "$@"
+    elif [ $# -eq 0 ]; then
+      "$build_dir/examples/injected_graph_benchmark" --features "$real_data/citeseer/features.npy" \
+        --edges "$real_data/citeseer/edges.csv" --detectors structural,isolation_forest,dominant \
+        --out "$build_dir/citeseer_results.md"
+    else
+      "$build_dir/examples/injected_graph_benchmark" --features "$real_data/citeseer/features.npy" \
+        --edges "$real_data/citeseer/edges.csv" "$@"
+    fi
+    ;;
+  tables-bench)
+    # The tables ship with python3-sklearn; the script writes them out as one-class sets.
+    [ -d "$build_dir/tables" ] || /usr/bin/python3 examples/benchmarks/sklearn_tables.py "$build_dir/tables"
+    "$build_dir/examples/tabular_benchmark" --data-dir "$build_dir/tables" --out "$build_dir/tables_results.md" "$@"
+    ;;
   patchcore-bench)
     "$build_dir/examples/patchcore_benchmark" --work "$build_dir" "$@"
     ;;
@@ -145,7 +184,7 @@ case "$mode" in
     "$build_dir/examples/distributed_benchmark" "$@"
     ;;
   *)
-    echo "usage: bash cmake/bootstrap.sh demo|test|bench|image-bench|leaderboard|industrial|textures|patchcore-bench|search-bench|latency-bench|timeseries|series-bench|graph|graph-bench|video|ensemble-bench|server-load|server-faults|dist-bench [args]" >&2
+    echo "usage: bash cmake/bootstrap.sh demo|test|bench|image-bench|leaderboard|industrial|textures|nab-bench|citeseer-bench|tables-bench|patchcore-bench|search-bench|latency-bench|timeseries|series-bench|graph|graph-bench|video|ensemble-bench|server-load|server-faults|dist-bench [args]" >&2
     exit 2
     ;;
 esac
