@@ -10,8 +10,12 @@
 #include <cmath>
 
 TEST_CASE("the adaptive threshold follows a step change and stops at its bounds", "[monitoring]") {
+  // By default it never falls below the calibrated value.
+  REQUIRE(adx::AdaptiveThreshold(2.0).lower_bound() == 2.0);
+  REQUIRE(adx::AdaptiveThreshold(2.0).upper_bound() == 3.0);
   // Window 4, median, half-way steps, bounds [0.5, 1.5] around the initial 1.0.
-  adx::AdaptiveThreshold t(1.0, adx::AdaptiveThresholdOptions().window(4).percentile(50).smoothing(0.5).min_samples(2));
+  adx::AdaptiveThreshold t(
+      1.0, adx::AdaptiveThresholdOptions().window(4).percentile(50).smoothing(0.5).min_samples(2).max_fall(0.5));
   REQUIRE(t.lower_bound() == 0.5);
   REQUIRE(t.upper_bound() == 1.5);
   REQUIRE(t.update(1.0) == 1.0);  // fewer than min_samples: unchanged
