@@ -7,9 +7,9 @@
 #   bash cmake/bootstrap.sh leaderboard   every image detector on the full Fashion-MNIST protocol (hours)
 #   bash cmake/bootstrap.sh industrial    PatchCore, PaDiM and SPADE on the synthetic industrial data
 #   bash cmake/bootstrap.sh textures [args] the image detectors on real texture photographs (scikit-image's)
-#   bash cmake/bootstrap.sh nab-bench [args]      NAB's realTweets and artificial series, detectors beside the baselines
-#   bash cmake/bootstrap.sh citeseer-bench [args] CiteSeer with injected anomalies (5 seeds), detectors beside the baselines
-#   bash cmake/bootstrap.sh tables-bench [args]   scikit-learn's bundled tables as one-class sets, detectors beside the baselines
+#   bash cmake/bootstrap.sh nab-bench [args]      NAB's realTweets and artificial series, beside the baselines
+#   bash cmake/bootstrap.sh citeseer-bench [args] CiteSeer with injected anomalies (5 seeds), beside the baselines
+#   bash cmake/bootstrap.sh tables-bench [args]   scikit-learn's tables as one-class sets, beside the baselines
 #   bash cmake/bootstrap.sh patchcore-bench  PatchCore speed and memory, coreset against anomalib's loop
 #   bash cmake/bootstrap.sh search-bench    PatchCore's memory-bank search: adx exact, faiss exact, IVF, HNSW, SQ8
 #   bash cmake/bootstrap.sh latency-bench   batch-1 latency of every image detector; PatchCore's real-time preset

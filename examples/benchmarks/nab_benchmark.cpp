@@ -11,8 +11,8 @@
 // normal steps above it, and the share of labelled anomaly windows with at least one step above it;
 // both again under the adaptive threshold a deployment would run (adx::AdaptiveThreshold, as in
 // ProductionDetector), fed the per-step scores in time order. On series without anomalies
-// (artificialNoAnomaly) the false-alarm rates are the only figures. Labels are NAB's windows, wide and centred on each anomaly, so point figures are
-// pessimistic for every method alike.
+// (artificialNoAnomaly) the false-alarm rates are the only figures. Labels are NAB's windows, wide and
+// centred on each anomaly, so point figures are pessimistic for every method alike.
 #include <adx/adx.hpp>
 
 #include <CLI/CLI.hpp>
@@ -177,7 +177,8 @@ int main(int argc, char** argv) {
           f.vus_roc = report.vus.roc;
         }
         if (!std::isnan(threshold)) {
-          const auto fixed = fixed_alarms(per_step, threshold), adaptive = adaptive_alarms(per_step, threshold, adaptive_options);
+          const auto fixed = fixed_alarms(per_step, threshold);
+          const auto adaptive = adaptive_alarms(per_step, threshold, adaptive_options);
           f.false_alarms = false_alarm_rate(test_labels, fixed);
           f.caught = windows_caught(test_labels, fixed);
           f.adaptive_false_alarms = false_alarm_rate(test_labels, adaptive);
