@@ -20,6 +20,7 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -27,6 +28,7 @@
 #include <random>
 
 #include "common/detector_sets.hpp"
+#include "common/series_alarms.hpp"
 #include "common/series_baselines.hpp"
 #include "common/series_plot.hpp"
 #include "common/tensors.hpp"
@@ -245,9 +247,22 @@ int main(int argc, char** argv) {
         std::cout << fmt::format("{}: fit {:.1f} s, score {:.1f} s; no threshold: the held-out tail was too short "
                                  "to calibrate one\n", name, fit_s, score_s);
       } else {
-        const auto alarms = (scores.per_step > threshold).sum().item<int64_t>();
-        std::cout << fmt::format("{}: fit {:.1f} s, score {:.1f} s, {} of {} test steps above the threshold {:.4g}\n",
-                                 name, fit_s, score_s, alarms, per_step.size(), threshold);
+        // Also as a deployment would run it: ProductionDetector's adaptive threshold, fed the steps in order.
+        const auto fixed = adx::examples::fixed_alarms(per_step, threshold);
+        const auto adaptive = adx::examples::adaptive_alarms(per_step, threshold);
+        const auto count = [](const std::vector<bool>& alarms) {
+          return std::count(alarms.begin(), alarms.end(), true);
+        };
+        std::cout << fmt::format("{}: fit {:.1f} s, score {:.1f} s, {} of {} test steps above the threshold {:.4g} "
+                                 "({} under the adaptive threshold)\n",
+                                 name, fit_s, score_s, count(fixed), per_step.size(), threshold, count(adaptive));
+        if (labelled)
+          std::cout << fmt::format("{}: normal test steps flagged {:.1f}% (adaptive {:.1f}%), labelled anomalies "
+                                   "with an alarm {:.2f} (adaptive {:.2f})\n",
+                                   name, 100 * adx::examples::false_alarm_rate(test_labels, fixed),
+                                   100 * adx::examples::false_alarm_rate(test_labels, adaptive),
+                                   adx::examples::windows_caught(test_labels, fixed),
+                                   adx::examples::windows_caught(test_labels, adaptive));
       }
       } catch (const adx::Error& e) {
         std::cout << fmt::format("{}: skipped: {}\n", name, e.what());

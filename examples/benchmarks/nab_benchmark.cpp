@@ -25,71 +25,27 @@
 #include <map>
 
 #include "common/benchmark_runs.hpp"
+#include "common/series_alarms.hpp"
 #include "common/series_baselines.hpp"
 #include "common/tensors.hpp"
 #include "common/timing.hpp"
 
 namespace {
 
+using adx::examples::adaptive_alarms;
 using adx::examples::Clock;
 using adx::examples::doubles_of;
+using adx::examples::false_alarm_rate;
+using adx::examples::fixed_alarms;
 using adx::examples::ints_of;
 using adx::examples::seconds_since;
+using adx::examples::windows_caught;
 
 struct Figures {
   double auroc = NAN, vus_roc = NAN;
   // Under the detector's own threshold, fixed, and under the adaptive threshold that follows recent scores.
   double false_alarms = NAN, caught = NAN, adaptive_false_alarms = NAN, adaptive_caught = NAN;
 };
-
-// Which steps alarm: a finite score above the threshold in force at that step.
-std::vector<bool> fixed_alarms(const std::vector<double>& scores, double threshold) {
-  std::vector<bool> alarms(scores.size());
-  for (size_t i = 0; i < scores.size(); ++i) alarms[i] = std::isfinite(scores[i]) && scores[i] > threshold;
-  return alarms;
-}
-
-// The same with the production detector's adaptive threshold (adx::AdaptiveThreshold), started at the
-// calibrated threshold and fed the scores in time order: each step is judged against the threshold
-// before its own score moves it.
-std::vector<bool> adaptive_alarms(const std::vector<double>& scores, double threshold,
-                                  const adx::AdaptiveThresholdOptions& options) {
-  adx::AdaptiveThreshold adaptive(threshold, options);
-  std::vector<bool> alarms(scores.size());
-  for (size_t i = 0; i < scores.size(); ++i) {
-    if (!std::isfinite(scores[i])) continue;
-    alarms[i] = scores[i] > adaptive.value();
-    adaptive.update(scores[i]);
-  }
-  return alarms;
-}
-
-// Share of the normal steps (label 0) that alarm.
-double false_alarm_rate(const std::vector<int>& labels, const std::vector<bool>& alarms) {
-  int64_t normal = 0, flagged = 0;
-  for (size_t i = 0; i < labels.size(); ++i) {
-    if (labels[i] != 0) continue;
-    ++normal;
-    flagged += alarms[i] ? 1 : 0;
-  }
-  return normal == 0 ? NAN : static_cast<double>(flagged) / static_cast<double>(normal);
-}
-
-// Share of the labelled anomaly windows (runs of label 1) with at least one alarm inside; NaN without any.
-double windows_caught(const std::vector<int>& labels, const std::vector<bool>& alarms) {
-  int64_t windows = 0, caught = 0;
-  for (size_t i = 0; i < labels.size();) {
-    if (labels[i] == 0) {
-      ++i;
-      continue;
-    }
-    bool alarmed = false;
-    for (; i < labels.size() && labels[i] != 0; ++i) alarmed = alarmed || alarms[i];
-    ++windows;
-    caught += alarmed ? 1 : 0;
-  }
-  return windows == 0 ? NAN : static_cast<double>(caught) / static_cast<double>(windows);
-}
 
 std::string cell(double v, const char* format = "{:.3f}") {
   return std::isnan(v) ? std::string("–") : fmt::format(fmt::runtime(format), v);
