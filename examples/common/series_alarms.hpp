@@ -2,8 +2,10 @@
 // How a threshold judges a stream of per-step scores, as a deployment would see it: which steps alarm
 // under a fixed threshold and under the adaptive threshold ProductionDetector runs, the share of normal
 // steps that alarm, and the share of labelled anomaly windows with at least one alarm.
+#include <adx/metrics/series_metrics.hpp>
 #include <adx/threshold/threshold.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <vector>
@@ -45,18 +47,11 @@ inline double false_alarm_rate(const std::vector<int>& labels, const std::vector
 
 /// Share of the labelled anomaly windows (runs of label 1) with at least one alarm inside; NaN without any.
 inline double windows_caught(const std::vector<int>& labels, const std::vector<bool>& alarms) {
-  int64_t windows = 0, caught = 0;
-  for (size_t i = 0; i < labels.size();) {
-    if (labels[i] == 0) {
-      ++i;
-      continue;
-    }
-    bool alarmed = false;
-    for (; i < labels.size() && labels[i] != 0; ++i) alarmed = alarmed || alarms[i];
-    ++windows;
-    caught += alarmed ? 1 : 0;
-  }
-  return windows == 0 ? NAN : static_cast<double>(caught) / static_cast<double>(windows);
+  const auto windows = metrics::ranges_of(labels);
+  int64_t caught = 0;
+  for (const auto& w : windows)
+    caught += std::any_of(alarms.begin() + w.begin, alarms.begin() + w.end, [](bool alarm) { return alarm; }) ? 1 : 0;
+  return windows.empty() ? NAN : static_cast<double>(caught) / static_cast<double>(windows.size());
 }
 
 }  // namespace adx::examples
